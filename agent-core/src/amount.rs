@@ -1,0 +1,230 @@
+//! Tokens and integer token amounts.
+//!
+//! Money is never a float here: a balance is a [`U256`] count of a token's smallest unit, and the
+//! token carries its decimals. Floats appear only when a value is *shown* (reports) or turned into
+//! a signal, through [`to_f64`].
+
+use std::fmt;
+use std::sync::Arc;
+
+pub use alloy_primitives::U256;
+
+/// A fungible token: a symbol and how many decimals its smallest unit has.
+#[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Token {
+    symbol: Arc<str>,
+    decimals: u8,
+}
+
+impl Token {
+    pub fn new(symbol: &str, decimals: u8) -> Self {
+        Self {
+            symbol: Arc::from(symbol),
+            decimals,
+        }
+    }
+    pub fn symbol(&self) -> &str {
+        &self.symbol
+    }
+    pub fn decimals(&self) -> u8 {
+        self.decimals
+    }
+    /// `10^decimals`: the number of units in one whole token.
+    pub fn one(&self) -> U256 {
+        pow10(self.decimals)
+    }
+    /// Parses a decimal string ("1234.5") into this token's units, exactly.
+    pub fn parse(&self, s: &str) -> Result<U256, AmountError> {
+        parse_units(s, self.decimals)
+    }
+    /// Formats units as a decimal string with all of the token's decimals, exactly.
+    pub fn format(&self, units: U256) -> String {
+        format_units(units, self.decimals)
+    }
+    /// Units as an approximate float, for reports and signals only.
+    pub fn to_f64(&self, units: U256) -> f64 {
+        to_f64(units, self.decimals)
+    }
+}
+
+impl fmt::Debug for Token {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}({})", self.symbol, self.decimals)
+    }
+}
+
+impl fmt::Display for Token {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.symbol)
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum AmountError {
+    #[error("`{input}` is not a decimal amount")]
+    NotANumber { input: String },
+    #[error("`{input}` has more than {decimals} decimals")]
+    TooPrecise { input: String, decimals: u8 },
+    #[error("`{input}` is negative")]
+    Negative { input: String },
+    #[error("`{input}` is not finite")]
+    NotFinite { input: String },
+    #[error("`{input}` overflows 256 bits")]
+    Overflow { input: String },
+}
+
+/// `10^n` as a U256 (n ≤ 77).
+pub fn pow10(n: u8) -> U256 {
+    U256::from(10u8).pow(U256::from(n))
+}
+
+/// Parses a non-negative decimal string into integer units with `decimals` places, exactly.
+/// More fractional digits than `decimals` is an error rather than a silent rounding.
+pub fn parse_units(s: &str, decimals: u8) -> Result<U256, AmountError> {
+    let input = s.trim();
+    let err = || AmountError::NotANumber {
+        input: input.to_string(),
+    };
+    if input.starts_with('-') {
+        return Err(AmountError::Negative {
+            input: input.to_string(),
+        });
+    }
+    let (int, frac) = match input.split_once('.') {
+        Some((i, f)) => (i, f),
+        None => (input, ""),
+    };
+    if int.is_empty() && frac.is_empty() {
+        return Err(err());
+    }
+    if !int.bytes().all(|b| b.is_ascii_digit()) || !frac.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(err());
+    }
+    let frac = frac.trim_end_matches('0');
+    if frac.len() > decimals as usize {
+        return Err(AmountError::TooPrecise {
+            input: input.to_string(),
+            decimals,
+        });
+    }
+    let overflow = || AmountError::Overflow {
+        input: input.to_string(),
+    };
+    let mut digits = String::with_capacity(int.len() + decimals as usize);
+    digits.push_str(if int.is_empty() { "0" } else { int });
+    digits.push_str(frac);
+    for _ in frac.len()..decimals as usize {
+        digits.push('0');
+    }
+    U256::from_str_radix(&digits, 10).map_err(|_| overflow())
+}
+
+/// Converts a float given by a user (a config value such as `starting_quote = 10000.0`) into
+/// units. It goes through the float's shortest exact decimal form, so `0.1` becomes exactly
+/// `100000` units at 6 decimals rather than `99999.99…`.
+pub fn units_from_f64(value: f64, decimals: u8) -> Result<U256, AmountError> {
+    if !value.is_finite() {
+        return Err(AmountError::NotFinite {
+            input: value.to_string(),
+        });
+    }
+    // `{}` prints the shortest representation that round-trips, never exponent notation.
+    parse_units(&format!("{value}"), decimals)
+}
+
+/// Formats units as a decimal string, e.g. `1234500000` at 6 decimals → `"1234.5"`.
+pub fn format_units(units: U256, decimals: u8) -> String {
+    let s = units.to_string();
+    let d = decimals as usize;
+    if d == 0 {
+        return s;
+    }
+    let (int, frac) = if s.len() > d {
+        let (i, f) = s.split_at(s.len() - d);
+        (i.to_string(), f.to_string())
+    } else {
+        ("0".to_string(), format!("{s:0>d$}"))
+    };
+    let frac = frac.trim_end_matches('0');
+    if frac.is_empty() {
+        int
+    } else {
+        format!("{int}.{frac}")
+    }
+}
+
+/// Units as an approximate float; for reports and signals only, never for accounting.
+pub fn to_f64(units: U256, decimals: u8) -> f64 {
+    let v: f64 = units.into();
+    v / 10f64.powi(decimals as i32)
+}
+
+/// A price as an integer: units of the quote token per one whole base token.
+///
+/// Market data arrives as floats; this is where a price becomes an integer, once, so every
+/// amount computed from it afterwards is exact.
+pub fn price_to_units(price: f64, quote_decimals: u8) -> Option<U256> {
+    if !price.is_finite() || price <= 0.0 {
+        return None;
+    }
+    let scaled = (price * 10f64.powi(quote_decimals as i32)).round();
+    if !scaled.is_finite() || scaled < 1.0 || scaled >= 1e38 {
+        return None;
+    }
+    Some(U256::from(scaled as u128))
+}
+
+/// Value of `amount` of a base token (with `base_decimals`) at `price_units` quote units per whole
+/// base token, in quote units, rounded down.
+pub fn base_to_quote(amount: U256, base_decimals: u8, price_units: U256) -> U256 {
+    amount.saturating_mul(price_units) / pow10(base_decimals)
+}
+
+/// How much base an amount of quote buys at `price_units`, rounded down.
+pub fn quote_to_base(amount: U256, base_decimals: u8, price_units: U256) -> U256 {
+    if price_units.is_zero() {
+        return U256::ZERO;
+    }
+    amount.saturating_mul(pow10(base_decimals)) / price_units
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parse_and_format_round_trip_exactly() {
+        assert_eq!(parse_units("10000", 6).unwrap(), U256::from(10_000_000_000u64));
+        assert_eq!(parse_units("0.000001", 6).unwrap(), U256::from(1u8));
+        assert_eq!(parse_units("1.5", 18).unwrap(), U256::from(1_500_000_000_000_000_000u128));
+        assert_eq!(format_units(U256::from(1_234_500_000u64), 6), "1234.5");
+        assert_eq!(format_units(U256::from(5u8), 6), "0.000005");
+        assert_eq!(format_units(U256::ZERO, 6), "0");
+    }
+
+    #[test]
+    fn parse_refuses_what_it_cannot_represent() {
+        assert!(matches!(parse_units("0.0000001", 6), Err(AmountError::TooPrecise { .. })));
+        assert!(matches!(parse_units("-1", 6), Err(AmountError::Negative { .. })));
+        assert!(matches!(parse_units("1e5", 6), Err(AmountError::NotANumber { .. })));
+        assert!(matches!(parse_units(".", 6), Err(AmountError::NotANumber { .. })));
+        assert!(matches!(units_from_f64(f64::NAN, 6), Err(AmountError::NotFinite { .. })));
+    }
+
+    #[test]
+    fn floats_from_config_convert_through_their_decimal_form() {
+        assert_eq!(units_from_f64(0.1, 6).unwrap(), U256::from(100_000u64));
+        assert_eq!(units_from_f64(10000.0, 6).unwrap(), U256::from(10_000_000_000u64));
+    }
+
+    #[test]
+    fn price_conversion_and_valuation() {
+        let p = price_to_units(1338.12, 6).unwrap();
+        assert_eq!(p, U256::from(1_338_120_000u64));
+        let two_eth = parse_units("2", 18).unwrap();
+        assert_eq!(base_to_quote(two_eth, 18, p), U256::from(2_676_240_000u64));
+        assert_eq!(quote_to_base(U256::from(2_676_240_000u64), 18, p), two_eth);
+        assert!(price_to_units(f64::NAN, 6).is_none());
+        assert!(price_to_units(0.0, 6).is_none());
+    }
+}

@@ -1,0 +1,53 @@
+//! The agent's clock: simulated (backtest, as fast as possible), replay (paper, N × real time) or
+//! wall (live).
+
+use std::time::Duration;
+
+use tokio::time::Instant;
+
+#[derive(Debug, Clone)]
+pub enum Clock {
+    /// Time is whatever the last event says; never waits.
+    Simulated,
+    /// Replays event time at `speed` × real time, anchored at the first event.
+    Replay {
+        speed: f64,
+        anchor: Option<(i64, Instant)>,
+    },
+    /// Real time: waits until the event's timestamp has passed on the wall clock.
+    Wall,
+}
+
+impl Clock {
+    /// Replays at `speed` × real time; a non-finite or non-positive speed means as fast as
+    /// possible.
+    pub fn replay(speed: f64) -> Self {
+        if speed.is_finite() && speed > 0.0 {
+            Clock::Replay { speed, anchor: None }
+        } else {
+            Clock::Simulated
+        }
+    }
+
+    /// Waits until event time `ts` (unix seconds) is due.
+    pub async fn wait_until(&mut self, ts: i64) {
+        match self {
+            Clock::Simulated => {}
+            Clock::Replay { speed, anchor } => {
+                let (ts0, t0) = *anchor.get_or_insert((ts, Instant::now()));
+                let sim = (ts - ts0).max(0) as f64 / *speed;
+                tokio::time::sleep_until(t0 + Duration::from_secs_f64(sim)).await;
+            }
+            Clock::Wall => {
+                let now = std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map(|d| d.as_secs_f64())
+                    .unwrap_or(0.0);
+                let wait = ts as f64 - now;
+                if wait > 0.0 {
+                    tokio::time::sleep(Duration::from_secs_f64(wait)).await;
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,103 @@
+//! What a strategy wants (an [`Intent`]), what the venue says it would get ([`Quote`]), what the
+//! risk gate lets through ([`Order`]) and what happened ([`Fill`]).
+
+use std::fmt;
+
+use crate::amount::{Token, U256};
+
+/// A deterministic id: the strategy, the event time and the intent's position among that event's
+/// intents. The same input always yields the same ids, so a restart can tell what it already sent.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct IntentId(String);
+
+impl IntentId {
+    pub fn new(strategy: &str, ts: i64, seq: usize) -> Self {
+        Self(format!("{strategy}:{ts}:{seq}"))
+    }
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for IntentId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// Sell exactly `amount_in` of `sell` for as much `buy` as the venue gives.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Swap {
+    pub sell: Token,
+    pub buy: Token,
+    pub amount_in: U256,
+}
+
+/// What a strategy asks for. The risk gate decides whether it happens.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Intent {
+    Swap(Swap),
+}
+
+impl Intent {
+    pub fn swap(sell: &Token, buy: &Token, amount_in: U256) -> Self {
+        Intent::Swap(Swap {
+            sell: sell.clone(),
+            buy: buy.clone(),
+            amount_in,
+        })
+    }
+    pub fn as_swap(&self) -> Option<&Swap> {
+        match self {
+            Intent::Swap(s) => Some(s),
+        }
+    }
+}
+
+/// A venue's answer to "what would this swap give right now", before anything is sent.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Quote {
+    pub amount_out: U256,
+    /// LP fee, in units of the token sold.
+    pub fee: U256,
+    /// Gas the venue expects to burn, in the chain's native units (wei).
+    pub gas_native: U256,
+    /// What the portfolio will be debited for gas: token and amount.
+    pub gas_cost: (Token, U256),
+    /// The venue's marginal price before the trade, quote units per whole base token; the risk
+    /// gate compares it with its reference price.
+    pub venue_price: U256,
+}
+
+/// An intent the risk gate approved (possibly resized), with the minimum output the venue must
+/// honour or refuse the trade.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Order {
+    pub id: IntentId,
+    pub swap: Swap,
+    pub min_amount_out: U256,
+}
+
+/// A completed trade, in exact token units.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Fill {
+    pub id: IntentId,
+    pub ts: i64,
+    pub sell: Token,
+    pub buy: Token,
+    pub amount_in: U256,
+    pub amount_out: U256,
+    /// LP fee, in units of the token sold.
+    pub fee: U256,
+    /// The LP fee valued in the portfolio's quote token at execution.
+    pub fee_quote: U256,
+    /// Gas burned, in native units (wei).
+    pub gas_native: U256,
+    /// What the portfolio is debited for gas: token and amount.
+    pub gas_cost: (Token, U256),
+    /// Gas valued in the quote token at execution.
+    pub gas_quote: U256,
+    /// Transaction hash, when the venue is a chain.
+    pub tx_hash: Option<String>,
+}

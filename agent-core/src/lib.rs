@@ -1,0 +1,32 @@
+//! # agent-core
+//!
+//! The runtime every defai agent shares, whatever its mode: domain types (tokens, exact integer
+//! amounts, bars, intents, fills), the [`Strategy`], [`Venue`], [`MarketSource`] and
+//! [`RiskGate`] traits, the [`Portfolio`], the [`Clock`] and the [`Agent`] loop that wires them.
+//!
+//! It knows nothing of files, chains or models; those live in the `connectors` and `models`
+//! crates and plug in through these traits.
+
+pub mod agent;
+pub mod amount;
+pub mod clock;
+pub mod intent;
+pub mod market;
+pub mod metrics;
+pub mod portfolio;
+pub mod risk;
+pub mod source;
+pub mod strategy;
+pub mod venue;
+
+pub use agent::{Agent, AgentError, AgentReport, AuditEvent, Observer, RiskCounts};
+pub use amount::{AmountError, Token, U256};
+pub use clock::Clock;
+pub use intent::{Fill, Intent, IntentId, Order, Quote, Swap};
+pub use market::{Bar, BarFault, MarketEvent, Pair};
+pub use metrics::PerformanceTracker;
+pub use portfolio::{Portfolio, PortfolioError};
+pub use risk::{BasicRiskGate, Refusal, RiskContext, RiskGate, Verdict};
+pub use source::{BarReplay, MarketSource, SourceError};
+pub use strategy::{Context, ParamError, ParamValue, Params, Strategy, StrategyError};
+pub use venue::{Venue, VenueError};

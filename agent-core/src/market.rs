@@ -1,0 +1,99 @@
+//! Market data as the agent sees it: bars, the pair they price, and the events a source yields.
+
+use crate::amount::Token;
+
+/// One OHLCV candle. Prices are quote per whole base token; they are market *observations*
+/// (floats), turned into integers only where money is computed from them.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Bar {
+    /// Open time, unix seconds (UTC).
+    pub ts: i64,
+    pub open: f64,
+    pub high: f64,
+    pub low: f64,
+    pub close: f64,
+    pub volume: f64,
+}
+
+impl Bar {
+    /// The first field that makes this bar unusable, if any: non-finite or non-positive prices,
+    /// `high < low`, open or close outside `[low, high]`, negative or non-finite volume.
+    pub fn validate(&self) -> Result<(), BarFault> {
+        for (field, v) in [
+            ("open", self.open),
+            ("high", self.high),
+            ("low", self.low),
+            ("close", self.close),
+        ] {
+            if !v.is_finite() {
+                return Err(BarFault { field, problem: "is not finite" });
+            }
+            if v <= 0.0 {
+                return Err(BarFault { field, problem: "is not positive" });
+            }
+        }
+        if !self.volume.is_finite() {
+            return Err(BarFault { field: "volume", problem: "is not finite" });
+        }
+        if self.volume < 0.0 {
+            return Err(BarFault { field: "volume", problem: "is negative" });
+        }
+        if self.high < self.low {
+            return Err(BarFault { field: "high", problem: "is below low" });
+        }
+        if self.close < self.low || self.close > self.high {
+            return Err(BarFault { field: "close", problem: "is outside [low, high]" });
+        }
+        if self.open < self.low || self.open > self.high {
+            return Err(BarFault { field: "open", problem: "is outside [low, high]" });
+        }
+        Ok(())
+    }
+}
+
+/// Why a bar was rejected: the field and what is wrong with it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("{field} {problem}")]
+pub struct BarFault {
+    pub field: &'static str,
+    pub problem: &'static str,
+}
+
+/// The traded pair: a base token priced in a quote token (ETH/USDC: base ETH, quote USDC).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Pair {
+    pub base: Token,
+    pub quote: Token,
+}
+
+impl Pair {
+    pub fn new(base: Token, quote: Token) -> Self {
+        Self { base, quote }
+    }
+    /// ETH (18 decimals) priced in USDC (6 decimals), the bundled data's pair.
+    pub fn eth_usdc() -> Self {
+        Self::new(Token::new("ETH", 18), Token::new("USDC", 6))
+    }
+}
+
+/// What a market source yields, in time order.
+#[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
+pub enum MarketEvent {
+    /// A closed candle of the agent's pair.
+    Bar(Bar),
+}
+
+impl MarketEvent {
+    /// Event time, unix seconds.
+    pub fn ts(&self) -> i64 {
+        match self {
+            MarketEvent::Bar(b) => b.ts,
+        }
+    }
+    pub fn as_bar(&self) -> Option<&Bar> {
+        match self {
+            MarketEvent::Bar(b) => Some(b),
+        }
+    }
+}

@@ -1,0 +1,218 @@
+//! Balances in exact token units, and the fees and gas paid to get them.
+
+use crate::amount::{Token, U256, base_to_quote};
+use crate::intent::Fill;
+use crate::market::Pair;
+
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum PortfolioError {
+    #[error("fill {id} debits {need} units of {token} but the portfolio holds {have}")]
+    Insufficient {
+        id: String,
+        token: Token,
+        need: U256,
+        have: U256,
+    },
+    #[error("balance of {token} overflows")]
+    Overflow { token: Token },
+}
+
+/// The agent's holdings. Every change goes through [`Portfolio::apply_fill`], which either
+/// applies a whole fill or nothing.
+#[derive(Debug, Clone, Default)]
+pub struct Portfolio {
+    // A handful of tokens: a vector beats a map and keeps iteration order deterministic.
+    balances: Vec<(Token, U256)>,
+    fees_quote: U256,
+    gas_native: U256,
+    gas_quote: U256,
+    fills: u64,
+}
+
+impl Portfolio {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Starts with the given balances.
+    pub fn with_balances(balances: impl IntoIterator<Item = (Token, U256)>) -> Self {
+        let mut p = Self::new();
+        for (t, a) in balances {
+            p.set_balance(&t, a);
+        }
+        p
+    }
+
+    pub fn balance(&self, token: &Token) -> U256 {
+        self.balances
+            .iter()
+            .find(|(t, _)| t == token)
+            .map(|(_, a)| *a)
+            .unwrap_or(U256::ZERO)
+    }
+
+    /// Overwrites a balance (deposits, or reconciliation from chain balances).
+    pub fn set_balance(&mut self, token: &Token, amount: U256) {
+        match self.balances.iter_mut().find(|(t, _)| t == token) {
+            Some((_, a)) => *a = amount,
+            None => self.balances.push((token.clone(), amount)),
+        }
+    }
+
+    pub fn balances(&self) -> &[(Token, U256)] {
+        &self.balances
+    }
+
+    /// Books a fill: debits what was sold and the gas, credits what was bought, adds up fees and
+    /// gas. All-or-nothing: on error the portfolio is unchanged.
+    pub fn apply_fill(&mut self, fill: &Fill) -> Result<(), PortfolioError> {
+        let (gas_token, gas_amount) = &fill.gas_cost;
+        // Net each touched token's credit and debits first (gas may be paid in the token sold
+        // or bought), then commit only if every balance stays representable and non-negative.
+        let touched = [&fill.sell, &fill.buy, gas_token];
+        let mut after: Vec<(&Token, U256)> = Vec::with_capacity(3);
+        for token in touched {
+            if after.iter().any(|(t, _)| *t == token) {
+                continue;
+            }
+            let have = self.balance(token);
+            let mut credit = U256::ZERO;
+            let mut debit = U256::ZERO;
+            if token == &fill.buy {
+                credit = fill.amount_out;
+            }
+            if token == &fill.sell {
+                debit = fill.amount_in;
+            }
+            if token == gas_token {
+                debit = debit
+                    .checked_add(*gas_amount)
+                    .ok_or_else(|| PortfolioError::Overflow { token: token.clone() })?;
+            }
+            let gross = have
+                .checked_add(credit)
+                .ok_or_else(|| PortfolioError::Overflow { token: token.clone() })?;
+            let net = gross.checked_sub(debit).ok_or_else(|| PortfolioError::Insufficient {
+                id: fill.id.to_string(),
+                token: token.clone(),
+                need: debit,
+                have,
+            })?;
+            after.push((token, net));
+        }
+        for (token, amount) in after {
+            self.set_balance(token, amount);
+        }
+        self.fees_quote = self.fees_quote.saturating_add(fill.fee_quote);
+        self.gas_native = self.gas_native.saturating_add(fill.gas_native);
+        self.gas_quote = self.gas_quote.saturating_add(fill.gas_quote);
+        self.fills += 1;
+        Ok(())
+    }
+
+    /// Total value in the pair's quote token at `price_units` (quote units per whole base),
+    /// rounded down. Tokens other than the pair's are not priced here and count as zero.
+    pub fn equity(&self, pair: &Pair, price_units: U256) -> U256 {
+        let quote = self.balance(&pair.quote);
+        let base = self.balance(&pair.base);
+        quote.saturating_add(base_to_quote(base, pair.base.decimals(), price_units))
+    }
+
+    /// Same as [`Portfolio::equity`] as a float, at a float price; for per-bar metrics only.
+    pub fn equity_f64(&self, pair: &Pair, price: f64) -> f64 {
+        pair.quote.to_f64(self.balance(&pair.quote)) + pair.base.to_f64(self.balance(&pair.base)) * price
+    }
+
+    /// LP fees paid, valued in the quote token at each trade.
+    pub fn fees_quote(&self) -> U256 {
+        self.fees_quote
+    }
+    /// Gas burned, in native units (wei).
+    pub fn gas_native(&self) -> U256 {
+        self.gas_native
+    }
+    /// Gas valued in the quote token at each trade.
+    pub fn gas_quote(&self) -> U256 {
+        self.gas_quote
+    }
+    pub fn fills(&self) -> u64 {
+        self.fills
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::intent::IntentId;
+
+    fn fill(pair: &Pair, sell_quote: bool, amount_in: u64, amount_out: u128, gas: u64) -> Fill {
+        let (sell, buy) = if sell_quote {
+            (pair.quote.clone(), pair.base.clone())
+        } else {
+            (pair.base.clone(), pair.quote.clone())
+        };
+        Fill {
+            id: IntentId::new("t", 0, 0),
+            ts: 0,
+            sell,
+            buy,
+            amount_in: U256::from(amount_in),
+            amount_out: U256::from(amount_out),
+            fee: U256::from(amount_in * 3 / 1000),
+            fee_quote: U256::from(3_000_000u64),
+            gas_native: U256::from(2_400_000_000_000_000u64),
+            gas_cost: (pair.quote.clone(), U256::from(gas)),
+            gas_quote: U256::from(gas),
+            tx_hash: None,
+        }
+    }
+
+    #[test]
+    fn fill_moves_exact_units_and_books_fees_and_gas() {
+        let pair = Pair::eth_usdc();
+        let mut p = Portfolio::with_balances([(pair.quote.clone(), U256::from(10_000_000_000u64))]);
+        // Buy 0.5 ETH for 1000 USDC, paying 2.5 USDC of gas.
+        let f = fill(&pair, true, 1_000_000_000, 500_000_000_000_000_000, 2_500_000);
+        p.apply_fill(&f).unwrap();
+        assert_eq!(p.balance(&pair.quote), U256::from(8_997_500_000u64));
+        assert_eq!(p.balance(&pair.base), U256::from(500_000_000_000_000_000u128));
+        assert_eq!(p.fees_quote(), U256::from(3_000_000u64));
+        assert_eq!(p.gas_quote(), U256::from(2_500_000u64));
+        assert_eq!(p.fills(), 1);
+        // Equity at 2000 USDC/ETH: 8997.5 + 1000 = 9997.5 — fees and gas cost equity.
+        let eq = p.equity(&pair, U256::from(2_000_000_000u64));
+        assert_eq!(eq, U256::from(9_997_500_000u64));
+    }
+
+    #[test]
+    fn insufficient_balance_leaves_portfolio_unchanged() {
+        let pair = Pair::eth_usdc();
+        let mut p = Portfolio::with_balances([(pair.quote.clone(), U256::from(1_000_000_000u64))]);
+        // Selling all the quote leaves nothing for gas: refused as a whole.
+        let f = fill(&pair, true, 1_000_000_000, 1, 1);
+        let before = p.clone();
+        assert!(matches!(p.apply_fill(&f), Err(PortfolioError::Insufficient { .. })));
+        assert_eq!(p.balances(), before.balances());
+        assert_eq!(p.fills(), 0);
+    }
+
+    #[test]
+    fn gas_in_a_third_token_is_debited_from_it() {
+        let pair = Pair::eth_usdc();
+        let native = Token::new("GAS", 18);
+        let mut p = Portfolio::with_balances([
+            (pair.base.clone(), U256::from(10u64)),
+            (native.clone(), U256::from(5u64)),
+        ]);
+        let mut f = fill(&pair, false, 10, 20_000, 0);
+        f.gas_cost = (native.clone(), U256::from(4u64));
+        p.apply_fill(&f).unwrap();
+        assert_eq!(p.balance(&native), U256::from(1u64));
+        assert_eq!(p.balance(&pair.base), U256::ZERO);
+        assert_eq!(p.balance(&pair.quote), U256::from(20_000u64));
+        f.gas_cost = (native.clone(), U256::from(2u64));
+        let before = p.clone();
+        assert!(p.apply_fill(&f).is_err());
+        assert_eq!(p.balances(), before.balances());
+    }
+}

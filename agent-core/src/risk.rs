@@ -1,0 +1,153 @@
+//! The risk gate: every intent passes through it before any venue sees it.
+
+use crate::amount::U256;
+use crate::intent::{Fill, Intent, IntentId, Quote};
+use crate::market::{Bar, Pair};
+use crate::portfolio::Portfolio;
+
+/// Why an intent was refused: a stable machine code (counted in summaries) and a human detail.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Refusal {
+    pub code: &'static str,
+    pub detail: String,
+}
+
+impl Refusal {
+    pub fn new(code: &'static str, detail: impl Into<String>) -> Self {
+        Self {
+            code,
+            detail: detail.into(),
+        }
+    }
+}
+
+/// The gate's decision on one intent.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Verdict {
+    /// Execute as asked, refusing any fill below `min_amount_out`.
+    Approve { min_amount_out: U256 },
+    /// Execute a smaller amount (never larger), with the reason it was cut.
+    Resize {
+        amount_in: U256,
+        min_amount_out: U256,
+        reason: Refusal,
+    },
+    /// Do not execute.
+    Refuse(Refusal),
+}
+
+/// What the gate may consult: the pair, the portfolio, the latest bar (the reference price) and
+/// the event time.
+pub struct RiskContext<'a> {
+    pub pair: &'a Pair,
+    pub portfolio: &'a Portfolio,
+    pub bar: &'a Bar,
+    pub now: i64,
+}
+
+/// Decides on every intent. Implementations must fail closed: when a limit cannot be evaluated
+/// (missing price, overflow), the answer is [`Verdict::Refuse`].
+pub trait RiskGate: Send {
+    /// Judges `intent`, given the venue's `quote` for it.
+    fn evaluate(
+        &mut self,
+        id: &IntentId,
+        intent: &Intent,
+        quote: &Quote,
+        ctx: &RiskContext<'_>,
+    ) -> Verdict;
+
+    /// Told of every fill, for limits that count trades or spend.
+    fn record_fill(&mut self, _fill: &Fill, _ctx: &RiskContext<'_>) {}
+}
+
+/// The minimal gate: the intent must be a well-formed swap of the agent's pair that the
+/// portfolio can pay for (amount and gas), and every swap carries a minimum output
+/// `max_slippage_bps` below the venue's quote.
+#[derive(Debug, Clone)]
+pub struct BasicRiskGate {
+    pub max_slippage_bps: u32,
+}
+
+impl Default for BasicRiskGate {
+    fn default() -> Self {
+        Self {
+            max_slippage_bps: 100,
+        }
+    }
+}
+
+/// The minimum output `slippage_bps` below `quoted` (rounded down). `None` if bps > 10,000.
+pub fn min_out_for_slippage(quoted: U256, slippage_bps: u32) -> Option<U256> {
+    let keep = 10_000u32.checked_sub(slippage_bps)?;
+    Some(quoted.checked_mul(U256::from(keep))? / U256::from(10_000u32))
+}
+
+/// Checks shared by every gate: the swap is of the pair, non-zero, and affordable with its gas.
+pub fn check_affordable(intent: &Intent, quote: &Quote, ctx: &RiskContext<'_>) -> Result<(), Refusal> {
+    let Some(swap) = intent.as_swap() else {
+        return Err(Refusal::new("unsupported_intent", "only swaps are supported"));
+    };
+    let pair = ctx.pair;
+    let of_pair = (swap.sell == pair.base && swap.buy == pair.quote)
+        || (swap.sell == pair.quote && swap.buy == pair.base);
+    if !of_pair {
+        return Err(Refusal::new(
+            "token_not_allowed",
+            format!("{} → {} is not the agent's pair", swap.sell, swap.buy),
+        ));
+    }
+    if swap.amount_in.is_zero() {
+        return Err(Refusal::new("zero_amount", "amount_in is zero"));
+    }
+    if quote.amount_out.is_zero() {
+        return Err(Refusal::new("zero_output", "the venue quotes zero output"));
+    }
+    let (gas_token, gas) = &quote.gas_cost;
+    let need_sell = if gas_token == &swap.sell {
+        swap.amount_in.checked_add(*gas)
+    } else {
+        Some(swap.amount_in)
+    };
+    let Some(need_sell) = need_sell else {
+        return Err(Refusal::new("overflow", "amount plus gas overflows"));
+    };
+    let have = ctx.portfolio.balance(&swap.sell);
+    if have < need_sell {
+        return Err(Refusal::new(
+            "insufficient_balance",
+            format!("needs {need_sell} units of {} (with gas), holds {have}", swap.sell),
+        ));
+    }
+    if gas_token != &swap.sell && gas_token != &swap.buy {
+        let have_gas = ctx.portfolio.balance(gas_token);
+        if have_gas < *gas {
+            return Err(Refusal::new(
+                "insufficient_gas",
+                format!("needs {gas} units of {gas_token} for gas, holds {have_gas}"),
+            ));
+        }
+    }
+    Ok(())
+}
+
+impl RiskGate for BasicRiskGate {
+    fn evaluate(
+        &mut self,
+        _id: &IntentId,
+        intent: &Intent,
+        quote: &Quote,
+        ctx: &RiskContext<'_>,
+    ) -> Verdict {
+        if let Err(r) = check_affordable(intent, quote, ctx) {
+            return Verdict::Refuse(r);
+        }
+        match min_out_for_slippage(quote.amount_out, self.max_slippage_bps) {
+            Some(min_amount_out) => Verdict::Approve { min_amount_out },
+            None => Verdict::Refuse(Refusal::new(
+                "bad_limit",
+                format!("max_slippage_bps = {} exceeds 10000", self.max_slippage_bps),
+            )),
+        }
+    }
+}

@@ -1,0 +1,50 @@
+//! Where market events come from: the [`MarketSource`] trait and an in-memory replay.
+
+use std::future::Future;
+use std::sync::Arc;
+
+use crate::market::{Bar, MarketEvent};
+
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[error("market source: {0}")]
+pub struct SourceError(pub String);
+
+/// Yields market events in time order; `None` when there are no more.
+pub trait MarketSource: Send {
+    fn next_event(
+        &mut self,
+    ) -> impl Future<Output = Result<Option<MarketEvent>, SourceError>> + Send;
+
+    /// How many events remain, when known (for progress bars).
+    fn remaining(&self) -> Option<usize> {
+        None
+    }
+}
+
+/// Replays bars held in memory, in order. Cheap to clone: the bars are shared.
+#[derive(Debug, Clone)]
+pub struct BarReplay {
+    bars: Arc<[Bar]>,
+    pos: usize,
+}
+
+impl BarReplay {
+    pub fn new(bars: impl Into<Arc<[Bar]>>) -> Self {
+        Self { bars: bars.into(), pos: 0 }
+    }
+    pub fn bars(&self) -> &[Bar] {
+        &self.bars
+    }
+}
+
+impl MarketSource for BarReplay {
+    async fn next_event(&mut self) -> Result<Option<MarketEvent>, SourceError> {
+        let bar = self.bars.get(self.pos).copied();
+        self.pos += 1;
+        Ok(bar.map(MarketEvent::Bar))
+    }
+
+    fn remaining(&self) -> Option<usize> {
+        Some(self.bars.len().saturating_sub(self.pos))
+    }
+}

@@ -1,0 +1,375 @@
+//! The [`Strategy`] trait: market events in, intents out.
+
+use std::collections::BTreeMap;
+use std::fmt;
+
+use crate::amount::{U256, base_to_quote, price_to_units, quote_to_base};
+use crate::intent::Intent;
+use crate::market::{Bar, MarketEvent, Pair};
+use crate::portfolio::Portfolio;
+
+/// A trading idea. It sees each market event with a read-only view of the agent's state and
+/// returns the intents it wants executed; the risk gate and the venue do the rest. The same
+/// strategy runs unchanged in backtest, paper and live mode.
+///
+/// A strategy must be deterministic given its inputs (no wall clock, no unseeded randomness), so
+/// a backtest gives the same trades on every run.
+///
+/// # Example
+///
+/// Hold the base token while the close is above the previous close, else stay in quote:
+///
+/// ```
+/// use agent_core::{Context, Intent, MarketEvent, Strategy, StrategyError};
+///
+/// struct Momentum { last: Option<f64> }
+///
+/// impl Strategy for Momentum {
+///     fn name(&self) -> &str { "momentum" }
+///     fn on_event(&mut self, event: &MarketEvent, ctx: &Context<'_>)
+///         -> Result<Vec<Intent>, StrategyError> {
+///         let Some(bar) = event.as_bar() else { return Ok(vec![]) };
+///         let up = self.last.is_some_and(|prev| bar.close > prev);
+///         self.last = Some(bar.close);
+///         let target = if up { 0.9 } else { 0.0 };
+///         Ok(ctx.target_exposure(target)?.into_iter().collect())
+///     }
+/// }
+/// ```
+pub trait Strategy: Send {
+    /// A short stable name; it prefixes intent ids.
+    fn name(&self) -> &str;
+
+    /// Called once per market event, after the venue has seen it. Return no intents to do
+    /// nothing. An error is a strategy fault: the agent records it and sends nothing for this
+    /// event.
+    fn on_event(
+        &mut self,
+        event: &MarketEvent,
+        ctx: &Context<'_>,
+    ) -> Result<Vec<Intent>, StrategyError>;
+}
+
+/// A strategy output the agent refuses to act on.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum StrategyError {
+    #[error("strategy output `{what}` is not finite ({value})")]
+    NonFinite { what: &'static str, value: f64 },
+    #[error("strategy output `{what}` = {value} is outside [{min}, {max}]")]
+    OutOfRange {
+        what: &'static str,
+        value: f64,
+        min: f64,
+        max: f64,
+    },
+    #[error("no usable price: close = {0}")]
+    NoPrice(f64),
+    #[error("{0}")]
+    Other(String),
+}
+
+/// What a strategy may look at when it decides: the pair, the portfolio and the latest bar.
+pub struct Context<'a> {
+    pub pair: &'a Pair,
+    pub portfolio: &'a Portfolio,
+    pub bar: &'a Bar,
+}
+
+impl Context<'_> {
+    /// Quote units held.
+    pub fn quote_balance(&self) -> U256 {
+        self.portfolio.balance(&self.pair.quote)
+    }
+    /// Base units held.
+    pub fn base_balance(&self) -> U256 {
+        self.portfolio.balance(&self.pair.base)
+    }
+    /// Portfolio value in quote at the latest close (float, for signals).
+    pub fn equity(&self) -> f64 {
+        self.portfolio.equity_f64(self.pair, self.bar.close)
+    }
+    /// Share of equity held in the base token, in [0, 1] (float, for signals).
+    pub fn exposure(&self) -> f64 {
+        let eq = self.equity();
+        if eq <= 0.0 {
+            return 0.0;
+        }
+        self.pair.base.to_f64(self.base_balance()) * self.bar.close / eq
+    }
+
+    /// The swap that moves the base token's share of equity to `fraction` (0 = all quote,
+    /// 1 = all base) at the latest close, computed in exact units. `None` when the position is
+    /// already within 0.1 % of equity of the target, so a strategy can call this every bar
+    /// without churning. `fraction = 0` sells the whole base balance, leaving no dust.
+    pub fn target_exposure(&self, fraction: f64) -> Result<Option<Intent>, StrategyError> {
+        if !fraction.is_finite() {
+            return Err(StrategyError::NonFinite {
+                what: "target exposure",
+                value: fraction,
+            });
+        }
+        if !(0.0..=1.0).contains(&fraction) {
+            return Err(StrategyError::OutOfRange {
+                what: "target exposure",
+                value: fraction,
+                min: 0.0,
+                max: 1.0,
+            });
+        }
+        let price = price_to_units(self.bar.close, self.pair.quote.decimals())
+            .ok_or(StrategyError::NoPrice(self.bar.close))?;
+        let (base, quote) = (&self.pair.base, &self.pair.quote);
+        let base_held = self.base_balance();
+        if fraction == 0.0 {
+            return Ok((!base_held.is_zero()).then(|| Intent::swap(base, quote, base_held)));
+        }
+        let equity = self.portfolio.equity(self.pair, price);
+        let ppm = U256::from((fraction * 1e6).round() as u64);
+        let target = equity.saturating_mul(ppm) / U256::from(1_000_000u64);
+        let current = base_to_quote(base_held, base.decimals(), price);
+        let tolerance = equity / U256::from(1000u64);
+        if target > current {
+            let spend = (target - current).min(self.quote_balance());
+            Ok((spend > tolerance && !spend.is_zero()).then(|| Intent::swap(quote, base, spend)))
+        } else {
+            let excess = current - target;
+            let sell = quote_to_base(excess, base.decimals(), price).min(base_held);
+            Ok((excess > tolerance && !sell.is_zero()).then(|| Intent::swap(base, quote, sell)))
+        }
+    }
+}
+
+/// One parameter value from a config file or the command line.
+#[derive(Debug, Clone, PartialEq)]
+pub enum ParamValue {
+    Int(i64),
+    Float(f64),
+    Bool(bool),
+    Str(String),
+}
+
+impl fmt::Display for ParamValue {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ParamValue::Int(v) => write!(f, "{v}"),
+            ParamValue::Float(v) => write!(f, "{v}"),
+            ParamValue::Bool(v) => write!(f, "{v}"),
+            ParamValue::Str(v) => write!(f, "\"{v}\""),
+        }
+    }
+}
+
+impl ParamValue {
+    /// Parses a command-line value: integer, float, bool, else string.
+    pub fn parse(s: &str) -> Self {
+        if let Ok(i) = s.parse::<i64>() {
+            ParamValue::Int(i)
+        } else if let Ok(f) = s.parse::<f64>() {
+            ParamValue::Float(f)
+        } else if let Ok(b) = s.parse::<bool>() {
+            ParamValue::Bool(b)
+        } else {
+            ParamValue::Str(s.to_string())
+        }
+    }
+    fn kind(&self) -> &'static str {
+        match self {
+            ParamValue::Int(_) => "integer",
+            ParamValue::Float(_) => "float",
+            ParamValue::Bool(_) => "bool",
+            ParamValue::Str(_) => "string",
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum ParamError {
+    #[error("{origin}: unknown parameter `{key}` for strategy `{strategy}` (expected one of: {expected})")]
+    Unknown {
+        strategy: String,
+        key: String,
+        origin: String,
+        expected: String,
+    },
+    #[error("{origin}: parameter `{key}` of strategy `{strategy}` must be {expected}, found {found} `{value}`")]
+    WrongType {
+        strategy: String,
+        key: String,
+        origin: String,
+        expected: &'static str,
+        found: &'static str,
+        value: String,
+    },
+    #[error("{origin}: parameter `{key}` of strategy `{strategy}`: {reason}")]
+    Invalid {
+        strategy: String,
+        key: String,
+        origin: String,
+        reason: String,
+    },
+}
+
+/// A strategy's parameters with where each came from, so a bad value is reported as
+/// `config.toml line 14: …` or `--param fast=x: …`. A strategy reads what it knows with the typed
+/// getters, then calls [`Params::finish`], which rejects any key it did not read.
+#[derive(Debug, Clone, Default)]
+pub struct Params {
+    strategy: String,
+    entries: BTreeMap<String, (ParamValue, String)>,
+    known: Vec<&'static str>,
+    // Where each value already read came from, for errors found after reading.
+    read_from: BTreeMap<&'static str, String>,
+}
+
+impl Params {
+    pub fn new(strategy: &str) -> Self {
+        Self {
+            strategy: strategy.to_string(),
+            ..Self::default()
+        }
+    }
+    /// Sets a value; a later insert of the same key overrides (command line over config file).
+    pub fn insert(&mut self, key: &str, value: ParamValue, origin: impl Into<String>) {
+        self.entries.insert(key.to_string(), (value, origin.into()));
+    }
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+
+    fn take(&mut self, key: &'static str) -> Option<(ParamValue, String)> {
+        self.known.push(key);
+        let entry = self.entries.remove(key);
+        if let Some((_, origin)) = &entry {
+            self.read_from.insert(key, origin.clone());
+        }
+        entry
+    }
+
+    fn wrong(&self, key: &str, origin: String, expected: &'static str, v: &ParamValue) -> ParamError {
+        ParamError::WrongType {
+            strategy: self.strategy.clone(),
+            key: key.to_string(),
+            origin,
+            expected,
+            found: v.kind(),
+            value: v.to_string(),
+        }
+    }
+
+    /// Builds a [`ParamError::Invalid`] for a value of the right type but a bad value.
+    pub fn invalid(&self, key: &str, reason: impl Into<String>) -> ParamError {
+        ParamError::Invalid {
+            strategy: self.strategy.clone(),
+            key: key.to_string(),
+            origin: self
+                .read_from
+                .get(key)
+                .cloned()
+                .unwrap_or_else(|| "default".to_string()),
+            reason: reason.into(),
+        }
+    }
+
+    /// A finite float (integers are accepted).
+    pub fn f64(&mut self, key: &'static str, default: f64) -> Result<f64, ParamError> {
+        match self.take(key) {
+            None => Ok(default),
+            Some((ParamValue::Float(v), _)) if v.is_finite() => Ok(v),
+            Some((ParamValue::Int(v), _)) => Ok(v as f64),
+            Some((v, origin)) => Err(self.wrong(key, origin, "a finite number", &v)),
+        }
+    }
+
+    /// A non-negative integer.
+    pub fn usize(&mut self, key: &'static str, default: usize) -> Result<usize, ParamError> {
+        match self.take(key) {
+            None => Ok(default),
+            Some((ParamValue::Int(v), _)) if v >= 0 => Ok(v as usize),
+            Some((v, origin)) => Err(self.wrong(key, origin, "a non-negative integer", &v)),
+        }
+    }
+
+    pub fn bool(&mut self, key: &'static str, default: bool) -> Result<bool, ParamError> {
+        match self.take(key) {
+            None => Ok(default),
+            Some((ParamValue::Bool(v), _)) => Ok(v),
+            Some((v, origin)) => Err(self.wrong(key, origin, "true or false", &v)),
+        }
+    }
+
+    pub fn string(&mut self, key: &'static str, default: &str) -> Result<String, ParamError> {
+        match self.take(key) {
+            None => Ok(default.to_string()),
+            Some((ParamValue::Str(v), _)) => Ok(v),
+            Some((v, origin)) => Err(self.wrong(key, origin, "a string", &v)),
+        }
+    }
+
+    /// Fails on the first key no getter asked for.
+    pub fn finish(self) -> Result<(), ParamError> {
+        match self.entries.into_iter().next() {
+            None => Ok(()),
+            Some((key, (_, origin))) => Err(ParamError::Unknown {
+                strategy: self.strategy,
+                key,
+                origin,
+                expected: self.known.join(", "),
+            }),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::amount::Token;
+
+    fn ctx_parts() -> (Pair, Portfolio, Bar) {
+        let pair = Pair::eth_usdc();
+        let p = Portfolio::with_balances([(pair.quote.clone(), U256::from(10_000_000_000u64))]);
+        let bar = Bar { ts: 0, open: 2000.0, high: 2000.0, low: 2000.0, close: 2000.0, volume: 1.0 };
+        (pair, p, bar)
+    }
+
+    #[test]
+    fn target_exposure_buys_the_exact_quote_amount() {
+        let (pair, p, bar) = ctx_parts();
+        let ctx = Context { pair: &pair, portfolio: &p, bar: &bar };
+        let intent = ctx.target_exposure(0.95).unwrap().unwrap();
+        let swap = intent.as_swap().unwrap();
+        assert_eq!(swap.sell, pair.quote);
+        assert_eq!(swap.amount_in, U256::from(9_500_000_000u64));
+        assert_eq!(ctx.target_exposure(0.0).unwrap(), None, "nothing to sell");
+    }
+
+    #[test]
+    fn target_exposure_rejects_non_finite_and_out_of_range() {
+        let (pair, p, bar) = ctx_parts();
+        let ctx = Context { pair: &pair, portfolio: &p, bar: &bar };
+        assert!(matches!(ctx.target_exposure(f64::NAN), Err(StrategyError::NonFinite { .. })));
+        assert!(matches!(ctx.target_exposure(1.5), Err(StrategyError::OutOfRange { .. })));
+    }
+
+    #[test]
+    fn flat_target_sells_whole_base_balance() {
+        let (pair, mut p, bar) = ctx_parts();
+        p.set_balance(&Token::new("ETH", 18), U256::from(123_456_789u64));
+        let ctx = Context { pair: &pair, portfolio: &p, bar: &bar };
+        let intent = ctx.target_exposure(0.0).unwrap().unwrap();
+        assert_eq!(intent.as_swap().unwrap().amount_in, U256::from(123_456_789u64));
+    }
+
+    #[test]
+    fn params_report_origin_and_reject_unknown_keys() {
+        let mut p = Params::new("ema_cross");
+        p.insert("fast", ParamValue::Str("x".into()), "cfg.toml line 3");
+        let err = p.usize("fast", 12).unwrap_err().to_string();
+        assert!(err.contains("cfg.toml line 3") && err.contains("fast"), "{err}");
+
+        let mut p = Params::new("ema_cross");
+        p.insert("fsat", ParamValue::Int(3), "--param fsat=3");
+        assert_eq!(p.usize("fast", 12).unwrap(), 12);
+        let err = p.finish().unwrap_err().to_string();
+        assert!(err.contains("fsat") && err.contains("--param") && err.contains("fast"), "{err}");
+    }
+}

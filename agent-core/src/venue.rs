@@ -1,0 +1,46 @@
+//! Where orders are executed: the [`Venue`] trait, implemented by the paper venue and the
+//! on-chain venue alike.
+
+use std::future::Future;
+
+use crate::amount::U256;
+use crate::intent::{Fill, Order, Quote, Swap};
+use crate::market::MarketEvent;
+
+/// Why a venue did not quote or fill.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum VenueError {
+    #[error("output {got} is below the minimum {min}")]
+    Slippage { min: U256, got: U256 },
+    #[error("no liquidity: {0}")]
+    NoLiquidity(String),
+    #[error("unsupported: {0}")]
+    Unsupported(String),
+    #[error("rejected: {0}")]
+    Rejected(String),
+    #[error("transport: {0}")]
+    Transport(String),
+}
+
+/// An execution venue. Quotes and fills are async because on a chain they are RPC calls; the
+/// paper venue answers at once.
+///
+/// `quote` must not change any state a later `execute` depends on: the risk gate sees the quote,
+/// and only an approved [`Order`] reaches `execute`, which must refuse to fill below
+/// `order.min_amount_out`.
+pub trait Venue: Send {
+    fn name(&self) -> &str;
+
+    /// Sees every market event before the strategy does (a simulated pool re-centres on it).
+    fn observe(&mut self, _event: &MarketEvent) {}
+
+    /// What the swap would give now, without doing it.
+    fn quote(&mut self, swap: &Swap) -> impl Future<Output = Result<Quote, VenueError>> + Send;
+
+    /// Executes an approved order at event time `ts`.
+    fn execute(
+        &mut self,
+        order: &Order,
+        ts: i64,
+    ) -> impl Future<Output = Result<Fill, VenueError>> + Send;
+}

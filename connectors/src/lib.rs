@@ -1,0 +1,12 @@
+//! # connectors
+//!
+//! Everything that touches the outside world on the agent's behalf: market-data loaders
+//! ([`market_data`]), the simulated Uniswap V2 venue ([`paper::PaperVenue`]) and its integer AMM
+//! math ([`amm`]).
+
+pub mod amm;
+pub mod market_data;
+pub mod paper;
+
+pub use market_data::{CsvFormat, DataError, LoadOptions, LoadReport, Series, load_csv_bytes, load_csv_file};
+pub use paper::{PaperAmmConfig, PaperVenue};

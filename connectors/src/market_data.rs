@@ -1,0 +1,404 @@
+//! OHLCV CSV loading: CryptoDataDownload exports and a generic
+//! `timestamp,open,high,low,close,volume` format, plain or gzip-compressed.
+//!
+//! Rows come out validated and ascending; gaps and duplicate timestamps are counted. A malformed
+//! row stops the load with the file, line and field — or, with `skip_bad_rows`, is skipped and
+//! counted.
+
+use std::fs::File;
+use std::io::{BufReader, Read};
+use std::path::Path;
+
+use agent_core::Bar;
+use chrono::{DateTime, NaiveDate, NaiveDateTime};
+use flate2::read::GzDecoder;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CsvFormat {
+    /// CryptoDataDownload: a banner line, then
+    /// `Unix,Date,Symbol,Open,High,Low,Close,Volume <BASE>,Volume <QUOTE>,tradecount`.
+    CryptoDataDownload,
+    /// `timestamp,open,high,low,close,volume`; timestamp in unix s, ms or ISO-8601/RFC-3339.
+    Generic,
+}
+
+#[derive(Debug, Clone, Copy, Default)]
+pub struct LoadOptions {
+    /// Skip and count malformed rows instead of failing.
+    pub skip_bad_rows: bool,
+}
+
+/// What the loader found, besides the bars.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LoadReport {
+    pub source: String,
+    pub format: CsvFormat,
+    /// Data rows read (excluding banner and header).
+    pub rows: usize,
+    pub skipped_rows: usize,
+    /// Rows dropped because an earlier row had the same timestamp.
+    pub duplicates: usize,
+    /// Places where consecutive bars are more than one interval apart.
+    pub gaps: usize,
+    /// Bars missing inside those gaps.
+    pub missing_bars: u64,
+    /// The usual spacing of bars, seconds (the median difference).
+    pub interval_s: i64,
+    /// The file was not in ascending order (CryptoDataDownload files are newest first).
+    pub reordered: bool,
+}
+
+/// Bars in ascending time order, with the report of how they were loaded.
+#[derive(Debug, Clone)]
+pub struct Series {
+    pub bars: Vec<Bar>,
+    pub report: LoadReport,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum DataError {
+    #[error("{source_name}: {error}")]
+    Io {
+        source_name: String,
+        error: std::io::Error,
+    },
+    #[error("{source_name}:{line}: field `{field}`: {reason}")]
+    BadRow {
+        source_name: String,
+        line: u64,
+        field: String,
+        reason: String,
+    },
+    #[error("{source_name}:{line}: unrecognised header `{header}`; expected `timestamp,open,high,low,close,volume` or a CryptoDataDownload export")]
+    UnknownFormat {
+        source_name: String,
+        line: u64,
+        header: String,
+    },
+    #[error("{source_name}: no data rows")]
+    Empty { source_name: String },
+}
+
+/// Loads a CSV file; a `.gz` file, or any file starting with the gzip magic bytes, is
+/// decompressed on the fly.
+pub fn load_csv_file(path: &Path, opts: LoadOptions) -> Result<Series, DataError> {
+    let name = path.display().to_string();
+    let io = |error| DataError::Io { source_name: name.clone(), error };
+    let mut bytes = Vec::new();
+    BufReader::new(File::open(path).map_err(io)?)
+        .read_to_end(&mut bytes)
+        .map_err(io)?;
+    load_csv_bytes(&name, &bytes, opts)
+}
+
+/// Loads CSV text (or gzip-compressed CSV) held in memory; `name` is used in messages.
+pub fn load_csv_bytes(name: &str, bytes: &[u8], opts: LoadOptions) -> Result<Series, DataError> {
+    if bytes.starts_with(&[0x1f, 0x8b]) {
+        let mut text = Vec::new();
+        GzDecoder::new(bytes)
+            .read_to_end(&mut text)
+            .map_err(|error| DataError::Io { source_name: name.to_string(), error })?;
+        load_csv_reader(name, text.as_slice(), opts)
+    } else {
+        load_csv_reader(name, bytes, opts)
+    }
+}
+
+/// Column positions of the fields we read.
+struct Columns {
+    ts: usize,
+    open: usize,
+    high: usize,
+    low: usize,
+    close: usize,
+    volume: usize,
+}
+
+fn columns(header: &csv::StringRecord) -> Option<(CsvFormat, Columns)> {
+    let names: Vec<String> = header.iter().map(|h| h.trim().to_ascii_lowercase()).collect();
+    let find = |n: &str| names.iter().position(|h| h == n);
+    if let (Some(ts), Some(open), Some(high), Some(low), Some(close)) =
+        (find("unix"), find("open"), find("high"), find("low"), find("close"))
+    {
+        // CDD names volumes after the symbols ("Volume ETH", "Volume USDC"): the first is base.
+        let volume = names.iter().position(|h| h.starts_with("volume"))?;
+        return Some((CsvFormat::CryptoDataDownload, Columns { ts, open, high, low, close, volume }));
+    }
+    Some((
+        CsvFormat::Generic,
+        Columns {
+            ts: find("timestamp")?,
+            open: find("open")?,
+            high: find("high")?,
+            low: find("low")?,
+            close: find("close")?,
+            volume: find("volume")?,
+        },
+    ))
+}
+
+/// Loads from any reader of CSV text.
+pub fn load_csv_reader(name: &str, reader: impl Read, opts: LoadOptions) -> Result<Series, DataError> {
+    let mut rdr = csv::ReaderBuilder::new()
+        .has_headers(false)
+        .flexible(true)
+        .trim(csv::Trim::All)
+        .from_reader(reader);
+    let mut header: Option<(CsvFormat, Columns)> = None;
+    let mut record = csv::StringRecord::new();
+    let mut bars: Vec<(Bar, u64)> = Vec::new();
+    let (mut rows, mut skipped) = (0usize, 0usize);
+
+    loop {
+        let more = rdr.read_record(&mut record).map_err(|e| {
+            let line = e.position().map(|p| p.line()).unwrap_or(0);
+            DataError::BadRow {
+                source_name: name.to_string(),
+                line,
+                field: "-".into(),
+                reason: e.to_string(),
+            }
+        })?;
+        if !more {
+            break;
+        }
+        let line = record.position().map(|p| p.line()).unwrap_or(0);
+        if record.iter().all(|f| f.is_empty()) {
+            continue;
+        }
+        let Some((_, cols)) = &header else {
+            // Before the header: a CryptoDataDownload banner is a single URL-like field.
+            if record.len() == 1 && line == 1 {
+                continue;
+            }
+            header = Some(columns(&record).ok_or_else(|| DataError::UnknownFormat {
+                source_name: name.to_string(),
+                line,
+                header: record.iter().collect::<Vec<_>>().join(","),
+            })?);
+            continue;
+        };
+        rows += 1;
+        match parse_row(&record, cols) {
+            Ok(bar) => bars.push((bar, line)),
+            Err((field, reason)) if opts.skip_bad_rows => {
+                skipped += 1;
+                tracing::warn!(source = name, line, field, %reason, "skipping bad row");
+            }
+            Err((field, reason)) => {
+                return Err(DataError::BadRow {
+                    source_name: name.to_string(),
+                    line,
+                    field: field.to_string(),
+                    reason,
+                });
+            }
+        }
+    }
+    let Some((format, _)) = header else {
+        return Err(DataError::Empty { source_name: name.to_string() });
+    };
+    if bars.is_empty() {
+        return Err(DataError::Empty { source_name: name.to_string() });
+    }
+
+    let reordered = bars.windows(2).any(|w| w[1].0.ts < w[0].0.ts);
+    // Stable sort: among equal timestamps the row that came first in the file is kept.
+    bars.sort_by_key(|(b, line)| (b.ts, *line));
+    let before = bars.len();
+    bars.dedup_by_key(|(b, _)| b.ts);
+    let duplicates = before - bars.len();
+    let bars: Vec<Bar> = bars.into_iter().map(|(b, _)| b).collect();
+
+    let mut deltas: Vec<i64> = bars.windows(2).map(|w| w[1].ts - w[0].ts).collect();
+    deltas.sort_unstable();
+    let interval_s = deltas.get(deltas.len() / 2).copied().unwrap_or(0);
+    let (mut gaps, mut missing_bars) = (0usize, 0u64);
+    if interval_s > 0 {
+        for w in bars.windows(2) {
+            let d = w[1].ts - w[0].ts;
+            if d > interval_s {
+                gaps += 1;
+                missing_bars += ((d / interval_s) - 1).max(0) as u64;
+            }
+        }
+    }
+    Ok(Series {
+        bars,
+        report: LoadReport {
+            source: name.to_string(),
+            format,
+            rows,
+            skipped_rows: skipped,
+            duplicates,
+            gaps,
+            missing_bars,
+            interval_s,
+            reordered,
+        },
+    })
+}
+
+type RowFault = (&'static str, String);
+
+fn parse_row(rec: &csv::StringRecord, c: &Columns) -> Result<Bar, RowFault> {
+    let get = |idx: usize, field: &'static str| -> Result<&str, RowFault> {
+        match rec.get(idx) {
+            Some(s) if !s.is_empty() => Ok(s),
+            _ => Err((field, "is missing".to_string())),
+        }
+    };
+    let num = |idx: usize, field: &'static str| -> Result<f64, RowFault> {
+        let s = get(idx, field)?;
+        let v: f64 = s.parse().map_err(|_| (field, format!("`{s}` is not a number")))?;
+        if !v.is_finite() {
+            return Err((field, format!("`{s}` is not finite")));
+        }
+        Ok(v)
+    };
+    let ts = parse_timestamp(get(c.ts, "timestamp")?).map_err(|r| ("timestamp", r))?;
+    let bar = Bar {
+        ts,
+        open: num(c.open, "open")?,
+        high: num(c.high, "high")?,
+        low: num(c.low, "low")?,
+        close: num(c.close, "close")?,
+        volume: num(c.volume, "volume")?,
+    };
+    bar.validate().map_err(|f| (f.field, f.problem.to_string()))?;
+    Ok(bar)
+}
+
+/// Unix seconds from unix seconds, milliseconds or microseconds (told apart by magnitude), or an
+/// ISO-8601 / RFC-3339 date-time (a zone-less one is taken as UTC).
+pub fn parse_timestamp(s: &str) -> Result<i64, String> {
+    if let Ok(n) = s.parse::<i64>() {
+        let abs = n.unsigned_abs();
+        return Ok(if abs >= 100_000_000_000_000 {
+            n / 1_000_000
+        } else if abs >= 100_000_000_000 {
+            n / 1_000
+        } else {
+            n
+        });
+    }
+    if let Ok(dt) = DateTime::parse_from_rfc3339(s) {
+        return Ok(dt.timestamp());
+    }
+    for fmt in ["%Y-%m-%dT%H:%M:%S%.f", "%Y-%m-%d %H:%M:%S%.f", "%Y-%m-%dT%H:%M", "%Y-%m-%d %H:%M"] {
+        if let Ok(dt) = NaiveDateTime::parse_from_str(s, fmt) {
+            return Ok(dt.and_utc().timestamp());
+        }
+    }
+    if let Ok(d) = NaiveDate::parse_from_str(s, "%Y-%m-%d") {
+        return Ok(d.and_hms_opt(0, 0, 0).map(|d| d.and_utc().timestamp()).unwrap_or(0));
+    }
+    Err(format!("`{s}` is not a unix time or an ISO-8601 date-time"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn load(text: &str) -> Result<Series, DataError> {
+        load_csv_bytes("t.csv", text.as_bytes(), LoadOptions::default())
+    }
+
+    const HEADER: &str = "timestamp,open,high,low,close,volume\n";
+
+    #[test]
+    fn generic_format_accepts_seconds_millis_and_iso() {
+        let s = load(&format!(
+            "{HEADER}1600000000,1,2,0.5,1.5,10\n1600003600000,1,2,0.5,1.5,10\n2020-09-13T15:26:40Z,1,2,0.5,1.5,10\n2020-09-13 17:26:40,1,2,0.5,1.5,1\n"
+        ))
+        .unwrap();
+        let ts: Vec<i64> = s.bars.iter().map(|b| b.ts).collect();
+        assert_eq!(ts, vec![1_600_000_000, 1_600_003_600, 1_600_007_200, 1_600_010_800]);
+        assert_eq!(s.report.format, CsvFormat::Generic);
+        assert_eq!(s.report.interval_s, 3600);
+        assert_eq!(s.report.gaps, 0);
+    }
+
+    #[test]
+    fn rows_are_sorted_and_duplicates_and_gaps_counted() {
+        let s = load(&format!(
+            "{HEADER}7200,1,1,1,1,1\n0,1,1,1,1,1\n3600,1,1,1,1,1\n3600,2,2,2,2,2\n18000,1,1,1,1,1\n21600,1,1,1,1,1\n"
+        ))
+        .unwrap();
+        let ts: Vec<i64> = s.bars.iter().map(|b| b.ts).collect();
+        assert_eq!(ts, vec![0, 3600, 7200, 18000, 21600]);
+        assert!(s.report.reordered);
+        assert_eq!(s.report.duplicates, 1);
+        assert_eq!(s.bars[1].close, 1.0, "the first row of a duplicate pair is kept");
+        assert_eq!(s.report.gaps, 1);
+        assert_eq!(s.report.missing_bars, 2);
+    }
+
+    fn bad_row_error(row: &str) -> String {
+        load(&format!("{HEADER}0,1,1,1,1,1\n{row}\n")).unwrap_err().to_string()
+    }
+
+    #[test]
+    fn malformed_rows_name_file_line_and_field() {
+        let cases = [
+            ("3600,abc,1,1,1,1", "open", "not a number"),
+            ("3600,1,NaN,1,1,1", "high", "not finite"),
+            ("3600,1,1,1,inf,1", "close", "not finite"),
+            ("3600,1,1,0,1,1", "low", "not positive"),
+            ("3600,-1,1,1,1,1", "open", "not positive"),
+            ("3600,1,1,2,1.5,1", "high", "below low"),
+            ("3600,1,2,1,3,1", "close", "outside"),
+            ("3600,1,2,1,1.5,-4", "volume", "negative"),
+            ("yesterday,1,2,1,1.5,4", "timestamp", "not a unix time"),
+            ("3600,1,2,1", "close", "missing"),
+        ];
+        for (row, field, why) in cases {
+            let e = bad_row_error(row);
+            assert!(e.starts_with("t.csv:3: "), "{row}: {e}");
+            assert!(e.contains(&format!("`{field}`")), "{row}: {e}");
+            assert!(e.contains(why), "{row}: {e}");
+        }
+    }
+
+    #[test]
+    fn skip_bad_rows_skips_and_counts() {
+        let text = format!("{HEADER}0,1,1,1,1,1\n3600,x,1,1,1,1\n7200,1,1,1,1,1\n10800,1,1,1,NaN,1\n");
+        let s = load_csv_bytes("t.csv", text.as_bytes(), LoadOptions { skip_bad_rows: true }).unwrap();
+        assert_eq!(s.bars.len(), 2);
+        assert_eq!(s.report.rows, 4);
+        assert_eq!(s.report.skipped_rows, 2);
+    }
+
+    #[test]
+    fn unknown_header_and_empty_file_are_errors() {
+        let e = load("a,b,c\n1,2,3\n").unwrap_err().to_string();
+        assert!(e.contains("t.csv:1") && e.contains("unrecognised header"), "{e}");
+        assert!(matches!(load(HEADER), Err(DataError::Empty { .. })));
+        assert!(matches!(load(""), Err(DataError::Empty { .. })));
+    }
+
+    #[test]
+    fn cryptodatadownload_banner_and_newest_first() {
+        let text = "https://www.CryptoDataDownload.com\nUnix,Date,Symbol,Open,High,Low,Close,Volume ETH,Volume USDC,tradecount\n\
+1664416800000,2022-09-29 02:00:00,ETHUSDC,1345.45,1345.45,1330.58,1338.12,387.7045,519621.63249,295\n\
+1664413200000,2022-09-29 01:00:00,ETHUSDC,1332.95,1351.81,1332.95,1344.24,157.3381,211650.409919,345\n";
+        let s = load(text).unwrap();
+        assert_eq!(s.report.format, CsvFormat::CryptoDataDownload);
+        assert_eq!(s.bars[0].ts, 1_664_413_200);
+        assert_eq!(s.bars[1].close, 1338.12);
+        assert_eq!(s.bars[1].volume, 387.7045);
+        assert!(s.report.reordered);
+        let e = load(&text.replace("1338.12", "1400")).unwrap_err().to_string();
+        assert!(e.starts_with("t.csv:3: field `close`"), "{e}");
+    }
+
+    #[test]
+    fn gzip_is_detected_by_magic_bytes() {
+        use flate2::{Compression, write::GzEncoder};
+        use std::io::Write;
+        let mut enc = GzEncoder::new(Vec::new(), Compression::fast());
+        enc.write_all(format!("{HEADER}0,1,1,1,1,1\n").as_bytes()).unwrap();
+        let gz = enc.finish().unwrap();
+        assert_eq!(load_csv_bytes("t.csv.gz", &gz, LoadOptions::default()).unwrap().bars.len(), 1);
+    }
+}

@@ -1,0 +1,252 @@
+//! [`PaperVenue`]: a simulated Uniswap V2 pool, re-centred on every bar's close, with gas.
+//!
+//! Fills have price impact, the LP fee and gas, computed with the same integer math as the pool
+//! contract, so a paper run costs what a live one would.
+
+use agent_core::amount::{base_to_quote, price_to_units, pow10};
+use agent_core::{Fill, MarketEvent, Order, Pair, Quote, Swap, Token, U256, Venue, VenueError};
+
+use crate::amm::{AmmError, get_amount_out};
+
+/// Pool and gas parameters, in exact units.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PaperAmmConfig {
+    /// LP fee in basis points (Uniswap V2: 30).
+    pub fee_bps: u32,
+    /// Quote-side reserve of the simulated pool after each re-centring, in quote units. The base
+    /// side is set so that the pool's price equals the bar's close.
+    pub depth_quote: U256,
+    /// Gas units one swap burns (Uniswap V2 router swap: ~120,000 with approvals amortised).
+    pub gas_per_swap: u64,
+    /// Gas price in wei.
+    pub gas_price_wei: U256,
+}
+
+impl PaperAmmConfig {
+    /// 30 bps, 5,000,000 quote of depth, 120,000 gas at 20 gwei.
+    pub fn default_for(pair: &Pair) -> Self {
+        Self {
+            fee_bps: 30,
+            depth_quote: U256::from(5_000_000u64) * pair.quote.one(),
+            gas_per_swap: 120_000,
+            gas_price_wei: U256::from(20_000_000_000u64),
+        }
+    }
+}
+
+/// A simulated constant-product pool for one pair. Gas is charged in the quote token at the
+/// bar's close, valuing the native gas token at the base token's price (the bundled pair is
+/// ETH/USDC, where the base *is* the native token).
+#[derive(Debug, Clone)]
+pub struct PaperVenue {
+    pair: Pair,
+    cfg: PaperAmmConfig,
+    /// (base reserve, quote reserve); `None` before the first bar.
+    reserves: Option<(U256, U256)>,
+    /// Close of the latest bar, as quote units per whole base.
+    price: U256,
+    /// The pool is re-centred lazily, on the first quote after a new bar.
+    stale: bool,
+}
+
+impl PaperVenue {
+    pub fn new(pair: Pair, cfg: PaperAmmConfig) -> Self {
+        Self {
+            pair,
+            cfg,
+            reserves: None,
+            price: U256::ZERO,
+            stale: false,
+        }
+    }
+
+    pub fn config(&self) -> &PaperAmmConfig {
+        &self.cfg
+    }
+
+    /// Current (base, quote) reserves, after re-centring on the latest close.
+    pub fn reserves(&mut self) -> Option<(U256, U256)> {
+        self.recentre();
+        self.reserves
+    }
+
+    fn recentre(&mut self) {
+        if self.stale {
+            self.stale = false;
+            let base = self.cfg.depth_quote.saturating_mul(self.pair.base.one()) / self.price;
+            self.reserves = Some((base, self.cfg.depth_quote));
+        }
+    }
+
+    fn gas(&self) -> (U256, U256) {
+        let native = U256::from(self.cfg.gas_per_swap).saturating_mul(self.cfg.gas_price_wei);
+        // Native gas token has 18 decimals, priced like the base token.
+        let quote = native.saturating_mul(self.price) / pow10(18);
+        (native, quote)
+    }
+
+    /// Reserves ordered (in, out) for a swap, or why not.
+    fn sides(&mut self, sell: &Token, buy: &Token) -> Result<(bool, U256, U256), VenueError> {
+        self.recentre();
+        let (rb, rq) = self
+            .reserves
+            .ok_or_else(|| VenueError::NoLiquidity("no market price seen yet".into()))?;
+        if sell == &self.pair.base && buy == &self.pair.quote {
+            Ok((true, rb, rq))
+        } else if sell == &self.pair.quote && buy == &self.pair.base {
+            Ok((false, rq, rb))
+        } else {
+            Err(VenueError::Unsupported(format!("{sell} → {buy} is not {}/{}", self.pair.base, self.pair.quote)))
+        }
+    }
+
+    fn amm(e: AmmError) -> VenueError {
+        match e {
+            AmmError::InsufficientLiquidity => VenueError::NoLiquidity(e.to_string()),
+            _ => VenueError::Rejected(e.to_string()),
+        }
+    }
+
+    fn quote_now(&mut self, swap: &Swap) -> Result<(Quote, bool), VenueError> {
+        let (sell_base, r_in, r_out) = self.sides(&swap.sell, &swap.buy)?;
+        let amount_out = get_amount_out(swap.amount_in, r_in, r_out, self.cfg.fee_bps).map_err(Self::amm)?;
+        let fee = swap.amount_in.saturating_mul(U256::from(self.cfg.fee_bps)) / U256::from(10_000u32);
+        let (gas_native, gas_quote) = self.gas();
+        let (rb, rq) = if sell_base { (r_in, r_out) } else { (r_out, r_in) };
+        let venue_price = rq.saturating_mul(self.pair.base.one()) / rb;
+        Ok((
+            Quote {
+                amount_out,
+                fee,
+                gas_native,
+                gas_cost: (self.pair.quote.clone(), gas_quote),
+                venue_price,
+            },
+            sell_base,
+        ))
+    }
+}
+
+impl Venue for PaperVenue {
+    fn name(&self) -> &str {
+        "paper_amm"
+    }
+
+    fn observe(&mut self, event: &MarketEvent) {
+        if let Some(bar) = event.as_bar()
+            && let Some(p) = price_to_units(bar.close, self.pair.quote.decimals())
+        {
+            self.price = p;
+            self.stale = true;
+        }
+    }
+
+    async fn quote(&mut self, swap: &Swap) -> Result<Quote, VenueError> {
+        self.quote_now(swap).map(|(q, _)| q)
+    }
+
+    async fn execute(&mut self, order: &Order, ts: i64) -> Result<Fill, VenueError> {
+        let (q, sell_base) = self.quote_now(&order.swap)?;
+        if q.amount_out < order.min_amount_out {
+            return Err(VenueError::Slippage { min: order.min_amount_out, got: q.amount_out });
+        }
+        // As in the pair contract: the whole input (fee included) joins the reserves.
+        let (rb, rq) = self.reserves.unwrap_or_default();
+        self.reserves = Some(if sell_base {
+            (rb + order.swap.amount_in, rq - q.amount_out)
+        } else {
+            (rb - q.amount_out, rq + order.swap.amount_in)
+        });
+        let fee_quote = if sell_base {
+            base_to_quote(q.fee, self.pair.base.decimals(), self.price)
+        } else {
+            q.fee
+        };
+        let gas_quote = q.gas_cost.1;
+        Ok(Fill {
+            id: order.id.clone(),
+            ts,
+            sell: order.swap.sell.clone(),
+            buy: order.swap.buy.clone(),
+            amount_in: order.swap.amount_in,
+            amount_out: q.amount_out,
+            fee: q.fee,
+            fee_quote,
+            gas_native: q.gas_native,
+            gas_cost: q.gas_cost,
+            gas_quote,
+            tx_hash: None,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use agent_core::{Bar, IntentId};
+
+    fn venue_at(close: f64) -> PaperVenue {
+        let pair = Pair::eth_usdc();
+        let mut cfg = PaperAmmConfig::default_for(&pair);
+        cfg.depth_quote = U256::from(200_000_000_000u64); // 200,000 USDC
+        let mut v = PaperVenue::new(pair, cfg);
+        v.observe(&MarketEvent::Bar(Bar { ts: 0, open: close, high: close, low: close, close, volume: 0.0 }));
+        v
+    }
+
+    fn block_on<F: std::future::Future>(f: F) -> F::Output {
+        tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(f)
+    }
+
+    #[test]
+    fn pool_is_centred_on_the_close() {
+        let mut v = venue_at(2000.0);
+        // 200,000 USDC / 2000 = 100 ETH.
+        assert_eq!(v.reserves(), Some((U256::from(100u128 * 10u128.pow(18)), U256::from(200_000_000_000u64))));
+    }
+
+    #[test]
+    fn fill_uses_uniswap_math_fee_and_gas() {
+        let mut v = venue_at(2000.0);
+        let pair = Pair::eth_usdc();
+        let swap = Swap { sell: pair.base.clone(), buy: pair.quote.clone(), amount_in: U256::from(10u128.pow(18)) };
+        let order = Order { id: IntentId::new("t", 0, 0), swap, min_amount_out: U256::ZERO };
+        let fill = block_on(v.execute(&order, 0)).unwrap();
+        assert_eq!(fill.amount_out, U256::from(1_974_316_068u64), "same as get_amount_out by hand");
+        assert_eq!(fill.fee, U256::from(3_000_000_000_000_000u64), "0.3% of 1 ETH");
+        assert_eq!(fill.fee_quote, U256::from(6_000_000u64), "0.003 ETH at 2000 = 6 USDC");
+        // 120,000 gas × 20 gwei = 0.0024 ETH = 4.8 USDC at 2000.
+        assert_eq!(fill.gas_native, U256::from(2_400_000_000_000_000u64));
+        assert_eq!(fill.gas_cost, (pair.quote.clone(), U256::from(4_800_000u64)));
+        // A second identical trade in the same bar gets a worse price: the pool moved.
+        let order2 = Order { id: IntentId::new("t", 0, 1), ..order.clone() };
+        let fill2 = block_on(v.execute(&order2, 0)).unwrap();
+        assert!(fill2.amount_out < fill.amount_out);
+        // A new bar re-centres the pool.
+        v.observe(&MarketEvent::Bar(Bar { ts: 1, open: 2000.0, high: 2000.0, low: 2000.0, close: 2000.0, volume: 0.0 }));
+        let fill3 = block_on(v.execute(&order, 1)).unwrap();
+        assert_eq!(fill3.amount_out, fill.amount_out);
+    }
+
+    #[test]
+    fn execute_refuses_below_min_out_without_moving_the_pool() {
+        let mut v = venue_at(2000.0);
+        let pair = Pair::eth_usdc();
+        let swap = Swap { sell: pair.quote.clone(), buy: pair.base.clone(), amount_in: U256::from(1_000_000_000u64) };
+        let before = v.reserves();
+        let order = Order { id: IntentId::new("t", 0, 0), swap, min_amount_out: U256::from(10u128.pow(18)) };
+        assert!(matches!(block_on(v.execute(&order, 0)), Err(VenueError::Slippage { .. })));
+        assert_eq!(v.reserves(), before);
+    }
+
+    #[test]
+    fn no_price_no_liquidity_and_foreign_tokens_refused() {
+        let pair = Pair::eth_usdc();
+        let mut v = PaperVenue::new(pair.clone(), PaperAmmConfig::default_for(&pair));
+        let swap = Swap { sell: pair.quote.clone(), buy: pair.base.clone(), amount_in: U256::from(1u8) };
+        assert!(matches!(block_on(v.quote(&swap)), Err(VenueError::NoLiquidity(_))));
+        let mut v = venue_at(100.0);
+        let odd = Swap { sell: Token::new("DAI", 18), buy: pair.base.clone(), amount_in: U256::from(1u8) };
+        assert!(matches!(block_on(v.quote(&odd)), Err(VenueError::Unsupported(_))));
+    }
+}

@@ -1,0 +1,382 @@
+//! The agent's TOML configuration. Unknown keys and wrong types are errors that name the key and
+//! the line; every section and key is optional with a documented default.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use agent_core::amount::units_from_f64;
+use agent_core::{ParamValue, Params, Token, U256};
+use connectors::PaperAmmConfig;
+use serde::Deserialize;
+use toml::Spanned;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("{path}: {error}")]
+    Io { path: String, error: std::io::Error },
+    #[error("{path}: {message}")]
+    Parse { path: String, message: String },
+    #[error("{path} line {line}: `{key}`: {reason}")]
+    Invalid {
+        path: String,
+        line: usize,
+        key: String,
+        reason: String,
+    },
+    #[error("--param `{0}`: expected key=value")]
+    BadOverride(String),
+}
+
+#[derive(Debug, Clone, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    #[serde(default)]
+    pub agent: AgentSection,
+    #[serde(default)]
+    pub market: MarketSection,
+    #[serde(default)]
+    pub venue: VenueSection,
+    #[serde(default)]
+    pub strategy: StrategySection,
+    #[serde(default)]
+    pub risk: RiskSection,
+    /// Where the file was read from (for messages and relative paths); not a TOML key.
+    #[serde(skip)]
+    pub source: Option<PathBuf>,
+    #[serde(skip)]
+    text: String,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AgentSection {
+    /// Quote tokens the agent starts with (default 10,000).
+    #[serde(default = "default_starting_quote")]
+    pub starting_quote: Spanned<f64>,
+}
+
+impl Default for AgentSection {
+    fn default() -> Self {
+        Self { starting_quote: default_starting_quote() }
+    }
+}
+
+fn default_starting_quote() -> Spanned<f64> {
+    Spanned::new(0..0, 10_000.0)
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MarketSection {
+    /// OHLCV CSV (optionally .gz); relative paths are relative to the config file. Default: the
+    /// bundled ETH/USDC hourly data.
+    pub data: Option<PathBuf>,
+    #[serde(default = "default_base")]
+    pub base: String,
+    #[serde(default = "default_base_decimals")]
+    pub base_decimals: u8,
+    #[serde(default = "default_quote")]
+    pub quote: String,
+    #[serde(default = "default_quote_decimals")]
+    pub quote_decimals: u8,
+    /// Skip malformed rows instead of stopping (default false).
+    #[serde(default)]
+    pub skip_bad_rows: bool,
+}
+
+fn default_base() -> String {
+    "ETH".into()
+}
+fn default_quote() -> String {
+    "USDC".into()
+}
+fn default_base_decimals() -> u8 {
+    18
+}
+fn default_quote_decimals() -> u8 {
+    6
+}
+
+impl Default for MarketSection {
+    fn default() -> Self {
+        Self {
+            data: None,
+            base: default_base(),
+            base_decimals: default_base_decimals(),
+            quote: default_quote(),
+            quote_decimals: default_quote_decimals(),
+            skip_bad_rows: false,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum VenueKind {
+    /// Simulated Uniswap V2 pool ([`connectors::PaperVenue`]).
+    #[default]
+    PaperAmm,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct VenueSection {
+    #[serde(default)]
+    pub kind: VenueKind,
+    /// LP fee, basis points (default 30, Uniswap V2).
+    #[serde(default = "default_fee_bps")]
+    pub fee_bps: Spanned<u32>,
+    /// Quote-side pool reserve after each re-centring (default 5,000,000).
+    #[serde(default = "default_depth")]
+    pub depth_quote: Spanned<f64>,
+    /// Gas units per swap (default 120,000).
+    #[serde(default = "default_gas_per_swap")]
+    pub gas_per_swap: u64,
+    /// Gas price, gwei (default 20).
+    #[serde(default = "default_gas_price")]
+    pub gas_price_gwei: Spanned<f64>,
+}
+
+fn default_fee_bps() -> Spanned<u32> {
+    Spanned::new(0..0, 30)
+}
+fn default_depth() -> Spanned<f64> {
+    Spanned::new(0..0, 5_000_000.0)
+}
+fn default_gas_per_swap() -> u64 {
+    120_000
+}
+fn default_gas_price() -> Spanned<f64> {
+    Spanned::new(0..0, 20.0)
+}
+
+impl Default for VenueSection {
+    fn default() -> Self {
+        Self {
+            kind: VenueKind::PaperAmm,
+            fee_bps: default_fee_bps(),
+            depth_quote: default_depth(),
+            gas_per_swap: default_gas_per_swap(),
+            gas_price_gwei: default_gas_price(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StrategySection {
+    /// A built-in strategy name (default `ema_cross`).
+    #[serde(default = "default_strategy")]
+    pub name: String,
+    /// Strategy parameters; each strategy documents its own and rejects unknown ones.
+    #[serde(default)]
+    pub params: BTreeMap<Spanned<String>, Spanned<toml::Value>>,
+}
+
+fn default_strategy() -> String {
+    "ema_cross".into()
+}
+
+impl Default for StrategySection {
+    fn default() -> Self {
+        Self { name: default_strategy(), params: BTreeMap::new() }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RiskSection {
+    /// Minimum output of every swap, this far below the venue's quote (default 100 = 1 %).
+    #[serde(default = "default_slippage")]
+    pub max_slippage_bps: Spanned<u32>,
+}
+
+fn default_slippage() -> Spanned<u32> {
+    Spanned::new(0..0, 100)
+}
+
+impl Default for RiskSection {
+    fn default() -> Self {
+        Self { max_slippage_bps: default_slippage() }
+    }
+}
+
+impl Config {
+    /// Reads and validates a config file.
+    pub fn load(path: &Path) -> Result<Self, ConfigError> {
+        let text = std::fs::read_to_string(path)
+            .map_err(|error| ConfigError::Io { path: path.display().to_string(), error })?;
+        Self::parse(&text, Some(path))
+    }
+
+    /// Parses config text; `path` is used in messages and to resolve relative paths.
+    pub fn parse(text: &str, path: Option<&Path>) -> Result<Self, ConfigError> {
+        let name = path.map(|p| p.display().to_string()).unwrap_or_else(|| "config".into());
+        let mut cfg: Config = toml::from_str(text)
+            .map_err(|e| ConfigError::Parse { path: name.clone(), message: e.to_string().trim_end().to_string() })?;
+        cfg.source = path.map(Path::to_path_buf);
+        cfg.text = text.to_string();
+        cfg.validate()?;
+        Ok(cfg)
+    }
+
+    fn name(&self) -> String {
+        self.source.as_ref().map(|p| p.display().to_string()).unwrap_or_else(|| "config".into())
+    }
+
+    fn line_of(&self, span: std::ops::Range<usize>) -> usize {
+        let end = span.start.min(self.text.len());
+        self.text[..end].bytes().filter(|b| *b == b'\n').count() + 1
+    }
+
+    fn invalid(&self, span: std::ops::Range<usize>, key: &str, reason: impl Into<String>) -> ConfigError {
+        ConfigError::Invalid { path: self.name(), line: self.line_of(span), key: key.into(), reason: reason.into() }
+    }
+
+    fn validate(&self) -> Result<(), ConfigError> {
+        self.starting_quote()?;
+        self.paper_amm()?;
+        let slip = &self.risk.max_slippage_bps;
+        if *slip.get_ref() > 10_000 {
+            return Err(self.invalid(slip.span(), "risk.max_slippage_bps", "must be at most 10000"));
+        }
+        Ok(())
+    }
+
+    pub fn base(&self) -> Token {
+        Token::new(&self.market.base, self.market.base_decimals)
+    }
+
+    pub fn quote(&self) -> Token {
+        Token::new(&self.market.quote, self.market.quote_decimals)
+    }
+
+    /// `agent.starting_quote` in exact quote units.
+    pub fn starting_quote(&self) -> Result<U256, ConfigError> {
+        let s = &self.agent.starting_quote;
+        units_from_f64(*s.get_ref(), self.market.quote_decimals)
+            .map_err(|e| self.invalid(s.span(), "agent.starting_quote", e.to_string()))
+    }
+
+    /// The paper venue's parameters in exact units.
+    pub fn paper_amm(&self) -> Result<PaperAmmConfig, ConfigError> {
+        let v = &self.venue;
+        let depth = units_from_f64(*v.depth_quote.get_ref(), self.market.quote_decimals)
+            .map_err(|e| self.invalid(v.depth_quote.span(), "venue.depth_quote", e.to_string()))?;
+        if depth.is_zero() {
+            return Err(self.invalid(v.depth_quote.span(), "venue.depth_quote", "must be positive"));
+        }
+        if *v.fee_bps.get_ref() >= 10_000 {
+            return Err(self.invalid(v.fee_bps.span(), "venue.fee_bps", "must be below 10000"));
+        }
+        // gwei has 9 decimals below the unit; the exact conversion refuses finer values.
+        let gas_price_wei = units_from_f64(*v.gas_price_gwei.get_ref(), 9)
+            .map_err(|e| self.invalid(v.gas_price_gwei.span(), "venue.gas_price_gwei", e.to_string()))?;
+        Ok(PaperAmmConfig { fee_bps: *v.fee_bps.get_ref(), depth_quote: depth, gas_per_swap: v.gas_per_swap, gas_price_wei })
+    }
+
+    /// The data file, resolved against the config file's folder.
+    pub fn data_path(&self) -> Option<PathBuf> {
+        let data = self.market.data.as_ref()?;
+        if data.is_absolute() {
+            return Some(data.clone());
+        }
+        let base = self.source.as_ref().and_then(|p| p.parent()).unwrap_or(Path::new(""));
+        Some(base.join(data))
+    }
+
+    /// Strategy parameters from the file, then `key=value` overrides from the command line.
+    pub fn strategy_params(&self, overrides: &[String]) -> Result<Params, ConfigError> {
+        let mut params = Params::new(&self.strategy.name);
+        for (key, value) in &self.strategy.params {
+            let line = self.line_of(key.span());
+            let origin = format!("{} line {line}", self.name());
+            let v = match value.get_ref() {
+                toml::Value::Integer(i) => ParamValue::Int(*i),
+                toml::Value::Float(f) => ParamValue::Float(*f),
+                toml::Value::Boolean(b) => ParamValue::Bool(*b),
+                toml::Value::String(s) => ParamValue::Str(s.clone()),
+                other => {
+                    return Err(ConfigError::Invalid {
+                        path: self.name(),
+                        line,
+                        key: format!("strategy.params.{}", key.get_ref()),
+                        reason: format!("unsupported {} value", other.type_str()),
+                    });
+                }
+            };
+            params.insert(key.get_ref(), v, origin);
+        }
+        for kv in overrides {
+            let (k, v) = kv.split_once('=').ok_or_else(|| ConfigError::BadOverride(kv.clone()))?;
+            if k.trim().is_empty() {
+                return Err(ConfigError::BadOverride(kv.clone()));
+            }
+            params.insert(k.trim(), ParamValue::parse(v.trim()), format!("--param {kv}"));
+        }
+        Ok(params)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn documented_keys_parse() {
+        let text = r#"
+[agent]
+starting_quote = 10000.0
+[market]
+data = "path/to/ohlcv.csv"
+[venue]
+kind = "paper_amm"
+fee_bps = 30
+depth_quote = 5000000.0
+gas_per_swap = 120000
+gas_price_gwei = 20.0
+[strategy]
+name = "ema_cross"
+[strategy.params]
+fast = 12
+slow = 26
+size = 0.95
+[risk]
+"#;
+        let cfg = Config::parse(text, Some(Path::new("/cfg/a.toml"))).unwrap();
+        assert_eq!(cfg.starting_quote().unwrap(), U256::from(10_000_000_000u64));
+        assert_eq!(cfg.data_path().unwrap(), PathBuf::from("/cfg/path/to/ohlcv.csv"));
+        let amm = cfg.paper_amm().unwrap();
+        assert_eq!(amm.gas_price_wei, U256::from(20_000_000_000u64));
+        let mut p = cfg.strategy_params(&["fast=5".into()]).unwrap();
+        assert_eq!(p.usize("fast", 0).unwrap(), 5, "--param overrides the file");
+        assert_eq!(p.usize("slow", 0).unwrap(), 26);
+    }
+
+    #[test]
+    fn unknown_key_names_key_and_line() {
+        let err = Config::parse("[venue]\nfee_bps = 30\ndepht_quote = 5.0\n", Some(Path::new("c.toml")))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("c.toml") && err.contains("line 3") && err.contains("depht_quote"), "{err}");
+    }
+
+    #[test]
+    fn wrong_type_names_key_and_line() {
+        let err = Config::parse("[agent]\n\nstarting_quote = \"lots\"\n", Some(Path::new("c.toml")))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("line 3") && err.contains("starting_quote"), "{err}");
+    }
+
+    #[test]
+    fn bad_values_name_key_and_line() {
+        let err = Config::parse("[agent]\nstarting_quote = -5.0\n", Some(Path::new("c.toml")))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("c.toml line 2") && err.contains("agent.starting_quote"), "{err}");
+        let cfg = Config::parse("[strategy.params]\n\nfast = [1, 2]\n", Some(Path::new("c.toml"))).unwrap();
+        let err = cfg.strategy_params(&[]).unwrap_err().to_string();
+        assert!(err.contains("line 3") && err.contains("fast"), "{err}");
+    }
+}

@@ -1,0 +1,273 @@
+//! Wires concrete pieces into an [`Agent`]: data, strategy, gate, paper venue, clock, observers.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+
+use agent_core::{
+    Agent, AgentError, AgentReport, AuditEvent, BarReplay, BasicRiskGate, Clock, MarketEvent,
+    MarketSource, Observer, Pair, Portfolio, SourceError, Strategy,
+};
+use connectors::{DataError, LoadOptions, PaperVenue, Series};
+use serde::Serialize;
+
+use crate::config::{Config, ConfigError, VenueKind};
+
+/// The bundled ETH/USDC hourly candles (CryptoDataDownload, Binance spot), gzip-compressed.
+pub const EMBEDDED_DATA: &[u8] = include_bytes!("../data/Binance_ETHUSDC_1h.csv.gz");
+/// How the bundled data is named in reports and messages.
+pub const EMBEDDED_NAME: &str = "embedded:Binance_ETHUSDC_1h.csv";
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Mode {
+    Backtest,
+    Paper,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    #[error(transparent)]
+    Data(#[from] DataError),
+    #[error(transparent)]
+    Strategy(#[from] strategies::BuildError),
+    #[error(transparent)]
+    Agent(#[from] AgentError),
+}
+
+/// Loads the configured data: `override_path`, else `market.data`, else the bundled series.
+pub fn load_data(cfg: &Config, override_path: Option<&std::path::Path>, skip_bad_rows: bool) -> Result<Series, DataError> {
+    let opts = LoadOptions { skip_bad_rows: skip_bad_rows || cfg.market.skip_bad_rows };
+    match override_path.map(|p| p.to_path_buf()).or_else(|| cfg.data_path()) {
+        Some(path) => connectors::load_csv_file(&path, opts),
+        None => connectors::load_csv_bytes(EMBEDDED_NAME, EMBEDDED_DATA, opts),
+    }
+}
+
+/// One row of `trades.csv`.
+#[derive(Debug, Clone, Serialize)]
+pub struct TradeRow {
+    pub id: String,
+    pub ts: i64,
+    pub side: &'static str,
+    pub sell: String,
+    pub buy: String,
+    pub amount_in: String,
+    pub amount_out: String,
+    pub price: f64,
+    pub fee_quote: String,
+    pub gas_quote: String,
+    pub gas_native_wei: String,
+}
+
+/// What `--out` writes: every fill and the equity at every bar.
+#[derive(Debug, Default)]
+pub struct Recording {
+    pub trades: Vec<TradeRow>,
+    /// (ts, price, equity)
+    pub marks: Vec<(i64, f64, f64)>,
+}
+
+struct Recorder {
+    pair: Pair,
+    rec: Arc<Mutex<Recording>>,
+}
+
+impl Observer for Recorder {
+    fn on_audit(&mut self, event: &AuditEvent<'_>) {
+        let Ok(mut rec) = self.rec.lock() else { return };
+        match event {
+            AuditEvent::Mark { ts, price, equity } => rec.marks.push((*ts, *price, *equity)),
+            AuditEvent::Fill(f) => {
+                let buy_base = f.buy == self.pair.base;
+                let (base_amt, quote_amt) = if buy_base { (f.amount_out, f.amount_in) } else { (f.amount_in, f.amount_out) };
+                let base = self.pair.base.to_f64(base_amt);
+                rec.trades.push(TradeRow {
+                    id: f.id.to_string(),
+                    ts: f.ts,
+                    side: if buy_base { "buy" } else { "sell" },
+                    sell: f.sell.symbol().to_string(),
+                    buy: f.buy.symbol().to_string(),
+                    amount_in: f.sell.format(f.amount_in),
+                    amount_out: f.buy.format(f.amount_out),
+                    price: if base > 0.0 { self.pair.quote.to_f64(quote_amt) / base } else { 0.0 },
+                    fee_quote: self.pair.quote.format(f.fee_quote),
+                    gas_quote: self.pair.quote.format(f.gas_quote),
+                    gas_native_wei: f.gas_native.to_string(),
+                });
+            }
+            _ => {}
+        }
+    }
+}
+
+/// Ticks a progress bar every few thousand bars (cheap enough for the backtest loop).
+struct Progress(indicatif::ProgressBar, u64);
+
+impl Observer for Progress {
+    fn on_audit(&mut self, event: &AuditEvent<'_>) {
+        if let AuditEvent::Mark { .. } = event {
+            self.1 += 1;
+            if self.1.is_multiple_of(4096) {
+                self.0.inc(4096);
+            }
+        }
+    }
+}
+
+/// Ends the replay early when `stop` is set (Ctrl-C), so the run still reports what it did.
+struct StoppableSource<S> {
+    inner: S,
+    stop: Arc<AtomicBool>,
+}
+
+impl<S: MarketSource> MarketSource for StoppableSource<S> {
+    async fn next_event(&mut self) -> Result<Option<MarketEvent>, SourceError> {
+        if self.stop.load(Ordering::Relaxed) {
+            return Ok(None);
+        }
+        self.inner.next_event().await
+    }
+    fn remaining(&self) -> Option<usize> {
+        self.inner.remaining()
+    }
+}
+
+/// How to run.
+pub struct RunSpec {
+    pub mode: Mode,
+    pub config: Config,
+    pub params: Vec<String>,
+    /// Replay speed (× real time); `None` = as fast as possible.
+    pub speed: Option<f64>,
+    pub progress: bool,
+    pub record: bool,
+    pub stop: Arc<AtomicBool>,
+}
+
+/// The JSON summary; field names are stable.
+#[derive(Debug, Clone, Serialize)]
+pub struct Summary {
+    pub mode: Mode,
+    pub strategy: String,
+    pub data: String,
+    pub pair: String,
+    pub bars: u64,
+    pub skipped_rows: usize,
+    pub gaps: usize,
+    pub missing_bars: u64,
+    pub duplicates: usize,
+    pub bad_events: u64,
+    pub trades: u64,
+    pub intents: u64,
+    pub refused: u64,
+    pub execution_failures: u64,
+    pub strategy_faults: u64,
+    pub start_equity: f64,
+    pub end_equity: f64,
+    pub return_pct: f64,
+    pub buy_hold_return_pct: f64,
+    pub max_drawdown_pct: f64,
+    pub sharpe: f64,
+    pub fees_paid: f64,
+    pub gas_paid: f64,
+    pub gas_paid_native: f64,
+    /// Exact final balances as decimal strings, by token symbol.
+    pub balances: std::collections::BTreeMap<String, String>,
+    pub elapsed_s: f64,
+    pub bars_per_s: f64,
+}
+
+impl Summary {
+    fn new(mode: Mode, strategy: &str, series: &Series, r: &AgentReport) -> Self {
+        let q = &r.pair.quote;
+        let elapsed_s = r.elapsed.as_secs_f64();
+        Summary {
+            mode,
+            strategy: strategy.to_string(),
+            data: series.report.source.clone(),
+            pair: format!("{}/{}", r.pair.base, r.pair.quote),
+            bars: r.bars,
+            skipped_rows: series.report.skipped_rows,
+            gaps: series.report.gaps,
+            missing_bars: series.report.missing_bars,
+            duplicates: series.report.duplicates,
+            bad_events: r.bad_events,
+            trades: r.fills,
+            intents: r.intents,
+            refused: r.risk.refused,
+            execution_failures: r.execution_failures,
+            strategy_faults: r.strategy_faults,
+            start_equity: q.to_f64(r.start_equity),
+            end_equity: q.to_f64(r.end_equity),
+            return_pct: r.return_pct(),
+            buy_hold_return_pct: r.buy_hold_return_pct(),
+            max_drawdown_pct: r.max_drawdown_pct,
+            sharpe: r.sharpe,
+            fees_paid: q.to_f64(r.portfolio.fees_quote()),
+            gas_paid: q.to_f64(r.portfolio.gas_quote()),
+            gas_paid_native: agent_core::amount::to_f64(r.portfolio.gas_native(), 18),
+            balances: r.portfolio.balances().iter().map(|(t, a)| (t.symbol().to_string(), t.format(*a))).collect(),
+            elapsed_s,
+            bars_per_s: if elapsed_s > 0.0 { r.bars as f64 / elapsed_s } else { 0.0 },
+        }
+    }
+}
+
+pub struct RunOutput {
+    pub summary: Summary,
+    pub report: AgentReport,
+    pub recording: Option<Recording>,
+}
+
+/// Builds the strategy the config names, with command-line overrides.
+pub fn build_strategy(cfg: &Config, overrides: &[String]) -> Result<Box<dyn Strategy>, RunError> {
+    let params = cfg.strategy_params(overrides)?;
+    Ok(strategies::build(&cfg.strategy.name, params)?)
+}
+
+/// Runs one agent over `series` as `spec` says.
+pub async fn run(spec: RunSpec, series: &Series) -> Result<RunOutput, RunError> {
+    let cfg = &spec.config;
+    let pair = Pair::new(cfg.base(), cfg.quote());
+    let strategy = build_strategy(cfg, &spec.params)?;
+    let strategy_name = strategy.name().to_string();
+    let venue = match cfg.venue.kind {
+        VenueKind::PaperAmm => PaperVenue::new(pair.clone(), cfg.paper_amm()?),
+    };
+    let portfolio = Portfolio::with_balances([(pair.quote.clone(), cfg.starting_quote()?)]);
+    let source = StoppableSource { inner: BarReplay::new(series.bars.clone()), stop: spec.stop.clone() };
+    let clock = match (spec.mode, spec.speed) {
+        (Mode::Paper, Some(speed)) => Clock::replay(speed),
+        _ => Clock::Simulated,
+    };
+    let gate = BasicRiskGate { max_slippage_bps: *cfg.risk.max_slippage_bps.get_ref() };
+    let mut agent = Agent::new(pair.clone(), source, venue, strategy, portfolio)
+        .with_gate(Box::new(gate))
+        .with_clock(clock);
+    let recording = spec.record.then(|| Arc::new(Mutex::new(Recording::default())));
+    if let Some(rec) = &recording {
+        agent = agent.with_observer(Box::new(Recorder { pair: pair.clone(), rec: rec.clone() }));
+    }
+    let bar = spec.progress.then(|| {
+        let pb = indicatif::ProgressBar::new(series.bars.len() as u64);
+        pb.set_style(
+            indicatif::ProgressStyle::with_template("{spinner} {msg} [{bar:40}] {pos}/{len} bars ({per_sec}, eta {eta})")
+                .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar())
+                .progress_chars("=> "),
+        );
+        pb.set_message(format!("{:?} {strategy_name}", spec.mode).to_lowercase());
+        pb
+    });
+    if let Some(pb) = &bar {
+        agent = agent.with_observer(Box::new(Progress(pb.clone(), 0)));
+    }
+    let report = agent.run().await?;
+    if let Some(pb) = bar {
+        pb.finish_and_clear();
+    }
+    let summary = Summary::new(spec.mode, &strategy_name, series, &report);
+    let recording = recording.and_then(|r| Arc::try_unwrap(r).ok()).and_then(|m| m.into_inner().ok());
+    Ok(RunOutput { summary, report, recording })
+}

@@ -1,0 +1,144 @@
+//! What a run leaves behind: the summary table, `trades.csv`, `equity.csv` and `equity.png`.
+
+use std::io::Write;
+use std::path::Path;
+use std::sync::Once;
+
+use plotters::prelude::*;
+
+use crate::engine::{Recording, Summary};
+
+#[derive(Debug, thiserror::Error)]
+pub enum OutputError {
+    #[error("{path}: {error}")]
+    Io { path: String, error: std::io::Error },
+    #[error("{path}: {error}")]
+    Csv { path: String, error: csv::Error },
+    #[error("{path}: drawing failed: {error}")]
+    Plot { path: String, error: String },
+}
+
+/// The human summary, one aligned `key  value` per line.
+pub fn summary_table(s: &Summary) -> String {
+    let rows: Vec<(&str, String)> = vec![
+        ("mode", format!("{:?}", s.mode).to_lowercase()),
+        ("strategy", s.strategy.clone()),
+        ("data", s.data.clone()),
+        ("pair", s.pair.clone()),
+        ("bars", s.bars.to_string()),
+        ("skipped rows", s.skipped_rows.to_string()),
+        ("gaps (missing bars)", format!("{} ({})", s.gaps, s.missing_bars)),
+        ("trades", s.trades.to_string()),
+        ("refused intents", s.refused.to_string()),
+        ("start equity", format!("{:.2}", s.start_equity)),
+        ("end equity", format!("{:.2}", s.end_equity)),
+        ("return", format!("{:+.2} %", s.return_pct)),
+        ("buy & hold", format!("{:+.2} %", s.buy_hold_return_pct)),
+        ("max drawdown", format!("{:.2} %", s.max_drawdown_pct)),
+        ("sharpe", format!("{:.2}", s.sharpe)),
+        ("fees paid", format!("{:.2}", s.fees_paid)),
+        ("gas paid", format!("{:.2} ({:.6} native)", s.gas_paid, s.gas_paid_native)),
+        ("elapsed", format!("{:.3} s ({:.0} bars/s)", s.elapsed_s, s.bars_per_s)),
+    ];
+    let width = rows.iter().map(|(k, _)| k.len()).max().unwrap_or(0);
+    rows.iter().map(|(k, v)| format!("{k:<width$}  {v}\n")).collect()
+}
+
+/// Writes `trades.csv`, `equity.csv` and `equity.png` into `dir` (created if missing).
+pub fn write_outputs(dir: &Path, rec: &Recording, start_equity: f64) -> Result<(), OutputError> {
+    let io = |path: &Path| {
+        let path = path.display().to_string();
+        move |error| OutputError::Io { path: path.clone(), error }
+    };
+    std::fs::create_dir_all(dir).map_err(io(dir))?;
+
+    let trades = dir.join("trades.csv");
+    let csv_err = |error| OutputError::Csv { path: trades.display().to_string(), error };
+    let mut w = csv::Writer::from_path(&trades).map_err(csv_err)?;
+    for t in &rec.trades {
+        w.serialize(t).map_err(csv_err)?;
+    }
+    if rec.trades.is_empty() {
+        w.write_record([
+            "id", "ts", "side", "sell", "buy", "amount_in", "amount_out", "price", "fee_quote", "gas_quote", "gas_native_wei",
+        ])
+        .map_err(csv_err)?;
+    }
+    w.flush().map_err(io(&trades))?;
+
+    let equity = dir.join("equity.csv");
+    let mut f = std::io::BufWriter::new(std::fs::File::create(&equity).map_err(io(&equity))?);
+    let first_price = rec.marks.first().map(|m| m.1).unwrap_or(0.0);
+    let hold = |price: f64| if first_price > 0.0 { start_equity * price / first_price } else { 0.0 };
+    writeln!(f, "ts,price,equity,buy_hold_equity").map_err(io(&equity))?;
+    for (ts, price, eq) in &rec.marks {
+        writeln!(f, "{ts},{price},{eq:.6},{:.6}", hold(*price)).map_err(io(&equity))?;
+    }
+    f.flush().map_err(io(&equity))?;
+
+    plot_equity(&dir.join("equity.png"), rec, start_equity)
+}
+
+static FONT: Once = Once::new();
+
+/// Equity curve against buy-and-hold, in quote units over time.
+pub fn plot_equity(path: &Path, rec: &Recording, start_equity: f64) -> Result<(), OutputError> {
+    FONT.call_once(|| {
+        // Embedded font: rendering text needs no system font packages.
+        let _ = plotters::style::register_font("sans-serif", FontStyle::Normal, dejavu::sans::regular());
+    });
+    let perr = |e: &dyn std::fmt::Display| OutputError::Plot { path: path.display().to_string(), error: e.to_string() };
+    let first_price = rec.marks.first().map(|m| m.1).unwrap_or(0.0);
+    let hold: Vec<(f64, f64)> = rec
+        .marks
+        .iter()
+        .map(|(ts, p, _)| (*ts as f64 / 86_400.0, if first_price > 0.0 { start_equity * p / first_price } else { 0.0 }))
+        .collect();
+    let strat: Vec<(f64, f64)> = rec.marks.iter().map(|(ts, _, e)| (*ts as f64 / 86_400.0, *e)).collect();
+    let (x0, x1) = match (strat.first(), strat.last()) {
+        (Some(a), Some(b)) if b.0 > a.0 => (a.0, b.0),
+        (Some(a), _) => (a.0, a.0 + 1.0),
+        _ => (0.0, 1.0),
+    };
+    let ymax = strat.iter().chain(&hold).map(|p| p.1).fold(1.0f64, f64::max) * 1.05;
+
+    let root = BitMapBackend::new(path, (1200, 600)).into_drawing_area();
+    root.fill(&WHITE).map_err(|e| perr(&e))?;
+    let mut chart = ChartBuilder::on(&root)
+        .caption("Equity vs buy & hold (quote units)", ("sans-serif", 22))
+        .margin(12)
+        .x_label_area_size(40)
+        .y_label_area_size(80)
+        .build_cartesian_2d(x0..x1, 0.0..ymax)
+        .map_err(|e| perr(&e))?;
+    chart
+        .configure_mesh()
+        .x_desc("date (UTC)")
+        .x_label_formatter(&|d| {
+            chrono::DateTime::from_timestamp((*d * 86_400.0) as i64, 0)
+                .map(|t| t.format("%Y-%m").to_string())
+                .unwrap_or_default()
+        })
+        .y_label_formatter(&|v| format!("{v:.0}"))
+        .draw()
+        .map_err(|e| perr(&e))?;
+    chart
+        .draw_series(LineSeries::new(strat, BLUE.stroke_width(2)))
+        .map_err(|e| perr(&e))?
+        .label("strategy")
+        .legend(|(x, y)| PathElement::new([(x, y), (x + 20, y)], BLUE));
+    chart
+        .draw_series(LineSeries::new(hold, RGBColor(160, 160, 160)))
+        .map_err(|e| perr(&e))?
+        .label("buy & hold")
+        .legend(|(x, y)| PathElement::new([(x, y), (x + 20, y)], RGBColor(160, 160, 160)));
+    chart
+        .configure_series_labels()
+        .background_style(WHITE.mix(0.8))
+        .border_style(BLACK)
+        .position(SeriesLabelPosition::UpperLeft)
+        .draw()
+        .map_err(|e| perr(&e))?;
+    root.present().map_err(|e| perr(&e))?;
+    Ok(())
+}

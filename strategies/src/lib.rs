@@ -1,0 +1,32 @@
+//! # strategies
+//!
+//! The built-in strategies and a registry that builds them by name from [`Params`].
+
+pub mod ema_cross;
+
+use agent_core::{ParamError, Params, Strategy};
+
+pub use ema_cross::EmaCross;
+
+/// Names [`build`] knows.
+pub const NAMES: &[&str] = &["ema_cross"];
+
+#[derive(Debug, thiserror::Error)]
+pub enum BuildError {
+    #[error("unknown strategy `{name}` (known: {known})")]
+    Unknown { name: String, known: String },
+    #[error(transparent)]
+    Param(#[from] ParamError),
+}
+
+/// Builds a built-in strategy from its name and parameters; unknown names and parameters are
+/// errors that say where the bad value came from.
+pub fn build(name: &str, params: Params) -> Result<Box<dyn Strategy>, BuildError> {
+    match name {
+        "ema_cross" => Ok(Box::new(EmaCross::from_params(params)?)),
+        _ => Err(BuildError::Unknown {
+            name: name.to_string(),
+            known: NAMES.join(", "),
+        }),
+    }
+}
