@@ -7,7 +7,7 @@ use agent_core::Bar;
 use connectors::Series;
 
 use crate::config::Config;
-use crate::engine::{Mode, RunError, RunSpec, run};
+use crate::engine::{Mode, RunError, RunSpec, run_shared};
 
 /// `bars` repeated end to end until there are at least `min_len`, timestamps shifted so time
 /// keeps moving forward (prices jump at the seams; the engine does not care).
@@ -19,7 +19,10 @@ pub fn repeat_bars(bars: &[Bar], min_len: usize) -> Vec<Bar> {
     let copies = min_len.div_ceil(bars.len()).max(1);
     let mut out = Vec::with_capacity(copies * bars.len());
     for k in 0..copies as i64 {
-        out.extend(bars.iter().map(|b| Bar { ts: b.ts + k * span, ..*b }));
+        out.extend(bars.iter().map(|b| Bar {
+            ts: b.ts + k * span,
+            ..*b
+        }));
     }
     out
 }
@@ -34,8 +37,12 @@ pub struct BenchRun {
 }
 
 /// Runs `ema_cross` with default parameters over `series` repeated to `min_bars`, `runs` times.
-pub async fn throughput(series: &Series, min_bars: usize, runs: usize) -> Result<Vec<BenchRun>, RunError> {
-    let big = Series { bars: repeat_bars(&series.bars, min_bars), report: series.report.clone() };
+pub async fn throughput(
+    series: &Series,
+    min_bars: usize,
+    runs: usize,
+) -> Result<Vec<BenchRun>, RunError> {
+    let big: Arc<[Bar]> = repeat_bars(&series.bars, min_bars).into();
     let mut out = Vec::new();
     for _ in 0..runs.max(1) {
         let spec = RunSpec {
@@ -47,7 +54,7 @@ pub async fn throughput(series: &Series, min_bars: usize, runs: usize) -> Result
             record: false,
             stop: Arc::new(AtomicBool::new(false)),
         };
-        let o = run(spec, &big).await?;
+        let o = run_shared(spec, big.clone(), &series.report).await?;
         out.push(BenchRun {
             bars: o.summary.bars,
             trades: o.summary.trades,

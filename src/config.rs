@@ -57,7 +57,9 @@ pub struct AgentSection {
 
 impl Default for AgentSection {
     fn default() -> Self {
-        Self { starting_quote: default_starting_quote() }
+        Self {
+            starting_quote: default_starting_quote(),
+        }
     }
 }
 
@@ -179,7 +181,10 @@ fn default_strategy() -> String {
 
 impl Default for StrategySection {
     fn default() -> Self {
-        Self { name: default_strategy(), params: BTreeMap::new() }
+        Self {
+            name: default_strategy(),
+            params: BTreeMap::new(),
+        }
     }
 }
 
@@ -197,23 +202,31 @@ fn default_slippage() -> Spanned<u32> {
 
 impl Default for RiskSection {
     fn default() -> Self {
-        Self { max_slippage_bps: default_slippage() }
+        Self {
+            max_slippage_bps: default_slippage(),
+        }
     }
 }
 
 impl Config {
     /// Reads and validates a config file.
     pub fn load(path: &Path) -> Result<Self, ConfigError> {
-        let text = std::fs::read_to_string(path)
-            .map_err(|error| ConfigError::Io { path: path.display().to_string(), error })?;
+        let text = std::fs::read_to_string(path).map_err(|error| ConfigError::Io {
+            path: path.display().to_string(),
+            error,
+        })?;
         Self::parse(&text, Some(path))
     }
 
     /// Parses config text; `path` is used in messages and to resolve relative paths.
     pub fn parse(text: &str, path: Option<&Path>) -> Result<Self, ConfigError> {
-        let name = path.map(|p| p.display().to_string()).unwrap_or_else(|| "config".into());
-        let mut cfg: Config = toml::from_str(text)
-            .map_err(|e| ConfigError::Parse { path: name.clone(), message: e.to_string().trim_end().to_string() })?;
+        let name = path
+            .map(|p| p.display().to_string())
+            .unwrap_or_else(|| "config".into());
+        let mut cfg: Config = toml::from_str(text).map_err(|e| ConfigError::Parse {
+            path: name.clone(),
+            message: e.to_string().trim_end().to_string(),
+        })?;
         cfg.source = path.map(Path::to_path_buf);
         cfg.text = text.to_string();
         cfg.validate()?;
@@ -221,7 +234,10 @@ impl Config {
     }
 
     fn name(&self) -> String {
-        self.source.as_ref().map(|p| p.display().to_string()).unwrap_or_else(|| "config".into())
+        self.source
+            .as_ref()
+            .map(|p| p.display().to_string())
+            .unwrap_or_else(|| "config".into())
     }
 
     fn line_of(&self, span: std::ops::Range<usize>) -> usize {
@@ -229,8 +245,18 @@ impl Config {
         self.text[..end].bytes().filter(|b| *b == b'\n').count() + 1
     }
 
-    fn invalid(&self, span: std::ops::Range<usize>, key: &str, reason: impl Into<String>) -> ConfigError {
-        ConfigError::Invalid { path: self.name(), line: self.line_of(span), key: key.into(), reason: reason.into() }
+    fn invalid(
+        &self,
+        span: std::ops::Range<usize>,
+        key: &str,
+        reason: impl Into<String>,
+    ) -> ConfigError {
+        ConfigError::Invalid {
+            path: self.name(),
+            line: self.line_of(span),
+            key: key.into(),
+            reason: reason.into(),
+        }
     }
 
     fn validate(&self) -> Result<(), ConfigError> {
@@ -238,7 +264,11 @@ impl Config {
         self.paper_amm()?;
         let slip = &self.risk.max_slippage_bps;
         if *slip.get_ref() > 10_000 {
-            return Err(self.invalid(slip.span(), "risk.max_slippage_bps", "must be at most 10000"));
+            return Err(self.invalid(
+                slip.span(),
+                "risk.max_slippage_bps",
+                "must be at most 10000",
+            ));
         }
         Ok(())
     }
@@ -264,15 +294,29 @@ impl Config {
         let depth = units_from_f64(*v.depth_quote.get_ref(), self.market.quote_decimals)
             .map_err(|e| self.invalid(v.depth_quote.span(), "venue.depth_quote", e.to_string()))?;
         if depth.is_zero() {
-            return Err(self.invalid(v.depth_quote.span(), "venue.depth_quote", "must be positive"));
+            return Err(self.invalid(
+                v.depth_quote.span(),
+                "venue.depth_quote",
+                "must be positive",
+            ));
         }
         if *v.fee_bps.get_ref() >= 10_000 {
             return Err(self.invalid(v.fee_bps.span(), "venue.fee_bps", "must be below 10000"));
         }
         // gwei has 9 decimals below the unit; the exact conversion refuses finer values.
-        let gas_price_wei = units_from_f64(*v.gas_price_gwei.get_ref(), 9)
-            .map_err(|e| self.invalid(v.gas_price_gwei.span(), "venue.gas_price_gwei", e.to_string()))?;
-        Ok(PaperAmmConfig { fee_bps: *v.fee_bps.get_ref(), depth_quote: depth, gas_per_swap: v.gas_per_swap, gas_price_wei })
+        let gas_price_wei = units_from_f64(*v.gas_price_gwei.get_ref(), 9).map_err(|e| {
+            self.invalid(
+                v.gas_price_gwei.span(),
+                "venue.gas_price_gwei",
+                e.to_string(),
+            )
+        })?;
+        Ok(PaperAmmConfig {
+            fee_bps: *v.fee_bps.get_ref(),
+            depth_quote: depth,
+            gas_per_swap: v.gas_per_swap,
+            gas_price_wei,
+        })
     }
 
     /// The data file, resolved against the config file's folder.
@@ -281,7 +325,11 @@ impl Config {
         if data.is_absolute() {
             return Some(data.clone());
         }
-        let base = self.source.as_ref().and_then(|p| p.parent()).unwrap_or(Path::new(""));
+        let base = self
+            .source
+            .as_ref()
+            .and_then(|p| p.parent())
+            .unwrap_or(Path::new(""));
         Some(base.join(data))
     }
 
@@ -308,11 +356,17 @@ impl Config {
             params.insert(key.get_ref(), v, origin);
         }
         for kv in overrides {
-            let (k, v) = kv.split_once('=').ok_or_else(|| ConfigError::BadOverride(kv.clone()))?;
+            let (k, v) = kv
+                .split_once('=')
+                .ok_or_else(|| ConfigError::BadOverride(kv.clone()))?;
             if k.trim().is_empty() {
                 return Err(ConfigError::BadOverride(kv.clone()));
             }
-            params.insert(k.trim(), ParamValue::parse(v.trim()), format!("--param {kv}"));
+            params.insert(
+                k.trim(),
+                ParamValue::parse(v.trim()),
+                format!("--param {kv}"),
+            );
         }
         Ok(params)
     }
@@ -345,7 +399,10 @@ size = 0.95
 "#;
         let cfg = Config::parse(text, Some(Path::new("/cfg/a.toml"))).unwrap();
         assert_eq!(cfg.starting_quote().unwrap(), U256::from(10_000_000_000u64));
-        assert_eq!(cfg.data_path().unwrap(), PathBuf::from("/cfg/path/to/ohlcv.csv"));
+        assert_eq!(
+            cfg.data_path().unwrap(),
+            PathBuf::from("/cfg/path/to/ohlcv.csv")
+        );
         let amm = cfg.paper_amm().unwrap();
         assert_eq!(amm.gas_price_wei, U256::from(20_000_000_000u64));
         let mut p = cfg.strategy_params(&["fast=5".into()]).unwrap();
@@ -355,27 +412,49 @@ size = 0.95
 
     #[test]
     fn unknown_key_names_key_and_line() {
-        let err = Config::parse("[venue]\nfee_bps = 30\ndepht_quote = 5.0\n", Some(Path::new("c.toml")))
-            .unwrap_err()
-            .to_string();
-        assert!(err.contains("c.toml") && err.contains("line 3") && err.contains("depht_quote"), "{err}");
+        let err = Config::parse(
+            "[venue]\nfee_bps = 30\ndepht_quote = 5.0\n",
+            Some(Path::new("c.toml")),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            err.contains("c.toml") && err.contains("line 3") && err.contains("depht_quote"),
+            "{err}"
+        );
     }
 
     #[test]
     fn wrong_type_names_key_and_line() {
-        let err = Config::parse("[agent]\n\nstarting_quote = \"lots\"\n", Some(Path::new("c.toml")))
-            .unwrap_err()
-            .to_string();
-        assert!(err.contains("line 3") && err.contains("starting_quote"), "{err}");
+        let err = Config::parse(
+            "[agent]\n\nstarting_quote = \"lots\"\n",
+            Some(Path::new("c.toml")),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            err.contains("line 3") && err.contains("starting_quote"),
+            "{err}"
+        );
     }
 
     #[test]
     fn bad_values_name_key_and_line() {
-        let err = Config::parse("[agent]\nstarting_quote = -5.0\n", Some(Path::new("c.toml")))
-            .unwrap_err()
-            .to_string();
-        assert!(err.contains("c.toml line 2") && err.contains("agent.starting_quote"), "{err}");
-        let cfg = Config::parse("[strategy.params]\n\nfast = [1, 2]\n", Some(Path::new("c.toml"))).unwrap();
+        let err = Config::parse(
+            "[agent]\nstarting_quote = -5.0\n",
+            Some(Path::new("c.toml")),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            err.contains("c.toml line 2") && err.contains("agent.starting_quote"),
+            "{err}"
+        );
+        let cfg = Config::parse(
+            "[strategy.params]\n\nfast = [1, 2]\n",
+            Some(Path::new("c.toml")),
+        )
+        .unwrap();
         let err = cfg.strategy_params(&[]).unwrap_err().to_string();
         assert!(err.contains("line 3") && err.contains("fast"), "{err}");
     }

@@ -4,10 +4,10 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
 use agent_core::{
-    Agent, AgentError, AgentReport, AuditEvent, BarReplay, BasicRiskGate, Clock, MarketEvent,
+    Agent, AgentError, AgentReport, AuditEvent, Bar, BarReplay, BasicRiskGate, Clock, MarketEvent,
     MarketSource, Observer, Pair, Portfolio, SourceError, Strategy,
 };
-use connectors::{DataError, LoadOptions, PaperVenue, Series};
+use connectors::{DataError, LoadOptions, LoadReport, PaperVenue, Series};
 use serde::Serialize;
 
 use crate::config::{Config, ConfigError, VenueKind};
@@ -37,9 +37,18 @@ pub enum RunError {
 }
 
 /// Loads the configured data: `override_path`, else `market.data`, else the bundled series.
-pub fn load_data(cfg: &Config, override_path: Option<&std::path::Path>, skip_bad_rows: bool) -> Result<Series, DataError> {
-    let opts = LoadOptions { skip_bad_rows: skip_bad_rows || cfg.market.skip_bad_rows };
-    match override_path.map(|p| p.to_path_buf()).or_else(|| cfg.data_path()) {
+pub fn load_data(
+    cfg: &Config,
+    override_path: Option<&std::path::Path>,
+    skip_bad_rows: bool,
+) -> Result<Series, DataError> {
+    let opts = LoadOptions {
+        skip_bad_rows: skip_bad_rows || cfg.market.skip_bad_rows,
+    };
+    match override_path
+        .map(|p| p.to_path_buf())
+        .or_else(|| cfg.data_path())
+    {
         Some(path) => connectors::load_csv_file(&path, opts),
         None => connectors::load_csv_bytes(EMBEDDED_NAME, EMBEDDED_DATA, opts),
     }
@@ -81,7 +90,11 @@ impl Observer for Recorder {
             AuditEvent::Mark { ts, price, equity } => rec.marks.push((*ts, *price, *equity)),
             AuditEvent::Fill(f) => {
                 let buy_base = f.buy == self.pair.base;
-                let (base_amt, quote_amt) = if buy_base { (f.amount_out, f.amount_in) } else { (f.amount_in, f.amount_out) };
+                let (base_amt, quote_amt) = if buy_base {
+                    (f.amount_out, f.amount_in)
+                } else {
+                    (f.amount_in, f.amount_out)
+                };
                 let base = self.pair.base.to_f64(base_amt);
                 rec.trades.push(TradeRow {
                     id: f.id.to_string(),
@@ -91,7 +104,11 @@ impl Observer for Recorder {
                     buy: f.buy.symbol().to_string(),
                     amount_in: f.sell.format(f.amount_in),
                     amount_out: f.buy.format(f.amount_out),
-                    price: if base > 0.0 { self.pair.quote.to_f64(quote_amt) / base } else { 0.0 },
+                    price: if base > 0.0 {
+                        self.pair.quote.to_f64(quote_amt) / base
+                    } else {
+                        0.0
+                    },
                     fee_quote: self.pair.quote.format(f.fee_quote),
                     gas_quote: self.pair.quote.format(f.gas_quote),
                     gas_native_wei: f.gas_native.to_string(),
@@ -180,19 +197,19 @@ pub struct Summary {
 }
 
 impl Summary {
-    fn new(mode: Mode, strategy: &str, series: &Series, r: &AgentReport) -> Self {
+    fn new(mode: Mode, strategy: &str, loaded: &LoadReport, r: &AgentReport) -> Self {
         let q = &r.pair.quote;
         let elapsed_s = r.elapsed.as_secs_f64();
         Summary {
             mode,
             strategy: strategy.to_string(),
-            data: series.report.source.clone(),
+            data: loaded.source.clone(),
             pair: format!("{}/{}", r.pair.base, r.pair.quote),
             bars: r.bars,
-            skipped_rows: series.report.skipped_rows,
-            gaps: series.report.gaps,
-            missing_bars: series.report.missing_bars,
-            duplicates: series.report.duplicates,
+            skipped_rows: loaded.skipped_rows,
+            gaps: loaded.gaps,
+            missing_bars: loaded.missing_bars,
+            duplicates: loaded.duplicates,
             bad_events: r.bad_events,
             trades: r.fills,
             intents: r.intents,
@@ -208,9 +225,18 @@ impl Summary {
             fees_paid: q.to_f64(r.portfolio.fees_quote()),
             gas_paid: q.to_f64(r.portfolio.gas_quote()),
             gas_paid_native: agent_core::amount::to_f64(r.portfolio.gas_native(), 18),
-            balances: r.portfolio.balances().iter().map(|(t, a)| (t.symbol().to_string(), t.format(*a))).collect(),
+            balances: r
+                .portfolio
+                .balances()
+                .iter()
+                .map(|(t, a)| (t.symbol().to_string(), t.format(*a)))
+                .collect(),
             elapsed_s,
-            bars_per_s: if elapsed_s > 0.0 { r.bars as f64 / elapsed_s } else { 0.0 },
+            bars_per_s: if elapsed_s > 0.0 {
+                r.bars as f64 / elapsed_s
+            } else {
+                0.0
+            },
         }
     }
 }
@@ -229,6 +255,15 @@ pub fn build_strategy(cfg: &Config, overrides: &[String]) -> Result<Box<dyn Stra
 
 /// Runs one agent over `series` as `spec` says.
 pub async fn run(spec: RunSpec, series: &Series) -> Result<RunOutput, RunError> {
+    run_shared(spec, series.bars.clone().into(), &series.report).await
+}
+
+/// [`run`] over bars already shared (benchmarks replay one copy many times without copying).
+pub async fn run_shared(
+    spec: RunSpec,
+    bars: Arc<[Bar]>,
+    loaded: &LoadReport,
+) -> Result<RunOutput, RunError> {
     let cfg = &spec.config;
     let pair = Pair::new(cfg.base(), cfg.quote());
     let strategy = build_strategy(cfg, &spec.params)?;
@@ -237,25 +272,38 @@ pub async fn run(spec: RunSpec, series: &Series) -> Result<RunOutput, RunError> 
         VenueKind::PaperAmm => PaperVenue::new(pair.clone(), cfg.paper_amm()?),
     };
     let portfolio = Portfolio::with_balances([(pair.quote.clone(), cfg.starting_quote()?)]);
-    let source = StoppableSource { inner: BarReplay::new(series.bars.clone()), stop: spec.stop.clone() };
+    let total = bars.len() as u64;
+    let source = StoppableSource {
+        inner: BarReplay::new(bars),
+        stop: spec.stop.clone(),
+    };
     let clock = match (spec.mode, spec.speed) {
         (Mode::Paper, Some(speed)) => Clock::replay(speed),
         _ => Clock::Simulated,
     };
-    let gate = BasicRiskGate { max_slippage_bps: *cfg.risk.max_slippage_bps.get_ref() };
+    let gate = BasicRiskGate {
+        max_slippage_bps: *cfg.risk.max_slippage_bps.get_ref(),
+    };
     let mut agent = Agent::new(pair.clone(), source, venue, strategy, portfolio)
         .with_gate(Box::new(gate))
         .with_clock(clock);
-    let recording = spec.record.then(|| Arc::new(Mutex::new(Recording::default())));
+    let recording = spec
+        .record
+        .then(|| Arc::new(Mutex::new(Recording::default())));
     if let Some(rec) = &recording {
-        agent = agent.with_observer(Box::new(Recorder { pair: pair.clone(), rec: rec.clone() }));
+        agent = agent.with_observer(Box::new(Recorder {
+            pair: pair.clone(),
+            rec: rec.clone(),
+        }));
     }
     let bar = spec.progress.then(|| {
-        let pb = indicatif::ProgressBar::new(series.bars.len() as u64);
+        let pb = indicatif::ProgressBar::new(total);
         pb.set_style(
-            indicatif::ProgressStyle::with_template("{spinner} {msg} [{bar:40}] {pos}/{len} bars ({per_sec}, eta {eta})")
-                .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar())
-                .progress_chars("=> "),
+            indicatif::ProgressStyle::with_template(
+                "{spinner} {msg} [{bar:40}] {pos}/{len} bars ({per_sec}, eta {eta})",
+            )
+            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar())
+            .progress_chars("=> "),
         );
         pb.set_message(format!("{:?} {strategy_name}", spec.mode).to_lowercase());
         pb
@@ -267,7 +315,13 @@ pub async fn run(spec: RunSpec, series: &Series) -> Result<RunOutput, RunError> 
     if let Some(pb) = bar {
         pb.finish_and_clear();
     }
-    let summary = Summary::new(spec.mode, &strategy_name, series, &report);
-    let recording = recording.and_then(|r| Arc::try_unwrap(r).ok()).and_then(|m| m.into_inner().ok());
-    Ok(RunOutput { summary, report, recording })
+    let summary = Summary::new(spec.mode, &strategy_name, loaded, &report);
+    let recording = recording
+        .and_then(|r| Arc::try_unwrap(r).ok())
+        .and_then(|m| m.into_inner().ok());
+    Ok(RunOutput {
+        summary,
+        report,
+        recording,
+    })
 }

@@ -12,7 +12,11 @@ use defai::engine::{self, Mode, RunSpec};
 use defai::output;
 
 #[derive(Parser)]
-#[command(name = "defai", version, about = "Autonomous DeFi agents: paper-trade, backtest, and (soon) trade on chain")]
+#[command(
+    name = "defai",
+    version,
+    about = "Autonomous DeFi agents: paper-trade, backtest, and (soon) trade on chain"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -94,11 +98,14 @@ fn main() -> Result<()> {
     tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
         .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
         )
         .init();
     // One thread: the loop is sequential and deterministic; nothing here needs a pool.
-    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
     rt.block_on(async {
         match cli.command {
             Command::Paper { run, speed } => {
@@ -156,7 +163,10 @@ async fn run_agent(mode: Mode, args: RunArgs, speed: Option<f64>) -> Result<()> 
     } else {
         print!("{}", output::summary_table(&out.summary));
         if let Some(dir) = &args.out {
-            println!("wrote {0}/trades.csv, {0}/equity.csv, {0}/equity.png", dir.display());
+            println!(
+                "wrote {0}/trades.csv, {0}/equity.csv, {0}/equity.png",
+                dir.display()
+            );
         }
     }
     Ok(())
@@ -180,11 +190,25 @@ async fn bench(bars: usize, runs: usize, json: bool) -> Result<()> {
         );
     } else {
         let r = &results[0];
-        println!("backtest throughput, ema_cross, {} bars ({} trades), {} runs", r.bars, r.trades, results.len());
+        println!(
+            "backtest throughput, ema_cross, {} bars ({} trades), {} runs",
+            r.bars,
+            r.trades,
+            results.len()
+        );
         for (i, r) in results.iter().enumerate() {
-            println!("  run {}: {:.3} s, {:.2} M bars/s", i + 1, r.elapsed_s, r.bars_per_s / 1e6);
+            println!(
+                "  run {}: {:.3} s, {:.2} M bars/s",
+                i + 1,
+                r.elapsed_s,
+                r.bars_per_s / 1e6
+            );
         }
-        println!("best {:.2} M bars/s, median {:.2} M bars/s", best / 1e6, median / 1e6);
+        println!(
+            "best {:.2} M bars/s, median {:.2} M bars/s",
+            best / 1e6,
+            median / 1e6
+        );
     }
     Ok(())
 }

@@ -27,7 +27,10 @@ pub fn summary_table(s: &Summary) -> String {
         ("pair", s.pair.clone()),
         ("bars", s.bars.to_string()),
         ("skipped rows", s.skipped_rows.to_string()),
-        ("gaps (missing bars)", format!("{} ({})", s.gaps, s.missing_bars)),
+        (
+            "gaps (missing bars)",
+            format!("{} ({})", s.gaps, s.missing_bars),
+        ),
         ("trades", s.trades.to_string()),
         ("refused intents", s.refused.to_string()),
         ("start equity", format!("{:.2}", s.start_equity)),
@@ -37,30 +40,54 @@ pub fn summary_table(s: &Summary) -> String {
         ("max drawdown", format!("{:.2} %", s.max_drawdown_pct)),
         ("sharpe", format!("{:.2}", s.sharpe)),
         ("fees paid", format!("{:.2}", s.fees_paid)),
-        ("gas paid", format!("{:.2} ({:.6} native)", s.gas_paid, s.gas_paid_native)),
-        ("elapsed", format!("{:.3} s ({:.0} bars/s)", s.elapsed_s, s.bars_per_s)),
+        (
+            "gas paid",
+            format!("{:.2} ({:.6} native)", s.gas_paid, s.gas_paid_native),
+        ),
+        (
+            "elapsed",
+            format!("{:.3} s ({:.0} bars/s)", s.elapsed_s, s.bars_per_s),
+        ),
     ];
     let width = rows.iter().map(|(k, _)| k.len()).max().unwrap_or(0);
-    rows.iter().map(|(k, v)| format!("{k:<width$}  {v}\n")).collect()
+    rows.iter()
+        .map(|(k, v)| format!("{k:<width$}  {v}\n"))
+        .collect()
 }
 
 /// Writes `trades.csv`, `equity.csv` and `equity.png` into `dir` (created if missing).
 pub fn write_outputs(dir: &Path, rec: &Recording, start_equity: f64) -> Result<(), OutputError> {
     let io = |path: &Path| {
         let path = path.display().to_string();
-        move |error| OutputError::Io { path: path.clone(), error }
+        move |error| OutputError::Io {
+            path: path.clone(),
+            error,
+        }
     };
     std::fs::create_dir_all(dir).map_err(io(dir))?;
 
     let trades = dir.join("trades.csv");
-    let csv_err = |error| OutputError::Csv { path: trades.display().to_string(), error };
+    let csv_err = |error| OutputError::Csv {
+        path: trades.display().to_string(),
+        error,
+    };
     let mut w = csv::Writer::from_path(&trades).map_err(csv_err)?;
     for t in &rec.trades {
         w.serialize(t).map_err(csv_err)?;
     }
     if rec.trades.is_empty() {
         w.write_record([
-            "id", "ts", "side", "sell", "buy", "amount_in", "amount_out", "price", "fee_quote", "gas_quote", "gas_native_wei",
+            "id",
+            "ts",
+            "side",
+            "sell",
+            "buy",
+            "amount_in",
+            "amount_out",
+            "price",
+            "fee_quote",
+            "gas_quote",
+            "gas_native_wei",
         ])
         .map_err(csv_err)?;
     }
@@ -69,7 +96,13 @@ pub fn write_outputs(dir: &Path, rec: &Recording, start_equity: f64) -> Result<(
     let equity = dir.join("equity.csv");
     let mut f = std::io::BufWriter::new(std::fs::File::create(&equity).map_err(io(&equity))?);
     let first_price = rec.marks.first().map(|m| m.1).unwrap_or(0.0);
-    let hold = |price: f64| if first_price > 0.0 { start_equity * price / first_price } else { 0.0 };
+    let hold = |price: f64| {
+        if first_price > 0.0 {
+            start_equity * price / first_price
+        } else {
+            0.0
+        }
+    };
     writeln!(f, "ts,price,equity,buy_hold_equity").map_err(io(&equity))?;
     for (ts, price, eq) in &rec.marks {
         writeln!(f, "{ts},{price},{eq:.6},{:.6}", hold(*price)).map_err(io(&equity))?;
@@ -85,22 +118,47 @@ static FONT: Once = Once::new();
 pub fn plot_equity(path: &Path, rec: &Recording, start_equity: f64) -> Result<(), OutputError> {
     FONT.call_once(|| {
         // Embedded font: rendering text needs no system font packages.
-        let _ = plotters::style::register_font("sans-serif", FontStyle::Normal, dejavu::sans::regular());
+        let _ = plotters::style::register_font(
+            "sans-serif",
+            FontStyle::Normal,
+            dejavu::sans::regular(),
+        );
     });
-    let perr = |e: &dyn std::fmt::Display| OutputError::Plot { path: path.display().to_string(), error: e.to_string() };
+    let perr = |e: &dyn std::fmt::Display| OutputError::Plot {
+        path: path.display().to_string(),
+        error: e.to_string(),
+    };
     let first_price = rec.marks.first().map(|m| m.1).unwrap_or(0.0);
     let hold: Vec<(f64, f64)> = rec
         .marks
         .iter()
-        .map(|(ts, p, _)| (*ts as f64 / 86_400.0, if first_price > 0.0 { start_equity * p / first_price } else { 0.0 }))
+        .map(|(ts, p, _)| {
+            (
+                *ts as f64 / 86_400.0,
+                if first_price > 0.0 {
+                    start_equity * p / first_price
+                } else {
+                    0.0
+                },
+            )
+        })
         .collect();
-    let strat: Vec<(f64, f64)> = rec.marks.iter().map(|(ts, _, e)| (*ts as f64 / 86_400.0, *e)).collect();
+    let strat: Vec<(f64, f64)> = rec
+        .marks
+        .iter()
+        .map(|(ts, _, e)| (*ts as f64 / 86_400.0, *e))
+        .collect();
     let (x0, x1) = match (strat.first(), strat.last()) {
         (Some(a), Some(b)) if b.0 > a.0 => (a.0, b.0),
         (Some(a), _) => (a.0, a.0 + 1.0),
         _ => (0.0, 1.0),
     };
-    let ymax = strat.iter().chain(&hold).map(|p| p.1).fold(1.0f64, f64::max) * 1.05;
+    let ymax = strat
+        .iter()
+        .chain(&hold)
+        .map(|p| p.1)
+        .fold(1.0f64, f64::max)
+        * 1.05;
 
     let root = BitMapBackend::new(path, (1200, 600)).into_drawing_area();
     root.fill(&WHITE).map_err(|e| perr(&e))?;

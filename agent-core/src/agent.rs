@@ -25,11 +25,23 @@ pub enum AuditEvent<'a> {
     /// The strategy failed or produced an unusable output.
     StrategyFault { ts: i64, error: &'a StrategyError },
     /// A strategy asked for something.
-    Intent { ts: i64, id: &'a IntentId, intent: &'a Intent },
+    Intent {
+        ts: i64,
+        id: &'a IntentId,
+        intent: &'a Intent,
+    },
     /// The risk gate decided.
-    Verdict { ts: i64, id: &'a IntentId, verdict: &'a Verdict },
+    Verdict {
+        ts: i64,
+        id: &'a IntentId,
+        verdict: &'a Verdict,
+    },
     /// The venue could not fill an approved order.
-    ExecutionFailed { ts: i64, id: &'a IntentId, error: &'a VenueError },
+    ExecutionFailed {
+        ts: i64,
+        id: &'a IntentId,
+        error: &'a VenueError,
+    },
     /// An order filled and was booked.
     Fill(&'a Fill),
     /// End of an event: equity marked at the close (float, for reports).
@@ -58,7 +70,7 @@ pub struct RiskCounts {
     pub approved: u64,
     pub resized: u64,
     pub refused: u64,
-    pub refused_by_reason: BTreeMap<String, u64>,
+    pub refused_by_reason: BTreeMap<&'static str, u64>,
 }
 
 /// What a run did, in exact units where it is money.
@@ -176,6 +188,7 @@ impl<S: MarketSource, V: Venue> Agent<S, V> {
         let (mut bars, mut bad_events, mut intents_seen) = (0u64, 0u64, 0u64);
         let (mut execution_failures, mut strategy_faults) = (0u64, 0u64);
         let mut first: Option<(Bar, U256)> = None;
+        let strategy_name: std::sync::Arc<str> = strategy.name().into();
         let mut last: Option<Bar> = None;
 
         while let Some(event) = source.next_event().await? {
@@ -196,7 +209,16 @@ impl<S: MarketSource, V: Venue> Agent<S, V> {
             let (fault, price_units) = match (fault, price_units) {
                 (None, Some(p)) => (None, p),
                 (Some(f), _) => (Some(f), U256::ZERO),
-                (None, None) => (Some(BarFault { field: "close", problem: "is not representable" }.to_string()), U256::ZERO),
+                (None, None) => (
+                    Some(
+                        BarFault {
+                            field: "close",
+                            problem: "is not representable",
+                        }
+                        .to_string(),
+                    ),
+                    U256::ZERO,
+                ),
             };
             if let Some(reason) = fault {
                 bad_events += 1;
@@ -211,7 +233,12 @@ impl<S: MarketSource, V: Venue> Agent<S, V> {
             }
 
             let decided = {
-                let ctx = Context { pair: &pair, portfolio: &portfolio, bar: &bar };
+                let ctx = Context {
+                    pair: &pair,
+                    portfolio: &portfolio,
+                    bar: &bar,
+                    gas_estimate: venue.gas_estimate_quote(),
+                };
                 strategy.on_event(&event, &ctx)
             };
             let intents = match decided {
@@ -219,50 +246,99 @@ impl<S: MarketSource, V: Venue> Agent<S, V> {
                 Err(error) => {
                     strategy_faults += 1;
                     tracing::warn!(target: "defai::audit", ts = bar.ts, %error, "strategy fault");
-                    emit(AuditEvent::StrategyFault { ts: bar.ts, error: &error });
+                    emit(AuditEvent::StrategyFault {
+                        ts: bar.ts,
+                        error: &error,
+                    });
                     Vec::new()
                 }
             };
 
             for (seq, intent) in intents.into_iter().enumerate() {
                 intents_seen += 1;
-                let id = IntentId::new(strategy.name(), bar.ts, seq);
+                let id = IntentId::new(strategy_name.clone(), bar.ts, seq as u32);
                 tracing::debug!(target: "defai::audit", %id, ?intent, "intent");
-                emit(AuditEvent::Intent { ts: bar.ts, id: &id, intent: &intent });
+                emit(AuditEvent::Intent {
+                    ts: bar.ts,
+                    id: &id,
+                    intent: &intent,
+                });
 
-                let verdict = match intent.as_swap() {
-                    None => Verdict::Refuse(Refusal::new("unsupported_intent", "venue cannot execute this intent")),
-                    Some(swap) => match venue.quote(swap).await {
+                let pre = {
+                    let ctx = RiskContext {
+                        pair: &pair,
+                        portfolio: &portfolio,
+                        bar: &bar,
+                        now: bar.ts,
+                    };
+                    gate.pre_check(&id, &intent, &ctx)
+                };
+                let verdict = match (pre, intent.as_swap()) {
+                    (Err(r), _) => Verdict::Refuse(r),
+                    (Ok(()), None) => Verdict::Refuse(Refusal::new(
+                        "unsupported_intent",
+                        "venue cannot execute this intent",
+                    )),
+                    (Ok(()), Some(swap)) => match venue.quote(swap).await {
                         Err(e) => Verdict::Refuse(Refusal::new("quote_failed", e.to_string())),
                         Ok(quote) => {
-                            let ctx = RiskContext { pair: &pair, portfolio: &portfolio, bar: &bar, now: bar.ts };
+                            let ctx = RiskContext {
+                                pair: &pair,
+                                portfolio: &portfolio,
+                                bar: &bar,
+                                now: bar.ts,
+                            };
                             gate.evaluate(&id, &intent, &quote, &ctx)
                         }
                     },
                 };
                 // The loop enforces what a gate promises: a resize never grows an intent.
                 let verdict = match (verdict, intent.as_swap()) {
-                    (Verdict::Resize { amount_in, .. }, Some(swap)) if amount_in > swap.amount_in || amount_in.is_zero() => {
-                        Verdict::Refuse(Refusal::new("bad_resize", format!("gate resized {} to {amount_in}", swap.amount_in)))
+                    (Verdict::Resize { amount_in, .. }, Some(swap))
+                        if amount_in > swap.amount_in || amount_in.is_zero() =>
+                    {
+                        Verdict::Refuse(Refusal::new(
+                            "bad_resize",
+                            format!("gate resized {} to {amount_in}", swap.amount_in),
+                        ))
                     }
                     (v, _) => v,
                 };
                 tracing::debug!(target: "defai::audit", %id, ?verdict, "verdict");
-                emit(AuditEvent::Verdict { ts: bar.ts, id: &id, verdict: &verdict });
+                emit(AuditEvent::Verdict {
+                    ts: bar.ts,
+                    id: &id,
+                    verdict: &verdict,
+                });
                 let order = match (&verdict, intent.as_swap()) {
                     (Verdict::Approve { min_amount_out }, Some(swap)) => {
                         risk.approved += 1;
-                        Order { id: id.clone(), swap: swap.clone(), min_amount_out: *min_amount_out }
+                        Order {
+                            id: id.clone(),
+                            swap: swap.clone(),
+                            min_amount_out: *min_amount_out,
+                        }
                     }
-                    (Verdict::Resize { amount_in, min_amount_out, .. }, Some(swap)) => {
+                    (
+                        Verdict::Resize {
+                            amount_in,
+                            min_amount_out,
+                            ..
+                        },
+                        Some(swap),
+                    ) => {
                         risk.resized += 1;
                         let mut swap = swap.clone();
                         swap.amount_in = *amount_in;
-                        Order { id: id.clone(), swap, min_amount_out: *min_amount_out }
+                        Order {
+                            id: id.clone(),
+                            swap,
+                            min_amount_out: *min_amount_out,
+                        }
                     }
                     (Verdict::Refuse(r), _) => {
                         risk.refused += 1;
-                        *risk.refused_by_reason.entry(r.code.to_string()).or_default() += 1;
+                        *risk.refused_by_reason.entry(r.code).or_default() += 1;
                         continue;
                     }
                     (_, None) => continue,
@@ -271,7 +347,12 @@ impl<S: MarketSource, V: Venue> Agent<S, V> {
                 match venue.execute(&order, bar.ts).await {
                     Ok(fill) => {
                         portfolio.apply_fill(&fill)?;
-                        let ctx = RiskContext { pair: &pair, portfolio: &portfolio, bar: &bar, now: bar.ts };
+                        let ctx = RiskContext {
+                            pair: &pair,
+                            portfolio: &portfolio,
+                            bar: &bar,
+                            now: bar.ts,
+                        };
                         gate.record_fill(&fill, &ctx);
                         tracing::debug!(target: "defai::audit", id = %fill.id, amount_in = %fill.amount_in, amount_out = %fill.amount_out, "fill");
                         emit(AuditEvent::Fill(&fill));
@@ -279,14 +360,22 @@ impl<S: MarketSource, V: Venue> Agent<S, V> {
                     Err(error) => {
                         execution_failures += 1;
                         tracing::warn!(target: "defai::audit", %id, %error, "execution failed");
-                        emit(AuditEvent::ExecutionFailed { ts: bar.ts, id: &id, error: &error });
+                        emit(AuditEvent::ExecutionFailed {
+                            ts: bar.ts,
+                            id: &id,
+                            error: &error,
+                        });
                     }
                 }
             }
 
             let equity = portfolio.equity_f64(&pair, bar.close);
             perf.update(bar.ts, equity);
-            emit(AuditEvent::Mark { ts: bar.ts, price: bar.close, equity });
+            emit(AuditEvent::Mark {
+                ts: bar.ts,
+                price: bar.close,
+                equity,
+            });
             last = Some(bar);
         }
 

@@ -73,9 +73,30 @@ pub enum AmountError {
     Overflow { input: String },
 }
 
-/// `10^n` as a U256 (n ≤ 77).
+const POW10_U128: [u128; 39] = {
+    let mut t = [1u128; 39];
+    let mut i = 1;
+    while i < 39 {
+        t[i] = t[i - 1] * 10;
+        i += 1;
+    }
+    t
+};
+
+/// `10^n` as a U256 (n ≤ 77). A table lookup for the usual decimals: this sits on hot paths.
 pub fn pow10(n: u8) -> U256 {
-    U256::from(10u8).pow(U256::from(n))
+    match POW10_U128.get(n as usize) {
+        Some(v) => U256::from(*v),
+        None => U256::from(10u8).pow(U256::from(n)),
+    }
+}
+
+/// `10^n` as a float, exact for the decimals tokens use.
+fn pow10_f64(n: u8) -> f64 {
+    match POW10_U128.get(n as usize) {
+        Some(v) => *v as f64,
+        None => 10f64.powi(n as i32),
+    }
 }
 
 /// Parses a non-negative decimal string into integer units with `decimals` places, exactly.
@@ -156,7 +177,7 @@ pub fn format_units(units: U256, decimals: u8) -> String {
 /// Units as an approximate float; for reports and signals only, never for accounting.
 pub fn to_f64(units: U256, decimals: u8) -> f64 {
     let v: f64 = units.into();
-    v / 10f64.powi(decimals as i32)
+    v / pow10_f64(decimals)
 }
 
 /// A price as an integer: units of the quote token per one whole base token.
@@ -167,8 +188,8 @@ pub fn price_to_units(price: f64, quote_decimals: u8) -> Option<U256> {
     if !price.is_finite() || price <= 0.0 {
         return None;
     }
-    let scaled = (price * 10f64.powi(quote_decimals as i32)).round();
-    if !scaled.is_finite() || scaled < 1.0 || scaled >= 1e38 {
+    let scaled = (price * pow10_f64(quote_decimals)).round();
+    if !scaled.is_finite() || !(1.0..1e38).contains(&scaled) {
         return None;
     }
     Some(U256::from(scaled as u128))
@@ -194,9 +215,15 @@ mod tests {
 
     #[test]
     fn parse_and_format_round_trip_exactly() {
-        assert_eq!(parse_units("10000", 6).unwrap(), U256::from(10_000_000_000u64));
+        assert_eq!(
+            parse_units("10000", 6).unwrap(),
+            U256::from(10_000_000_000u64)
+        );
         assert_eq!(parse_units("0.000001", 6).unwrap(), U256::from(1u8));
-        assert_eq!(parse_units("1.5", 18).unwrap(), U256::from(1_500_000_000_000_000_000u128));
+        assert_eq!(
+            parse_units("1.5", 18).unwrap(),
+            U256::from(1_500_000_000_000_000_000u128)
+        );
         assert_eq!(format_units(U256::from(1_234_500_000u64), 6), "1234.5");
         assert_eq!(format_units(U256::from(5u8), 6), "0.000005");
         assert_eq!(format_units(U256::ZERO, 6), "0");
@@ -204,17 +231,35 @@ mod tests {
 
     #[test]
     fn parse_refuses_what_it_cannot_represent() {
-        assert!(matches!(parse_units("0.0000001", 6), Err(AmountError::TooPrecise { .. })));
-        assert!(matches!(parse_units("-1", 6), Err(AmountError::Negative { .. })));
-        assert!(matches!(parse_units("1e5", 6), Err(AmountError::NotANumber { .. })));
-        assert!(matches!(parse_units(".", 6), Err(AmountError::NotANumber { .. })));
-        assert!(matches!(units_from_f64(f64::NAN, 6), Err(AmountError::NotFinite { .. })));
+        assert!(matches!(
+            parse_units("0.0000001", 6),
+            Err(AmountError::TooPrecise { .. })
+        ));
+        assert!(matches!(
+            parse_units("-1", 6),
+            Err(AmountError::Negative { .. })
+        ));
+        assert!(matches!(
+            parse_units("1e5", 6),
+            Err(AmountError::NotANumber { .. })
+        ));
+        assert!(matches!(
+            parse_units(".", 6),
+            Err(AmountError::NotANumber { .. })
+        ));
+        assert!(matches!(
+            units_from_f64(f64::NAN, 6),
+            Err(AmountError::NotFinite { .. })
+        ));
     }
 
     #[test]
     fn floats_from_config_convert_through_their_decimal_form() {
         assert_eq!(units_from_f64(0.1, 6).unwrap(), U256::from(100_000u64));
-        assert_eq!(units_from_f64(10000.0, 6).unwrap(), U256::from(10_000_000_000u64));
+        assert_eq!(
+            units_from_f64(10000.0, 6).unwrap(),
+            U256::from(10_000_000_000u64)
+        );
     }
 
     #[test]
@@ -226,5 +271,12 @@ mod tests {
         assert_eq!(quote_to_base(U256::from(2_676_240_000u64), 18, p), two_eth);
         assert!(price_to_units(f64::NAN, 6).is_none());
         assert!(price_to_units(0.0, 6).is_none());
+    }
+
+    #[test]
+    fn pow10_table_agrees_with_pow() {
+        for n in 0..=77u8 {
+            assert_eq!(pow10(n), U256::from(10u8).pow(U256::from(n)), "10^{n}");
+        }
     }
 }

@@ -23,7 +23,10 @@ impl Clock {
     /// possible.
     pub fn replay(speed: f64) -> Self {
         if speed.is_finite() && speed > 0.0 {
-            Clock::Replay { speed, anchor: None }
+            Clock::Replay {
+                speed,
+                anchor: None,
+            }
         } else {
             Clock::Simulated
         }

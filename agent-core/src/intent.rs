@@ -2,26 +2,42 @@
 //! risk gate lets through ([`Order`]) and what happened ([`Fill`]).
 
 use std::fmt;
+use std::sync::Arc;
 
 use crate::amount::{Token, U256};
 
 /// A deterministic id: the strategy, the event time and the intent's position among that event's
 /// intents. The same input always yields the same ids, so a restart can tell what it already sent.
+/// Displayed as `strategy:ts:seq`.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct IntentId(String);
+pub struct IntentId {
+    strategy: Arc<str>,
+    ts: i64,
+    seq: u32,
+}
 
 impl IntentId {
-    pub fn new(strategy: &str, ts: i64, seq: usize) -> Self {
-        Self(format!("{strategy}:{ts}:{seq}"))
+    pub fn new(strategy: impl Into<Arc<str>>, ts: i64, seq: u32) -> Self {
+        Self {
+            strategy: strategy.into(),
+            ts,
+            seq,
+        }
     }
-    pub fn as_str(&self) -> &str {
-        &self.0
+    pub fn strategy(&self) -> &str {
+        &self.strategy
+    }
+    pub fn ts(&self) -> i64 {
+        self.ts
+    }
+    pub fn seq(&self) -> u32 {
+        self.seq
     }
 }
 
 impl fmt::Display for IntentId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
+        write!(f, "{}:{}:{}", self.strategy, self.ts, self.seq)
     }
 }
 

@@ -26,26 +26,47 @@ impl Bar {
             ("close", self.close),
         ] {
             if !v.is_finite() {
-                return Err(BarFault { field, problem: "is not finite" });
+                return Err(BarFault {
+                    field,
+                    problem: "is not finite",
+                });
             }
             if v <= 0.0 {
-                return Err(BarFault { field, problem: "is not positive" });
+                return Err(BarFault {
+                    field,
+                    problem: "is not positive",
+                });
             }
         }
         if !self.volume.is_finite() {
-            return Err(BarFault { field: "volume", problem: "is not finite" });
+            return Err(BarFault {
+                field: "volume",
+                problem: "is not finite",
+            });
         }
         if self.volume < 0.0 {
-            return Err(BarFault { field: "volume", problem: "is negative" });
+            return Err(BarFault {
+                field: "volume",
+                problem: "is negative",
+            });
         }
         if self.high < self.low {
-            return Err(BarFault { field: "high", problem: "is below low" });
+            return Err(BarFault {
+                field: "high",
+                problem: "is below low",
+            });
         }
         if self.close < self.low || self.close > self.high {
-            return Err(BarFault { field: "close", problem: "is outside [low, high]" });
+            return Err(BarFault {
+                field: "close",
+                problem: "is outside [low, high]",
+            });
         }
         if self.open < self.low || self.open > self.high {
-            return Err(BarFault { field: "open", problem: "is outside [low, high]" });
+            return Err(BarFault {
+                field: "open",
+                problem: "is outside [low, high]",
+            });
         }
         Ok(())
     }

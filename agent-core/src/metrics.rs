@@ -85,7 +85,10 @@ mod tests {
         assert_eq!(t.sharpe(), 0.0);
         let mut g = PerformanceTracker::default();
         for i in 0..10 {
-            g.update(i * 3600, 100.0 * (1.0 + 0.001 * (i % 3) as f64) * 1.01f64.powi(i as i32));
+            g.update(
+                i * 3600,
+                100.0 * (1.0 + 0.001 * (i % 3) as f64) * 1.01f64.powi(i as i32),
+            );
         }
         assert!(g.sharpe() > 0.0);
     }

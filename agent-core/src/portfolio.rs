@@ -23,6 +23,9 @@ pub enum PortfolioError {
 pub struct Portfolio {
     // A handful of tokens: a vector beats a map and keeps iteration order deterministic.
     balances: Vec<(Token, U256)>,
+    // Float mirror of `balances` for per-bar marking (reports and signals), kept in step by
+    // `set_balance`, the only writer.
+    floats: Vec<f64>,
     fees_quote: U256,
     gas_native: U256,
     gas_quote: U256,
@@ -53,10 +56,26 @@ impl Portfolio {
 
     /// Overwrites a balance (deposits, or reconciliation from chain balances).
     pub fn set_balance(&mut self, token: &Token, amount: U256) {
-        match self.balances.iter_mut().find(|(t, _)| t == token) {
-            Some((_, a)) => *a = amount,
-            None => self.balances.push((token.clone(), amount)),
+        let f = token.to_f64(amount);
+        match self.balances.iter().position(|(t, _)| t == token) {
+            Some(i) => {
+                self.balances[i].1 = amount;
+                self.floats[i] = f;
+            }
+            None => {
+                self.balances.push((token.clone(), amount));
+                self.floats.push(f);
+            }
         }
+    }
+
+    /// A balance in whole tokens as a float (for signals and reports).
+    pub fn balance_f64(&self, token: &Token) -> f64 {
+        self.balances
+            .iter()
+            .position(|(t, _)| t == token)
+            .map(|i| self.floats[i])
+            .unwrap_or(0.0)
     }
 
     pub fn balances(&self) -> &[(Token, U256)] {
@@ -87,17 +106,23 @@ impl Portfolio {
             if token == gas_token {
                 debit = debit
                     .checked_add(*gas_amount)
-                    .ok_or_else(|| PortfolioError::Overflow { token: token.clone() })?;
+                    .ok_or_else(|| PortfolioError::Overflow {
+                        token: token.clone(),
+                    })?;
             }
             let gross = have
                 .checked_add(credit)
-                .ok_or_else(|| PortfolioError::Overflow { token: token.clone() })?;
-            let net = gross.checked_sub(debit).ok_or_else(|| PortfolioError::Insufficient {
-                id: fill.id.to_string(),
-                token: token.clone(),
-                need: debit,
-                have,
-            })?;
+                .ok_or_else(|| PortfolioError::Overflow {
+                    token: token.clone(),
+                })?;
+            let net = gross
+                .checked_sub(debit)
+                .ok_or_else(|| PortfolioError::Insufficient {
+                    id: fill.id.to_string(),
+                    token: token.clone(),
+                    need: debit,
+                    have,
+                })?;
             after.push((token, net));
         }
         for (token, amount) in after {
@@ -120,7 +145,7 @@ impl Portfolio {
 
     /// Same as [`Portfolio::equity`] as a float, at a float price; for per-bar metrics only.
     pub fn equity_f64(&self, pair: &Pair, price: f64) -> f64 {
-        pair.quote.to_f64(self.balance(&pair.quote)) + pair.base.to_f64(self.balance(&pair.base)) * price
+        self.balance_f64(&pair.quote) + self.balance_f64(&pair.base) * price
     }
 
     /// LP fees paid, valued in the quote token at each trade.
@@ -172,10 +197,19 @@ mod tests {
         let pair = Pair::eth_usdc();
         let mut p = Portfolio::with_balances([(pair.quote.clone(), U256::from(10_000_000_000u64))]);
         // Buy 0.5 ETH for 1000 USDC, paying 2.5 USDC of gas.
-        let f = fill(&pair, true, 1_000_000_000, 500_000_000_000_000_000, 2_500_000);
+        let f = fill(
+            &pair,
+            true,
+            1_000_000_000,
+            500_000_000_000_000_000,
+            2_500_000,
+        );
         p.apply_fill(&f).unwrap();
         assert_eq!(p.balance(&pair.quote), U256::from(8_997_500_000u64));
-        assert_eq!(p.balance(&pair.base), U256::from(500_000_000_000_000_000u128));
+        assert_eq!(
+            p.balance(&pair.base),
+            U256::from(500_000_000_000_000_000u128)
+        );
         assert_eq!(p.fees_quote(), U256::from(3_000_000u64));
         assert_eq!(p.gas_quote(), U256::from(2_500_000u64));
         assert_eq!(p.fills(), 1);
@@ -191,7 +225,10 @@ mod tests {
         // Selling all the quote leaves nothing for gas: refused as a whole.
         let f = fill(&pair, true, 1_000_000_000, 1, 1);
         let before = p.clone();
-        assert!(matches!(p.apply_fill(&f), Err(PortfolioError::Insufficient { .. })));
+        assert!(matches!(
+            p.apply_fill(&f),
+            Err(PortfolioError::Insufficient { .. })
+        ));
         assert_eq!(p.balances(), before.balances());
         assert_eq!(p.fills(), 0);
     }

@@ -48,6 +48,18 @@ pub struct RiskContext<'a> {
 /// Decides on every intent. Implementations must fail closed: when a limit cannot be evaluated
 /// (missing price, overflow), the answer is [`Verdict::Refuse`].
 pub trait RiskGate: Send {
+    /// Checks what can be judged from the intent alone, before the venue is asked for a quote
+    /// (in live mode a quote is an RPC call, and a disallowed token is never worth one).
+    fn pre_check(
+        &mut self,
+        id: &IntentId,
+        intent: &Intent,
+        ctx: &RiskContext<'_>,
+    ) -> Result<(), Refusal> {
+        let _ = id;
+        check_intent(intent, ctx)
+    }
+
     /// Judges `intent`, given the venue's `quote` for it.
     fn evaluate(
         &mut self,
@@ -83,10 +95,14 @@ pub fn min_out_for_slippage(quoted: U256, slippage_bps: u32) -> Option<U256> {
     Some(quoted.checked_mul(U256::from(keep))? / U256::from(10_000u32))
 }
 
-/// Checks shared by every gate: the swap is of the pair, non-zero, and affordable with its gas.
-pub fn check_affordable(intent: &Intent, quote: &Quote, ctx: &RiskContext<'_>) -> Result<(), Refusal> {
+/// Checks any gate makes before quoting: a non-zero swap of the agent's pair that the portfolio
+/// holds enough of.
+pub fn check_intent(intent: &Intent, ctx: &RiskContext<'_>) -> Result<(), Refusal> {
     let Some(swap) = intent.as_swap() else {
-        return Err(Refusal::new("unsupported_intent", "only swaps are supported"));
+        return Err(Refusal::new(
+            "unsupported_intent",
+            "only swaps are supported",
+        ));
     };
     let pair = ctx.pair;
     let of_pair = (swap.sell == pair.base && swap.buy == pair.quote)
@@ -100,26 +116,49 @@ pub fn check_affordable(intent: &Intent, quote: &Quote, ctx: &RiskContext<'_>) -
     if swap.amount_in.is_zero() {
         return Err(Refusal::new("zero_amount", "amount_in is zero"));
     }
+    let have = ctx.portfolio.balance(&swap.sell);
+    if have < swap.amount_in {
+        return Err(Refusal::new(
+            "insufficient_balance",
+            format!(
+                "needs {} units of {}, holds {have}",
+                swap.amount_in, swap.sell
+            ),
+        ));
+    }
+    Ok(())
+}
+
+/// Checks any gate makes on the quote: non-zero output, and the amount plus gas affordable.
+pub fn check_affordable(
+    intent: &Intent,
+    quote: &Quote,
+    ctx: &RiskContext<'_>,
+) -> Result<(), Refusal> {
+    check_intent(intent, ctx)?;
+    let Some(swap) = intent.as_swap() else {
+        return Err(Refusal::new(
+            "unsupported_intent",
+            "only swaps are supported",
+        ));
+    };
     if quote.amount_out.is_zero() {
         return Err(Refusal::new("zero_output", "the venue quotes zero output"));
     }
     let (gas_token, gas) = &quote.gas_cost;
-    let need_sell = if gas_token == &swap.sell {
-        swap.amount_in.checked_add(*gas)
-    } else {
-        Some(swap.amount_in)
-    };
-    let Some(need_sell) = need_sell else {
-        return Err(Refusal::new("overflow", "amount plus gas overflows"));
-    };
-    let have = ctx.portfolio.balance(&swap.sell);
-    if have < need_sell {
-        return Err(Refusal::new(
-            "insufficient_balance",
-            format!("needs {need_sell} units of {} (with gas), holds {have}", swap.sell),
-        ));
-    }
-    if gas_token != &swap.sell && gas_token != &swap.buy {
+    if gas_token == &swap.sell {
+        let need = swap
+            .amount_in
+            .checked_add(*gas)
+            .ok_or_else(|| Refusal::new("overflow", "amount plus gas overflows"))?;
+        let have = ctx.portfolio.balance(&swap.sell);
+        if have < need {
+            return Err(Refusal::new(
+                "insufficient_gas",
+                format!("needs {need} units of {} with gas, holds {have}", swap.sell),
+            ));
+        }
+    } else if gas_token != &swap.buy {
         let have_gas = ctx.portfolio.balance(gas_token);
         if have_gas < *gas {
             return Err(Refusal::new(

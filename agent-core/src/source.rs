@@ -30,7 +30,10 @@ pub struct BarReplay {
 
 impl BarReplay {
     pub fn new(bars: impl Into<Arc<[Bar]>>) -> Self {
-        Self { bars: bars.into(), pos: 0 }
+        Self {
+            bars: bars.into(),
+            pos: 0,
+        }
     }
     pub fn bars(&self) -> &[Bar] {
         &self.bars

@@ -68,12 +68,18 @@ pub enum StrategyError {
     Other(String),
 }
 
-/// What a strategy may look at when it decides: the pair, the portfolio and the latest bar.
+/// What a strategy may look at when it decides: the pair, the portfolio, the latest bar and the
+/// venue's estimate of one swap's gas in quote tokens.
 pub struct Context<'a> {
     pub pair: &'a Pair,
     pub portfolio: &'a Portfolio,
     pub bar: &'a Bar,
+    pub gas_estimate: f64,
 }
+
+/// [`Context::target_exposure`] proposes no trade whose estimated gas exceeds this share of its
+/// notional: such a trade loses more to gas than any signal on hourly bars is worth.
+pub const MAX_GAS_SHARE: f64 = 0.05;
 
 impl Context<'_> {
     /// Quote units held.
@@ -94,13 +100,14 @@ impl Context<'_> {
         if eq <= 0.0 {
             return 0.0;
         }
-        self.pair.base.to_f64(self.base_balance()) * self.bar.close / eq
+        self.portfolio.balance_f64(&self.pair.base) * self.bar.close / eq
     }
 
     /// The swap that moves the base token's share of equity to `fraction` (0 = all quote,
     /// 1 = all base) at the latest close, computed in exact units. `None` when the position is
-    /// already within 0.1 % of equity of the target, so a strategy can call this every bar
-    /// without churning. `fraction = 0` sells the whole base balance, leaving no dust.
+    /// already within 0.1 % of equity of the target (so a strategy can call this every bar without
+    /// churning) or when gas would exceed [`MAX_GAS_SHARE`] of the trade. A buy leaves the
+    /// estimated gas in quote; `fraction = 0` sells the whole base balance, leaving no dust.
     pub fn target_exposure(&self, fraction: f64) -> Result<Option<Intent>, StrategyError> {
         if !fraction.is_finite() {
             return Err(StrategyError::NonFinite {
@@ -119,9 +126,13 @@ impl Context<'_> {
         let price = price_to_units(self.bar.close, self.pair.quote.decimals())
             .ok_or(StrategyError::NoPrice(self.bar.close))?;
         let (base, quote) = (&self.pair.base, &self.pair.quote);
+        let gas = self.gas_estimate.max(0.0);
+        let worth_gas = |notional: U256| gas <= MAX_GAS_SHARE * quote.to_f64(notional);
         let base_held = self.base_balance();
         if fraction == 0.0 {
-            return Ok((!base_held.is_zero()).then(|| Intent::swap(base, quote, base_held)));
+            let value = base_to_quote(base_held, base.decimals(), price);
+            let sell = !base_held.is_zero() && worth_gas(value);
+            return Ok(sell.then(|| Intent::swap(base, quote, base_held)));
         }
         let equity = self.portfolio.equity(self.pair, price);
         let ppm = U256::from((fraction * 1e6).round() as u64);
@@ -129,12 +140,16 @@ impl Context<'_> {
         let current = base_to_quote(base_held, base.decimals(), price);
         let tolerance = equity / U256::from(1000u64);
         if target > current {
-            let spend = (target - current).min(self.quote_balance());
-            Ok((spend > tolerance && !spend.is_zero()).then(|| Intent::swap(quote, base, spend)))
+            let units_per_token: f64 = quote.one().into();
+            let gas_units = U256::from((gas * units_per_token).ceil() as u128);
+            let spend = (target - current).min(self.quote_balance().saturating_sub(gas_units));
+            let trade = spend > tolerance && !spend.is_zero() && worth_gas(spend);
+            Ok(trade.then(|| Intent::swap(quote, base, spend)))
         } else {
             let excess = current - target;
             let sell = quote_to_base(excess, base.decimals(), price).min(base_held);
-            Ok((excess > tolerance && !sell.is_zero()).then(|| Intent::swap(base, quote, sell)))
+            let trade = excess > tolerance && !sell.is_zero() && worth_gas(excess);
+            Ok(trade.then(|| Intent::swap(base, quote, sell)))
         }
     }
 }
@@ -184,21 +199,22 @@ impl ParamValue {
 
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub enum ParamError {
-    #[error("{origin}: unknown parameter `{key}` for strategy `{strategy}` (expected one of: {expected})")]
+    #[error(
+        "{origin}: unknown parameter `{key}` for strategy `{strategy}` (expected one of: {expected})"
+    )]
     Unknown {
         strategy: String,
         key: String,
         origin: String,
         expected: String,
     },
-    #[error("{origin}: parameter `{key}` of strategy `{strategy}` must be {expected}, found {found} `{value}`")]
+    #[error("{origin}: parameter `{key}` of strategy `{strategy}` {problem}")]
     WrongType {
         strategy: String,
         key: String,
         origin: String,
-        expected: &'static str,
-        found: &'static str,
-        value: String,
+        /// e.g. "must be a finite number, found string `x`"
+        problem: String,
     },
     #[error("{origin}: parameter `{key}` of strategy `{strategy}`: {reason}")]
     Invalid {
@@ -245,14 +261,18 @@ impl Params {
         entry
     }
 
-    fn wrong(&self, key: &str, origin: String, expected: &'static str, v: &ParamValue) -> ParamError {
+    fn wrong(
+        &self,
+        key: &str,
+        origin: String,
+        expected: &'static str,
+        v: &ParamValue,
+    ) -> ParamError {
         ParamError::WrongType {
             strategy: self.strategy.clone(),
             key: key.to_string(),
             origin,
-            expected,
-            found: v.kind(),
-            value: v.to_string(),
+            problem: format!("must be {expected}, found {} `{v}`", v.kind()),
         }
     }
 
@@ -327,14 +347,26 @@ mod tests {
     fn ctx_parts() -> (Pair, Portfolio, Bar) {
         let pair = Pair::eth_usdc();
         let p = Portfolio::with_balances([(pair.quote.clone(), U256::from(10_000_000_000u64))]);
-        let bar = Bar { ts: 0, open: 2000.0, high: 2000.0, low: 2000.0, close: 2000.0, volume: 1.0 };
+        let bar = Bar {
+            ts: 0,
+            open: 2000.0,
+            high: 2000.0,
+            low: 2000.0,
+            close: 2000.0,
+            volume: 1.0,
+        };
         (pair, p, bar)
     }
 
     #[test]
     fn target_exposure_buys_the_exact_quote_amount() {
         let (pair, p, bar) = ctx_parts();
-        let ctx = Context { pair: &pair, portfolio: &p, bar: &bar };
+        let ctx = Context {
+            pair: &pair,
+            portfolio: &p,
+            bar: &bar,
+            gas_estimate: 0.0,
+        };
         let intent = ctx.target_exposure(0.95).unwrap().unwrap();
         let swap = intent.as_swap().unwrap();
         assert_eq!(swap.sell, pair.quote);
@@ -345,18 +377,62 @@ mod tests {
     #[test]
     fn target_exposure_rejects_non_finite_and_out_of_range() {
         let (pair, p, bar) = ctx_parts();
-        let ctx = Context { pair: &pair, portfolio: &p, bar: &bar };
-        assert!(matches!(ctx.target_exposure(f64::NAN), Err(StrategyError::NonFinite { .. })));
-        assert!(matches!(ctx.target_exposure(1.5), Err(StrategyError::OutOfRange { .. })));
+        let ctx = Context {
+            pair: &pair,
+            portfolio: &p,
+            bar: &bar,
+            gas_estimate: 0.0,
+        };
+        assert!(matches!(
+            ctx.target_exposure(f64::NAN),
+            Err(StrategyError::NonFinite { .. })
+        ));
+        assert!(matches!(
+            ctx.target_exposure(1.5),
+            Err(StrategyError::OutOfRange { .. })
+        ));
     }
 
     #[test]
     fn flat_target_sells_whole_base_balance() {
         let (pair, mut p, bar) = ctx_parts();
         p.set_balance(&Token::new("ETH", 18), U256::from(123_456_789u64));
-        let ctx = Context { pair: &pair, portfolio: &p, bar: &bar };
+        let ctx = Context {
+            pair: &pair,
+            portfolio: &p,
+            bar: &bar,
+            gas_estimate: 0.0,
+        };
         let intent = ctx.target_exposure(0.0).unwrap().unwrap();
-        assert_eq!(intent.as_swap().unwrap().amount_in, U256::from(123_456_789u64));
+        assert_eq!(
+            intent.as_swap().unwrap().amount_in,
+            U256::from(123_456_789u64)
+        );
+    }
+
+    #[test]
+    fn target_exposure_leaves_gas_and_skips_trades_gas_would_eat() {
+        let (pair, p, bar) = ctx_parts();
+        // 10,000 USDC, gas 5 USDC: buy 100 % leaves the 5 for gas.
+        let ctx = Context {
+            pair: &pair,
+            portfolio: &p,
+            bar: &bar,
+            gas_estimate: 5.0,
+        };
+        let swap = ctx.target_exposure(1.0).unwrap().unwrap();
+        assert_eq!(
+            swap.as_swap().unwrap().amount_in,
+            U256::from(9_995_000_000u64)
+        );
+        // Gas of 600 USDC is more than 5 % of a 9,500 USDC trade: no intent.
+        let ctx = Context {
+            pair: &pair,
+            portfolio: &p,
+            bar: &bar,
+            gas_estimate: 600.0,
+        };
+        assert_eq!(ctx.target_exposure(0.95).unwrap(), None);
     }
 
     #[test]
@@ -364,12 +440,18 @@ mod tests {
         let mut p = Params::new("ema_cross");
         p.insert("fast", ParamValue::Str("x".into()), "cfg.toml line 3");
         let err = p.usize("fast", 12).unwrap_err().to_string();
-        assert!(err.contains("cfg.toml line 3") && err.contains("fast"), "{err}");
+        assert!(
+            err.contains("cfg.toml line 3") && err.contains("fast"),
+            "{err}"
+        );
 
         let mut p = Params::new("ema_cross");
         p.insert("fsat", ParamValue::Int(3), "--param fsat=3");
         assert_eq!(p.usize("fast", 12).unwrap(), 12);
         let err = p.finish().unwrap_err().to_string();
-        assert!(err.contains("fsat") && err.contains("--param") && err.contains("fast"), "{err}");
+        assert!(
+            err.contains("fsat") && err.contains("--param") && err.contains("fast"),
+            "{err}"
+        );
     }
 }

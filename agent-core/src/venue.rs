@@ -34,6 +34,12 @@ pub trait Venue: Send {
     /// Sees every market event before the strategy does (a simulated pool re-centres on it).
     fn observe(&mut self, _event: &MarketEvent) {}
 
+    /// Estimated gas of one swap, valued in the pair's quote token (float: it sizes decisions,
+    /// it is never booked). Strategies use it to skip trades that gas would eat.
+    fn gas_estimate_quote(&self) -> f64 {
+        0.0
+    }
+
     /// What the swap would give now, without doing it.
     fn quote(&mut self, swap: &Swap) -> impl Future<Output = Result<Quote, VenueError>> + Send;
 

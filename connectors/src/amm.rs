@@ -40,9 +40,16 @@ pub fn get_amount_out(
     if reserve_in.is_zero() || reserve_out.is_zero() {
         return Err(AmmError::InsufficientLiquidity);
     }
-    let keep = BPS.checked_sub(fee_bps as u64).filter(|k| *k > 0).ok_or(AmmError::BadFee(fee_bps))?;
-    let with_fee = amount_in.checked_mul(U256::from(keep)).ok_or(AmmError::Overflow)?;
-    let numerator = with_fee.checked_mul(reserve_out).ok_or(AmmError::Overflow)?;
+    let keep = BPS
+        .checked_sub(fee_bps as u64)
+        .filter(|k| *k > 0)
+        .ok_or(AmmError::BadFee(fee_bps))?;
+    let with_fee = amount_in
+        .checked_mul(U256::from(keep))
+        .ok_or(AmmError::Overflow)?;
+    let numerator = with_fee
+        .checked_mul(reserve_out)
+        .ok_or(AmmError::Overflow)?;
     let denominator = reserve_in
         .checked_mul(U256::from(BPS))
         .and_then(|d| d.checked_add(with_fee))
@@ -63,12 +70,17 @@ pub fn get_amount_in(
     if reserve_in.is_zero() || reserve_out.is_zero() || amount_out >= reserve_out {
         return Err(AmmError::InsufficientLiquidity);
     }
-    let keep = BPS.checked_sub(fee_bps as u64).filter(|k| *k > 0).ok_or(AmmError::BadFee(fee_bps))?;
+    let keep = BPS
+        .checked_sub(fee_bps as u64)
+        .filter(|k| *k > 0)
+        .ok_or(AmmError::BadFee(fee_bps))?;
     let numerator = reserve_in
         .checked_mul(amount_out)
         .and_then(|n| n.checked_mul(U256::from(BPS)))
         .ok_or(AmmError::Overflow)?;
-    let denominator = (reserve_out - amount_out).checked_mul(U256::from(keep)).ok_or(AmmError::Overflow)?;
+    let denominator = (reserve_out - amount_out)
+        .checked_mul(U256::from(keep))
+        .ok_or(AmmError::Overflow)?;
     Ok(numerator / denominator + U256::from(1u8))
 }
 
@@ -86,24 +98,54 @@ mod tests {
         // 1 ETH into a 100 ETH / 200,000 USDC pool:
         // 1e18*997 = 997e18; *200_000e6 = 1.994e32; 100e18*1000 + 997e18 = 100_997e18
         // 1.994e32 / 1.00997e23 = 1_974_316_068.79… → 1_974_316_068 (1974.316068 USDC)
-        let out = get_amount_out(u(10u128.pow(18)), u(100 * 10u128.pow(18)), u(200_000_000_000), 30).unwrap();
+        let out = get_amount_out(
+            u(10u128.pow(18)),
+            u(100 * 10u128.pow(18)),
+            u(200_000_000_000),
+            30,
+        )
+        .unwrap();
         assert_eq!(out, u(1_974_316_068));
         // The other way: 1000 USDC into the same pool.
         // 1000e6*997 = 997e9 ; *100e18 = 9.97e31 ; 200_000e6*1000 + 997e9 = 200_997e9
         // 9.97e31 / 2.00997e14 = 496_027_303_890_107_812.55… → floor
-        let out = get_amount_out(u(1_000_000_000), u(200_000_000_000), u(100 * 10u128.pow(18)), 30).unwrap();
+        let out = get_amount_out(
+            u(1_000_000_000),
+            u(200_000_000_000),
+            u(100 * 10u128.pow(18)),
+            30,
+        )
+        .unwrap();
         assert_eq!(out, u(496_027_303_890_107_812));
         // Tiny trade rounds to zero output, like the contract.
-        assert_eq!(get_amount_out(u(1), u(1_000_000), u(1_000_000), 30).unwrap(), U256::ZERO);
+        assert_eq!(
+            get_amount_out(u(1), u(1_000_000), u(1_000_000), 30).unwrap(),
+            U256::ZERO
+        );
     }
 
     #[test]
     fn errors_mirror_the_contract() {
-        assert_eq!(get_amount_out(U256::ZERO, u(1), u(1), 30), Err(AmmError::InsufficientInput));
-        assert_eq!(get_amount_out(u(1), U256::ZERO, u(1), 30), Err(AmmError::InsufficientLiquidity));
-        assert_eq!(get_amount_out(u(1), u(1), u(1), 10_000), Err(AmmError::BadFee(10_000)));
-        assert_eq!(get_amount_out(U256::MAX, u(1), u(1), 30), Err(AmmError::Overflow));
-        assert_eq!(get_amount_in(u(5), u(10), u(5), 30), Err(AmmError::InsufficientLiquidity));
+        assert_eq!(
+            get_amount_out(U256::ZERO, u(1), u(1), 30),
+            Err(AmmError::InsufficientInput)
+        );
+        assert_eq!(
+            get_amount_out(u(1), U256::ZERO, u(1), 30),
+            Err(AmmError::InsufficientLiquidity)
+        );
+        assert_eq!(
+            get_amount_out(u(1), u(1), u(1), 10_000),
+            Err(AmmError::BadFee(10_000))
+        );
+        assert_eq!(
+            get_amount_out(U256::MAX, u(1), u(1), 30),
+            Err(AmmError::Overflow)
+        );
+        assert_eq!(
+            get_amount_in(u(5), u(10), u(5), 30),
+            Err(AmmError::InsufficientLiquidity)
+        );
     }
 
     proptest! {

@@ -8,5 +8,7 @@ pub mod amm;
 pub mod market_data;
 pub mod paper;
 
-pub use market_data::{CsvFormat, DataError, LoadOptions, LoadReport, Series, load_csv_bytes, load_csv_file};
+pub use market_data::{
+    CsvFormat, DataError, LoadOptions, LoadReport, Series, load_csv_bytes, load_csv_file,
+};
 pub use paper::{PaperAmmConfig, PaperVenue};

@@ -69,7 +69,9 @@ pub enum DataError {
         field: String,
         reason: String,
     },
-    #[error("{source_name}:{line}: unrecognised header `{header}`; expected `timestamp,open,high,low,close,volume` or a CryptoDataDownload export")]
+    #[error(
+        "{source_name}:{line}: unrecognised header `{header}`; expected `timestamp,open,high,low,close,volume` or a CryptoDataDownload export"
+    )]
     UnknownFormat {
         source_name: String,
         line: u64,
@@ -83,7 +85,10 @@ pub enum DataError {
 /// decompressed on the fly.
 pub fn load_csv_file(path: &Path, opts: LoadOptions) -> Result<Series, DataError> {
     let name = path.display().to_string();
-    let io = |error| DataError::Io { source_name: name.clone(), error };
+    let io = |error| DataError::Io {
+        source_name: name.clone(),
+        error,
+    };
     let mut bytes = Vec::new();
     BufReader::new(File::open(path).map_err(io)?)
         .read_to_end(&mut bytes)
@@ -97,7 +102,10 @@ pub fn load_csv_bytes(name: &str, bytes: &[u8], opts: LoadOptions) -> Result<Ser
         let mut text = Vec::new();
         GzDecoder::new(bytes)
             .read_to_end(&mut text)
-            .map_err(|error| DataError::Io { source_name: name.to_string(), error })?;
+            .map_err(|error| DataError::Io {
+                source_name: name.to_string(),
+                error,
+            })?;
         load_csv_reader(name, text.as_slice(), opts)
     } else {
         load_csv_reader(name, bytes, opts)
@@ -115,14 +123,31 @@ struct Columns {
 }
 
 fn columns(header: &csv::StringRecord) -> Option<(CsvFormat, Columns)> {
-    let names: Vec<String> = header.iter().map(|h| h.trim().to_ascii_lowercase()).collect();
+    let names: Vec<String> = header
+        .iter()
+        .map(|h| h.trim().to_ascii_lowercase())
+        .collect();
     let find = |n: &str| names.iter().position(|h| h == n);
-    if let (Some(ts), Some(open), Some(high), Some(low), Some(close)) =
-        (find("unix"), find("open"), find("high"), find("low"), find("close"))
-    {
+    if let (Some(ts), Some(open), Some(high), Some(low), Some(close)) = (
+        find("unix"),
+        find("open"),
+        find("high"),
+        find("low"),
+        find("close"),
+    ) {
         // CDD names volumes after the symbols ("Volume ETH", "Volume USDC"): the first is base.
         let volume = names.iter().position(|h| h.starts_with("volume"))?;
-        return Some((CsvFormat::CryptoDataDownload, Columns { ts, open, high, low, close, volume }));
+        return Some((
+            CsvFormat::CryptoDataDownload,
+            Columns {
+                ts,
+                open,
+                high,
+                low,
+                close,
+                volume,
+            },
+        ));
     }
     Some((
         CsvFormat::Generic,
@@ -138,7 +163,11 @@ fn columns(header: &csv::StringRecord) -> Option<(CsvFormat, Columns)> {
 }
 
 /// Loads from any reader of CSV text.
-pub fn load_csv_reader(name: &str, reader: impl Read, opts: LoadOptions) -> Result<Series, DataError> {
+pub fn load_csv_reader(
+    name: &str,
+    reader: impl Read,
+    opts: LoadOptions,
+) -> Result<Series, DataError> {
     let mut rdr = csv::ReaderBuilder::new()
         .has_headers(false)
         .flexible(true)
@@ -196,10 +225,14 @@ pub fn load_csv_reader(name: &str, reader: impl Read, opts: LoadOptions) -> Resu
         }
     }
     let Some((format, _)) = header else {
-        return Err(DataError::Empty { source_name: name.to_string() });
+        return Err(DataError::Empty {
+            source_name: name.to_string(),
+        });
     };
     if bars.is_empty() {
-        return Err(DataError::Empty { source_name: name.to_string() });
+        return Err(DataError::Empty {
+            source_name: name.to_string(),
+        });
     }
 
     let reordered = bars.windows(2).any(|w| w[1].0.ts < w[0].0.ts);
@@ -250,7 +283,9 @@ fn parse_row(rec: &csv::StringRecord, c: &Columns) -> Result<Bar, RowFault> {
     };
     let num = |idx: usize, field: &'static str| -> Result<f64, RowFault> {
         let s = get(idx, field)?;
-        let v: f64 = s.parse().map_err(|_| (field, format!("`{s}` is not a number")))?;
+        let v: f64 = s
+            .parse()
+            .map_err(|_| (field, format!("`{s}` is not a number")))?;
         if !v.is_finite() {
             return Err((field, format!("`{s}` is not finite")));
         }
@@ -265,7 +300,8 @@ fn parse_row(rec: &csv::StringRecord, c: &Columns) -> Result<Bar, RowFault> {
         close: num(c.close, "close")?,
         volume: num(c.volume, "volume")?,
     };
-    bar.validate().map_err(|f| (f.field, f.problem.to_string()))?;
+    bar.validate()
+        .map_err(|f| (f.field, f.problem.to_string()))?;
     Ok(bar)
 }
 
@@ -285,13 +321,21 @@ pub fn parse_timestamp(s: &str) -> Result<i64, String> {
     if let Ok(dt) = DateTime::parse_from_rfc3339(s) {
         return Ok(dt.timestamp());
     }
-    for fmt in ["%Y-%m-%dT%H:%M:%S%.f", "%Y-%m-%d %H:%M:%S%.f", "%Y-%m-%dT%H:%M", "%Y-%m-%d %H:%M"] {
+    for fmt in [
+        "%Y-%m-%dT%H:%M:%S%.f",
+        "%Y-%m-%d %H:%M:%S%.f",
+        "%Y-%m-%dT%H:%M",
+        "%Y-%m-%d %H:%M",
+    ] {
         if let Ok(dt) = NaiveDateTime::parse_from_str(s, fmt) {
             return Ok(dt.and_utc().timestamp());
         }
     }
     if let Ok(d) = NaiveDate::parse_from_str(s, "%Y-%m-%d") {
-        return Ok(d.and_hms_opt(0, 0, 0).map(|d| d.and_utc().timestamp()).unwrap_or(0));
+        return Ok(d
+            .and_hms_opt(0, 0, 0)
+            .map(|d| d.and_utc().timestamp())
+            .unwrap_or(0));
     }
     Err(format!("`{s}` is not a unix time or an ISO-8601 date-time"))
 }
@@ -309,11 +353,14 @@ mod tests {
     #[test]
     fn generic_format_accepts_seconds_millis_and_iso() {
         let s = load(&format!(
-            "{HEADER}1600000000,1,2,0.5,1.5,10\n1600003600000,1,2,0.5,1.5,10\n2020-09-13T15:26:40Z,1,2,0.5,1.5,10\n2020-09-13 17:26:40,1,2,0.5,1.5,1\n"
+            "{HEADER}1600000000,1,2,0.5,1.5,10\n1600003600000,1,2,0.5,1.5,10\n2020-09-13T14:26:40Z,1,2,0.5,1.5,10\n2020-09-13 15:26:40,1,2,0.5,1.5,1\n"
         ))
         .unwrap();
         let ts: Vec<i64> = s.bars.iter().map(|b| b.ts).collect();
-        assert_eq!(ts, vec![1_600_000_000, 1_600_003_600, 1_600_007_200, 1_600_010_800]);
+        assert_eq!(
+            ts,
+            vec![1_600_000_000, 1_600_003_600, 1_600_007_200, 1_600_010_800]
+        );
         assert_eq!(s.report.format, CsvFormat::Generic);
         assert_eq!(s.report.interval_s, 3600);
         assert_eq!(s.report.gaps, 0);
@@ -329,13 +376,18 @@ mod tests {
         assert_eq!(ts, vec![0, 3600, 7200, 18000, 21600]);
         assert!(s.report.reordered);
         assert_eq!(s.report.duplicates, 1);
-        assert_eq!(s.bars[1].close, 1.0, "the first row of a duplicate pair is kept");
+        assert_eq!(
+            s.bars[1].close, 1.0,
+            "the first row of a duplicate pair is kept"
+        );
         assert_eq!(s.report.gaps, 1);
         assert_eq!(s.report.missing_bars, 2);
     }
 
     fn bad_row_error(row: &str) -> String {
-        load(&format!("{HEADER}0,1,1,1,1,1\n{row}\n")).unwrap_err().to_string()
+        load(&format!("{HEADER}0,1,1,1,1,1\n{row}\n"))
+            .unwrap_err()
+            .to_string()
     }
 
     #[test]
@@ -362,8 +414,16 @@ mod tests {
 
     #[test]
     fn skip_bad_rows_skips_and_counts() {
-        let text = format!("{HEADER}0,1,1,1,1,1\n3600,x,1,1,1,1\n7200,1,1,1,1,1\n10800,1,1,1,NaN,1\n");
-        let s = load_csv_bytes("t.csv", text.as_bytes(), LoadOptions { skip_bad_rows: true }).unwrap();
+        let text =
+            format!("{HEADER}0,1,1,1,1,1\n3600,x,1,1,1,1\n7200,1,1,1,1,1\n10800,1,1,1,NaN,1\n");
+        let s = load_csv_bytes(
+            "t.csv",
+            text.as_bytes(),
+            LoadOptions {
+                skip_bad_rows: true,
+            },
+        )
+        .unwrap();
         assert_eq!(s.bars.len(), 2);
         assert_eq!(s.report.rows, 4);
         assert_eq!(s.report.skipped_rows, 2);
@@ -372,7 +432,10 @@ mod tests {
     #[test]
     fn unknown_header_and_empty_file_are_errors() {
         let e = load("a,b,c\n1,2,3\n").unwrap_err().to_string();
-        assert!(e.contains("t.csv:1") && e.contains("unrecognised header"), "{e}");
+        assert!(
+            e.contains("t.csv:1") && e.contains("unrecognised header"),
+            "{e}"
+        );
         assert!(matches!(load(HEADER), Err(DataError::Empty { .. })));
         assert!(matches!(load(""), Err(DataError::Empty { .. })));
     }
@@ -388,7 +451,9 @@ mod tests {
         assert_eq!(s.bars[1].close, 1338.12);
         assert_eq!(s.bars[1].volume, 387.7045);
         assert!(s.report.reordered);
-        let e = load(&text.replace("1338.12", "1400")).unwrap_err().to_string();
+        let e = load(&text.replace("1338.12", "1400"))
+            .unwrap_err()
+            .to_string();
         assert!(e.starts_with("t.csv:3: field `close`"), "{e}");
     }
 
@@ -397,8 +462,15 @@ mod tests {
         use flate2::{Compression, write::GzEncoder};
         use std::io::Write;
         let mut enc = GzEncoder::new(Vec::new(), Compression::fast());
-        enc.write_all(format!("{HEADER}0,1,1,1,1,1\n").as_bytes()).unwrap();
+        enc.write_all(format!("{HEADER}0,1,1,1,1,1\n").as_bytes())
+            .unwrap();
         let gz = enc.finish().unwrap();
-        assert_eq!(load_csv_bytes("t.csv.gz", &gz, LoadOptions::default()).unwrap().bars.len(), 1);
+        assert_eq!(
+            load_csv_bytes("t.csv.gz", &gz, LoadOptions::default())
+                .unwrap()
+                .bars
+                .len(),
+            1
+        );
     }
 }

@@ -3,7 +3,7 @@
 //! Fills have price impact, the LP fee and gas, computed with the same integer math as the pool
 //! contract, so a paper run costs what a live one would.
 
-use agent_core::amount::{base_to_quote, price_to_units, pow10};
+use agent_core::amount::{base_to_quote, pow10, price_to_units};
 use agent_core::{Fill, MarketEvent, Order, Pair, Quote, Swap, Token, U256, Venue, VenueError};
 
 use crate::amm::{AmmError, get_amount_out};
@@ -47,16 +47,24 @@ pub struct PaperVenue {
     price: U256,
     /// The pool is re-centred lazily, on the first quote after a new bar.
     stale: bool,
+    /// Gas of one swap at the latest price: (native wei, quote units); set on re-centring.
+    gas: (U256, U256),
+    /// Latest close and one swap's gas in native tokens, as floats, for the gas estimate.
+    close: f64,
+    gas_native_f64: f64,
 }
 
 impl PaperVenue {
     pub fn new(pair: Pair, cfg: PaperAmmConfig) -> Self {
         Self {
             pair,
-            cfg,
             reserves: None,
             price: U256::ZERO,
             stale: false,
+            gas: (U256::ZERO, U256::ZERO),
+            close: 0.0,
+            gas_native_f64: cfg_gas_native_f64(&cfg),
+            cfg,
         }
     }
 
@@ -75,14 +83,10 @@ impl PaperVenue {
             self.stale = false;
             let base = self.cfg.depth_quote.saturating_mul(self.pair.base.one()) / self.price;
             self.reserves = Some((base, self.cfg.depth_quote));
+            let native = U256::from(self.cfg.gas_per_swap).saturating_mul(self.cfg.gas_price_wei);
+            // The native gas token has 18 decimals and is priced like the base token.
+            self.gas = (native, native.saturating_mul(self.price) / pow10(18));
         }
-    }
-
-    fn gas(&self) -> (U256, U256) {
-        let native = U256::from(self.cfg.gas_per_swap).saturating_mul(self.cfg.gas_price_wei);
-        // Native gas token has 18 decimals, priced like the base token.
-        let quote = native.saturating_mul(self.price) / pow10(18);
-        (native, quote)
     }
 
     /// Reserves ordered (in, out) for a swap, or why not.
@@ -96,7 +100,10 @@ impl PaperVenue {
         } else if sell == &self.pair.quote && buy == &self.pair.base {
             Ok((false, rq, rb))
         } else {
-            Err(VenueError::Unsupported(format!("{sell} → {buy} is not {}/{}", self.pair.base, self.pair.quote)))
+            Err(VenueError::Unsupported(format!(
+                "{sell} → {buy} is not {}/{}",
+                self.pair.base, self.pair.quote
+            )))
         }
     }
 
@@ -109,10 +116,16 @@ impl PaperVenue {
 
     fn quote_now(&mut self, swap: &Swap) -> Result<(Quote, bool), VenueError> {
         let (sell_base, r_in, r_out) = self.sides(&swap.sell, &swap.buy)?;
-        let amount_out = get_amount_out(swap.amount_in, r_in, r_out, self.cfg.fee_bps).map_err(Self::amm)?;
-        let fee = swap.amount_in.saturating_mul(U256::from(self.cfg.fee_bps)) / U256::from(10_000u32);
-        let (gas_native, gas_quote) = self.gas();
-        let (rb, rq) = if sell_base { (r_in, r_out) } else { (r_out, r_in) };
+        let amount_out =
+            get_amount_out(swap.amount_in, r_in, r_out, self.cfg.fee_bps).map_err(Self::amm)?;
+        let fee =
+            swap.amount_in.saturating_mul(U256::from(self.cfg.fee_bps)) / U256::from(10_000u32);
+        let (gas_native, gas_quote) = self.gas;
+        let (rb, rq) = if sell_base {
+            (r_in, r_out)
+        } else {
+            (r_out, r_in)
+        };
         let venue_price = rq.saturating_mul(self.pair.base.one()) / rb;
         Ok((
             Quote {
@@ -127,6 +140,13 @@ impl PaperVenue {
     }
 }
 
+fn cfg_gas_native_f64(cfg: &PaperAmmConfig) -> f64 {
+    agent_core::amount::to_f64(
+        U256::from(cfg.gas_per_swap).saturating_mul(cfg.gas_price_wei),
+        18,
+    )
+}
+
 impl Venue for PaperVenue {
     fn name(&self) -> &str {
         "paper_amm"
@@ -137,8 +157,13 @@ impl Venue for PaperVenue {
             && let Some(p) = price_to_units(bar.close, self.pair.quote.decimals())
         {
             self.price = p;
+            self.close = bar.close;
             self.stale = true;
         }
+    }
+
+    fn gas_estimate_quote(&self) -> f64 {
+        self.gas_native_f64 * self.close
     }
 
     async fn quote(&mut self, swap: &Swap) -> Result<Quote, VenueError> {
@@ -148,7 +173,10 @@ impl Venue for PaperVenue {
     async fn execute(&mut self, order: &Order, ts: i64) -> Result<Fill, VenueError> {
         let (q, sell_base) = self.quote_now(&order.swap)?;
         if q.amount_out < order.min_amount_out {
-            return Err(VenueError::Slippage { min: order.min_amount_out, got: q.amount_out });
+            return Err(VenueError::Slippage {
+                min: order.min_amount_out,
+                got: q.amount_out,
+            });
         }
         // As in the pair contract: the whole input (fee included) joins the reserves.
         let (rb, rq) = self.reserves.unwrap_or_default();
@@ -190,40 +218,89 @@ mod tests {
         let mut cfg = PaperAmmConfig::default_for(&pair);
         cfg.depth_quote = U256::from(200_000_000_000u64); // 200,000 USDC
         let mut v = PaperVenue::new(pair, cfg);
-        v.observe(&MarketEvent::Bar(Bar { ts: 0, open: close, high: close, low: close, close, volume: 0.0 }));
+        v.observe(&MarketEvent::Bar(Bar {
+            ts: 0,
+            open: close,
+            high: close,
+            low: close,
+            close,
+            volume: 0.0,
+        }));
         v
     }
 
     fn block_on<F: std::future::Future>(f: F) -> F::Output {
-        tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(f)
+        tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap()
+            .block_on(f)
     }
 
     #[test]
     fn pool_is_centred_on_the_close() {
         let mut v = venue_at(2000.0);
         // 200,000 USDC / 2000 = 100 ETH.
-        assert_eq!(v.reserves(), Some((U256::from(100u128 * 10u128.pow(18)), U256::from(200_000_000_000u64))));
+        assert_eq!(
+            v.reserves(),
+            Some((
+                U256::from(100u128 * 10u128.pow(18)),
+                U256::from(200_000_000_000u64)
+            ))
+        );
     }
 
     #[test]
     fn fill_uses_uniswap_math_fee_and_gas() {
         let mut v = venue_at(2000.0);
         let pair = Pair::eth_usdc();
-        let swap = Swap { sell: pair.base.clone(), buy: pair.quote.clone(), amount_in: U256::from(10u128.pow(18)) };
-        let order = Order { id: IntentId::new("t", 0, 0), swap, min_amount_out: U256::ZERO };
+        let swap = Swap {
+            sell: pair.base.clone(),
+            buy: pair.quote.clone(),
+            amount_in: U256::from(10u128.pow(18)),
+        };
+        let order = Order {
+            id: IntentId::new("t", 0, 0),
+            swap,
+            min_amount_out: U256::ZERO,
+        };
         let fill = block_on(v.execute(&order, 0)).unwrap();
-        assert_eq!(fill.amount_out, U256::from(1_974_316_068u64), "same as get_amount_out by hand");
-        assert_eq!(fill.fee, U256::from(3_000_000_000_000_000u64), "0.3% of 1 ETH");
-        assert_eq!(fill.fee_quote, U256::from(6_000_000u64), "0.003 ETH at 2000 = 6 USDC");
+        assert_eq!(
+            fill.amount_out,
+            U256::from(1_974_316_068u64),
+            "same as get_amount_out by hand"
+        );
+        assert_eq!(
+            fill.fee,
+            U256::from(3_000_000_000_000_000u64),
+            "0.3% of 1 ETH"
+        );
+        assert_eq!(
+            fill.fee_quote,
+            U256::from(6_000_000u64),
+            "0.003 ETH at 2000 = 6 USDC"
+        );
         // 120,000 gas × 20 gwei = 0.0024 ETH = 4.8 USDC at 2000.
         assert_eq!(fill.gas_native, U256::from(2_400_000_000_000_000u64));
-        assert_eq!(fill.gas_cost, (pair.quote.clone(), U256::from(4_800_000u64)));
+        assert_eq!(
+            fill.gas_cost,
+            (pair.quote.clone(), U256::from(4_800_000u64))
+        );
         // A second identical trade in the same bar gets a worse price: the pool moved.
-        let order2 = Order { id: IntentId::new("t", 0, 1), ..order.clone() };
+        let order2 = Order {
+            id: IntentId::new("t", 0, 1),
+            ..order.clone()
+        };
         let fill2 = block_on(v.execute(&order2, 0)).unwrap();
         assert!(fill2.amount_out < fill.amount_out);
         // A new bar re-centres the pool.
-        v.observe(&MarketEvent::Bar(Bar { ts: 1, open: 2000.0, high: 2000.0, low: 2000.0, close: 2000.0, volume: 0.0 }));
+        v.observe(&MarketEvent::Bar(Bar {
+            ts: 1,
+            open: 2000.0,
+            high: 2000.0,
+            low: 2000.0,
+            close: 2000.0,
+            volume: 0.0,
+        }));
         let fill3 = block_on(v.execute(&order, 1)).unwrap();
         assert_eq!(fill3.amount_out, fill.amount_out);
     }
@@ -232,10 +309,21 @@ mod tests {
     fn execute_refuses_below_min_out_without_moving_the_pool() {
         let mut v = venue_at(2000.0);
         let pair = Pair::eth_usdc();
-        let swap = Swap { sell: pair.quote.clone(), buy: pair.base.clone(), amount_in: U256::from(1_000_000_000u64) };
+        let swap = Swap {
+            sell: pair.quote.clone(),
+            buy: pair.base.clone(),
+            amount_in: U256::from(1_000_000_000u64),
+        };
         let before = v.reserves();
-        let order = Order { id: IntentId::new("t", 0, 0), swap, min_amount_out: U256::from(10u128.pow(18)) };
-        assert!(matches!(block_on(v.execute(&order, 0)), Err(VenueError::Slippage { .. })));
+        let order = Order {
+            id: IntentId::new("t", 0, 0),
+            swap,
+            min_amount_out: U256::from(10u128.pow(18)),
+        };
+        assert!(matches!(
+            block_on(v.execute(&order, 0)),
+            Err(VenueError::Slippage { .. })
+        ));
         assert_eq!(v.reserves(), before);
     }
 
@@ -243,10 +331,24 @@ mod tests {
     fn no_price_no_liquidity_and_foreign_tokens_refused() {
         let pair = Pair::eth_usdc();
         let mut v = PaperVenue::new(pair.clone(), PaperAmmConfig::default_for(&pair));
-        let swap = Swap { sell: pair.quote.clone(), buy: pair.base.clone(), amount_in: U256::from(1u8) };
-        assert!(matches!(block_on(v.quote(&swap)), Err(VenueError::NoLiquidity(_))));
+        let swap = Swap {
+            sell: pair.quote.clone(),
+            buy: pair.base.clone(),
+            amount_in: U256::from(1u8),
+        };
+        assert!(matches!(
+            block_on(v.quote(&swap)),
+            Err(VenueError::NoLiquidity(_))
+        ));
         let mut v = venue_at(100.0);
-        let odd = Swap { sell: Token::new("DAI", 18), buy: pair.base.clone(), amount_in: U256::from(1u8) };
-        assert!(matches!(block_on(v.quote(&odd)), Err(VenueError::Unsupported(_))));
+        let odd = Swap {
+            sell: Token::new("DAI", 18),
+            buy: pair.base.clone(),
+            amount_in: U256::from(1u8),
+        };
+        assert!(matches!(
+            block_on(v.quote(&odd)),
+            Err(VenueError::Unsupported(_))
+        ));
     }
 }

@@ -1,6 +1,6 @@
 //! `ema_cross`: long `size` of equity while the fast EMA is above the slow one, else flat.
 
-use agent_core::{Context, Intent, MarketEvent, Params, ParamError, Strategy, StrategyError};
+use agent_core::{Context, Intent, MarketEvent, ParamError, Params, Strategy, StrategyError};
 use models::Ema;
 
 /// Fast/slow EMA crossover, long or flat. The reference strategy for benchmarks.
@@ -18,7 +18,11 @@ pub struct EmaCross {
 impl EmaCross {
     /// `fast < slow` bars; `size` in (0, 1] is the share of equity held while long.
     pub fn new(fast: usize, slow: usize, size: f64) -> Self {
-        Self { fast: Ema::new(fast), slow: Ema::new(slow), size }
+        Self {
+            fast: Ema::new(fast),
+            slow: Ema::new(slow),
+            size,
+        }
     }
 
     /// Reads `fast` (12), `slow` (26) and `size` (0.95).
@@ -30,7 +34,10 @@ impl EmaCross {
             return Err(p.invalid("fast", "must be at least 1"));
         }
         if slow <= fast {
-            return Err(p.invalid("slow", format!("must be greater than fast ({fast}), got {slow}")));
+            return Err(p.invalid(
+                "slow",
+                format!("must be greater than fast ({fast}), got {slow}"),
+            ));
         }
         if !(size > 0.0 && size <= 1.0) {
             return Err(p.invalid("size", format!("must be in (0, 1], got {size}")));
@@ -45,8 +52,14 @@ impl Strategy for EmaCross {
         "ema_cross"
     }
 
-    fn on_event(&mut self, event: &MarketEvent, ctx: &Context<'_>) -> Result<Vec<Intent>, StrategyError> {
-        let Some(bar) = event.as_bar() else { return Ok(Vec::new()) };
+    fn on_event(
+        &mut self,
+        event: &MarketEvent,
+        ctx: &Context<'_>,
+    ) -> Result<Vec<Intent>, StrategyError> {
+        let Some(bar) = event.as_bar() else {
+            return Ok(Vec::new());
+        };
         self.fast.update(bar.close);
         self.slow.update(bar.close);
         let (Some(fast), Some(slow)) = (self.fast.ready(), self.slow.ready()) else {

@@ -1,0 +1,209 @@
+//! The `defai` binary end to end: what a user types, what they get.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+fn defai(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_defai"))
+        .args(args)
+        .env_remove("RUST_LOG")
+        .output()
+        .expect("run defai")
+}
+
+fn json_of(out: &Output) -> serde_json::Value {
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "exit {:?}\nstdout: {stdout}\nstderr: {}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        stdout.lines().count(),
+        1,
+        "exactly one line on stdout: {stdout}"
+    );
+    serde_json::from_str(&stdout).expect("stdout is one JSON object")
+}
+
+fn repo(p: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join(p)
+}
+
+#[test]
+fn paper_with_no_arguments_trades_on_the_embedded_data() {
+    let out = defai(&["paper"]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{text}");
+    assert!(
+        text.contains("trades") && text.contains("end equity"),
+        "{text}"
+    );
+}
+
+#[test]
+fn paper_json_is_one_object_with_the_stable_fields() {
+    let v = json_of(&defai(&["paper", "--json"]));
+    for key in [
+        "mode",
+        "strategy",
+        "bars",
+        "skipped_rows",
+        "gaps",
+        "trades",
+        "start_equity",
+        "end_equity",
+        "return_pct",
+        "buy_hold_return_pct",
+        "max_drawdown_pct",
+        "sharpe",
+        "fees_paid",
+        "gas_paid",
+        "elapsed_s",
+        "bars_per_s",
+    ] {
+        assert!(v.get(key).is_some(), "missing {key}: {v}");
+    }
+    assert_eq!(v["mode"], "paper");
+    assert_eq!(v["strategy"], "ema_cross");
+    assert_eq!(v["bars"], 33158);
+    assert_eq!(v["gaps"], 19);
+    assert_eq!(v["start_equity"], 10000.0);
+    assert!(v["trades"].as_u64().unwrap() > 0);
+    assert!(v["fees_paid"].as_f64().unwrap() > 0.0 && v["gas_paid"].as_f64().unwrap() > 0.0);
+}
+
+#[test]
+fn backtest_is_deterministic_and_writes_outputs() {
+    let dir = tempfile::tempdir().unwrap();
+    let (a, b) = (dir.path().join("a"), dir.path().join("b"));
+    for d in [&a, &b] {
+        let v = json_of(&defai(&[
+            "backtest",
+            "--json",
+            "--out",
+            d.to_str().unwrap(),
+        ]));
+        assert!(v["trades"].as_u64().unwrap() > 0);
+    }
+    let trades_a = std::fs::read_to_string(a.join("trades.csv")).unwrap();
+    assert_eq!(
+        trades_a,
+        std::fs::read_to_string(b.join("trades.csv")).unwrap(),
+        "same input, same trades"
+    );
+    assert!(trades_a.lines().count() > 10);
+    let equity = std::fs::read_to_string(a.join("equity.csv")).unwrap();
+    assert_eq!(equity.lines().count(), 33158 + 1);
+    let png = std::fs::read(a.join("equity.png")).unwrap();
+    assert!(
+        png.starts_with(b"\x89PNG\r\n\x1a\n") && png.len() > 10_000,
+        "a real PNG"
+    );
+}
+
+#[test]
+fn config_file_and_param_overrides_apply() {
+    let cfg = repo("examples/configs/ema_cross_slow.toml");
+    let slow = json_of(&defai(&[
+        "backtest",
+        "--json",
+        "--config",
+        cfg.to_str().unwrap(),
+    ]));
+    let fast = json_of(&defai(&[
+        "backtest",
+        "--json",
+        "--config",
+        cfg.to_str().unwrap(),
+        "--param",
+        "fast=12",
+        "--param",
+        "slow=26",
+    ]));
+    assert!(
+        slow["trades"].as_u64() < fast["trades"].as_u64(),
+        "slower EMAs trade less: {slow} vs {fast}"
+    );
+    let default = json_of(&defai(&["backtest", "--json"]));
+    assert_eq!(
+        fast["trades"], default["trades"],
+        "12/26 via --param equals the default"
+    );
+}
+
+fn write(dir: &Path, name: &str, text: &str) -> PathBuf {
+    let p = dir.join(name);
+    std::fs::write(&p, text).unwrap();
+    p
+}
+
+#[test]
+fn malformed_data_exits_nonzero_naming_file_line_and_field() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut text = String::from("timestamp,open,high,low,close,volume\n");
+    for i in 0..100 {
+        text.push_str(&format!("{},100,101,99,100,5\n", 1_600_000_000 + i * 3600));
+    }
+    text.push_str("1700000000,100,101,99,NaN,5\n");
+    let file = write(dir.path(), "bad.csv", &text);
+    let out = defai(&["backtest", "--data", file.to_str().unwrap()]);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("bad.csv:102") && err.contains("close"),
+        "{err}"
+    );
+    assert!(out.stdout.is_empty(), "nothing on stdout when it fails");
+
+    let v = json_of(&defai(&[
+        "backtest",
+        "--json",
+        "--skip-bad-rows",
+        "--data",
+        file.to_str().unwrap(),
+    ]));
+    assert_eq!(v["skipped_rows"], 1);
+    assert_eq!(v["bars"], 100);
+}
+
+#[test]
+fn bad_config_exits_nonzero_naming_key_and_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = write(
+        dir.path(),
+        "c.toml",
+        "[agent]\nstarting_quote = 10000.0\n[venue]\nfee_bsp = 30\n",
+    );
+    let out = defai(&["backtest", "--config", cfg.to_str().unwrap()]);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("line 4") && err.contains("fee_bsp"), "{err}");
+
+    let cfg = write(
+        dir.path(),
+        "p.toml",
+        "[strategy]\nname = \"ema_cross\"\n[strategy.params]\nfast = 12\nslwo = 3\n",
+    );
+    let out = defai(&["backtest", "--config", cfg.to_str().unwrap()]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success() && err.contains("line 5") && err.contains("slwo"),
+        "{err}"
+    );
+
+    let out = defai(&["backtest", "--strategy", "nope"]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success() && err.contains("unknown strategy `nope`"),
+        "{err}"
+    );
+}
+
+#[test]
+fn missing_data_file_is_a_clear_error() {
+    let out = defai(&["backtest", "--data", "/nonexistent/x.csv"]);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("/nonexistent/x.csv"));
+}
