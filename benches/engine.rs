@@ -19,6 +19,7 @@ fn spec() -> RunSpec {
         progress: false,
         record: false,
         stop: Arc::new(AtomicBool::new(false)),
+        state: None,
     }
 }
 

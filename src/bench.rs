@@ -53,6 +53,7 @@ pub async fn throughput(
             progress: false,
             record: false,
             stop: Arc::new(AtomicBool::new(false)),
+            state: None,
         };
         let o = run_shared(spec, big.clone(), &series.report).await?;
         out.push(BenchRun {

@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use agent_core::amount::units_from_f64;
-use agent_core::{ParamValue, Params, Token, U256};
+use agent_core::{KillMode, KillSwitchPolicy, ParamValue, Params, RiskLimits, Token, U256};
 use connectors::PaperAmmConfig;
 use serde::Deserialize;
 use toml::Spanned;
@@ -40,6 +40,8 @@ pub struct Config {
     pub strategy: StrategySection,
     #[serde(default)]
     pub risk: RiskSection,
+    #[serde(default)]
+    pub kill_switch: KillSwitchSection,
     /// Where the file was read from (for messages and relative paths); not a TOML key.
     #[serde(skip)]
     pub source: Option<PathBuf>,
@@ -173,6 +175,9 @@ pub struct StrategySection {
     /// Strategy parameters; each strategy documents its own and rejects unknown ones.
     #[serde(default)]
     pub params: BTreeMap<Spanned<String>, Spanned<toml::Value>>,
+    /// Risk keys for this strategy, overriding `[risk]`.
+    #[serde(default)]
+    pub risk: RiskSection,
 }
 
 fn default_strategy() -> String {
@@ -184,26 +189,97 @@ impl Default for StrategySection {
         Self {
             name: default_strategy(),
             params: BTreeMap::new(),
+            risk: RiskSection::default(),
         }
     }
 }
 
-#[derive(Debug, Clone, Deserialize)]
+/// `[risk]` (and `[strategy.risk]`, whose keys override it). Unset keys keep the defaults of
+/// [`RiskLimits`]; see `examples/configs/ema_cross.toml` for every key.
+#[derive(Debug, Clone, Deserialize, Default)]
 #[serde(deny_unknown_fields)]
 pub struct RiskSection {
-    /// Minimum output of every swap, this far below the venue's quote (default 100 = 1 %).
-    #[serde(default = "default_slippage")]
-    pub max_slippage_bps: Spanned<u32>,
+    pub max_trade_notional: Option<Spanned<f64>>,
+    pub max_position_pct: Option<Spanned<f64>>,
+    pub max_gross_exposure_pct: Option<Spanned<f64>>,
+    pub max_daily_loss_pct: Option<Spanned<f64>>,
+    pub max_drawdown_pct: Option<Spanned<f64>>,
+    pub max_slippage_bps: Option<Spanned<u32>>,
+    pub max_gas_price_gwei: Option<Spanned<f64>>,
+    pub max_gas_spend_per_day: Option<Spanned<f64>>,
+    pub max_trades_per_hour: Option<u32>,
+    pub min_seconds_between_trades: Option<u32>,
+    pub allowed_tokens: Option<Vec<String>>,
+    pub allowed_contracts: Option<Vec<String>>,
+    pub max_price_deviation_bps: Option<u32>,
+    pub max_data_age_s: Option<u32>,
 }
 
-fn default_slippage() -> Spanned<u32> {
-    Spanned::new(0..0, 100)
+macro_rules! overlay {
+    ($base:expr, $over:expr, $($f:ident),*) => {
+        RiskSection { $($f: $over.$f.clone().or_else(|| $base.$f.clone()),)* }
+    };
 }
 
-impl Default for RiskSection {
+impl RiskSection {
+    /// `self` with every key `over` sets replaced.
+    pub fn overlay(&self, over: &RiskSection) -> RiskSection {
+        overlay!(
+            self,
+            over,
+            max_trade_notional,
+            max_position_pct,
+            max_gross_exposure_pct,
+            max_daily_loss_pct,
+            max_drawdown_pct,
+            max_slippage_bps,
+            max_gas_price_gwei,
+            max_gas_spend_per_day,
+            max_trades_per_hour,
+            min_seconds_between_trades,
+            allowed_tokens,
+            allowed_contracts,
+            max_price_deviation_bps,
+            max_data_age_s
+        )
+    }
+}
+
+/// `[kill_switch]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct KillSwitchSection {
+    /// Start halted until `defai resume` (default false).
+    #[serde(default)]
+    pub start_halted: bool,
+    /// What a daily-loss or drawdown breach does: halt, reduce_only or flatten (default).
+    #[serde(default = "default_on_breach")]
+    pub on_breach: Spanned<String>,
+    /// Consecutive failed executions that halt the agent (default 3).
+    #[serde(default = "default_failures")]
+    pub max_consecutive_failures: u32,
+    /// Data older than this many × `risk.max_data_age_s` halts the agent (default 3).
+    #[serde(default = "default_stale_multiple")]
+    pub stale_data_multiple: u32,
+}
+
+fn default_on_breach() -> Spanned<String> {
+    Spanned::new(0..0, "flatten".into())
+}
+fn default_failures() -> u32 {
+    3
+}
+fn default_stale_multiple() -> u32 {
+    3
+}
+
+impl Default for KillSwitchSection {
     fn default() -> Self {
         Self {
-            max_slippage_bps: default_slippage(),
+            start_halted: false,
+            on_breach: default_on_breach(),
+            max_consecutive_failures: default_failures(),
+            stale_data_multiple: default_stale_multiple(),
         }
     }
 }
@@ -262,14 +338,8 @@ impl Config {
     fn validate(&self) -> Result<(), ConfigError> {
         self.starting_quote()?;
         self.paper_amm()?;
-        let slip = &self.risk.max_slippage_bps;
-        if *slip.get_ref() > 10_000 {
-            return Err(self.invalid(
-                slip.span(),
-                "risk.max_slippage_bps",
-                "must be at most 10000",
-            ));
-        }
+        self.risk_limits()?;
+        self.kill_policy()?;
         Ok(())
     }
 
@@ -316,6 +386,98 @@ impl Config {
             depth_quote: depth,
             gas_per_swap: v.gas_per_swap,
             gas_price_wei,
+        })
+    }
+
+    /// The risk limits: defaults, then `[risk]`, then `[strategy.risk]`, in exact units.
+    pub fn risk_limits(&self) -> Result<RiskLimits, ConfigError> {
+        let r = self.risk.overlay(&self.strategy.risk);
+        let mut l = RiskLimits::default();
+        let pct = |v: &Option<Spanned<f64>>, key: &str| -> Result<Option<f64>, ConfigError> {
+            match v {
+                None => Ok(None),
+                Some(s) if s.get_ref().is_finite() && *s.get_ref() >= 0.0 => Ok(Some(*s.get_ref())),
+                Some(s) => Err(self.invalid(s.span(), key, "must be a non-negative number")),
+            }
+        };
+        let units = |v: &Option<Spanned<f64>>,
+                     key: &str,
+                     decimals: u8|
+         -> Result<Option<U256>, ConfigError> {
+            v.as_ref()
+                .map(|s| {
+                    units_from_f64(*s.get_ref(), decimals)
+                        .map_err(|e| self.invalid(s.span(), key, e.to_string()))
+                })
+                .transpose()
+        };
+        if let Some(v) = units(
+            &r.max_trade_notional,
+            "risk.max_trade_notional",
+            self.market.quote_decimals,
+        )? {
+            l.max_trade_notional = Some(v);
+        }
+        if let Some(v) = pct(&r.max_position_pct, "risk.max_position_pct")? {
+            l.max_position_pct = v;
+        }
+        if let Some(v) = pct(&r.max_gross_exposure_pct, "risk.max_gross_exposure_pct")? {
+            l.max_gross_exposure_pct = v;
+        }
+        if let Some(v) = pct(&r.max_daily_loss_pct, "risk.max_daily_loss_pct")? {
+            l.max_daily_loss_pct = Some(v);
+        }
+        if let Some(v) = pct(&r.max_drawdown_pct, "risk.max_drawdown_pct")? {
+            l.max_drawdown_pct = Some(v);
+        }
+        if let Some(s) = &r.max_slippage_bps {
+            if *s.get_ref() > 10_000 {
+                return Err(self.invalid(
+                    s.span(),
+                    "risk.max_slippage_bps",
+                    "must be at most 10000",
+                ));
+            }
+            l.max_slippage_bps = *s.get_ref();
+        }
+        if let Some(v) = units(&r.max_gas_price_gwei, "risk.max_gas_price_gwei", 9)? {
+            l.max_gas_price_wei = Some(v);
+        }
+        if let Some(v) = units(&r.max_gas_spend_per_day, "risk.max_gas_spend_per_day", 18)? {
+            l.max_gas_spend_per_day = Some(v);
+        }
+        if let Some(v) = r.max_trades_per_hour {
+            l.max_trades_per_hour = Some(v);
+        }
+        if let Some(v) = r.min_seconds_between_trades {
+            l.min_seconds_between_trades = v as i64;
+        }
+        if r.allowed_tokens.is_some() {
+            l.allowed_tokens = r.allowed_tokens.clone();
+        }
+        if r.allowed_contracts.is_some() {
+            l.allowed_contracts = r.allowed_contracts.clone();
+        }
+        if let Some(v) = r.max_price_deviation_bps {
+            l.max_price_deviation_bps = Some(v);
+        }
+        if let Some(v) = r.max_data_age_s {
+            l.max_data_age_s = Some(v as i64);
+        }
+        Ok(l)
+    }
+
+    /// The kill switch's automatic behaviour.
+    pub fn kill_policy(&self) -> Result<KillSwitchPolicy, ConfigError> {
+        let k = &self.kill_switch;
+        let on_breach: KillMode =
+            k.on_breach.get_ref().parse().map_err(|e: String| {
+                self.invalid(k.on_breach.span(), "kill_switch.on_breach", e)
+            })?;
+        Ok(KillSwitchPolicy {
+            on_breach,
+            max_consecutive_failures: k.max_consecutive_failures.max(1),
+            stale_data_multiple: k.stale_data_multiple.max(1) as i64,
         })
     }
 
@@ -396,6 +558,12 @@ fast = 12
 slow = 26
 size = 0.95
 [risk]
+max_drawdown_pct = 10.0
+max_trade_notional = 2500.0
+[strategy.risk]
+max_drawdown_pct = 15.0
+[kill_switch]
+on_breach = "halt"
 "#;
         let cfg = Config::parse(text, Some(Path::new("/cfg/a.toml"))).unwrap();
         assert_eq!(cfg.starting_quote().unwrap(), U256::from(10_000_000_000u64));
@@ -408,6 +576,22 @@ size = 0.95
         let mut p = cfg.strategy_params(&["fast=5".into()]).unwrap();
         assert_eq!(p.usize("fast", 0).unwrap(), 5, "--param overrides the file");
         assert_eq!(p.usize("slow", 0).unwrap(), 26);
+        let l = cfg.risk_limits().unwrap();
+        assert_eq!(
+            l.max_drawdown_pct,
+            Some(15.0),
+            "[strategy.risk] overrides [risk]"
+        );
+        assert_eq!(l.max_trade_notional, Some(U256::from(2_500_000_000u64)));
+        assert_eq!(
+            l.max_daily_loss_pct,
+            RiskLimits::default().max_daily_loss_pct
+        );
+        assert_eq!(cfg.kill_policy().unwrap().on_breach, KillMode::Halt);
+        let err = Config::parse("[kill_switch]\non_breach = \"panic\"\n", None)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("line 2") && err.contains("on_breach"), "{err}");
     }
 
     #[test]

@@ -4,10 +4,11 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
 use agent_core::{
-    Agent, AgentError, AgentReport, AuditEvent, Bar, BarReplay, BasicRiskGate, Clock, MarketEvent,
-    MarketSource, Observer, Pair, Portfolio, SourceError, Strategy,
+    Agent, AgentError, AgentReport, AuditEvent, Bar, BarReplay, Clock, KillSwitch, LimitGate,
+    MarketEvent, MarketSource, Observer, Pair, Portfolio, SourceError, Strategy, SwitchRecord,
+    SwitchState,
 };
-use connectors::{DataError, LoadOptions, LoadReport, PaperVenue, Series};
+use connectors::{DataError, LoadOptions, LoadReport, PaperVenue, Series, StateDir, StateError};
 use serde::Serialize;
 
 use crate::config::{Config, ConfigError, VenueKind};
@@ -34,6 +35,8 @@ pub enum RunError {
     Strategy(#[from] strategies::BuildError),
     #[error(transparent)]
     Agent(#[from] AgentError),
+    #[error(transparent)]
+    State(#[from] StateError),
 }
 
 /// Loads the configured data: `override_path`, else `market.data`, else the bundled series.
@@ -161,6 +164,36 @@ pub struct RunSpec {
     pub progress: bool,
     pub record: bool,
     pub stop: Arc<AtomicBool>,
+    /// State folder: the kill switch is latched there and operator commands are read from it.
+    /// `None`: nothing persists (the switch starts active every run).
+    pub state: Option<std::path::PathBuf>,
+}
+
+/// What the risk gate decided.
+#[derive(Debug, Clone, Serialize)]
+pub struct RiskSummary {
+    pub approved: u64,
+    pub resized: u64,
+    pub refused: u64,
+    pub refused_by_reason: std::collections::BTreeMap<String, u64>,
+}
+
+/// The kill switch at the end of the run.
+#[derive(Debug, Clone, Serialize)]
+pub struct KillSwitchSummary {
+    pub state: SwitchState,
+    pub tripped_at: Option<i64>,
+    pub reason: Option<String>,
+}
+
+impl From<&SwitchRecord> for KillSwitchSummary {
+    fn from(r: &SwitchRecord) -> Self {
+        Self {
+            state: r.state,
+            tripped_at: r.tripped_at,
+            reason: r.reason.clone(),
+        }
+    }
 }
 
 /// The JSON summary; field names are stable.
@@ -190,6 +223,8 @@ pub struct Summary {
     pub fees_paid: f64,
     pub gas_paid: f64,
     pub gas_paid_native: f64,
+    pub risk: RiskSummary,
+    pub kill_switch: KillSwitchSummary,
     /// Exact final balances as decimal strings, by token symbol.
     pub balances: std::collections::BTreeMap<String, String>,
     pub elapsed_s: f64,
@@ -225,6 +260,18 @@ impl Summary {
             fees_paid: q.to_f64(r.portfolio.fees_quote()),
             gas_paid: q.to_f64(r.portfolio.gas_quote()),
             gas_paid_native: agent_core::amount::to_f64(r.portfolio.gas_native(), 18),
+            risk: RiskSummary {
+                approved: r.risk.approved,
+                resized: r.risk.resized,
+                refused: r.risk.refused,
+                refused_by_reason: r
+                    .risk
+                    .refused_by_reason
+                    .iter()
+                    .map(|(k, v)| (k.to_string(), *v))
+                    .collect(),
+            },
+            kill_switch: (&r.kill_switch).into(),
             balances: r
                 .portfolio
                 .balances()
@@ -281,12 +328,23 @@ pub async fn run_shared(
         (Mode::Paper, Some(speed)) => Clock::replay(speed),
         _ => Clock::Simulated,
     };
-    let gate = BasicRiskGate {
-        max_slippage_bps: *cfg.risk.max_slippage_bps.get_ref(),
+    let gate = LimitGate::new(cfg.risk_limits()?);
+    let limits_age = gate.limits().max_data_age_s;
+    let kill = match &spec.state {
+        Some(dir) => {
+            let state = StateDir::open(dir)?;
+            let record = state.load_switch()?.unwrap_or_default();
+            KillSwitch::restore(record, Some(Box::new(state.switch_store()?)))
+        }
+        None => KillSwitch::new(),
     };
     let mut agent = Agent::new(pair.clone(), source, venue, strategy, portfolio)
         .with_gate(Box::new(gate))
+        .with_kill_switch(kill, cfg.kill_policy()?, limits_age)
         .with_clock(clock);
+    if cfg.kill_switch.start_halted {
+        agent = agent.start_halted("kill_switch.start_halted = true");
+    }
     let recording = spec
         .record
         .then(|| Arc::new(Mutex::new(Recording::default())));

@@ -8,6 +8,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use anyhow::{Context as _, Result, bail};
 use clap::{Args, Parser, Subcommand};
 use defai::config::Config;
+use defai::connectors::StateDir;
+use defai::core::{KillMode, SwitchAction};
 use defai::engine::{self, Mode, RunSpec};
 use defai::output;
 
@@ -37,6 +39,27 @@ enum Command {
     Backtest {
         #[command(flatten)]
         run: RunArgs,
+    },
+    /// Trip the kill switch of the agent using a state folder (running or not; a running agent
+    /// applies it within one cycle, a stopped one when it starts).
+    Kill {
+        /// The agent's state folder (its `--state`).
+        #[arg(long)]
+        state: PathBuf,
+        /// halt (nothing passes), reduce_only (only exposure-reducing intents), or flatten
+        /// (unwind to quote, then halt).
+        #[arg(long, default_value = "halt")]
+        mode: KillMode,
+        /// Why: recorded with the switch state.
+        #[arg(long)]
+        reason: String,
+    },
+    /// Lift a tripped kill switch.
+    Resume {
+        #[arg(long)]
+        state: PathBuf,
+        #[arg(long)]
+        reason: String,
     },
     /// Measure backtest throughput (bars/s) of ema_cross through the real engine path.
     Bench {
@@ -75,6 +98,10 @@ struct RunArgs {
     /// Skip malformed data rows (counted as `skipped_rows`) instead of stopping.
     #[arg(long)]
     skip_bad_rows: bool,
+    /// State folder: the kill switch is latched here across restarts and `defai kill|resume`
+    /// reach the agent through it. Without it nothing persists.
+    #[arg(long)]
+    state: Option<PathBuf>,
 }
 
 #[derive(Clone, Copy)]
@@ -117,6 +144,12 @@ fn main() -> Result<()> {
             }
             Command::Backtest { run } => run_agent(Mode::Backtest, run, None).await,
             Command::Bench { bars, runs, json } => bench(bars, runs, json).await,
+            Command::Kill {
+                state,
+                mode,
+                reason,
+            } => control(&state, SwitchAction::Kill(mode), &reason),
+            Command::Resume { state, reason } => control(&state, SwitchAction::Resume, &reason),
         }
     })
 }
@@ -152,6 +185,7 @@ async fn run_agent(mode: Mode, args: RunArgs, speed: Option<f64>) -> Result<()> 
         progress: !args.json && std::io::stderr().is_terminal(),
         record: args.out.is_some(),
         stop,
+        state: args.state.clone(),
     };
     let out = engine::run(spec, &series).await?;
     if let (Some(dir), Some(rec)) = (&args.out, &out.recording) {
@@ -169,6 +203,23 @@ async fn run_agent(mode: Mode, args: RunArgs, speed: Option<f64>) -> Result<()> 
             );
         }
     }
+    Ok(())
+}
+
+fn control(state: &std::path::Path, action: SwitchAction, reason: &str) -> Result<()> {
+    if reason.trim().is_empty() {
+        bail!("--reason must say why");
+    }
+    let dir = StateDir::open(state)?;
+    let cmd = dir.send_command(action, reason)?;
+    let current = dir.load_switch()?.map(|r| r.state).unwrap_or_default();
+    println!(
+        "sent {:?} (command {}) to {}; switch was {:?}; a running agent applies it within one cycle",
+        cmd.action,
+        cmd.id,
+        state.display(),
+        current
+    );
     Ok(())
 }
 

@@ -32,7 +32,41 @@ pub fn summary_table(s: &Summary) -> String {
             format!("{} ({})", s.gaps, s.missing_bars),
         ),
         ("trades", s.trades.to_string()),
-        ("refused intents", s.refused.to_string()),
+        (
+            "risk verdicts",
+            format!(
+                "{} approved, {} resized, {} refused{}",
+                s.risk.approved,
+                s.risk.resized,
+                s.risk.refused,
+                if s.risk.refused_by_reason.is_empty() {
+                    String::new()
+                } else {
+                    format!(
+                        " ({})",
+                        s.risk
+                            .refused_by_reason
+                            .iter()
+                            .map(|(k, v)| format!("{k}: {v}"))
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    )
+                }
+            ),
+        ),
+        (
+            "kill switch",
+            match (&s.kill_switch.reason, s.kill_switch.tripped_at) {
+                (Some(r), Some(t)) => format!(
+                    "{:?} since {} — {r}",
+                    s.kill_switch.state,
+                    chrono::DateTime::from_timestamp(t, 0)
+                        .map(|d| d.to_rfc3339())
+                        .unwrap_or_default()
+                ),
+                _ => format!("{:?}", s.kill_switch.state),
+            },
+        ),
         ("start equity", format!("{:.2}", s.start_equity)),
         ("end equity", format!("{:.2}", s.end_equity)),
         ("return", format!("{:+.2} %", s.return_pct)),

@@ -207,3 +207,93 @@ fn missing_data_file_is_a_clear_error() {
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("/nonexistent/x.csv"));
 }
+
+/// A zig-zag price series so a 2/4 EMA cross trades often.
+fn zigzag_csv(dir: &Path, bars: usize) -> PathBuf {
+    let mut text = String::from("timestamp,open,high,low,close,volume\n");
+    for i in 0..bars {
+        let px = 2000.0 + 200.0 * ((i as f64) / 6.0).sin();
+        text.push_str(&format!(
+            "{},{px},{px},{px},{px},1\n",
+            1_600_000_000 + i * 3600
+        ));
+    }
+    write(dir, "zigzag.csv", &text)
+}
+
+#[test]
+fn kill_halts_a_running_agent_latches_across_restart_and_resume_trades_again() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = zigzag_csv(dir.path(), 300);
+    let state = dir.path().join("state");
+    let (data, state_s) = (
+        data.to_str().unwrap().to_string(),
+        state.to_str().unwrap().to_string(),
+    );
+    // 300 hourly bars at 100,000× real time: about 11 s, long enough to kill it mid-run.
+    let args = [
+        "paper", "--json", "--data", &data, "--state", &state_s, "--param", "fast=2", "--param",
+        "slow=4", "--speed", "100000",
+    ];
+    let child = Command::new(env!("CARGO_BIN_EXE_defai"))
+        .args(args)
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(2500));
+    let kill = defai(&["kill", "--state", &state_s, "--reason", "e2e test"]);
+    assert!(
+        kill.status.success(),
+        "{}",
+        String::from_utf8_lossy(&kill.stderr)
+    );
+    let first = json_of(&child.wait_with_output().unwrap());
+    assert_eq!(first["kill_switch"]["state"], "halted", "{first}");
+    assert!(
+        first["kill_switch"]["reason"]
+            .as_str()
+            .unwrap()
+            .contains("e2e test")
+    );
+    assert!(
+        first["trades"].as_u64().unwrap() > 0,
+        "traded before the kill: {first}"
+    );
+    assert!(
+        first["risk"]["refused_by_reason"]["kill_switch_halted"]
+            .as_u64()
+            .unwrap()
+            > 0,
+        "refused after: {first}"
+    );
+
+    // Restart: still halted, nothing trades.
+    let fast = [
+        "paper", "--json", "--data", &data, "--state", &state_s, "--param", "fast=2", "--param",
+        "slow=4",
+    ];
+    let second = json_of(&defai(&fast));
+    assert_eq!(second["kill_switch"]["state"], "halted");
+    assert_eq!(second["trades"], 0, "{second}");
+
+    // Resume: it trades again.
+    let resume = defai(&["resume", "--state", &state_s, "--reason", "checked"]);
+    assert!(resume.status.success());
+    let third = json_of(&defai(&fast));
+    assert_eq!(third["kill_switch"]["state"], "active", "{third}");
+    assert!(third["trades"].as_u64().unwrap() > 0, "{third}");
+}
+
+#[test]
+fn start_halted_config_trades_nothing_until_resumed() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = write(dir.path(), "h.toml", "[kill_switch]\nstart_halted = true\n");
+    let v = json_of(&defai(&[
+        "backtest",
+        "--json",
+        "--config",
+        cfg.to_str().unwrap(),
+    ]));
+    assert_eq!(v["trades"], 0);
+    assert_eq!(v["kill_switch"]["state"], "halted");
+}

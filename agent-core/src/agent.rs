@@ -8,10 +8,11 @@ use std::time::{Duration, Instant};
 use crate::amount::{U256, price_to_units};
 use crate::clock::Clock;
 use crate::intent::{Fill, Intent, IntentId, Order};
+use crate::kill_switch::{KillMode, KillSwitch, SwitchChange, SwitchRecord, SwitchState};
 use crate::market::{Bar, BarFault, Pair};
 use crate::metrics::PerformanceTracker;
 use crate::portfolio::{Portfolio, PortfolioError};
-use crate::risk::{BasicRiskGate, Refusal, RiskContext, RiskGate, Verdict};
+use crate::risk::{LimitGate, Refusal, RiskContext, RiskGate, Verdict};
 use crate::source::{MarketSource, SourceError};
 use crate::strategy::{Context, Strategy, StrategyError};
 use crate::venue::{Venue, VenueError};
@@ -44,6 +45,8 @@ pub enum AuditEvent<'a> {
     },
     /// An order filled and was booked.
     Fill(&'a Fill),
+    /// The kill switch changed state.
+    KillSwitch { ts: i64, change: &'a SwitchChange },
     /// End of an event: equity marked at the close (float, for reports).
     Mark { ts: i64, price: f64, equity: f64 },
 }
@@ -93,6 +96,8 @@ pub struct AgentReport {
     pub max_drawdown_pct: f64,
     pub sharpe: f64,
     pub portfolio: Portfolio,
+    /// The kill switch at the end of the run.
+    pub kill_switch: SwitchRecord,
     pub elapsed: Duration,
 }
 
@@ -111,6 +116,27 @@ impl AgentReport {
     }
 }
 
+/// What the kill switch does on its own.
+#[derive(Debug, Clone, PartialEq)]
+pub struct KillSwitchPolicy {
+    /// On a daily-loss or drawdown breach. Default: flatten.
+    pub on_breach: KillMode,
+    /// Consecutive failed executions that halt the agent. Default 3.
+    pub max_consecutive_failures: u32,
+    /// Data older than this many × `max_data_age_s` halts the agent. Default 3.
+    pub stale_data_multiple: i64,
+}
+
+impl Default for KillSwitchPolicy {
+    fn default() -> Self {
+        Self {
+            on_breach: KillMode::Flatten,
+            max_consecutive_failures: 3,
+            stale_data_multiple: 3,
+        }
+    }
+}
+
 /// One strategy, one pair, one venue. Build it, then [`Agent::run`] it to the end of the source.
 pub struct Agent<S, V> {
     pair: Pair,
@@ -118,14 +144,24 @@ pub struct Agent<S, V> {
     venue: V,
     strategy: Box<dyn Strategy>,
     gate: Box<dyn RiskGate>,
+    kill: KillSwitch,
+    policy: KillSwitchPolicy,
+    max_data_age_s: Option<i64>,
     clock: Clock,
     portfolio: Portfolio,
     observers: Vec<Box<dyn Observer>>,
+    // Run state.
+    risk: RiskCounts,
+    intents_seen: u64,
+    execution_failures: u64,
+    consecutive_failures: u32,
+    strategy_faults: u64,
 }
 
 impl<S: MarketSource, V: Venue> Agent<S, V> {
-    /// An agent with the [`BasicRiskGate`] and a simulated clock; replace either with the
-    /// `with_*` methods. There is no way to build an agent without a gate.
+    /// An agent with a [`LimitGate`] on default limits, an active in-memory kill switch and a
+    /// simulated clock; replace any with the `with_*` methods. There is no way to build an agent
+    /// without a gate.
     pub fn new(
         pair: Pair,
         source: S,
@@ -138,15 +174,43 @@ impl<S: MarketSource, V: Venue> Agent<S, V> {
             source,
             venue,
             strategy,
-            gate: Box::new(BasicRiskGate::default()),
+            gate: Box::new(LimitGate::default()),
+            kill: KillSwitch::new(),
+            policy: KillSwitchPolicy::default(),
+            max_data_age_s: None,
             clock: Clock::Simulated,
             portfolio,
             observers: Vec::new(),
+            risk: RiskCounts::default(),
+            intents_seen: 0,
+            execution_failures: 0,
+            consecutive_failures: 0,
+            strategy_faults: 0,
         }
     }
 
     pub fn with_gate(mut self, gate: Box<dyn RiskGate>) -> Self {
         self.gate = gate;
+        self
+    }
+
+    /// Uses `kill` (e.g. restored from the state folder) and `policy` for automatic trips;
+    /// `max_data_age_s` arms the stale-data trigger.
+    pub fn with_kill_switch(
+        mut self,
+        kill: KillSwitch,
+        policy: KillSwitchPolicy,
+        max_data_age_s: Option<i64>,
+    ) -> Self {
+        self.kill = kill;
+        self.policy = policy;
+        self.max_data_age_s = max_data_age_s;
+        self
+    }
+
+    /// Halts before the first event (config `start_halted`); only an operator resume lifts it.
+    pub fn start_halted(mut self, reason: &str) -> Self {
+        self.kill.trip(KillMode::Halt, reason, 0);
         self
     }
 
@@ -164,35 +228,216 @@ impl<S: MarketSource, V: Venue> Agent<S, V> {
         &self.venue
     }
 
-    /// Runs until the source is exhausted.
-    pub async fn run(self) -> Result<AgentReport, AgentError> {
-        let started = Instant::now();
-        let Agent {
-            pair,
-            mut source,
-            mut venue,
-            mut strategy,
-            mut gate,
-            mut clock,
-            mut portfolio,
-            mut observers,
-        } = self;
-        let mut emit = |e: AuditEvent<'_>| {
-            for o in observers.iter_mut() {
-                o.on_audit(&e);
+    fn emit(observers: &mut [Box<dyn Observer>], e: AuditEvent<'_>) {
+        for o in observers.iter_mut() {
+            o.on_audit(&e);
+        }
+    }
+
+    fn switch_changed(&mut self, ts: i64, change: Option<SwitchChange>) {
+        if let Some(change) = change {
+            if change.to == SwitchState::Active {
+                self.gate.on_resume();
             }
+            Self::emit(
+                &mut self.observers,
+                AuditEvent::KillSwitch {
+                    ts,
+                    change: &change,
+                },
+            );
+        }
+    }
+
+    fn trip(&mut self, mode: KillMode, reason: &str, ts: i64) {
+        let change = self.kill.trip(mode, reason, ts);
+        self.switch_changed(ts, change);
+    }
+
+    /// Kill switch, gate, venue, portfolio: one intent, start to end.
+    async fn process(
+        &mut self,
+        seq: u32,
+        intent: Intent,
+        bar: &Bar,
+        now: i64,
+        name: &std::sync::Arc<str>,
+    ) -> Result<(), AgentError> {
+        self.intents_seen += 1;
+        let id = IntentId::new(name.clone(), bar.ts, seq);
+        tracing::debug!(target: "defai::audit", %id, ?intent, "intent");
+        Self::emit(
+            &mut self.observers,
+            AuditEvent::Intent {
+                ts: bar.ts,
+                id: &id,
+                intent: &intent,
+            },
+        );
+
+        let pair = &self.pair;
+        let reduces = RiskContext {
+            pair,
+            portfolio: &self.portfolio,
+            bar,
+            now,
+        }
+        .reduces_exposure(&intent);
+        let pre = self.kill.allows(reduces).and_then(|()| {
+            let ctx = RiskContext {
+                pair,
+                portfolio: &self.portfolio,
+                bar,
+                now,
+            };
+            self.gate.pre_check(&id, &intent, &ctx)
+        });
+        let verdict = match (pre, intent.as_swap()) {
+            (Err(r), _) => Verdict::Refuse(r),
+            (Ok(()), None) => Verdict::Refuse(Refusal::new(
+                "unsupported_intent",
+                "venue cannot execute this intent",
+            )),
+            (Ok(()), Some(swap)) => match self.venue.quote(swap).await {
+                Err(e) => Verdict::Refuse(Refusal::new("quote_failed", e.to_string())),
+                Ok(quote) => {
+                    let ctx = RiskContext {
+                        pair,
+                        portfolio: &self.portfolio,
+                        bar,
+                        now,
+                    };
+                    self.gate.evaluate(&id, &intent, &quote, &ctx)
+                }
+            },
+        };
+        // The loop enforces what a gate promises: a resize never grows an intent.
+        let verdict = match (verdict, intent.as_swap()) {
+            (Verdict::Resize { amount_in, .. }, Some(swap))
+                if amount_in > swap.amount_in || amount_in.is_zero() =>
+            {
+                Verdict::Refuse(Refusal::new(
+                    "bad_resize",
+                    format!("gate resized {} to {amount_in}", swap.amount_in),
+                ))
+            }
+            (v, _) => v,
+        };
+        tracing::debug!(target: "defai::audit", %id, ?verdict, "verdict");
+        Self::emit(
+            &mut self.observers,
+            AuditEvent::Verdict {
+                ts: bar.ts,
+                id: &id,
+                verdict: &verdict,
+            },
+        );
+        let order = match (&verdict, intent.as_swap()) {
+            (Verdict::Approve { min_amount_out }, Some(swap)) => {
+                self.risk.approved += 1;
+                Order {
+                    id: id.clone(),
+                    swap: swap.clone(),
+                    min_amount_out: *min_amount_out,
+                }
+            }
+            (
+                Verdict::Resize {
+                    amount_in,
+                    min_amount_out,
+                    ..
+                },
+                Some(swap),
+            ) => {
+                self.risk.resized += 1;
+                let mut swap = swap.clone();
+                swap.amount_in = *amount_in;
+                Order {
+                    id: id.clone(),
+                    swap,
+                    min_amount_out: *min_amount_out,
+                }
+            }
+            (Verdict::Refuse(r), _) => {
+                self.risk.refused += 1;
+                *self.risk.refused_by_reason.entry(r.code).or_default() += 1;
+                return Ok(());
+            }
+            (_, None) => return Ok(()),
         };
 
-        let mut perf = PerformanceTracker::default();
-        let mut risk = RiskCounts::default();
-        let (mut bars, mut bad_events, mut intents_seen) = (0u64, 0u64, 0u64);
-        let (mut execution_failures, mut strategy_faults) = (0u64, 0u64);
-        let mut first: Option<(Bar, U256)> = None;
-        let strategy_name: std::sync::Arc<str> = strategy.name().into();
-        let mut last: Option<Bar> = None;
+        match self.venue.execute(&order, bar.ts).await {
+            Ok(fill) => {
+                self.consecutive_failures = 0;
+                self.portfolio.apply_fill(&fill)?;
+                let ctx = RiskContext {
+                    pair: &self.pair,
+                    portfolio: &self.portfolio,
+                    bar,
+                    now,
+                };
+                self.gate.record_fill(&fill, &ctx);
+                tracing::debug!(target: "defai::audit", id = %fill.id, amount_in = %fill.amount_in, amount_out = %fill.amount_out, "fill");
+                Self::emit(&mut self.observers, AuditEvent::Fill(&fill));
+            }
+            Err(error) => {
+                self.execution_failures += 1;
+                self.consecutive_failures += 1;
+                tracing::warn!(target: "defai::audit", %id, %error, "execution failed");
+                Self::emit(
+                    &mut self.observers,
+                    AuditEvent::ExecutionFailed {
+                        ts: bar.ts,
+                        id: &id,
+                        error: &error,
+                    },
+                );
+                if self.consecutive_failures >= self.policy.max_consecutive_failures {
+                    let reason = format!(
+                        "{} consecutive execution failures, last: {error}",
+                        self.consecutive_failures
+                    );
+                    self.trip(KillMode::Halt, &reason, now);
+                }
+            }
+        }
+        Ok(())
+    }
 
-        while let Some(event) = source.next_event().await? {
-            clock.wait_until(event.ts()).await;
+    /// While flattening: sell everything that is not quote; once nothing is left, halt.
+    async fn flatten(
+        &mut self,
+        bar: &Bar,
+        now: i64,
+        name: &std::sync::Arc<str>,
+    ) -> Result<(), AgentError> {
+        let base = self.portfolio.balance(&self.pair.base);
+        if !base.is_zero() {
+            let intent = Intent::swap(&self.pair.base, &self.pair.quote, base);
+            self.process(0, intent, bar, now, name).await?;
+        }
+        if self.portfolio.balance(&self.pair.base).is_zero() {
+            let change = self.kill.finish_flatten(now);
+            self.switch_changed(now, change);
+        }
+        Ok(())
+    }
+
+    /// Runs until the source is exhausted.
+    pub async fn run(mut self) -> Result<AgentReport, AgentError> {
+        let started = Instant::now();
+        let mut perf = PerformanceTracker::default();
+        let (mut bars, mut bad_events) = (0u64, 0u64);
+        let mut first: Option<(Bar, U256)> = None;
+        let mut last: Option<Bar> = None;
+        let strategy_name: std::sync::Arc<str> = self.strategy.name().into();
+        let flatten_name: std::sync::Arc<str> = "kill_switch_flatten".into();
+
+        while let Some(event) = self.source.next_event().await? {
+            self.clock.wait_until(event.ts()).await;
+            let now = self.clock.now(event.ts());
+            let change = self.kill.poll(now);
+            self.switch_changed(now, change);
             let Some(bar) = event.as_bar().copied() else {
                 continue;
             };
@@ -205,7 +450,7 @@ impl<S: MarketSource, V: Venue> Agent<S, V> {
                 )),
                 _ => None,
             };
-            let price_units = price_to_units(bar.close, pair.quote.decimals());
+            let price_units = price_to_units(bar.close, self.pair.quote.decimals());
             let (fault, price_units) = match (fault, price_units) {
                 (None, Some(p)) => (None, p),
                 (Some(f), _) => (Some(f), U256::ZERO),
@@ -223,182 +468,115 @@ impl<S: MarketSource, V: Venue> Agent<S, V> {
             if let Some(reason) = fault {
                 bad_events += 1;
                 tracing::warn!(target: "defai::audit", ts = bar.ts, %reason, "bad market event skipped");
-                emit(AuditEvent::BadEvent { ts: bar.ts, reason });
+                Self::emit(
+                    &mut self.observers,
+                    AuditEvent::BadEvent { ts: bar.ts, reason },
+                );
                 continue;
             }
+            if let Some(max_age) = self.max_data_age_s {
+                let age = now - bar.ts;
+                if age > max_age.saturating_mul(self.policy.stale_data_multiple) {
+                    let reason = format!(
+                        "market data {age} s old, over {}× max_data_age_s",
+                        self.policy.stale_data_multiple
+                    );
+                    self.trip(KillMode::Halt, &reason, now);
+                }
+            }
             bars += 1;
-            venue.observe(&event);
+            self.venue.observe(&event);
             if first.is_none() {
-                first = Some((bar, portfolio.equity(&pair, price_units)));
+                first = Some((bar, self.portfolio.equity(&self.pair, price_units)));
             }
 
             let decided = {
                 let ctx = Context {
-                    pair: &pair,
-                    portfolio: &portfolio,
+                    pair: &self.pair,
+                    portfolio: &self.portfolio,
                     bar: &bar,
-                    gas_estimate: venue.gas_estimate_quote(),
+                    gas_estimate: self.venue.gas_estimate_quote(),
                 };
-                strategy.on_event(&event, &ctx)
+                self.strategy.on_event(&event, &ctx)
             };
             let intents = match decided {
                 Ok(v) => v,
                 Err(error) => {
-                    strategy_faults += 1;
+                    self.strategy_faults += 1;
                     tracing::warn!(target: "defai::audit", ts = bar.ts, %error, "strategy fault");
-                    emit(AuditEvent::StrategyFault {
-                        ts: bar.ts,
-                        error: &error,
-                    });
+                    Self::emit(
+                        &mut self.observers,
+                        AuditEvent::StrategyFault {
+                            ts: bar.ts,
+                            error: &error,
+                        },
+                    );
+                    if matches!(
+                        error,
+                        StrategyError::NonFinite { .. } | StrategyError::OutOfRange { .. }
+                    ) {
+                        self.trip(
+                            KillMode::Halt,
+                            &format!("model/strategy fault: {error}"),
+                            now,
+                        );
+                    }
                     Vec::new()
                 }
             };
-
             for (seq, intent) in intents.into_iter().enumerate() {
-                intents_seen += 1;
-                let id = IntentId::new(strategy_name.clone(), bar.ts, seq as u32);
-                tracing::debug!(target: "defai::audit", %id, ?intent, "intent");
-                emit(AuditEvent::Intent {
-                    ts: bar.ts,
-                    id: &id,
-                    intent: &intent,
-                });
-
-                let pre = {
-                    let ctx = RiskContext {
-                        pair: &pair,
-                        portfolio: &portfolio,
-                        bar: &bar,
-                        now: bar.ts,
-                    };
-                    gate.pre_check(&id, &intent, &ctx)
-                };
-                let verdict = match (pre, intent.as_swap()) {
-                    (Err(r), _) => Verdict::Refuse(r),
-                    (Ok(()), None) => Verdict::Refuse(Refusal::new(
-                        "unsupported_intent",
-                        "venue cannot execute this intent",
-                    )),
-                    (Ok(()), Some(swap)) => match venue.quote(swap).await {
-                        Err(e) => Verdict::Refuse(Refusal::new("quote_failed", e.to_string())),
-                        Ok(quote) => {
-                            let ctx = RiskContext {
-                                pair: &pair,
-                                portfolio: &portfolio,
-                                bar: &bar,
-                                now: bar.ts,
-                            };
-                            gate.evaluate(&id, &intent, &quote, &ctx)
-                        }
-                    },
-                };
-                // The loop enforces what a gate promises: a resize never grows an intent.
-                let verdict = match (verdict, intent.as_swap()) {
-                    (Verdict::Resize { amount_in, .. }, Some(swap))
-                        if amount_in > swap.amount_in || amount_in.is_zero() =>
-                    {
-                        Verdict::Refuse(Refusal::new(
-                            "bad_resize",
-                            format!("gate resized {} to {amount_in}", swap.amount_in),
-                        ))
-                    }
-                    (v, _) => v,
-                };
-                tracing::debug!(target: "defai::audit", %id, ?verdict, "verdict");
-                emit(AuditEvent::Verdict {
-                    ts: bar.ts,
-                    id: &id,
-                    verdict: &verdict,
-                });
-                let order = match (&verdict, intent.as_swap()) {
-                    (Verdict::Approve { min_amount_out }, Some(swap)) => {
-                        risk.approved += 1;
-                        Order {
-                            id: id.clone(),
-                            swap: swap.clone(),
-                            min_amount_out: *min_amount_out,
-                        }
-                    }
-                    (
-                        Verdict::Resize {
-                            amount_in,
-                            min_amount_out,
-                            ..
-                        },
-                        Some(swap),
-                    ) => {
-                        risk.resized += 1;
-                        let mut swap = swap.clone();
-                        swap.amount_in = *amount_in;
-                        Order {
-                            id: id.clone(),
-                            swap,
-                            min_amount_out: *min_amount_out,
-                        }
-                    }
-                    (Verdict::Refuse(r), _) => {
-                        risk.refused += 1;
-                        *risk.refused_by_reason.entry(r.code).or_default() += 1;
-                        continue;
-                    }
-                    (_, None) => continue,
-                };
-
-                match venue.execute(&order, bar.ts).await {
-                    Ok(fill) => {
-                        portfolio.apply_fill(&fill)?;
-                        let ctx = RiskContext {
-                            pair: &pair,
-                            portfolio: &portfolio,
-                            bar: &bar,
-                            now: bar.ts,
-                        };
-                        gate.record_fill(&fill, &ctx);
-                        tracing::debug!(target: "defai::audit", id = %fill.id, amount_in = %fill.amount_in, amount_out = %fill.amount_out, "fill");
-                        emit(AuditEvent::Fill(&fill));
-                    }
-                    Err(error) => {
-                        execution_failures += 1;
-                        tracing::warn!(target: "defai::audit", %id, %error, "execution failed");
-                        emit(AuditEvent::ExecutionFailed {
-                            ts: bar.ts,
-                            id: &id,
-                            error: &error,
-                        });
-                    }
-                }
+                self.process(seq as u32, intent, &bar, now, &strategy_name)
+                    .await?;
             }
 
-            let equity = portfolio.equity_f64(&pair, bar.close);
+            let mut equity = self.portfolio.equity_f64(&self.pair, bar.close);
+            if let Some(breach) = self.gate.on_mark(bar.ts, equity) {
+                let mode = if breach.code == "bad_equity" {
+                    KillMode::Halt
+                } else {
+                    self.policy.on_breach
+                };
+                self.trip(mode, &format!("{}: {}", breach.code, breach.detail), now);
+            }
+            if self.kill.flattening() {
+                // Unwind at this bar's close: the loss beyond a limit is at most this bar's move.
+                self.flatten(&bar, now, &flatten_name).await?;
+                equity = self.portfolio.equity_f64(&self.pair, bar.close);
+            }
             perf.update(bar.ts, equity);
-            emit(AuditEvent::Mark {
-                ts: bar.ts,
-                price: bar.close,
-                equity,
-            });
+            Self::emit(
+                &mut self.observers,
+                AuditEvent::Mark {
+                    ts: bar.ts,
+                    price: bar.close,
+                    equity,
+                },
+            );
             last = Some(bar);
         }
 
         let (Some((first_bar, start_equity)), Some(last_bar)) = (first, last) else {
             return Err(AgentError::NoData);
         };
-        let end_price = price_to_units(last_bar.close, pair.quote.decimals()).unwrap_or(U256::ZERO);
+        let end_price =
+            price_to_units(last_bar.close, self.pair.quote.decimals()).unwrap_or(U256::ZERO);
         Ok(AgentReport {
-            end_equity: portfolio.equity(&pair, end_price),
-            pair,
+            end_equity: self.portfolio.equity(&self.pair, end_price),
+            pair: self.pair,
             bars,
             bad_events,
-            intents: intents_seen,
-            risk,
-            fills: portfolio.fills(),
-            execution_failures,
-            strategy_faults,
+            intents: self.intents_seen,
+            risk: self.risk,
+            fills: self.portfolio.fills(),
+            execution_failures: self.execution_failures,
+            strategy_faults: self.strategy_faults,
             start_equity,
             first_price: first_bar.close,
             last_price: last_bar.close,
             max_drawdown_pct: perf.max_drawdown_pct(),
             sharpe: perf.sharpe(),
-            portfolio,
+            kill_switch: self.kill.record().clone(),
+            portfolio: self.portfolio,
             elapsed: started.elapsed(),
         })
     }

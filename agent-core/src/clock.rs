@@ -32,6 +32,18 @@ impl Clock {
         }
     }
 
+    /// The agent's "now" for an event at `event_ts`: the event's own time when simulated or
+    /// replayed, the wall clock when live (so data age means something).
+    pub fn now(&self, event_ts: i64) -> i64 {
+        match self {
+            Clock::Simulated | Clock::Replay { .. } => event_ts,
+            Clock::Wall => std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.as_secs() as i64)
+                .unwrap_or(event_ts),
+        }
+    }
+
     /// Waits until event time `ts` (unix seconds) is due.
     pub async fn wait_until(&mut self, ts: i64) {
         match self {

@@ -79,6 +79,8 @@ pub struct Quote {
     pub fee: U256,
     /// Gas the venue expects to burn, in the chain's native units (wei).
     pub gas_native: U256,
+    /// The gas price the transaction would pay, wei per gas unit.
+    pub gas_price_wei: U256,
     /// What the portfolio will be debited for gas: token and amount.
     pub gas_cost: (Token, U256),
     /// The venue's marginal price before the trade, quote units per whole base token; the risk

@@ -11,6 +11,7 @@ pub mod agent;
 pub mod amount;
 pub mod clock;
 pub mod intent;
+pub mod kill_switch;
 pub mod market;
 pub mod metrics;
 pub mod portfolio;
@@ -19,14 +20,19 @@ pub mod source;
 pub mod strategy;
 pub mod venue;
 
-pub use agent::{Agent, AgentError, AgentReport, AuditEvent, Observer, RiskCounts};
+pub use agent::{
+    Agent, AgentError, AgentReport, AuditEvent, KillSwitchPolicy, Observer, RiskCounts,
+};
 pub use amount::{AmountError, Token, U256};
 pub use clock::Clock;
 pub use intent::{Fill, Intent, IntentId, Order, Quote, Swap};
+pub use kill_switch::{
+    KillMode, KillSwitch, SwitchAction, SwitchCommand, SwitchRecord, SwitchState, SwitchStore,
+};
 pub use market::{Bar, BarFault, MarketEvent, Pair};
 pub use metrics::PerformanceTracker;
 pub use portfolio::{Portfolio, PortfolioError};
-pub use risk::{BasicRiskGate, Refusal, RiskContext, RiskGate, Verdict};
+pub use risk::{LimitGate, Refusal, RiskContext, RiskGate, RiskLimits, Verdict};
 pub use source::{BarReplay, MarketSource, SourceError};
 pub use strategy::{Context, ParamError, ParamValue, Params, Strategy, StrategyError};
 pub use venue::{Venue, VenueError};

@@ -37,12 +37,21 @@ pub enum Verdict {
 }
 
 /// What the gate may consult: the pair, the portfolio, the latest bar (the reference price) and
-/// the event time.
+/// the clock's time (event time in simulation, wall time live).
 pub struct RiskContext<'a> {
     pub pair: &'a Pair,
     pub portfolio: &'a Portfolio,
     pub bar: &'a Bar,
     pub now: i64,
+}
+
+impl RiskContext<'_> {
+    /// Whether a swap shrinks exposure: selling anything that is not the quote token.
+    pub fn reduces_exposure(&self, intent: &Intent) -> bool {
+        intent
+            .as_swap()
+            .is_some_and(|s| s.sell != self.pair.quote && s.buy == self.pair.quote)
+    }
 }
 
 /// Decides on every intent. Implementations must fail closed: when a limit cannot be evaluated
@@ -71,22 +80,15 @@ pub trait RiskGate: Send {
 
     /// Told of every fill, for limits that count trades or spend.
     fn record_fill(&mut self, _fill: &Fill, _ctx: &RiskContext<'_>) {}
-}
 
-/// The minimal gate: the intent must be a well-formed swap of the agent's pair that the
-/// portfolio can pay for (amount and gas), and every swap carries a minimum output
-/// `max_slippage_bps` below the venue's quote.
-#[derive(Debug, Clone)]
-pub struct BasicRiskGate {
-    pub max_slippage_bps: u32,
-}
-
-impl Default for BasicRiskGate {
-    fn default() -> Self {
-        Self {
-            max_slippage_bps: 100,
-        }
+    /// Told the equity at each bar's close; returns a loss-limit breach the first time one is
+    /// crossed (the kill switch acts on it).
+    fn on_mark(&mut self, _ts: i64, _equity: f64) -> Option<Refusal> {
+        None
     }
+
+    /// The operator resumed after a trip: loss limits restart from the current equity.
+    fn on_resume(&mut self) {}
 }
 
 /// The minimum output `slippage_bps` below `quoted` (rounded down). `None` if bps > 10,000.
@@ -170,23 +172,5 @@ pub fn check_affordable(
     Ok(())
 }
 
-impl RiskGate for BasicRiskGate {
-    fn evaluate(
-        &mut self,
-        _id: &IntentId,
-        intent: &Intent,
-        quote: &Quote,
-        ctx: &RiskContext<'_>,
-    ) -> Verdict {
-        if let Err(r) = check_affordable(intent, quote, ctx) {
-            return Verdict::Refuse(r);
-        }
-        match min_out_for_slippage(quote.amount_out, self.max_slippage_bps) {
-            Some(min_amount_out) => Verdict::Approve { min_amount_out },
-            None => Verdict::Refuse(Refusal::new(
-                "bad_limit",
-                format!("max_slippage_bps = {} exceeds 10000", self.max_slippage_bps),
-            )),
-        }
-    }
-}
+mod limits;
+pub use limits::{LimitGate, RiskLimits};

@@ -7,8 +7,10 @@
 pub mod amm;
 pub mod market_data;
 pub mod paper;
+pub mod state;
 
 pub use market_data::{
     CsvFormat, DataError, LoadOptions, LoadReport, Series, load_csv_bytes, load_csv_file,
 };
 pub use paper::{PaperAmmConfig, PaperVenue};
+pub use state::{FileSwitchStore, StateDir, StateError};

@@ -132,6 +132,7 @@ impl PaperVenue {
                 amount_out,
                 fee,
                 gas_native,
+                gas_price_wei: self.cfg.gas_price_wei,
                 gas_cost: (self.pair.quote.clone(), gas_quote),
                 venue_price,
             },

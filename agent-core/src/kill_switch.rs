@@ -1,0 +1,345 @@
+//! The kill switch: `active`, `reduce_only` or `halted`, latched until an explicit resume.
+//!
+//! Its state survives restarts through a [`SwitchStore`] (a file in the agent's state folder in
+//! the binary); operators send [`SwitchCommand`]s through the same store. A trip is applied in
+//! memory even if it cannot be saved (failing closed); a resume that cannot be saved is refused.
+
+use serde::{Deserialize, Serialize};
+
+use crate::risk::Refusal;
+
+/// How much the agent may still do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SwitchState {
+    /// Everything the risk gate approves passes.
+    #[default]
+    Active,
+    /// Only intents that shrink exposure pass.
+    ReduceOnly,
+    /// Nothing passes.
+    Halted,
+}
+
+/// What a trip asks for. `Flatten` unwinds to the quote token through the reduce-only path and
+/// then halts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum KillMode {
+    Halt,
+    ReduceOnly,
+    Flatten,
+}
+
+impl std::str::FromStr for KillMode {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "halt" => Ok(KillMode::Halt),
+            "reduce_only" => Ok(KillMode::ReduceOnly),
+            "flatten" => Ok(KillMode::Flatten),
+            _ => Err(format!("`{s}` is not one of halt, reduce_only, flatten")),
+        }
+    }
+}
+
+/// The persisted state.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SwitchRecord {
+    pub state: SwitchState,
+    /// A flatten is in progress: reduce-only until the position is gone, then halted.
+    #[serde(default)]
+    pub flattening: bool,
+    pub tripped_at: Option<i64>,
+    pub reason: Option<String>,
+    /// Id of the last operator command applied, so a command is applied once.
+    #[serde(default)]
+    pub last_command: u64,
+}
+
+/// An operator's instruction.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SwitchCommand {
+    /// Increasing; commands with an id already applied are ignored.
+    pub id: u64,
+    pub action: SwitchAction,
+    pub reason: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SwitchAction {
+    Kill(KillMode),
+    Resume,
+}
+
+/// Persists the switch and delivers operator commands.
+pub trait SwitchStore: Send {
+    /// Saves durably (the file store writes, fsyncs and renames).
+    fn save(&mut self, record: &SwitchRecord) -> Result<(), String>;
+    /// A command not yet seen, if one is waiting. Called every cycle: must be cheap.
+    fn poll(&mut self) -> Option<SwitchCommand>;
+}
+
+/// A change of state, for the audit stream.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SwitchChange {
+    pub from: SwitchState,
+    pub to: SwitchState,
+    pub flattening: bool,
+    pub reason: String,
+}
+
+#[derive(Default)]
+pub struct KillSwitch {
+    rec: SwitchRecord,
+    store: Option<Box<dyn SwitchStore>>,
+}
+
+impl std::fmt::Debug for KillSwitch {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("KillSwitch")
+            .field("record", &self.rec)
+            .finish()
+    }
+}
+
+impl KillSwitch {
+    /// An active switch that is not persisted (backtests).
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Resumes from a saved record, persisting future changes to `store`.
+    pub fn restore(record: SwitchRecord, store: Option<Box<dyn SwitchStore>>) -> Self {
+        Self { rec: record, store }
+    }
+
+    pub fn state(&self) -> SwitchState {
+        self.rec.state
+    }
+    pub fn flattening(&self) -> bool {
+        self.rec.flattening
+    }
+    pub fn record(&self) -> &SwitchRecord {
+        &self.rec
+    }
+
+    fn save(&mut self) -> Result<(), String> {
+        match &mut self.store {
+            Some(s) => s.save(&self.rec),
+            None => Ok(()),
+        }
+    }
+
+    /// Trips the switch. Never lowers severity: a halted switch stays halted whatever is asked.
+    pub fn trip(&mut self, mode: KillMode, reason: &str, ts: i64) -> Option<SwitchChange> {
+        let from = self.rec.state;
+        let (to, flattening) = match mode {
+            KillMode::Halt => (SwitchState::Halted, false),
+            KillMode::ReduceOnly => (SwitchState::ReduceOnly, self.rec.flattening),
+            KillMode::Flatten => (SwitchState::ReduceOnly, true),
+        };
+        if from == SwitchState::Halted || (to == from && flattening == self.rec.flattening) {
+            return None;
+        }
+        self.rec.state = to.max(from);
+        self.rec.flattening = flattening && self.rec.state == SwitchState::ReduceOnly;
+        self.rec.tripped_at = Some(ts);
+        self.rec.reason = Some(reason.to_string());
+        if let Err(e) = self.save() {
+            // The trip holds in memory regardless: failing closed beats failing to stop.
+            tracing::error!(target: "defai::audit", error = %e, "kill switch state not saved");
+        }
+        tracing::warn!(target: "defai::audit", ?from, to = ?self.rec.state, reason, "kill switch tripped");
+        Some(SwitchChange {
+            from,
+            to: self.rec.state,
+            flattening: self.rec.flattening,
+            reason: reason.to_string(),
+        })
+    }
+
+    /// The flatten is done: halt.
+    pub fn finish_flatten(&mut self, ts: i64) -> Option<SwitchChange> {
+        if !self.rec.flattening {
+            return None;
+        }
+        let reason = format!("flattened; {}", self.rec.reason.clone().unwrap_or_default());
+        self.rec.flattening = false;
+        self.trip(KillMode::Halt, &reason, ts)
+    }
+
+    /// Back to active, only if that can be saved: otherwise a restart would undo the resume's
+    /// opposite and the operator would not know which state holds.
+    pub fn resume(&mut self, reason: &str) -> Result<Option<SwitchChange>, String> {
+        let before = self.rec.clone();
+        if before.state == SwitchState::Active && !before.flattening {
+            return Ok(None);
+        }
+        self.rec.state = SwitchState::Active;
+        self.rec.flattening = false;
+        self.rec.tripped_at = None;
+        self.rec.reason = None;
+        if let Err(e) = self.save() {
+            self.rec = before;
+            return Err(format!(
+                "resume not saved, switch stays {:?}: {e}",
+                self.rec.state
+            ));
+        }
+        tracing::warn!(target: "defai::audit", from = ?before.state, reason, "kill switch resumed");
+        Ok(Some(SwitchChange {
+            from: before.state,
+            to: SwitchState::Active,
+            flattening: false,
+            reason: reason.to_string(),
+        }))
+    }
+
+    /// Applies a waiting operator command, if any.
+    pub fn poll(&mut self, ts: i64) -> Option<SwitchChange> {
+        let cmd = self.store.as_mut()?.poll()?;
+        if cmd.id <= self.rec.last_command {
+            return None;
+        }
+        self.rec.last_command = cmd.id;
+        let reason = format!("operator: {}", cmd.reason);
+        match cmd.action {
+            SwitchAction::Kill(mode) => {
+                let change = self.trip(mode, &reason, ts);
+                if change.is_none() {
+                    let _ = self.save(); // remember the command id
+                }
+                change
+            }
+            SwitchAction::Resume => match self.resume(&reason) {
+                Ok(Some(c)) => Some(c),
+                Ok(None) => {
+                    let _ = self.save();
+                    None
+                }
+                Err(e) => {
+                    tracing::error!(target: "defai::audit", error = %e, "resume refused");
+                    None
+                }
+            },
+        }
+    }
+
+    /// Whether an intent may pass: anything when active, only exposure-reducing ones when
+    /// reduce-only, nothing when halted.
+    pub fn allows(&self, reduces_exposure: bool) -> Result<(), Refusal> {
+        match self.rec.state {
+            SwitchState::Active => Ok(()),
+            SwitchState::ReduceOnly if reduces_exposure => Ok(()),
+            SwitchState::ReduceOnly => Err(Refusal::new("kill_switch_reduce_only", self.why())),
+            SwitchState::Halted => Err(Refusal::new("kill_switch_halted", self.why())),
+        }
+    }
+
+    fn why(&self) -> String {
+        self.rec
+            .reason
+            .clone()
+            .unwrap_or_else(|| "kill switch".into())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::{Arc, Mutex};
+
+    #[derive(Clone, Default)]
+    struct Mem {
+        saved: Arc<Mutex<Vec<SwitchRecord>>>,
+        inbox: Arc<Mutex<Vec<SwitchCommand>>>,
+        fail: bool,
+    }
+    impl SwitchStore for Mem {
+        fn save(&mut self, r: &SwitchRecord) -> Result<(), String> {
+            if self.fail {
+                return Err("disk full".into());
+            }
+            self.saved.lock().unwrap().push(r.clone());
+            Ok(())
+        }
+        fn poll(&mut self) -> Option<SwitchCommand> {
+            self.inbox.lock().unwrap().pop()
+        }
+    }
+
+    #[test]
+    fn trips_latch_and_never_lower_severity() {
+        let mut k = KillSwitch::new();
+        assert!(k.allows(false).is_ok());
+        k.trip(KillMode::ReduceOnly, "dd", 1).unwrap();
+        assert!(k.allows(true).is_ok());
+        assert_eq!(k.allows(false).unwrap_err().code, "kill_switch_reduce_only");
+        k.trip(KillMode::Halt, "faults", 2).unwrap();
+        assert!(
+            k.trip(KillMode::ReduceOnly, "x", 3).is_none(),
+            "halted stays halted"
+        );
+        assert_eq!(k.allows(true).unwrap_err().code, "kill_switch_halted");
+        k.resume("ok").unwrap();
+        assert_eq!(k.state(), SwitchState::Active);
+    }
+
+    #[test]
+    fn flatten_is_reduce_only_then_halts() {
+        let mut k = KillSwitch::new();
+        k.trip(KillMode::Flatten, "dd", 1).unwrap();
+        assert_eq!(k.state(), SwitchState::ReduceOnly);
+        assert!(k.flattening());
+        k.finish_flatten(2).unwrap();
+        assert_eq!(k.state(), SwitchState::Halted);
+        assert!(!k.flattening());
+    }
+
+    #[test]
+    fn commands_apply_once_and_every_change_is_saved() {
+        let store = Mem::default();
+        let mut k = KillSwitch::restore(SwitchRecord::default(), Some(Box::new(store.clone())));
+        let kill = SwitchCommand {
+            id: 7,
+            action: SwitchAction::Kill(KillMode::Halt),
+            reason: "manual".into(),
+        };
+        store.inbox.lock().unwrap().push(kill.clone());
+        assert!(k.poll(10).is_some());
+        assert_eq!(k.state(), SwitchState::Halted);
+        store.inbox.lock().unwrap().push(SwitchCommand {
+            action: SwitchAction::Resume,
+            ..kill.clone()
+        });
+        assert!(k.poll(11).is_none(), "same id: ignored");
+        assert_eq!(k.state(), SwitchState::Halted);
+        store.inbox.lock().unwrap().push(SwitchCommand {
+            id: 8,
+            action: SwitchAction::Resume,
+            reason: "ok".into(),
+        });
+        assert!(k.poll(12).is_some());
+        assert_eq!(k.state(), SwitchState::Active);
+        let saved = store.saved.lock().unwrap();
+        assert_eq!(saved.last().unwrap().last_command, 8);
+        assert_eq!(saved[0].state, SwitchState::Halted);
+    }
+
+    #[test]
+    fn unsaved_trip_still_holds_but_unsaved_resume_is_refused() {
+        let store = Mem {
+            fail: true,
+            ..Mem::default()
+        };
+        let mut k = KillSwitch::restore(SwitchRecord::default(), Some(Box::new(store)));
+        k.trip(KillMode::Halt, "x", 1).unwrap();
+        assert_eq!(k.state(), SwitchState::Halted);
+        assert!(k.resume("y").is_err());
+        assert_eq!(k.state(), SwitchState::Halted);
+    }
+}

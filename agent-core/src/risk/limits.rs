@@ -1,0 +1,409 @@
+//! [`LimitGate`]: the configured limits, checked on every intent, failing closed.
+
+use std::collections::VecDeque;
+
+use crate::amount::{U256, base_to_quote, price_to_units};
+use crate::intent::{Fill, Intent, IntentId, Quote};
+
+use super::{Refusal, RiskContext, RiskGate, Verdict, check_affordable, min_out_for_slippage};
+
+/// Risk limits. Every field has a default chosen to protect capital without getting in the way
+/// of a sane strategy; `None` switches a limit off.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RiskLimits {
+    /// Largest notional of one exposure-increasing trade, in quote units. Default: none.
+    pub max_trade_notional: Option<U256>,
+    /// Largest value of one asset as a share of equity, percent. Default 100 (no leverage).
+    pub max_position_pct: f64,
+    /// Largest value of all non-quote assets as a share of equity, percent. Default 100.
+    pub max_gross_exposure_pct: f64,
+    /// Loss from the UTC day's starting equity that trips the kill switch, percent. Default 20.
+    pub max_daily_loss_pct: Option<f64>,
+    /// Fall from peak equity that trips the kill switch, percent. Default 50.
+    pub max_drawdown_pct: Option<f64>,
+    /// Every swap's minimum output is this far below the quote. Default 100 bps.
+    pub max_slippage_bps: u32,
+    /// Refuse when the transaction's gas price is higher, wei. Default 200 gwei.
+    pub max_gas_price_wei: Option<U256>,
+    /// Gas the agent may burn per UTC day, native units (wei). Default: none.
+    pub max_gas_spend_per_day: Option<U256>,
+    /// Exposure-increasing trades per rolling hour. Default 60.
+    pub max_trades_per_hour: Option<u32>,
+    /// Seconds between exposure-increasing trades. Default 0.
+    pub min_seconds_between_trades: i64,
+    /// Token symbols the agent may trade. Default: none (only the agent's pair, always).
+    pub allowed_tokens: Option<Vec<String>>,
+    /// Contract addresses a live venue may send transactions to. Default: none (the venue's own
+    /// router only; enforced by the on-chain venue).
+    pub allowed_contracts: Option<Vec<String>>,
+    /// Refuse when the venue's price is further than this from the reference (the latest bar's
+    /// close), bps. Default 300.
+    pub max_price_deviation_bps: Option<u32>,
+    /// Refuse new intents on data older than this, seconds (the clock's now minus the bar's
+    /// time). Default: none — replayed data has no age; set it for live trading.
+    pub max_data_age_s: Option<i64>,
+}
+
+impl Default for RiskLimits {
+    fn default() -> Self {
+        Self {
+            max_trade_notional: None,
+            max_position_pct: 100.0,
+            max_gross_exposure_pct: 100.0,
+            max_daily_loss_pct: Some(20.0),
+            max_drawdown_pct: Some(50.0),
+            max_slippage_bps: 100,
+            max_gas_price_wei: Some(U256::from(200_000_000_000u64)),
+            max_gas_spend_per_day: None,
+            max_trades_per_hour: Some(60),
+            min_seconds_between_trades: 0,
+            allowed_tokens: None,
+            allowed_contracts: None,
+            max_price_deviation_bps: Some(300),
+            max_data_age_s: None,
+        }
+    }
+}
+
+impl RiskLimits {
+    /// Every limit off except the slippage guard (for tests and research runs).
+    pub fn permissive() -> Self {
+        Self {
+            max_daily_loss_pct: None,
+            max_drawdown_pct: None,
+            max_gas_price_wei: None,
+            max_trades_per_hour: None,
+            max_price_deviation_bps: None,
+            ..Self::default()
+        }
+    }
+}
+
+/// The risk gate that enforces [`RiskLimits`]. Exposure-increasing intents are checked against
+/// every limit and resized down to the sizing limits; exposure-reducing ones (selling into the
+/// quote token) skip the sizing and rate limits — limits on taking risk never block removing it —
+/// but still face the slippage, price, gas and data checks.
+#[derive(Debug, Clone)]
+pub struct LimitGate {
+    limits: RiskLimits,
+    day: Option<i64>,
+    day_start: f64,
+    peak: f64,
+    daily_breached: bool,
+    drawdown_breached: bool,
+    recent_trades: VecDeque<i64>,
+    last_trade: Option<i64>,
+    gas_day: i64,
+    gas_today: U256,
+}
+
+fn pct_to_ppm(pct: f64) -> Option<U256> {
+    (pct.is_finite() && pct >= 0.0).then(|| U256::from((pct.min(1e6) * 10_000.0).round() as u64))
+}
+
+impl LimitGate {
+    pub fn new(limits: RiskLimits) -> Self {
+        Self {
+            limits,
+            day: None,
+            day_start: 0.0,
+            peak: 0.0,
+            daily_breached: false,
+            drawdown_breached: false,
+            recent_trades: VecDeque::new(),
+            last_trade: None,
+            gas_day: i64::MIN,
+            gas_today: U256::ZERO,
+        }
+    }
+
+    pub fn limits(&self) -> &RiskLimits {
+        &self.limits
+    }
+
+    fn refuse(code: &'static str, detail: String) -> Verdict {
+        Verdict::Refuse(Refusal::new(code, detail))
+    }
+}
+
+impl Default for LimitGate {
+    fn default() -> Self {
+        Self::new(RiskLimits::default())
+    }
+}
+
+impl RiskGate for LimitGate {
+    fn evaluate(
+        &mut self,
+        _id: &IntentId,
+        intent: &Intent,
+        quote: &Quote,
+        ctx: &RiskContext<'_>,
+    ) -> Verdict {
+        if let Err(r) = check_affordable(intent, quote, ctx) {
+            return Verdict::Refuse(r);
+        }
+        let Some(swap) = intent.as_swap() else {
+            return Self::refuse("unsupported_intent", "only swaps are supported".into());
+        };
+        let l = &self.limits;
+        let reduces = ctx.reduces_exposure(intent);
+
+        if let Some(max_age) = l.max_data_age_s {
+            let age = ctx.now - ctx.bar.ts;
+            if age > max_age {
+                return Self::refuse(
+                    "stale_data",
+                    format!("latest bar is {age} s old (max {max_age})"),
+                );
+            }
+        }
+        if let Some(allowed) = &l.allowed_tokens {
+            for t in [&swap.sell, &swap.buy] {
+                if !allowed.iter().any(|a| a == t.symbol()) {
+                    return Self::refuse(
+                        "token_not_allowed",
+                        format!("{t} is not in allowed_tokens"),
+                    );
+                }
+            }
+        }
+        let Some(reference) = price_to_units(ctx.bar.close, ctx.pair.quote.decimals()) else {
+            return Self::refuse(
+                "no_reference_price",
+                format!("latest close {} is unusable", ctx.bar.close),
+            );
+        };
+        if let Some(max_bps) = l.max_price_deviation_bps {
+            let diff = quote.venue_price.abs_diff(reference);
+            let Some(bps) = diff
+                .checked_mul(U256::from(10_000u32))
+                .map(|d| d / reference)
+            else {
+                return Self::refuse("overflow", "price deviation overflows".into());
+            };
+            if bps > U256::from(max_bps) {
+                return Self::refuse(
+                    "price_deviation",
+                    format!(
+                        "venue price {} is {bps} bps from the reference {reference} (max {max_bps})",
+                        quote.venue_price
+                    ),
+                );
+            }
+        }
+        if let Some(max) = l.max_gas_price_wei
+            && quote.gas_price_wei > max
+        {
+            return Self::refuse(
+                "gas_price",
+                format!("gas price {} wei exceeds {max}", quote.gas_price_wei),
+            );
+        }
+        if let Some(budget) = l.max_gas_spend_per_day {
+            let spent = if ctx.now.div_euclid(86_400) == self.gas_day {
+                self.gas_today
+            } else {
+                U256::ZERO
+            };
+            if spent.saturating_add(quote.gas_native) > budget {
+                return Self::refuse(
+                    "gas_budget",
+                    format!(
+                        "gas today {spent} + {} wei exceeds {budget}",
+                        quote.gas_native
+                    ),
+                );
+            }
+        }
+
+        let mut amount = swap.amount_in;
+        let mut cut: Option<Refusal> = None;
+        if !reduces {
+            if self.daily_breached {
+                return Self::refuse("max_daily_loss", "daily loss limit breached today".into());
+            }
+            if self.drawdown_breached {
+                return Self::refuse("max_drawdown", "drawdown limit breached".into());
+            }
+            if let Some(max) = l.max_trades_per_hour {
+                while self
+                    .recent_trades
+                    .front()
+                    .is_some_and(|t| *t <= ctx.now - 3600)
+                {
+                    self.recent_trades.pop_front();
+                }
+                if self.recent_trades.len() >= max as usize {
+                    return Self::refuse("trade_rate", format!("{max} trades in the last hour"));
+                }
+            }
+            if let Some(last) = self.last_trade
+                && ctx.now - last < l.min_seconds_between_trades
+            {
+                return Self::refuse(
+                    "trade_spacing",
+                    format!(
+                        "{} s since the last trade (min {})",
+                        ctx.now - last,
+                        l.min_seconds_between_trades
+                    ),
+                );
+            }
+            // Sizing: an increasing swap spends quote on a non-quote asset, so its notional is
+            // amount_in when selling quote; otherwise value it at the reference.
+            let notional = if swap.sell == ctx.pair.quote {
+                amount
+            } else {
+                base_to_quote(amount, swap.sell.decimals(), reference)
+            };
+            if let Some(cap) = l.max_trade_notional
+                && notional > cap
+            {
+                amount = amount.saturating_mul(cap) / notional.max(U256::from(1u8));
+                cut = Some(Refusal::new(
+                    "max_trade_notional",
+                    format!("notional {notional} cut to {cap}"),
+                ));
+            }
+            let (Some(pos_ppm), Some(gross_ppm)) = (
+                pct_to_ppm(l.max_position_pct),
+                pct_to_ppm(l.max_gross_exposure_pct),
+            ) else {
+                return Self::refuse(
+                    "bad_limit",
+                    "position limits must be finite and non-negative".into(),
+                );
+            };
+            // Size against equity net of this trade's gas, so fees and gas can only lower the
+            // resulting share.
+            let gas_quote = if quote.gas_cost.0 == ctx.pair.quote {
+                quote.gas_cost.1
+            } else {
+                U256::ZERO
+            };
+            let equity = ctx
+                .portfolio
+                .equity(ctx.pair, reference)
+                .saturating_sub(gas_quote);
+            let held = base_to_quote(
+                ctx.portfolio.balance(&ctx.pair.base),
+                ctx.pair.base.decimals(),
+                reference,
+            );
+            let million = U256::from(1_000_000u32);
+            let (cap, code) = if pos_ppm <= gross_ppm {
+                (equity.saturating_mul(pos_ppm) / million, "max_position")
+            } else {
+                (
+                    equity.saturating_mul(gross_ppm) / million,
+                    "max_gross_exposure",
+                )
+            };
+            let room = cap.saturating_sub(held);
+            if room.is_zero() {
+                return Self::refuse(code, format!("position {held} already at the cap {cap}"));
+            }
+            let current = if swap.sell == ctx.pair.quote {
+                amount
+            } else {
+                base_to_quote(amount, swap.sell.decimals(), reference)
+            };
+            if current > room {
+                amount = amount.saturating_mul(room) / current;
+                cut = Some(Refusal::new(
+                    code,
+                    format!(
+                        "position would be {} of cap {cap}",
+                        held.saturating_add(current)
+                    ),
+                ));
+            }
+        }
+        let Some(min_out) = min_out_for_slippage(quote.amount_out, l.max_slippage_bps) else {
+            return Self::refuse(
+                "bad_limit",
+                format!("max_slippage_bps {} exceeds 10000", l.max_slippage_bps),
+            );
+        };
+        match cut {
+            None => Verdict::Approve {
+                min_amount_out: min_out,
+            },
+            Some(_) if amount.is_zero() => {
+                Self::refuse("resized_to_zero", "limits leave nothing to trade".into())
+            }
+            Some(reason) => Verdict::Resize {
+                amount_in: amount,
+                // The quote was for more: a smaller trade gets a better price, so the
+                // proportional minimum is conservative.
+                min_amount_out: min_out.saturating_mul(amount) / swap.amount_in,
+                reason,
+            },
+        }
+    }
+
+    fn record_fill(&mut self, fill: &Fill, ctx: &RiskContext<'_>) {
+        let day = ctx.now.div_euclid(86_400);
+        if day != self.gas_day {
+            self.gas_day = day;
+            self.gas_today = U256::ZERO;
+        }
+        self.gas_today = self.gas_today.saturating_add(fill.gas_native);
+        let reduced = fill.sell != ctx.pair.quote && fill.buy == ctx.pair.quote;
+        if !reduced {
+            self.recent_trades.push_back(ctx.now);
+            self.last_trade = Some(ctx.now);
+        }
+    }
+
+    fn on_mark(&mut self, ts: i64, equity: f64) -> Option<Refusal> {
+        if !equity.is_finite() || equity < 0.0 {
+            return Some(Refusal::new("bad_equity", format!("equity is {equity}")));
+        }
+        let day = ts.div_euclid(86_400);
+        if self.day != Some(day) {
+            self.day = Some(day);
+            self.day_start = equity;
+            self.daily_breached = false;
+        }
+        if equity > self.peak {
+            self.peak = equity;
+        }
+        if let Some(max) = self.limits.max_daily_loss_pct
+            && !self.daily_breached
+            && self.day_start > 0.0
+        {
+            let loss = (1.0 - equity / self.day_start) * 100.0;
+            if loss >= max {
+                self.daily_breached = true;
+                return Some(Refusal::new(
+                    "max_daily_loss",
+                    format!("down {loss:.2} % today (limit {max} %)"),
+                ));
+            }
+        }
+        if let Some(max) = self.limits.max_drawdown_pct
+            && !self.drawdown_breached
+            && self.peak > 0.0
+        {
+            let dd = (1.0 - equity / self.peak) * 100.0;
+            if dd >= max {
+                self.drawdown_breached = true;
+                return Some(Refusal::new(
+                    "max_drawdown",
+                    format!("drawdown {dd:.2} % from peak (limit {max} %)"),
+                ));
+            }
+        }
+        None
+    }
+
+    fn on_resume(&mut self) {
+        // The operator accepted the loss: measure from here.
+        self.peak = 0.0;
+        self.day = None;
+        self.daily_breached = false;
+        self.drawdown_breached = false;
+    }
+}

@@ -1,0 +1,283 @@
+//! The agent's state folder: the kill switch's latched state and the operator's control file.
+//!
+//! `kill_switch.json` is written only by the agent; `control.json` only by `defai kill|resume`.
+//! Both are replaced atomically (write a temporary file, fsync, rename, fsync the folder), so a
+//! crash leaves either the old or the new file, never half of one.
+
+use std::fs::{self, File};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use agent_core::{SwitchAction, SwitchCommand, SwitchRecord, SwitchStore};
+
+const SWITCH_FILE: &str = "kill_switch.json";
+const CONTROL_FILE: &str = "control.json";
+
+#[derive(Debug, thiserror::Error)]
+pub enum StateError {
+    #[error("{path}: {error}")]
+    Io { path: String, error: std::io::Error },
+    #[error("{path}: corrupt: {error}")]
+    Corrupt { path: String, error: String },
+}
+
+fn io_err(path: &Path) -> impl Fn(std::io::Error) -> StateError + '_ {
+    move |error| StateError::Io {
+        path: path.display().to_string(),
+        error,
+    }
+}
+
+/// Replaces `path` with `bytes` atomically and durably.
+pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), StateError> {
+    let dir = path.parent().unwrap_or(Path::new("."));
+    let tmp = dir.join(format!(
+        ".{}.tmp{}",
+        path.file_name().and_then(|n| n.to_str()).unwrap_or("state"),
+        std::process::id()
+    ));
+    {
+        let mut f = File::create(&tmp).map_err(io_err(&tmp))?;
+        f.write_all(bytes).map_err(io_err(&tmp))?;
+        f.sync_all().map_err(io_err(&tmp))?;
+    }
+    fs::rename(&tmp, path).map_err(io_err(path))?;
+    // The rename is durable once the folder is synced.
+    if let Ok(d) = File::open(dir) {
+        let _ = d.sync_all();
+    }
+    Ok(())
+}
+
+fn read_json<T: serde::de::DeserializeOwned>(path: &Path) -> Result<Option<T>, StateError> {
+    match fs::read(path) {
+        Ok(bytes) => serde_json::from_slice(&bytes)
+            .map(Some)
+            .map_err(|e| StateError::Corrupt {
+                path: path.display().to_string(),
+                error: e.to_string(),
+            }),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(io_err(path)(e)),
+    }
+}
+
+/// An agent's state folder.
+#[derive(Debug, Clone)]
+pub struct StateDir {
+    path: PathBuf,
+}
+
+impl StateDir {
+    /// Opens (creating if needed) the folder.
+    pub fn open(path: &Path) -> Result<Self, StateError> {
+        fs::create_dir_all(path).map_err(io_err(path))?;
+        Ok(Self {
+            path: path.to_path_buf(),
+        })
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// The latched kill switch, if one was saved. A corrupt file is an error, never "active".
+    pub fn load_switch(&self) -> Result<Option<SwitchRecord>, StateError> {
+        read_json(&self.path.join(SWITCH_FILE))
+    }
+
+    /// The last operator command written, if any.
+    pub fn load_command(&self) -> Result<Option<SwitchCommand>, StateError> {
+        read_json(&self.path.join(CONTROL_FILE))
+    }
+
+    /// Writes an operator command for the agent using this folder (running or not: a stopped
+    /// agent applies it when it starts). Ids increase, so each command is applied once.
+    pub fn send_command(
+        &self,
+        action: SwitchAction,
+        reason: &str,
+    ) -> Result<SwitchCommand, StateError> {
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos() as u64)
+            .unwrap_or(0);
+        let prev = self
+            .load_command()
+            .ok()
+            .flatten()
+            .map(|c| c.id)
+            .unwrap_or(0);
+        let applied = self
+            .load_switch()
+            .ok()
+            .flatten()
+            .map(|r| r.last_command)
+            .unwrap_or(0);
+        let cmd = SwitchCommand {
+            id: now.max(prev + 1).max(applied + 1),
+            action,
+            reason: reason.to_string(),
+        };
+        let json = serde_json::to_vec_pretty(&cmd).expect("command serialises");
+        write_atomic(&self.path.join(CONTROL_FILE), &json)?;
+        Ok(cmd)
+    }
+
+    /// A store that saves the switch here and watches the control file from a background thread
+    /// (polling it every 100 ms), so the agent's per-cycle check is one atomic load.
+    pub fn switch_store(&self) -> Result<FileSwitchStore, StateError> {
+        let shared = Arc::new(Watch {
+            ready: AtomicBool::new(false),
+            pending: Mutex::new(None),
+            stop: AtomicBool::new(false),
+        });
+        // Read once now, so a command written while the agent was down applies on its first cycle.
+        if let Some(cmd) = self.load_command()? {
+            shared.offer(cmd);
+        }
+        let control = self.path.join(CONTROL_FILE);
+        let watch = shared.clone();
+        let thread = std::thread::Builder::new()
+            .name("defai-control".into())
+            .spawn(move || {
+                while !watch.stop.load(Ordering::Relaxed) {
+                    match read_json::<SwitchCommand>(&control) {
+                        Ok(Some(cmd)) => watch.offer(cmd),
+                        Ok(None) => {}
+                        Err(e) => tracing::warn!(error = %e, "control file unreadable"),
+                    }
+                    std::thread::sleep(Duration::from_millis(100));
+                }
+            })
+            .map_err(io_err(&self.path))?;
+        Ok(FileSwitchStore {
+            path: self.path.join(SWITCH_FILE),
+            shared,
+            thread: Some(thread),
+            last_offered: 0,
+        })
+    }
+}
+
+struct Watch {
+    ready: AtomicBool,
+    pending: Mutex<Option<SwitchCommand>>,
+    stop: AtomicBool,
+}
+
+impl Watch {
+    fn offer(&self, cmd: SwitchCommand) {
+        if let Ok(mut p) = self.pending.lock()
+            && p.as_ref().is_none_or(|old| old.id < cmd.id)
+        {
+            *p = Some(cmd);
+            self.ready.store(true, Ordering::Release);
+        }
+    }
+}
+
+/// [`SwitchStore`] over a [`StateDir`].
+pub struct FileSwitchStore {
+    path: PathBuf,
+    shared: Arc<Watch>,
+    thread: Option<JoinHandle<()>>,
+    last_offered: u64,
+}
+
+impl SwitchStore for FileSwitchStore {
+    fn save(&mut self, record: &SwitchRecord) -> Result<(), String> {
+        let json = serde_json::to_vec_pretty(record).map_err(|e| e.to_string())?;
+        write_atomic(&self.path, &json).map_err(|e| e.to_string())
+    }
+
+    fn poll(&mut self) -> Option<SwitchCommand> {
+        if !self.shared.ready.swap(false, Ordering::Acquire) {
+            return None;
+        }
+        let cmd = self.shared.pending.lock().ok()?.clone()?;
+        // The watcher re-offers the same file every 100 ms; hand each id over once.
+        (cmd.id > self.last_offered).then(|| {
+            self.last_offered = cmd.id;
+            cmd
+        })
+    }
+}
+
+impl Drop for FileSwitchStore {
+    fn drop(&mut self) {
+        self.shared.stop.store(true, Ordering::Relaxed);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use agent_core::{KillMode, KillSwitch, SwitchState};
+
+    #[test]
+    fn switch_state_survives_a_restart_and_commands_apply_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let state = StateDir::open(dir.path()).unwrap();
+        assert_eq!(state.load_switch().unwrap(), None);
+        state
+            .send_command(SwitchAction::Kill(KillMode::Halt), "maintenance")
+            .unwrap();
+        {
+            let mut k = KillSwitch::restore(
+                SwitchRecord::default(),
+                Some(Box::new(state.switch_store().unwrap())),
+            );
+            assert!(
+                k.poll(1).is_some(),
+                "a command written while stopped applies on the first cycle"
+            );
+            assert_eq!(k.state(), SwitchState::Halted);
+        }
+        // "Restart": the saved record is halted and the old command is not applied again.
+        let rec = state.load_switch().unwrap().unwrap();
+        assert_eq!(rec.state, SwitchState::Halted);
+        assert_eq!(rec.reason.as_deref(), Some("operator: maintenance"));
+        let mut k = KillSwitch::restore(rec, Some(Box::new(state.switch_store().unwrap())));
+        assert!(k.poll(2).is_none());
+        state.send_command(SwitchAction::Resume, "done").unwrap();
+        let mut applied = None;
+        for _ in 0..50 {
+            applied = k.poll(3);
+            if applied.is_some() {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        assert!(
+            applied.is_some(),
+            "the watcher delivers a command sent while running"
+        );
+        assert_eq!(
+            state.load_switch().unwrap().unwrap().state,
+            SwitchState::Active
+        );
+    }
+
+    #[test]
+    fn corrupt_state_is_an_error_naming_the_file() {
+        let dir = tempfile::tempdir().unwrap();
+        fs::write(dir.path().join(SWITCH_FILE), b"{\"state\": \"hal").unwrap();
+        let err = StateDir::open(dir.path())
+            .unwrap()
+            .load_switch()
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("kill_switch.json") && err.contains("corrupt"),
+            "{err}"
+        );
+    }
+}
