@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
-use defai::bench::repeat_bars;
+use defai::bench::{bench_config, repeat_bars};
 use defai::config::Config;
 use defai::core::Bar;
 use defai::engine::{self, Mode, RunSpec};
@@ -13,7 +13,7 @@ use defai::engine::{self, Mode, RunSpec};
 fn spec() -> RunSpec {
     RunSpec {
         mode: Mode::Backtest,
-        config: Config::default(),
+        config: bench_config(),
         params: Vec::new(),
         speed: None,
         progress: false,

@@ -27,6 +27,16 @@ pub fn repeat_bars(bars: &[Bar], min_len: usize) -> Vec<Bar> {
     out
 }
 
+/// The default config with the loss limits out of reach: the benchmark measures the engine while
+/// the strategy keeps trading, not a halted agent refusing intents.
+pub fn bench_config() -> Config {
+    Config::parse(
+        "[risk]\nmax_drawdown_pct = 100.0\nmax_daily_loss_pct = 100.0\n",
+        None,
+    )
+    .expect("bench config parses")
+}
+
 /// One measured run.
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct BenchRun {
@@ -47,7 +57,7 @@ pub async fn throughput(
     for _ in 0..runs.max(1) {
         let spec = RunSpec {
             mode: Mode::Backtest,
-            config: Config::default(),
+            config: bench_config(),
             params: Vec::new(),
             speed: None,
             progress: false,
