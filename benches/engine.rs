@@ -2,26 +2,12 @@
 //! portfolio). `cargo bench --bench engine`; `defai bench` prints the ≥ 1M-bar figure.
 
 use std::sync::Arc;
-use std::sync::atomic::AtomicBool;
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use defai::bench::{bench_config, repeat_bars};
 use defai::config::Config;
 use defai::core::Bar;
-use defai::engine::{self, Mode, RunSpec};
-
-fn spec() -> RunSpec {
-    RunSpec {
-        mode: Mode::Backtest,
-        config: bench_config(),
-        params: Vec::new(),
-        speed: None,
-        progress: false,
-        record: false,
-        stop: Arc::new(AtomicBool::new(false)),
-        state: None,
-    }
-}
+use defai::engine::{self, RunSpec};
 
 fn backtest(c: &mut Criterion) {
     let bundled = engine::load_data(&Config::default(), None, false).expect("bundled data");
@@ -36,8 +22,12 @@ fn backtest(c: &mut Criterion) {
         g.throughput(Throughput::Elements(bars.len() as u64));
         g.bench_function(name, |b| {
             b.iter(|| {
-                rt.block_on(engine::run_shared(spec(), bars.clone(), &bundled.report))
-                    .expect("run")
+                rt.block_on(engine::run_shared(
+                    RunSpec::backtest(bench_config()),
+                    bars.clone(),
+                    &bundled.report,
+                ))
+                .expect("run")
             })
         });
     }

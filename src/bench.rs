@@ -1,13 +1,12 @@
 //! Backtest throughput through the real engine path (loop, gate, venue, portfolio).
 
 use std::sync::Arc;
-use std::sync::atomic::AtomicBool;
 
 use agent_core::Bar;
 use connectors::Series;
 
 use crate::config::Config;
-use crate::engine::{Mode, RunError, RunSpec, run_shared};
+use crate::engine::{RunError, RunSpec, run_shared};
 
 /// `bars` repeated end to end until there are at least `min_len`, timestamps shifted so time
 /// keeps moving forward (prices jump at the seams; the engine does not care).
@@ -55,17 +54,12 @@ pub async fn throughput(
     let big: Arc<[Bar]> = repeat_bars(&series.bars, min_bars).into();
     let mut out = Vec::new();
     for _ in 0..runs.max(1) {
-        let spec = RunSpec {
-            mode: Mode::Backtest,
-            config: bench_config(),
-            params: Vec::new(),
-            speed: None,
-            progress: false,
-            record: false,
-            stop: Arc::new(AtomicBool::new(false)),
-            state: None,
-        };
-        let o = run_shared(spec, big.clone(), &series.report).await?;
+        let o = run_shared(
+            RunSpec::backtest(bench_config()),
+            big.clone(),
+            &series.report,
+        )
+        .await?;
         out.push(BenchRun {
             bars: o.summary.bars,
             trades: o.summary.trades,

@@ -392,7 +392,7 @@ impl Config {
     /// The risk limits: defaults, then `[risk]`, then `[strategy.risk]`, in exact units.
     pub fn risk_limits(&self) -> Result<RiskLimits, ConfigError> {
         let r = self.risk.overlay(&self.strategy.risk);
-        let mut l = RiskLimits::default();
+        let d = RiskLimits::default();
         let pct = |v: &Option<Spanned<f64>>, key: &str| -> Result<Option<f64>, ConfigError> {
             match v {
                 None => Ok(None),
@@ -411,60 +411,47 @@ impl Config {
                 })
                 .transpose()
         };
-        if let Some(v) = units(
-            &r.max_trade_notional,
-            "risk.max_trade_notional",
-            self.market.quote_decimals,
-        )? {
-            l.max_trade_notional = Some(v);
-        }
-        if let Some(v) = pct(&r.max_position_pct, "risk.max_position_pct")? {
-            l.max_position_pct = v;
-        }
-        if let Some(v) = pct(&r.max_gross_exposure_pct, "risk.max_gross_exposure_pct")? {
-            l.max_gross_exposure_pct = v;
-        }
-        if let Some(v) = pct(&r.max_daily_loss_pct, "risk.max_daily_loss_pct")? {
-            l.max_daily_loss_pct = Some(v);
-        }
-        if let Some(v) = pct(&r.max_drawdown_pct, "risk.max_drawdown_pct")? {
-            l.max_drawdown_pct = Some(v);
-        }
-        if let Some(s) = &r.max_slippage_bps {
-            if *s.get_ref() > 10_000 {
+        let max_slippage_bps = match &r.max_slippage_bps {
+            Some(s) if *s.get_ref() > 10_000 => {
                 return Err(self.invalid(
                     s.span(),
                     "risk.max_slippage_bps",
                     "must be at most 10000",
                 ));
             }
-            l.max_slippage_bps = *s.get_ref();
-        }
-        if let Some(v) = units(&r.max_gas_price_gwei, "risk.max_gas_price_gwei", 9)? {
-            l.max_gas_price_wei = Some(v);
-        }
-        if let Some(v) = units(&r.max_gas_spend_per_day, "risk.max_gas_spend_per_day", 18)? {
-            l.max_gas_spend_per_day = Some(v);
-        }
-        if let Some(v) = r.max_trades_per_hour {
-            l.max_trades_per_hour = Some(v);
-        }
-        if let Some(v) = r.min_seconds_between_trades {
-            l.min_seconds_between_trades = v as i64;
-        }
-        if r.allowed_tokens.is_some() {
-            l.allowed_tokens = r.allowed_tokens.clone();
-        }
-        if r.allowed_contracts.is_some() {
-            l.allowed_contracts = r.allowed_contracts.clone();
-        }
-        if let Some(v) = r.max_price_deviation_bps {
-            l.max_price_deviation_bps = Some(v);
-        }
-        if let Some(v) = r.max_data_age_s {
-            l.max_data_age_s = Some(v as i64);
-        }
-        Ok(l)
+            Some(s) => *s.get_ref(),
+            None => d.max_slippage_bps,
+        };
+        let qd = self.market.quote_decimals;
+        Ok(RiskLimits {
+            max_trade_notional: units(&r.max_trade_notional, "risk.max_trade_notional", qd)?
+                .or(d.max_trade_notional),
+            max_position_pct: pct(&r.max_position_pct, "risk.max_position_pct")?
+                .unwrap_or(d.max_position_pct),
+            max_gross_exposure_pct: pct(&r.max_gross_exposure_pct, "risk.max_gross_exposure_pct")?
+                .unwrap_or(d.max_gross_exposure_pct),
+            max_daily_loss_pct: pct(&r.max_daily_loss_pct, "risk.max_daily_loss_pct")?
+                .or(d.max_daily_loss_pct),
+            max_drawdown_pct: pct(&r.max_drawdown_pct, "risk.max_drawdown_pct")?
+                .or(d.max_drawdown_pct),
+            max_slippage_bps,
+            max_gas_price_wei: units(&r.max_gas_price_gwei, "risk.max_gas_price_gwei", 9)?
+                .or(d.max_gas_price_wei),
+            max_gas_spend_per_day: units(
+                &r.max_gas_spend_per_day,
+                "risk.max_gas_spend_per_day",
+                18,
+            )?
+            .or(d.max_gas_spend_per_day),
+            max_trades_per_hour: r.max_trades_per_hour.or(d.max_trades_per_hour),
+            min_seconds_between_trades: r
+                .min_seconds_between_trades
+                .map_or(d.min_seconds_between_trades, i64::from),
+            allowed_tokens: r.allowed_tokens.or(d.allowed_tokens),
+            allowed_contracts: r.allowed_contracts.or(d.allowed_contracts),
+            max_price_deviation_bps: r.max_price_deviation_bps.or(d.max_price_deviation_bps),
+            max_data_age_s: r.max_data_age_s.map(i64::from).or(d.max_data_age_s),
+        })
     }
 
     /// The kill switch's automatic behaviour.

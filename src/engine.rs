@@ -196,6 +196,22 @@ impl From<&SwitchRecord> for KillSwitchSummary {
     }
 }
 
+impl RunSpec {
+    /// A backtest of `config`: simulated clock, no progress bar, no recording, nothing persisted.
+    pub fn backtest(config: Config) -> Self {
+        Self {
+            mode: Mode::Backtest,
+            config,
+            params: Vec::new(),
+            speed: None,
+            progress: false,
+            record: false,
+            stop: Arc::new(AtomicBool::new(false)),
+            state: None,
+        }
+    }
+}
+
 /// The JSON summary; field names are stable.
 #[derive(Debug, Clone, Serialize)]
 pub struct Summary {

@@ -129,14 +129,7 @@ pub fn write_outputs(dir: &Path, rec: &Recording, start_equity: f64) -> Result<(
 
     let equity = dir.join("equity.csv");
     let mut f = std::io::BufWriter::new(std::fs::File::create(&equity).map_err(io(&equity))?);
-    let first_price = rec.marks.first().map(|m| m.1).unwrap_or(0.0);
-    let hold = |price: f64| {
-        if first_price > 0.0 {
-            start_equity * price / first_price
-        } else {
-            0.0
-        }
-    };
+    let hold = buy_and_hold(rec, start_equity);
     writeln!(f, "ts,price,equity,buy_hold_equity").map_err(io(&equity))?;
     for (ts, price, eq) in &rec.marks {
         writeln!(f, "{ts},{price},{eq:.6},{:.6}", hold(*price)).map_err(io(&equity))?;
@@ -144,6 +137,18 @@ pub fn write_outputs(dir: &Path, rec: &Recording, start_equity: f64) -> Result<(
     f.flush().map_err(io(&equity))?;
 
     plot_equity(&dir.join("equity.png"), rec, start_equity)
+}
+
+/// Equity of putting `start_equity` into the base token at the first recorded price.
+fn buy_and_hold(rec: &Recording, start_equity: f64) -> impl Fn(f64) -> f64 {
+    let first_price = rec.marks.first().map(|m| m.1).unwrap_or(0.0);
+    move |price| {
+        if first_price > 0.0 {
+            start_equity * price / first_price
+        } else {
+            0.0
+        }
+    }
 }
 
 static FONT: Once = Once::new();
@@ -162,20 +167,11 @@ pub fn plot_equity(path: &Path, rec: &Recording, start_equity: f64) -> Result<()
         path: path.display().to_string(),
         error: e.to_string(),
     };
-    let first_price = rec.marks.first().map(|m| m.1).unwrap_or(0.0);
+    let hold_at = buy_and_hold(rec, start_equity);
     let hold: Vec<(f64, f64)> = rec
         .marks
         .iter()
-        .map(|(ts, p, _)| {
-            (
-                *ts as f64 / 86_400.0,
-                if first_price > 0.0 {
-                    start_equity * p / first_price
-                } else {
-                    0.0
-                },
-            )
-        })
+        .map(|(ts, p, _)| (*ts as f64 / 86_400.0, hold_at(*p)))
         .collect();
     let strat: Vec<(f64, f64)> = rec
         .marks

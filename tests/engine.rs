@@ -1,53 +1,24 @@
 //! The agent loop through the library API: exact accounting, determinism and the risk seam.
 
+mod common;
+
 use std::sync::{Arc, Mutex};
 
-use defai::connectors::{LoadOptions, PaperAmmConfig, PaperVenue, load_csv_bytes};
+use common::{Tape, agent, bundled_bars as bars, paper, run_to_end};
 use defai::core::{
-    Agent, AgentReport, AuditEvent, Bar, BarReplay, Context, Fill, Intent, MarketEvent, Observer,
-    Order, Pair, Portfolio, Quote, Strategy, StrategyError, Swap, U256, Venue, VenueError,
+    AgentReport, Bar, Context, Fill, Intent, MarketEvent, Order, Pair, Quote, Strategy,
+    StrategyError, Swap, U256, Venue, VenueError,
 };
-use defai::engine::{EMBEDDED_DATA, EMBEDDED_NAME};
 use defai::strategies::EmaCross;
-
-fn bars() -> Vec<Bar> {
-    load_csv_bytes(EMBEDDED_NAME, EMBEDDED_DATA, LoadOptions::default())
-        .unwrap()
-        .bars
-}
-
-#[derive(Default, Clone)]
-struct Fills(Arc<Mutex<Vec<Fill>>>);
-
-impl Observer for Fills {
-    fn on_audit(&mut self, e: &AuditEvent<'_>) {
-        if let AuditEvent::Fill(f) = e {
-            self.0.lock().unwrap().push((*f).clone());
-        }
-    }
-}
 
 fn run<V: Venue>(
     strategy: Box<dyn Strategy>,
     venue: V,
     bars: Vec<Bar>,
 ) -> (AgentReport, Vec<Fill>) {
-    let pair = Pair::eth_usdc();
-    let portfolio = Portfolio::with_balances([(pair.quote.clone(), U256::from(10_000_000_000u64))]);
-    let fills = Fills::default();
-    let agent = Agent::new(pair, BarReplay::new(bars), venue, strategy, portfolio)
-        .with_observer(Box::new(fills.clone()));
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .build()
-        .unwrap();
-    let report = rt.block_on(agent.run()).unwrap();
-    let fills = fills.0.lock().unwrap().clone();
-    (report, fills)
-}
-
-fn paper() -> PaperVenue {
-    let pair = Pair::eth_usdc();
-    PaperVenue::new(pair.clone(), PaperAmmConfig::default_for(&pair))
+    let tape = Tape::default();
+    let report = run_to_end(agent(strategy, venue, bars).with_observer(Box::new(tape.clone())));
+    (report, tape.fills())
 }
 
 #[test]

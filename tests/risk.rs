@@ -1,35 +1,15 @@
 //! The risk gate and kill switch through the real loop: limits hold for random intents on random
 //! price paths, the March 2020 crash trips the switch, and a flatten stays flat.
 
-use std::sync::{Arc, Mutex};
+mod common;
 
-use defai::connectors::{LoadOptions, PaperAmmConfig, PaperVenue, load_csv_bytes};
+use common::{Tape, agent, bundled_bars, paper, run_to_end};
 use defai::core::amount::{base_to_quote, price_to_units};
 use defai::core::{
-    Agent, AgentReport, AuditEvent, Bar, BarReplay, Context, Fill, Intent, KillMode, KillSwitch,
-    KillSwitchPolicy, LimitGate, MarketEvent, Observer, Pair, Portfolio, RiskLimits, Strategy,
-    StrategyError, SwitchState, U256,
+    AgentReport, Bar, Context, Intent, KillMode, KillSwitch, KillSwitchPolicy, LimitGate,
+    MarketEvent, Pair, RiskLimits, Strategy, StrategyError, SwitchState, U256,
 };
-use defai::engine::{EMBEDDED_DATA, EMBEDDED_NAME};
 use proptest::prelude::*;
-
-/// What the run did, as the audit stream told it.
-#[derive(Default, Clone)]
-struct Tape(Arc<Mutex<Recorded>>);
-
-/// (close, equity) per bar, and the fills.
-type Recorded = (Vec<(f64, f64)>, Vec<Fill>);
-
-impl Observer for Tape {
-    fn on_audit(&mut self, e: &AuditEvent<'_>) {
-        let mut t = self.0.lock().unwrap();
-        match e {
-            AuditEvent::Mark { price, equity, .. } => t.0.push((*price, *equity)),
-            AuditEvent::Fill(f) => t.1.push((*f).clone()),
-            _ => {}
-        }
-    }
-}
 
 fn run(
     strategy: Box<dyn Strategy>,
@@ -37,23 +17,16 @@ fn run(
     on_breach: KillMode,
     bars: Vec<Bar>,
 ) -> (AgentReport, Tape) {
-    let pair = Pair::eth_usdc();
-    let venue = PaperVenue::new(pair.clone(), PaperAmmConfig::default_for(&pair));
-    let portfolio = Portfolio::with_balances([(pair.quote.clone(), U256::from(10_000_000_000u64))]);
     let tape = Tape::default();
     let policy = KillSwitchPolicy {
         on_breach,
         ..KillSwitchPolicy::default()
     };
-    let agent = Agent::new(pair, BarReplay::new(bars), venue, strategy, portfolio)
+    let agent = agent(strategy, paper(), bars)
         .with_gate(Box::new(LimitGate::new(limits)))
         .with_kill_switch(KillSwitch::new(), policy, None)
         .with_observer(Box::new(tape.clone()));
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    (rt.block_on(agent.run()).unwrap(), tape)
+    (run_to_end(agent), tape)
 }
 
 struct AlwaysLong;
@@ -71,9 +44,7 @@ impl Strategy for AlwaysLong {
 }
 
 fn march_2020() -> Vec<Bar> {
-    let all = load_csv_bytes(EMBEDDED_NAME, EMBEDDED_DATA, LoadOptions::default())
-        .unwrap()
-        .bars;
+    let all = bundled_bars();
     // 2020-03-01 .. 2020-04-10: ETH fell from ~230 to ~110 in days around 12–13 March.
     all.into_iter()
         .filter(|b| (1_583_020_800..1_586_476_800).contains(&b.ts))

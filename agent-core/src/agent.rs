@@ -116,6 +116,27 @@ impl AgentReport {
     }
 }
 
+/// The bar's close as an integer price, or why the bar must not be traded on (fail closed on
+/// data: bad prices, time not moving forward, a close too large to represent).
+fn usable_price(bar: &Bar, last: Option<&Bar>, quote_decimals: u8) -> Result<U256, String> {
+    bar.validate().map_err(|f| f.to_string())?;
+    if let Some(prev) = last
+        && bar.ts <= prev.ts
+    {
+        return Err(format!(
+            "timestamp {} is not after the previous {}",
+            bar.ts, prev.ts
+        ));
+    }
+    price_to_units(bar.close, quote_decimals).ok_or_else(|| {
+        BarFault {
+            field: "close",
+            problem: "is not representable",
+        }
+        .to_string()
+    })
+}
+
 /// What the kill switch does on its own.
 #[derive(Debug, Clone, PartialEq)]
 pub struct KillSwitchPolicy {
@@ -254,7 +275,43 @@ impl<S: MarketSource, V: Venue> Agent<S, V> {
         self.switch_changed(ts, change);
     }
 
-    /// Kill switch, gate, venue, portfolio: one intent, start to end.
+    /// Kill switch, gate pre-check, venue quote, gate verdict: the decision on one intent.
+    async fn judge(&mut self, id: &IntentId, intent: &Intent, bar: &Bar, now: i64) -> Verdict {
+        let Some(swap) = intent.as_swap() else {
+            return Verdict::Refuse(Refusal::new(
+                "unsupported_intent",
+                "venue cannot execute this intent",
+            ));
+        };
+        let reduces = self.pair.reduces_exposure(&swap.sell, &swap.buy);
+        let ctx = RiskContext::new(&self.pair, &self.portfolio, bar, now);
+        if let Err(r) = self
+            .kill
+            .allows(reduces)
+            .and_then(|()| self.gate.pre_check(id, intent, &ctx))
+        {
+            return Verdict::Refuse(r);
+        }
+        let quote = match self.venue.quote(swap).await {
+            Ok(q) => q,
+            Err(e) => return Verdict::Refuse(Refusal::new("quote_failed", e.to_string())),
+        };
+        let ctx = RiskContext::new(&self.pair, &self.portfolio, bar, now);
+        match self.gate.evaluate(id, intent, &quote, &ctx) {
+            // The loop enforces what a gate promises: a resize never grows an intent.
+            Verdict::Resize { amount_in, .. }
+                if amount_in > swap.amount_in || amount_in.is_zero() =>
+            {
+                Verdict::Refuse(Refusal::new(
+                    "bad_resize",
+                    format!("gate resized {} to {amount_in}", swap.amount_in),
+                ))
+            }
+            v => v,
+        }
+    }
+
+    /// One intent, start to end: judged, audited, executed, booked.
     async fn process(
         &mut self,
         seq: u32,
@@ -275,54 +332,7 @@ impl<S: MarketSource, V: Venue> Agent<S, V> {
             },
         );
 
-        let pair = &self.pair;
-        let reduces = RiskContext {
-            pair,
-            portfolio: &self.portfolio,
-            bar,
-            now,
-        }
-        .reduces_exposure(&intent);
-        let pre = self.kill.allows(reduces).and_then(|()| {
-            let ctx = RiskContext {
-                pair,
-                portfolio: &self.portfolio,
-                bar,
-                now,
-            };
-            self.gate.pre_check(&id, &intent, &ctx)
-        });
-        let verdict = match (pre, intent.as_swap()) {
-            (Err(r), _) => Verdict::Refuse(r),
-            (Ok(()), None) => Verdict::Refuse(Refusal::new(
-                "unsupported_intent",
-                "venue cannot execute this intent",
-            )),
-            (Ok(()), Some(swap)) => match self.venue.quote(swap).await {
-                Err(e) => Verdict::Refuse(Refusal::new("quote_failed", e.to_string())),
-                Ok(quote) => {
-                    let ctx = RiskContext {
-                        pair,
-                        portfolio: &self.portfolio,
-                        bar,
-                        now,
-                    };
-                    self.gate.evaluate(&id, &intent, &quote, &ctx)
-                }
-            },
-        };
-        // The loop enforces what a gate promises: a resize never grows an intent.
-        let verdict = match (verdict, intent.as_swap()) {
-            (Verdict::Resize { amount_in, .. }, Some(swap))
-                if amount_in > swap.amount_in || amount_in.is_zero() =>
-            {
-                Verdict::Refuse(Refusal::new(
-                    "bad_resize",
-                    format!("gate resized {} to {amount_in}", swap.amount_in),
-                ))
-            }
-            (v, _) => v,
-        };
+        let verdict = self.judge(&id, &intent, bar, now).await;
         tracing::debug!(target: "defai::audit", %id, ?verdict, "verdict");
         Self::emit(
             &mut self.observers,
@@ -332,50 +342,42 @@ impl<S: MarketSource, V: Venue> Agent<S, V> {
                 verdict: &verdict,
             },
         );
-        let order = match (&verdict, intent.as_swap()) {
-            (Verdict::Approve { min_amount_out }, Some(swap)) => {
+        let (amount_in, min_amount_out) = match &verdict {
+            Verdict::Approve { min_amount_out } => {
                 self.risk.approved += 1;
-                Order {
-                    id: id.clone(),
-                    swap: swap.clone(),
-                    min_amount_out: *min_amount_out,
-                }
+                (None, *min_amount_out)
             }
-            (
-                Verdict::Resize {
-                    amount_in,
-                    min_amount_out,
-                    ..
-                },
-                Some(swap),
-            ) => {
+            Verdict::Resize {
+                amount_in,
+                min_amount_out,
+                ..
+            } => {
                 self.risk.resized += 1;
-                let mut swap = swap.clone();
-                swap.amount_in = *amount_in;
-                Order {
-                    id: id.clone(),
-                    swap,
-                    min_amount_out: *min_amount_out,
-                }
+                (Some(*amount_in), *min_amount_out)
             }
-            (Verdict::Refuse(r), _) => {
+            Verdict::Refuse(r) => {
                 self.risk.refused += 1;
                 *self.risk.refused_by_reason.entry(r.code).or_default() += 1;
                 return Ok(());
             }
-            (_, None) => return Ok(()),
+        };
+        // `judge` approves only swaps.
+        let Some(swap) = intent.as_swap() else {
+            return Ok(());
+        };
+        let mut swap = swap.clone();
+        swap.amount_in = amount_in.unwrap_or(swap.amount_in);
+        let order = Order {
+            id,
+            swap,
+            min_amount_out,
         };
 
         match self.venue.execute(&order, bar.ts).await {
             Ok(fill) => {
                 self.consecutive_failures = 0;
                 self.portfolio.apply_fill(&fill)?;
-                let ctx = RiskContext {
-                    pair: &self.pair,
-                    portfolio: &self.portfolio,
-                    bar,
-                    now,
-                };
+                let ctx = RiskContext::new(&self.pair, &self.portfolio, bar, now);
                 self.gate.record_fill(&fill, &ctx);
                 tracing::debug!(target: "defai::audit", id = %fill.id, amount_in = %fill.amount_in, amount_out = %fill.amount_out, "fill");
                 Self::emit(&mut self.observers, AuditEvent::Fill(&fill));
@@ -383,12 +385,12 @@ impl<S: MarketSource, V: Venue> Agent<S, V> {
             Err(error) => {
                 self.execution_failures += 1;
                 self.consecutive_failures += 1;
-                tracing::warn!(target: "defai::audit", %id, %error, "execution failed");
+                tracing::warn!(target: "defai::audit", id = %order.id, %error, "execution failed");
                 Self::emit(
                     &mut self.observers,
                     AuditEvent::ExecutionFailed {
                         ts: bar.ts,
-                        id: &id,
+                        id: &order.id,
                         error: &error,
                     },
                 );
@@ -441,39 +443,18 @@ impl<S: MarketSource, V: Venue> Agent<S, V> {
             let Some(bar) = event.as_bar().copied() else {
                 continue;
             };
-            // Fail closed on data: a bad bar or time going backwards is never traded on.
-            let fault = match (bar.validate(), last) {
-                (Err(f), _) => Some(f.to_string()),
-                (Ok(()), Some(prev)) if bar.ts <= prev.ts => Some(format!(
-                    "timestamp {} is not after the previous {}",
-                    bar.ts, prev.ts
-                )),
-                _ => None,
+            let price_units = match usable_price(&bar, last.as_ref(), self.pair.quote.decimals()) {
+                Ok(p) => p,
+                Err(reason) => {
+                    bad_events += 1;
+                    tracing::warn!(target: "defai::audit", ts = bar.ts, %reason, "bad market event skipped");
+                    Self::emit(
+                        &mut self.observers,
+                        AuditEvent::BadEvent { ts: bar.ts, reason },
+                    );
+                    continue;
+                }
             };
-            let price_units = price_to_units(bar.close, self.pair.quote.decimals());
-            let (fault, price_units) = match (fault, price_units) {
-                (None, Some(p)) => (None, p),
-                (Some(f), _) => (Some(f), U256::ZERO),
-                (None, None) => (
-                    Some(
-                        BarFault {
-                            field: "close",
-                            problem: "is not representable",
-                        }
-                        .to_string(),
-                    ),
-                    U256::ZERO,
-                ),
-            };
-            if let Some(reason) = fault {
-                bad_events += 1;
-                tracing::warn!(target: "defai::audit", ts = bar.ts, %reason, "bad market event skipped");
-                Self::emit(
-                    &mut self.observers,
-                    AuditEvent::BadEvent { ts: bar.ts, reason },
-                );
-                continue;
-            }
             if let Some(max_age) = self.max_data_age_s {
                 let age = now - bar.ts;
                 if age > max_age.saturating_mul(self.policy.stale_data_multiple) {

@@ -37,10 +37,7 @@ impl Clock {
     pub fn now(&self, event_ts: i64) -> i64 {
         match self {
             Clock::Simulated | Clock::Replay { .. } => event_ts,
-            Clock::Wall => std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map(|d| d.as_secs() as i64)
-                .unwrap_or(event_ts),
+            Clock::Wall => unix_now() as i64,
         }
     }
 
@@ -54,15 +51,19 @@ impl Clock {
                 tokio::time::sleep_until(t0 + Duration::from_secs_f64(sim)).await;
             }
             Clock::Wall => {
-                let now = std::time::SystemTime::now()
-                    .duration_since(std::time::UNIX_EPOCH)
-                    .map(|d| d.as_secs_f64())
-                    .unwrap_or(0.0);
-                let wait = ts as f64 - now;
+                let wait = ts as f64 - unix_now();
                 if wait > 0.0 {
                     tokio::time::sleep(Duration::from_secs_f64(wait)).await;
                 }
             }
         }
     }
+}
+
+/// Wall-clock unix time in seconds (0 if the system clock is before 1970).
+fn unix_now() -> f64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs_f64())
+        .unwrap_or(0.0)
 }

@@ -91,6 +91,16 @@ impl Pair {
     pub fn new(base: Token, quote: Token) -> Self {
         Self { base, quote }
     }
+    /// Whether `sell → buy` is a swap of this pair, in either direction.
+    pub fn trades(&self, sell: &Token, buy: &Token) -> bool {
+        (sell == &self.base && buy == &self.quote) || (sell == &self.quote && buy == &self.base)
+    }
+
+    /// Whether selling `sell` for `buy` shrinks exposure: anything sold into the quote token.
+    pub fn reduces_exposure(&self, sell: &Token, buy: &Token) -> bool {
+        sell != &self.quote && buy == &self.quote
+    }
+
     /// ETH (18 decimals) priced in USDC (6 decimals), the bundled data's pair.
     pub fn eth_usdc() -> Self {
         Self::new(Token::new("ETH", 18), Token::new("USDC", 6))

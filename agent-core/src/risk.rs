@@ -1,7 +1,7 @@
 //! The risk gate: every intent passes through it before any venue sees it.
 
 use crate::amount::U256;
-use crate::intent::{Fill, Intent, IntentId, Quote};
+use crate::intent::{Fill, Intent, IntentId, Quote, Swap};
 use crate::market::{Bar, Pair};
 use crate::portfolio::Portfolio;
 
@@ -45,12 +45,14 @@ pub struct RiskContext<'a> {
     pub now: i64,
 }
 
-impl RiskContext<'_> {
-    /// Whether a swap shrinks exposure: selling anything that is not the quote token.
-    pub fn reduces_exposure(&self, intent: &Intent) -> bool {
-        intent
-            .as_swap()
-            .is_some_and(|s| s.sell != self.pair.quote && s.buy == self.pair.quote)
+impl<'a> RiskContext<'a> {
+    pub fn new(pair: &'a Pair, portfolio: &'a Portfolio, bar: &'a Bar, now: i64) -> Self {
+        Self {
+            pair,
+            portfolio,
+            bar,
+            now,
+        }
     }
 }
 
@@ -69,7 +71,8 @@ pub trait RiskGate: Send {
         check_intent(intent, ctx)
     }
 
-    /// Judges `intent`, given the venue's `quote` for it.
+    /// Judges `intent`, given the venue's `quote` for it. Only called for an intent that passed
+    /// [`RiskGate::pre_check`], so it need not repeat those checks.
     fn evaluate(
         &mut self,
         id: &IntentId,
@@ -106,10 +109,7 @@ pub fn check_intent(intent: &Intent, ctx: &RiskContext<'_>) -> Result<(), Refusa
             "only swaps are supported",
         ));
     };
-    let pair = ctx.pair;
-    let of_pair = (swap.sell == pair.base && swap.buy == pair.quote)
-        || (swap.sell == pair.quote && swap.buy == pair.base);
-    if !of_pair {
+    if !ctx.pair.trades(&swap.sell, &swap.buy) {
         return Err(Refusal::new(
             "token_not_allowed",
             format!("{} → {} is not the agent's pair", swap.sell, swap.buy),
@@ -131,19 +131,9 @@ pub fn check_intent(intent: &Intent, ctx: &RiskContext<'_>) -> Result<(), Refusa
     Ok(())
 }
 
-/// Checks any gate makes on the quote: non-zero output, and the amount plus gas affordable.
-pub fn check_affordable(
-    intent: &Intent,
-    quote: &Quote,
-    ctx: &RiskContext<'_>,
-) -> Result<(), Refusal> {
-    check_intent(intent, ctx)?;
-    let Some(swap) = intent.as_swap() else {
-        return Err(Refusal::new(
-            "unsupported_intent",
-            "only swaps are supported",
-        ));
-    };
+/// Checks any gate makes on the quote of a swap that passed [`check_intent`]: non-zero output,
+/// and the amount plus gas affordable.
+pub fn check_affordable(swap: &Swap, quote: &Quote, ctx: &RiskContext<'_>) -> Result<(), Refusal> {
     if quote.amount_out.is_zero() {
         return Err(Refusal::new("zero_output", "the venue quotes zero output"));
     }

@@ -43,27 +43,31 @@ pub struct PaperVenue {
     cfg: PaperAmmConfig,
     /// (base reserve, quote reserve); `None` before the first bar.
     reserves: Option<(U256, U256)>,
-    /// Close of the latest bar, as quote units per whole base.
-    price: U256,
+    /// Latest close as seen; turned into integers only when a quote needs the pool.
+    close: f64,
     /// The pool is re-centred lazily, on the first quote after a new bar.
     stale: bool,
-    /// Gas of one swap at the latest price: (native wei, quote units); set on re-centring.
-    gas: (U256, U256),
-    /// Latest close and one swap's gas in native tokens, as floats, for the gas estimate.
-    close: f64,
-    gas_native_f64: f64,
+    /// Latest close as quote units per whole base; set on re-centring.
+    price: U256,
+    /// Gas of one swap: native wei (fixed by the config) and its quote value at `price`.
+    gas_native: U256,
+    gas_quote: U256,
+    /// `gas_native` in whole tokens, kept as a float for the per-bar gas estimate.
+    gas_native_tokens: f64,
 }
 
 impl PaperVenue {
     pub fn new(pair: Pair, cfg: PaperAmmConfig) -> Self {
+        let gas_native = U256::from(cfg.gas_per_swap).saturating_mul(cfg.gas_price_wei);
         Self {
             pair,
             reserves: None,
-            price: U256::ZERO,
-            stale: false,
-            gas: (U256::ZERO, U256::ZERO),
             close: 0.0,
-            gas_native_f64: cfg_gas_native_f64(&cfg),
+            stale: false,
+            price: U256::ZERO,
+            gas_native,
+            gas_quote: U256::ZERO,
+            gas_native_tokens: agent_core::amount::to_f64(gas_native, 18),
             cfg,
         }
     }
@@ -79,14 +83,19 @@ impl PaperVenue {
     }
 
     fn recentre(&mut self) {
-        if self.stale {
-            self.stale = false;
-            let base = self.cfg.depth_quote.saturating_mul(self.pair.base.one()) / self.price;
-            self.reserves = Some((base, self.cfg.depth_quote));
-            let native = U256::from(self.cfg.gas_per_swap).saturating_mul(self.cfg.gas_price_wei);
-            // The native gas token has 18 decimals and is priced like the base token.
-            self.gas = (native, native.saturating_mul(self.price) / pow10(18));
+        if !self.stale {
+            return;
         }
+        self.stale = false;
+        let Some(price) = price_to_units(self.close, self.pair.quote.decimals()) else {
+            self.reserves = None;
+            return;
+        };
+        self.price = price;
+        let base = self.cfg.depth_quote.saturating_mul(self.pair.base.one()) / price;
+        self.reserves = Some((base, self.cfg.depth_quote));
+        // The native gas token has 18 decimals and is priced like the base token.
+        self.gas_quote = self.gas_native.saturating_mul(price) / pow10(18);
     }
 
     /// Reserves ordered (in, out) for a swap, or why not.
@@ -120,7 +129,6 @@ impl PaperVenue {
             get_amount_out(swap.amount_in, r_in, r_out, self.cfg.fee_bps).map_err(Self::amm)?;
         let fee =
             swap.amount_in.saturating_mul(U256::from(self.cfg.fee_bps)) / U256::from(10_000u32);
-        let (gas_native, gas_quote) = self.gas;
         let (rb, rq) = if sell_base {
             (r_in, r_out)
         } else {
@@ -131,21 +139,14 @@ impl PaperVenue {
             Quote {
                 amount_out,
                 fee,
-                gas_native,
+                gas_native: self.gas_native,
                 gas_price_wei: self.cfg.gas_price_wei,
-                gas_cost: (self.pair.quote.clone(), gas_quote),
+                gas_cost: (self.pair.quote.clone(), self.gas_quote),
                 venue_price,
             },
             sell_base,
         ))
     }
-}
-
-fn cfg_gas_native_f64(cfg: &PaperAmmConfig) -> f64 {
-    agent_core::amount::to_f64(
-        U256::from(cfg.gas_per_swap).saturating_mul(cfg.gas_price_wei),
-        18,
-    )
 }
 
 impl Venue for PaperVenue {
@@ -154,17 +155,14 @@ impl Venue for PaperVenue {
     }
 
     fn observe(&mut self, event: &MarketEvent) {
-        if let Some(bar) = event.as_bar()
-            && let Some(p) = price_to_units(bar.close, self.pair.quote.decimals())
-        {
-            self.price = p;
+        if let Some(bar) = event.as_bar() {
             self.close = bar.close;
             self.stale = true;
         }
     }
 
     fn gas_estimate_quote(&self) -> f64 {
-        self.gas_native_f64 * self.close
+        self.gas_native_tokens * self.close
     }
 
     async fn quote(&mut self, swap: &Swap) -> Result<Quote, VenueError> {

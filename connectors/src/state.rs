@@ -159,7 +159,6 @@ impl StateDir {
             path: self.path.join(SWITCH_FILE),
             shared,
             thread: Some(thread),
-            last_offered: 0,
         })
     }
 }
@@ -186,7 +185,6 @@ pub struct FileSwitchStore {
     path: PathBuf,
     shared: Arc<Watch>,
     thread: Option<JoinHandle<()>>,
-    last_offered: u64,
 }
 
 impl SwitchStore for FileSwitchStore {
@@ -199,12 +197,9 @@ impl SwitchStore for FileSwitchStore {
         if !self.shared.ready.swap(false, Ordering::Acquire) {
             return None;
         }
-        let cmd = self.shared.pending.lock().ok()?.clone()?;
-        // The watcher re-offers the same file every 100 ms; hand each id over once.
-        (cmd.id > self.last_offered).then(|| {
-            self.last_offered = cmd.id;
-            cmd
-        })
+        // `ready` is raised only for a newer id than the last one offered, so the watcher
+        // re-reading the same file every 100 ms hands each command over once.
+        self.shared.pending.lock().ok()?.clone()
     }
 }
 

@@ -5,7 +5,9 @@ use std::collections::VecDeque;
 use crate::amount::{U256, base_to_quote, price_to_units};
 use crate::intent::{Fill, Intent, IntentId, Quote};
 
-use super::{Refusal, RiskContext, RiskGate, Verdict, check_affordable, min_out_for_slippage};
+use super::{
+    Refusal, RiskContext, RiskGate, Verdict, check_affordable, check_intent, min_out_for_slippage,
+};
 
 /// Risk limits. Every field has a default chosen to protect capital without getting in the way
 /// of a sane strategy; `None` switches a limit off.
@@ -132,7 +134,105 @@ impl Default for LimitGate {
     }
 }
 
+/// A loss limit crossed for the first time: sets `breached` and says by how much.
+fn loss_breach(
+    limit_pct: Option<f64>,
+    breached: &mut bool,
+    reference: f64,
+    equity: f64,
+    code: &'static str,
+    from_what: &str,
+) -> Option<Refusal> {
+    let max = limit_pct?;
+    if *breached || reference <= 0.0 {
+        return None;
+    }
+    let loss = (1.0 - equity / reference) * 100.0;
+    (loss >= max).then(|| {
+        *breached = true;
+        Refusal::new(
+            code,
+            format!("down {loss:.2} % {from_what} (limit {max} %)"),
+        )
+    })
+}
+
 impl RiskGate for LimitGate {
+    fn pre_check(
+        &mut self,
+        _id: &IntentId,
+        intent: &Intent,
+        ctx: &RiskContext<'_>,
+    ) -> Result<(), Refusal> {
+        check_intent(intent, ctx)?;
+        let Some(swap) = intent.as_swap() else {
+            return Err(Refusal::new(
+                "unsupported_intent",
+                "only swaps are supported",
+            ));
+        };
+        let l = &self.limits;
+        if let Some(max_age) = l.max_data_age_s {
+            let age = ctx.now - ctx.bar.ts;
+            if age > max_age {
+                return Err(Refusal::new(
+                    "stale_data",
+                    format!("latest bar is {age} s old (max {max_age})"),
+                ));
+            }
+        }
+        if let Some(allowed) = &l.allowed_tokens {
+            for t in [&swap.sell, &swap.buy] {
+                if !allowed.iter().any(|a| a == t.symbol()) {
+                    return Err(Refusal::new(
+                        "token_not_allowed",
+                        format!("{t} is not in allowed_tokens"),
+                    ));
+                }
+            }
+        }
+        if ctx.pair.reduces_exposure(&swap.sell, &swap.buy) {
+            return Ok(());
+        }
+        if self.daily_breached {
+            return Err(Refusal::new(
+                "max_daily_loss",
+                "daily loss limit breached today",
+            ));
+        }
+        if self.drawdown_breached {
+            return Err(Refusal::new("max_drawdown", "drawdown limit breached"));
+        }
+        if let Some(max) = l.max_trades_per_hour {
+            while self
+                .recent_trades
+                .front()
+                .is_some_and(|t| *t <= ctx.now - 3600)
+            {
+                self.recent_trades.pop_front();
+            }
+            if self.recent_trades.len() >= max as usize {
+                return Err(Refusal::new(
+                    "trade_rate",
+                    format!("{max} trades in the last hour"),
+                ));
+            }
+        }
+        if let Some(last) = self.last_trade
+            && ctx.now - last < l.min_seconds_between_trades
+        {
+            return Err(Refusal::new(
+                "trade_spacing",
+                format!(
+                    "{} s since the last trade (min {})",
+                    ctx.now - last,
+                    l.min_seconds_between_trades
+                ),
+            ));
+        }
+        Ok(())
+    }
+
     fn evaluate(
         &mut self,
         _id: &IntentId,
@@ -140,34 +240,13 @@ impl RiskGate for LimitGate {
         quote: &Quote,
         ctx: &RiskContext<'_>,
     ) -> Verdict {
-        if let Err(r) = check_affordable(intent, quote, ctx) {
-            return Verdict::Refuse(r);
-        }
         let Some(swap) = intent.as_swap() else {
             return Self::refuse("unsupported_intent", "only swaps are supported".into());
         };
+        if let Err(r) = check_affordable(swap, quote, ctx) {
+            return Verdict::Refuse(r);
+        }
         let l = &self.limits;
-        let reduces = ctx.reduces_exposure(intent);
-
-        if let Some(max_age) = l.max_data_age_s {
-            let age = ctx.now - ctx.bar.ts;
-            if age > max_age {
-                return Self::refuse(
-                    "stale_data",
-                    format!("latest bar is {age} s old (max {max_age})"),
-                );
-            }
-        }
-        if let Some(allowed) = &l.allowed_tokens {
-            for t in [&swap.sell, &swap.buy] {
-                if !allowed.iter().any(|a| a == t.symbol()) {
-                    return Self::refuse(
-                        "token_not_allowed",
-                        format!("{t} is not in allowed_tokens"),
-                    );
-                }
-            }
-        }
         let Some(reference) = price_to_units(ctx.bar.close, ctx.pair.quote.decimals()) else {
             return Self::refuse(
                 "no_reference_price",
@@ -219,44 +298,17 @@ impl RiskGate for LimitGate {
 
         let mut amount = swap.amount_in;
         let mut cut: Option<Refusal> = None;
-        if !reduces {
-            if self.daily_breached {
-                return Self::refuse("max_daily_loss", "daily loss limit breached today".into());
-            }
-            if self.drawdown_breached {
-                return Self::refuse("max_drawdown", "drawdown limit breached".into());
-            }
-            if let Some(max) = l.max_trades_per_hour {
-                while self
-                    .recent_trades
-                    .front()
-                    .is_some_and(|t| *t <= ctx.now - 3600)
-                {
-                    self.recent_trades.pop_front();
+        if !ctx.pair.reduces_exposure(&swap.sell, &swap.buy) {
+            // An increasing swap spends quote on a non-quote asset: its notional is amount_in
+            // when selling quote, otherwise its value at the reference.
+            let value = |amount: U256| {
+                if swap.sell == ctx.pair.quote {
+                    amount
+                } else {
+                    base_to_quote(amount, swap.sell.decimals(), reference)
                 }
-                if self.recent_trades.len() >= max as usize {
-                    return Self::refuse("trade_rate", format!("{max} trades in the last hour"));
-                }
-            }
-            if let Some(last) = self.last_trade
-                && ctx.now - last < l.min_seconds_between_trades
-            {
-                return Self::refuse(
-                    "trade_spacing",
-                    format!(
-                        "{} s since the last trade (min {})",
-                        ctx.now - last,
-                        l.min_seconds_between_trades
-                    ),
-                );
-            }
-            // Sizing: an increasing swap spends quote on a non-quote asset, so its notional is
-            // amount_in when selling quote; otherwise value it at the reference.
-            let notional = if swap.sell == ctx.pair.quote {
-                amount
-            } else {
-                base_to_quote(amount, swap.sell.decimals(), reference)
             };
+            let notional = value(amount);
             if let Some(cap) = l.max_trade_notional
                 && notional > cap
             {
@@ -291,24 +343,17 @@ impl RiskGate for LimitGate {
                 ctx.pair.base.decimals(),
                 reference,
             );
-            let million = U256::from(1_000_000u32);
-            let (cap, code) = if pos_ppm <= gross_ppm {
-                (equity.saturating_mul(pos_ppm) / million, "max_position")
+            let (ppm, code) = if pos_ppm <= gross_ppm {
+                (pos_ppm, "max_position")
             } else {
-                (
-                    equity.saturating_mul(gross_ppm) / million,
-                    "max_gross_exposure",
-                )
+                (gross_ppm, "max_gross_exposure")
             };
+            let cap = equity.saturating_mul(ppm) / U256::from(1_000_000u32);
             let room = cap.saturating_sub(held);
             if room.is_zero() {
                 return Self::refuse(code, format!("position {held} already at the cap {cap}"));
             }
-            let current = if swap.sell == ctx.pair.quote {
-                amount
-            } else {
-                base_to_quote(amount, swap.sell.decimals(), reference)
-            };
+            let current = value(amount);
             if current > room {
                 amount = amount.saturating_mul(room) / current;
                 cut = Some(Refusal::new(
@@ -350,8 +395,7 @@ impl RiskGate for LimitGate {
             self.gas_today = U256::ZERO;
         }
         self.gas_today = self.gas_today.saturating_add(fill.gas_native);
-        let reduced = fill.sell != ctx.pair.quote && fill.buy == ctx.pair.quote;
-        if !reduced {
+        if !ctx.pair.reduces_exposure(&fill.sell, &fill.buy) {
             self.recent_trades.push_back(ctx.now);
             self.last_trade = Some(ctx.now);
         }
@@ -367,36 +411,26 @@ impl RiskGate for LimitGate {
             self.day_start = equity;
             self.daily_breached = false;
         }
-        if equity > self.peak {
-            self.peak = equity;
-        }
-        if let Some(max) = self.limits.max_daily_loss_pct
-            && !self.daily_breached
-            && self.day_start > 0.0
-        {
-            let loss = (1.0 - equity / self.day_start) * 100.0;
-            if loss >= max {
-                self.daily_breached = true;
-                return Some(Refusal::new(
-                    "max_daily_loss",
-                    format!("down {loss:.2} % today (limit {max} %)"),
-                ));
-            }
-        }
-        if let Some(max) = self.limits.max_drawdown_pct
-            && !self.drawdown_breached
-            && self.peak > 0.0
-        {
-            let dd = (1.0 - equity / self.peak) * 100.0;
-            if dd >= max {
-                self.drawdown_breached = true;
-                return Some(Refusal::new(
-                    "max_drawdown",
-                    format!("drawdown {dd:.2} % from peak (limit {max} %)"),
-                ));
-            }
-        }
-        None
+        self.peak = self.peak.max(equity);
+        let l = &self.limits;
+        loss_breach(
+            l.max_daily_loss_pct,
+            &mut self.daily_breached,
+            self.day_start,
+            equity,
+            "max_daily_loss",
+            "today",
+        )
+        .or_else(|| {
+            loss_breach(
+                l.max_drawdown_pct,
+                &mut self.drawdown_breached,
+                self.peak,
+                equity,
+                "max_drawdown",
+                "from peak",
+            )
+        })
     }
 
     fn on_resume(&mut self) {

@@ -1,0 +1,67 @@
+//! Shared by the library-level end-to-end tests: the bundled data, a paper venue, an agent with
+//! 10,000 USDC and a recorder of the audit stream.
+// Each test binary uses a different subset.
+#![allow(dead_code)]
+
+use std::sync::{Arc, Mutex};
+
+use defai::connectors::{LoadOptions, PaperAmmConfig, PaperVenue, load_csv_bytes};
+use defai::core::{
+    Agent, AgentReport, AuditEvent, Bar, BarReplay, Fill, Observer, Pair, Portfolio, Strategy,
+    U256, Venue,
+};
+use defai::engine::{EMBEDDED_DATA, EMBEDDED_NAME};
+
+pub fn bundled_bars() -> Vec<Bar> {
+    load_csv_bytes(EMBEDDED_NAME, EMBEDDED_DATA, LoadOptions::default())
+        .unwrap()
+        .bars
+}
+
+pub fn paper() -> PaperVenue {
+    let pair = Pair::eth_usdc();
+    PaperVenue::new(pair.clone(), PaperAmmConfig::default_for(&pair))
+}
+
+/// An ETH/USDC agent starting with 10,000 USDC, default gate and kill switch.
+pub fn agent<V: Venue>(
+    strategy: Box<dyn Strategy>,
+    venue: V,
+    bars: Vec<Bar>,
+) -> Agent<BarReplay, V> {
+    let pair = Pair::eth_usdc();
+    let portfolio = Portfolio::with_balances([(pair.quote.clone(), U256::from(10_000_000_000u64))]);
+    Agent::new(pair, BarReplay::new(bars), venue, strategy, portfolio)
+}
+
+pub fn run_to_end<V: Venue>(agent: Agent<BarReplay, V>) -> AgentReport {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(agent.run()).unwrap()
+}
+
+/// What the run did, as the audit stream told it.
+#[derive(Default, Clone)]
+pub struct Tape(pub Arc<Mutex<Recorded>>);
+
+/// (close, equity) per bar, and the fills.
+pub type Recorded = (Vec<(f64, f64)>, Vec<Fill>);
+
+impl Tape {
+    pub fn fills(&self) -> Vec<Fill> {
+        self.0.lock().unwrap().1.clone()
+    }
+}
+
+impl Observer for Tape {
+    fn on_audit(&mut self, e: &AuditEvent<'_>) {
+        let mut t = self.0.lock().unwrap();
+        match e {
+            AuditEvent::Mark { price, equity, .. } => t.0.push((*price, *equity)),
+            AuditEvent::Fill(f) => t.1.push((*f).clone()),
+            _ => {}
+        }
+    }
+}
