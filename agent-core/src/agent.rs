@@ -5,7 +5,7 @@
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
-use crate::amount::{U256, price_to_units};
+use crate::amount::{Token, U256, price_to_units};
 use crate::clock::Clock;
 use crate::intent::{Fill, Intent, IntentId, Order};
 use crate::kill_switch::{KillMode, KillSwitch, SwitchChange, SwitchRecord, SwitchState};
@@ -15,7 +15,7 @@ use crate::portfolio::{Portfolio, PortfolioError};
 use crate::risk::{LimitGate, Refusal, RiskContext, RiskGate, Verdict};
 use crate::source::{MarketSource, SourceError};
 use crate::strategy::{Context, Strategy, StrategyError};
-use crate::venue::{Venue, VenueError};
+use crate::venue::{Venue, VenueError, VenueEvent};
 
 /// One entry of the audit stream. Observers receive every event synchronously, in order; none is
 /// ever dropped.
@@ -47,6 +47,16 @@ pub enum AuditEvent<'a> {
     Fill(&'a Fill),
     /// The kill switch changed state.
     KillSwitch { ts: i64, change: &'a SwitchChange },
+    /// A venue step (a chain venue: simulated, signed, sent, replaced, mined).
+    Venue { ts: i64, event: &'a VenueEvent },
+    /// The venue's ledger of record (the chain) disagreed with the booked balance; the agent
+    /// adopted the venue's.
+    Reconciled {
+        ts: i64,
+        token: &'a Token,
+        booked: U256,
+        actual: U256,
+    },
     /// End of an event: equity marked at the close (float, for reports).
     Mark { ts: i64, price: f64, equity: f64 },
 }
@@ -65,6 +75,9 @@ pub enum AgentError {
     Booking(#[from] PortfolioError),
     #[error("no usable market event: the run saw no valid bar")]
     NoData,
+    /// The venue could not report the balances the agent starts from.
+    #[error("venue balances: {0}")]
+    Balances(VenueError),
 }
 
 /// Counts of what the risk gate decided.
@@ -275,6 +288,39 @@ impl<S: MarketSource, V: Venue> Agent<S, V> {
         self.switch_changed(ts, change);
     }
 
+    fn venue_events(&mut self, ts: i64) {
+        for event in self.venue.drain_events() {
+            tracing::info!(target: "defai::audit", step = event.step, label = %event.label, tx = ?event.tx_hash, nonce = ?event.nonce, detail = %event.detail, "venue");
+            Self::emit(&mut self.observers, AuditEvent::Venue { ts, event: &event });
+        }
+    }
+
+    /// Adopts the venue's balances where it keeps the record (the chain is the source of truth).
+    async fn sync_balances(&mut self, ts: i64) -> Result<(), VenueError> {
+        let Some(actual) = self.venue.balances().await? else {
+            return Ok(());
+        };
+        for (token, amount) in actual {
+            let booked = self.portfolio.balance(&token);
+            if booked != amount {
+                if self.portfolio.fills() > 0 || !booked.is_zero() {
+                    tracing::warn!(target: "defai::audit", %token, %booked, %amount, "booked balance differs from the venue's: adopting the venue's");
+                }
+                Self::emit(
+                    &mut self.observers,
+                    AuditEvent::Reconciled {
+                        ts,
+                        token: &token,
+                        booked,
+                        actual: amount,
+                    },
+                );
+                self.portfolio.set_balance(&token, amount);
+            }
+        }
+        Ok(())
+    }
+
     /// Kill switch, gate pre-check, venue quote, gate verdict: the decision on one intent.
     async fn judge(&mut self, id: &IntentId, intent: &Intent, bar: &Bar, now: i64) -> Verdict {
         let Some(swap) = intent.as_swap() else {
@@ -292,7 +338,9 @@ impl<S: MarketSource, V: Venue> Agent<S, V> {
         {
             return Verdict::Refuse(r);
         }
-        let quote = match self.venue.quote(swap).await {
+        let quote = self.venue.quote(swap).await;
+        self.venue_events(bar.ts);
+        let quote = match quote {
             Ok(q) => q,
             Err(e) => return Verdict::Refuse(Refusal::new("quote_failed", e.to_string())),
         };
@@ -373,7 +421,9 @@ impl<S: MarketSource, V: Venue> Agent<S, V> {
             min_amount_out,
         };
 
-        match self.venue.execute(&order, bar.ts).await {
+        let executed = self.venue.execute(&order, bar.ts).await;
+        self.venue_events(bar.ts);
+        match executed {
             Ok(fill) => {
                 self.consecutive_failures = 0;
                 self.portfolio.apply_fill(&fill)?;
@@ -381,6 +431,9 @@ impl<S: MarketSource, V: Venue> Agent<S, V> {
                 self.gate.record_fill(&fill, &ctx);
                 tracing::debug!(target: "defai::audit", id = %fill.id, amount_in = %fill.amount_in, amount_out = %fill.amount_out, "fill");
                 Self::emit(&mut self.observers, AuditEvent::Fill(&fill));
+                if let Err(e) = self.sync_balances(bar.ts).await {
+                    tracing::warn!(target: "defai::audit", error = %e, "cannot read balances back after a fill");
+                }
             }
             Err(error) => {
                 self.execution_failures += 1;
@@ -394,6 +447,10 @@ impl<S: MarketSource, V: Venue> Agent<S, V> {
                         error: &error,
                     },
                 );
+                // A failed transaction may still have cost gas (or half-happened): re-read.
+                if let Err(e) = self.sync_balances(bar.ts).await {
+                    tracing::warn!(target: "defai::audit", error = %e, "cannot read balances back after a failure");
+                }
                 if self.consecutive_failures >= self.policy.max_consecutive_failures {
                     let reason = format!(
                         "{} consecutive execution failures, last: {error}",
@@ -434,12 +491,16 @@ impl<S: MarketSource, V: Venue> Agent<S, V> {
         let mut last: Option<Bar> = None;
         let strategy_name: std::sync::Arc<str> = self.strategy.name().into();
         let flatten_name: std::sync::Arc<str> = "kill_switch_flatten".into();
+        self.sync_balances(0).await.map_err(AgentError::Balances)?;
 
         while let Some(event) = self.source.next_event().await? {
             self.clock.wait_until(event.ts()).await;
             let now = self.clock.now(event.ts());
             let change = self.kill.poll(now);
             self.switch_changed(now, change);
+            if let Err(reason) = self.venue.health().await {
+                self.trip(KillMode::Halt, &format!("venue fault: {reason}"), now);
+            }
             let Some(bar) = event.as_bar().copied() else {
                 continue;
             };

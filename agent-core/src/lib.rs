@@ -29,10 +29,10 @@ pub use intent::{Fill, Intent, IntentId, Order, Quote, Swap};
 pub use kill_switch::{
     KillMode, KillSwitch, SwitchAction, SwitchCommand, SwitchRecord, SwitchState, SwitchStore,
 };
-pub use market::{Bar, BarFault, MarketEvent, Pair};
+pub use market::{Bar, BarFault, MarketEvent, Pair, PoolSnapshot};
 pub use metrics::PerformanceTracker;
 pub use portfolio::{Portfolio, PortfolioError};
 pub use risk::{LimitGate, Refusal, RiskContext, RiskGate, RiskLimits, Verdict};
 pub use source::{BarReplay, MarketSource, SourceError};
 pub use strategy::{Context, ParamError, ParamValue, Params, Strategy, StrategyError};
-pub use venue::{Venue, VenueError};
+pub use venue::{Venue, VenueError, VenueEvent};

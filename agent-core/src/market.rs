@@ -1,6 +1,6 @@
 //! Market data as the agent sees it: bars, the pair they price, and the events a source yields.
 
-use crate::amount::Token;
+use crate::amount::{Token, U256};
 
 /// One OHLCV candle. Prices are quote per whole base token; they are market *observations*
 /// (floats), turned into integers only where money is computed from them.
@@ -113,18 +113,39 @@ impl Pair {
 pub enum MarketEvent {
     /// A closed candle of the agent's pair.
     Bar(Bar),
+    /// A pool read at a block: the candle strategies see, plus the exact reserves behind it (a
+    /// paper venue fills against these, wei for wei what the chain would give).
+    Pool { bar: Bar, pool: PoolSnapshot },
+}
+
+/// A constant-product pool's exact state at one block.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PoolSnapshot {
+    pub block: u64,
+    /// Reserve of the pair's base token, in its units.
+    pub reserve_base: U256,
+    /// Reserve of the pair's quote token, in its units.
+    pub reserve_quote: U256,
+    /// What one gas costs in the next block (base fee + tip), wei.
+    pub gas_price_wei: U256,
 }
 
 impl MarketEvent {
     /// Event time, unix seconds.
     pub fn ts(&self) -> i64 {
         match self {
-            MarketEvent::Bar(b) => b.ts,
+            MarketEvent::Bar(b) | MarketEvent::Pool { bar: b, .. } => b.ts,
         }
     }
     pub fn as_bar(&self) -> Option<&Bar> {
         match self {
-            MarketEvent::Bar(b) => Some(b),
+            MarketEvent::Bar(b) | MarketEvent::Pool { bar: b, .. } => Some(b),
+        }
+    }
+    pub fn pool(&self) -> Option<&PoolSnapshot> {
+        match self {
+            MarketEvent::Pool { pool, .. } => Some(pool),
+            MarketEvent::Bar(_) => None,
         }
     }
 }

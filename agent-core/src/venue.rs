@@ -3,7 +3,7 @@
 
 use std::future::Future;
 
-use crate::amount::U256;
+use crate::amount::{Token, U256};
 use crate::intent::{Fill, Order, Quote, Swap};
 use crate::market::MarketEvent;
 
@@ -20,6 +20,19 @@ pub enum VenueError {
     Rejected(String),
     #[error("transport: {0}")]
     Transport(String),
+}
+
+/// Something a venue did on the way to a quote or fill: for a chain venue, each step of a
+/// transaction's life (simulated, signed, sent, replaced, mined). Goes to the audit stream.
+#[derive(Debug, Clone, PartialEq)]
+pub struct VenueEvent {
+    /// `simulated`, `signed`, `sent`, `timed_out`, `replaced`, `mined`, ...
+    pub step: &'static str,
+    /// What the transaction was for (`approve`, `swap`).
+    pub label: String,
+    pub tx_hash: Option<String>,
+    pub nonce: Option<u64>,
+    pub detail: String,
 }
 
 /// An execution venue. Quotes and fills are async because on a chain they are RPC calls; the
@@ -49,4 +62,24 @@ pub trait Venue: Send {
         order: &Order,
         ts: i64,
     ) -> impl Future<Output = Result<Fill, VenueError>> + Send;
+
+    /// Balances as the venue's ledger of record holds them (the chain, for a chain venue), or
+    /// `None` when the agent's own book is the record (paper). The agent adopts these at start
+    /// and after every execution.
+    fn balances(
+        &mut self,
+    ) -> impl Future<Output = Result<Option<Vec<(Token, U256)>>, VenueError>> + Send {
+        async { Ok(None) }
+    }
+
+    /// Checked before every event; an error halts the agent (kill switch), e.g. the RPC now
+    /// reports another chain id than the one configured.
+    fn health(&mut self) -> impl Future<Output = Result<(), String>> + Send {
+        async { Ok(()) }
+    }
+
+    /// Steps taken since the last call, for the audit stream.
+    fn drain_events(&mut self) -> Vec<VenueEvent> {
+        Vec::new()
+    }
 }

@@ -5,6 +5,7 @@
 //! math ([`amm`]).
 
 pub mod amm;
+pub mod evm;
 pub mod market_data;
 pub mod paper;
 pub mod state;

@@ -159,6 +159,22 @@ impl Venue for PaperVenue {
             self.close = bar.close;
             self.stale = true;
         }
+        // A real pool's exact reserves: fill against them, not a re-centred simulation.
+        if let Some(pool) = event.pool()
+            && !pool.reserve_base.is_zero()
+        {
+            self.stale = false;
+            self.reserves = Some((pool.reserve_base, pool.reserve_quote));
+            self.price =
+                pool.reserve_quote.saturating_mul(self.pair.base.one()) / pool.reserve_base;
+            if !pool.gas_price_wei.is_zero() {
+                self.cfg.gas_price_wei = pool.gas_price_wei;
+                self.gas_native =
+                    U256::from(self.cfg.gas_per_swap).saturating_mul(pool.gas_price_wei);
+                self.gas_native_tokens = agent_core::amount::to_f64(self.gas_native, 18);
+            }
+            self.gas_quote = self.gas_native.saturating_mul(self.price) / pow10(18);
+        }
     }
 
     fn gas_estimate_quote(&self) -> f64 {

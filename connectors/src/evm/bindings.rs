@@ -1,0 +1,58 @@
+//! Solidity interfaces of the contracts we call: only the functions we use, declared here so the
+//! ABI does not depend on `node_modules` being present at build time. Creation bytecode is
+//! separate ([`super::artifacts`]).
+
+use alloy::sol;
+
+sol! {
+    #![sol(all_derives)]
+    interface IERC20 {
+        function name() external view returns (string);
+        function symbol() external view returns (string);
+        function decimals() external view returns (uint8);
+        function totalSupply() external view returns (uint256);
+        function balanceOf(address owner) external view returns (uint256);
+        function allowance(address owner, address spender) external view returns (uint256);
+        function approve(address spender, uint256 value) external returns (bool);
+        function transfer(address to, uint256 value) external returns (bool);
+        function transferFrom(address from, address to, uint256 value) external returns (bool);
+        event Transfer(address indexed from, address indexed to, uint256 value);
+    }
+
+    interface DevToken {
+        constructor(string name_, string symbol_, uint8 decimals_);
+        function mint(address to, uint256 value) external;
+        error NotMinter();
+        error InsufficientBalance(uint256 have, uint256 need);
+        error InsufficientAllowance(uint256 have, uint256 need);
+    }
+
+    interface IWETH9 {
+        function deposit() external payable;
+        function withdraw(uint256 wad) external;
+        function balanceOf(address owner) external view returns (uint256);
+    }
+
+    interface IUniswapV2Factory {
+        function getPair(address tokenA, address tokenB) external view returns (address pair);
+        function createPair(address tokenA, address tokenB) external returns (address pair);
+        function allPairsLength() external view returns (uint256);
+    }
+
+    interface IUniswapV2Pair {
+        function token0() external view returns (address);
+        function token1() external view returns (address);
+        function getReserves() external view returns (uint112 reserve0, uint112 reserve1, uint32 blockTimestampLast);
+        event Swap(address indexed sender, uint amount0In, uint amount1In, uint amount0Out, uint amount1Out, address indexed to);
+        event Sync(uint112 reserve0, uint112 reserve1);
+    }
+
+    interface IUniswapV2Router02 {
+        function factory() external view returns (address);
+        function WETH() external view returns (address);
+        function addLiquidity(address tokenA, address tokenB, uint amountADesired, uint amountBDesired, uint amountAMin, uint amountBMin, address to, uint deadline) external returns (uint amountA, uint amountB, uint liquidity);
+        function swapExactTokensForTokens(uint amountIn, uint amountOutMin, address[] calldata path, address to, uint deadline) external returns (uint[] memory amounts);
+        function getAmountsOut(uint amountIn, address[] calldata path) external view returns (uint[] memory amounts);
+        function getAmountOut(uint amountIn, uint reserveIn, uint reserveOut) external pure returns (uint amountOut);
+    }
+}

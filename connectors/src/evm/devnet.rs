@@ -1,0 +1,546 @@
+//! A local devnet: anvil from the pinned npm package, the real Uniswap V2 factory and router,
+//! WETH9, and our two test tokens, with pools at a chosen price. [`Devnet::start`] is what
+//! `defai devnet` runs and what tests call; dropping the [`Devnet`] stops anvil.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use alloy::node_bindings::{Anvil, AnvilInstance};
+use alloy::primitives::{Address, B256, U256};
+use alloy::sol_types::{SolCall, SolConstructor};
+use serde::{Deserialize, Serialize};
+
+use super::artifacts::{Artifact, check_init_code_hash};
+use super::bindings::{DevToken, IERC20, IUniswapV2Factory, IUniswapV2Router02, IWETH9};
+use super::error::EvmError;
+use super::nonce::NonceManager;
+use super::rpc::Chain;
+use super::tx::{TxPolicy, TxRequest, TxSender};
+use super::wallet::Wallet;
+use agent_core::amount::price_to_units;
+
+/// Decimals of the devnet's USD token.
+pub const USD_DECIMALS: u8 = 6;
+/// Anvil account that deploys, provides liquidity and moves the market.
+pub const DEPLOYER_INDEX: usize = 9;
+
+/// What the devnet sets up.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DevnetConfig {
+    /// 0 picks a free port.
+    pub port: u16,
+    /// Seconds between blocks; `None` mines one block per transaction.
+    pub block_time: Option<f64>,
+    /// WETH price in USD at start.
+    pub price: f64,
+    /// DVT price in USD at start.
+    pub dvt_price: f64,
+    /// USD on each side of every pool, whole tokens.
+    pub depth_usd: u64,
+    /// What each of accounts 0..=8 receives: USD, WETH (wrapped from its ETH) and DVT, whole.
+    pub fund_usd: u64,
+    pub fund_weth: u64,
+    pub fund_dvt: u64,
+    /// anvil binary; default: `node_modules/.bin/anvil` found from the current directory up.
+    pub anvil: Option<PathBuf>,
+}
+
+impl DevnetConfig {
+    pub fn at_price(price: f64) -> Self {
+        Self {
+            port: 0,
+            block_time: None,
+            price,
+            dvt_price: 2.0,
+            depth_usd: 5_000_000,
+            fund_usd: 100_000,
+            fund_weth: 50,
+            fund_dvt: 50_000,
+            anvil: None,
+        }
+    }
+}
+
+/// Addresses and facts of a running devnet: what `devnet.json` holds. No keys.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DevnetInfo {
+    pub rpc_url: String,
+    pub chain_id: u64,
+    pub weth: Address,
+    pub usd: Address,
+    pub dvt: Address,
+    pub factory: Address,
+    pub router: Address,
+    pub weth_usd_pair: Address,
+    pub dvt_usd_pair: Address,
+    /// Anvil's default accounts 0..=8, funded with USD, WETH and DVT.
+    pub accounts: Vec<Address>,
+    /// Account 9: deployer, liquidity provider and market mover.
+    pub deployer: Address,
+    pub price: f64,
+    pub pair_init_code_hash: B256,
+}
+
+impl DevnetInfo {
+    pub fn read(path: &Path) -> Result<Self, EvmError> {
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| EvmError::Devnet(format!("{}: {e}", path.display())))?;
+        serde_json::from_str(&text).map_err(|e| {
+            EvmError::Devnet(format!(
+                "{}: line {} column {}: {e}",
+                path.display(),
+                e.line(),
+                e.column()
+            ))
+        })
+    }
+
+    pub fn write(&self, path: &Path) -> Result<(), EvmError> {
+        let text = serde_json::to_string_pretty(self).expect("devnet info serializes");
+        let tmp = path.with_extension("json.tmp");
+        std::fs::write(&tmp, text + "\n")
+            .and_then(|()| std::fs::rename(&tmp, path))
+            .map_err(|e| EvmError::Devnet(format!("{}: {e}", path.display())))
+    }
+}
+
+/// Finds `node_modules/.bin/anvil`: `$DEFAI_ANVIL`, then from the current directory up, then
+/// beside this crate's workspace.
+pub fn find_anvil() -> Result<PathBuf, EvmError> {
+    if let Ok(p) = std::env::var("DEFAI_ANVIL") {
+        return Ok(PathBuf::from(p));
+    }
+    let rel = Path::new("node_modules/.bin/anvil");
+    let mut dirs: Vec<PathBuf> = Vec::new();
+    if let Ok(cwd) = std::env::current_dir() {
+        dirs.extend(cwd.ancestors().map(Path::to_path_buf));
+    }
+    dirs.push(PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/..")));
+    dirs.into_iter()
+        .map(|d| d.join(rel))
+        .find(|p| p.is_file())
+        .ok_or_else(|| {
+            EvmError::Devnet(
+                "anvil not found: run `npm ci` in the repository (it installs @foundry-rs/anvil), \
+                 or set DEFAI_ANVIL"
+                    .into(),
+            )
+        })
+}
+
+/// A running devnet. Dropping it stops anvil.
+pub struct Devnet {
+    anvil: AnvilInstance,
+    info: DevnetInfo,
+    chain: Chain,
+    deployer: TxSender,
+}
+
+impl std::fmt::Debug for Devnet {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Devnet").field("info", &self.info).finish()
+    }
+}
+
+fn units(whole: u64, decimals: u8) -> U256 {
+    U256::from(whole) * U256::from(10u64).pow(U256::from(decimals))
+}
+
+impl Devnet {
+    /// Starts anvil and deploys everything. Fails loudly if the Uniswap init-code hash differs.
+    pub async fn start(cfg: DevnetConfig) -> Result<Self, EvmError> {
+        let init_hash = check_init_code_hash()?;
+        let price_units = price_to_units(cfg.price, USD_DECIMALS)
+            .filter(|p| !p.is_zero())
+            .ok_or_else(|| EvmError::Devnet(format!("bad price {}", cfg.price)))?;
+        let dvt_units = price_to_units(cfg.dvt_price, USD_DECIMALS)
+            .filter(|p| !p.is_zero())
+            .ok_or_else(|| EvmError::Devnet(format!("bad DVT price {}", cfg.dvt_price)))?;
+        let path = match &cfg.anvil {
+            Some(p) => p.clone(),
+            None => find_anvil()?,
+        };
+        let mut builder = Anvil::at(&path).port(cfg.port).timeout(20_000);
+        if let Some(bt) = cfg.block_time {
+            builder = builder.block_time_f64(bt);
+        }
+        let anvil = builder
+            .try_spawn()
+            .map_err(|e| EvmError::Devnet(format!("cannot start {}: {e}", path.display())))?;
+        let chain = Chain::connect(&anvil.endpoint())?;
+        let chain_id = chain.chain_id().await?;
+        let wallet = Self::key_of(&anvil, DEPLOYER_INDEX)?;
+        let nonces = Arc::new(NonceManager::new(wallet.address()));
+        let deployer = TxSender::new(chain.clone(), wallet, chain_id, nonces, TxPolicy::default())?;
+        let me = deployer.address();
+        let ops = Ops { tx: &deployer };
+        let weth = ops.deploy(Artifact::Weth9, Vec::new()).await?;
+        let usd = ops
+            .deploy(
+                Artifact::DevToken,
+                DevToken::constructorCall {
+                    name_: "Dev USD".into(),
+                    symbol_: "dUSD".into(),
+                    decimals_: USD_DECIMALS,
+                }
+                .abi_encode(),
+            )
+            .await?;
+        let dvt = ops
+            .deploy(
+                Artifact::DevToken,
+                DevToken::constructorCall {
+                    name_: "Dev Token".into(),
+                    symbol_: "DVT".into(),
+                    decimals_: 18,
+                }
+                .abi_encode(),
+            )
+            .await?;
+        let factory = ops
+            .deploy(
+                Artifact::UniswapV2Factory,
+                alloy::sol_types::SolValue::abi_encode(&me),
+            )
+            .await?;
+        let router = ops
+            .deploy(
+                Artifact::UniswapV2Router02,
+                alloy::sol_types::SolValue::abi_encode_params(&(factory, weth)),
+            )
+            .await?;
+
+        // Pools: depth_usd on the USD side, the other side at the price.
+        let depth = units(cfg.depth_usd, USD_DECIMALS);
+        let weth_side = depth * units(1, 18) / price_units;
+        let dvt_side = depth * units(1, 18) / dvt_units;
+        ops.wrap(weth, weth_side).await?;
+        ops.mint(usd, me, depth * U256::from(2)).await?;
+        ops.mint(dvt, me, dvt_side).await?;
+        ops.add_liquidity(router, weth, weth_side, usd, depth)
+            .await?;
+        ops.add_liquidity(router, dvt, dvt_side, usd, depth).await?;
+        let weth_usd_pair = ops.pair(factory, weth, usd).await?;
+        let dvt_usd_pair = ops.pair(factory, dvt, usd).await?;
+
+        // Fund accounts 0..=8.
+        let accounts: Vec<Address> = anvil.addresses()[..DEPLOYER_INDEX].to_vec();
+        let fund_weth = units(cfg.fund_weth, 18);
+        ops.wrap(weth, fund_weth * U256::from(accounts.len()))
+            .await?;
+        for a in &accounts {
+            ops.mint(usd, *a, units(cfg.fund_usd, USD_DECIMALS)).await?;
+            ops.mint(dvt, *a, units(cfg.fund_dvt, 18)).await?;
+            ops.transfer(weth, *a, fund_weth).await?;
+        }
+
+        let info = DevnetInfo {
+            rpc_url: anvil.endpoint(),
+            chain_id,
+            weth,
+            usd,
+            dvt,
+            factory,
+            router,
+            weth_usd_pair,
+            dvt_usd_pair,
+            accounts,
+            deployer: me,
+            price: cfg.price,
+            pair_init_code_hash: init_hash,
+        };
+        tracing::info!(target: "defai::devnet", rpc = %info.rpc_url, %weth_usd_pair, "devnet ready");
+        Ok(Self {
+            anvil,
+            info,
+            chain,
+            deployer,
+        })
+    }
+
+    fn key_of(anvil: &AnvilInstance, i: usize) -> Result<Wallet, EvmError> {
+        let key = anvil
+            .nth_key(i)
+            .ok_or_else(|| EvmError::Devnet(format!("anvil has no account {i}")))?;
+        Wallet::from_key_bytes(&B256::from_slice(&key.to_bytes()))
+    }
+
+    pub fn info(&self) -> &DevnetInfo {
+        &self.info
+    }
+    pub fn chain(&self) -> &Chain {
+        &self.chain
+    }
+    pub fn rpc_url(&self) -> &str {
+        &self.info.rpc_url
+    }
+    /// The deployer's sender (account 9): it mints test tokens and moves the market.
+    pub fn deployer(&self) -> &TxSender {
+        &self.deployer
+    }
+    /// Anvil's well-known test key of account `i` as hex, for tests and local runs that pass it
+    /// through `DEFAI_PRIVATE_KEY`. These keys are public; never fund them on a real chain.
+    pub fn test_key_hex(&self, i: usize) -> Option<String> {
+        self.anvil
+            .nth_key(i)
+            .map(|k| alloy::primitives::hex::encode_prefixed(k.to_bytes()))
+    }
+    /// A wallet for anvil account `i`.
+    pub fn wallet(&self, i: usize) -> Result<Wallet, EvmError> {
+        Self::key_of(&self.anvil, i)
+    }
+}
+
+/// Deployer-side helpers: every call goes through the full transaction lifecycle.
+struct Ops<'a> {
+    tx: &'a TxSender,
+}
+
+impl Ops<'_> {
+    async fn send(&self, req: TxRequest) -> Result<super::tx::TxOutcome, EvmError> {
+        let mut log = Vec::new();
+        self.tx.send(&req, &mut log).await
+    }
+
+    async fn deploy(&self, artifact: Artifact, args: Vec<u8>) -> Result<Address, EvmError> {
+        let mut code = artifact.creation_code()?.to_vec();
+        code.extend_from_slice(&args);
+        let out = self
+            .send(TxRequest::deploy(
+                format!("deploy {}", artifact.name()),
+                code,
+            ))
+            .await?;
+        out.contract_address.ok_or_else(|| {
+            EvmError::Devnet(format!(
+                "{}: receipt has no contract address",
+                artifact.name()
+            ))
+        })
+    }
+
+    async fn wrap(&self, weth: Address, amount: U256) -> Result<(), EvmError> {
+        self.send(
+            TxRequest::call("wrap ETH", weth, IWETH9::depositCall {}.abi_encode())
+                .with_value(amount),
+        )
+        .await
+        .map(drop)
+    }
+
+    async fn mint(&self, token: Address, to: Address, amount: U256) -> Result<(), EvmError> {
+        self.send(TxRequest::call(
+            "mint",
+            token,
+            DevToken::mintCall { to, value: amount }.abi_encode(),
+        ))
+        .await
+        .map(drop)
+    }
+
+    async fn transfer(&self, token: Address, to: Address, amount: U256) -> Result<(), EvmError> {
+        self.send(TxRequest::call(
+            "transfer",
+            token,
+            IERC20::transferCall { to, value: amount }.abi_encode(),
+        ))
+        .await
+        .map(drop)
+    }
+
+    async fn approve(
+        &self,
+        token: Address,
+        spender: Address,
+        amount: U256,
+    ) -> Result<(), EvmError> {
+        self.send(TxRequest::call(
+            "approve",
+            token,
+            IERC20::approveCall {
+                spender,
+                value: amount,
+            }
+            .abi_encode(),
+        ))
+        .await
+        .map(drop)
+    }
+
+    async fn add_liquidity(
+        &self,
+        router: Address,
+        a: Address,
+        amount_a: U256,
+        b: Address,
+        amount_b: U256,
+    ) -> Result<(), EvmError> {
+        self.approve(a, router, amount_a).await?;
+        self.approve(b, router, amount_b).await?;
+        let deadline = self.tx.chain().block(None).await?.timestamp + 600;
+        self.send(TxRequest::call(
+            "addLiquidity",
+            router,
+            IUniswapV2Router02::addLiquidityCall {
+                tokenA: a,
+                tokenB: b,
+                amountADesired: amount_a,
+                amountBDesired: amount_b,
+                amountAMin: amount_a,
+                amountBMin: amount_b,
+                to: self.tx.address(),
+                deadline: U256::from(deadline),
+            }
+            .abi_encode(),
+        ))
+        .await
+        .map(drop)
+    }
+
+    async fn pair(&self, factory: Address, a: Address, b: Address) -> Result<Address, EvmError> {
+        let pair = self
+            .tx
+            .chain()
+            .view(
+                factory,
+                IUniswapV2Factory::getPairCall {
+                    tokenA: a,
+                    tokenB: b,
+                },
+                alloy::eips::BlockId::latest(),
+            )
+            .await?;
+        if pair.is_zero() {
+            return Err(EvmError::Devnet(format!("no pair for {a} / {b}")));
+        }
+        Ok(pair)
+    }
+}
+
+/// Moves a devnet pool toward a target price each step, like arbitrageurs would: one swap of
+/// exactly the size that brings the reserves' price to the target (the deployer mints or wraps
+/// what it needs). Chain time advances `interval_s` per step so that bars keep the data's spacing.
+pub struct MarketMover {
+    tx: TxSender,
+    router: Address,
+    pool: super::uniswap::PoolRef,
+    interval_s: u64,
+}
+
+impl MarketMover {
+    /// Moves the WETH/USD pool of `info` with the deployer's sender.
+    pub async fn new(info: &DevnetInfo, tx: TxSender, interval_s: u64) -> Result<Self, EvmError> {
+        let pair = agent_core::market::Pair::new(
+            agent_core::amount::Token::new("WETH", 18),
+            agent_core::amount::Token::new("dUSD", USD_DECIMALS),
+        );
+        let pool = super::uniswap::PoolRef::resolve(
+            tx.chain(),
+            pair,
+            info.weth_usd_pair,
+            info.weth,
+            info.usd,
+        )
+        .await?;
+        Ok(Self {
+            tx,
+            router: info.router,
+            pool,
+            interval_s,
+        })
+    }
+
+    /// One bar: advance chain time, then trade the pool to `price` (USD per WETH).
+    pub async fn step(&self, price: f64) -> Result<(), EvmError> {
+        let chain = self.tx.chain();
+        let ops = Ops { tx: &self.tx };
+        let target = price_to_units(price, USD_DECIMALS)
+            .filter(|p| !p.is_zero())
+            .ok_or_else(|| EvmError::Devnet(format!("bad target price {price}")))?;
+        let (rb, rq) = self
+            .pool
+            .reserves(chain, alloy::eips::BlockId::latest())
+            .await?;
+        let one = units(1, 18);
+        let k = rb * rq;
+        let rq_target = (k * target / one).root(2);
+        let rb_target = (k * one / target).root(2);
+        let (sell, amount) = if rq_target > rq {
+            (
+                self.pool.quote,
+                (rq_target - rq) * U256::from(1000) / U256::from(997),
+            )
+        } else if rb_target > rb {
+            (
+                self.pool.base,
+                (rb_target - rb) * U256::from(1000) / U256::from(997),
+            )
+        } else {
+            (self.pool.quote, U256::ZERO)
+        };
+        let me = self.tx.address();
+        if !amount.is_zero() {
+            let have = chain
+                .view(
+                    sell,
+                    IERC20::balanceOfCall { owner: me },
+                    alloy::eips::BlockId::latest(),
+                )
+                .await?;
+            if have < amount {
+                if sell == self.pool.base {
+                    ops.wrap(sell, amount - have).await?;
+                } else {
+                    ops.mint(sell, me, amount - have).await?;
+                }
+            }
+            ops.approve(sell, self.router, amount).await?;
+        }
+        let _: serde_json::Value = chain
+            .dev_call("evm_increaseTime", (self.interval_s,))
+            .await?;
+        if amount.is_zero() {
+            let _: serde_json::Value = chain.dev_call("evm_mine", ()).await?;
+            return Ok(());
+        }
+        let buy = if sell == self.pool.base {
+            self.pool.quote
+        } else {
+            self.pool.base
+        };
+        let deadline = chain.block(None).await?.timestamp + 3600 + self.interval_s;
+        ops.send(TxRequest::call(
+            "market move",
+            self.router,
+            IUniswapV2Router02::swapExactTokensForTokensCall {
+                amountIn: amount,
+                amountOutMin: U256::ZERO,
+                path: vec![sell, buy],
+                to: me,
+                deadline: U256::from(deadline),
+            }
+            .abi_encode(),
+        ))
+        .await
+        .map(drop)
+    }
+
+    /// Steps through `prices`, one every `pause`, until done or `stop` is set.
+    pub async fn replay(
+        &self,
+        prices: &[f64],
+        pause: std::time::Duration,
+        stop: &std::sync::atomic::AtomicBool,
+    ) -> Result<usize, EvmError> {
+        let mut done = 0;
+        for p in prices {
+            if stop.load(std::sync::atomic::Ordering::Relaxed) {
+                break;
+            }
+            self.step(*p).await?;
+            done += 1;
+            tokio::time::sleep(pause).await;
+        }
+        Ok(done)
+    }
+}

@@ -1,0 +1,48 @@
+use std::time::Duration;
+
+/// What went wrong on the chain side. Messages name the RPC method, transaction or contract
+/// involved; none ever contains key material.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum EvmError {
+    /// An RPC call failed (after retries, when the failure was transient).
+    #[error("rpc {method}: {detail}")]
+    Rpc {
+        method: &'static str,
+        detail: String,
+    },
+    /// `eth_call` simulation reverted: nothing was sent.
+    #[error("{label}: simulation reverted: {reason}")]
+    SimulationReverted { label: String, reason: String },
+    /// Mined with status 0. Gas was paid.
+    #[error("{label}: transaction {hash} reverted in block {block}")]
+    Reverted {
+        label: String,
+        hash: String,
+        block: u64,
+    },
+    /// The current gas price is above the cap: nothing was sent.
+    #[error("gas price {price_wei} wei is above the cap {cap_wei} wei")]
+    GasCap { price_wei: u128, cap_wei: u128 },
+    /// No receipt after the timeout and every allowed replacement.
+    #[error(
+        "{label}: nonce {nonce} not mined after {waited:?} and {replacements} replacement(s); hashes {hashes:?}"
+    )]
+    NotMined {
+        label: String,
+        nonce: u64,
+        waited: Duration,
+        replacements: u32,
+        hashes: Vec<String>,
+    },
+    /// The node refused the transaction outright (nothing is in its pool).
+    #[error("{label}: node rejected the transaction: {detail}")]
+    Rejected { label: String, detail: String },
+    #[error("chain guard: {0}")]
+    ChainGuard(String),
+    #[error("wallet: {0}")]
+    Wallet(String),
+    #[error("devnet: {0}")]
+    Devnet(String),
+    #[error("contract {contract}: {detail}")]
+    Contract { contract: String, detail: String },
+}

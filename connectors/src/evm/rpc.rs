@@ -1,0 +1,329 @@
+//! One RPC endpoint with retries: transient faults (timeouts, HTTP 429/5xx, dropped connections)
+//! are retried with exponential backoff and jitter; anything else fails at once. Sending a
+//! transaction is *not* done here: see [`super::tx`], which checks by hash before any resend.
+
+use std::future::Future;
+use std::time::Duration;
+
+use alloy::eips::BlockId;
+use alloy::primitives::{Address, B256, Bytes, U256};
+use alloy::providers::{DynProvider, Provider, ProviderBuilder};
+use alloy::rpc::types::{TransactionReceipt, TransactionRequest};
+use alloy::sol_types::SolCall;
+use alloy::transports::{RpcError, TransportError, TransportErrorKind};
+
+use super::error::EvmError;
+
+/// How hard to retry a read.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RetryPolicy {
+    /// Tries in all, the first included.
+    pub attempts: u32,
+    pub base_delay: Duration,
+    pub max_delay: Duration,
+    /// Each request is abandoned (and retried) after this long.
+    pub request_timeout: Duration,
+}
+
+impl Default for RetryPolicy {
+    fn default() -> Self {
+        Self {
+            attempts: 6,
+            base_delay: Duration::from_millis(50),
+            max_delay: Duration::from_secs(2),
+            request_timeout: Duration::from_secs(10),
+        }
+    }
+}
+
+impl RetryPolicy {
+    /// Full-jitter exponential backoff: uniform in [d/2, d], d = base·2^attempt capped.
+    pub fn delay(&self, attempt: u32) -> Duration {
+        let exp = self
+            .base_delay
+            .saturating_mul(1u32 << attempt.min(16))
+            .min(self.max_delay);
+        exp.mul_f64(0.5 + fastrand::f64() * 0.5)
+    }
+}
+
+/// Whether an RPC failure may succeed if tried again.
+pub fn is_transient(e: &TransportError) -> bool {
+    match e {
+        RpcError::Transport(kind) => match kind {
+            TransportErrorKind::HttpError(h) => h.status == 429 || h.status >= 500,
+            TransportErrorKind::HttpErrorWithRetryAfter { .. } => true,
+            // Dropped connections, connect errors, backend gone: all transient.
+            _ => true,
+        },
+        RpcError::ErrorResp(p) => p.code == 429 || p.code == -32005,
+        RpcError::NullResp | RpcError::DeserError { .. } => true,
+        _ => false,
+    }
+}
+
+/// Trims an RPC error to one line without a response body dump.
+pub fn describe(e: &TransportError) -> String {
+    match e {
+        RpcError::ErrorResp(p) => format!("error {}: {}", p.code, p.message),
+        RpcError::DeserError { err, .. } => format!("bad response: {err}"),
+        other => {
+            let s = other.to_string();
+            s.lines().next().unwrap_or("").chars().take(300).collect()
+        }
+    }
+}
+
+/// A block's header facts the agent uses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BlockInfo {
+    pub number: u64,
+    pub timestamp: u64,
+    pub base_fee_wei: u128,
+}
+
+/// Outcome of an `eth_call`.
+#[derive(Debug, Clone, PartialEq)]
+pub enum CallResult {
+    Ok(Bytes),
+    /// Reverted, with the decoded reason.
+    Reverted(String),
+}
+
+/// An RPC endpoint and its retry policy.
+#[derive(Clone)]
+pub struct Chain {
+    provider: DynProvider,
+    url: String,
+    pub retry: RetryPolicy,
+}
+
+impl std::fmt::Debug for Chain {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Chain").field("url", &self.url).finish()
+    }
+}
+
+impl Chain {
+    /// A plain HTTP provider without fillers: we own nonces, fees and gas ourselves (the default
+    /// fillers burn a nonce when a gas estimate reverts).
+    pub fn connect(url: &str) -> Result<Self, EvmError> {
+        let parsed = url.parse().map_err(|e| EvmError::Rpc {
+            method: "connect",
+            detail: format!("bad rpc_url {url:?}: {e}"),
+        })?;
+        let provider = ProviderBuilder::new()
+            .disable_recommended_fillers()
+            .connect_http(parsed)
+            .erased();
+        Ok(Self {
+            provider,
+            url: url.to_string(),
+            retry: RetryPolicy::default(),
+        })
+    }
+
+    pub fn url(&self) -> &str {
+        &self.url
+    }
+
+    pub fn provider(&self) -> &DynProvider {
+        &self.provider
+    }
+
+    /// Runs `op` until it succeeds, fails for good, or the attempts run out.
+    pub async fn retry<T, F, Fut>(&self, method: &'static str, mut op: F) -> Result<T, EvmError>
+    where
+        F: FnMut() -> Fut,
+        Fut: Future<Output = Result<T, TransportError>>,
+    {
+        let mut attempt = 0;
+        loop {
+            let detail = match tokio::time::timeout(self.retry.request_timeout, op()).await {
+                Ok(Ok(v)) => return Ok(v),
+                Ok(Err(e)) if !is_transient(&e) => {
+                    return Err(EvmError::Rpc {
+                        method,
+                        detail: describe(&e),
+                    });
+                }
+                Ok(Err(e)) => describe(&e),
+                Err(_) => format!("timed out after {:?}", self.retry.request_timeout),
+            };
+            attempt += 1;
+            if attempt >= self.retry.attempts {
+                return Err(EvmError::Rpc {
+                    method,
+                    detail: format!("{detail} (gave up after {attempt} tries)"),
+                });
+            }
+            let delay = self.retry.delay(attempt - 1);
+            tracing::warn!(target: "defai::rpc", method, attempt, ?delay, %detail, "transient rpc fault, retrying");
+            tokio::time::sleep(delay).await;
+        }
+    }
+
+    pub async fn chain_id(&self) -> Result<u64, EvmError> {
+        self.retry("eth_chainId", || self.provider.get_chain_id().into_future())
+            .await
+    }
+
+    pub async fn block_number(&self) -> Result<u64, EvmError> {
+        self.retry("eth_blockNumber", || {
+            self.provider.get_block_number().into_future()
+        })
+        .await
+    }
+
+    /// The block `number` (or the latest).
+    pub async fn block(&self, number: Option<u64>) -> Result<BlockInfo, EvmError> {
+        let tag = number.map_or(alloy::eips::BlockNumberOrTag::Latest, Into::into);
+        let block = self
+            .retry("eth_getBlockByNumber", || {
+                self.provider.get_block_by_number(tag).into_future()
+            })
+            .await?
+            .ok_or_else(|| EvmError::Rpc {
+                method: "eth_getBlockByNumber",
+                detail: format!("block {tag} not found"),
+            })?;
+        Ok(BlockInfo {
+            number: block.header.number,
+            timestamp: block.header.timestamp,
+            base_fee_wei: block.header.base_fee_per_gas.unwrap_or(0) as u128,
+        })
+    }
+
+    pub async fn balance(&self, who: Address) -> Result<U256, EvmError> {
+        self.retry("eth_getBalance", || {
+            self.provider.get_balance(who).into_future()
+        })
+        .await
+    }
+
+    /// Transactions sent by `who` that are mined (`pending = false`) or also in the pool.
+    pub async fn nonce(&self, who: Address, pending: bool) -> Result<u64, EvmError> {
+        self.retry("eth_getTransactionCount", || {
+            let call = self.provider.get_transaction_count(who);
+            if pending {
+                call.pending().into_future()
+            } else {
+                call.latest().into_future()
+            }
+        })
+        .await
+    }
+
+    pub async fn priority_fee(&self) -> Result<u128, EvmError> {
+        self.retry("eth_maxPriorityFeePerGas", || {
+            self.provider.get_max_priority_fee_per_gas().into_future()
+        })
+        .await
+    }
+
+    /// `eth_call`; a revert is a value (with its decoded reason), not an error.
+    pub async fn call(&self, tx: &TransactionRequest, at: BlockId) -> Result<CallResult, EvmError> {
+        let mut attempt = 0;
+        loop {
+            let fut = self.provider.call(tx.clone()).block(at).into_future();
+            let detail = match tokio::time::timeout(self.retry.request_timeout, fut).await {
+                Ok(Ok(bytes)) => return Ok(CallResult::Ok(bytes)),
+                Ok(Err(RpcError::ErrorResp(p))) if p.code != 429 && p.code != -32005 => {
+                    let reason = p
+                        .as_revert_data()
+                        .map(|data| decode_revert(&data))
+                        .unwrap_or_else(|| p.message.to_string());
+                    return Ok(CallResult::Reverted(reason));
+                }
+                Ok(Err(e)) if !is_transient(&e) => {
+                    return Err(EvmError::Rpc {
+                        method: "eth_call",
+                        detail: describe(&e),
+                    });
+                }
+                Ok(Err(e)) => describe(&e),
+                Err(_) => "timed out".to_string(),
+            };
+            attempt += 1;
+            if attempt >= self.retry.attempts {
+                return Err(EvmError::Rpc {
+                    method: "eth_call",
+                    detail,
+                });
+            }
+            tokio::time::sleep(self.retry.delay(attempt - 1)).await;
+        }
+    }
+
+    /// A view call decoded with its Solidity signature.
+    pub async fn view<C: SolCall>(
+        &self,
+        to: Address,
+        call: C,
+        at: BlockId,
+    ) -> Result<C::Return, EvmError> {
+        let tx = TransactionRequest::default()
+            .to(to)
+            .input(call.abi_encode().into());
+        match self.call(&tx, at).await? {
+            CallResult::Ok(bytes) => {
+                C::abi_decode_returns(&bytes).map_err(|e| EvmError::Contract {
+                    contract: to.to_string(),
+                    detail: format!("{}: bad return data: {e}", C::SIGNATURE),
+                })
+            }
+            CallResult::Reverted(reason) => Err(EvmError::Contract {
+                contract: to.to_string(),
+                detail: format!("{} reverted: {reason}", C::SIGNATURE),
+            }),
+        }
+    }
+
+    pub async fn estimate_gas(&self, tx: &TransactionRequest) -> Result<u64, EvmError> {
+        self.retry("eth_estimateGas", || {
+            self.provider.estimate_gas(tx.clone()).into_future()
+        })
+        .await
+    }
+
+    pub async fn receipt(&self, hash: B256) -> Result<Option<TransactionReceipt>, EvmError> {
+        self.retry("eth_getTransactionReceipt", || {
+            self.provider.get_transaction_receipt(hash).into_future()
+        })
+        .await
+    }
+
+    /// Whether the node knows the transaction (pooled or mined).
+    pub async fn knows(&self, hash: B256) -> Result<bool, EvmError> {
+        self.retry("eth_getTransactionByHash", || {
+            self.provider.get_transaction_by_hash(hash).into_future()
+        })
+        .await
+        .map(|t| t.is_some())
+    }
+
+    /// Anvil/hardhat test methods (`evm_mine`, `anvil_setAutomine`, ...).
+    pub async fn dev_call<P, R>(&self, method: &'static str, params: P) -> Result<R, EvmError>
+    where
+        P: alloy::rpc::json_rpc::RpcSend + Clone,
+        R: alloy::rpc::json_rpc::RpcRecv,
+    {
+        self.retry(method, || {
+            let params = params.clone();
+            async move { self.provider.raw_request(method.into(), params).await }
+        })
+        .await
+    }
+}
+
+/// A revert payload as text: `Error(string)`, `Panic(uint)`, our tokens' custom errors, or hex.
+pub fn decode_revert(data: &[u8]) -> String {
+    use alloy::sol_types::SolInterface;
+    if let Some(reason) = alloy::sol_types::decode_revert_reason(data) {
+        return reason;
+    }
+    if let Ok(e) = super::bindings::DevToken::DevTokenErrors::abi_decode(data) {
+        return format!("{e:?}");
+    }
+    format!("0x{}", alloy::primitives::hex::encode(data))
+}

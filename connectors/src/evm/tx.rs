@@ -1,0 +1,543 @@
+//! The transaction lifecycle: fees → `eth_call` simulation → gas estimate → nonce lease → sign →
+//! broadcast → wait for the receipt (with a timeout) → replace at the same nonce with bumped fees
+//! (bounded) → final status. Each step is recorded as a [`TxEvent`]; nothing waits unbounded.
+//!
+//! A broadcast that fails ambiguously (timeout, dropped connection) is never answered by signing
+//! a new transaction: the node is asked whether it knows the hash first, and only the very same
+//! signed bytes are sent again.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use alloy::eips::{BlockId, Encodable2718};
+use alloy::network::{NetworkTransactionBuilder, TransactionBuilder};
+use alloy::primitives::{Address, B256, Bytes, U256};
+use alloy::providers::Provider;
+use alloy::rpc::types::{TransactionReceipt, TransactionRequest};
+use alloy::transports::RpcError;
+
+use super::error::EvmError;
+use super::nonce::NonceManager;
+use super::rpc::{CallResult, Chain, describe, is_transient};
+use super::wallet::Wallet;
+
+/// Limits of the lifecycle.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TxPolicy {
+    /// How long to wait for a receipt before replacing (and after the last replacement).
+    pub receipt_timeout: Duration,
+    pub poll_interval: Duration,
+    /// Replacements at the same nonce before giving up.
+    pub max_replacements: u32,
+    /// Fee increase per replacement, percent (nodes require ≥ 10).
+    pub bump_pct: u32,
+    /// Never pay more than this per gas; a current price above it refuses the transaction.
+    pub gas_cap_wei: Option<u128>,
+    /// Added to the gas estimate, percent.
+    pub gas_margin_pct: u64,
+}
+
+impl Default for TxPolicy {
+    fn default() -> Self {
+        Self {
+            receipt_timeout: Duration::from_secs(30),
+            poll_interval: Duration::from_millis(20),
+            max_replacements: 3,
+            bump_pct: 25,
+            gas_cap_wei: None,
+            gas_margin_pct: 25,
+        }
+    }
+}
+
+/// What to send.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TxRequest {
+    /// Names the transaction in events and errors (`approve`, `swap`, `deploy WETH9`).
+    pub label: String,
+    /// `None` deploys `input` as creation code.
+    pub to: Option<Address>,
+    pub input: Bytes,
+    pub value: U256,
+}
+
+impl TxRequest {
+    pub fn call(label: impl Into<String>, to: Address, input: impl Into<Bytes>) -> Self {
+        Self {
+            label: label.into(),
+            to: Some(to),
+            input: input.into(),
+            value: U256::ZERO,
+        }
+    }
+    pub fn deploy(label: impl Into<String>, code: impl Into<Bytes>) -> Self {
+        Self {
+            label: label.into(),
+            to: None,
+            input: code.into(),
+            value: U256::ZERO,
+        }
+    }
+    pub fn with_value(mut self, value: U256) -> Self {
+        self.value = value;
+        self
+    }
+}
+
+/// A mined transaction with status 1.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TxOutcome {
+    pub hash: B256,
+    pub nonce: u64,
+    pub block: u64,
+    pub gas_used: u64,
+    pub effective_gas_price: u128,
+    /// gas_used × effective_gas_price: what the sender's native balance lost.
+    pub fee_wei: U256,
+    pub replacements: u32,
+    pub contract_address: Option<Address>,
+}
+
+/// One step of one transaction's life.
+#[derive(Debug, Clone, PartialEq)]
+pub enum TxStep {
+    Simulated {
+        gas_estimate: u64,
+    },
+    Signed {
+        nonce: u64,
+        hash: B256,
+        max_fee_wei: u128,
+    },
+    Sent {
+        hash: B256,
+    },
+    /// The broadcast failed ambiguously; the node was asked about the hash before any resend.
+    BroadcastRetry {
+        hash: B256,
+        detail: String,
+    },
+    TimedOut {
+        hash: B256,
+        waited: Duration,
+    },
+    Replaced {
+        nonce: u64,
+        old: B256,
+        new: B256,
+        max_fee_wei: u128,
+    },
+    Mined {
+        hash: B256,
+        block: u64,
+        status: bool,
+        fee_wei: U256,
+    },
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct TxEvent {
+    pub label: String,
+    pub step: TxStep,
+}
+
+impl TxEvent {
+    /// Short name of the step, for audit records.
+    pub fn step_name(&self) -> &'static str {
+        match self.step {
+            TxStep::Simulated { .. } => "simulated",
+            TxStep::Signed { .. } => "signed",
+            TxStep::Sent { .. } => "sent",
+            TxStep::BroadcastRetry { .. } => "broadcast_retry",
+            TxStep::TimedOut { .. } => "timed_out",
+            TxStep::Replaced { .. } => "replaced",
+            TxStep::Mined { .. } => "mined",
+        }
+    }
+    pub fn hash(&self) -> Option<B256> {
+        match &self.step {
+            TxStep::Simulated { .. } => None,
+            TxStep::Signed { hash, .. }
+            | TxStep::Sent { hash }
+            | TxStep::BroadcastRetry { hash, .. }
+            | TxStep::TimedOut { hash, .. }
+            | TxStep::Mined { hash, .. } => Some(*hash),
+            TxStep::Replaced { new, .. } => Some(*new),
+        }
+    }
+    pub fn nonce(&self) -> Option<u64> {
+        match &self.step {
+            TxStep::Signed { nonce, .. } | TxStep::Replaced { nonce, .. } => Some(*nonce),
+            _ => None,
+        }
+    }
+}
+
+/// EIP-1559 fees for one transaction.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Fees {
+    pub base_fee_wei: u128,
+    pub priority_fee_wei: u128,
+    pub max_fee_wei: u128,
+}
+
+impl Fees {
+    /// What one gas costs if mined in the next block.
+    pub fn current_price_wei(&self) -> u128 {
+        self.base_fee_wei.saturating_add(self.priority_fee_wei)
+    }
+}
+
+enum Broadcast {
+    Accepted,
+    /// The node refused it: it is not in the pool, the nonce is still free.
+    Refused(String),
+    /// We cannot tell.
+    Unknown(String),
+}
+
+/// Signs and sends transactions from one wallet on one chain.
+#[derive(Debug, Clone)]
+pub struct TxSender {
+    chain: Chain,
+    wallet: Wallet,
+    chain_id: u64,
+    nonces: Arc<NonceManager>,
+    policy: TxPolicy,
+}
+
+impl TxSender {
+    /// `nonces` must be the one manager of `wallet`'s address, shared by all its senders.
+    pub fn new(
+        chain: Chain,
+        wallet: Wallet,
+        chain_id: u64,
+        nonces: Arc<NonceManager>,
+        policy: TxPolicy,
+    ) -> Result<Self, EvmError> {
+        if nonces.address() != wallet.address() {
+            return Err(EvmError::Wallet(
+                "nonce manager belongs to another address".into(),
+            ));
+        }
+        Ok(Self {
+            chain,
+            wallet,
+            chain_id,
+            nonces,
+            policy,
+        })
+    }
+
+    pub fn address(&self) -> Address {
+        self.wallet.address()
+    }
+    pub fn chain(&self) -> &Chain {
+        &self.chain
+    }
+    pub fn policy(&self) -> &TxPolicy {
+        &self.policy
+    }
+    pub fn policy_mut(&mut self) -> &mut TxPolicy {
+        &mut self.policy
+    }
+    pub fn nonces(&self) -> &Arc<NonceManager> {
+        &self.nonces
+    }
+
+    /// Current fees without the cap: what the market asks.
+    pub async fn market_fees(&self) -> Result<Fees, EvmError> {
+        let base = self.chain.block(None).await?.base_fee_wei;
+        let tip = self.chain.priority_fee().await?;
+        Ok(Fees {
+            base_fee_wei: base,
+            priority_fee_wei: tip,
+            max_fee_wei: base.saturating_mul(2).saturating_add(tip),
+        })
+    }
+
+    /// Current fees, capped; refuses when the next block's price is above the cap.
+    pub async fn fees(&self) -> Result<Fees, EvmError> {
+        let mut fees = self.market_fees().await?;
+        if let Some(cap) = self.policy.gas_cap_wei {
+            if fees.current_price_wei() > cap {
+                return Err(EvmError::GasCap {
+                    price_wei: fees.current_price_wei(),
+                    cap_wei: cap,
+                });
+            }
+            fees.max_fee_wei = fees.max_fee_wei.min(cap);
+        }
+        Ok(fees)
+    }
+
+    fn request(&self, req: &TxRequest) -> TransactionRequest {
+        let tx = TransactionRequest::default()
+            .with_from(self.wallet.address())
+            .with_value(req.value);
+        match req.to {
+            Some(to) => tx.with_to(to).with_input(req.input.clone()),
+            None => tx.with_deploy_code(req.input.clone()),
+        }
+    }
+
+    /// `eth_call` then `eth_estimateGas`; a revert is refused with its reason and nothing is
+    /// sent.
+    pub async fn simulate(&self, req: &TxRequest) -> Result<u64, EvmError> {
+        let tx = self.request(req);
+        if let CallResult::Reverted(reason) = self.chain.call(&tx, BlockId::latest()).await? {
+            return Err(EvmError::SimulationReverted {
+                label: req.label.clone(),
+                reason,
+            });
+        }
+        let estimate = self.chain.estimate_gas(&tx).await.map_err(|e| match e {
+            EvmError::Rpc { detail, .. } => EvmError::SimulationReverted {
+                label: req.label.clone(),
+                reason: detail,
+            },
+            other => other,
+        })?;
+        Ok(estimate.saturating_mul(100 + self.policy.gas_margin_pct) / 100)
+    }
+
+    async fn sign(
+        &self,
+        req: &TxRequest,
+        nonce: u64,
+        gas: u64,
+        fees: Fees,
+    ) -> Result<(B256, Vec<u8>), EvmError> {
+        let tx = self
+            .request(req)
+            .with_nonce(nonce)
+            .with_chain_id(self.chain_id)
+            .with_gas_limit(gas)
+            .with_max_fee_per_gas(fees.max_fee_wei)
+            .with_max_priority_fee_per_gas(fees.priority_fee_wei);
+        let envelope = NetworkTransactionBuilder::build(tx, &self.wallet.network_wallet())
+            .await
+            .map_err(|e| EvmError::Wallet(format!("{}: cannot sign: {e}", req.label)))?;
+        Ok((*envelope.tx_hash(), envelope.encoded_2718()))
+    }
+
+    async fn broadcast(
+        &self,
+        raw: &[u8],
+        hash: B256,
+        label: &str,
+        log: &mut Vec<TxEvent>,
+    ) -> Broadcast {
+        let policy = &self.chain.retry;
+        let mut last = String::new();
+        for attempt in 0..policy.attempts {
+            if attempt > 0 {
+                // Before any resend: does the node already hold it?
+                match self.chain.knows(hash).await {
+                    Ok(true) => return Broadcast::Accepted,
+                    Ok(false) => {}
+                    Err(e) => {
+                        tracing::warn!(target: "defai::tx", %hash, error = %e, "cannot ask the node about the transaction")
+                    }
+                }
+                tokio::time::sleep(policy.delay(attempt - 1)).await;
+            }
+            let sent = tokio::time::timeout(
+                policy.request_timeout,
+                self.chain.provider().send_raw_transaction(raw),
+            )
+            .await;
+            match sent {
+                Ok(Ok(_)) => return Broadcast::Accepted,
+                Ok(Err(RpcError::ErrorResp(p)))
+                    if !is_transient(&RpcError::ErrorResp(p.clone())) =>
+                {
+                    let msg = p.message.to_ascii_lowercase();
+                    if msg.contains("already known") || msg.contains("already imported") {
+                        return Broadcast::Accepted;
+                    }
+                    if msg.contains("nonce too low")
+                        && matches!(self.chain.knows(hash).await, Ok(true))
+                    {
+                        return Broadcast::Accepted;
+                    }
+                    return Broadcast::Refused(format!("error {}: {}", p.code, p.message));
+                }
+                Ok(Err(e)) => last = describe(&e),
+                Err(_) => last = format!("timed out after {:?}", policy.request_timeout),
+            }
+            log.push(TxEvent {
+                label: label.to_string(),
+                step: TxStep::BroadcastRetry {
+                    hash,
+                    detail: last.clone(),
+                },
+            });
+            tracing::warn!(target: "defai::tx", %label, %hash, attempt, detail = %last, "broadcast failed, checking by hash before resending");
+        }
+        match self.chain.knows(hash).await {
+            Ok(true) => Broadcast::Accepted,
+            _ => Broadcast::Unknown(last),
+        }
+    }
+
+    /// Waits for a receipt of any of `hashes` until `deadline`.
+    async fn wait(
+        &self,
+        hashes: &[B256],
+        until: Instant,
+    ) -> Result<Option<TransactionReceipt>, EvmError> {
+        loop {
+            for h in hashes.iter().rev() {
+                if let Some(r) = self.chain.receipt(*h).await? {
+                    return Ok(Some(r));
+                }
+            }
+            if Instant::now() >= until {
+                return Ok(None);
+            }
+            tokio::time::sleep(self.policy.poll_interval).await;
+        }
+    }
+
+    /// Runs the whole lifecycle. Events are appended to `log` as they happen.
+    pub async fn send(
+        &self,
+        req: &TxRequest,
+        log: &mut Vec<TxEvent>,
+    ) -> Result<TxOutcome, EvmError> {
+        let ev = |step| TxEvent {
+            label: req.label.clone(),
+            step,
+        };
+        let mut fees = self.fees().await?;
+        let gas = self.simulate(req).await?;
+        log.push(ev(TxStep::Simulated { gas_estimate: gas }));
+
+        let lease = self.nonces.lease(&self.chain).await?;
+        let nonce = lease.nonce();
+        let (hash, raw) = self.sign(req, nonce, gas, fees).await?;
+        log.push(ev(TxStep::Signed {
+            nonce,
+            hash,
+            max_fee_wei: fees.max_fee_wei,
+        }));
+        match self.broadcast(&raw, hash, &req.label, log).await {
+            Broadcast::Accepted => lease.consumed(),
+            Broadcast::Refused(detail) => {
+                // Our local count may be what is wrong: re-read it next time.
+                lease.resync();
+                return Err(EvmError::Rejected {
+                    label: req.label.clone(),
+                    detail,
+                });
+            }
+            Broadcast::Unknown(detail) => {
+                lease.resync();
+                return Err(EvmError::Rpc {
+                    method: "eth_sendRawTransaction",
+                    detail: format!(
+                        "{}: {detail}; transaction {hash} may still be pending",
+                        req.label
+                    ),
+                });
+            }
+        }
+        log.push(ev(TxStep::Sent { hash }));
+        tracing::info!(target: "defai::tx", label = %req.label, %hash, nonce, "sent");
+
+        let started = Instant::now();
+        let mut hashes = vec![hash];
+        let mut replacements = 0u32;
+        let receipt = loop {
+            let until = Instant::now() + self.policy.receipt_timeout;
+            if let Some(r) = self.wait(&hashes, until).await? {
+                break r;
+            }
+            let current = *hashes.last().expect("one hash at least");
+            log.push(ev(TxStep::TimedOut {
+                hash: current,
+                waited: started.elapsed(),
+            }));
+            let bumped = bump(fees, self.policy.bump_pct);
+            let capped = self
+                .policy
+                .gas_cap_wei
+                .is_some_and(|cap| bumped.max_fee_wei > cap);
+            if replacements >= self.policy.max_replacements || capped {
+                return Err(EvmError::NotMined {
+                    label: req.label.clone(),
+                    nonce,
+                    waited: started.elapsed(),
+                    replacements,
+                    hashes: hashes.iter().map(|h| h.to_string()).collect(),
+                });
+            }
+            let (new_hash, new_raw) = self.sign(req, nonce, gas, bumped).await?;
+            match self.broadcast(&new_raw, new_hash, &req.label, log).await {
+                Broadcast::Accepted => {
+                    replacements += 1;
+                    fees = bumped;
+                    log.push(ev(TxStep::Replaced {
+                        nonce,
+                        old: current,
+                        new: new_hash,
+                        max_fee_wei: bumped.max_fee_wei,
+                    }));
+                    tracing::warn!(target: "defai::tx", label = %req.label, nonce, old = %current, new = %new_hash, "not mined in time: replaced with bumped fees");
+                    hashes.push(new_hash);
+                }
+                // The original may have been mined meanwhile ("nonce too low"): the next wait
+                // finds its receipt.
+                Broadcast::Refused(detail) | Broadcast::Unknown(detail) => {
+                    tracing::warn!(target: "defai::tx", label = %req.label, nonce, %detail, "replacement not accepted");
+                    replacements += 1;
+                }
+            }
+        };
+        let mined_hash = receipt.transaction_hash;
+        let block = receipt.block_number.unwrap_or_default();
+        let fee_wei = U256::from(receipt.gas_used) * U256::from(receipt.effective_gas_price);
+        let status = receipt.status();
+        log.push(ev(TxStep::Mined {
+            hash: mined_hash,
+            block,
+            status,
+            fee_wei,
+        }));
+        if !status {
+            return Err(EvmError::Reverted {
+                label: req.label.clone(),
+                hash: mined_hash.to_string(),
+                block,
+            });
+        }
+        Ok(TxOutcome {
+            hash: mined_hash,
+            nonce,
+            block,
+            gas_used: receipt.gas_used,
+            effective_gas_price: receipt.effective_gas_price,
+            fee_wei,
+            replacements,
+            contract_address: receipt.contract_address,
+        })
+    }
+}
+
+/// Fees raised by `pct` percent (at least 10 %, what nodes demand of a replacement), rounded up.
+pub fn bump(fees: Fees, pct: u32) -> Fees {
+    let pct = u128::from(pct.max(10));
+    let up = |v: u128| v.saturating_mul(100 + pct).div_ceil(100).max(v + 1);
+    Fees {
+        base_fee_wei: fees.base_fee_wei,
+        priority_fee_wei: up(fees.priority_fee_wei),
+        max_fee_wei: up(fees.max_fee_wei),
+    }
+}
+
+/// Keeps the trait import used (the provider is called through it above).
+#[allow(dead_code)]
+fn _provider_in_scope(p: &alloy::providers::DynProvider) -> &dyn Provider {
+    p
+}

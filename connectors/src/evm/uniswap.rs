@@ -1,0 +1,536 @@
+//! Uniswap V2 on a real chain: [`PoolRef`] reads a pair's reserves, [`ChainSource`] turns them
+//! into the market events strategies see in backtest, and [`UniswapV2Venue`] quotes from the
+//! reserves and swaps through the router with exact approvals, `amountOutMin` and a deadline.
+//! After each fill the balances are read back from the chain: the chain is the record.
+
+use std::time::{Duration, Instant};
+
+use alloy::eips::BlockId;
+use alloy::primitives::{Address, U256};
+use alloy::sol_types::SolCall;
+
+use agent_core::amount::{Token, base_to_quote, pow10, to_f64};
+use agent_core::intent::{Fill, Order, Quote, Swap};
+use agent_core::market::{Bar, MarketEvent, Pair, PoolSnapshot};
+use agent_core::source::{MarketSource, SourceError};
+use agent_core::venue::{Venue, VenueError, VenueEvent};
+
+use super::bindings::{IERC20, IUniswapV2Pair, IUniswapV2Router02, IWETH9};
+use super::error::EvmError;
+use super::rpc::Chain;
+use super::tx::{TxEvent, TxOutcome, TxRequest, TxSender, TxStep};
+use crate::amm::{AmmError, get_amount_out};
+
+/// Uniswap V2's LP fee.
+pub const FEE_BPS: u32 = 30;
+
+/// A pair contract holding the agent's pair.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PoolRef {
+    pub pair: Pair,
+    pub pool: Address,
+    pub base: Address,
+    pub quote: Address,
+    base_is_token0: bool,
+}
+
+impl PoolRef {
+    /// Checks that `pool` holds exactly `base` and `quote`.
+    pub async fn resolve(
+        chain: &Chain,
+        pair: Pair,
+        pool: Address,
+        base: Address,
+        quote: Address,
+    ) -> Result<Self, EvmError> {
+        let latest = BlockId::latest();
+        let t0 = chain
+            .view(pool, IUniswapV2Pair::token0Call {}, latest)
+            .await?;
+        let t1 = chain
+            .view(pool, IUniswapV2Pair::token1Call {}, latest)
+            .await?;
+        let base_is_token0 = match (t0, t1) {
+            (a, b) if a == base && b == quote => true,
+            (a, b) if a == quote && b == base => false,
+            _ => {
+                return Err(EvmError::Contract {
+                    contract: pool.to_string(),
+                    detail: format!("pair holds {t0} / {t1}, not base {base} / quote {quote}"),
+                });
+            }
+        };
+        Ok(Self {
+            pair,
+            pool,
+            base,
+            quote,
+            base_is_token0,
+        })
+    }
+
+    /// (base, quote) reserves at `at`.
+    pub async fn reserves(&self, chain: &Chain, at: BlockId) -> Result<(U256, U256), EvmError> {
+        let r = chain
+            .view(self.pool, IUniswapV2Pair::getReservesCall {}, at)
+            .await?;
+        let (r0, r1) = (U256::from(r.reserve0), U256::from(r.reserve1));
+        Ok(if self.base_is_token0 {
+            (r0, r1)
+        } else {
+            (r1, r0)
+        })
+    }
+
+    /// Quote per whole base, as a float (for bars and signals only).
+    pub fn price_f64(&self, reserve_base: U256, reserve_quote: U256) -> f64 {
+        let b = to_f64(reserve_base, self.pair.base.decimals());
+        let q = to_f64(reserve_quote, self.pair.quote.decimals());
+        if b > 0.0 { q / b } else { f64::NAN }
+    }
+
+    /// Token address for a side of the pair.
+    pub fn address_of(&self, token: &Token) -> Option<Address> {
+        if token == &self.pair.base {
+            Some(self.base)
+        } else if token == &self.pair.quote {
+            Some(self.quote)
+        } else {
+            None
+        }
+    }
+}
+
+/// Market events from a pool: one per new block with a later timestamp, carrying the block's
+/// exact reserves. Waits for blocks by polling, and gives up after `idle_timeout` without one.
+pub struct ChainSource {
+    chain: Chain,
+    pool: PoolRef,
+    poll: Duration,
+    idle_timeout: Duration,
+    last_block: Option<u64>,
+    last_ts: i64,
+    last_close: Option<f64>,
+}
+
+impl ChainSource {
+    pub fn new(chain: Chain, pool: PoolRef, poll: Duration, idle_timeout: Duration) -> Self {
+        Self {
+            chain,
+            pool,
+            poll,
+            idle_timeout,
+            last_block: None,
+            last_ts: i64::MIN,
+            last_close: None,
+        }
+    }
+
+    async fn event_at(&mut self, number: u64) -> Result<Option<MarketEvent>, EvmError> {
+        let block = self.chain.block(Some(number)).await?;
+        let ts = block.timestamp as i64;
+        if ts <= self.last_ts {
+            // Several blocks in one second: the next later block carries their net effect.
+            return Ok(None);
+        }
+        let (rb, rq) = self.pool.reserves(&self.chain, number.into()).await?;
+        let tip = self.chain.priority_fee().await?;
+        let close = self.pool.price_f64(rb, rq);
+        let open = self.last_close.unwrap_or(close);
+        let bar = Bar {
+            ts,
+            open,
+            high: open.max(close),
+            low: open.min(close),
+            close,
+            volume: 0.0,
+        };
+        self.last_ts = ts;
+        self.last_close = Some(close);
+        Ok(Some(MarketEvent::Pool {
+            bar,
+            pool: PoolSnapshot {
+                block: number,
+                reserve_base: rb,
+                reserve_quote: rq,
+                gas_price_wei: U256::from(block.base_fee_wei.saturating_add(tip)),
+            },
+        }))
+    }
+}
+
+impl MarketSource for ChainSource {
+    async fn next_event(&mut self) -> Result<Option<MarketEvent>, SourceError> {
+        let since = Instant::now();
+        loop {
+            let latest = self
+                .chain
+                .block_number()
+                .await
+                .map_err(|e| SourceError(e.to_string()))?;
+            if self.last_block.is_none_or(|b| latest > b) {
+                self.last_block = Some(latest);
+                if let Some(event) = self
+                    .event_at(latest)
+                    .await
+                    .map_err(|e| SourceError(e.to_string()))?
+                {
+                    return Ok(Some(event));
+                }
+            }
+            if since.elapsed() > self.idle_timeout {
+                return Err(SourceError(format!(
+                    "no new block on {} for {:?}",
+                    self.chain.url(),
+                    self.idle_timeout
+                )));
+            }
+            tokio::time::sleep(self.poll).await;
+        }
+    }
+}
+
+/// Settings of the live venue.
+#[derive(Debug, Clone, PartialEq)]
+pub struct UniswapV2Config {
+    pub router: Address,
+    /// Seconds after the latest block's timestamp a swap stays valid.
+    pub deadline_s: u64,
+    /// Gas one swap burns, approval included, for quotes (the receipt has the truth).
+    pub gas_per_swap: u64,
+    /// Chain id the venue must stay on; checked every `chain_check_every` events.
+    pub chain_id: u64,
+    pub chain_check_every: u32,
+}
+
+/// Swaps the agent's pair through UniswapV2Router02 from one wallet.
+pub struct UniswapV2Venue {
+    pool: PoolRef,
+    tx: TxSender,
+    native: Token,
+    cfg: UniswapV2Config,
+    events: Vec<VenueEvent>,
+    last_price: f64,
+    gas_price_wei: U256,
+    health_checks: u32,
+}
+
+impl UniswapV2Venue {
+    /// `native` is the chain's gas token as the portfolio books it (e.g. `ETH`, 18 decimals).
+    pub fn new(pool: PoolRef, tx: TxSender, native: Token, cfg: UniswapV2Config) -> Self {
+        Self {
+            pool,
+            tx,
+            native,
+            cfg,
+            events: Vec::new(),
+            last_price: 0.0,
+            gas_price_wei: U256::ZERO,
+            health_checks: 0,
+        }
+    }
+
+    pub fn pool(&self) -> &PoolRef {
+        &self.pool
+    }
+    pub fn sender(&self) -> &TxSender {
+        &self.tx
+    }
+    pub fn native(&self) -> &Token {
+        &self.native
+    }
+
+    fn record(&mut self, log: Vec<TxEvent>) {
+        for e in log {
+            let detail = match &e.step {
+                TxStep::Simulated { gas_estimate } => format!("gas limit {gas_estimate}"),
+                TxStep::Signed { max_fee_wei, .. } => format!("max fee {max_fee_wei} wei"),
+                TxStep::Sent { .. } => String::new(),
+                TxStep::BroadcastRetry { detail, .. } => detail.clone(),
+                TxStep::TimedOut { waited, .. } => format!("no receipt after {waited:?}"),
+                TxStep::Replaced {
+                    old, max_fee_wei, ..
+                } => {
+                    format!("replaces {old}, max fee {max_fee_wei} wei")
+                }
+                TxStep::Mined {
+                    block,
+                    status,
+                    fee_wei,
+                    ..
+                } => format!(
+                    "block {block}, status {}, fee {fee_wei} wei",
+                    u8::from(*status)
+                ),
+            };
+            self.events.push(VenueEvent {
+                step: e.step_name(),
+                tx_hash: e.hash().map(|h| h.to_string()),
+                nonce: e.nonce(),
+                label: e.label,
+                detail,
+            });
+        }
+    }
+
+    async fn token_balance(&self, token: Address) -> Result<U256, EvmError> {
+        self.tx
+            .chain()
+            .view(
+                token,
+                IERC20::balanceOfCall {
+                    owner: self.tx.address(),
+                },
+                BlockId::latest(),
+            )
+            .await
+    }
+
+    /// (base, quote, native) balances of the wallet.
+    pub async fn read_balances(&self) -> Result<(U256, U256, U256), EvmError> {
+        Ok((
+            self.token_balance(self.pool.base).await?,
+            self.token_balance(self.pool.quote).await?,
+            self.tx.chain().balance(self.tx.address()).await?,
+        ))
+    }
+
+    async fn send(&mut self, req: TxRequest) -> Result<TxOutcome, EvmError> {
+        let mut log = Vec::new();
+        let out = self.tx.send(&req, &mut log).await;
+        self.record(log);
+        out
+    }
+
+    /// Wraps native ETH into the pool's base token (when it is WETH).
+    pub async fn wrap(&mut self, amount: U256) -> Result<TxOutcome, EvmError> {
+        let req = TxRequest::call("wrap", self.pool.base, IWETH9::depositCall {}.abi_encode())
+            .with_value(amount);
+        self.send(req).await
+    }
+
+    /// Unwraps the pool's base token (WETH) into native ETH.
+    pub async fn unwrap(&mut self, amount: U256) -> Result<TxOutcome, EvmError> {
+        let req = TxRequest::call(
+            "unwrap",
+            self.pool.base,
+            IWETH9::withdrawCall { wad: amount }.abi_encode(),
+        );
+        self.send(req).await
+    }
+
+    fn sides(&self, swap: &Swap) -> Result<(Address, Address, bool), VenueError> {
+        match (
+            self.pool.address_of(&swap.sell),
+            self.pool.address_of(&swap.buy),
+        ) {
+            (Some(s), Some(b)) if s != b => Ok((s, b, swap.sell == self.pool.pair.base)),
+            _ => Err(VenueError::Unsupported(format!(
+                "{} → {} is not {}/{}",
+                swap.sell, swap.buy, self.pool.pair.base, self.pool.pair.quote
+            ))),
+        }
+    }
+
+    async fn execute_on_chain(&mut self, order: &Order, ts: i64) -> Result<Fill, EvmError> {
+        let swap = &order.swap;
+        let (sell, buy, sell_base) = self.sides(swap).map_err(|e| EvmError::Contract {
+            contract: self.pool.pool.to_string(),
+            detail: e.to_string(),
+        })?;
+        let me = self.tx.address();
+        let router = self.cfg.router;
+        let chain = self.tx.chain().clone();
+        let before = self.read_balances().await?;
+        let (reserve_base, reserve_quote) = self.pool.reserves(&chain, BlockId::latest()).await?;
+
+        // Check the output before anything is sent (an approval is a transaction too).
+        let path = vec![sell, buy];
+        let amounts = chain
+            .view(
+                router,
+                IUniswapV2Router02::getAmountsOutCall {
+                    amountIn: swap.amount_in,
+                    path: path.clone(),
+                },
+                BlockId::latest(),
+            )
+            .await?;
+        let expected = amounts.last().copied().unwrap_or_default();
+        if expected < order.min_amount_out {
+            return Err(EvmError::SimulationReverted {
+                label: "swap".into(),
+                reason: format!(
+                    "getAmountsOut gives {expected}, below amountOutMin {}",
+                    order.min_amount_out
+                ),
+            });
+        }
+
+        let mut gas = U256::ZERO;
+        let allowance = chain
+            .view(
+                sell,
+                IERC20::allowanceCall {
+                    owner: me,
+                    spender: router,
+                },
+                BlockId::latest(),
+            )
+            .await?;
+        if allowance < swap.amount_in {
+            // Exactly this swap's input: never an unlimited approval.
+            let approve = IERC20::approveCall {
+                spender: router,
+                value: swap.amount_in,
+            };
+            gas += self
+                .send(TxRequest::call("approve", sell, approve.abi_encode()))
+                .await?
+                .fee_wei;
+        }
+        let deadline = chain.block(None).await?.timestamp + self.cfg.deadline_s;
+        let call = IUniswapV2Router02::swapExactTokensForTokensCall {
+            amountIn: swap.amount_in,
+            amountOutMin: order.min_amount_out,
+            path,
+            to: me,
+            deadline: U256::from(deadline),
+        };
+        let mined = self
+            .send(TxRequest::call("swap", router, call.abi_encode()))
+            .await?;
+        gas += mined.fee_wei;
+
+        let after = self.read_balances().await?;
+        let (sell_before, sell_after, buy_before, buy_after) = if sell_base {
+            (before.0, after.0, before.1, after.1)
+        } else {
+            (before.1, after.1, before.0, after.0)
+        };
+        let amount_in = sell_before.saturating_sub(sell_after);
+        let amount_out = buy_after.saturating_sub(buy_before);
+        let native_spent = before.2.saturating_sub(after.2);
+        if native_spent != gas {
+            tracing::warn!(target: "defai::venue", %native_spent, %gas, "native balance moved by more than this swap's gas");
+        }
+        let price = reserve_quote.saturating_mul(self.pool.pair.base.one())
+            / reserve_base.max(U256::from(1));
+        let fee = amount_in * U256::from(FEE_BPS) / U256::from(10_000u32);
+        let fee_quote = if sell_base {
+            base_to_quote(fee, self.pool.pair.base.decimals(), price)
+        } else {
+            fee
+        };
+        Ok(Fill {
+            id: order.id.clone(),
+            ts,
+            sell: swap.sell.clone(),
+            buy: swap.buy.clone(),
+            amount_in,
+            amount_out,
+            fee,
+            fee_quote,
+            gas_native: gas,
+            gas_cost: (self.native.clone(), gas),
+            gas_quote: gas.saturating_mul(price) / pow10(18),
+            tx_hash: Some(mined.hash.to_string()),
+        })
+    }
+}
+
+fn venue_error(e: EvmError) -> VenueError {
+    match e {
+        EvmError::SimulationReverted { .. } | EvmError::GasCap { .. } => {
+            VenueError::Rejected(e.to_string())
+        }
+        EvmError::Rpc { .. } => VenueError::Transport(e.to_string()),
+        other => VenueError::Rejected(other.to_string()),
+    }
+}
+
+impl Venue for UniswapV2Venue {
+    fn name(&self) -> &str {
+        "uniswap_v2"
+    }
+
+    fn observe(&mut self, event: &MarketEvent) {
+        if let Some(bar) = event.as_bar() {
+            self.last_price = bar.close;
+        }
+        if let Some(pool) = event.pool() {
+            self.gas_price_wei = pool.gas_price_wei;
+        }
+    }
+
+    fn gas_estimate_quote(&self) -> f64 {
+        let gas = U256::from(self.cfg.gas_per_swap).saturating_mul(self.gas_price_wei);
+        to_f64(gas, 18) * self.last_price
+    }
+
+    async fn quote(&mut self, swap: &Swap) -> Result<Quote, VenueError> {
+        let (_, _, sell_base) = self.sides(swap)?;
+        let chain = self.tx.chain().clone();
+        let (rb, rq) = self
+            .pool
+            .reserves(&chain, BlockId::latest())
+            .await
+            .map_err(venue_error)?;
+        let (r_in, r_out) = if sell_base { (rb, rq) } else { (rq, rb) };
+        let amount_out =
+            get_amount_out(swap.amount_in, r_in, r_out, FEE_BPS).map_err(|e| match e {
+                AmmError::InsufficientLiquidity => VenueError::NoLiquidity(e.to_string()),
+                _ => VenueError::Rejected(e.to_string()),
+            })?;
+        let fees = self.tx.market_fees().await.map_err(venue_error)?;
+        let gas_price = U256::from(fees.current_price_wei());
+        self.gas_price_wei = gas_price;
+        let gas_native = U256::from(self.cfg.gas_per_swap).saturating_mul(gas_price);
+        Ok(Quote {
+            amount_out,
+            fee: swap.amount_in * U256::from(FEE_BPS) / U256::from(10_000u32),
+            gas_native,
+            gas_price_wei: gas_price,
+            gas_cost: (self.native.clone(), gas_native),
+            venue_price: rq.saturating_mul(self.pool.pair.base.one()) / rb.max(U256::from(1)),
+        })
+    }
+
+    async fn execute(&mut self, order: &Order, ts: i64) -> Result<Fill, VenueError> {
+        self.execute_on_chain(order, ts).await.map_err(venue_error)
+    }
+
+    async fn balances(&mut self) -> Result<Option<Vec<(Token, U256)>>, VenueError> {
+        let (b, q, n) = self.read_balances().await.map_err(venue_error)?;
+        Ok(Some(vec![
+            (self.pool.pair.base.clone(), b),
+            (self.pool.pair.quote.clone(), q),
+            (self.native.clone(), n),
+        ]))
+    }
+
+    async fn health(&mut self) -> Result<(), String> {
+        self.health_checks = self.health_checks.wrapping_add(1);
+        if self.cfg.chain_check_every == 0
+            || (self.health_checks - 1) % self.cfg.chain_check_every != 0
+        {
+            return Ok(());
+        }
+        match self.tx.chain().chain_id().await {
+            Ok(id) if id == self.cfg.chain_id => Ok(()),
+            Ok(id) => Err(format!(
+                "chain id changed: configured {}, RPC now reports {id}",
+                self.cfg.chain_id
+            )),
+            // An unreachable RPC is the stale-data trigger's business, not a chain change.
+            Err(e) => {
+                tracing::warn!(target: "defai::venue", error = %e, "chain id check failed");
+                Ok(())
+            }
+        }
+    }
+
+    fn drain_events(&mut self) -> Vec<VenueEvent> {
+        std::mem::take(&mut self.events)
+    }
+}

@@ -1,0 +1,139 @@
+//! Where the signing key comes from: the `DEFAI_PRIVATE_KEY` environment variable or an
+//! encrypted JSON keystore. The key is never printed: `Debug` shows the address only, and error
+//! messages describe the problem without echoing what was read.
+
+use std::path::{Path, PathBuf};
+
+use alloy::network::EthereumWallet;
+use alloy::primitives::Address;
+use alloy::signers::local::PrivateKeySigner;
+
+use super::error::EvmError;
+
+/// Environment variable holding a hex private key.
+pub const PRIVATE_KEY_ENV: &str = "DEFAI_PRIVATE_KEY";
+/// Environment variable holding the keystore password (otherwise it is prompted for).
+pub const KEYSTORE_PASSWORD_ENV: &str = "DEFAI_KEYSTORE_PASSWORD";
+
+/// Where the key is loaded from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum WalletSource {
+    Env,
+    Keystore(PathBuf),
+}
+
+/// A loaded signing key.
+#[derive(Clone)]
+pub struct Wallet {
+    signer: PrivateKeySigner,
+    source: WalletSource,
+}
+
+impl std::fmt::Debug for Wallet {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Wallet")
+            .field("address", &self.signer.address())
+            .field("source", &self.source)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Wallet {
+    /// Loads from `source`; a keystore's password comes from `DEFAI_KEYSTORE_PASSWORD` or a
+    /// terminal prompt.
+    pub fn load(source: &WalletSource) -> Result<Self, EvmError> {
+        match source {
+            WalletSource::Env => {
+                let raw = std::env::var(PRIVATE_KEY_ENV).map_err(|_| {
+                    EvmError::Wallet(format!(
+                        "no key: set {PRIVATE_KEY_ENV} or pass --keystore FILE"
+                    ))
+                })?;
+                Self::from_hex(&raw)
+            }
+            WalletSource::Keystore(path) => {
+                let password = match std::env::var(KEYSTORE_PASSWORD_ENV) {
+                    Ok(p) => p,
+                    Err(_) => rpassword::prompt_password(format!(
+                        "password for keystore {}: ",
+                        path.display()
+                    ))
+                    .map_err(|e| {
+                        EvmError::Wallet(format!(
+                            "keystore {}: cannot read a password ({e}); set {KEYSTORE_PASSWORD_ENV}",
+                            path.display()
+                        ))
+                    })?,
+                };
+                Self::from_keystore(path, &password)
+            }
+        }
+    }
+
+    /// Parses a hex key (with or without `0x`). The error never contains the input.
+    pub fn from_hex(raw: &str) -> Result<Self, EvmError> {
+        let signer: PrivateKeySigner = raw.trim().parse().map_err(|_| {
+            EvmError::Wallet(format!(
+                "{PRIVATE_KEY_ENV} is not a valid private key (expected 32 bytes of hex)"
+            ))
+        })?;
+        Ok(Self {
+            signer,
+            source: WalletSource::Env,
+        })
+    }
+
+    /// A key given as raw bytes (anvil's test accounts).
+    pub fn from_key_bytes(bytes: &alloy::primitives::B256) -> Result<Self, EvmError> {
+        let signer = PrivateKeySigner::from_bytes(bytes)
+            .map_err(|_| EvmError::Wallet("not a valid secp256k1 private key".into()))?;
+        Ok(Self {
+            signer,
+            source: WalletSource::Env,
+        })
+    }
+
+    pub fn from_keystore(path: &Path, password: &str) -> Result<Self, EvmError> {
+        if !path.is_file() {
+            return Err(EvmError::Wallet(format!(
+                "keystore {} does not exist",
+                path.display()
+            )));
+        }
+        let signer = PrivateKeySigner::decrypt_keystore(path, password).map_err(|e| {
+            EvmError::Wallet(format!(
+                "keystore {}: cannot decrypt ({}); wrong password or not a keystore",
+                path.display(),
+                keystore_problem(&e.to_string())
+            ))
+        })?;
+        Ok(Self {
+            signer,
+            source: WalletSource::Keystore(path.to_path_buf()),
+        })
+    }
+
+    pub fn address(&self) -> Address {
+        self.signer.address()
+    }
+
+    /// The signer as an alloy network wallet, for building signed transactions.
+    pub(crate) fn network_wallet(&self) -> EthereumWallet {
+        EthereumWallet::from(self.signer.clone())
+    }
+}
+
+/// Keeps only the kind of a keystore error (the decryption library never echoes the key, but
+/// we do not rely on that).
+fn keystore_problem(msg: &str) -> &'static str {
+    let m = msg.to_ascii_lowercase();
+    if m.contains("mac") {
+        "MAC mismatch"
+    } else if m.contains("json") || m.contains("serde") {
+        "malformed JSON"
+    } else if m.contains("io") || m.contains("no such file") {
+        "cannot read the file"
+    } else {
+        "invalid keystore"
+    }
+}
