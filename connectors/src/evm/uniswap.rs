@@ -512,7 +512,7 @@ impl Venue for UniswapV2Venue {
     async fn health(&mut self) -> Result<(), String> {
         self.health_checks = self.health_checks.wrapping_add(1);
         if self.cfg.chain_check_every == 0
-            || (self.health_checks - 1) % self.cfg.chain_check_every != 0
+            || !(self.health_checks - 1).is_multiple_of(self.cfg.chain_check_every)
         {
             return Ok(());
         }
