@@ -7,6 +7,19 @@ use std::path::{Path, PathBuf};
 use agent_core::amount::units_from_f64;
 use agent_core::{KillMode, KillSwitchPolicy, ParamValue, Params, RiskLimits, Token, U256};
 use connectors::PaperAmmConfig;
+use connectors::evm::DevnetInfo;
+use connectors::evm::alloy::primitives::Address;
+
+/// A chain and the Uniswap V2 contracts to trade on it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ChainTarget {
+    pub rpc_url: String,
+    pub chain_id: u64,
+    pub router: Address,
+    pub pool: Address,
+    pub base_token: Address,
+    pub quote_token: Address,
+}
 use serde::Deserialize;
 use toml::Spanned;
 
@@ -42,6 +55,11 @@ pub struct Config {
     pub risk: RiskSection,
     #[serde(default)]
     pub kill_switch: KillSwitchSection,
+    /// The chain, for `defai run` and chain-fed paper trading.
+    #[serde(default)]
+    pub chain: ChainSection,
+    #[serde(default)]
+    pub wallet: WalletSection,
     /// Where the file was read from (for messages and relative paths); not a TOML key.
     #[serde(skip)]
     pub source: Option<PathBuf>,
@@ -120,6 +138,9 @@ pub enum VenueKind {
     /// Simulated Uniswap V2 pool ([`connectors::PaperVenue`]).
     #[default]
     PaperAmm,
+    /// The real Uniswap V2 router and pair on a chain (`defai run`; `defai paper` reads the
+    /// pool and fills on the paper venue).
+    UniswapV2,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -139,6 +160,101 @@ pub struct VenueSection {
     /// Gas price, gwei (default 20).
     #[serde(default = "default_gas_price")]
     pub gas_price_gwei: Spanned<f64>,
+    /// uniswap_v2: UniswapV2Router02 address.
+    pub router: Option<Spanned<String>>,
+    /// uniswap_v2: the pair contract of base/quote.
+    pub pool: Option<Spanned<String>>,
+    /// uniswap_v2: ERC-20 address of the base token (e.g. WETH).
+    pub base_token: Option<Spanned<String>>,
+    /// uniswap_v2: ERC-20 address of the quote token.
+    pub quote_token: Option<Spanned<String>>,
+    /// Seconds after the latest block a swap stays valid (default 300).
+    #[serde(default = "default_deadline")]
+    pub deadline_s: u64,
+}
+
+fn default_deadline() -> u64 {
+    300
+}
+
+/// `[chain]`: where `defai run` trades.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ChainSection {
+    pub rpc_url: Option<Spanned<String>>,
+    /// Must equal what the RPC reports, at start and every `chain_check_every` cycles.
+    pub chain_id: Option<Spanned<u64>>,
+    /// Symbol the portfolio books the gas token under (default ETH, 18 decimals).
+    #[serde(default = "default_native")]
+    pub native_symbol: String,
+    /// How often to look for a new block (default 200 ms).
+    #[serde(default = "default_poll_ms")]
+    pub poll_interval_ms: u64,
+    /// No new block for this long ends the run with an error (default 120 s).
+    #[serde(default = "default_idle_s")]
+    pub idle_timeout_s: u64,
+    /// Wait this long for a receipt before replacing with bumped fees (default 30 s).
+    #[serde(default = "default_receipt_s")]
+    pub receipt_timeout_s: f64,
+    /// Replacements at the same nonce before giving up (default 3).
+    #[serde(default = "default_replacements")]
+    pub max_replacements: u32,
+    /// Check the RPC's chain id every N cycles (default 10).
+    #[serde(default = "default_chain_check")]
+    pub chain_check_every: u32,
+    /// Gas units per swap used in quotes (default 150,000, approval included).
+    #[serde(default = "default_chain_gas")]
+    pub gas_per_swap: u64,
+}
+
+fn default_native() -> String {
+    "ETH".into()
+}
+fn default_poll_ms() -> u64 {
+    200
+}
+fn default_idle_s() -> u64 {
+    120
+}
+fn default_receipt_s() -> f64 {
+    30.0
+}
+fn default_replacements() -> u32 {
+    3
+}
+fn default_chain_check() -> u32 {
+    10
+}
+fn default_chain_gas() -> u64 {
+    150_000
+}
+
+impl Default for ChainSection {
+    fn default() -> Self {
+        Self {
+            rpc_url: None,
+            chain_id: None,
+            native_symbol: default_native(),
+            poll_interval_ms: default_poll_ms(),
+            idle_timeout_s: default_idle_s(),
+            receipt_timeout_s: default_receipt_s(),
+            max_replacements: default_replacements(),
+            chain_check_every: default_chain_check(),
+            gas_per_swap: default_chain_gas(),
+        }
+    }
+}
+
+/// `[wallet]`: where the signing key comes from. The key itself never goes in a config file:
+/// it comes from `DEFAI_PRIVATE_KEY` or an encrypted keystore.
+#[derive(Debug, Clone, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct WalletSection {
+    /// Encrypted JSON keystore (relative to the config file); its password comes from
+    /// `DEFAI_KEYSTORE_PASSWORD` or a prompt. Unset: `DEFAI_PRIVATE_KEY`.
+    pub keystore: Option<PathBuf>,
+    /// Refused: present only to give a clear error (without echoing the value).
+    private_key: Option<Spanned<toml::Value>>,
 }
 
 fn default_fee_bps() -> Spanned<u32> {
@@ -162,6 +278,11 @@ impl Default for VenueSection {
             depth_quote: default_depth(),
             gas_per_swap: default_gas_per_swap(),
             gas_price_gwei: default_gas_price(),
+            router: None,
+            pool: None,
+            base_token: None,
+            quote_token: None,
+            deadline_s: default_deadline(),
         }
     }
 }
@@ -336,6 +457,14 @@ impl Config {
     }
 
     fn validate(&self) -> Result<(), ConfigError> {
+        if let Some(k) = &self.wallet.private_key {
+            return Err(self.invalid(
+                k.span(),
+                "wallet.private_key",
+                "private keys never go in a config file: set DEFAI_PRIVATE_KEY or use \
+                 `keystore = \"FILE\"` (an encrypted JSON keystore)",
+            ));
+        }
         self.starting_quote()?;
         self.paper_amm()?;
         self.risk_limits()?;
@@ -469,6 +598,68 @@ impl Config {
     }
 
     /// The data file, resolved against the config file's folder.
+    /// The keystore file, relative to the config file's folder.
+    pub fn keystore_path(&self) -> Option<PathBuf> {
+        let ks = self.wallet.keystore.as_ref()?;
+        if ks.is_absolute() {
+            return Some(ks.clone());
+        }
+        let base = self
+            .source
+            .as_ref()
+            .and_then(|p| p.parent())
+            .unwrap_or(Path::new(""));
+        Some(base.join(ks))
+    }
+
+    /// Where to trade: from a devnet's `devnet.json` when given, else from `[chain]` and
+    /// `[venue]`. Every missing or malformed field is named with its line.
+    pub fn chain_target(&self, devnet: Option<&DevnetInfo>) -> Result<ChainTarget, ConfigError> {
+        if let Some(d) = devnet {
+            return Ok(ChainTarget {
+                rpc_url: d.rpc_url.clone(),
+                chain_id: d.chain_id,
+                router: d.router,
+                pool: d.weth_usd_pair,
+                base_token: d.weth,
+                quote_token: d.usd,
+            });
+        }
+        let missing = |key: &str| ConfigError::Invalid {
+            path: self.name(),
+            line: 0,
+            key: key.into(),
+            reason: "required for chain mode (or pass --devnet devnet.json)".into(),
+        };
+        let address = |v: &Option<Spanned<String>>, key: &str| -> Result<Address, ConfigError> {
+            let v = v.as_ref().ok_or_else(|| missing(key))?;
+            v.get_ref()
+                .parse::<Address>()
+                .map_err(|e| self.invalid(v.span(), key, format!("not an address: {e}")))
+        };
+        let rpc = self
+            .chain
+            .rpc_url
+            .as_ref()
+            .ok_or_else(|| missing("chain.rpc_url"))?;
+        if !(rpc.get_ref().starts_with("http://") || rpc.get_ref().starts_with("https://")) {
+            return Err(self.invalid(rpc.span(), "chain.rpc_url", "must be an http(s) URL"));
+        }
+        let chain_id = self
+            .chain
+            .chain_id
+            .as_ref()
+            .ok_or_else(|| missing("chain.chain_id"))?;
+        Ok(ChainTarget {
+            rpc_url: rpc.get_ref().clone(),
+            chain_id: *chain_id.get_ref(),
+            router: address(&self.venue.router, "venue.router")?,
+            pool: address(&self.venue.pool, "venue.pool")?,
+            base_token: address(&self.venue.base_token, "venue.base_token")?,
+            quote_token: address(&self.venue.quote_token, "venue.quote_token")?,
+        })
+    }
+
     pub fn data_path(&self) -> Option<PathBuf> {
         let data = self.market.data.as_ref()?;
         if data.is_absolute() {

@@ -6,12 +6,12 @@ use std::sync::{Arc, Mutex};
 use agent_core::{
     Agent, AgentError, AgentReport, AuditEvent, Bar, BarReplay, Clock, KillSwitch, LimitGate,
     MarketEvent, MarketSource, Observer, Pair, Portfolio, SourceError, Strategy, SwitchRecord,
-    SwitchState,
+    SwitchState, Venue,
 };
 use connectors::{DataError, LoadOptions, LoadReport, PaperVenue, Series, StateDir, StateError};
 use serde::Serialize;
 
-use crate::config::{Config, ConfigError, VenueKind};
+use crate::config::{Config, ConfigError};
 
 /// The bundled ETH/USDC hourly candles (CryptoDataDownload, Binance spot), gzip-compressed.
 pub const EMBEDDED_DATA: &[u8] = include_bytes!("../data/Binance_ETHUSDC_1h.csv.gz");
@@ -23,6 +23,8 @@ pub const EMBEDDED_NAME: &str = "embedded:Binance_ETHUSDC_1h.csv";
 pub enum Mode {
     Backtest,
     Paper,
+    /// Signing and sending transactions on a chain (`defai run`).
+    Live,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -37,6 +39,8 @@ pub enum RunError {
     Agent(#[from] AgentError),
     #[error(transparent)]
     State(#[from] StateError),
+    #[error(transparent)]
+    Chain(#[from] connectors::evm::EvmError),
 }
 
 /// Loads the configured data: `override_path`, else `market.data`, else the bundled series.
@@ -137,15 +141,20 @@ impl Observer for Progress {
 }
 
 /// Ends the replay early when `stop` is set (Ctrl-C), so the run still reports what it did.
+/// `remaining` caps the events (`--max-cycles`).
 struct StoppableSource<S> {
     inner: S,
     stop: Arc<AtomicBool>,
+    cycles_left: Option<u64>,
 }
 
 impl<S: MarketSource> MarketSource for StoppableSource<S> {
     async fn next_event(&mut self) -> Result<Option<MarketEvent>, SourceError> {
-        if self.stop.load(Ordering::Relaxed) {
+        if self.stop.load(Ordering::Relaxed) || self.cycles_left == Some(0) {
             return Ok(None);
+        }
+        if let Some(n) = &mut self.cycles_left {
+            *n -= 1;
         }
         self.inner.next_event().await
     }
@@ -167,6 +176,8 @@ pub struct RunSpec {
     /// State folder: the kill switch is latched there and operator commands are read from it.
     /// `None`: nothing persists (the switch starts active every run).
     pub state: Option<std::path::PathBuf>,
+    /// Stop after this many market events (`--max-cycles`).
+    pub max_cycles: Option<u64>,
 }
 
 /// What the risk gate decided.
@@ -208,6 +219,7 @@ impl RunSpec {
             record: false,
             stop: Arc::new(AtomicBool::new(false)),
             state: None,
+            max_cycles: None,
         }
     }
 }
@@ -230,6 +242,8 @@ pub struct Summary {
     pub refused: u64,
     pub execution_failures: u64,
     pub strategy_faults: u64,
+    /// Balance corrections from the venue's record after the start (chain modes; 0 = exact).
+    pub reconciliations: u64,
     pub start_equity: f64,
     pub end_equity: f64,
     pub return_pct: f64,
@@ -245,10 +259,38 @@ pub struct Summary {
     pub balances: std::collections::BTreeMap<String, String>,
     pub elapsed_s: f64,
     pub bars_per_s: f64,
+    /// The chain traded on or read from (chain modes).
+    pub chain_id: Option<u64>,
+    /// Every transaction the run got mined (approvals and swaps), in order.
+    pub tx_hashes: Vec<String>,
+    /// Gas paid in the native token's smallest unit (wei), exact.
+    pub gas_paid_wei: String,
+}
+
+/// Where a run's market data came from, for the summary.
+#[derive(Debug, Clone, Default)]
+pub struct DataInfo {
+    pub source: String,
+    pub skipped_rows: usize,
+    pub gaps: usize,
+    pub missing_bars: u64,
+    pub duplicates: usize,
+}
+
+impl From<&LoadReport> for DataInfo {
+    fn from(l: &LoadReport) -> Self {
+        Self {
+            source: l.source.clone(),
+            skipped_rows: l.skipped_rows,
+            gaps: l.gaps,
+            missing_bars: l.missing_bars,
+            duplicates: l.duplicates,
+        }
+    }
 }
 
 impl Summary {
-    fn new(mode: Mode, strategy: &str, loaded: &LoadReport, r: &AgentReport) -> Self {
+    fn new(mode: Mode, strategy: &str, loaded: &DataInfo, r: &AgentReport) -> Self {
         let q = &r.pair.quote;
         let elapsed_s = r.elapsed.as_secs_f64();
         Summary {
@@ -267,6 +309,7 @@ impl Summary {
             refused: r.risk.refused,
             execution_failures: r.execution_failures,
             strategy_faults: r.strategy_faults,
+            reconciliations: r.reconciliations,
             start_equity: q.to_f64(r.start_equity),
             end_equity: q.to_f64(r.end_equity),
             return_pct: r.return_pct(),
@@ -300,6 +343,9 @@ impl Summary {
             } else {
                 0.0
             },
+            chain_id: None,
+            tx_hashes: Vec::new(),
+            gas_paid_wei: r.portfolio.gas_native().to_string(),
         }
     }
 }
@@ -329,73 +375,128 @@ pub async fn run_shared(
 ) -> Result<RunOutput, RunError> {
     let cfg = &spec.config;
     let pair = Pair::new(cfg.base(), cfg.quote());
-    let strategy = build_strategy(cfg, &spec.params)?;
-    let strategy_name = strategy.name().to_string();
-    let venue = match cfg.venue.kind {
-        VenueKind::PaperAmm => PaperVenue::new(pair.clone(), cfg.paper_amm()?),
-    };
+    // A replay always fills on the simulated pool, whatever venue the config names for chain
+    // modes: the same strategy and gate, simulated execution.
+    let venue = PaperVenue::new(pair.clone(), cfg.paper_amm()?);
     let portfolio = Portfolio::with_balances([(pair.quote.clone(), cfg.starting_quote()?)]);
-    let total = bars.len() as u64;
-    let source = StoppableSource {
-        inner: BarReplay::new(bars),
-        stop: spec.stop.clone(),
-    };
+    let total = Some(bars.len() as u64);
     let clock = match (spec.mode, spec.speed) {
         (Mode::Paper, Some(speed)) => Clock::replay(speed),
         _ => Clock::Simulated,
     };
-    let gate = LimitGate::new(cfg.risk_limits()?);
-    let limits_age = gate.limits().max_data_age_s;
-    let kill = match &spec.state {
-        Some(dir) => {
-            let state = StateDir::open(dir)?;
-            let record = state.load_switch()?.unwrap_or_default();
-            KillSwitch::restore(record, Some(Box::new(state.switch_store()?)))
-        }
-        None => KillSwitch::new(),
+    let run = Drive {
+        pair,
+        portfolio,
+        clock,
+        total,
+        data: loaded.into(),
+        chain_id: None,
     };
-    let mut agent = Agent::new(pair.clone(), source, venue, strategy, portfolio)
-        .with_gate(Box::new(gate))
-        .with_kill_switch(kill, cfg.kill_policy()?, limits_age)
-        .with_clock(clock);
-    if cfg.kill_switch.start_halted {
-        agent = agent.start_halted("kill_switch.start_halted = true");
+    run.go(&spec, BarReplay::new(bars), venue).await
+}
+
+/// Collects the hashes of mined transactions from the audit stream.
+struct TxHashes(Arc<Mutex<Vec<String>>>);
+
+impl Observer for TxHashes {
+    fn on_audit(&mut self, event: &AuditEvent<'_>) {
+        if let AuditEvent::Venue { event, .. } = event
+            && event.step == "mined"
+            && let (Some(h), Ok(mut v)) = (&event.tx_hash, self.0.lock())
+        {
+            v.push(h.clone());
+        }
     }
-    let recording = spec
-        .record
-        .then(|| Arc::new(Mutex::new(Recording::default())));
-    if let Some(rec) = &recording {
-        agent = agent.with_observer(Box::new(Recorder {
-            pair: pair.clone(),
-            rec: rec.clone(),
-        }));
+}
+
+/// Everything an agent run needs besides its source and venue.
+pub(crate) struct Drive {
+    pub pair: Pair,
+    pub portfolio: Portfolio,
+    pub clock: Clock,
+    /// Events expected, for the progress bar.
+    pub total: Option<u64>,
+    pub data: DataInfo,
+    pub chain_id: Option<u64>,
+}
+
+impl Drive {
+    /// Builds the agent (strategy, gate, kill switch, observers) and runs it to the end.
+    pub(crate) async fn go<S: MarketSource, V: Venue>(
+        self,
+        spec: &RunSpec,
+        source: S,
+        venue: V,
+    ) -> Result<RunOutput, RunError> {
+        let cfg = &spec.config;
+        let pair = self.pair;
+        let strategy = build_strategy(cfg, &spec.params)?;
+        let strategy_name = strategy.name().to_string();
+        let source = StoppableSource {
+            inner: source,
+            stop: spec.stop.clone(),
+            cycles_left: spec.max_cycles,
+        };
+        let gate = LimitGate::new(cfg.risk_limits()?);
+        let limits_age = gate.limits().max_data_age_s;
+        let kill = match &spec.state {
+            Some(dir) => {
+                let state = StateDir::open(dir)?;
+                let record = state.load_switch()?.unwrap_or_default();
+                KillSwitch::restore(record, Some(Box::new(state.switch_store()?)))
+            }
+            None => KillSwitch::new(),
+        };
+        let mut agent = Agent::new(pair.clone(), source, venue, strategy, self.portfolio)
+            .with_gate(Box::new(gate))
+            .with_kill_switch(kill, cfg.kill_policy()?, limits_age)
+            .with_clock(self.clock);
+        if cfg.kill_switch.start_halted {
+            agent = agent.start_halted("kill_switch.start_halted = true");
+        }
+        let recording = spec
+            .record
+            .then(|| Arc::new(Mutex::new(Recording::default())));
+        if let Some(rec) = &recording {
+            agent = agent.with_observer(Box::new(Recorder {
+                pair: pair.clone(),
+                rec: rec.clone(),
+            }));
+        }
+        let hashes = Arc::new(Mutex::new(Vec::new()));
+        agent = agent.with_observer(Box::new(TxHashes(hashes.clone())));
+        let bar = spec.progress.then(|| {
+            let pb = match self.total {
+                Some(n) => indicatif::ProgressBar::new(n),
+                None => indicatif::ProgressBar::new_spinner(),
+            };
+            pb.set_style(
+                indicatif::ProgressStyle::with_template(
+                    "{spinner} {msg} [{bar:40}] {pos}/{len} bars ({per_sec}, eta {eta})",
+                )
+                .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar())
+                .progress_chars("=> "),
+            );
+            pb.set_message(format!("{:?} {strategy_name}", spec.mode).to_lowercase());
+            pb
+        });
+        if let Some(pb) = &bar {
+            agent = agent.with_observer(Box::new(Progress(pb.clone(), 0)));
+        }
+        let report = agent.run().await?;
+        if let Some(pb) = bar {
+            pb.finish_and_clear();
+        }
+        let mut summary = Summary::new(spec.mode, &strategy_name, &self.data, &report);
+        summary.chain_id = self.chain_id;
+        summary.tx_hashes = hashes.lock().map(|v| v.clone()).unwrap_or_default();
+        let recording = recording
+            .and_then(|r| Arc::try_unwrap(r).ok())
+            .and_then(|m| m.into_inner().ok());
+        Ok(RunOutput {
+            summary,
+            report,
+            recording,
+        })
     }
-    let bar = spec.progress.then(|| {
-        let pb = indicatif::ProgressBar::new(total);
-        pb.set_style(
-            indicatif::ProgressStyle::with_template(
-                "{spinner} {msg} [{bar:40}] {pos}/{len} bars ({per_sec}, eta {eta})",
-            )
-            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar())
-            .progress_chars("=> "),
-        );
-        pb.set_message(format!("{:?} {strategy_name}", spec.mode).to_lowercase());
-        pb
-    });
-    if let Some(pb) = &bar {
-        agent = agent.with_observer(Box::new(Progress(pb.clone(), 0)));
-    }
-    let report = agent.run().await?;
-    if let Some(pb) = bar {
-        pb.finish_and_clear();
-    }
-    let summary = Summary::new(spec.mode, &strategy_name, loaded, &report);
-    let recording = recording
-        .and_then(|r| Arc::try_unwrap(r).ok())
-        .and_then(|m| m.into_inner().ok());
-    Ok(RunOutput {
-        summary,
-        report,
-        recording,
-    })
 }

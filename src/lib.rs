@@ -16,6 +16,7 @@ pub use models;
 pub use strategies;
 
 pub mod bench;
+pub mod chain;
 pub mod config;
 pub mod engine;
 pub mod output;

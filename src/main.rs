@@ -7,7 +7,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use anyhow::{Context as _, Result, bail};
 use clap::{Args, Parser, Subcommand};
-use defai::config::Config;
+use defai::chain::ChainArgs;
+use defai::config::{Config, VenueKind};
 use defai::connectors::StateDir;
 use defai::core::{KillMode, SwitchAction};
 use defai::engine::{self, Mode, RunSpec};
@@ -17,7 +18,7 @@ use defai::output;
 #[command(
     name = "defai",
     version,
-    about = "Autonomous DeFi agents: paper-trade, backtest, and (soon) trade on chain"
+    about = "Autonomous DeFi agents: paper-trade, backtest, and trade on EVM chains"
 )]
 struct Cli {
     #[command(subcommand)]
@@ -28,12 +29,56 @@ struct Cli {
 enum Command {
     /// Paper-trade: the live agent loop against a simulated Uniswap V2 pool, replaying market
     /// data. With no arguments: bundled ETH/USDC hourly data, ema_cross, 10,000 USDC.
+    /// With --devnet (or a config whose venue is uniswap_v2): reads the real pool every block and
+    /// fills on the simulated pool from its exact reserves; never loads a key or signs.
     Paper {
         #[command(flatten)]
         run: RunArgs,
         /// Replay speed: N × real time, or `max` (default for replayed files).
         #[arg(long, default_value = "max", value_parser = parse_speed)]
         speed: Speed,
+        #[command(flatten)]
+        chain: ChainFlags,
+    },
+    /// Trade live on an EVM chain: signs and sends swaps through Uniswap V2. The key comes from
+    /// DEFAI_PRIVATE_KEY or --keystore (password: DEFAI_KEYSTORE_PASSWORD or a prompt).
+    Run {
+        #[command(flatten)]
+        run: RunArgs,
+        #[command(flatten)]
+        chain: ChainFlags,
+        /// Encrypted JSON keystore holding the key.
+        #[arg(long)]
+        keystore: Option<PathBuf>,
+        /// Allow known mainnet chain ids (real money).
+        #[arg(long)]
+        allow_mainnet: bool,
+    },
+    /// Start a local anvil devnet with WETH, dUSD (6 decimals), DVT (18), the real Uniswap V2
+    /// factory and router, and pools; runs until Ctrl-C.
+    Devnet {
+        /// RPC port (0: any free port).
+        #[arg(long, default_value_t = 8545)]
+        port: u16,
+        /// Seconds between blocks (default: one block per transaction).
+        #[arg(long)]
+        block_time: Option<f64>,
+        /// Where to write addresses, chain id and RPC URL.
+        #[arg(long, default_value = "devnet.json")]
+        out: PathBuf,
+        /// WETH price in dUSD at start (default: the last close of the bundled data, or the
+        /// first close of --replay).
+        #[arg(long)]
+        price: Option<f64>,
+        /// dUSD on each side of each pool.
+        #[arg(long, default_value_t = 5_000_000)]
+        depth_usd: u64,
+        /// Move the WETH/dUSD pool to each close of this OHLCV CSV in turn.
+        #[arg(long)]
+        replay: Option<PathBuf>,
+        /// Wall-clock seconds between replayed bars.
+        #[arg(long, default_value_t = 1.0)]
+        bar_seconds: f64,
     },
     /// Backtest: the same loop on a simulated clock, as fast as it goes.
     Backtest {
@@ -104,6 +149,16 @@ struct RunArgs {
     state: Option<PathBuf>,
 }
 
+#[derive(Args)]
+struct ChainFlags {
+    /// Take the chain and contracts from a `devnet.json` written by `defai devnet`.
+    #[arg(long)]
+    devnet: Option<PathBuf>,
+    /// Stop after N market events (blocks).
+    #[arg(long)]
+    max_cycles: Option<u64>,
+}
+
 #[derive(Clone, Copy)]
 enum Speed {
     Max,
@@ -135,14 +190,57 @@ fn main() -> Result<()> {
         .build()?;
     rt.block_on(async {
         match cli.command {
-            Command::Paper { run, speed } => {
+            Command::Paper { run, speed, chain } => {
                 let speed = match speed {
                     Speed::Max => None,
                     Speed::Times(v) => Some(v),
                 };
-                run_agent(Mode::Paper, run, speed).await
+                let chain_mode =
+                    chain.devnet.is_some() || run_config(&run)?.venue.kind == VenueKind::UniswapV2;
+                if chain_mode {
+                    let args = ChainArgs {
+                        devnet: chain.devnet,
+                        ..ChainArgs::default()
+                    };
+                    run_agent(Mode::Paper, run, None, Some((args, chain.max_cycles))).await
+                } else {
+                    run_agent(Mode::Paper, run, speed, None).await
+                }
             }
-            Command::Backtest { run } => run_agent(Mode::Backtest, run, None).await,
+            Command::Backtest { run } => run_agent(Mode::Backtest, run, None, None).await,
+            Command::Run {
+                run,
+                chain,
+                keystore,
+                allow_mainnet,
+            } => {
+                let args = ChainArgs {
+                    devnet: chain.devnet,
+                    keystore,
+                    allow_mainnet,
+                };
+                run_agent(Mode::Live, run, None, Some((args, chain.max_cycles))).await
+            }
+            Command::Devnet {
+                port,
+                block_time,
+                out,
+                price,
+                depth_usd,
+                replay,
+                bar_seconds,
+            } => {
+                devnet(
+                    port,
+                    block_time,
+                    &out,
+                    price,
+                    depth_usd,
+                    replay,
+                    bar_seconds,
+                )
+                .await
+            }
             Command::Bench { bars, runs, json } => bench(bars, runs, json).await,
             Command::Kill {
                 state,
@@ -154,11 +252,20 @@ fn main() -> Result<()> {
     })
 }
 
-async fn run_agent(mode: Mode, args: RunArgs, speed: Option<f64>) -> Result<()> {
-    let mut config = match &args.config {
+fn run_config(args: &RunArgs) -> Result<Config> {
+    Ok(match &args.config {
         Some(path) => Config::load(path)?,
         None => Config::default(),
-    };
+    })
+}
+
+async fn run_agent(
+    mode: Mode,
+    args: RunArgs,
+    speed: Option<f64>,
+    chain: Option<(ChainArgs, Option<u64>)>,
+) -> Result<()> {
+    let mut config = run_config(&args)?;
     if let Some(name) = &args.strategy
         && name != &config.strategy.name
     {
@@ -166,9 +273,8 @@ async fn run_agent(mode: Mode, args: RunArgs, speed: Option<f64>) -> Result<()> 
         config.strategy.name = name.clone();
         config.strategy.params.clear();
     }
-    let series = engine::load_data(&config, args.data.as_deref(), args.skip_bad_rows)?;
     let stop = Arc::new(AtomicBool::new(false));
-    if speed.is_some() {
+    if speed.is_some() || chain.is_some() {
         // Paced replays can run for hours: Ctrl-C ends the replay and still prints the summary.
         let stop = stop.clone();
         tokio::spawn(async move {
@@ -186,8 +292,15 @@ async fn run_agent(mode: Mode, args: RunArgs, speed: Option<f64>) -> Result<()> 
         record: args.out.is_some(),
         stop,
         state: args.state.clone(),
+        max_cycles: chain.as_ref().and_then(|c| c.1),
     };
-    let out = engine::run(spec, &series).await?;
+    let out = match chain {
+        Some((chain_args, _)) => defai::chain::run_chain(spec, chain_args).await?,
+        None => {
+            let series = engine::load_data(&spec.config, args.data.as_deref(), args.skip_bad_rows)?;
+            engine::run(spec, &series).await?
+        }
+    };
     if let (Some(dir), Some(rec)) = (&args.out, &out.recording) {
         output::write_outputs(dir, rec, out.summary.start_equity)
             .with_context(|| format!("writing outputs to {}", dir.display()))?;
@@ -261,5 +374,79 @@ async fn bench(bars: usize, runs: usize, json: bool) -> Result<()> {
             median / 1e6
         );
     }
+    Ok(())
+}
+
+async fn devnet(
+    port: u16,
+    block_time: Option<f64>,
+    out: &std::path::Path,
+    price: Option<f64>,
+    depth_usd: u64,
+    replay: Option<PathBuf>,
+    bar_seconds: f64,
+) -> Result<()> {
+    use defai::connectors::evm::{Devnet, DevnetConfig, MarketMover};
+    if !(bar_seconds.is_finite() && bar_seconds >= 0.0) {
+        bail!("--bar-seconds must be a non-negative number");
+    }
+    let bars = match &replay {
+        Some(path) => defai::connectors::load_csv_file(path, Default::default())?.bars,
+        None => Vec::new(),
+    };
+    let price = match (price, bars.first()) {
+        (Some(p), _) => p,
+        (None, Some(first)) => first.close,
+        (None, None) => engine::load_data(&Config::default(), None, false)?
+            .bars
+            .last()
+            .map(|b| b.close)
+            .context("bundled data is empty")?,
+    };
+    let mut cfg = DevnetConfig::at_price(price);
+    cfg.port = port;
+    cfg.block_time = block_time;
+    cfg.depth_usd = depth_usd;
+    let devnet = Devnet::start(cfg).await?;
+    devnet.info().write(out)?;
+    eprintln!(
+        "devnet ready: {} (chain id {}), WETH/dUSD pool {} at {price}; wrote {}; Ctrl-C stops it",
+        devnet.rpc_url(),
+        devnet.info().chain_id,
+        devnet.info().weth_usd_pair,
+        out.display()
+    );
+    let stop = Arc::new(AtomicBool::new(false));
+    if bars.is_empty() {
+        tokio::signal::ctrl_c().await?;
+    } else {
+        // Chain time advances by the data's own bar spacing per replayed bar.
+        let spacing = bars
+            .windows(2)
+            .map(|w| w[1].ts - w[0].ts)
+            .filter(|d| *d > 0)
+            .min()
+            .unwrap_or(3600) as u64;
+        let mover = MarketMover::new(devnet.info(), devnet.deployer().clone(), spacing).await?;
+        let closes: Vec<f64> = bars.iter().map(|b| b.close).collect();
+        let flag = stop.clone();
+        tokio::spawn(async move {
+            if tokio::signal::ctrl_c().await.is_ok() {
+                flag.store(true, Ordering::Relaxed);
+            }
+        });
+        let done = mover
+            .replay(
+                &closes,
+                std::time::Duration::from_secs_f64(bar_seconds),
+                &stop,
+            )
+            .await?;
+        eprintln!("replayed {done} bars");
+        if !stop.load(Ordering::Relaxed) {
+            tokio::signal::ctrl_c().await?;
+        }
+    }
+    eprintln!("stopping anvil");
     Ok(())
 }

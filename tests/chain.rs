@@ -167,3 +167,144 @@ fn paper_fills_equal_on_chain_swaps_wei_for_wei() {
         assert!(buys >= 50 && sells >= 50);
     });
 }
+
+mod common;
+
+/// Starts a devnet at the first of `closes` and a market mover replaying them in the
+/// background; returns the devnet, the stop flag and the mover's task.
+async fn devnet_with_mover(
+    closes: Vec<f64>,
+    pause_ms: u64,
+) -> (
+    Devnet,
+    Arc<std::sync::atomic::AtomicBool>,
+    tokio::task::JoinHandle<usize>,
+) {
+    let devnet = Devnet::start(DevnetConfig::at_price(closes[0]))
+        .await
+        .unwrap();
+    let mover =
+        defai::connectors::evm::MarketMover::new(devnet.info(), devnet.deployer().clone(), 3600)
+            .await
+            .unwrap();
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let flag = stop.clone();
+    let task = tokio::spawn(async move {
+        mover
+            .replay(&closes, Duration::from_millis(pause_ms), &flag)
+            .await
+            .unwrap()
+    });
+    (devnet, stop, task)
+}
+
+fn defai(args: &[&str], envs: &[(&str, &str)]) -> std::process::Output {
+    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_defai"));
+    cmd.args(args).env_remove("DEFAI_PRIVATE_KEY");
+    for (k, v) in envs {
+        cmd.env(k, v);
+    }
+    cmd.output().unwrap()
+}
+
+fn files_contain(dir: &std::path::Path, needle: &str) -> Vec<std::path::PathBuf> {
+    let mut hits = Vec::new();
+    for entry in std::fs::read_dir(dir).unwrap().flatten() {
+        let p = entry.path();
+        if p.is_dir() {
+            hits.extend(files_contain(&p, needle));
+        } else if std::fs::read(&p)
+            .map(|b| {
+                String::from_utf8_lossy(&b)
+                    .to_ascii_lowercase()
+                    .contains(needle)
+            })
+            .unwrap_or(false)
+        {
+            hits.push(p);
+        }
+    }
+    hits
+}
+
+#[test]
+fn ema_cross_trades_live_against_the_market_mover_and_books_exactly_what_the_chain_holds() {
+    let closes: Vec<f64> = common::bundled_bars()[20_000..21_500]
+        .iter()
+        .map(|b| b.close)
+        .collect();
+    let rt = rt();
+    let (devnet, stop, mover) = rt.block_on(devnet_with_mover(closes, 15));
+    let dir = tempfile::tempdir().unwrap();
+    let devnet_json = dir.path().join("devnet.json");
+    devnet.info().write(&devnet_json).unwrap();
+    let key = devnet.test_key_hex(0).unwrap();
+    let state = dir.path().join("state");
+    let out = defai(
+        &[
+            "run",
+            "--config",
+            concat!(
+                env!("CARGO_MANIFEST_DIR"),
+                "/examples/configs/trading-devnet.toml"
+            ),
+            "--devnet",
+            devnet_json.to_str().unwrap(),
+            "--max-cycles",
+            "200",
+            "--state",
+            state.to_str().unwrap(),
+            "--json",
+        ],
+        &[("DEFAI_PRIVATE_KEY", &key), ("RUST_LOG", "debug")],
+    );
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let stdout = String::from_utf8_lossy(&out.stdout).to_string();
+    let stderr = String::from_utf8_lossy(&out.stderr).to_string();
+    assert!(out.status.success(), "defai run failed: {stderr}");
+    let v: serde_json::Value = serde_json::from_str(stdout.trim()).unwrap();
+    assert_eq!(v["mode"], "live");
+    assert_eq!(v["chain_id"], 31337);
+    assert!(v["bars"].as_u64().unwrap() >= 200, "bars {}", v["bars"]);
+    let trades = v["trades"].as_u64().unwrap();
+    assert!(trades >= 2, "ema_cross should trade over 200 bars: {v}");
+    assert_eq!(v["execution_failures"], 0, "{v}");
+    // Every fill and its gas were booked exactly as the chain saw them.
+    assert_eq!(v["reconciliations"], 0, "{v}");
+
+    // The key appears nowhere: not in stdout, stderr (debug logs) or any file written.
+    let bare = key.trim_start_matches("0x").to_ascii_lowercase();
+    assert!(!stdout.to_ascii_lowercase().contains(&bare));
+    assert!(!stderr.to_ascii_lowercase().contains(&bare));
+    assert!(files_contain(dir.path(), &bare).is_empty());
+
+    rt.block_on(async {
+        mover.await.unwrap();
+        let chain = devnet.chain();
+        let hashes = v["tx_hashes"].as_array().unwrap();
+        assert!(hashes.len() as u64 >= trades);
+        for h in hashes {
+            let hash = h.as_str().unwrap().parse().unwrap();
+            let receipt = chain.receipt(hash).await.unwrap().expect("mined");
+            assert!(receipt.status(), "{h} reverted");
+        }
+        // The agent's portfolio equals the chain's balances exactly.
+        let me = devnet.info().accounts[0];
+        let bal = |t| async move {
+            chain
+                .view(
+                    t,
+                    defai::connectors::evm::bindings::IERC20::balanceOfCall { owner: me },
+                    BlockId::latest(),
+                )
+                .await
+                .unwrap()
+        };
+        let weth = bal(devnet.info().weth).await;
+        let usd = bal(devnet.info().usd).await;
+        let eth = chain.balance(me).await.unwrap();
+        assert_eq!(v["balances"]["WETH"], Token::new("WETH", 18).format(weth));
+        assert_eq!(v["balances"]["dUSD"], Token::new("dUSD", 6).format(usd));
+        assert_eq!(v["balances"]["ETH"], Token::new("ETH", 18).format(eth));
+    });
+}

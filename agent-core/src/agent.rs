@@ -100,6 +100,9 @@ pub struct AgentReport {
     pub fills: u64,
     pub execution_failures: u64,
     pub strategy_faults: u64,
+    /// Balances the venue's record (the chain) corrected after the start: 0 means every fill
+    /// and its gas were booked exactly as the chain saw them.
+    pub reconciliations: u64,
     /// Equity in quote units at the first bar's close, before any trade.
     pub start_equity: U256,
     /// Equity in quote units at the last bar's close.
@@ -190,6 +193,7 @@ pub struct Agent<S, V> {
     execution_failures: u64,
     consecutive_failures: u32,
     strategy_faults: u64,
+    reconciliations: u64,
 }
 
 impl<S: MarketSource, V: Venue> Agent<S, V> {
@@ -220,6 +224,7 @@ impl<S: MarketSource, V: Venue> Agent<S, V> {
             execution_failures: 0,
             consecutive_failures: 0,
             strategy_faults: 0,
+            reconciliations: 0,
         }
     }
 
@@ -296,14 +301,18 @@ impl<S: MarketSource, V: Venue> Agent<S, V> {
     }
 
     /// Adopts the venue's balances where it keeps the record (the chain is the source of truth).
-    async fn sync_balances(&mut self, ts: i64) -> Result<(), VenueError> {
+    /// `after_fill`: the book should already match, so a difference is counted as a
+    /// reconciliation (a booking error); at start and after failures (which may have cost gas)
+    /// the venue's balances are simply adopted.
+    async fn sync_balances(&mut self, ts: i64, after_fill: bool) -> Result<(), VenueError> {
         let Some(actual) = self.venue.balances().await? else {
             return Ok(());
         };
         for (token, amount) in actual {
             let booked = self.portfolio.balance(&token);
             if booked != amount {
-                if self.portfolio.fills() > 0 || !booked.is_zero() {
+                if after_fill {
+                    self.reconciliations += 1;
                     tracing::warn!(target: "defai::audit", %token, %booked, %amount, "booked balance differs from the venue's: adopting the venue's");
                 }
                 Self::emit(
@@ -431,7 +440,7 @@ impl<S: MarketSource, V: Venue> Agent<S, V> {
                 self.gate.record_fill(&fill, &ctx);
                 tracing::debug!(target: "defai::audit", id = %fill.id, amount_in = %fill.amount_in, amount_out = %fill.amount_out, "fill");
                 Self::emit(&mut self.observers, AuditEvent::Fill(&fill));
-                if let Err(e) = self.sync_balances(bar.ts).await {
+                if let Err(e) = self.sync_balances(bar.ts, true).await {
                     tracing::warn!(target: "defai::audit", error = %e, "cannot read balances back after a fill");
                 }
             }
@@ -448,7 +457,7 @@ impl<S: MarketSource, V: Venue> Agent<S, V> {
                     },
                 );
                 // A failed transaction may still have cost gas (or half-happened): re-read.
-                if let Err(e) = self.sync_balances(bar.ts).await {
+                if let Err(e) = self.sync_balances(bar.ts, false).await {
                     tracing::warn!(target: "defai::audit", error = %e, "cannot read balances back after a failure");
                 }
                 if self.consecutive_failures >= self.policy.max_consecutive_failures {
@@ -491,7 +500,9 @@ impl<S: MarketSource, V: Venue> Agent<S, V> {
         let mut last: Option<Bar> = None;
         let strategy_name: std::sync::Arc<str> = self.strategy.name().into();
         let flatten_name: std::sync::Arc<str> = "kill_switch_flatten".into();
-        self.sync_balances(0).await.map_err(AgentError::Balances)?;
+        self.sync_balances(0, false)
+            .await
+            .map_err(AgentError::Balances)?;
 
         while let Some(event) = self.source.next_event().await? {
             self.clock.wait_until(event.ts()).await;
@@ -612,6 +623,7 @@ impl<S: MarketSource, V: Venue> Agent<S, V> {
             fills: self.portfolio.fills(),
             execution_failures: self.execution_failures,
             strategy_faults: self.strategy_faults,
+            reconciliations: self.reconciliations,
             start_equity,
             first_price: first_bar.close,
             last_price: last_bar.close,

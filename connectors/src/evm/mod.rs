@@ -5,6 +5,7 @@ pub mod artifacts;
 pub mod bindings;
 pub mod devnet;
 pub mod error;
+pub mod guard;
 pub mod nonce;
 pub mod rpc;
 pub mod tx;
