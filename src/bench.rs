@@ -69,3 +69,153 @@ pub async fn throughput(
     }
     Ok(out)
 }
+
+/// Figures of the on-chain benchmark.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct ChainBench {
+    pub swaps: usize,
+    pub concurrency: usize,
+    pub elapsed_s: f64,
+    /// Swaps with a status-1 receipt per second, first send to last receipt.
+    pub confirmed_swaps_per_s: f64,
+    /// Sends that failed for any reason (nonce errors included).
+    pub errors: usize,
+    /// From `send` (right after the decision) to a signed transaction: fee lookup, `eth_call`
+    /// simulation, gas estimate, nonce lease and signing.
+    pub decision_to_signed_p50_us: f64,
+    pub decision_to_signed_p99_us: f64,
+    /// Whether the nonces used were exactly start..start+swaps.
+    pub nonces_contiguous: bool,
+    /// `evm_mine` calls the background kicker made (anvil's automine can leave a few
+    /// transactions pending under a flood).
+    pub kicks: u64,
+}
+
+fn percentile(sorted: &[f64], q: f64) -> f64 {
+    if sorted.is_empty() {
+        return 0.0;
+    }
+    let i = ((sorted.len() as f64 - 1.0) * q).round() as usize;
+    sorted[i.min(sorted.len() - 1)]
+}
+
+/// Sends `swaps` small WETH→dUSD swaps through the real router on a fresh devnet, from one
+/// wallet and one [`NonceManager`](connectors::evm::NonceManager), `concurrency` at a time.
+pub async fn chain_throughput(
+    swaps: usize,
+    concurrency: usize,
+) -> Result<ChainBench, connectors::evm::EvmError> {
+    use connectors::evm::alloy::primitives::U256;
+    use connectors::evm::alloy::sol_types::SolCall;
+    use connectors::evm::bindings::{IERC20, IUniswapV2Router02};
+    use connectors::evm::{
+        Devnet, DevnetConfig, NonceManager, TxPolicy, TxRequest, TxSender, TxStep,
+    };
+    use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+
+    let devnet = Devnet::start(DevnetConfig::at_price(1338.12)).await?;
+    let info = devnet.info().clone();
+    let wallet = devnet.wallet(0)?;
+    let me = wallet.address();
+    let nonces = Arc::new(NonceManager::new(me));
+    let tx = TxSender::new(
+        devnet.chain().clone(),
+        wallet,
+        info.chain_id,
+        nonces,
+        TxPolicy::default(),
+    )?;
+    let amount = U256::from(1_000_000_000_000_000u64); // 0.001 WETH
+    // One approval of exactly what the benchmark will sell.
+    let total = amount * U256::from(swaps);
+    let approve = IERC20::approveCall {
+        spender: info.router,
+        value: total,
+    };
+    tx.send(
+        &TxRequest::call("approve", info.weth, approve.abi_encode()),
+        &mut Vec::new(),
+    )
+    .await?;
+    let start_nonce = devnet.chain().nonce(me, false).await?;
+
+    let stop = Arc::new(AtomicBool::new(false));
+    let kicks = Arc::new(AtomicU64::new(0));
+    let kicker = {
+        let (chain, stop, kicks) = (devnet.chain().clone(), stop.clone(), kicks.clone());
+        tokio::spawn(async move {
+            while !stop.load(Ordering::Relaxed) {
+                tokio::time::sleep(std::time::Duration::from_millis(250)).await;
+                let pending: u64 = chain.nonce(me, true).await.unwrap_or(0);
+                let mined: u64 = chain.nonce(me, false).await.unwrap_or(0);
+                if pending > mined {
+                    let _: Result<serde_json::Value, _> = chain.dev_call("evm_mine", ()).await;
+                    kicks.fetch_add(1, Ordering::Relaxed);
+                }
+            }
+        })
+    };
+    let next = Arc::new(AtomicU64::new(0));
+    let t0 = std::time::Instant::now();
+    let mut tasks = Vec::new();
+    for _ in 0..concurrency.max(1) {
+        let (tx, next, info) = (tx.clone(), next.clone(), info.clone());
+        tasks.push(tokio::spawn(async move {
+            let mut out = Vec::new();
+            while (next.fetch_add(1, Ordering::Relaxed) as usize) < swaps {
+                let call = IUniswapV2Router02::swapExactTokensForTokensCall {
+                    amountIn: amount,
+                    amountOutMin: U256::from(1u64),
+                    path: vec![info.weth, info.usd],
+                    to: me,
+                    deadline: U256::from(u64::MAX),
+                };
+                let mut log = Vec::new();
+                let sent = tx
+                    .send(
+                        &TxRequest::call("swap", info.router, call.abi_encode()),
+                        &mut log,
+                    )
+                    .await;
+                let signed = log.iter().find_map(|e| match e.step {
+                    TxStep::Signed { .. } => Some(e.at.as_secs_f64() * 1e6),
+                    _ => None,
+                });
+                out.push((sent.map(|o| o.nonce), signed));
+            }
+            out
+        }));
+    }
+    let mut results = Vec::new();
+    for t in tasks {
+        results.extend(t.await.unwrap_or_default());
+    }
+    let elapsed_s = t0.elapsed().as_secs_f64();
+    stop.store(true, Ordering::Relaxed);
+    let _ = kicker.await;
+
+    let mut used: Vec<u64> = results
+        .iter()
+        .filter_map(|(r, _)| r.as_ref().ok().copied())
+        .collect();
+    used.sort_unstable();
+    let errors = results.iter().filter(|(r, _)| r.is_err()).count();
+    let nonces_contiguous = used
+        .iter()
+        .enumerate()
+        .all(|(i, n)| *n == start_nonce + i as u64)
+        && used.len() == swaps;
+    let mut lat: Vec<f64> = results.iter().filter_map(|(_, s)| *s).collect();
+    lat.sort_by(f64::total_cmp);
+    Ok(ChainBench {
+        swaps,
+        concurrency,
+        elapsed_s,
+        confirmed_swaps_per_s: (swaps - errors) as f64 / elapsed_s,
+        errors,
+        decision_to_signed_p50_us: percentile(&lat, 0.5),
+        decision_to_signed_p99_us: percentile(&lat, 0.99),
+        nonces_contiguous,
+        kicks: kicks.load(Ordering::Relaxed),
+    })
+}

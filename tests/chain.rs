@@ -309,28 +309,48 @@ fn ema_cross_trades_live_against_the_market_mover_and_books_exactly_what_the_cha
 }
 
 /// (mined, pending) nonces of `who`.
-async fn nonces(chain: &Chain, who: defai::connectors::evm::alloy::primitives::Address) -> (u64, u64) {
-    (chain.nonce(who, false).await.unwrap(), chain.nonce(who, true).await.unwrap())
+async fn nonces(
+    chain: &Chain,
+    who: defai::connectors::evm::alloy::primitives::Address,
+) -> (u64, u64) {
+    (
+        chain.nonce(who, false).await.unwrap(),
+        chain.nonce(who, true).await.unwrap(),
+    )
 }
 
 fn weth_to_usd(pair: &Pair, amount: u64) -> Swap {
-    Swap { sell: pair.base.clone(), buy: pair.quote.clone(), amount_in: U256::from(amount) }
+    Swap {
+        sell: pair.base.clone(),
+        buy: pair.quote.clone(),
+        amount_in: U256::from(amount),
+    }
 }
 
 #[test]
 fn a_swap_whose_minimum_cannot_be_met_is_caught_by_simulation_and_nothing_is_sent() {
     rt().block_on(async {
-        let devnet = Devnet::start(DevnetConfig::at_price(1338.12)).await.unwrap();
+        let devnet = Devnet::start(DevnetConfig::at_price(1338.12))
+            .await
+            .unwrap();
         let pair = pair();
         let me = devnet.info().accounts[0];
         let mut live = venue(&devnet, 0).await;
         let swap = weth_to_usd(&pair, 1_000_000_000_000_000_000);
         let quote = live.quote(&swap).await.unwrap();
         let before = nonces(devnet.chain(), me).await;
-        let order = Order { id: IntentId::new("t", 1, 0), swap: swap.clone(), min_amount_out: quote.amount_out + U256::from(1) };
+        let order = Order {
+            id: IntentId::new("t", 1, 0),
+            swap: swap.clone(),
+            min_amount_out: quote.amount_out + U256::from(1),
+        };
         let err = live.execute(&order, 1).await.unwrap_err();
         assert!(err.to_string().contains("below amountOutMin"), "{err}");
-        assert_eq!(nonces(devnet.chain(), me).await, before, "nothing may be sent");
+        assert_eq!(
+            nonces(devnet.chain(), me).await,
+            before,
+            "nothing may be sent"
+        );
 
         // The router's own check, reached through eth_call on the swap itself: approve exactly,
         // then ask for one unit more than the pool gives. The revert reason is decoded.
@@ -339,8 +359,17 @@ fn a_swap_whose_minimum_cannot_be_met_is_caught_by_simulation_and_nothing_is_sen
         use defai::connectors::evm::{EvmError, TxRequest};
         let sender = live.sender().clone();
         let info = devnet.info();
-        let approve = IERC20::approveCall { spender: info.router, value: swap.amount_in };
-        sender.send(&TxRequest::call("approve", info.weth, approve.abi_encode()), &mut Vec::new()).await.unwrap();
+        let approve = IERC20::approveCall {
+            spender: info.router,
+            value: swap.amount_in,
+        };
+        sender
+            .send(
+                &TxRequest::call("approve", info.weth, approve.abi_encode()),
+                &mut Vec::new(),
+            )
+            .await
+            .unwrap();
         let before = nonces(devnet.chain(), me).await;
         let call = IUniswapV2Router02::swapExactTokensForTokensCall {
             amountIn: swap.amount_in,
@@ -350,7 +379,13 @@ fn a_swap_whose_minimum_cannot_be_met_is_caught_by_simulation_and_nothing_is_sen
             deadline: U256::from(u64::MAX),
         };
         let mut log = Vec::new();
-        let err = sender.send(&TxRequest::call("swap", info.router, call.abi_encode()), &mut log).await.unwrap_err();
+        let err = sender
+            .send(
+                &TxRequest::call("swap", info.router, call.abi_encode()),
+                &mut log,
+            )
+            .await
+            .unwrap_err();
         match &err {
             EvmError::SimulationReverted { reason, .. } => {
                 assert!(reason.contains("INSUFFICIENT_OUTPUT_AMOUNT"), "{reason}")
@@ -358,45 +393,103 @@ fn a_swap_whose_minimum_cannot_be_met_is_caught_by_simulation_and_nothing_is_sen
             other => panic!("expected a simulation revert, got {other}"),
         }
         assert!(log.is_empty(), "no step past simulation: {log:?}");
-        assert_eq!(nonces(devnet.chain(), me).await, before, "nothing may be sent");
+        assert_eq!(
+            nonces(devnet.chain(), me).await,
+            before,
+            "nothing may be sent"
+        );
         // The nonce manager did not burn a nonce: the next transaction mines at once.
-        let out = sender.send(&TxRequest::call("approve", info.weth, approve.abi_encode()), &mut Vec::new()).await.unwrap();
+        let out = sender
+            .send(
+                &TxRequest::call("approve", info.weth, approve.abi_encode()),
+                &mut Vec::new(),
+            )
+            .await
+            .unwrap();
         assert_eq!(out.nonce, before.0);
     });
 }
 
 #[test]
 fn a_gas_price_above_the_cap_refuses_the_intent_and_sends_nothing() {
-    use defai::core::{Agent, BarReplay, LimitGate, Portfolio, RiskLimits, Strategy, Context, Intent, StrategyError};
+    use defai::core::{
+        Agent, BarReplay, Context, Intent, LimitGate, Portfolio, RiskLimits, Strategy,
+        StrategyError,
+    };
     /// Buys 1,000 dUSD of WETH on every event.
     struct AlwaysBuy;
     impl Strategy for AlwaysBuy {
         fn name(&self) -> &str {
             "always_buy"
         }
-        fn on_event(&mut self, _: &MarketEvent, ctx: &Context<'_>) -> Result<Vec<Intent>, StrategyError> {
-            Ok(vec![Intent::swap(&ctx.pair.quote, &ctx.pair.base, U256::from(1_000_000_000u64))])
+        fn on_event(
+            &mut self,
+            _: &MarketEvent,
+            ctx: &Context<'_>,
+        ) -> Result<Vec<Intent>, StrategyError> {
+            Ok(vec![Intent::swap(
+                &ctx.pair.quote,
+                &ctx.pair.base,
+                U256::from(1_000_000_000u64),
+            )])
         }
     }
     rt().block_on(async {
-        let devnet = Devnet::start(DevnetConfig::at_price(1338.12)).await.unwrap();
+        let devnet = Devnet::start(DevnetConfig::at_price(1338.12))
+            .await
+            .unwrap();
         let me = devnet.info().accounts[0];
         let before = nonces(devnet.chain(), me).await;
-        let mut source = ChainSource::new(devnet.chain().clone(), pool(&devnet).await, Duration::from_millis(5), Duration::from_secs(5));
+        let mut source = ChainSource::new(
+            devnet.chain().clone(),
+            pool(&devnet).await,
+            Duration::from_millis(5),
+            Duration::from_secs(5),
+        );
         let mut events = Vec::new();
         for _ in 0..3 {
-            events.push(*source.next_event().await.unwrap().unwrap().as_bar().unwrap());
-            let _: serde_json::Value = devnet.chain().dev_call("evm_increaseTime", (60u64,)).await.unwrap();
+            events.push(
+                *source
+                    .next_event()
+                    .await
+                    .unwrap()
+                    .unwrap()
+                    .as_bar()
+                    .unwrap(),
+            );
+            let _: serde_json::Value = devnet
+                .chain()
+                .dev_call("evm_increaseTime", (60u64,))
+                .await
+                .unwrap();
             let _: serde_json::Value = devnet.chain().dev_call("evm_mine", ()).await.unwrap();
         }
-        let limits = RiskLimits { max_gas_price_wei: Some(U256::from(1u64)), ..RiskLimits::default() };
-        let agent = Agent::new(pair(), BarReplay::new(events), venue(&devnet, 0).await, Box::new(AlwaysBuy), Portfolio::new())
-            .with_gate(Box::new(LimitGate::new(limits)));
+        let limits = RiskLimits {
+            max_gas_price_wei: Some(U256::from(1u64)),
+            ..RiskLimits::default()
+        };
+        let agent = Agent::new(
+            pair(),
+            BarReplay::new(events),
+            venue(&devnet, 0).await,
+            Box::new(AlwaysBuy),
+            Portfolio::new(),
+        )
+        .with_gate(Box::new(LimitGate::new(limits)));
         let report = agent.run().await.unwrap();
         assert_eq!(report.intents, 3);
         assert_eq!(report.fills, 0);
-        assert_eq!(report.risk.refused_by_reason.get("gas_price"), Some(&3), "{:?}", report.risk);
-        assert_eq!(nonces(devnet.chain(), me).await, before, "nothing may be sent");
+        assert_eq!(
+            report.risk.refused_by_reason.get("gas_price"),
+            Some(&3),
+            "{:?}",
+            report.risk
+        );
+        assert_eq!(
+            nonces(devnet.chain(), me).await,
+            before,
+            "nothing may be sent"
+        );
 
         // The sender enforces the same cap on its own.
         let mut v = venue(&devnet, 0).await;
@@ -414,7 +507,9 @@ fn with_mining_paused_the_receipt_times_out_and_a_fee_bumped_replacement_mines_a
     use defai::connectors::evm::bindings::IERC20;
     use defai::connectors::evm::{EvmError, TxRequest, TxStep};
     rt().block_on(async {
-        let devnet = Devnet::start(DevnetConfig::at_price(1338.12)).await.unwrap();
+        let devnet = Devnet::start(DevnetConfig::at_price(1338.12))
+            .await
+            .unwrap();
         let chain = devnet.chain().clone();
         let info = devnet.info().clone();
         let me = info.accounts[3];
@@ -424,10 +519,25 @@ fn with_mining_paused_the_receipt_times_out_and_a_fee_bumped_replacement_mines_a
             max_replacements: 2,
             ..TxPolicy::default()
         };
-        let tx = TxSender::new(chain.clone(), wallet, info.chain_id, Arc::new(NonceManager::new(me)), policy).unwrap();
+        let tx = TxSender::new(
+            chain.clone(),
+            wallet,
+            info.chain_id,
+            Arc::new(NonceManager::new(me)),
+            policy,
+        )
+        .unwrap();
         let (dvt, to) = (info.dvt, info.accounts[4]);
         let transfer = move |v: u64| {
-            TxRequest::call("transfer", dvt, IERC20::transferCall { to, value: U256::from(v) }.abi_encode())
+            TxRequest::call(
+                "transfer",
+                dvt,
+                IERC20::transferCall {
+                    to,
+                    value: U256::from(v),
+                }
+                .abi_encode(),
+            )
         };
         let (start, _) = nonces(&chain, me).await;
 
@@ -435,16 +545,35 @@ fn with_mining_paused_the_receipt_times_out_and_a_fee_bumped_replacement_mines_a
         let _: serde_json::Value = chain.dev_call("evm_setAutomine", (false,)).await.unwrap();
         let mut log = Vec::new();
         let err = tx.send(&transfer(1), &mut log).await.unwrap_err();
-        let EvmError::NotMined { nonce, replacements, hashes, .. } = &err else { panic!("{err}") };
+        let EvmError::NotMined {
+            nonce,
+            replacements,
+            hashes,
+            ..
+        } = &err
+        else {
+            panic!("{err}")
+        };
         assert_eq!((*nonce, *replacements, hashes.len()), (start, 2, 3));
-        let replaced: Vec<_> = log.iter().filter(|e| matches!(e.step, TxStep::Replaced { .. })).collect();
+        let replaced: Vec<_> = log
+            .iter()
+            .filter(|e| matches!(e.step, TxStep::Replaced { .. }))
+            .collect();
         assert_eq!(replaced.len(), 2);
-        assert!(replaced.iter().all(|e| e.nonce() == Some(start)), "same nonce every time");
+        assert!(
+            replaced.iter().all(|e| e.nonce() == Some(start)),
+            "same nonce every time"
+        );
         // Fees went up with each replacement.
-        let fees: Vec<u128> = log.iter().filter_map(|e| match e.step {
-            TxStep::Signed { max_fee_wei, .. } | TxStep::Replaced { max_fee_wei, .. } => Some(max_fee_wei),
-            _ => None,
-        }).collect();
+        let fees: Vec<u128> = log
+            .iter()
+            .filter_map(|e| match e.step {
+                TxStep::Signed { max_fee_wei, .. } | TxStep::Replaced { max_fee_wei, .. } => {
+                    Some(max_fee_wei)
+                }
+                _ => None,
+            })
+            .collect();
         assert!(fees.windows(2).all(|w| w[1] > w[0]), "{fees:?}");
 
         // 2. Mining resumes while a second transaction is waiting: it goes out at the next nonce
@@ -466,15 +595,28 @@ fn with_mining_paused_the_receipt_times_out_and_a_fee_bumped_replacement_mines_a
         // Exactly two transactions from this account were mined: nonce start and start + 1.
         assert_eq!(nonces(&chain, me).await, (start + 2, start + 2));
         let got = chain
-            .view(info.dvt, IERC20::balanceOfCall { owner: info.accounts[4] }, BlockId::latest())
+            .view(
+                info.dvt,
+                IERC20::balanceOfCall {
+                    owner: info.accounts[4],
+                },
+                BlockId::latest(),
+            )
             .await
             .unwrap();
-        assert_eq!(got, U256::from(50_000u64) * U256::from(10u64).pow(U256::from(18)) + U256::from(3u64));
+        assert_eq!(
+            got,
+            U256::from(50_000u64) * U256::from(10u64).pow(U256::from(18)) + U256::from(3u64)
+        );
     });
 }
 
 fn trading_config(dir: &std::path::Path, edit: &[(&str, &str)]) -> std::path::PathBuf {
-    let mut text = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/examples/configs/trading-devnet.toml")).unwrap();
+    let mut text = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/examples/configs/trading-devnet.toml"
+    ))
+    .unwrap();
     for (from, to) in edit {
         assert!(text.contains(from), "{from}");
         text = text.replace(from, to);
@@ -486,7 +628,10 @@ fn trading_config(dir: &std::path::Path, edit: &[(&str, &str)]) -> std::path::Pa
 
 #[test]
 fn a_wrong_chain_id_stops_the_agent_at_start_and_halts_it_when_the_rpc_changes_chain() {
-    let closes: Vec<f64> = common::bundled_bars()[20_000..22_000].iter().map(|b| b.close).collect();
+    let closes: Vec<f64> = common::bundled_bars()[20_000..22_000]
+        .iter()
+        .map(|b| b.close)
+        .collect();
     let rt = rt();
     let (devnet, stop, mover) = rt.block_on(devnet_with_mover(closes, 15));
     let dir = tempfile::tempdir().unwrap();
@@ -498,15 +643,30 @@ fn a_wrong_chain_id_stops_the_agent_at_start_and_halts_it_when_the_rpc_changes_c
     wrong.chain_id = 999;
     let wrong_json = dir.path().join("wrong.json");
     wrong.write(&wrong_json).unwrap();
-    let config = trading_config(dir.path(), &[("chain_check_every = 10", "chain_check_every = 1")]);
+    let config = trading_config(
+        dir.path(),
+        &[("chain_check_every = 10", "chain_check_every = 1")],
+    );
     let before = rt.block_on(nonces(devnet.chain(), me));
     let out = defai(
-        &["run", "--config", config.to_str().unwrap(), "--devnet", wrong_json.to_str().unwrap(), "--max-cycles", "5", "--json"],
+        &[
+            "run",
+            "--config",
+            config.to_str().unwrap(),
+            "--devnet",
+            wrong_json.to_str().unwrap(),
+            "--max-cycles",
+            "5",
+            "--json",
+        ],
         &[("DEFAI_PRIVATE_KEY", &key)],
     );
     assert!(!out.status.success());
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(stderr.contains("chain id 31337") && stderr.contains("999"), "{stderr}");
+    assert!(
+        stderr.contains("chain id 31337") && stderr.contains("999"),
+        "{stderr}"
+    );
     assert_eq!(rt.block_on(nonces(devnet.chain(), me)), before);
 
     // Mid-run: the RPC switches chain id; the next check halts the agent.
@@ -519,13 +679,25 @@ fn a_wrong_chain_id_stops_the_agent_at_start_and_halts_it_when_the_rpc_changes_c
         let _: serde_json::Value = chain.dev_call("anvil_setChainId", (999u64,)).await.unwrap();
         // The mover's signer is now on the wrong chain too: keep blocks coming without it.
         while !flag.load(std::sync::atomic::Ordering::Relaxed) {
-            let _: serde_json::Value = chain.dev_call("evm_increaseTime", (3600u64,)).await.unwrap();
+            let _: serde_json::Value = chain
+                .dev_call("evm_increaseTime", (3600u64,))
+                .await
+                .unwrap();
             let _: serde_json::Value = chain.dev_call("evm_mine", ()).await.unwrap();
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
     });
     let out = defai(
-        &["run", "--config", config.to_str().unwrap(), "--devnet", good_json.to_str().unwrap(), "--max-cycles", "80", "--json"],
+        &[
+            "run",
+            "--config",
+            config.to_str().unwrap(),
+            "--devnet",
+            good_json.to_str().unwrap(),
+            "--max-cycles",
+            "80",
+            "--json",
+        ],
         &[("DEFAI_PRIVATE_KEY", &key)],
     );
     stop.store(true, std::sync::atomic::Ordering::Relaxed);
@@ -534,7 +706,11 @@ fn a_wrong_chain_id_stops_the_agent_at_start_and_halts_it_when_the_rpc_changes_c
         // The mover stops on the chain switch (its own transactions are now refused).
         let _ = mover.await.unwrap();
     });
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(v["kill_switch"]["state"], "halted", "{v}");
     let reason = v["kill_switch"]["reason"].as_str().unwrap();
@@ -547,35 +723,188 @@ fn mainnet_chain_ids_are_refused_without_allow_mainnet_and_keys_never_leak_into_
     let dir = tempfile::tempdir().unwrap();
     let config = trading_config(
         dir.path(),
-        &[(
-            "[chain]\n",
-            "[chain]\nrpc_url = \"http://127.0.0.1:9\"\nchain_id = 1\n",
-        ), (
-            "kind = \"uniswap_v2\"\n",
-            "kind = \"uniswap_v2\"\nrouter = \"0x7a250d5630B4cF539739dF2C5dAcb4c659F2488D\"\npool = \"0xB4e16d0168e52d35CaCD2c6185b44281Ec28C9Dc\"\nbase_token = \"0xC02aaA39b223FE8D0A0e5C4F27eAD9083C756Cc2\"\nquote_token = \"0xA0b86991c6218b36c1d19D4a2e9Eb0cE3606eB48\"\n",
-        )],
+        &[
+            (
+                "[chain]\n",
+                "[chain]\nrpc_url = \"http://127.0.0.1:9\"\nchain_id = 1\n",
+            ),
+            (
+                "kind = \"uniswap_v2\"\n",
+                "kind = \"uniswap_v2\"\nrouter = \"0x7a250d5630B4cF539739dF2C5dAcb4c659F2488D\"\npool = \"0xB4e16d0168e52d35CaCD2c6185b44281Ec28C9Dc\"\nbase_token = \"0xC02aaA39b223FE8D0A0e5C4F27eAD9083C756Cc2\"\nquote_token = \"0xA0b86991c6218b36c1d19D4a2e9Eb0cE3606eB48\"\n",
+            ),
+        ],
     );
-    let out = defai(&["run", "--config", config.to_str().unwrap()], &[("DEFAI_PRIVATE_KEY", "0x1")]);
+    let out = defai(
+        &["run", "--config", config.to_str().unwrap()],
+        &[("DEFAI_PRIVATE_KEY", "0x1")],
+    );
     assert!(!out.status.success());
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(stderr.contains("Ethereum mainnet") && stderr.contains("--allow-mainnet"), "{stderr}");
+    assert!(
+        stderr.contains("Ethereum mainnet") && stderr.contains("--allow-mainnet"),
+        "{stderr}"
+    );
 
     // A malformed key is refused without echoing it.
     let secret = "c0ffee00c0ffee00c0ffee00c0ffee00c0ffee00c0ffee00c0ffee00c0ffee";
-    let config = trading_config(dir.path(), &[("[chain]\n", "[chain]\nrpc_url = \"http://127.0.0.1:9\"\nchain_id = 11155111\n"), (
-        "kind = \"uniswap_v2\"\n",
-        "kind = \"uniswap_v2\"\nrouter = \"0x7a250d5630B4cF539739dF2C5dAcb4c659F2488D\"\npool = \"0xB4e16d0168e52d35CaCD2c6185b44281Ec28C9Dc\"\nbase_token = \"0xC02aaA39b223FE8D0A0e5C4F27eAD9083C756Cc2\"\nquote_token = \"0xA0b86991c6218b36c1d19D4a2e9Eb0cE3606eB48\"\n",
-    )]);
-    let out = defai(&["run", "--config", config.to_str().unwrap()], &[("DEFAI_PRIVATE_KEY", secret), ("RUST_LOG", "trace")]);
+    let config = trading_config(
+        dir.path(),
+        &[
+            (
+                "[chain]\n",
+                "[chain]\nrpc_url = \"http://127.0.0.1:9\"\nchain_id = 11155111\n",
+            ),
+            (
+                "kind = \"uniswap_v2\"\n",
+                "kind = \"uniswap_v2\"\nrouter = \"0x7a250d5630B4cF539739dF2C5dAcb4c659F2488D\"\npool = \"0xB4e16d0168e52d35CaCD2c6185b44281Ec28C9Dc\"\nbase_token = \"0xC02aaA39b223FE8D0A0e5C4F27eAD9083C756Cc2\"\nquote_token = \"0xA0b86991c6218b36c1d19D4a2e9Eb0cE3606eB48\"\n",
+            ),
+        ],
+    );
+    let out = defai(
+        &["run", "--config", config.to_str().unwrap()],
+        &[("DEFAI_PRIVATE_KEY", secret), ("RUST_LOG", "trace")],
+    );
     assert!(!out.status.success());
-    let all = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    let all = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert!(!all.contains(secret), "{all}");
 
     // A key in the config file is refused, and not echoed either.
-    let config = trading_config(dir.path(), &[("[strategy]\n", &format!("[wallet]\nprivate_key = \"{secret}\"\n\n[strategy]\n"))]);
+    let config = trading_config(
+        dir.path(),
+        &[(
+            "[strategy]\n",
+            &format!("[wallet]\nprivate_key = \"{secret}\"\n\n[strategy]\n"),
+        )],
+    );
     let out = defai(&["run", "--config", config.to_str().unwrap()], &[]);
     assert!(!out.status.success());
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(stderr.contains("private keys never go in a config file"), "{stderr}");
+    assert!(
+        stderr.contains("private keys never go in a config file"),
+        "{stderr}"
+    );
     assert!(!stderr.contains(secret));
+}
+
+#[test]
+fn paper_mode_reads_the_real_pool_every_block_and_never_loads_a_key() {
+    let closes: Vec<f64> = common::bundled_bars()[20_000..21_000]
+        .iter()
+        .map(|b| b.close)
+        .collect();
+    let rt = rt();
+    let (devnet, stop, mover) = rt.block_on(devnet_with_mover(closes, 15));
+    let dir = tempfile::tempdir().unwrap();
+    let devnet_json = dir.path().join("devnet.json");
+    devnet.info().write(&devnet_json).unwrap();
+    let before: Vec<(u64, u64)> = devnet
+        .info()
+        .accounts
+        .iter()
+        .map(|a| rt.block_on(nonces(devnet.chain(), *a)))
+        .collect();
+    // No DEFAI_PRIVATE_KEY in the environment (the helper removes it).
+    let out = defai(
+        &[
+            "paper",
+            "--config",
+            concat!(
+                env!("CARGO_MANIFEST_DIR"),
+                "/examples/configs/trading-devnet.toml"
+            ),
+            "--devnet",
+            devnet_json.to_str().unwrap(),
+            "--max-cycles",
+            "120",
+            "--json",
+        ],
+        &[],
+    );
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    rt.block_on(async { mover.await.unwrap().unwrap() });
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["mode"], "paper");
+    assert_eq!(v["chain_id"], 31337);
+    assert_eq!(v["bars"], 120);
+    assert!(v["trades"].as_u64().unwrap() >= 1, "{v}");
+    assert_eq!(v["tx_hashes"].as_array().unwrap().len(), 0);
+    assert_eq!(
+        v["balances"]["ETH"],
+        serde_json::Value::Null,
+        "a paper portfolio holds no chain gas token"
+    );
+    // Nothing was sent from any test account.
+    let after: Vec<(u64, u64)> = devnet
+        .info()
+        .accounts
+        .iter()
+        .map(|a| rt.block_on(nonces(devnet.chain(), *a)))
+        .collect();
+    assert_eq!(before, after);
+}
+
+#[test]
+fn defai_devnet_writes_devnet_json_and_stops_anvil_on_ctrl_c() {
+    let dir = tempfile::tempdir().unwrap();
+    let json = dir.path().join("devnet.json");
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_defai"))
+        .args([
+            "devnet",
+            "--port",
+            "0",
+            "--price",
+            "2000",
+            "--out",
+            json.to_str().unwrap(),
+        ])
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let started = std::time::Instant::now();
+    while !json.exists() {
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "devnet.json never appeared"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let info = defai::connectors::evm::DevnetInfo::read(&json).unwrap();
+    let rt = rt();
+    rt.block_on(async {
+        let chain = Chain::connect(&info.rpc_url).unwrap();
+        assert_eq!(chain.chain_id().await.unwrap(), info.chain_id);
+        let pool = PoolRef::resolve(&chain, pair(), info.weth_usd_pair, info.weth, info.usd)
+            .await
+            .unwrap();
+        let (rb, rq) = pool.reserves(&chain, BlockId::latest()).await.unwrap();
+        assert!((pool.price_f64(rb, rq) / 2000.0 - 1.0).abs() < 1e-9);
+    });
+    let status = std::process::Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let exit = child.wait().unwrap();
+    assert!(exit.success(), "{exit:?}");
+    // anvil went with it.
+    let port = info
+        .rpc_url
+        .rsplit(':')
+        .next()
+        .unwrap()
+        .trim_end_matches('/')
+        .to_string();
+    assert!(
+        std::net::TcpStream::connect(format!("127.0.0.1:{port}")).is_err(),
+        "anvil still listening"
+    );
 }

@@ -63,3 +63,20 @@ pub async fn check_chain(
     }
     refuse_mainnet(actual, allow_mainnet)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn mainnets_need_the_explicit_flag_testnets_do_not() {
+        for id in [1, 10, 56, 100, 137, 8453, 42161] {
+            let err = refuse_mainnet(id, false).unwrap_err().to_string();
+            assert!(err.contains("--allow-mainnet"), "{err}");
+            assert!(refuse_mainnet(id, true).is_ok());
+        }
+        for id in [31337, 11155111, 17000, 84532] {
+            assert!(refuse_mainnet(id, false).is_ok(), "{id}");
+        }
+    }
+}

@@ -139,6 +139,8 @@ pub enum TxStep {
 pub struct TxEvent {
     pub label: String,
     pub step: TxStep,
+    /// Time since `send` was called (the decision was made just before).
+    pub at: Duration,
 }
 
 impl TxEvent {
@@ -327,6 +329,7 @@ impl TxSender {
         hash: B256,
         label: &str,
         log: &mut Vec<TxEvent>,
+        t0: Instant,
     ) -> Broadcast {
         let policy = &self.chain.retry;
         let mut last = String::new();
@@ -372,6 +375,7 @@ impl TxSender {
                     hash,
                     detail: last.clone(),
                 },
+                at: t0.elapsed(),
             });
             tracing::warn!(target: "defai::tx", %label, %hash, attempt, detail = %last, "broadcast failed, checking by hash before resending");
         }
@@ -406,9 +410,11 @@ impl TxSender {
         req: &TxRequest,
         log: &mut Vec<TxEvent>,
     ) -> Result<TxOutcome, EvmError> {
+        let t0 = Instant::now();
         let ev = |step| TxEvent {
             label: req.label.clone(),
             step,
+            at: t0.elapsed(),
         };
         let mut fees = self.fees().await?;
         let gas = self.simulate(req).await?;
@@ -422,7 +428,7 @@ impl TxSender {
             hash,
             max_fee_wei: fees.max_fee_wei,
         }));
-        match self.broadcast(&raw, hash, &req.label, log).await {
+        match self.broadcast(&raw, hash, &req.label, log, t0).await {
             Broadcast::Accepted => lease.consumed(),
             Broadcast::Refused(detail) => {
                 // Our local count may be what is wrong: re-read it next time.
@@ -474,7 +480,10 @@ impl TxSender {
                 });
             }
             let (new_hash, new_raw) = self.sign(req, nonce, gas, bumped).await?;
-            match self.broadcast(&new_raw, new_hash, &req.label, log).await {
+            match self
+                .broadcast(&new_raw, new_hash, &req.label, log, t0)
+                .await
+            {
                 Broadcast::Accepted => {
                     replacements += 1;
                     fees = bumped;

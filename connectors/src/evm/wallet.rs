@@ -113,6 +113,36 @@ impl Wallet {
         })
     }
 
+    /// Encrypts this key into a JSON keystore `dir/name` (scrypt, as geth and foundry do).
+    pub fn write_keystore(
+        &self,
+        dir: &Path,
+        name: &str,
+        password: &str,
+    ) -> Result<PathBuf, EvmError> {
+        if password.is_empty() {
+            return Err(EvmError::Wallet(
+                "refusing an empty keystore password".into(),
+            ));
+        }
+        let path = dir.join(name);
+        if path.exists() {
+            return Err(EvmError::Wallet(format!(
+                "{} already exists",
+                path.display()
+            )));
+        }
+        PrivateKeySigner::encrypt_keystore(
+            dir,
+            &mut rand::thread_rng(),
+            self.signer.to_bytes(),
+            password,
+            Some(name),
+        )
+        .map_err(|e| EvmError::Wallet(format!("cannot write keystore {}: {e}", path.display())))?;
+        Ok(path)
+    }
+
     pub fn address(&self) -> Address {
         self.signer.address()
     }
@@ -135,5 +165,55 @@ fn keystore_problem(msg: &str) -> &'static str {
         "cannot read the file"
     } else {
         "invalid keystore"
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    // Anvil's first well-known test key (public; never funded on a real chain).
+    const KEY: &str = "ac0974bec39a17e36ba4a6b4d238ff944bacb478cbed5efcae784d7bf4f2ff80";
+
+    #[test]
+    fn debug_and_errors_never_show_the_key() {
+        let w = Wallet::from_hex(KEY).unwrap();
+        let dbg = format!("{w:?}");
+        assert!(dbg.to_lowercase().contains("0xf39fd6e5"), "{dbg}");
+        assert!(!dbg.to_lowercase().contains(KEY));
+        let bad = format!("{KEY}zz");
+        let err = Wallet::from_hex(&bad).unwrap_err().to_string();
+        assert!(
+            !err.contains(KEY) && err.contains("DEFAI_PRIVATE_KEY"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn keystore_round_trips_and_a_wrong_password_is_a_clear_error() {
+        let dir = tempfile::tempdir().unwrap();
+        let w = Wallet::from_hex(KEY).unwrap();
+        let path = w
+            .write_keystore(dir.path(), "agent.json", "correct horse")
+            .unwrap();
+        let text = std::fs::read_to_string(&path).unwrap();
+        assert!(!text.contains(KEY), "the keystore holds the key encrypted");
+        let back = Wallet::from_keystore(&path, "correct horse").unwrap();
+        assert_eq!(back.address(), w.address());
+        let err = Wallet::from_keystore(&path, "wrong")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("agent.json") && err.contains("wrong password"),
+            "{err}"
+        );
+        let err = Wallet::from_keystore(&dir.path().join("none.json"), "x")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("does not exist"), "{err}");
+        assert!(
+            w.write_keystore(dir.path(), "agent.json", "x").is_err(),
+            "never overwrites"
+        );
     }
 }
