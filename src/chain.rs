@@ -56,6 +56,28 @@ pub async fn run_chain(spec: RunSpec, args: ChainArgs) -> Result<RunOutput, RunE
     let chain = Chain::connect(&target.rpc_url)?;
     check_chain(&chain, target.chain_id, args.allow_mainnet).await?;
 
+    // `[risk] allowed_contracts`: every contract this agent would send to or read from must be
+    // listed (unset: the configured router, pool and tokens).
+    if let Some(allowed) = &cfg.risk_limits()?.allowed_contracts {
+        let listed = |a: &Address| {
+            allowed
+                .iter()
+                .any(|s| s.parse::<Address>().is_ok_and(|x| x == *a))
+        };
+        for (what, addr) in [
+            ("router", target.router),
+            ("pool", target.pool),
+            ("base token", target.base_token),
+            ("quote token", target.quote_token),
+        ] {
+            if !listed(&addr) {
+                return Err(EvmError::ChainGuard(format!(
+                    "{what} {addr} is not in [risk] allowed_contracts"
+                ))
+                .into());
+            }
+        }
+    }
     let pair = Pair::new(cfg.base(), cfg.quote());
     check_decimals(&chain, target.base_token, &pair.base).await?;
     check_decimals(&chain, target.quote_token, &pair.quote).await?;

@@ -908,3 +908,67 @@ fn defai_devnet_writes_devnet_json_and_stops_anvil_on_ctrl_c() {
         "anvil still listening"
     );
 }
+
+#[test]
+fn weth_wraps_and_unwraps_and_contracts_outside_the_allow_list_are_refused() {
+    let rt = rt();
+    let devnet = rt
+        .block_on(Devnet::start(DevnetConfig::at_price(1338.12)))
+        .unwrap();
+    rt.block_on(async {
+        let mut v = venue(&devnet, 5).await;
+        let one = U256::from(10u64).pow(U256::from(18));
+        let (weth0, _, eth0) = v.read_balances().await.unwrap();
+        let wrap = v.wrap(one).await.unwrap();
+        let (weth1, _, eth1) = v.read_balances().await.unwrap();
+        assert_eq!(weth1, weth0 + one);
+        assert_eq!(eth1, eth0 - one - wrap.fee_wei);
+        let unwrap = v.unwrap(one).await.unwrap();
+        let (weth2, _, eth2) = v.read_balances().await.unwrap();
+        assert_eq!(weth2, weth0);
+        assert_eq!(eth2, eth1 + one - unwrap.fee_wei);
+        let steps: Vec<_> = v.drain_events().iter().map(|e| e.step).collect();
+        assert_eq!(
+            steps,
+            [
+                "simulated",
+                "signed",
+                "sent",
+                "mined",
+                "simulated",
+                "signed",
+                "sent",
+                "mined"
+            ]
+        );
+    });
+    let dir = tempfile::tempdir().unwrap();
+    let json = dir.path().join("devnet.json");
+    devnet.info().write(&json).unwrap();
+    let listed = format!(
+        "[risk]\nallowed_contracts = [\"{}\", \"{}\", \"{}\"]\n",
+        devnet.info().router,
+        devnet.info().weth,
+        devnet.info().usd
+    );
+    let config = trading_config(dir.path(), &[("[risk]\n", &listed)]);
+    let key = devnet.test_key_hex(0).unwrap();
+    let out = defai(
+        &[
+            "run",
+            "--config",
+            config.to_str().unwrap(),
+            "--devnet",
+            json.to_str().unwrap(),
+            "--max-cycles",
+            "3",
+        ],
+        &[("DEFAI_PRIVATE_KEY", &key)],
+    );
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("pool") && stderr.contains("allowed_contracts"),
+        "{stderr}"
+    );
+}
