@@ -23,9 +23,10 @@ pub enum EvmError {
     /// The current gas price is above the cap: nothing was sent.
     #[error("gas price {price_wei} wei is above the cap {cap_wei} wei")]
     GasCap { price_wei: u128, cap_wei: u128 },
-    /// No receipt after the timeout and every allowed replacement.
+    /// No receipt after the timeout and every allowed replacement. One of `hashes` may still be
+    /// mined: this is never a reason to send the same intent again at a new nonce.
     #[error(
-        "{label}: nonce {nonce} not mined after {waited:?} and {replacements} replacement(s); hashes {hashes:?}"
+        "{label}: nonce {nonce} not mined after {waited:?} and {replacements} replacement(s) (one may still be mined); hashes {hashes:?}"
     )]
     NotMined {
         label: String,

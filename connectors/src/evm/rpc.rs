@@ -279,11 +279,42 @@ impl Chain {
         }
     }
 
-    pub async fn estimate_gas(&self, tx: &TransactionRequest) -> Result<u64, EvmError> {
-        self.retry("eth_estimateGas", || {
-            self.provider.estimate_gas(tx.clone()).into_future()
-        })
-        .await
+    /// `eth_estimateGas`: `Ok(Err(reason))` when the node says the transaction reverts; an
+    /// RPC failure (after retries) is an `Err`, never mistaken for a revert.
+    pub async fn estimate_gas(
+        &self,
+        tx: &TransactionRequest,
+    ) -> Result<Result<u64, String>, EvmError> {
+        let mut attempt = 0;
+        loop {
+            let fut = self.provider.estimate_gas(tx.clone()).into_future();
+            let detail = match tokio::time::timeout(self.retry.request_timeout, fut).await {
+                Ok(Ok(gas)) => return Ok(Ok(gas)),
+                Ok(Err(RpcError::ErrorResp(p))) if p.code != 429 && p.code != -32005 => {
+                    let reason = p
+                        .as_revert_data()
+                        .map(|data| decode_revert(&data))
+                        .unwrap_or_else(|| p.message.to_string());
+                    return Ok(Err(reason));
+                }
+                Ok(Err(e)) if !is_transient(&e) => {
+                    return Err(EvmError::Rpc {
+                        method: "eth_estimateGas",
+                        detail: describe(&e),
+                    });
+                }
+                Ok(Err(e)) => describe(&e),
+                Err(_) => "timed out".to_string(),
+            };
+            attempt += 1;
+            if attempt >= self.retry.attempts {
+                return Err(EvmError::Rpc {
+                    method: "eth_estimateGas",
+                    detail,
+                });
+            }
+            tokio::time::sleep(self.retry.delay(attempt - 1)).await;
+        }
     }
 
     pub async fn receipt(&self, hash: B256) -> Result<Option<TransactionReceipt>, EvmError> {

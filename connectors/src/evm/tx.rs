@@ -293,13 +293,14 @@ impl TxSender {
                 reason,
             });
         }
-        let estimate = self.chain.estimate_gas(&tx).await.map_err(|e| match e {
-            EvmError::Rpc { detail, .. } => EvmError::SimulationReverted {
-                label: req.label.clone(),
-                reason: detail,
-            },
-            other => other,
-        })?;
+        let estimate =
+            self.chain
+                .estimate_gas(&tx)
+                .await?
+                .map_err(|reason| EvmError::SimulationReverted {
+                    label: req.label.clone(),
+                    reason,
+                })?;
         Ok(estimate.saturating_mul(100 + self.policy.gas_margin_pct) / 100)
     }
 
@@ -393,8 +394,15 @@ impl TxSender {
     ) -> Result<Option<TransactionReceipt>, EvmError> {
         loop {
             for h in hashes.iter().rev() {
-                if let Some(r) = self.chain.receipt(*h).await? {
-                    return Ok(Some(r));
+                match self.chain.receipt(*h).await {
+                    Ok(Some(r)) => return Ok(Some(r)),
+                    Ok(None) => {}
+                    // The transaction is out: an RPC outage must not end the wait early (a
+                    // caller could take that for "nothing sent" and send again). Keep polling
+                    // until the deadline; replacement or NotMined follow from there.
+                    Err(e) => {
+                        tracing::warn!(target: "defai::tx", hash = %h, error = %e, "receipt poll failed; still waiting")
+                    }
                 }
             }
             if Instant::now() >= until {
