@@ -80,6 +80,8 @@ pub struct ChainBench {
     pub confirmed_swaps_per_s: f64,
     /// Sends that failed for any reason (nonce errors included).
     pub errors: usize,
+    /// The first few errors, verbatim.
+    pub error_samples: Vec<String>,
     /// From `send` (right after the decision) to a signed transaction: fee lookup, `eth_call`
     /// simulation, gas estimate, nonce lease and signing.
     pub decision_to_signed_p50_us: f64,
@@ -200,6 +202,11 @@ pub async fn chain_throughput(
         .collect();
     used.sort_unstable();
     let errors = results.iter().filter(|(r, _)| r.is_err()).count();
+    let error_samples = results
+        .iter()
+        .filter_map(|(r, _)| r.as_ref().err().map(|e| e.to_string()))
+        .take(3)
+        .collect();
     let nonces_contiguous = used
         .iter()
         .enumerate()
@@ -213,6 +220,7 @@ pub async fn chain_throughput(
         elapsed_s,
         confirmed_swaps_per_s: (swaps - errors) as f64 / elapsed_s,
         errors,
+        error_samples,
         decision_to_signed_p50_us: percentile(&lat, 0.5),
         decision_to_signed_p99_us: percentile(&lat, 0.99),
         nonces_contiguous,

@@ -498,6 +498,9 @@ fn chain_bench(swaps: usize, concurrency: usize, json: bool) -> Result<()> {
             "  decision → signed transaction: p50 {:.0} µs, p99 {:.0} µs",
             r.decision_to_signed_p50_us, r.decision_to_signed_p99_us
         );
+        for e in &r.error_samples {
+            println!("  error: {e}");
+        }
     }
     Ok(())
 }

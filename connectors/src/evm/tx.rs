@@ -21,6 +21,9 @@ use super::nonce::NonceManager;
 use super::rpc::{CallResult, Chain, describe, is_transient};
 use super::wallet::Wallet;
 
+/// Gas added to every estimate on top of the percentage margin.
+pub const GAS_HEADROOM: u64 = 30_000;
+
 /// Limits of the lifecycle.
 #[derive(Debug, Clone, PartialEq)]
 pub struct TxPolicy {
@@ -33,7 +36,9 @@ pub struct TxPolicy {
     pub bump_pct: u32,
     /// Never pay more than this per gas; a current price above it refuses the transaction.
     pub gas_cap_wei: Option<u128>,
-    /// Added to the gas estimate, percent.
+    /// Added to the gas estimate, percent, plus [`GAS_HEADROOM`]. Unused gas is refunded, and
+    /// state can change between estimate and inclusion (a Uniswap pair's first swap in a new
+    /// block also writes the price accumulators, ~20k gas more than the estimate saw).
     pub gas_margin_pct: u64,
 }
 
@@ -301,7 +306,7 @@ impl TxSender {
                     label: req.label.clone(),
                     reason,
                 })?;
-        Ok(estimate.saturating_mul(100 + self.policy.gas_margin_pct) / 100)
+        Ok(estimate.saturating_mul(100 + self.policy.gas_margin_pct) / 100 + GAS_HEADROOM)
     }
 
     async fn sign(
