@@ -83,6 +83,8 @@ pub struct Recording {
     pub trades: Vec<TradeRow>,
     /// (ts, price, equity)
     pub marks: Vec<(i64, f64, f64)>,
+    /// Other strategies run over the same bars for comparison: name, (ts, equity).
+    pub baselines: Vec<(String, Vec<(i64, f64)>)>,
 }
 
 struct Recorder {
@@ -265,6 +267,18 @@ pub struct Summary {
     pub tx_hashes: Vec<String>,
     /// Gas paid in the native token's smallest unit (wei), exact.
     pub gas_paid_wei: String,
+    /// Other strategies over the same bars (`--baseline`), net of fees and gas.
+    pub baselines: std::collections::BTreeMap<String, BaselineSummary>,
+}
+
+/// A comparison strategy's result over the same bars.
+#[derive(Debug, Clone, Serialize)]
+pub struct BaselineSummary {
+    pub return_pct: f64,
+    pub trades: u64,
+    pub max_drawdown_pct: f64,
+    pub fees_paid: f64,
+    pub gas_paid: f64,
 }
 
 /// Where a run's market data came from, for the summary.
@@ -346,6 +360,7 @@ impl Summary {
             chain_id: None,
             tx_hashes: Vec::new(),
             gas_paid_wei: r.portfolio.gas_native().to_string(),
+            baselines: Default::default(),
         }
     }
 }
@@ -365,6 +380,58 @@ pub fn build_strategy(cfg: &Config, overrides: &[String]) -> Result<Box<dyn Stra
 /// Runs one agent over `series` as `spec` says.
 pub async fn run(spec: RunSpec, series: &Series) -> Result<RunOutput, RunError> {
     run_shared(spec, series.bars.clone().into(), &series.report).await
+}
+
+/// Runs `spec`, then each baseline strategy (default parameters, same config otherwise) over the
+/// same bars, adding their results to the summary and their equity to the recording.
+pub async fn run_with_baselines(
+    spec: RunSpec,
+    series: &Series,
+    baselines: &[String],
+) -> Result<RunOutput, RunError> {
+    let bars: Arc<[Bar]> = series.bars.clone().into();
+    let mut base_runs = Vec::new();
+    for name in baselines {
+        let mut config = spec.config.clone();
+        config.strategy.name = name.clone();
+        config.strategy.params.clear();
+        let b = RunSpec {
+            mode: Mode::Backtest,
+            config,
+            params: Vec::new(),
+            speed: None,
+            progress: false,
+            record: spec.record,
+            stop: spec.stop.clone(),
+            state: None,
+            max_cycles: None,
+        };
+        base_runs.push((
+            name.clone(),
+            run_shared(b, bars.clone(), &series.report).await?,
+        ));
+    }
+    let mut out = run_shared(spec, bars, &series.report).await?;
+    for (name, b) in base_runs {
+        let s = &b.summary;
+        out.summary.baselines.insert(
+            name.clone(),
+            BaselineSummary {
+                return_pct: s.return_pct,
+                trades: s.trades,
+                max_drawdown_pct: s.max_drawdown_pct,
+                fees_paid: s.fees_paid,
+                gas_paid: s.gas_paid,
+            },
+        );
+        if let (Some(rec), Some(brec)) = (&mut out.recording, &b.recording) {
+            rec.baselines.push((
+                name,
+                brec.marks.iter().map(|(ts, _, e)| (*ts, *e)).collect(),
+            ));
+        }
+    }
+    Ok(out)
 }
 
 /// [`run`] over bars already shared (benchmarks replay one copy many times without copying).

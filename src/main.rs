@@ -54,6 +54,27 @@ enum Command {
         #[arg(long)]
         allow_mainnet: bool,
     },
+    /// Train the PriceDirection model (candle, CPU) and write weights + metadata to DIR.
+    /// Deterministic for a given seed; the split is chronological (train, validation, held-out
+    /// tail) and the held-out metrics go into the metadata.
+    Train {
+        /// OHLCV CSV (default: the bundled ETH/USDC hourly data).
+        #[arg(long)]
+        data: Option<PathBuf>,
+        /// Output folder for price_direction.safetensors and price_direction.json.
+        #[arg(long)]
+        out: PathBuf,
+        #[arg(long, default_value_t = 42)]
+        seed: u64,
+        /// Label horizon in bars.
+        #[arg(long, default_value_t = 6)]
+        horizon: usize,
+        #[arg(long, default_value_t = 60)]
+        max_epochs: usize,
+        /// Print the result as one JSON object.
+        #[arg(long)]
+        json: bool,
+    },
     /// Start a local anvil devnet with WETH, dUSD (6 decimals), DVT (18), the real Uniswap V2
     /// factory and router, and pools; runs until Ctrl-C.
     Devnet {
@@ -157,6 +178,14 @@ struct RunArgs {
     /// reach the agent through it. Without it nothing persists.
     #[arg(long)]
     state: Option<PathBuf>,
+    /// Replay only the model's held-out tail (from its metadata; the `model` parameter or the
+    /// shipped model), plus the features' warm-up bars before it.
+    #[arg(long)]
+    heldout: bool,
+    /// Also run this strategy (default parameters) over the same bars and report it beside
+    /// the main one (summary `baselines`, a curve in equity.png); repeatable.
+    #[arg(long = "baseline", value_name = "STRATEGY")]
+    baselines: Vec<String>,
 }
 
 #[derive(Args)]
@@ -186,6 +215,12 @@ fn parse_speed(s: &str) -> Result<Speed, String> {
 }
 
 fn main() -> Result<()> {
+    // candle's CPU kernels use a rayon pool; for models this small one thread is ~10× faster per
+    // decision than two (thread hand-off dominates). An explicit setting wins.
+    if std::env::var_os("RAYON_NUM_THREADS").is_none() {
+        // SAFETY: first thing in main, before any other thread exists.
+        unsafe { std::env::set_var("RAYON_NUM_THREADS", "1") };
+    }
     let cli = Cli::parse();
     tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
@@ -241,6 +276,14 @@ fn main() -> Result<()> {
                 };
                 run_agent(Mode::Live, run, None, Some((args, chain.max_cycles))).await
             }
+            Command::Train {
+                data,
+                out,
+                seed,
+                horizon,
+                max_epochs,
+                json,
+            } => train(data, &out, seed, horizon, max_epochs, json),
             Command::Devnet {
                 port,
                 block_time,
@@ -319,8 +362,12 @@ async fn run_agent(
     let out = match chain {
         Some((chain_args, _)) => defai::chain::run_chain(spec, chain_args).await?,
         None => {
-            let series = engine::load_data(&spec.config, args.data.as_deref(), args.skip_bad_rows)?;
-            engine::run(spec, &series).await?
+            let mut series =
+                engine::load_data(&spec.config, args.data.as_deref(), args.skip_bad_rows)?;
+            if args.heldout {
+                heldout_only(&mut series, &spec.config, &args.params)?;
+            }
+            engine::run_with_baselines(spec, &series, &args.baselines).await?
         }
     };
     if let (Some(dir), Some(rec)) = (&args.out, &out.recording) {
@@ -338,6 +385,37 @@ async fn run_agent(
             );
         }
     }
+    Ok(())
+}
+
+/// Keeps the model's held-out tail (and the warm-up bars before it).
+fn heldout_only(
+    series: &mut defai::connectors::Series,
+    config: &Config,
+    overrides: &[String],
+) -> Result<()> {
+    use defai::models::PriceDirection;
+    let from_override = overrides
+        .iter()
+        .rev()
+        .find_map(|kv| kv.strip_prefix("model=").map(str::to_string));
+    let from_config = config
+        .strategy
+        .params
+        .iter()
+        .find(|(k, _)| k.get_ref() == "model")
+        .and_then(|(_, v)| v.get_ref().as_str().map(str::to_string));
+    let model = match from_override.or(from_config).as_deref() {
+        None | Some("shipped") => PriceDirection::shipped()?,
+        Some(dir) => PriceDirection::load(std::path::Path::new(dir))?,
+    };
+    let start = model.meta().split.heldout_start_ts;
+    let Some(idx) = series.bars.iter().position(|b| b.ts >= start) else {
+        bail!("the data ends before the model's held-out tail (starts at ts {start})");
+    };
+    let from = idx.saturating_sub(defai::models::WARMUP - 1);
+    series.bars.drain(..from);
+    series.report.source = format!("{} (held-out tail from ts {start})", series.report.source);
     Ok(())
 }
 
@@ -501,6 +579,82 @@ fn chain_bench(swaps: usize, concurrency: usize, json: bool) -> Result<()> {
         for e in &r.error_samples {
             println!("  error: {e}");
         }
+    }
+    Ok(())
+}
+
+fn train(
+    data: Option<PathBuf>,
+    out: &std::path::Path,
+    seed: u64,
+    horizon: usize,
+    max_epochs: usize,
+    json: bool,
+) -> Result<()> {
+    use defai::models::train::{TrainConfig, train_to_dir};
+    let series = engine::load_data(&Config::default(), data.as_deref(), false)?;
+    let cfg = TrainConfig {
+        seed,
+        horizon,
+        max_epochs,
+        ..TrainConfig::default()
+    };
+    let source = series.report.source.clone();
+    let command = format!(
+        "defai train{} --out {} --seed {seed} --horizon {horizon} --max-epochs {max_epochs}",
+        data.as_ref()
+            .map(|d| format!(" --data {}", d.display()))
+            .unwrap_or_default(),
+        out.display()
+    );
+    let pb = (!json && std::io::stderr().is_terminal()).then(|| {
+        let pb = indicatif::ProgressBar::new(max_epochs as u64);
+        pb.set_style(
+            indicatif::ProgressStyle::with_template(
+                "{spinner} training [{bar:30}] epoch {pos}/{len} {msg}",
+            )
+            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar())
+            .progress_chars("=> "),
+        );
+        pb
+    });
+    let started = std::time::Instant::now();
+    let (model, epochs) = train_to_dir(&series.bars, &source, &command, &cfg, out, &mut |e| {
+        if let Some(pb) = &pb {
+            pb.set_position(e.epoch as u64);
+            pb.set_message(format!(
+                "train {:.4} val {:.4}",
+                e.train_loss, e.validation_loss
+            ));
+        }
+    })?;
+    if let Some(pb) = pb {
+        pb.finish_and_clear();
+    }
+    let secs = started.elapsed().as_secs_f64();
+    let m = &model.meta().metrics;
+    if json {
+        println!(
+            "{}",
+            serde_json::json!({"out": out, "model_hash": model.hash(), "training_s": secs,
+                "epochs": epochs.len(), "metrics": m, "split": model.meta().split})
+        );
+    } else {
+        println!(
+            "trained in {secs:.1} s ({} epochs, best {}), wrote {}",
+            epochs.len(),
+            m.best_epoch,
+            out.display()
+        );
+        println!("model hash {}", model.hash());
+        println!(
+            "held-out: accuracy {:.4} (majority class {:.4}), log-loss {:.4} (base rate {:.4}), Brier {:.4}",
+            m.heldout_accuracy,
+            m.majority_baseline_accuracy,
+            m.heldout_log_loss,
+            m.base_rate_log_loss,
+            m.heldout_brier
+        );
     }
     Ok(())
 }

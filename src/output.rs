@@ -130,9 +130,23 @@ pub fn write_outputs(dir: &Path, rec: &Recording, start_equity: f64) -> Result<(
     let equity = dir.join("equity.csv");
     let mut f = std::io::BufWriter::new(std::fs::File::create(&equity).map_err(io(&equity))?);
     let hold = buy_and_hold(rec, start_equity);
-    writeln!(f, "ts,price,equity,buy_hold_equity").map_err(io(&equity))?;
-    for (ts, price, eq) in &rec.marks {
-        writeln!(f, "{ts},{price},{eq:.6},{:.6}", hold(*price)).map_err(io(&equity))?;
+    // Baselines ran over the same bars: one column each, row for row.
+    let extra: Vec<&(String, Vec<(i64, f64)>)> = rec
+        .baselines
+        .iter()
+        .filter(|(_, m)| m.len() == rec.marks.len())
+        .collect();
+    let mut header = "ts,price,equity,buy_hold_equity".to_string();
+    for (name, _) in &extra {
+        header.push_str(&format!(",{name}_equity"));
+    }
+    writeln!(f, "{header}").map_err(io(&equity))?;
+    for (i, (ts, price, eq)) in rec.marks.iter().enumerate() {
+        let mut row = format!("{ts},{price},{eq:.6},{:.6}", hold(*price));
+        for (_, m) in &extra {
+            row.push_str(&format!(",{:.6}", m[i].1));
+        }
+        writeln!(f, "{row}").map_err(io(&equity))?;
     }
     f.flush().map_err(io(&equity))?;
 
@@ -183,9 +197,22 @@ pub fn plot_equity(path: &Path, rec: &Recording, start_equity: f64) -> Result<()
         (Some(a), _) => (a.0, a.0 + 1.0),
         _ => (0.0, 1.0),
     };
+    let baselines: Vec<(String, Vec<(f64, f64)>)> = rec
+        .baselines
+        .iter()
+        .map(|(name, m)| {
+            (
+                name.clone(),
+                m.iter()
+                    .map(|(ts, e)| (*ts as f64 / 86_400.0, *e))
+                    .collect(),
+            )
+        })
+        .collect();
     let ymax = strat
         .iter()
         .chain(&hold)
+        .chain(baselines.iter().flat_map(|(_, v)| v))
         .map(|p| p.1)
         .fold(1.0f64, f64::max)
         * 1.05;
@@ -220,6 +247,19 @@ pub fn plot_equity(path: &Path, rec: &Recording, start_equity: f64) -> Result<()
         .map_err(|e| perr(&e))?
         .label("buy & hold")
         .legend(|(x, y)| PathElement::new([(x, y), (x + 20, y)], RGBColor(160, 160, 160)));
+    let palette = [
+        RGBColor(220, 120, 0),
+        RGBColor(0, 150, 70),
+        RGBColor(170, 0, 170),
+    ];
+    for (i, (name, series)) in baselines.into_iter().enumerate() {
+        let color = palette[i % palette.len()];
+        chart
+            .draw_series(LineSeries::new(series, color))
+            .map_err(|e| perr(&e))?
+            .label(name)
+            .legend(move |(x, y)| PathElement::new([(x, y), (x + 20, y)], color));
+    }
     chart
         .configure_series_labels()
         .background_style(WHITE.mix(0.8))

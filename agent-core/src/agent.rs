@@ -14,7 +14,7 @@ use crate::metrics::PerformanceTracker;
 use crate::portfolio::{Portfolio, PortfolioError};
 use crate::risk::{LimitGate, Refusal, RiskContext, RiskGate, Verdict};
 use crate::source::{MarketSource, SourceError};
-use crate::strategy::{Context, Strategy, StrategyError};
+use crate::strategy::{Context, Decision, Strategy, StrategyError};
 use crate::venue::{Venue, VenueError, VenueEvent};
 
 /// One entry of the audit stream. Observers receive every event synchronously, in order; none is
@@ -25,6 +25,8 @@ pub enum AuditEvent<'a> {
     BadEvent { ts: i64, reason: String },
     /// The strategy failed or produced an unusable output.
     StrategyFault { ts: i64, error: &'a StrategyError },
+    /// A model-driven strategy decided (model hash and output).
+    Decision { ts: i64, decision: &'a Decision },
     /// A strategy asked for something.
     Intent {
         ts: i64,
@@ -552,6 +554,16 @@ impl<S: MarketSource, V: Venue> Agent<S, V> {
                 };
                 self.strategy.on_event(&event, &ctx)
             };
+            if let Some(decision) = self.strategy.decision() {
+                tracing::debug!(target: "defai::audit", ts = bar.ts, model = %decision.model, output = decision.output, action = %decision.action, "decision");
+                Self::emit(
+                    &mut self.observers,
+                    AuditEvent::Decision {
+                        ts: bar.ts,
+                        decision: &decision,
+                    },
+                );
+            }
             let intents = match decided {
                 Ok(v) => v,
                 Err(error) => {

@@ -34,5 +34,5 @@ pub use metrics::PerformanceTracker;
 pub use portfolio::{Portfolio, PortfolioError};
 pub use risk::{LimitGate, Refusal, RiskContext, RiskGate, RiskLimits, Verdict};
 pub use source::{BarReplay, MarketSource, SourceError};
-pub use strategy::{Context, ParamError, ParamValue, Params, Strategy, StrategyError};
+pub use strategy::{Context, Decision, ParamError, ParamValue, Params, Strategy, StrategyError};
 pub use venue::{Venue, VenueError, VenueEvent};

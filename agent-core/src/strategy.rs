@@ -48,6 +48,23 @@ pub trait Strategy: Send {
         event: &MarketEvent,
         ctx: &Context<'_>,
     ) -> Result<Vec<Intent>, StrategyError>;
+
+    /// What a model-driven strategy decided on the last event (model, its output), for the
+    /// audit stream; rule-based strategies return `None`.
+    fn decision(&self) -> Option<Decision> {
+        None
+    }
+}
+
+/// A model's part in a decision: which model (its content hash) said what.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Decision {
+    /// Content hash of the model (weights and metadata).
+    pub model: String,
+    /// The model's output (e.g. a probability).
+    pub output: f64,
+    /// What the strategy made of it (e.g. the target exposure).
+    pub action: String,
 }
 
 /// A strategy output the agent refuses to act on.

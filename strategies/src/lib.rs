@@ -3,13 +3,15 @@
 //! The built-in strategies and a registry that builds them by name from [`Params`].
 
 pub mod ema_cross;
+pub mod ml_signal;
 
 use agent_core::{ParamError, Params, Strategy};
 
 pub use ema_cross::EmaCross;
+pub use ml_signal::MlSignal;
 
 /// Names [`build`] knows.
-pub const NAMES: &[&str] = &["ema_cross"];
+pub const NAMES: &[&str] = &["ema_cross", "ml_signal"];
 
 #[derive(Debug, thiserror::Error)]
 pub enum BuildError {
@@ -24,6 +26,7 @@ pub enum BuildError {
 pub fn build(name: &str, params: Params) -> Result<Box<dyn Strategy>, BuildError> {
     match name {
         "ema_cross" => Ok(Box::new(EmaCross::from_params(params)?)),
+        "ml_signal" => Ok(Box::new(MlSignal::from_params(params)?)),
         _ => Err(BuildError::Unknown {
             name: name.to_string(),
             known: NAMES.join(", "),

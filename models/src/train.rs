@@ -1,0 +1,353 @@
+//! Training [`PriceDirection`] on bars: features from the one pipeline, a chronological split
+//! (train, validation, held-out tail; never shuffled across time, with `horizon` bars purged at
+//! each boundary so no label looks into the next part), AdamW on the binary cross-entropy,
+//! early stopping on the validation loss. Deterministic on the CPU for a given seed: weights are
+//! initialised from our own seeded generator and minibatches are shuffled (within the training
+//! part only) by it.
+
+use std::path::Path;
+
+use agent_core::Bar;
+use candle_core::{DType, Device, Tensor, Var};
+use candle_nn::{AdamW, Optimizer, ParamsAdamW, VarBuilder, VarMap};
+use sha2::{Digest, Sha256};
+
+use crate::error::ModelError;
+use crate::features::{FEATURES, N_FEATURES, batch_features};
+use crate::price_direction::{
+    DataRef, FORMAT_VERSION, KIND, Metrics, ModelMeta, PriceDirection, Split, sigmoid,
+};
+
+/// Training settings; the defaults produced the shipped model.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TrainConfig {
+    pub seed: u64,
+    pub horizon: usize,
+    pub hidden: usize,
+    pub max_epochs: usize,
+    pub batch: usize,
+    pub lr: f64,
+    pub weight_decay: f64,
+    /// Epochs without a better validation loss before stopping.
+    pub patience: usize,
+    pub validation_frac: f64,
+    pub heldout_frac: f64,
+}
+
+impl Default for TrainConfig {
+    fn default() -> Self {
+        Self {
+            seed: 42,
+            horizon: 6,
+            hidden: 32,
+            max_epochs: 60,
+            batch: 256,
+            lr: 1e-3,
+            weight_decay: 1e-4,
+            patience: 6,
+            validation_frac: 0.15,
+            heldout_frac: 0.15,
+        }
+    }
+}
+
+/// One epoch's losses.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct EpochLog {
+    pub epoch: usize,
+    pub train_loss: f64,
+    pub validation_loss: f64,
+    pub best: bool,
+}
+
+/// SHA-256 of bars as trained on.
+pub fn bars_sha256(bars: &[Bar]) -> String {
+    let mut h = Sha256::new();
+    for b in bars {
+        h.update(b.ts.to_le_bytes());
+        for v in [b.open, b.high, b.low, b.close, b.volume] {
+            h.update(v.to_le_bytes());
+        }
+    }
+    format!("{:x}", h.finalize())
+}
+
+/// (features, label, bar index) for every bar with complete features and a known future.
+fn samples(bars: &[Bar], horizon: usize) -> Vec<([f64; N_FEATURES], f32, usize)> {
+    let feats = batch_features(bars);
+    feats
+        .into_iter()
+        .enumerate()
+        .filter_map(|(i, f)| {
+            let f = f?;
+            let future = bars.get(i + horizon)?;
+            f.iter().all(|v| v.is_finite()).then(|| {
+                let up = if future.close > bars[i].close {
+                    1.0
+                } else {
+                    0.0
+                };
+                (f, up, i)
+            })
+        })
+        .collect()
+}
+
+fn to_tensor(rows: &[&[f64; N_FEATURES]], dev: &Device) -> Result<Tensor, ModelError> {
+    let flat: Vec<f32> = rows
+        .iter()
+        .flat_map(|r| r.iter().map(|v| *v as f32))
+        .collect();
+    Ok(Tensor::from_vec(flat, (rows.len(), N_FEATURES), dev)?)
+}
+
+/// Numerically stable mean binary cross-entropy on logits.
+fn bce(logits: &Tensor, y: &Tensor) -> Result<Tensor, ModelError> {
+    let pos = logits.relu()?;
+    let soft = (logits.abs()?.neg()?.exp()? + 1.0)?.log()?;
+    Ok((pos - logits.mul(y)?)?.add(&soft)?.mean_all()?)
+}
+
+struct Rng(fastrand::Rng);
+
+impl Rng {
+    fn normal(&mut self) -> f64 {
+        // Box–Muller.
+        let u1 = self.0.f64().max(f64::MIN_POSITIVE);
+        let u2 = self.0.f64();
+        (-2.0 * u1.ln()).sqrt() * (std::f64::consts::TAU * u2).cos()
+    }
+}
+
+/// A trained model and how training went.
+pub struct Trained {
+    pub model: PriceDirection,
+    pub epochs: Vec<EpochLog>,
+}
+
+/// Trains on `bars`; `source` names them in the metadata, `command` records how to reproduce.
+pub fn train(
+    bars: &[Bar],
+    source: &str,
+    command: &str,
+    cfg: &TrainConfig,
+    on_epoch: &mut dyn FnMut(&EpochLog),
+) -> Result<Trained, ModelError> {
+    let data = samples(bars, cfg.horizon);
+    let n = data.len();
+    if n < 1000 {
+        return Err(ModelError::Training(format!(
+            "{n} usable samples; need at least 1,000 bars after the {}-bar warm-up",
+            crate::features::WARMUP
+        )));
+    }
+    let n_held = ((n as f64) * cfg.heldout_frac) as usize;
+    let n_val = ((n as f64) * cfg.validation_frac) as usize;
+    let n_train = n - n_held - n_val;
+    let h = cfg.horizon;
+    // Purge `horizon` samples before each boundary: their labels would see the next part.
+    let train = &data[..n_train - h];
+    let val = &data[n_train..n_train + n_val - h];
+    let held = &data[n_train + n_val..];
+    if train.is_empty() || val.is_empty() || held.is_empty() {
+        return Err(ModelError::Training("split left an empty part".into()));
+    }
+
+    let dev = Device::Cpu;
+    // Normalisation from the training part only.
+    let mut mean = [0.0f64; N_FEATURES];
+    let mut sq = [0.0f64; N_FEATURES];
+    for (f, _, _) in train {
+        for k in 0..N_FEATURES {
+            mean[k] += f[k];
+            sq[k] += f[k] * f[k];
+        }
+    }
+    let m = train.len() as f64;
+    let mut std = [0.0f64; N_FEATURES];
+    for k in 0..N_FEATURES {
+        mean[k] /= m;
+        std[k] = (sq[k] / m - mean[k] * mean[k]).max(0.0).sqrt().max(1e-8);
+    }
+    let mean_t = Tensor::from_vec(mean.map(|v| v as f32).to_vec(), N_FEATURES, &dev)?;
+    let std_t = Tensor::from_vec(std.map(|v| v as f32).to_vec(), N_FEATURES, &dev)?;
+
+    let varmap = VarMap::new();
+    let vb = VarBuilder::from_varmap(&varmap, DType::F32, &dev);
+    let hid = cfg.hidden;
+    let l1 = candle_nn::linear(N_FEATURES, hid, vb.pp("l1"))?;
+    let l2 = candle_nn::linear(hid, hid, vb.pp("l2"))?;
+    let l3 = candle_nn::linear(hid, 1, vb.pp("l3"))?;
+    let mut rng = Rng(fastrand::Rng::with_seed(cfg.seed));
+    let vars: Vec<(String, Var)> = {
+        let data = varmap.data().lock().expect("varmap lock");
+        let mut v: Vec<(String, Var)> = data.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
+        v.sort_by(|a, b| a.0.cmp(&b.0));
+        v
+    };
+    // Seeded He initialisation (candle's CPU generator cannot be seeded).
+    for (name, var) in &vars {
+        let dims = var.dims().to_vec();
+        let count: usize = dims.iter().product();
+        let values: Vec<f32> = if name.ends_with("weight") {
+            let fan_in = dims[1] as f64;
+            let s = (2.0 / fan_in).sqrt();
+            (0..count).map(|_| (rng.normal() * s) as f32).collect()
+        } else {
+            vec![0.0; count]
+        };
+        var.set(&Tensor::from_vec(values, dims, &dev)?)?;
+    }
+
+    let train_y: Vec<f32> = train.iter().map(|s| s.1).collect();
+    let base_rate = train_y.iter().map(|v| f64::from(*v)).sum::<f64>() / train_y.len() as f64;
+    let meta = ModelMeta {
+        kind: KIND.into(),
+        format_version: FORMAT_VERSION,
+        features: FEATURES.iter().map(|s| s.to_string()).collect(),
+        input_dim: N_FEATURES,
+        hidden: hid,
+        output_dim: 1,
+        horizon_bars: h,
+        seed: cfg.seed,
+        training_data: DataRef {
+            source: source.into(),
+            sha256: bars_sha256(bars),
+            bars: bars.len(),
+            first_ts: bars[0].ts,
+            last_ts: bars[bars.len() - 1].ts,
+        },
+        split: Split {
+            train: train.len(),
+            validation: val.len(),
+            heldout: held.len(),
+            train_end_ts: bars[train[train.len() - 1].2].ts,
+            validation_end_ts: bars[val[val.len() - 1].2].ts,
+            heldout_start_ts: bars[held[0].2].ts,
+            heldout_end_ts: bars[held[held.len() - 1].2].ts,
+        },
+        metrics: Metrics {
+            heldout_accuracy: 0.0,
+            heldout_log_loss: 0.0,
+            heldout_brier: 0.0,
+            majority_baseline_accuracy: 0.0,
+            base_rate_log_loss: 0.0,
+            validation_log_loss: 0.0,
+            epochs_run: 0,
+            best_epoch: 0,
+        },
+        command: command.into(),
+    };
+    let mut model = PriceDirection::from_parts(mean_t, std_t, l1, l2, l3, meta);
+
+    let val_x = to_tensor(&val.iter().map(|s| &s.0).collect::<Vec<_>>(), &dev)?;
+    let val_y = Tensor::from_vec(val.iter().map(|s| s.1).collect::<Vec<_>>(), val.len(), &dev)?;
+    let mut opt = AdamW::new(
+        vars.iter().map(|(_, v)| v.clone()).collect(),
+        ParamsAdamW {
+            lr: cfg.lr,
+            weight_decay: cfg.weight_decay,
+            ..ParamsAdamW::default()
+        },
+    )?;
+    let mut order: Vec<usize> = (0..train.len()).collect();
+    let mut best = (f64::INFINITY, 0usize);
+    let mut snapshot: Vec<Tensor> = Vec::new();
+    let mut logs = Vec::new();
+    for epoch in 1..=cfg.max_epochs {
+        rng.0.shuffle(&mut order);
+        let mut total = 0.0;
+        let mut batches = 0usize;
+        for chunk in order.chunks(cfg.batch.max(1)) {
+            let xs = to_tensor(
+                &chunk.iter().map(|i| &train[*i].0).collect::<Vec<_>>(),
+                &dev,
+            )?;
+            let ys = Tensor::from_vec(
+                chunk.iter().map(|i| train[*i].1).collect::<Vec<_>>(),
+                chunk.len(),
+                &dev,
+            )?;
+            let loss = bce(&model.logits(&xs)?, &ys)?;
+            opt.backward_step(&loss)?;
+            total += f64::from(loss.to_scalar::<f32>()?);
+            batches += 1;
+        }
+        let val_loss = f64::from(bce(&model.logits(&val_x)?, &val_y)?.to_scalar::<f32>()?);
+        if !val_loss.is_finite() {
+            return Err(ModelError::Training(format!(
+                "validation loss is {val_loss} at epoch {epoch}"
+            )));
+        }
+        let improved = val_loss < best.0;
+        if improved {
+            best = (val_loss, epoch);
+            snapshot = vars
+                .iter()
+                .map(|(_, v)| v.as_tensor().copy())
+                .collect::<Result<_, _>>()?;
+        }
+        let log = EpochLog {
+            epoch,
+            train_loss: total / batches as f64,
+            validation_loss: val_loss,
+            best: improved,
+        };
+        on_epoch(&log);
+        logs.push(log);
+        if epoch - best.1 >= cfg.patience {
+            break;
+        }
+    }
+    for ((_, var), t) in vars.iter().zip(&snapshot) {
+        var.set(t)?;
+    }
+
+    // Held-out metrics with the best weights.
+    let held_x = to_tensor(&held.iter().map(|s| &s.0).collect::<Vec<_>>(), &dev)?;
+    let logits: Vec<f32> = model.logits(&held_x)?.to_vec1()?;
+    let (mut correct, mut ll, mut brier, mut base_ll) = (0usize, 0.0, 0.0, 0.0);
+    let majority = if base_rate >= 0.5 { 1.0 } else { 0.0 };
+    let mut majority_right = 0usize;
+    for (z, s) in logits.iter().zip(held) {
+        let p = sigmoid(f64::from(*z));
+        let y = f64::from(s.1);
+        correct += usize::from((p >= 0.5) == (y == 1.0));
+        majority_right += usize::from(majority == y);
+        ll += crate::calibration::log_loss(p, y == 1.0);
+        base_ll += crate::calibration::log_loss(base_rate, y == 1.0);
+        brier += (p - y) * (p - y);
+    }
+    let k = held.len() as f64;
+    let meta = model.meta_mut();
+    meta.metrics = Metrics {
+        heldout_accuracy: correct as f64 / k,
+        heldout_log_loss: ll / k,
+        heldout_brier: brier / k,
+        majority_baseline_accuracy: majority_right as f64 / k,
+        base_rate_log_loss: base_ll / k,
+        validation_log_loss: best.0,
+        epochs_run: logs.len(),
+        best_epoch: best.1,
+    };
+    // Detach from the training graph: the saved and returned model holds plain tensors.
+    model.freeze()?;
+    Ok(Trained {
+        model,
+        epochs: logs,
+    })
+}
+
+/// Trains and saves into `dir`; returns the model as reloaded from disk (with its hash).
+pub fn train_to_dir(
+    bars: &[Bar],
+    source: &str,
+    command: &str,
+    cfg: &TrainConfig,
+    dir: &Path,
+    on_epoch: &mut dyn FnMut(&EpochLog),
+) -> Result<(PriceDirection, Vec<EpochLog>), ModelError> {
+    let trained = train(bars, source, command, cfg, on_epoch)?;
+    trained.model.save(dir)?;
+    Ok((PriceDirection::load(dir)?, trained.epochs))
+}
