@@ -227,3 +227,71 @@ pub async fn chain_throughput(
         kicks: kicks.load(Ordering::Relaxed),
     })
 }
+
+/// Figures of the model benchmark.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct ModelBench {
+    pub model_hash: String,
+    /// One decision (features already computed → probability), batch 1, one thread.
+    pub inference_p50_us: f64,
+    pub inference_p99_us: f64,
+    pub inference_samples: usize,
+    /// Incremental features plus inference over every bundled bar.
+    pub features_and_inference_bars_per_s: f64,
+    /// Training the shipped model's configuration on the bundled data.
+    pub training_s: f64,
+    pub training_epochs: usize,
+}
+
+/// Measures the shipped `PriceDirection` model: single-decision latency, per-bar throughput of
+/// the live path, and training time.
+pub fn model_bench(series: &Series, samples: usize) -> Result<ModelBench, models::ModelError> {
+    use models::{FeatureState, PriceDirection, batch_features};
+    let model = PriceDirection::shipped()?;
+    let feats: Vec<_> = batch_features(&series.bars).into_iter().flatten().collect();
+    if feats.is_empty() {
+        return Err(models::ModelError::Input(
+            "no bars with complete features".into(),
+        ));
+    }
+    for f in feats.iter().take(1000) {
+        model.probability_up(f)?;
+    }
+    let mut lat = Vec::with_capacity(samples);
+    for i in 0..samples {
+        let f = &feats[i % feats.len()];
+        let t = std::time::Instant::now();
+        let p = model.probability_up(f)?;
+        lat.push(t.elapsed().as_secs_f64() * 1e6);
+        std::hint::black_box(p);
+    }
+    lat.sort_by(f64::total_cmp);
+
+    let t = std::time::Instant::now();
+    let mut state = FeatureState::new();
+    for bar in &series.bars {
+        if let Some(f) = state.update(bar) {
+            std::hint::black_box(model.probability_up(&f)?);
+        }
+    }
+    let per_bar = series.bars.len() as f64 / t.elapsed().as_secs_f64();
+
+    let meta = model.meta();
+    let cfg = models::TrainConfig {
+        seed: meta.seed,
+        horizon: meta.horizon_bars,
+        hidden: meta.hidden,
+        ..models::TrainConfig::default()
+    };
+    let t = std::time::Instant::now();
+    let trained = models::train(&series.bars, "bench", "bench", &cfg, &mut |_| {})?;
+    Ok(ModelBench {
+        model_hash: model.hash().to_string(),
+        inference_p50_us: percentile(&lat, 0.5),
+        inference_p99_us: percentile(&lat, 0.99),
+        inference_samples: samples,
+        features_and_inference_bars_per_s: per_bar,
+        training_s: t.elapsed().as_secs_f64(),
+        training_epochs: trained.epochs.len(),
+    })
+}

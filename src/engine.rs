@@ -531,7 +531,9 @@ impl Drive {
             }));
         }
         let hashes = Arc::new(Mutex::new(Vec::new()));
-        agent = agent.with_observer(Box::new(TxHashes(hashes.clone())));
+        if self.chain_id.is_some() {
+            agent = agent.with_observer(Box::new(TxHashes(hashes.clone())));
+        }
         let bar = spec.progress.then(|| {
             let pb = match self.total {
                 Some(n) => indicatif::ProgressBar::new(n),

@@ -148,6 +148,10 @@ enum Command {
         /// --chain: swaps in flight at once, all from one wallet and one nonce manager.
         #[arg(long, default_value_t = 8)]
         concurrency: usize,
+        /// Benchmark the shipped model instead: inference latency, features + inference per
+        /// bar, training time.
+        #[arg(long)]
+        model: bool,
     },
 }
 
@@ -304,6 +308,9 @@ fn main() -> Result<()> {
                 )
                 .await
             }
+            Command::Bench {
+                json, model: true, ..
+            } => model_bench(json),
             Command::Bench {
                 bars, runs, json, ..
             } => bench(bars, runs, json).await,
@@ -654,6 +661,33 @@ fn train(
             m.heldout_log_loss,
             m.base_rate_log_loss,
             m.heldout_brier
+        );
+    }
+    Ok(())
+}
+
+fn model_bench(json: bool) -> Result<()> {
+    let series = engine::load_data(&Config::default(), None, false)?;
+    let r = defai::bench::model_bench(&series, 100_000)?;
+    if json {
+        println!("{}", serde_json::to_string(&r)?);
+    } else {
+        println!(
+            "model {} (PriceDirection MLP, candle CPU, RAYON_NUM_THREADS={})",
+            &r.model_hash[..16],
+            std::env::var("RAYON_NUM_THREADS").unwrap_or_default()
+        );
+        println!(
+            "  single decision (batch 1): p50 {:.1} µs, p99 {:.1} µs over {} calls",
+            r.inference_p50_us, r.inference_p99_us, r.inference_samples
+        );
+        println!(
+            "  features + inference: {:.0} bars/s",
+            r.features_and_inference_bars_per_s
+        );
+        println!(
+            "  training (shipped settings, bundled data): {:.2} s, {} epochs",
+            r.training_s, r.training_epochs
         );
     }
     Ok(())

@@ -115,7 +115,8 @@ pub enum MarketEvent {
     Bar(Bar),
     /// A pool read at a block: the candle strategies see, plus the exact reserves behind it (a
     /// paper venue fills against these, wei for wei what the chain would give).
-    Pool { bar: Bar, pool: PoolSnapshot },
+    // Boxed: keeps every event (and the backtest's hot loop) as small as a bar.
+    Pool { bar: Bar, pool: Box<PoolSnapshot> },
 }
 
 /// A constant-product pool's exact state at one block.

@@ -149,12 +149,12 @@ impl ChainSource {
         self.last_close = Some(close);
         Ok(Some(MarketEvent::Pool {
             bar,
-            pool: PoolSnapshot {
+            pool: Box::new(PoolSnapshot {
                 block: number,
                 reserve_base: rb,
                 reserve_quote: rq,
                 gas_price_wei: U256::from(block.base_fee_wei.saturating_add(tip)),
-            },
+            }),
         }))
     }
 }
