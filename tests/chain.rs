@@ -972,3 +972,65 @@ fn weth_wraps_and_unwraps_and_contracts_outside_the_allow_list_are_refused() {
         "{stderr}"
     );
 }
+
+#[test]
+fn ml_signal_runs_unchanged_live_on_the_devnet_with_decisions_from_the_shipped_model() {
+    let closes: Vec<f64> = common::bundled_bars()[25_000..26_000]
+        .iter()
+        .map(|b| b.close)
+        .collect();
+    let rt = rt();
+    let (devnet, stop, mover) = rt.block_on(devnet_with_mover(closes, 10));
+    let dir = tempfile::tempdir().unwrap();
+    let devnet_json = dir.path().join("devnet.json");
+    devnet.info().write(&devnet_json).unwrap();
+    let key = devnet.test_key_hex(6).unwrap();
+    let out = defai(
+        &[
+            "run",
+            "--config",
+            concat!(
+                env!("CARGO_MANIFEST_DIR"),
+                "/examples/configs/trading-devnet.toml"
+            ),
+            "--strategy",
+            "ml_signal",
+            "--devnet",
+            devnet_json.to_str().unwrap(),
+            "--max-cycles",
+            "150",
+            "--json",
+        ],
+        &[
+            ("DEFAI_PRIVATE_KEY", &key),
+            ("RUST_LOG", "defai::audit=debug"),
+        ],
+    );
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    rt.block_on(async { mover.await.unwrap().unwrap() });
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(
+        (v["mode"].as_str(), v["strategy"].as_str()),
+        (Some("live"), Some("ml_signal"))
+    );
+    assert_eq!(v["bars"], 150);
+    assert_eq!(v["execution_failures"], 0, "{v}");
+    assert_eq!(v["reconciliations"], 0, "{v}");
+    assert_eq!(v["strategy_faults"], 0, "{v}");
+    // Decisions after the 73-bar warm-up, each naming the shipped model.
+    let hash = defai::models::PriceDirection::shipped()
+        .unwrap()
+        .hash()
+        .to_string();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let decisions = stderr
+        .lines()
+        .filter(|l| l.contains("decision") && l.contains(&hash))
+        .count();
+    assert_eq!(decisions, 150 - 72, "{}", &stderr[..stderr.len().min(2000)]);
+}

@@ -297,3 +297,54 @@ fn start_halted_config_trades_nothing_until_resumed() {
     assert_eq!(v["trades"], 0);
     assert_eq!(v["kill_switch"]["state"], "halted");
 }
+
+#[test]
+fn train_writes_a_loadable_model_and_ml_signal_backtests_on_its_heldout_tail_against_baselines() {
+    let dir = tempfile::tempdir().unwrap();
+    let model = dir.path().join("model");
+    let out = defai(&[
+        "train",
+        "--out",
+        model.to_str().unwrap(),
+        "--max-epochs",
+        "3",
+        "--json",
+    ]);
+    let v = json_of(&out);
+    assert_eq!(v["epochs"], 3);
+    let acc = v["metrics"]["heldout_accuracy"].as_f64().unwrap();
+    assert!((0.3..0.7).contains(&acc), "{v}");
+    assert!(model.join("price_direction.safetensors").is_file());
+    let hash = v["model_hash"].as_str().unwrap().to_string();
+    assert_eq!(hash.len(), 64);
+
+    let outdir = dir.path().join("out");
+    let param = format!("model={}", model.display());
+    let out = defai(&[
+        "backtest",
+        "--strategy",
+        "ml_signal",
+        "--param",
+        &param,
+        "--heldout",
+        "--baseline",
+        "ema_cross",
+        "--json",
+        "--out",
+        outdir.to_str().unwrap(),
+    ]);
+    let v = json_of(&out);
+    assert_eq!(v["strategy"], "ml_signal");
+    // The held-out tail (15 % of samples) plus the warm-up: about 5,000 of 33,158 bars.
+    let bars = v["bars"].as_u64().unwrap();
+    assert!((4_500..6_000).contains(&bars), "{bars}");
+    assert!(v["data"].as_str().unwrap().contains("held-out tail"));
+    let base = &v["baselines"]["ema_cross"];
+    assert!(
+        base["return_pct"].is_number() && base["trades"].as_u64().unwrap() > 0,
+        "{v}"
+    );
+    let csv = std::fs::read_to_string(outdir.join("equity.csv")).unwrap();
+    assert!(csv.lines().next().unwrap().ends_with(",ema_cross_equity"));
+    assert!(outdir.join("equity.png").is_file());
+}
