@@ -6,6 +6,7 @@
 
 pub mod amm;
 pub mod evm;
+pub mod fpmm;
 pub mod market_data;
 pub mod paper;
 pub mod state;
