@@ -54,6 +54,17 @@ pub struct Swap {
 #[non_exhaustive]
 pub enum Intent {
     Swap(Swap),
+    /// Buy outcome tokens of a prediction market.
+    Bet(Bet),
+}
+
+/// Put `investment` collateral on `outcome` of `market` (an address or id).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Bet {
+    pub market: String,
+    pub outcome: usize,
+    pub investment: U256,
+    pub collateral: Token,
 }
 
 impl Intent {
@@ -67,6 +78,13 @@ impl Intent {
     pub fn as_swap(&self) -> Option<&Swap> {
         match self {
             Intent::Swap(s) => Some(s),
+            Intent::Bet(_) => None,
+        }
+    }
+    pub fn as_bet(&self) -> Option<&Bet> {
+        match self {
+            Intent::Bet(b) => Some(b),
+            Intent::Swap(_) => None,
         }
     }
 }

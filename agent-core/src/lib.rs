@@ -10,11 +10,13 @@
 pub mod agent;
 pub mod amount;
 pub mod clock;
+pub mod fpmm;
 pub mod intent;
 pub mod kill_switch;
 pub mod market;
 pub mod metrics;
 pub mod portfolio;
+pub mod prediction;
 pub mod risk;
 pub mod source;
 pub mod strategy;
@@ -25,13 +27,17 @@ pub use agent::{
 };
 pub use amount::{AmountError, Token, U256};
 pub use clock::Clock;
-pub use intent::{Fill, Intent, IntentId, Order, Quote, Swap};
+pub use intent::{Bet, Fill, Intent, IntentId, Order, Quote, Swap};
 pub use kill_switch::{
     KillMode, KillSwitch, SwitchAction, SwitchCommand, SwitchRecord, SwitchState, SwitchStore,
 };
 pub use market::{Bar, BarFault, MarketEvent, Pair, PoolSnapshot};
 pub use metrics::PerformanceTracker;
 pub use portfolio::{Portfolio, PortfolioError};
+pub use prediction::{
+    BetFill, BetGate, BetLimits, BettingStrategy, MarketView, PredictionAgent, PredictionReport,
+    PredictionVenue,
+};
 pub use risk::{LimitGate, Refusal, RiskContext, RiskGate, RiskLimits, Verdict};
 pub use source::{BarReplay, MarketSource, SourceError};
 pub use strategy::{Context, Decision, ParamError, ParamValue, Params, Strategy, StrategyError};

@@ -6,7 +6,7 @@
 
 pub mod amm;
 pub mod evm;
-pub mod fpmm;
+pub use agent_core::fpmm;
 pub mod market_data;
 pub mod paper;
 pub mod state;

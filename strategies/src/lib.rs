@@ -3,11 +3,13 @@
 //! The built-in strategies and a registry that builds them by name from [`Params`].
 
 pub mod ema_cross;
+pub mod kelly_bettor;
 pub mod ml_signal;
 
 use agent_core::{ParamError, Params, Strategy};
 
 pub use ema_cross::EmaCross;
+pub use kelly_bettor::{KellyBettor, KellyConfig, size_bet};
 pub use ml_signal::MlSignal;
 
 /// Names [`build`] knows.

@@ -2,7 +2,7 @@
 //! (`calcBuyAmount`, `calcSellAmount`, rounding included), plus marginal prices. The paper
 //! prediction venue fills with these, so a paper bet gets what the chain would give.
 
-use agent_core::amount::U256;
+use crate::amount::U256;
 
 /// The contract's fixed-point one (fees are fractions of it).
 pub fn one() -> U256 {
