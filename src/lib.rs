@@ -20,3 +20,4 @@ pub mod chain;
 pub mod config;
 pub mod engine;
 pub mod output;
+pub mod predict;

@@ -75,6 +75,23 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Evaluate kelly_bettor offline: seeded binary markets with known true probabilities, a
+    /// noisy market price and a less noisy forecast; paper FPMM fills with the contract's math.
+    /// Reports the bettor's return and the Brier scores of its forecasts and of the market.
+    PredictEval {
+        #[arg(long, default_value_t = 200)]
+        markets: usize,
+        #[arg(long, default_value_t = 7)]
+        seed: u64,
+        /// Starting collateral, whole dUSD.
+        #[arg(long, default_value_t = 1000.0)]
+        bankroll: f64,
+        /// Fractional Kelly.
+        #[arg(long, default_value_t = 0.25)]
+        fraction: f64,
+        #[arg(long)]
+        json: bool,
+    },
     /// Start a local anvil devnet with WETH, dUSD (6 decimals), DVT (18), the real Uniswap V2
     /// factory and router, and pools; runs until Ctrl-C.
     Devnet {
@@ -280,6 +297,13 @@ fn main() -> Result<()> {
                 };
                 run_agent(Mode::Live, run, None, Some((args, chain.max_cycles))).await
             }
+            Command::PredictEval {
+                markets,
+                seed,
+                bankroll,
+                fraction,
+                json,
+            } => predict_eval(markets, seed, bankroll, fraction, json).await,
             Command::Train {
                 data,
                 out,
@@ -689,6 +713,47 @@ fn model_bench(json: bool) -> Result<()> {
             "  training (shipped settings, bundled data): {:.2} s, {} epochs",
             r.training_s, r.training_epochs
         );
+    }
+    Ok(())
+}
+
+async fn predict_eval(
+    markets: usize,
+    seed: u64,
+    bankroll: f64,
+    fraction: f64,
+    json: bool,
+) -> Result<()> {
+    if markets == 0 || !(bankroll > 0.0) || !(fraction > 0.0 && fraction <= 1.0) {
+        bail!("--markets and --bankroll must be positive, --fraction in (0, 1]");
+    }
+    let gen_cfg = defai::connectors::paper_fpmm::GenConfig {
+        markets,
+        ..Default::default()
+    };
+    let kelly = defai::strategies::KellyConfig {
+        fraction,
+        ..Default::default()
+    };
+    let (e, cycles_per_s) = defai::predict::evaluate(seed, &gen_cfg, &kelly, bankroll).await?;
+    if json {
+        let mut v = serde_json::to_value(&e)?;
+        v["cycles_per_s"] = serde_json::json!(cycles_per_s);
+        println!("{v}");
+    } else {
+        println!(
+            "kelly_bettor on {} generated markets (seed {seed}), {} cycles",
+            e.markets, e.cycles
+        );
+        println!(
+            "  bets {}, bankroll {:.2} → {:.2} dUSD ({:+.2} %), redeemed {:.2}",
+            e.bets, e.start_bankroll, e.end_bankroll, e.return_pct, e.redeemed
+        );
+        println!(
+            "  Brier: forecasts {:.4}, market prices {:.4} (trust the market: never bets, +0.00 %)",
+            e.brier_forecast, e.brier_market
+        );
+        println!("  {cycles_per_s:.0} cycles/s over {} markets", e.markets);
     }
     Ok(())
 }

@@ -357,8 +357,16 @@ impl<V: PredictionVenue> PredictionAgent<V> {
     }
 
     /// The report so far (collateral read now).
-    pub async fn finish(mut self) -> Result<(PredictionReport, KillSwitch), VenueError> {
+    pub async fn finish(self) -> Result<(PredictionReport, KillSwitch), VenueError> {
+        let (report, kill, _) = self.finish_keep_venue().await?;
+        Ok((report, kill))
+    }
+
+    /// Like [`PredictionAgent::finish`], handing the venue back too.
+    pub async fn finish_keep_venue(
+        mut self,
+    ) -> Result<(PredictionReport, KillSwitch, V), VenueError> {
         self.report.end_collateral = self.venue.collateral_balance().await?;
-        Ok((self.report, self.kill))
+        Ok((self.report, self.kill, self.venue))
     }
 }

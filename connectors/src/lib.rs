@@ -9,6 +9,7 @@ pub mod evm;
 pub use agent_core::fpmm;
 pub mod market_data;
 pub mod paper;
+pub mod paper_fpmm;
 pub mod state;
 
 pub use market_data::{

@@ -34,6 +34,38 @@ impl ProbabilityModel for PriceDirection {
     }
 }
 
+/// A probability carried in the features themselves (an external forecaster's number), read
+/// from position `index`: the simplest model, and what a prediction market's feed provides.
+#[derive(Debug, Clone, PartialEq)]
+pub struct FeatureProbability {
+    pub index: usize,
+    id: String,
+}
+
+impl FeatureProbability {
+    pub fn new(index: usize) -> Self {
+        Self {
+            index,
+            id: format!("feature-probability:{index}"),
+        }
+    }
+}
+
+impl ProbabilityModel for FeatureProbability {
+    fn probability(&self, features: &[f64]) -> Result<f64, ModelError> {
+        features.get(self.index).copied().ok_or_else(|| {
+            ModelError::Input(format!(
+                "no feature {} (got {})",
+                self.index,
+                features.len()
+            ))
+        })
+    }
+    fn model_id(&self) -> &str {
+        &self.id
+    }
+}
+
 pub fn log_loss(p: f64, outcome: bool) -> f64 {
     let p = p.clamp(EPS, 1.0 - EPS);
     if outcome { -p.ln() } else { -(1.0 - p).ln() }
