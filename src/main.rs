@@ -724,7 +724,12 @@ async fn predict_eval(
     fraction: f64,
     json: bool,
 ) -> Result<()> {
-    if markets == 0 || !(bankroll > 0.0) || !(fraction > 0.0 && fraction <= 1.0) {
+    if markets == 0
+        || bankroll.is_nan()
+        || bankroll <= 0.0
+        || !(0.0..=1.0).contains(&fraction)
+        || fraction == 0.0
+    {
         bail!("--markets and --bankroll must be positive, --fraction in (0, 1]");
     }
     let gen_cfg = defai::connectors::paper_fpmm::GenConfig {
