@@ -21,3 +21,4 @@ pub mod config;
 pub mod engine;
 pub mod output;
 pub mod predict;
+pub mod rebalance;

@@ -5,6 +5,7 @@
 pub mod ema_cross;
 pub mod kelly_bettor;
 pub mod ml_signal;
+pub mod rebalancer;
 
 use agent_core::{ParamError, Params, Strategy};
 
