@@ -295,3 +295,52 @@ pub fn model_bench(series: &Series, samples: usize) -> Result<ModelBench, models
         training_epochs: trained.epochs.len(),
     })
 }
+
+/// Decision-time figures of the prediction and rebalancing strategies.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct StrategyBench {
+    /// Paper-mode PredictionAgent cycles per second over `markets` markets (kelly_bettor,
+    /// redeem + look at every market + bets).
+    pub bettor_cycles_per_s: f64,
+    pub markets: usize,
+    /// One rebalancer decision (weights, drift check, plan) for 10 assets, µs.
+    pub rebalancer_10_assets_p50_us: f64,
+    pub rebalancer_10_assets_p99_us: f64,
+}
+
+pub async fn strategy_bench() -> Result<StrategyBench, agent_core::VenueError> {
+    use agent_core::amount::{Token, U256};
+    use strategies::rebalancer::{Holding, RebalanceConfig, plan};
+    let gen_cfg = connectors::paper_fpmm::GenConfig {
+        markets: 100,
+        horizon_cycles: 200,
+        ..Default::default()
+    };
+    let (_, cycles_per_s) =
+        crate::predict::evaluate(3, &gen_cfg, &strategies::KellyConfig::default(), 1_000.0).await?;
+
+    let mut rng = fastrand::Rng::with_seed(5);
+    let mut lat = Vec::new();
+    for _ in 0..20_000 {
+        let holdings: Vec<Holding> = (0..10)
+            .map(|i| Holding {
+                token: Token::new(&format!("T{i}"), 18),
+                balance: U256::from(rng.u64(1..1_000_000)) * U256::from(10u64).pow(U256::from(15)),
+                price: 0.5 + rng.f64() * 10.0,
+                target: 0.1,
+            })
+            .collect();
+        let targets = vec![0.1; 10];
+        let t = std::time::Instant::now();
+        let legs = plan(&holdings, &targets, 9, 0.5, &RebalanceConfig::default());
+        lat.push(t.elapsed().as_secs_f64() * 1e6);
+        std::hint::black_box(legs);
+    }
+    lat.sort_by(f64::total_cmp);
+    Ok(StrategyBench {
+        bettor_cycles_per_s: cycles_per_s,
+        markets: gen_cfg.markets,
+        rebalancer_10_assets_p50_us: percentile(&lat, 0.5),
+        rebalancer_10_assets_p99_us: percentile(&lat, 0.99),
+    })
+}

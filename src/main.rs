@@ -183,6 +183,10 @@ enum Command {
         /// bar, training time.
         #[arg(long)]
         model: bool,
+        /// Benchmark the prediction and rebalancing strategies instead: bettor cycles/s over 100
+        /// paper markets, rebalancer decision time for 10 assets.
+        #[arg(long)]
+        strategies: bool,
     },
 }
 
@@ -355,6 +359,26 @@ fn main() -> Result<()> {
             Command::Bench {
                 json, model: true, ..
             } => model_bench(json),
+            Command::Bench {
+                json,
+                strategies: true,
+                ..
+            } => {
+                let r = defai::bench::strategy_bench().await?;
+                if json {
+                    println!("{}", serde_json::to_string(&r)?);
+                } else {
+                    println!(
+                        "kelly_bettor, paper, {} markets: {:.0} cycles/s",
+                        r.markets, r.bettor_cycles_per_s
+                    );
+                    println!(
+                        "rebalancer, 10 assets: p50 {:.2} µs, p99 {:.2} µs per decision",
+                        r.rebalancer_10_assets_p50_us, r.rebalancer_10_assets_p99_us
+                    );
+                }
+                Ok(())
+            }
             Command::Bench {
                 bars, runs, json, ..
             } => bench(bars, runs, json).await,
