@@ -18,6 +18,16 @@ const ARTIFACTS: &[(&str, &str)] = &[
         "@uniswap/v2-periphery/build/UniswapV2Router02.json",
     ),
     ("WETH9", "canonical-weth/build/contracts/WETH9.json"),
+    // Gnosis CTF + FPMM, Truffle artifacts (solc 0.5.10, no library link placeholders). The
+    // ConditionalTokens build shipped beside the market makers is the one they were tested with.
+    (
+        "ConditionalTokens",
+        "@gnosis.pm/conditional-tokens-market-makers/build/contracts/ConditionalTokens.json",
+    ),
+    (
+        "FixedProductMarketMakerFactory",
+        "@gnosis.pm/conditional-tokens-market-makers/build/contracts/FixedProductMarketMakerFactory.json",
+    ),
 ];
 const OWN: &[&str] = &["DevToken"];
 
@@ -87,6 +97,7 @@ fn bytecode_of(text: &str) -> Option<String> {
         .and_then(|b| b.as_str())
         .or_else(|| v.pointer("/evm/bytecode/object").and_then(|b| b.as_str()))?;
     let code = code.trim_start_matches("0x");
+    // Unlinked library placeholders (`__Name____`) are not hex: such an artifact is refused.
     (!code.is_empty() && code.bytes().all(|b| b.is_ascii_hexdigit())).then(|| code.to_string())
 }
 

@@ -8,7 +8,7 @@
 use agent_core::amount::{Token, U256, to_f64};
 use agent_core::fpmm::calc_buy_amount;
 use agent_core::prediction::{BettingStrategy, MarketView};
-use agent_core::{Bet, Decision, StrategyError};
+use agent_core::{Bet, Decision, ParamError, Params, StrategyError};
 use models::ProbabilityModel;
 
 /// Sizing settings (collateral amounts in whole tokens).
@@ -145,6 +145,47 @@ impl KellyBettor {
     }
 }
 
+impl KellyConfig {
+    /// Reads `fraction`, `min_edge`, `min_bet`, `max_bet`, `floor_balance`,
+    /// `max_market_exposure`, `min_liquidity` (collateral in whole tokens) and
+    /// `min_time_to_close_s`; defaults as in [`KellyConfig::default`].
+    pub fn from_params(p: &mut Params) -> Result<Self, ParamError> {
+        let d = KellyConfig::default();
+        let cfg = KellyConfig {
+            fraction: p.f64("fraction", d.fraction)?,
+            min_edge: p.f64("min_edge", d.min_edge)?,
+            min_bet: p.f64("min_bet", d.min_bet)?,
+            max_bet: p.f64("max_bet", d.max_bet)?,
+            floor_balance: p.f64("floor_balance", d.floor_balance)?,
+            max_market_exposure: p.f64("max_market_exposure", d.max_market_exposure)?,
+            min_liquidity: p.f64("min_liquidity", d.min_liquidity)?,
+            min_time_to_close_s: p.f64("min_time_to_close_s", d.min_time_to_close_s as f64)? as i64,
+        };
+        if !(cfg.fraction > 0.0 && cfg.fraction <= 1.0) {
+            return Err(p.invalid(
+                "fraction",
+                format!("must be in (0, 1], got {}", cfg.fraction),
+            ));
+        }
+        if cfg.min_bet <= 0.0 || cfg.max_bet < cfg.min_bet {
+            return Err(p.invalid(
+                "max_bet",
+                format!(
+                    "need 0 < min_bet ({}) <= max_bet ({})",
+                    cfg.min_bet, cfg.max_bet
+                ),
+            ));
+        }
+        if cfg.min_edge < 0.0 || cfg.floor_balance < 0.0 || cfg.max_market_exposure <= 0.0 {
+            return Err(p.invalid(
+                "min_edge",
+                "min_edge and floor_balance must be >= 0, max_market_exposure > 0",
+            ));
+        }
+        Ok(cfg)
+    }
+}
+
 impl BettingStrategy for KellyBettor {
     fn name(&self) -> &str {
         "kelly_bettor"
@@ -168,6 +209,10 @@ impl BettingStrategy for KellyBettor {
             return Ok(None);
         }
         if to_f64(market.liquidity(), self.collateral.decimals()) < self.cfg.min_liquidity {
+            return Ok(None);
+        }
+        // No features, no model input: no opinion on this market.
+        if market.features.is_empty() {
             return Ok(None);
         }
         let p = self

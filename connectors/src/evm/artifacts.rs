@@ -14,6 +14,10 @@ pub enum Artifact {
     UniswapV2Router02,
     Weth9,
     DevToken,
+    /// Gnosis ConditionalTokens (ERC-1155 outcome positions).
+    ConditionalTokens,
+    /// Gnosis FixedProductMarketMakerFactory (deploys its FPMM master in the constructor).
+    FpmmFactory,
 }
 
 impl Artifact {
@@ -24,6 +28,12 @@ impl Artifact {
             Artifact::UniswapV2Router02 => "UniswapV2Router02 (@uniswap/v2-periphery)",
             Artifact::Weth9 => "WETH9 (canonical-weth)",
             Artifact::DevToken => "DevToken (contracts/DevToken.sol, npm solc)",
+            Artifact::ConditionalTokens => {
+                "ConditionalTokens (@gnosis.pm/conditional-tokens-market-makers)"
+            }
+            Artifact::FpmmFactory => {
+                "FixedProductMarketMakerFactory (@gnosis.pm/conditional-tokens-market-makers)"
+            }
         }
     }
 
@@ -38,6 +48,15 @@ impl Artifact {
             }
             Artifact::Weth9 => include_str!(concat!(env!("OUT_DIR"), "/WETH9.hex")),
             Artifact::DevToken => include_str!(concat!(env!("OUT_DIR"), "/DevToken.hex")),
+            Artifact::ConditionalTokens => {
+                include_str!(concat!(env!("OUT_DIR"), "/ConditionalTokens.hex"))
+            }
+            Artifact::FpmmFactory => {
+                include_str!(concat!(
+                    env!("OUT_DIR"),
+                    "/FixedProductMarketMakerFactory.hex"
+                ))
+            }
         }
     }
 

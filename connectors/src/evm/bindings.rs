@@ -56,3 +56,44 @@ sol! {
         function getAmountOut(uint amountIn, uint reserveIn, uint reserveOut) external pure returns (uint amountOut);
     }
 }
+
+// Gnosis Conditional Tokens (CTF) and the FixedProductMarketMaker (Omen-style binary markets),
+// from `@gnosis.pm/conditional-tokens-market-makers@1.8.1` (solc 0.5.10). Outcome tokens are
+// ERC-1155 positions held in the ConditionalTokens contract.
+sol! {
+    #![sol(all_derives)]
+    interface IConditionalTokens {
+        function prepareCondition(address oracle, bytes32 questionId, uint256 outcomeSlotCount) external;
+        function reportPayouts(bytes32 questionId, uint256[] calldata payouts) external;
+        function mergePositions(address collateralToken, bytes32 parentCollectionId, bytes32 conditionId, uint256[] calldata partition, uint256 amount) external;
+        function redeemPositions(address collateralToken, bytes32 parentCollectionId, bytes32 conditionId, uint256[] calldata indexSets) external;
+        function getOutcomeSlotCount(bytes32 conditionId) external view returns (uint256);
+        function getConditionId(address oracle, bytes32 questionId, uint256 outcomeSlotCount) external pure returns (bytes32);
+        function getCollectionId(bytes32 parentCollectionId, bytes32 conditionId, uint256 indexSet) external view returns (bytes32);
+        function getPositionId(address collateralToken, bytes32 collectionId) external pure returns (uint256);
+        function payoutNumerators(bytes32 conditionId, uint256 index) external view returns (uint256);
+        function payoutDenominator(bytes32 conditionId) external view returns (uint256);
+        function balanceOf(address owner, uint256 id) external view returns (uint256);
+        function balanceOfBatch(address[] calldata owners, uint256[] calldata ids) external view returns (uint256[] memory);
+        function setApprovalForAll(address operator, bool approved) external;
+        function isApprovedForAll(address owner, address operator) external view returns (bool);
+        event ConditionPreparation(bytes32 indexed conditionId, address indexed oracle, bytes32 indexed questionId, uint256 outcomeSlotCount);
+    }
+
+    interface IFixedProductMarketMakerFactory {
+        function createFixedProductMarketMaker(address conditionalTokens, address collateralToken, bytes32[] calldata conditionIds, uint256 fee) external returns (address);
+        event FixedProductMarketMakerCreation(address indexed creator, address fixedProductMarketMaker, address indexed conditionalTokens, address indexed collateralToken, bytes32[] conditionIds, uint256 fee);
+    }
+
+    interface IFixedProductMarketMaker {
+        function conditionalTokens() external view returns (address);
+        function collateralToken() external view returns (address);
+        function conditionIds(uint256 index) external view returns (bytes32);
+        function fee() external view returns (uint256);
+        function addFunding(uint256 addedFunds, uint256[] calldata distributionHint) external;
+        function calcBuyAmount(uint256 investmentAmount, uint256 outcomeIndex) external view returns (uint256);
+        function calcSellAmount(uint256 returnAmount, uint256 outcomeIndex) external view returns (uint256);
+        function buy(uint256 investmentAmount, uint256 outcomeIndex, uint256 minOutcomeTokensToBuy) external;
+        function sell(uint256 returnAmount, uint256 outcomeIndex, uint256 maxOutcomeTokensToSell) external;
+    }
+}

@@ -1,6 +1,8 @@
 //! A local devnet: anvil from the pinned npm package, the real Uniswap V2 factory and router,
-//! WETH9, and our two test tokens, with pools at a chosen price. [`Devnet::start`] is what
-//! `defai devnet` runs and what tests call; dropping the [`Devnet`] stops anvil.
+//! WETH9, and our two test tokens, with pools at a chosen price; plus Gnosis ConditionalTokens and
+//! the FixedProductMarketMakerFactory with a few binary prediction markets in dUSD.
+//! [`Devnet::start`] is what `defai devnet` runs and what tests call; dropping the [`Devnet`]
+//! stops anvil.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -14,6 +16,7 @@ use super::artifacts::{Artifact, check_init_code_hash};
 use super::bindings::{DevToken, IERC20, IUniswapV2Factory, IUniswapV2Router02, IWETH9};
 use super::error::EvmError;
 use super::nonce::NonceManager;
+use super::prediction::{MarketSpec, PredictionMarkets};
 use super::rpc::Chain;
 use super::tx::{TxPolicy, TxRequest, TxSender};
 use super::wallet::Wallet;
@@ -23,6 +26,14 @@ use agent_core::amount::price_to_units;
 pub const USD_DECIMALS: u8 = 6;
 /// Anvil account that deploys, provides liquidity and moves the market.
 pub const DEPLOYER_INDEX: usize = 9;
+/// Anvil account that is the oracle of the devnet's prediction markets (it reports outcomes).
+pub const ORACLE_INDEX: usize = 8;
+/// Initial liquidity of each devnet prediction market, whole dUSD.
+pub const MARKET_FUNDING_USD: u64 = 10_000;
+/// Fee of the devnet prediction markets: 2 % of 1e18, Omen's usual fee.
+pub const MARKET_FEE: u64 = 20_000_000_000_000_000;
+/// Starting odds of devnet market `i` are `MARKET_ODDS[i % 3]` (outcome 0, outcome 1), percent.
+pub const MARKET_ODDS: [[u64; 2]; 3] = [[50, 50], [30, 70], [70, 30]];
 
 /// What the devnet sets up.
 #[derive(Debug, Clone, PartialEq)]
@@ -41,6 +52,9 @@ pub struct DevnetConfig {
     pub fund_usd: u64,
     pub fund_weth: u64,
     pub fund_dvt: u64,
+    /// Binary prediction markets to create (dUSD collateral, [`MARKET_FUNDING_USD`] each,
+    /// odds cycling through [`MARKET_ODDS`], oracle = account [`ORACLE_INDEX`]).
+    pub markets: usize,
     /// anvil binary; default: `node_modules/.bin/anvil` found from the current directory up.
     pub anvil: Option<PathBuf>,
 }
@@ -56,6 +70,7 @@ impl DevnetConfig {
             fund_usd: 100_000,
             fund_weth: 50,
             fund_dvt: 50_000,
+            markets: 3,
             anvil: None,
         }
     }
@@ -79,6 +94,31 @@ pub struct DevnetInfo {
     pub deployer: Address,
     pub price: f64,
     pub pair_init_code_hash: B256,
+    /// Gnosis ConditionalTokens (ERC-1155 outcome tokens).
+    #[serde(default)]
+    pub conditional_tokens: Address,
+    #[serde(default)]
+    pub fpmm_factory: Address,
+    /// Account 8: reports the prediction markets' outcomes.
+    #[serde(default)]
+    pub oracle: Address,
+    #[serde(default)]
+    pub markets: Vec<MarketInfo>,
+}
+
+/// A devnet prediction market (a FixedProductMarketMaker over one binary condition).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MarketInfo {
+    /// The FixedProductMarketMaker.
+    pub address: Address,
+    pub condition_id: B256,
+    pub question_id: B256,
+    pub collateral: Address,
+}
+
+/// Question id of devnet market `i`: keccak256 of `defai devnet market {i}`.
+pub fn market_question_id(i: usize) -> B256 {
+    alloy::primitives::keccak256(format!("defai devnet market {i}"))
 }
 
 impl DevnetInfo {
@@ -234,6 +274,37 @@ impl Devnet {
             ops.transfer(weth, *a, fund_weth).await?;
         }
 
+        // Prediction markets: deployed after everything else so the addresses above do not move.
+        let conditional_tokens = ops.deploy(Artifact::ConditionalTokens, Vec::new()).await?;
+        let fpmm_factory = ops.deploy(Artifact::FpmmFactory, Vec::new()).await?;
+        let oracle = *anvil
+            .addresses()
+            .get(ORACLE_INDEX)
+            .ok_or_else(|| EvmError::Devnet(format!("anvil has no account {ORACLE_INDEX}")))?;
+        let funding = units(MARKET_FUNDING_USD, USD_DECIMALS);
+        if cfg.markets > 0 {
+            ops.mint(usd, me, funding * U256::from(cfg.markets)).await?;
+        }
+        let mut pm = PredictionMarkets::new(deployer.clone(), conditional_tokens, fpmm_factory);
+        let mut markets = Vec::with_capacity(cfg.markets);
+        for i in 0..cfg.markets {
+            let spec = MarketSpec::binary(
+                market_question_id(i),
+                oracle,
+                usd,
+                U256::from(MARKET_FEE),
+                funding,
+            )
+            .with_odds(&MARKET_ODDS[i % MARKET_ODDS.len()]);
+            let m = pm.create_market(&spec).await?;
+            markets.push(MarketInfo {
+                address: m.address,
+                condition_id: m.condition_id,
+                question_id: m.question_id,
+                collateral: m.collateral,
+            });
+        }
+
         let info = DevnetInfo {
             rpc_url: anvil.endpoint(),
             chain_id,
@@ -248,6 +319,10 @@ impl Devnet {
             deployer: me,
             price: cfg.price,
             pair_init_code_hash: init_hash,
+            conditional_tokens,
+            fpmm_factory,
+            oracle,
+            markets,
         };
         tracing::info!(target: "defai::devnet", rpc = %info.rpc_url, %weth_usd_pair, "devnet ready");
         Ok(Self {
@@ -288,6 +363,34 @@ impl Devnet {
     /// A wallet for anvil account `i`.
     pub fn wallet(&self, i: usize) -> Result<Wallet, EvmError> {
         Self::key_of(&self.anvil, i)
+    }
+    /// A sender for anvil account `i` with a fresh nonce manager: keep one per account (two
+    /// managers of one address would hand out the same nonce). Not for the deployer: use
+    /// [`Devnet::deployer`].
+    pub fn sender(&self, i: usize) -> Result<TxSender, EvmError> {
+        if i == DEPLOYER_INDEX {
+            return Err(EvmError::Devnet(
+                "account 9 already has a sender: use Devnet::deployer()".into(),
+            ));
+        }
+        let wallet = self.wallet(i)?;
+        let nonces = Arc::new(NonceManager::new(wallet.address()));
+        TxSender::new(
+            self.chain.clone(),
+            wallet,
+            self.info.chain_id,
+            nonces,
+            TxPolicy::default(),
+        )
+    }
+    /// Prediction markets as seen from anvil account `i` (the oracle is [`ORACLE_INDEX`]), with
+    /// a fresh sender (see [`Devnet::sender`]).
+    pub fn prediction_markets(&self, i: usize) -> Result<PredictionMarkets, EvmError> {
+        Ok(PredictionMarkets::new(
+            self.sender(i)?,
+            self.info.conditional_tokens,
+            self.info.fpmm_factory,
+        ))
     }
 }
 

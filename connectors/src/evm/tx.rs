@@ -563,3 +563,33 @@ pub fn bump(fees: Fees, pct: u32) -> Fees {
 fn _provider_in_scope(p: &alloy::providers::DynProvider) -> &dyn Provider {
     p
 }
+
+/// A transaction step as an audit-stream venue event.
+pub fn to_venue_event(e: TxEvent) -> agent_core::venue::VenueEvent {
+    let detail = match &e.step {
+        TxStep::Simulated { gas_estimate } => format!("gas limit {gas_estimate}"),
+        TxStep::Signed { max_fee_wei, .. } => format!("max fee {max_fee_wei} wei"),
+        TxStep::Sent { .. } => String::new(),
+        TxStep::BroadcastRetry { detail, .. } => detail.clone(),
+        TxStep::TimedOut { waited, .. } => format!("no receipt after {waited:?}"),
+        TxStep::Replaced {
+            old, max_fee_wei, ..
+        } => format!("replaces {old}, max fee {max_fee_wei} wei"),
+        TxStep::Mined {
+            block,
+            status,
+            fee_wei,
+            ..
+        } => format!(
+            "block {block}, status {}, fee {fee_wei} wei",
+            u8::from(*status)
+        ),
+    };
+    agent_core::venue::VenueEvent {
+        step: e.step_name(),
+        tx_hash: e.hash().map(|h| h.to_string()),
+        nonce: e.nonce(),
+        label: e.label,
+        detail,
+    }
+}

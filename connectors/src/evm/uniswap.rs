@@ -18,7 +18,7 @@ use agent_core::venue::{Venue, VenueError, VenueEvent};
 use super::bindings::{IERC20, IUniswapV2Pair, IUniswapV2Router02, IWETH9};
 use super::error::EvmError;
 use super::rpc::Chain;
-use super::tx::{TxEvent, TxOutcome, TxRequest, TxSender, TxStep};
+use super::tx::{TxEvent, TxOutcome, TxRequest, TxSender};
 use crate::amm::{AmmError, get_amount_out};
 
 /// Uniswap V2's LP fee.
@@ -241,36 +241,8 @@ impl UniswapV2Venue {
     }
 
     fn record(&mut self, log: Vec<TxEvent>) {
-        for e in log {
-            let detail = match &e.step {
-                TxStep::Simulated { gas_estimate } => format!("gas limit {gas_estimate}"),
-                TxStep::Signed { max_fee_wei, .. } => format!("max fee {max_fee_wei} wei"),
-                TxStep::Sent { .. } => String::new(),
-                TxStep::BroadcastRetry { detail, .. } => detail.clone(),
-                TxStep::TimedOut { waited, .. } => format!("no receipt after {waited:?}"),
-                TxStep::Replaced {
-                    old, max_fee_wei, ..
-                } => {
-                    format!("replaces {old}, max fee {max_fee_wei} wei")
-                }
-                TxStep::Mined {
-                    block,
-                    status,
-                    fee_wei,
-                    ..
-                } => format!(
-                    "block {block}, status {}, fee {fee_wei} wei",
-                    u8::from(*status)
-                ),
-            };
-            self.events.push(VenueEvent {
-                step: e.step_name(),
-                tx_hash: e.hash().map(|h| h.to_string()),
-                nonce: e.nonce(),
-                label: e.label,
-                detail,
-            });
-        }
+        self.events
+            .extend(log.into_iter().map(super::tx::to_venue_event));
     }
 
     async fn token_balance(&self, token: Address) -> Result<U256, EvmError> {
