@@ -8,7 +8,7 @@ use std::time::Duration;
 use agent_core::{Clock, Pair, Portfolio, Token};
 use connectors::PaperVenue;
 use connectors::evm::alloy::eips::BlockId;
-use connectors::evm::alloy::primitives::Address;
+use connectors::evm::alloy::primitives::{Address, U256};
 use connectors::evm::bindings::IERC20;
 use connectors::evm::guard::check_chain;
 use connectors::evm::{
@@ -151,4 +151,224 @@ pub async fn run_chain(spec: RunSpec, args: ChainArgs) -> Result<RunOutput, RunE
             drive.go(&spec, source, venue).await
         }
     }
+}
+
+/// One bet in the prediction summary.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct BetRow {
+    pub market: String,
+    pub outcome: usize,
+    /// Collateral put in, decimal.
+    pub investment: String,
+    /// Outcome tokens received, decimal (collateral decimals).
+    pub tokens: String,
+    pub tx_hash: Option<String>,
+}
+
+/// The JSON summary of a prediction-market run.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct PredictionSummary {
+    pub mode: crate::engine::Mode,
+    pub strategy: String,
+    pub chain_id: u64,
+    pub cycles: u64,
+    pub markets_seen: u64,
+    /// Number of bets placed.
+    pub bets: usize,
+    pub bet_fills: Vec<BetRow>,
+    /// Collateral received from redemptions, in collateral units (the token's smallest unit).
+    pub redeemed: String,
+    /// The same, as a decimal of whole tokens.
+    pub redeemed_collateral: String,
+    pub start_collateral: String,
+    pub end_collateral: String,
+    pub risk: crate::engine::RiskSummary,
+    pub execution_failures: u64,
+    pub strategy_faults: u64,
+    pub tx_hashes: Vec<String>,
+    pub gas_paid_wei: String,
+    pub kill_switch: crate::engine::KillSwitchSummary,
+}
+
+/// Reads a forecasts file: a JSON object of market address → probability.
+fn read_forecasts(
+    path: &std::path::Path,
+) -> Result<std::collections::BTreeMap<Address, f64>, RunError> {
+    let bad = |msg: String| {
+        RunError::Chain(EvmError::Devnet(format!(
+            "forecasts {}: {msg}",
+            path.display()
+        )))
+    };
+    let text = std::fs::read_to_string(path).map_err(|e| bad(e.to_string()))?;
+    let raw: std::collections::BTreeMap<String, f64> = serde_json::from_str(&text)
+        .map_err(|e| bad(format!("line {} column {}: {e}", e.line(), e.column())))?;
+    raw.into_iter()
+        .map(|(k, p)| {
+            let a: Address = k
+                .parse()
+                .map_err(|e| bad(format!("`{k}`: not an address: {e}")))?;
+            if !(0.0..=1.0).contains(&p) {
+                return Err(bad(format!("`{k}`: probability {p} is outside [0, 1]")));
+            }
+            Ok((a, p))
+        })
+        .collect()
+}
+
+/// `kelly_bettor` live on the devnet's prediction markets: each cycle (one per new block, up to
+/// `--max-cycles`) redeems resolved positions, then judges every market.
+pub async fn run_prediction(spec: RunSpec, args: ChainArgs) -> Result<PredictionSummary, RunError> {
+    use agent_core::{BetGate, PredictionAgent};
+    use connectors::evm::{ChainPredictionVenue, PredictionMarkets};
+    use models::calibration::FeatureProbability;
+    use strategies::{KellyBettor, KellyConfig};
+
+    let cfg = &spec.config;
+    if spec.mode != Mode::Live {
+        return Err(RunError::Chain(EvmError::Devnet(
+            "prediction markets run live (`defai run`); evaluate offline with `defai predict-eval`"
+                .into(),
+        )));
+    }
+    let Some(path) = &args.devnet else {
+        return Err(RunError::Chain(EvmError::Devnet(
+            "kelly_bettor needs --devnet devnet.json (its market list) for now".into(),
+        )));
+    };
+    let info = DevnetInfo::read(path)?;
+    let chain = Chain::connect(&info.rpc_url)?;
+    check_chain(&chain, info.chain_id, args.allow_mainnet).await?;
+
+    let mut params = cfg.strategy_params(&spec.params)?;
+    let kelly = KellyConfig::from_params(&mut params).map_err(strategies::BuildError::from)?;
+    let forecasts_path = params
+        .string("forecasts", "")
+        .map_err(strategies::BuildError::from)?;
+    params.finish().map_err(strategies::BuildError::from)?;
+    let forecasts = if forecasts_path.is_empty() {
+        Default::default()
+    } else {
+        let p = std::path::Path::new(&forecasts_path);
+        let p = if p.is_relative() {
+            cfg.source
+                .as_ref()
+                .and_then(|s| s.parent())
+                .map(|d| d.join(p))
+                .unwrap_or_else(|| p.to_path_buf())
+        } else {
+            p.to_path_buf()
+        };
+        read_forecasts(&p)?
+    };
+
+    let source_kind = match args.keystore.clone().or_else(|| cfg.keystore_path()) {
+        Some(path) => WalletSource::Keystore(path),
+        None => WalletSource::Env,
+    };
+    let wallet = Wallet::load(&source_kind)?;
+    let limits = cfg.risk_limits()?;
+    let policy = TxPolicy {
+        receipt_timeout: Duration::from_secs_f64(cfg.chain.receipt_timeout_s.max(0.01)),
+        max_replacements: cfg.chain.max_replacements,
+        gas_cap_wei: limits.max_gas_price_wei.map(|w| w.saturating_to::<u128>()),
+        ..TxPolicy::default()
+    };
+    let nonces = Arc::new(NonceManager::new(wallet.address()));
+    let tx = TxSender::new(chain.clone(), wallet, info.chain_id, nonces, policy)?;
+    let pm = PredictionMarkets::new(tx, info.conditional_tokens, info.fpmm_factory);
+    let collateral = Token::new(&cfg.market.quote, cfg.market.quote_decimals);
+    let markets: Vec<_> = info
+        .markets
+        .iter()
+        .map(|m| (m.address, m.question_id))
+        .collect();
+    let venue =
+        ChainPredictionVenue::open(pm, &markets, info.oracle, collateral.clone(), forecasts)
+            .await?;
+    let strategy = KellyBettor::new(
+        Box::new(FeatureProbability::new(0)),
+        collateral.clone(),
+        kelly.clone(),
+    );
+    let mut bet_limits = crate::predict::bet_limits(&kelly, &collateral);
+    if let Some(max) = cfg.max_bet()? {
+        bet_limits.max_bet = agent_core::amount::units_from_f64(max, collateral.decimals()).ok();
+    }
+    bet_limits.max_slippage_bps = limits.max_slippage_bps;
+    let kill = match &spec.state {
+        Some(dir) => {
+            let state = connectors::StateDir::open(dir)?;
+            let record = state.load_switch()?.unwrap_or_default();
+            agent_core::KillSwitch::restore(record, Some(Box::new(state.switch_store()?)))
+        }
+        None => agent_core::KillSwitch::new(),
+    };
+    let hashes = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let mut agent = PredictionAgent::new(venue, Box::new(strategy), BetGate { limits: bet_limits })
+        .with_kill_switch(kill)
+        .with_observer(Box::new(crate::engine::TxHashes(hashes.clone())));
+    let cycles = spec.max_cycles.unwrap_or(u64::MAX);
+    let poll = Duration::from_millis(cfg.chain.poll_interval_ms.max(1));
+    let mut last_block = None;
+    let mut done = 0;
+    while done < cycles && !spec.stop.load(std::sync::atomic::Ordering::Relaxed) {
+        let block = chain.block(None).await?;
+        if last_block == Some(block.number) {
+            tokio::time::sleep(poll).await;
+            continue;
+        }
+        last_block = Some(block.number);
+        agent
+            .cycle(block.timestamp as i64)
+            .await
+            .map_err(|e| RunError::Chain(EvmError::Devnet(format!("prediction venue: {e}"))))?;
+        done += 1;
+    }
+    let (report, kill, _venue) = agent
+        .finish_keep_venue()
+        .await
+        .map_err(|e| RunError::Chain(EvmError::Devnet(format!("prediction venue: {e}"))))?;
+    let c = &collateral;
+    let gas: U256 = report.bets.iter().map(|b| b.gas_native).sum();
+    let tx_hashes = hashes.lock().map(|v| v.clone()).unwrap_or_default();
+    Ok(PredictionSummary {
+        mode: spec.mode,
+        strategy: "kelly_bettor".into(),
+        chain_id: info.chain_id,
+        cycles: report.cycles,
+        markets_seen: report.markets_seen,
+        bets: report.bets.len(),
+        bet_fills: report
+            .bets
+            .iter()
+            .map(|b| BetRow {
+                market: b.market.clone(),
+                outcome: b.outcome,
+                investment: c.format(b.investment),
+                tokens: c.format(b.tokens),
+                tx_hash: b.tx_hash.clone(),
+            })
+            .collect(),
+        redeemed: report.redeemed.to_string(),
+        redeemed_collateral: c.format(report.redeemed),
+        start_collateral: c.format(report.start_collateral),
+        end_collateral: c.format(report.end_collateral),
+        risk: crate::engine::RiskSummary {
+            approved: report.risk.approved,
+            resized: report.risk.resized,
+            refused: report.risk.refused,
+            refused_by_reason: report
+                .risk
+                .refused_by_reason
+                .iter()
+                .map(|(k, v)| (k.to_string(), *v))
+                .collect(),
+        },
+        execution_failures: report.execution_failures,
+        strategy_faults: report.strategy_faults,
+        tx_hashes,
+        gas_paid_wei: gas.to_string(),
+        kill_switch: kill.record().into(),
+    })
 }

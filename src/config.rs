@@ -334,6 +334,9 @@ pub struct RiskSection {
     pub allowed_contracts: Option<Vec<String>>,
     pub max_price_deviation_bps: Option<u32>,
     pub max_data_age_s: Option<u32>,
+    /// Prediction markets: the largest single bet, collateral (whole tokens). The bet gate
+    /// refuses anything above it, whatever the strategy asks.
+    pub max_bet: Option<Spanned<f64>>,
 }
 
 macro_rules! overlay {
@@ -361,7 +364,8 @@ impl RiskSection {
             allowed_tokens,
             allowed_contracts,
             max_price_deviation_bps,
-            max_data_age_s
+            max_data_age_s,
+            max_bet
         )
     }
 }
@@ -658,6 +662,18 @@ impl Config {
             base_token: address(&self.venue.base_token, "venue.base_token")?,
             quote_token: address(&self.venue.quote_token, "venue.quote_token")?,
         })
+    }
+
+    /// `[risk] max_bet` (with `[strategy.risk]` over it), whole collateral tokens.
+    pub fn max_bet(&self) -> Result<Option<f64>, ConfigError> {
+        let risk = self.risk.overlay(&self.strategy.risk);
+        match &risk.max_bet {
+            Some(v) if !(v.get_ref().is_finite() && *v.get_ref() > 0.0) => {
+                Err(self.invalid(v.span(), "risk.max_bet", "must be a positive number"))
+            }
+            Some(v) => Ok(Some(*v.get_ref())),
+            None => Ok(None),
+        }
     }
 
     pub fn data_path(&self) -> Option<PathBuf> {

@@ -463,7 +463,7 @@ pub async fn run_shared(
 }
 
 /// Collects the hashes of mined transactions from the audit stream.
-struct TxHashes(Arc<Mutex<Vec<String>>>);
+pub(crate) struct TxHashes(pub(crate) Arc<Mutex<Vec<String>>>);
 
 impl Observer for TxHashes {
     fn on_audit(&mut self, event: &AuditEvent<'_>) {

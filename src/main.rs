@@ -434,6 +434,32 @@ async fn run_agent(
         state: args.state.clone(),
         max_cycles: chain.as_ref().and_then(|c| c.1),
     };
+    if spec.config.strategy.name == "kelly_bettor" {
+        let Some((chain_args, _)) = chain else {
+            bail!(
+                "kelly_bettor bets on prediction markets: run it with `defai run --devnet FILE`, or evaluate it offline with `defai predict-eval`"
+            );
+        };
+        let json = args.json;
+        let s = defai::chain::run_prediction(spec, chain_args).await?;
+        if json {
+            println!("{}", serde_json::to_string(&s)?);
+        } else {
+            println!(
+                "kelly_bettor on chain {}: {} cycles, {} markets seen, {} bets, redeemed {} ({} units)",
+                s.chain_id, s.cycles, s.markets_seen, s.bets, s.redeemed_collateral, s.redeemed
+            );
+            println!(
+                "collateral {} → {}; refused {}; failures {}; kill switch {:?}",
+                s.start_collateral,
+                s.end_collateral,
+                s.risk.refused,
+                s.execution_failures,
+                s.kill_switch.state
+            );
+        }
+        return Ok(());
+    }
     let out = match chain {
         Some((chain_args, _)) => defai::chain::run_chain(spec, chain_args).await?,
         None => {

@@ -335,3 +335,117 @@ fn creating_and_reading_markets() {
         );
     });
 }
+
+#[test]
+fn kelly_bettor_live_bets_on_the_mispriced_market_and_redeems_the_payout_exactly() {
+    use defai::connectors::evm::alloy::primitives::U256 as AU256;
+    let rt = rt();
+    let (devnet, _) = rt.block_on(start());
+    let info = devnet.info().clone();
+    let dir = tempfile::tempdir().unwrap();
+    let devnet_json = dir.path().join("devnet.json");
+    info.write(&devnet_json).unwrap();
+    // Forecasts: market 0 (priced 0.5) is worth 0.8; no opinion on the others.
+    std::fs::write(
+        dir.path().join("forecasts.json"),
+        format!("{{\"{}\": 0.8}}", info.markets[0].address),
+    )
+    .unwrap();
+    let config = dir.path().join("prediction.toml");
+    let text = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/examples/configs/prediction-devnet.toml"
+    ))
+    .unwrap()
+    .replace("forecasts-devnet.json", "forecasts.json");
+    std::fs::write(&config, text).unwrap();
+    let key = devnet.test_key_hex(2).unwrap();
+    let run = |cycles: &str, extra: &[&str]| {
+        let mut args = vec![
+            "run",
+            "--config",
+            config.to_str().unwrap(),
+            "--devnet",
+            devnet_json.to_str().unwrap(),
+            "--max-cycles",
+            cycles,
+            "--json",
+        ];
+        args.extend_from_slice(extra);
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_defai"))
+            .args(&args)
+            .env("DEFAI_PRIVATE_KEY", &key)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        serde_json::from_slice::<serde_json::Value>(&out.stdout).unwrap()
+    };
+
+    // 1. One cycle: one bet, on outcome 0 of market 0, capped by max_bet.
+    let v = run("1", &[]);
+    assert_eq!(v["bets"], 1, "{v}");
+    let bet = &v["bet_fills"][0];
+    assert_eq!(bet["outcome"], 0);
+    assert!(
+        bet["market"]
+            .as_str()
+            .unwrap()
+            .eq_ignore_ascii_case(&info.markets[0].address.to_string())
+    );
+    let invested: f64 = bet["investment"].as_str().unwrap().parse().unwrap();
+    assert!(invested > 1.0 && invested <= 500.0, "{invested}");
+    assert_eq!(v["redeemed"], "0");
+    assert!(
+        v["tx_hashes"].as_array().unwrap().len() >= 2,
+        "approve + buy"
+    );
+
+    // 2. The oracle resolves market 0 for outcome 0.
+    let me = info.accounts[2];
+    let (tokens, before) = rt.block_on(async {
+        let pm = devnet.prediction_markets(8).unwrap();
+        let m = market(&pm, &info, 0).await;
+        let tokens = pm.outcome_balances(&m, me).await.unwrap()[0];
+        let mut oracle = devnet.prediction_markets(8).unwrap();
+        oracle
+            .resolve(&m, &[AU256::from(1), AU256::ZERO])
+            .await
+            .unwrap();
+        (tokens, pm.collateral_balance(&m, me).await.unwrap())
+    });
+    assert!(tokens > AU256::ZERO);
+
+    // 3. Next cycle redeems first: collateral grows by exactly the winning tokens held.
+    let v = run("1", &[]);
+    assert_eq!(v["redeemed"], tokens.to_string(), "{v}");
+    assert_eq!(
+        v["bets"], 0,
+        "the resolved market takes no bets; the others have no forecast"
+    );
+    let after = rt.block_on(async {
+        let pm = devnet.prediction_markets(8).unwrap();
+        let m = market(&pm, &info, 0).await;
+        pm.collateral_balance(&m, me).await.unwrap()
+    });
+    assert_eq!(after, before + tokens);
+
+    // 4. A gate max_bet below what the strategy wants refuses the bet; nothing is sent.
+    std::fs::write(
+        dir.path().join("forecasts.json"),
+        format!("{{\"{}\": 0.9}}", info.markets[1].address),
+    )
+    .unwrap();
+    let tight = std::fs::read_to_string(&config).unwrap().replace(
+        "max_bet = 500.0                   # the gate",
+        "max_bet = 2.0                   # the gate",
+    );
+    std::fs::write(&config, tight).unwrap();
+    let v = run("1", &[]);
+    assert_eq!(v["bets"], 0, "{v}");
+    assert_eq!(v["risk"]["refused_by_reason"]["max_bet"], 1, "{v}");
+    assert_eq!(v["tx_hashes"].as_array().unwrap().len(), 0);
+}
