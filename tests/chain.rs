@@ -206,6 +206,27 @@ fn defai(args: &[&str], envs: &[(&str, &str)]) -> std::process::Output {
     cmd.output().unwrap()
 }
 
+/// The market mover races the agent: a swap whose price moved between the quote and the
+/// transaction is refused by the slippage checks before it is sent. That is the only failure a
+/// live run may have.
+fn only_slippage_failures(stderr: &str, v: &serde_json::Value) {
+    let failures: Vec<&str> = stderr
+        .lines()
+        .filter(|l| l.contains("execution failed"))
+        .collect();
+    assert_eq!(
+        failures.len() as u64,
+        v["execution_failures"].as_u64().unwrap()
+    );
+    for f in &failures {
+        assert!(
+            f.contains("INSUFFICIENT_OUTPUT_AMOUNT") || f.contains("below amountOutMin"),
+            "not a slippage refusal: {f}"
+        );
+    }
+    assert!(failures.len() <= 5, "{failures:?}");
+}
+
 fn files_contain(dir: &std::path::Path, needle: &str) -> Vec<std::path::PathBuf> {
     let mut hits = Vec::new();
     for entry in std::fs::read_dir(dir).unwrap().flatten() {
@@ -267,7 +288,7 @@ fn ema_cross_trades_live_against_the_market_mover_and_books_exactly_what_the_cha
     assert!(v["bars"].as_u64().unwrap() >= 200, "bars {}", v["bars"]);
     let trades = v["trades"].as_u64().unwrap();
     assert!(trades >= 2, "ema_cross should trade over 200 bars: {v}");
-    assert_eq!(v["execution_failures"], 0, "{v}");
+    only_slippage_failures(&stderr, &v);
     // Every fill and its gas were booked exactly as the chain saw them.
     assert_eq!(v["reconciliations"], 0, "{v}");
 
@@ -1019,7 +1040,7 @@ fn ml_signal_runs_unchanged_live_on_the_devnet_with_decisions_from_the_shipped_m
         (Some("live"), Some("ml_signal"))
     );
     assert_eq!(v["bars"], 150);
-    assert_eq!(v["execution_failures"], 0, "{v}");
+    only_slippage_failures(&String::from_utf8_lossy(&out.stderr), &v);
     assert_eq!(v["reconciliations"], 0, "{v}");
     assert_eq!(v["strategy_faults"], 0, "{v}");
     // Decisions after the 73-bar warm-up, each naming the shipped model.
