@@ -372,3 +372,265 @@ pub async fn run_prediction(spec: RunSpec, args: ChainArgs) -> Result<Prediction
         kill_switch: kill.record().into(),
     })
 }
+
+/// The JSON summary of a live rebalancing run.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct RebalanceSummary {
+    pub mode: crate::engine::Mode,
+    pub strategy: String,
+    pub chain_id: u64,
+    pub cycles: u64,
+    pub rebalances: u64,
+    pub trades: u64,
+    /// Legs skipped because gas would exceed `max_gas_share` of their value, or below min_trade.
+    pub skipped_cycles: u64,
+    pub execution_failures: u64,
+    pub targets: std::collections::BTreeMap<String, f64>,
+    pub weights: std::collections::BTreeMap<String, f64>,
+    /// RMS distance of the final weights from the targets, percent.
+    pub tracking_error_pct: f64,
+    pub balances: std::collections::BTreeMap<String, String>,
+    pub gas_paid_wei: String,
+    pub tx_hashes: Vec<String>,
+}
+
+/// `rebalancer` live on the devnet: WETH, DVT and dUSD held at target weights through the
+/// WETH/dUSD and DVT/dUSD pools, one wallet and one nonce manager for both pool venues.
+pub async fn run_rebalance(spec: RunSpec, args: ChainArgs) -> Result<RebalanceSummary, RunError> {
+    use agent_core::{IntentId, Order, Swap, Venue};
+    use strategies::rebalancer::{Holding, RebalanceConfig, plan, tracking_error, weights};
+
+    let cfg = &spec.config;
+    if spec.mode != Mode::Live {
+        return Err(RunError::Chain(EvmError::Devnet(
+            "the live rebalancer runs with `defai run`; backtest it with `defai rebalance`".into(),
+        )));
+    }
+    let Some(path) = &args.devnet else {
+        return Err(RunError::Chain(EvmError::Devnet(
+            "rebalancer needs --devnet devnet.json (its pools) for now".into(),
+        )));
+    };
+    let info = DevnetInfo::read(path)?;
+    let chain = Chain::connect(&info.rpc_url)?;
+    check_chain(&chain, info.chain_id, args.allow_mainnet).await?;
+
+    let mut params = cfg.strategy_params(&spec.params)?;
+    let p = &mut params;
+    let bad = strategies::BuildError::from;
+    let targets = [
+        p.f64("weth", 0.4).map_err(bad)?,
+        p.f64("dvt", 0.3).map_err(bad)?,
+        p.f64("usd", 0.3).map_err(bad)?,
+    ];
+    let rc = RebalanceConfig {
+        band: p.f64("band", 0.05).map_err(bad)?,
+        min_trade: p.f64("min_trade", 10.0).map_err(bad)?,
+        max_gas_share: p.f64("max_gas_share", 0.01).map_err(bad)?,
+    };
+    if targets.iter().any(|t| !(0.0..=1.0).contains(t))
+        || (targets.iter().sum::<f64>() - 1.0).abs() > 1e-9
+    {
+        return Err(bad(p.invalid(
+            "weth",
+            "targets weth + dvt + usd must be in [0, 1] and sum to 1",
+        ))
+        .into());
+    }
+    params.finish().map_err(bad)?;
+
+    let source_kind = match args.keystore.clone().or_else(|| cfg.keystore_path()) {
+        Some(path) => WalletSource::Keystore(path),
+        None => WalletSource::Env,
+    };
+    let wallet = Wallet::load(&source_kind)?;
+    let limits = cfg.risk_limits()?;
+    let policy = TxPolicy {
+        receipt_timeout: Duration::from_secs_f64(cfg.chain.receipt_timeout_s.max(0.01)),
+        max_replacements: cfg.chain.max_replacements,
+        gas_cap_wei: limits.max_gas_price_wei.map(|w| w.saturating_to::<u128>()),
+        ..TxPolicy::default()
+    };
+    let nonces = Arc::new(NonceManager::new(wallet.address()));
+    // One sender (one nonce manager) shared by both pool venues.
+    let tx = TxSender::new(chain.clone(), wallet, info.chain_id, nonces, policy)?;
+    let (weth, dvt, usd) = (
+        Token::new("WETH", 18),
+        Token::new("DVT", 18),
+        Token::new("dUSD", 6),
+    );
+    let native = Token::new(&cfg.chain.native_symbol, 18);
+    let venue_cfg = UniswapV2Config {
+        router: info.router,
+        deadline_s: cfg.venue.deadline_s,
+        gas_per_swap: cfg.chain.gas_per_swap,
+        chain_id: info.chain_id,
+        chain_check_every: cfg.chain.chain_check_every,
+    };
+    let weth_pool = PoolRef::resolve(
+        &chain,
+        Pair::new(weth.clone(), usd.clone()),
+        info.weth_usd_pair,
+        info.weth,
+        info.usd,
+    )
+    .await?;
+    let dvt_pool = PoolRef::resolve(
+        &chain,
+        Pair::new(dvt.clone(), usd.clone()),
+        info.dvt_usd_pair,
+        info.dvt,
+        info.usd,
+    )
+    .await?;
+    let mut venues = [
+        UniswapV2Venue::new(weth_pool, tx.clone(), native.clone(), venue_cfg.clone()),
+        UniswapV2Venue::new(dvt_pool, tx.clone(), native, venue_cfg),
+    ];
+    let tokens = [weth.clone(), dvt.clone(), usd.clone()];
+    let me = tx.address();
+    let addresses = [info.weth, info.dvt, info.usd];
+    let read = async |chain: &Chain| -> Result<([U256; 3], [f64; 2], U256), EvmError> {
+        let mut bal = [U256::ZERO; 3];
+        for (k, a) in addresses.iter().enumerate() {
+            bal[k] = chain
+                .view(
+                    *a,
+                    connectors::evm::bindings::IERC20::balanceOfCall { owner: me },
+                    connectors::evm::alloy::eips::BlockId::latest(),
+                )
+                .await?;
+        }
+        Ok((bal, [0.0; 2], chain.balance(me).await?))
+    };
+    let slippage = U256::from(10_000 - limits.max_slippage_bps.min(10_000));
+    let (_, _, eth_start) = read(&chain).await?;
+    let mut out = RebalanceSummary {
+        mode: spec.mode,
+        strategy: "rebalancer".into(),
+        chain_id: info.chain_id,
+        cycles: 0,
+        rebalances: 0,
+        trades: 0,
+        skipped_cycles: 0,
+        execution_failures: 0,
+        targets: tokens
+            .iter()
+            .zip(targets)
+            .map(|(t, w)| (t.symbol().to_string(), w))
+            .collect(),
+        weights: Default::default(),
+        tracking_error_pct: 0.0,
+        balances: Default::default(),
+        gas_paid_wei: String::new(),
+        tx_hashes: Vec::new(),
+    };
+    let cycles = spec.max_cycles.unwrap_or(u64::MAX);
+    let poll = Duration::from_millis(cfg.chain.poll_interval_ms.max(1));
+    let mut last_block = None;
+    let mut prices = [0.0f64; 3];
+    while out.cycles < cycles && !spec.stop.load(std::sync::atomic::Ordering::Relaxed) {
+        let block = chain.block(None).await?;
+        if last_block == Some(block.number) {
+            tokio::time::sleep(poll).await;
+            continue;
+        }
+        last_block = Some(block.number);
+        out.cycles += 1;
+        let (bal, _, _) = read(&chain).await?;
+        for (k, v) in venues.iter().enumerate() {
+            let (rb, rq) = v
+                .pool()
+                .reserves(&chain, connectors::evm::alloy::eips::BlockId::latest())
+                .await?;
+            prices[k] = v.pool().price_f64(rb, rq);
+        }
+        prices[2] = 1.0;
+        let holdings: Vec<Holding> = (0..3)
+            .map(|k| Holding {
+                token: tokens[k].clone(),
+                balance: bal[k],
+                price: prices[k],
+                target: targets[k],
+            })
+            .collect();
+        let fees = tx.market_fees().await?;
+        let gas_quote = agent_core::amount::to_f64(
+            U256::from(cfg.chain.gas_per_swap) * U256::from(fees.current_price_wei()),
+            18,
+        ) * prices[0];
+        let legs = plan(&holdings, &targets, 2, gas_quote, &rc);
+        let drifted = weights(&holdings)
+            .iter()
+            .zip(&targets)
+            .any(|(w, t)| (w - t).abs() > rc.band);
+        if legs.is_empty() {
+            if drifted {
+                out.skipped_cycles += 1;
+            }
+            continue;
+        }
+        out.rebalances += 1;
+        for (seq, leg) in legs.into_iter().enumerate() {
+            let v = if leg.sell == weth || leg.buy == weth {
+                &mut venues[0]
+            } else {
+                &mut venues[1]
+            };
+            let swap = Swap {
+                sell: leg.sell.clone(),
+                buy: leg.buy.clone(),
+                amount_in: leg.amount_in,
+            };
+            let quote = match v.quote(&swap).await {
+                Ok(q) => q,
+                Err(e) => {
+                    tracing::warn!(target: "defai::audit", error = %e, "rebalance quote failed");
+                    out.execution_failures += 1;
+                    continue;
+                }
+            };
+            let order = Order {
+                id: IntentId::new("rebalancer", block.timestamp as i64, seq as u32),
+                swap,
+                min_amount_out: quote.amount_out * slippage / U256::from(10_000u32),
+            };
+            match v.execute(&order, block.timestamp as i64).await {
+                Ok(_) => out.trades += 1,
+                Err(e) => {
+                    tracing::warn!(target: "defai::audit", error = %e, "rebalance leg failed");
+                    out.execution_failures += 1;
+                }
+            }
+            for e in v.drain_events() {
+                if e.step == "mined"
+                    && let Some(h) = e.tx_hash
+                {
+                    out.tx_hashes.push(h);
+                }
+            }
+        }
+    }
+    let (bal, _, eth_end) = read(&chain).await?;
+    let holdings: Vec<Holding> = (0..3)
+        .map(|k| Holding {
+            token: tokens[k].clone(),
+            balance: bal[k],
+            price: prices[k],
+            target: targets[k],
+        })
+        .collect();
+    out.tracking_error_pct = tracking_error(&holdings) * 100.0;
+    out.weights = tokens
+        .iter()
+        .zip(weights(&holdings))
+        .map(|(t, w)| (t.symbol().to_string(), w))
+        .collect();
+    out.balances = tokens
+        .iter()
+        .zip(bal)
+        .map(|(t, b)| (t.symbol().to_string(), t.format(b)))
+        .collect();
+    out.gas_paid_wei = eth_start.saturating_sub(eth_end).to_string();
+    Ok(out)
+}

@@ -434,6 +434,16 @@ async fn run_agent(
         state: args.state.clone(),
         max_cycles: chain.as_ref().and_then(|c| c.1),
     };
+    if spec.config.strategy.name == "rebalancer" {
+        let Some((chain_args, _)) = chain else {
+            bail!(
+                "the live rebalancer runs with `defai run --devnet FILE`; backtest it with `defai rebalance`"
+            );
+        };
+        let s = defai::chain::run_rebalance(spec, chain_args).await?;
+        println!("{}", serde_json::to_string(&s)?);
+        return Ok(());
+    }
     if spec.config.strategy.name == "kelly_bettor" {
         let Some((chain_args, _)) = chain else {
             bail!(

@@ -1055,3 +1055,118 @@ fn ml_signal_runs_unchanged_live_on_the_devnet_with_decisions_from_the_shipped_m
         .count();
     assert_eq!(decisions, 150 - 72, "{}", &stderr[..stderr.len().min(2000)]);
 }
+
+#[test]
+fn the_rebalancer_restores_its_weights_after_a_price_shock_and_stands_still_when_gas_would_eat_the_trade()
+ {
+    let rt = rt();
+    let devnet = rt
+        .block_on(Devnet::start(DevnetConfig::at_price(1338.12)))
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let json = dir.path().join("devnet.json");
+    devnet.info().write(&json).unwrap();
+    let key = devnet.test_key_hex(7).unwrap();
+    let config = dir.path().join("rebalance.toml");
+    let base = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/examples/configs/rebalance-devnet.toml"
+    ))
+    .unwrap();
+    let run = |text: &str| {
+        std::fs::write(&config, text).unwrap();
+        let out = defai(
+            &[
+                "run",
+                "--config",
+                config.to_str().unwrap(),
+                "--devnet",
+                json.to_str().unwrap(),
+                "--max-cycles",
+                "1",
+                "--json",
+            ],
+            &[("DEFAI_PRIVATE_KEY", &key)],
+        );
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        serde_json::from_slice::<serde_json::Value>(&out.stdout).unwrap()
+    };
+    // Funded 50 WETH (~67k dUSD), 50,000 DVT (100k) and 100,000 dUSD: ~25/37/37 against 40/30/30.
+    let v = run(&base);
+    assert_eq!(
+        (v["rebalances"].as_u64(), v["execution_failures"].as_u64()),
+        (Some(1), Some(0)),
+        "{v}"
+    );
+    assert!(v["trades"].as_u64().unwrap() >= 2, "{v}");
+    assert!(v["tracking_error_pct"].as_f64().unwrap() < 5.0, "{v}");
+    let receipts = |v: &serde_json::Value| {
+        let hashes: Vec<String> = v["tx_hashes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|h| h.as_str().unwrap().to_string())
+            .collect();
+        rt.block_on(async {
+            for h in &hashes {
+                let r = devnet
+                    .chain()
+                    .receipt(h.parse().unwrap())
+                    .await
+                    .unwrap()
+                    .unwrap();
+                assert!(r.status());
+            }
+        });
+        hashes.len()
+    };
+    assert!(receipts(&v) >= 4, "approve + swap per leg");
+
+    // A price shock: WETH +60 %. The next cycle brings the weights back inside the band.
+    rt.block_on(async {
+        let mover = defai::connectors::evm::MarketMover::new(
+            devnet.info(),
+            devnet.deployer().clone(),
+            3600,
+        )
+        .await
+        .unwrap();
+        mover.step(1338.12 * 1.6).await.unwrap();
+    });
+    let before = v["tracking_error_pct"].as_f64().unwrap();
+    let v = run(&base);
+    assert_eq!(v["rebalances"], 1, "{v}");
+    assert!(
+        v["tracking_error_pct"].as_f64().unwrap() < 5.0 && receipts(&v) >= 2,
+        "{v} (was {before})"
+    );
+    let weth_w = v["weights"]["WETH"].as_f64().unwrap();
+    assert!((weth_w - 0.4).abs() <= 0.05, "{v}");
+
+    // Another shock, but gas may take only a billionth of a trade: nothing is sent.
+    rt.block_on(async {
+        let mover = defai::connectors::evm::MarketMover::new(
+            devnet.info(),
+            devnet.deployer().clone(),
+            3600,
+        )
+        .await
+        .unwrap();
+        mover.step(1338.12 * 0.8).await.unwrap();
+    });
+    let v = run(&base.replace("max_gas_share = 0.01", "max_gas_share = 0.000000001"));
+    assert_eq!(
+        (v["trades"].as_u64(), v["skipped_cycles"].as_u64()),
+        (Some(0), Some(1)),
+        "{v}"
+    );
+    assert_eq!(v["tx_hashes"].as_array().unwrap().len(), 0);
+    assert!(
+        v["tracking_error_pct"].as_f64().unwrap() > 5.0,
+        "drifted and left alone: {v}"
+    );
+}
