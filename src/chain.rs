@@ -26,6 +26,22 @@ pub struct ChainArgs {
     /// Keystore (overrides `wallet.keystore`).
     pub keystore: Option<PathBuf>,
     pub allow_mainnet: bool,
+    /// Shared by every agent of the process: one [`NonceManager`] per wallet address, so
+    /// several strategies can send from one wallet without gaps or reuse.
+    pub nonces: Arc<NonceRegistry>,
+}
+
+/// One nonce manager per wallet address, shared across the agents of a process.
+#[derive(Debug, Default)]
+pub struct NonceRegistry(std::sync::Mutex<std::collections::HashMap<Address, Arc<NonceManager>>>);
+
+impl NonceRegistry {
+    pub fn get(&self, address: Address) -> Arc<NonceManager> {
+        let mut map = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        map.entry(address)
+            .or_insert_with(|| Arc::new(NonceManager::new(address)))
+            .clone()
+    }
 }
 
 async fn check_decimals(chain: &Chain, token: Address, want: &Token) -> Result<(), EvmError> {
@@ -124,7 +140,7 @@ pub async fn run_chain(spec: RunSpec, args: ChainArgs) -> Result<RunOutput, RunE
                 gas_cap_wei: limits.max_gas_price_wei.map(|w| w.saturating_to::<u128>()),
                 ..TxPolicy::default()
             };
-            let nonces = Arc::new(NonceManager::new(wallet.address()));
+            let nonces = args.nonces.get(wallet.address());
             let tx = TxSender::new(chain.clone(), wallet, target.chain_id, nonces, policy)?;
             let venue = UniswapV2Venue::new(
                 pool,
@@ -274,7 +290,7 @@ pub async fn run_prediction(spec: RunSpec, args: ChainArgs) -> Result<Prediction
         gas_cap_wei: limits.max_gas_price_wei.map(|w| w.saturating_to::<u128>()),
         ..TxPolicy::default()
     };
-    let nonces = Arc::new(NonceManager::new(wallet.address()));
+    let nonces = args.nonces.get(wallet.address());
     let tx = TxSender::new(chain.clone(), wallet, info.chain_id, nonces, policy)?;
     let pm = PredictionMarkets::new(tx, info.conditional_tokens, info.fpmm_factory);
     let collateral = Token::new(&cfg.market.quote, cfg.market.quote_decimals);
@@ -451,7 +467,7 @@ pub async fn run_rebalance(spec: RunSpec, args: ChainArgs) -> Result<RebalanceSu
         gas_cap_wei: limits.max_gas_price_wei.map(|w| w.saturating_to::<u128>()),
         ..TxPolicy::default()
     };
-    let nonces = Arc::new(NonceManager::new(wallet.address()));
+    let nonces = args.nonces.get(wallet.address());
     // One sender (one nonce manager) shared by both pool venues.
     let tx = TxSender::new(chain.clone(), wallet, info.chain_id, nonces, policy)?;
     let (weth, dvt, usd) = (

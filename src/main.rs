@@ -53,6 +53,12 @@ enum Command {
         /// Allow known mainnet chain ids (real money).
         #[arg(long)]
         allow_mainnet: bool,
+        /// Another agent config to run in this same process, concurrently (repeatable): e.g.
+        /// trading + prediction + rebalancing. Each keeps its own strategy, budget and risk
+        /// limits; agents on one wallet share its nonce manager. Prints
+        /// `{"agents": [summary, ...]}`.
+        #[arg(long = "also", value_name = "CONFIG")]
+        also: Vec<PathBuf>,
     },
     /// Train the PriceDirection model (candle, CPU) and write weights + metadata to DIR.
     /// Deterministic for a given seed; the split is chronological (train, validation, held-out
@@ -307,13 +313,21 @@ fn main() -> Result<()> {
                 chain,
                 keystore,
                 allow_mainnet,
+                also,
             } => {
                 let args = ChainArgs {
                     devnet: chain.devnet,
                     keystore,
                     allow_mainnet,
+                    ..ChainArgs::default()
                 };
-                run_agent(Mode::Live, run, None, Some((args, chain.max_cycles))).await
+                if also.is_empty() {
+                    run_agent(Mode::Live, run, None, Some((args, chain.max_cycles))).await
+                } else {
+                    let mut configs: Vec<PathBuf> = run.config.iter().cloned().collect();
+                    configs.extend(also);
+                    run_fleet(configs, args, chain.max_cycles, run.params).await
+                }
             }
             Command::PredictEval {
                 markets,
@@ -887,5 +901,60 @@ fn rebalance(targets: &str, band: f64, seed: u64, json: bool) -> Result<()> {
             r.tracking_error_pct, r.max_tracking_error_pct
         );
     }
+    Ok(())
+}
+
+/// Several agents in one process, each from its own config, run concurrently; one nonce
+/// manager per wallet across all of them.
+async fn run_fleet(
+    configs: Vec<PathBuf>,
+    args: ChainArgs,
+    max_cycles: Option<u64>,
+    params: Vec<String>,
+) -> Result<()> {
+    let stop = Arc::new(AtomicBool::new(false));
+    let mut set = tokio::task::JoinSet::new();
+    for (i, path) in configs.into_iter().enumerate() {
+        let config = Config::load(&path)?;
+        let spec = RunSpec {
+            mode: Mode::Live,
+            config,
+            params: params.clone(),
+            speed: None,
+            progress: false,
+            record: false,
+            stop: stop.clone(),
+            state: None,
+            max_cycles,
+        };
+        let args = ChainArgs {
+            devnet: args.devnet.clone(),
+            keystore: args.keystore.clone(),
+            allow_mainnet: args.allow_mainnet,
+            nonces: args.nonces.clone(),
+        };
+        set.spawn(async move {
+            let name = spec.config.strategy.name.clone();
+            let value = match name.as_str() {
+                "kelly_bettor" => {
+                    serde_json::to_value(defai::chain::run_prediction(spec, args).await?)
+                }
+                "rebalancer" => {
+                    serde_json::to_value(defai::chain::run_rebalance(spec, args).await?)
+                }
+                _ => serde_json::to_value(defai::chain::run_chain(spec, args).await?.summary),
+            }
+            .map_err(|e| anyhow::anyhow!("summary: {e}"))?;
+            anyhow::Ok((i, path, value))
+        });
+    }
+    let mut results = Vec::new();
+    while let Some(joined) = set.join_next().await {
+        let (i, path, value) = joined.map_err(|e| anyhow::anyhow!("agent task: {e}"))??;
+        results.push((i, serde_json::json!({"config": path, "summary": value})));
+    }
+    results.sort_by_key(|r| r.0);
+    let agents: Vec<serde_json::Value> = results.into_iter().map(|r| r.1).collect();
+    println!("{}", serde_json::json!({ "agents": agents }));
     Ok(())
 }

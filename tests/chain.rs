@@ -1170,3 +1170,83 @@ fn the_rebalancer_restores_its_weights_after_a_price_shock_and_stands_still_when
         "drifted and left alone: {v}"
     );
 }
+
+#[test]
+fn one_process_runs_a_rebalancer_and_a_bettor_on_one_wallet_without_nonce_gaps_or_reuse() {
+    let rt = rt();
+    let devnet = rt
+        .block_on(Devnet::start(DevnetConfig::at_price(1338.12)))
+        .unwrap();
+    let info = devnet.info().clone();
+    let dir = tempfile::tempdir().unwrap();
+    let json = dir.path().join("devnet.json");
+    info.write(&json).unwrap();
+    std::fs::write(
+        dir.path().join("forecasts.json"),
+        format!("{{\"{}\": 0.8}}", info.markets[0].address),
+    )
+    .unwrap();
+    let repo = |f: &str| {
+        std::fs::read_to_string(format!(
+            "{}/examples/configs/{f}",
+            env!("CARGO_MANIFEST_DIR")
+        ))
+        .unwrap()
+    };
+    let rebalance = dir.path().join("rebalance.toml");
+    std::fs::write(&rebalance, repo("rebalance-devnet.toml")).unwrap();
+    let predict = dir.path().join("prediction.toml");
+    std::fs::write(
+        &predict,
+        repo("prediction-devnet.toml").replace("forecasts-devnet.json", "forecasts.json"),
+    )
+    .unwrap();
+    let key = devnet.test_key_hex(5).unwrap();
+    let me = info.accounts[5];
+    let start = rt.block_on(nonces(devnet.chain(), me));
+    let out = defai(
+        &[
+            "run",
+            "--config",
+            rebalance.to_str().unwrap(),
+            "--also",
+            predict.to_str().unwrap(),
+            "--devnet",
+            json.to_str().unwrap(),
+            "--max-cycles",
+            "2",
+            "--json",
+        ],
+        &[("DEFAI_PRIVATE_KEY", &key)],
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let agents = v["agents"].as_array().unwrap();
+    assert_eq!(agents.len(), 2);
+    let (r, p) = (&agents[0]["summary"], &agents[1]["summary"]);
+    assert_eq!(
+        (r["strategy"].as_str(), p["strategy"].as_str()),
+        (Some("rebalancer"), Some("kelly_bettor"))
+    );
+    assert!(
+        r["trades"].as_u64().unwrap() >= 2 && p["bets"].as_u64().unwrap() >= 1,
+        "{v}"
+    );
+    assert_eq!(
+        (
+            r["execution_failures"].as_u64(),
+            p["execution_failures"].as_u64()
+        ),
+        (Some(0), Some(0)),
+        "{v}"
+    );
+    // Every transaction of both agents mined, from one wallet: the nonce advanced by exactly their
+    // number, with nothing pending (no gap, no reuse).
+    let sent = r["tx_hashes"].as_array().unwrap().len() + p["tx_hashes"].as_array().unwrap().len();
+    let end = rt.block_on(nonces(devnet.chain(), me));
+    assert_eq!(end, (start.0 + sent as u64, start.0 + sent as u64), "{v}");
+}
