@@ -324,6 +324,9 @@ pub async fn run_prediction(spec: RunSpec, args: ChainArgs) -> Result<Prediction
     let mut agent = PredictionAgent::new(venue, Box::new(strategy), BetGate { limits: bet_limits })
         .with_kill_switch(kill)
         .with_observer(Box::new(crate::engine::TxHashes(hashes.clone())));
+    if let Some(j) = crate::engine::journal_observer(&spec)? {
+        agent = agent.with_observer(Box::new(j));
+    }
     let cycles = spec.max_cycles.unwrap_or(u64::MAX);
     let poll = Duration::from_millis(cfg.chain.poll_interval_ms.max(1));
     let mut last_block = None;

@@ -41,6 +41,8 @@ pub enum RunError {
     State(#[from] StateError),
     #[error(transparent)]
     Chain(#[from] connectors::evm::EvmError),
+    #[error(transparent)]
+    Journal(#[from] agent_core::journal::JournalError),
 }
 
 /// Loads the configured data: `override_path`, else `market.data`, else the bundled series.
@@ -462,6 +464,23 @@ pub async fn run_shared(
     run.go(&spec, BarReplay::new(bars), venue).await
 }
 
+/// The journal of the state folder (`DIR/journal.sqlite`), when there is one.
+pub(crate) fn journal_observer(
+    spec: &RunSpec,
+) -> Result<Option<agent_core::journal::JournalObserver>, RunError> {
+    let Some(dir) = &spec.state else {
+        return Ok(None);
+    };
+    std::fs::create_dir_all(dir).map_err(|e| {
+        RunError::Journal(agent_core::journal::JournalError::Db {
+            path: dir.clone(),
+            detail: e.to_string(),
+        })
+    })?;
+    let journal = agent_core::journal::Journal::open(&dir.join("journal.sqlite"))?;
+    Ok(Some(agent_core::journal::JournalObserver::new(journal)))
+}
+
 /// Collects the hashes of mined transactions from the audit stream.
 pub(crate) struct TxHashes(pub(crate) Arc<Mutex<Vec<String>>>);
 
@@ -514,6 +533,7 @@ impl Drive {
             }
             None => KillSwitch::new(),
         };
+        let journal = journal_observer(spec)?;
         let mut agent = Agent::new(pair.clone(), source, venue, strategy, self.portfolio)
             .with_gate(Box::new(gate))
             .with_kill_switch(kill, cfg.kill_policy()?, limits_age)
@@ -529,6 +549,9 @@ impl Drive {
                 pair: pair.clone(),
                 rec: rec.clone(),
             }));
+        }
+        if let Some(j) = journal {
+            agent = agent.with_observer(Box::new(j));
         }
         let hashes = Arc::new(Mutex::new(Vec::new()));
         if self.chain_id.is_some() {

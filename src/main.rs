@@ -157,6 +157,11 @@ enum Command {
         #[arg(long)]
         reason: String,
     },
+    /// Check or explain the journal of a state folder.
+    Audit {
+        #[command(subcommand)]
+        what: AuditCmd,
+    },
     /// Lift a tripped kill switch.
     Resume {
         #[arg(long)]
@@ -231,6 +236,24 @@ struct RunArgs {
     /// the main one (summary `baselines`, a curve in equity.png); repeatable.
     #[arg(long = "baseline", value_name = "STRATEGY")]
     baselines: Vec<String>,
+}
+
+#[derive(Subcommand)]
+enum AuditCmd {
+    /// Recompute the journal's hash chain; exit non-zero naming the first altered or missing
+    /// record.
+    Verify {
+        #[arg(long, default_value = "state")]
+        state: PathBuf,
+    },
+    /// The journal records of the intent behind a transaction: intent, verdict, decision,
+    /// transaction steps, fill.
+    Show {
+        #[arg(long, default_value = "state")]
+        state: PathBuf,
+        #[arg(long)]
+        tx: String,
+    },
 }
 
 #[derive(Args)]
@@ -402,6 +425,7 @@ fn main() -> Result<()> {
                 reason,
             } => control(&state, SwitchAction::Kill(mode), &reason),
             Command::Resume { state, reason } => control(&state, SwitchAction::Resume, &reason),
+            Command::Audit { what } => audit(what),
         }
     })
 }
@@ -956,5 +980,50 @@ async fn run_fleet(
     results.sort_by_key(|r| r.0);
     let agents: Vec<serde_json::Value> = results.into_iter().map(|r| r.1).collect();
     println!("{}", serde_json::json!({ "agents": agents }));
+    Ok(())
+}
+
+fn audit(what: AuditCmd) -> Result<()> {
+    use defai::core::journal::Journal;
+    let open = |state: &std::path::Path| -> Result<Journal> {
+        let path = state.join("journal.sqlite");
+        if !path.is_file() {
+            bail!(
+                "{}: no journal (run an agent with --state {})",
+                path.display(),
+                state.display()
+            );
+        }
+        Ok(Journal::open(&path)?)
+    };
+    match what {
+        AuditCmd::Verify { state } => {
+            let j = open(&state)?;
+            let v = j.verify()?;
+            println!(
+                "{}: {} records, chain intact, head {}",
+                j.path().display(),
+                v.records,
+                v.head
+            );
+        }
+        AuditCmd::Show { state, tx } => {
+            let j = open(&state)?;
+            let records = j.explain_tx(&tx)?;
+            if records.is_empty() {
+                bail!("no journal record mentions transaction {tx}");
+            }
+            for r in records {
+                println!(
+                    "#{} ts {} {} {} {}",
+                    r.seq,
+                    r.ts,
+                    r.kind,
+                    r.intent_id.unwrap_or_default(),
+                    r.body
+                );
+            }
+        }
+    }
     Ok(())
 }

@@ -348,3 +348,39 @@ fn train_writes_a_loadable_model_and_ml_signal_backtests_on_its_heldout_tail_aga
     assert!(csv.lines().next().unwrap().ends_with(",ema_cross_equity"));
     assert!(outdir.join("equity.png").is_file());
 }
+
+#[test]
+fn the_journal_is_hash_chained_and_changing_one_byte_is_caught_by_audit_verify() {
+    let dir = tempfile::tempdir().unwrap();
+    let state = dir.path().join("state");
+    json_of(&defai(&[
+        "backtest",
+        "--state",
+        state.to_str().unwrap(),
+        "--json",
+    ]));
+    let ok = defai(&["audit", "verify", "--state", state.to_str().unwrap()]);
+    assert!(
+        ok.status.success(),
+        "{}",
+        String::from_utf8_lossy(&ok.stderr)
+    );
+    assert!(String::from_utf8_lossy(&ok.stdout).contains("chain intact"));
+
+    // One byte of one fill record, changed on disk.
+    let path = state.join("journal.sqlite");
+    let mut bytes = std::fs::read(&path).unwrap();
+    let at = bytes
+        .windows(9)
+        .position(|w| w == b"amount_in")
+        .expect("a fill was journaled");
+    bytes[at] = b'A';
+    std::fs::write(&path, bytes).unwrap();
+    let bad = defai(&["audit", "verify", "--state", state.to_str().unwrap()]);
+    assert!(!bad.status.success());
+    let err = String::from_utf8_lossy(&bad.stderr);
+    assert!(
+        err.contains("was altered") && err.contains("record "),
+        "{err}"
+    );
+}

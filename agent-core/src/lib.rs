@@ -12,6 +12,7 @@ pub mod amount;
 pub mod clock;
 pub mod fpmm;
 pub mod intent;
+pub mod journal;
 pub mod kill_switch;
 pub mod market;
 pub mod metrics;
