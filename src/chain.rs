@@ -61,6 +61,59 @@ async fn check_decimals(chain: &Chain, token: Address, want: &Token) -> Result<(
     Ok(())
 }
 
+/// The signing sender of a live run: the wallet (keystore or `DEFAI_PRIVATE_KEY`), its fee cap
+/// and receipt policy from the config, and the process-wide nonce manager of its address.
+fn live_sender(
+    cfg: &crate::config::Config,
+    args: &ChainArgs,
+    chain: &Chain,
+    chain_id: u64,
+) -> Result<TxSender, RunError> {
+    let source = match args.keystore.clone().or_else(|| cfg.keystore_path()) {
+        Some(path) => WalletSource::Keystore(path),
+        None => WalletSource::Env,
+    };
+    let wallet = Wallet::load(&source)?;
+    tracing::info!(target: "defai::chain", address = %wallet.address(), chain_id, "live");
+    let c = &cfg.chain;
+    let policy = TxPolicy {
+        receipt_timeout: Duration::from_secs_f64(c.receipt_timeout_s.max(0.01)),
+        max_replacements: c.max_replacements,
+        gas_cap_wei: cfg
+            .risk_limits()?
+            .max_gas_price_wei
+            .map(|w| w.saturating_to::<u128>()),
+        ..TxPolicy::default()
+    };
+    let nonces = args.nonces.get(wallet.address());
+    Ok(TxSender::new(
+        chain.clone(),
+        wallet,
+        chain_id,
+        nonces,
+        policy,
+    )?)
+}
+
+/// For runs that only exist live on a devnet: the devnet and its checked chain, or why not.
+async fn live_on_devnet(
+    spec: &RunSpec,
+    args: &ChainArgs,
+    not_live: &str,
+    no_devnet: &str,
+) -> Result<(DevnetInfo, Chain), RunError> {
+    if spec.mode != Mode::Live {
+        return Err(EvmError::Devnet(not_live.into()).into());
+    }
+    let Some(path) = &args.devnet else {
+        return Err(EvmError::Devnet(no_devnet.into()).into());
+    };
+    let info = DevnetInfo::read(path)?;
+    let chain = Chain::connect(&info.rpc_url)?;
+    check_chain(&chain, info.chain_id, args.allow_mainnet).await?;
+    Ok((info, chain))
+}
+
 /// Runs `spec` on a chain: `Mode::Live` trades, `Mode::Paper` only reads.
 pub async fn run_chain(spec: RunSpec, args: ChainArgs) -> Result<RunOutput, RunError> {
     let cfg = &spec.config;
@@ -127,21 +180,7 @@ pub async fn run_chain(spec: RunSpec, args: ChainArgs) -> Result<RunOutput, RunE
 
     match spec.mode {
         Mode::Live => {
-            let source_kind = match args.keystore.clone().or_else(|| cfg.keystore_path()) {
-                Some(path) => WalletSource::Keystore(path),
-                None => WalletSource::Env,
-            };
-            let wallet = Wallet::load(&source_kind)?;
-            tracing::info!(target: "defai::chain", address = %wallet.address(), chain_id = target.chain_id, "live trading");
-            let limits = cfg.risk_limits()?;
-            let policy = TxPolicy {
-                receipt_timeout: Duration::from_secs_f64(c.receipt_timeout_s.max(0.01)),
-                max_replacements: c.max_replacements,
-                gas_cap_wei: limits.max_gas_price_wei.map(|w| w.saturating_to::<u128>()),
-                ..TxPolicy::default()
-            };
-            let nonces = args.nonces.get(wallet.address());
-            let tx = TxSender::new(chain.clone(), wallet, target.chain_id, nonces, policy)?;
+            let tx = live_sender(cfg, &args, &chain, target.chain_id)?;
             let venue = UniswapV2Venue::new(
                 pool,
                 tx,
@@ -241,20 +280,13 @@ pub async fn run_prediction(spec: RunSpec, args: ChainArgs) -> Result<Prediction
     use strategies::{KellyBettor, KellyConfig};
 
     let cfg = &spec.config;
-    if spec.mode != Mode::Live {
-        return Err(RunError::Chain(EvmError::Devnet(
-            "prediction markets run live (`defai run`); evaluate offline with `defai predict-eval`"
-                .into(),
-        )));
-    }
-    let Some(path) = &args.devnet else {
-        return Err(RunError::Chain(EvmError::Devnet(
-            "kelly_bettor needs --devnet devnet.json (its market list) for now".into(),
-        )));
-    };
-    let info = DevnetInfo::read(path)?;
-    let chain = Chain::connect(&info.rpc_url)?;
-    check_chain(&chain, info.chain_id, args.allow_mainnet).await?;
+    let (info, chain) = live_on_devnet(
+        &spec,
+        &args,
+        "prediction markets run live (`defai run`); evaluate offline with `defai predict-eval`",
+        "kelly_bettor needs --devnet devnet.json (its market list) for now",
+    )
+    .await?;
 
     let mut params = cfg.strategy_params(&spec.params)?;
     let kelly = KellyConfig::from_params(&mut params).map_err(strategies::BuildError::from)?;
@@ -265,33 +297,11 @@ pub async fn run_prediction(spec: RunSpec, args: ChainArgs) -> Result<Prediction
     let forecasts = if forecasts_path.is_empty() {
         Default::default()
     } else {
-        let p = std::path::Path::new(&forecasts_path);
-        let p = if p.is_relative() {
-            cfg.source
-                .as_ref()
-                .and_then(|s| s.parent())
-                .map(|d| d.join(p))
-                .unwrap_or_else(|| p.to_path_buf())
-        } else {
-            p.to_path_buf()
-        };
-        read_forecasts(&p)?
+        read_forecasts(&cfg.resolve(std::path::Path::new(&forecasts_path)))?
     };
 
-    let source_kind = match args.keystore.clone().or_else(|| cfg.keystore_path()) {
-        Some(path) => WalletSource::Keystore(path),
-        None => WalletSource::Env,
-    };
-    let wallet = Wallet::load(&source_kind)?;
     let limits = cfg.risk_limits()?;
-    let policy = TxPolicy {
-        receipt_timeout: Duration::from_secs_f64(cfg.chain.receipt_timeout_s.max(0.01)),
-        max_replacements: cfg.chain.max_replacements,
-        gas_cap_wei: limits.max_gas_price_wei.map(|w| w.saturating_to::<u128>()),
-        ..TxPolicy::default()
-    };
-    let nonces = args.nonces.get(wallet.address());
-    let tx = TxSender::new(chain.clone(), wallet, info.chain_id, nonces, policy)?;
+    let tx = live_sender(cfg, &args, &chain, info.chain_id)?;
     let pm = PredictionMarkets::new(tx, info.conditional_tokens, info.fpmm_factory);
     let collateral = Token::new(&cfg.market.quote, cfg.market.quote_decimals);
     let markets: Vec<_> = info
@@ -312,14 +322,7 @@ pub async fn run_prediction(spec: RunSpec, args: ChainArgs) -> Result<Prediction
         bet_limits.max_bet = agent_core::amount::units_from_f64(max, collateral.decimals()).ok();
     }
     bet_limits.max_slippage_bps = limits.max_slippage_bps;
-    let kill = match &spec.state {
-        Some(dir) => {
-            let state = connectors::StateDir::open(dir)?;
-            let record = state.load_switch()?.unwrap_or_default();
-            agent_core::KillSwitch::restore(record, Some(Box::new(state.switch_store()?)))
-        }
-        None => agent_core::KillSwitch::new(),
-    };
+    let kill = crate::engine::kill_switch_for(&spec)?;
     let hashes = Arc::new(std::sync::Mutex::new(Vec::new()));
     let mut agent = PredictionAgent::new(venue, Box::new(strategy), BetGate { limits: bet_limits })
         .with_kill_switch(kill)
@@ -420,19 +423,13 @@ pub async fn run_rebalance(spec: RunSpec, args: ChainArgs) -> Result<RebalanceSu
     use strategies::rebalancer::{Holding, RebalanceConfig, plan, tracking_error, weights};
 
     let cfg = &spec.config;
-    if spec.mode != Mode::Live {
-        return Err(RunError::Chain(EvmError::Devnet(
-            "the live rebalancer runs with `defai run`; backtest it with `defai rebalance`".into(),
-        )));
-    }
-    let Some(path) = &args.devnet else {
-        return Err(RunError::Chain(EvmError::Devnet(
-            "rebalancer needs --devnet devnet.json (its pools) for now".into(),
-        )));
-    };
-    let info = DevnetInfo::read(path)?;
-    let chain = Chain::connect(&info.rpc_url)?;
-    check_chain(&chain, info.chain_id, args.allow_mainnet).await?;
+    let (info, chain) = live_on_devnet(
+        &spec,
+        &args,
+        "the live rebalancer runs with `defai run`; backtest it with `defai rebalance`",
+        "rebalancer needs --devnet devnet.json (its pools) for now",
+    )
+    .await?;
 
     let mut params = cfg.strategy_params(&spec.params)?;
     let p = &mut params;
@@ -458,21 +455,9 @@ pub async fn run_rebalance(spec: RunSpec, args: ChainArgs) -> Result<RebalanceSu
     }
     params.finish().map_err(bad)?;
 
-    let source_kind = match args.keystore.clone().or_else(|| cfg.keystore_path()) {
-        Some(path) => WalletSource::Keystore(path),
-        None => WalletSource::Env,
-    };
-    let wallet = Wallet::load(&source_kind)?;
     let limits = cfg.risk_limits()?;
-    let policy = TxPolicy {
-        receipt_timeout: Duration::from_secs_f64(cfg.chain.receipt_timeout_s.max(0.01)),
-        max_replacements: cfg.chain.max_replacements,
-        gas_cap_wei: limits.max_gas_price_wei.map(|w| w.saturating_to::<u128>()),
-        ..TxPolicy::default()
-    };
-    let nonces = args.nonces.get(wallet.address());
     // One sender (one nonce manager) shared by both pool venues.
-    let tx = TxSender::new(chain.clone(), wallet, info.chain_id, nonces, policy)?;
+    let tx = live_sender(cfg, &args, &chain, info.chain_id)?;
     let (weth, dvt, usd) = (
         Token::new("WETH", 18),
         Token::new("DVT", 18),
@@ -509,7 +494,8 @@ pub async fn run_rebalance(spec: RunSpec, args: ChainArgs) -> Result<RebalanceSu
     let tokens = [weth.clone(), dvt.clone(), usd.clone()];
     let me = tx.address();
     let addresses = [info.weth, info.dvt, info.usd];
-    let read = async |chain: &Chain| -> Result<([U256; 3], [f64; 2], U256), EvmError> {
+    // The wallet's token balances and its native balance (for the gas it paid).
+    let read = async |chain: &Chain| -> Result<([U256; 3], U256), EvmError> {
         let mut bal = [U256::ZERO; 3];
         for (k, a) in addresses.iter().enumerate() {
             bal[k] = chain
@@ -520,10 +506,10 @@ pub async fn run_rebalance(spec: RunSpec, args: ChainArgs) -> Result<RebalanceSu
                 )
                 .await?;
         }
-        Ok((bal, [0.0; 2], chain.balance(me).await?))
+        Ok((bal, chain.balance(me).await?))
     };
     let slippage = U256::from(10_000 - limits.max_slippage_bps.min(10_000));
-    let (_, _, eth_start) = read(&chain).await?;
+    let (_, eth_start) = read(&chain).await?;
     let mut out = RebalanceSummary {
         mode: spec.mode,
         strategy: "rebalancer".into(),
@@ -556,7 +542,7 @@ pub async fn run_rebalance(spec: RunSpec, args: ChainArgs) -> Result<RebalanceSu
         }
         last_block = Some(block.number);
         out.cycles += 1;
-        let (bal, _, _) = read(&chain).await?;
+        let (bal, _) = read(&chain).await?;
         for (k, v) in venues.iter().enumerate() {
             let (rb, rq) = v
                 .pool()
@@ -630,7 +616,7 @@ pub async fn run_rebalance(spec: RunSpec, args: ChainArgs) -> Result<RebalanceSu
             }
         }
     }
-    let (bal, _, eth_end) = read(&chain).await?;
+    let (bal, eth_end) = read(&chain).await?;
     let holdings: Vec<Holding> = (0..3)
         .map(|k| Holding {
             token: tokens[k].clone(),

@@ -604,16 +604,17 @@ impl Config {
     /// The data file, resolved against the config file's folder.
     /// The keystore file, relative to the config file's folder.
     pub fn keystore_path(&self) -> Option<PathBuf> {
-        let ks = self.wallet.keystore.as_ref()?;
-        if ks.is_absolute() {
-            return Some(ks.clone());
-        }
+        Some(self.resolve(self.wallet.keystore.as_ref()?))
+    }
+
+    /// A path from the file, relative to the file's folder (absolute paths as they are).
+    pub fn resolve(&self, path: &Path) -> PathBuf {
         let base = self
             .source
             .as_ref()
             .and_then(|p| p.parent())
             .unwrap_or(Path::new(""));
-        Some(base.join(ks))
+        base.join(path)
     }
 
     /// Where to trade: from a devnet's `devnet.json` when given, else from `[chain]` and
@@ -677,16 +678,7 @@ impl Config {
     }
 
     pub fn data_path(&self) -> Option<PathBuf> {
-        let data = self.market.data.as_ref()?;
-        if data.is_absolute() {
-            return Some(data.clone());
-        }
-        let base = self
-            .source
-            .as_ref()
-            .and_then(|p| p.parent())
-            .unwrap_or(Path::new(""));
-        Some(base.join(data))
+        Some(self.resolve(self.market.data.as_ref()?))
     }
 
     /// Strategy parameters from the file, then `key=value` overrides from the command line.

@@ -464,6 +464,19 @@ pub async fn run_shared(
     run.go(&spec, BarReplay::new(bars), venue).await
 }
 
+/// The kill switch latched in the state folder (with its operator-command watcher), or a fresh
+/// in-memory one without a state folder.
+pub(crate) fn kill_switch_for(spec: &RunSpec) -> Result<KillSwitch, RunError> {
+    Ok(match &spec.state {
+        Some(dir) => {
+            let state = StateDir::open(dir)?;
+            let record = state.load_switch()?.unwrap_or_default();
+            KillSwitch::restore(record, Some(Box::new(state.switch_store()?)))
+        }
+        None => KillSwitch::new(),
+    })
+}
+
 /// The journal of the state folder (`DIR/journal.sqlite`), when there is one.
 pub(crate) fn journal_observer(
     spec: &RunSpec,
@@ -525,14 +538,7 @@ impl Drive {
         };
         let gate = LimitGate::new(cfg.risk_limits()?);
         let limits_age = gate.limits().max_data_age_s;
-        let kill = match &spec.state {
-            Some(dir) => {
-                let state = StateDir::open(dir)?;
-                let record = state.load_switch()?.unwrap_or_default();
-                KillSwitch::restore(record, Some(Box::new(state.switch_store()?)))
-            }
-            None => KillSwitch::new(),
-        };
+        let kill = kill_switch_for(spec)?;
         let journal = journal_observer(spec)?;
         let mut agent = Agent::new(pair.clone(), source, venue, strategy, self.portfolio)
             .with_gate(Box::new(gate))

@@ -223,36 +223,43 @@ impl Chain {
 
     /// `eth_call`; a revert is a value (with its decoded reason), not an error.
     pub async fn call(&self, tx: &TransactionRequest, at: BlockId) -> Result<CallResult, EvmError> {
-        let mut attempt = 0;
-        loop {
-            let fut = self.provider.call(tx.clone()).block(at).into_future();
-            let detail = match tokio::time::timeout(self.retry.request_timeout, fut).await {
-                Ok(Ok(bytes)) => return Ok(CallResult::Ok(bytes)),
-                Ok(Err(RpcError::ErrorResp(p))) if p.code != 429 && p.code != -32005 => {
-                    let reason = p
+        let out = self
+            .revertible("eth_call", || {
+                self.provider.call(tx.clone()).block(at).into_future()
+            })
+            .await?;
+        Ok(match out {
+            Ok(bytes) => CallResult::Ok(bytes),
+            Err(reason) => CallResult::Reverted(reason),
+        })
+    }
+
+    /// [`Chain::retry`] for calls that can revert: a JSON-RPC error answer (other than a rate
+    /// limit) is the node saying "this reverts", returned as `Ok(Err(reason))`, never retried and
+    /// never mistaken for an RPC failure.
+    async fn revertible<T, F, Fut>(
+        &self,
+        method: &'static str,
+        mut op: F,
+    ) -> Result<Result<T, String>, EvmError>
+    where
+        F: FnMut() -> Fut,
+        Fut: Future<Output = Result<T, TransportError>>,
+    {
+        self.retry(method, || {
+            let fut = op();
+            async move {
+                match fut.await {
+                    Ok(v) => Ok(Ok(v)),
+                    Err(RpcError::ErrorResp(p)) if p.code != 429 && p.code != -32005 => Ok(Err(p
                         .as_revert_data()
                         .map(|data| decode_revert(&data))
-                        .unwrap_or_else(|| p.message.to_string());
-                    return Ok(CallResult::Reverted(reason));
+                        .unwrap_or_else(|| p.message.to_string()))),
+                    Err(e) => Err(e),
                 }
-                Ok(Err(e)) if !is_transient(&e) => {
-                    return Err(EvmError::Rpc {
-                        method: "eth_call",
-                        detail: describe(&e),
-                    });
-                }
-                Ok(Err(e)) => describe(&e),
-                Err(_) => "timed out".to_string(),
-            };
-            attempt += 1;
-            if attempt >= self.retry.attempts {
-                return Err(EvmError::Rpc {
-                    method: "eth_call",
-                    detail,
-                });
             }
-            tokio::time::sleep(self.retry.delay(attempt - 1)).await;
-        }
+        })
+        .await
     }
 
     /// A view call decoded with its Solidity signature.
@@ -285,36 +292,10 @@ impl Chain {
         &self,
         tx: &TransactionRequest,
     ) -> Result<Result<u64, String>, EvmError> {
-        let mut attempt = 0;
-        loop {
-            let fut = self.provider.estimate_gas(tx.clone()).into_future();
-            let detail = match tokio::time::timeout(self.retry.request_timeout, fut).await {
-                Ok(Ok(gas)) => return Ok(Ok(gas)),
-                Ok(Err(RpcError::ErrorResp(p))) if p.code != 429 && p.code != -32005 => {
-                    let reason = p
-                        .as_revert_data()
-                        .map(|data| decode_revert(&data))
-                        .unwrap_or_else(|| p.message.to_string());
-                    return Ok(Err(reason));
-                }
-                Ok(Err(e)) if !is_transient(&e) => {
-                    return Err(EvmError::Rpc {
-                        method: "eth_estimateGas",
-                        detail: describe(&e),
-                    });
-                }
-                Ok(Err(e)) => describe(&e),
-                Err(_) => "timed out".to_string(),
-            };
-            attempt += 1;
-            if attempt >= self.retry.attempts {
-                return Err(EvmError::Rpc {
-                    method: "eth_estimateGas",
-                    detail,
-                });
-            }
-            tokio::time::sleep(self.retry.delay(attempt - 1)).await;
-        }
+        self.revertible("eth_estimateGas", || {
+            self.provider.estimate_gas(tx.clone()).into_future()
+        })
+        .await
     }
 
     pub async fn receipt(&self, hash: B256) -> Result<Option<TransactionReceipt>, EvmError> {
