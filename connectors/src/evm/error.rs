@@ -13,12 +13,15 @@ pub enum EvmError {
     /// `eth_call` simulation reverted: nothing was sent.
     #[error("{label}: simulation reverted: {reason}")]
     SimulationReverted { label: String, reason: String },
-    /// Mined with status 0. Gas was paid.
-    #[error("{label}: transaction {hash} reverted in block {block}")]
+    /// Mined with status 0. Gas was paid. `reason` comes from replaying the call on the state
+    /// of the block it was mined in (what usually made it revert, e.g. a price moved by an
+    /// earlier transaction in that block); "unknown" when the replay succeeds.
+    #[error("{label}: transaction {hash} reverted in block {block}: {reason}")]
     Reverted {
         label: String,
         hash: String,
         block: u64,
+        reason: String,
     },
     /// The current gas price is above the cap: nothing was sent.
     #[error("gas price {price_wei} wei is above the cap {cap_wei} wei")]

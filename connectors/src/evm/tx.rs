@@ -288,6 +288,17 @@ impl TxSender {
         }
     }
 
+    /// Why a mined transaction reverted, by replaying its call on the state of its block. Best
+    /// effort: the receipt carries no reason, and a failed replay must not hide the revert.
+    async fn revert_reason(&self, req: &TxRequest, block: u64) -> String {
+        let tx = self.request(req);
+        match self.chain.call(&tx, BlockId::number(block)).await {
+            Ok(CallResult::Reverted(reason)) => reason,
+            Ok(_) => "unknown (the replay on the block's state succeeds)".into(),
+            Err(e) => format!("unknown (replay failed: {e})"),
+        }
+    }
+
     /// `eth_call` then `eth_estimateGas`; a revert is refused with its reason and nothing is
     /// sent.
     pub async fn simulate(&self, req: &TxRequest) -> Result<u64, EvmError> {
@@ -532,6 +543,7 @@ impl TxSender {
                 label: req.label.clone(),
                 hash: mined_hash.to_string(),
                 block,
+                reason: self.revert_reason(req, block).await,
             });
         }
         Ok(TxOutcome {
