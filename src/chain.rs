@@ -322,13 +322,14 @@ pub async fn run_prediction(spec: RunSpec, args: ChainArgs) -> Result<Prediction
         bet_limits.max_bet = agent_core::amount::units_from_f64(max, collateral.decimals()).ok();
     }
     bet_limits.max_slippage_bps = limits.max_slippage_bps;
+    let _state = crate::engine::claim_state(&spec)?;
     let kill = crate::engine::kill_switch_for(&spec)?;
     let hashes = Arc::new(std::sync::Mutex::new(Vec::new()));
     let mut agent = PredictionAgent::new(venue, Box::new(strategy), BetGate { limits: bet_limits })
         .with_kill_switch(kill)
         .with_observer(Box::new(crate::engine::TxHashes(hashes.clone())));
-    if let Some(j) = crate::engine::journal_observer(&spec)? {
-        agent = agent.with_observer(Box::new(j));
+    for o in crate::engine::spec_observers(&spec)? {
+        agent = agent.with_observer(o);
     }
     let cycles = spec.max_cycles.unwrap_or(u64::MAX);
     let poll = Duration::from_millis(cfg.chain.poll_interval_ms.max(1));

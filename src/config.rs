@@ -70,6 +70,9 @@ pub struct Config {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct AgentSection {
+    /// The agent's name: its state folder is `./state/<name>-<mode>` unless `--state` says
+    /// otherwise. Default: the config file's stem, or the strategy's name.
+    pub name: Option<String>,
     /// Quote tokens the agent starts with (default 10,000).
     #[serde(default = "default_starting_quote")]
     pub starting_quote: Spanned<f64>,
@@ -78,6 +81,7 @@ pub struct AgentSection {
 impl Default for AgentSection {
     fn default() -> Self {
         Self {
+            name: None,
             starting_quote: default_starting_quote(),
         }
     }
@@ -410,6 +414,33 @@ impl Default for KillSwitchSection {
 }
 
 impl Config {
+    /// The agent's name (`[agent] name`, else the config file's stem, else the strategy).
+    pub fn agent_name(&self) -> String {
+        let raw = self
+            .agent
+            .name
+            .clone()
+            .or_else(|| {
+                self.source
+                    .as_ref()
+                    .and_then(|p| p.file_stem())
+                    .map(|s| s.to_string_lossy().into_owned())
+            })
+            .unwrap_or_else(|| self.strategy.name.clone());
+        // A folder name: nothing that climbs out of ./state/.
+        raw.chars()
+            .map(|c| {
+                if c.is_ascii_alphanumeric() || c == '-' || c == '_' || c == '.' {
+                    c
+                } else {
+                    '_'
+                }
+            })
+            .collect::<String>()
+            .trim_start_matches('.')
+            .to_string()
+    }
+
     /// Reads and validates a config file.
     pub fn load(path: &Path) -> Result<Self, ConfigError> {
         let text = std::fs::read_to_string(path).map_err(|error| ConfigError::Io {

@@ -182,6 +182,11 @@ pub struct RunSpec {
     pub state: Option<std::path::PathBuf>,
     /// Stop after this many market events (`--max-cycles`).
     pub max_cycles: Option<u64>,
+    /// A replay (backtest, paper on a file): the state folder's journal and kill switch start
+    /// afresh each run, since the run itself is reproducible. Chain runs keep and resume them.
+    pub fresh_state: bool,
+    /// Reports the agent to the process's operator board (control API, dashboard).
+    pub board: Option<crate::control::AgentHandle>,
 }
 
 /// What the risk gate decided.
@@ -224,6 +229,8 @@ impl RunSpec {
             stop: Arc::new(AtomicBool::new(false)),
             state: None,
             max_cycles: None,
+            fresh_state: true,
+            board: None,
         }
     }
 }
@@ -407,6 +414,8 @@ pub async fn run_with_baselines(
             stop: spec.stop.clone(),
             state: None,
             max_cycles: None,
+            fresh_state: true,
+            board: None,
         };
         base_runs.push((
             name.clone(),
@@ -477,6 +486,20 @@ pub(crate) fn kill_switch_for(spec: &RunSpec) -> Result<KillSwitch, RunError> {
     })
 }
 
+/// Claims the state folder for this run (refused while another agent holds it) and, for a
+/// replay, starts it afresh. Hold the guard for the whole run.
+pub(crate) fn claim_state(spec: &RunSpec) -> Result<Option<connectors::StateLock>, RunError> {
+    let Some(dir) = &spec.state else {
+        return Ok(None);
+    };
+    let state = StateDir::open(dir)?;
+    let lock = state.lock()?;
+    if spec.fresh_state {
+        state.reset_replay()?;
+    }
+    Ok(Some(lock))
+}
+
 /// The journal of the state folder (`DIR/journal.sqlite`), when there is one.
 pub(crate) fn journal_observer(
     spec: &RunSpec,
@@ -484,14 +507,25 @@ pub(crate) fn journal_observer(
     let Some(dir) = &spec.state else {
         return Ok(None);
     };
-    std::fs::create_dir_all(dir).map_err(|e| {
-        RunError::Journal(agent_core::journal::JournalError::Db {
-            path: dir.clone(),
-            detail: e.to_string(),
-        })
-    })?;
-    let journal = agent_core::journal::Journal::open(&dir.join("journal.sqlite"))?;
+    let durability = if spec.fresh_state {
+        agent_core::journal::Durability::Replay
+    } else {
+        agent_core::journal::Durability::Full
+    };
+    let journal = agent_core::journal::Journal::open_with(&dir.join("journal.sqlite"), durability)?;
     Ok(Some(agent_core::journal::JournalObserver::new(journal)))
+}
+
+/// Every observer the run's spec asks for: the journal and the operator board.
+pub(crate) fn spec_observers(spec: &RunSpec) -> Result<Vec<Box<dyn Observer>>, RunError> {
+    let mut v: Vec<Box<dyn Observer>> = Vec::new();
+    if let Some(j) = journal_observer(spec)? {
+        v.push(Box::new(j));
+    }
+    if let Some(b) = &spec.board {
+        v.push(b.observer());
+    }
+    Ok(v)
 }
 
 /// Collects the hashes of mined transactions from the audit stream.
@@ -538,8 +572,9 @@ impl Drive {
         };
         let gate = LimitGate::new(cfg.risk_limits()?);
         let limits_age = gate.limits().max_data_age_s;
+        let _state = claim_state(spec)?;
         let kill = kill_switch_for(spec)?;
-        let journal = journal_observer(spec)?;
+        let observers = spec_observers(spec)?;
         let mut agent = Agent::new(pair.clone(), source, venue, strategy, self.portfolio)
             .with_gate(Box::new(gate))
             .with_kill_switch(kill, cfg.kill_policy()?, limits_age)
@@ -556,8 +591,8 @@ impl Drive {
                 rec: rec.clone(),
             }));
         }
-        if let Some(j) = journal {
-            agent = agent.with_observer(Box::new(j));
+        for o in observers {
+            agent = agent.with_observer(o);
         }
         let hashes = Arc::new(Mutex::new(Vec::new()));
         if self.chain_id.is_some() {

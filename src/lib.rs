@@ -18,6 +18,7 @@ pub use strategies;
 pub mod bench;
 pub mod chain;
 pub mod config;
+pub mod control;
 pub mod engine;
 pub mod output;
 pub mod predict;

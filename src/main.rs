@@ -224,8 +224,10 @@ struct RunArgs {
     /// Skip malformed data rows (counted as `skipped_rows`) instead of stopping.
     #[arg(long)]
     skip_bad_rows: bool,
-    /// State folder: the kill switch is latched here across restarts and `defai kill|resume`
-    /// reach the agent through it. Without it nothing persists.
+    /// State folder: the journal, the latched kill switch and the control API's address and
+    /// token live here; `defai kill|resume|status|audit` reach the agent through it. Default:
+    /// `$DEFAI_STATE_ROOT/<agent>-<mode>` (root default `./state`). A replay (backtest, paper on
+    /// a file) starts it afresh; chain runs resume from it.
     #[arg(long)]
     state: Option<PathBuf>,
     /// Replay only the model's held-out tail (from its metadata; the `model` parameter or the
@@ -430,6 +432,20 @@ fn main() -> Result<()> {
     })
 }
 
+/// `$DEFAI_STATE_ROOT/<agent>-<mode>`, root default `./state`: one folder per agent and mode,
+/// so a paper run never shares a journal or a kill switch with the live agent.
+fn default_state_dir(config: &Config, mode: Mode) -> PathBuf {
+    let root = std::env::var_os("DEFAI_STATE_ROOT")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from("state"));
+    let mode = match mode {
+        Mode::Backtest => "backtest",
+        Mode::Paper => "paper",
+        Mode::Live => "live",
+    };
+    root.join(format!("{}-{mode}", config.agent_name()))
+}
+
 fn run_config(args: &RunArgs) -> Result<Config> {
     Ok(match &args.config {
         Some(path) => Config::load(path)?,
@@ -461,6 +477,10 @@ async fn run_agent(
             }
         });
     }
+    let state = args
+        .state
+        .clone()
+        .unwrap_or_else(|| default_state_dir(&config, mode));
     let spec = RunSpec {
         mode,
         config,
@@ -469,8 +489,10 @@ async fn run_agent(
         progress: !args.json && std::io::stderr().is_terminal(),
         record: args.out.is_some(),
         stop,
-        state: args.state.clone(),
+        state: Some(state),
         max_cycles: chain.as_ref().and_then(|c| c.1),
+        fresh_state: chain.is_none(),
+        board: None,
     };
     if spec.config.strategy.name == "rebalancer" {
         let Some((chain_args, _)) = chain else {
@@ -938,8 +960,18 @@ async fn run_fleet(
 ) -> Result<()> {
     let stop = Arc::new(AtomicBool::new(false));
     let mut set = tokio::task::JoinSet::new();
+    let mut names = std::collections::BTreeSet::new();
     for (i, path) in configs.into_iter().enumerate() {
         let config = Config::load(&path)?;
+        let state = default_state_dir(&config, Mode::Live);
+        if !names.insert(state.clone()) {
+            bail!(
+                "{}: two agents named `{}` would share the state folder {}; give one an [agent] name",
+                path.display(),
+                config.agent_name(),
+                state.display()
+            );
+        }
         let spec = RunSpec {
             mode: Mode::Live,
             config,
@@ -948,8 +980,10 @@ async fn run_fleet(
             progress: false,
             record: false,
             stop: stop.clone(),
-            state: None,
+            state: Some(state),
             max_cycles,
+            fresh_state: false,
+            board: None,
         };
         let args = ChainArgs {
             devnet: args.devnet.clone(),

@@ -199,6 +199,7 @@ async fn devnet_with_mover(
 
 fn defai(args: &[&str], envs: &[(&str, &str)]) -> std::process::Output {
     let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_defai"));
+    cmd.env("DEFAI_STATE_ROOT", common::state_root());
     cmd.args(args).env_remove("DEFAI_PRIVATE_KEY");
     for (k, v) in envs {
         cmd.env(k, v);
@@ -878,6 +879,7 @@ fn defai_devnet_writes_devnet_json_and_stops_anvil_on_ctrl_c() {
     let dir = tempfile::tempdir().unwrap();
     let json = dir.path().join("devnet.json");
     let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_defai"))
+        .env("DEFAI_STATE_ROOT", common::state_root())
         .args([
             "devnet",
             "--port",

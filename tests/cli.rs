@@ -1,10 +1,13 @@
 //! The `defai` binary end to end: what a user types, what they get.
 
+mod common;
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
 fn defai(args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_defai"))
+        .env("DEFAI_STATE_ROOT", common::state_root())
         .args(args)
         .env_remove("RUST_LOG")
         .output()
@@ -236,6 +239,7 @@ fn kill_halts_a_running_agent_latches_across_restart_and_resume_trades_again() {
         "slow=4", "--speed", "100000",
     ];
     let child = Command::new(env!("CARGO_BIN_EXE_defai"))
+        .env("DEFAI_STATE_ROOT", common::state_root())
         .args(args)
         .stdout(std::process::Stdio::piped())
         .spawn()

@@ -145,6 +145,7 @@ fn corrupt_or_wrong_shape_weights_are_clear_errors_naming_file_and_tensor() {
 
     // Through the CLI: a non-zero exit with the same message.
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_defai"))
+        .env("DEFAI_STATE_ROOT", common::state_root())
         .args([
             "backtest",
             "--strategy",

@@ -1,6 +1,8 @@
 //! Prediction markets on the devnet: Gnosis ConditionalTokens + FixedProductMarketMaker from the
 //! pinned npm artifacts. Each test starts its own anvil (from `npm ci`) and drops it at the end.
 
+mod common;
+
 use std::time::Instant;
 
 use defai::connectors::evm::alloy::eips::BlockId;
@@ -373,6 +375,7 @@ fn kelly_bettor_live_bets_on_the_mispriced_market_and_redeems_the_payout_exactly
         ];
         args.extend_from_slice(extra);
         let out = std::process::Command::new(env!("CARGO_BIN_EXE_defai"))
+            .env("DEFAI_STATE_ROOT", common::state_root())
             .args(&args)
             .env("DEFAI_PRIVATE_KEY", &key)
             .output()

@@ -59,6 +59,12 @@ pub enum AuditEvent<'a> {
         booked: U256,
         actual: U256,
     },
+    /// The book after the start, after each execution and after a restart's reconciliation:
+    /// what a restart compares the chain with.
+    Portfolio {
+        ts: i64,
+        balances: &'a [(Token, U256)],
+    },
     /// End of an event: equity marked at the close (float, for reports).
     Mark { ts: i64, price: f64, equity: f64 },
 }
@@ -290,6 +296,16 @@ impl<S: MarketSource, V: Venue> Agent<S, V> {
         }
     }
 
+    fn snapshot(&mut self, ts: i64) {
+        Self::emit(
+            &mut self.observers,
+            AuditEvent::Portfolio {
+                ts,
+                balances: self.portfolio.balances(),
+            },
+        );
+    }
+
     fn trip(&mut self, mode: KillMode, reason: &str, ts: i64) {
         let change = self.kill.trip(mode, reason, ts);
         self.switch_changed(ts, change);
@@ -445,6 +461,7 @@ impl<S: MarketSource, V: Venue> Agent<S, V> {
                 if let Err(e) = self.sync_balances(bar.ts, true).await {
                     tracing::warn!(target: "defai::audit", error = %e, "cannot read balances back after a fill");
                 }
+                self.snapshot(bar.ts);
             }
             Err(error) => {
                 self.execution_failures += 1;
@@ -462,6 +479,7 @@ impl<S: MarketSource, V: Venue> Agent<S, V> {
                 if let Err(e) = self.sync_balances(bar.ts, false).await {
                     tracing::warn!(target: "defai::audit", error = %e, "cannot read balances back after a failure");
                 }
+                self.snapshot(bar.ts);
                 if self.consecutive_failures >= self.policy.max_consecutive_failures {
                     let reason = format!(
                         "{} consecutive execution failures, last: {error}",
@@ -505,6 +523,7 @@ impl<S: MarketSource, V: Venue> Agent<S, V> {
         self.sync_balances(0, false)
             .await
             .map_err(AgentError::Balances)?;
+        self.snapshot(0);
 
         while let Some(event) = self.source.next_event().await? {
             self.clock.wait_until(event.ts()).await;

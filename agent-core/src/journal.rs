@@ -73,6 +73,15 @@ fn chain_hash(
     format!("{:x}", h.finalize())
 }
 
+/// How hard a commit waits for the disk.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Durability {
+    /// fsync on every commit: a record is on disk before the action it records (live).
+    Full,
+    /// No fsync: for replays, which are reproducible and never act on anything real.
+    Replay,
+}
+
 /// An open journal.
 pub struct Journal {
     conn: Connection,
@@ -92,6 +101,11 @@ impl std::fmt::Debug for Journal {
 impl Journal {
     /// Opens (or creates) the journal at `path`, in WAL mode with full fsync on commit.
     pub fn open(path: &Path) -> Result<Self, JournalError> {
+        Self::open_with(path, Durability::Full)
+    }
+
+    /// Opens with the given durability.
+    pub fn open_with(path: &Path, durability: Durability) -> Result<Self, JournalError> {
         let db = |e: rusqlite::Error| JournalError::Db {
             path: path.to_path_buf(),
             detail: e.to_string(),
@@ -99,8 +113,13 @@ impl Journal {
         let conn = Connection::open(path).map_err(db)?;
         conn.pragma_update(None, "journal_mode", "WAL")
             .map_err(db)?;
-        conn.pragma_update(None, "synchronous", "FULL")
-            .map_err(db)?;
+        let sync = match durability {
+            Durability::Full => "FULL",
+            Durability::Replay => "OFF",
+        };
+        conn.pragma_update(None, "synchronous", sync).map_err(db)?;
+        // A small page cache: an agent appends and rarely reads; many agents share a process.
+        conn.pragma_update(None, "cache_size", -256).map_err(db)?;
         conn.execute_batch(
             "CREATE TABLE IF NOT EXISTS records (
                 seq INTEGER PRIMARY KEY,
@@ -329,6 +348,19 @@ impl Observer for JournalObserver {
                 None,
                 None,
                 serde_json::json!({"token": token.symbol(), "booked": booked.to_string(), "actual": actual.to_string()}).to_string(),
+            ),
+            AuditEvent::Portfolio { ts, balances } => (
+                *ts,
+                "portfolio",
+                None,
+                None,
+                serde_json::Value::Object(
+                    balances
+                        .iter()
+                        .map(|(t, a)| (t.symbol().to_string(), serde_json::Value::String(a.to_string())))
+                        .collect(),
+                )
+                .to_string(),
             ),
             AuditEvent::BadEvent { ts, reason } => (*ts, "bad_event", None, None, json_str(reason)),
             AuditEvent::StrategyFault { ts, error } => (*ts, "strategy_fault", None, None, json_str(&error.to_string())),

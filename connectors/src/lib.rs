@@ -16,4 +16,4 @@ pub use market_data::{
     CsvFormat, DataError, LoadOptions, LoadReport, Series, load_csv_bytes, load_csv_file,
 };
 pub use paper::{PaperAmmConfig, PaperVenue};
-pub use state::{FileSwitchStore, StateDir, StateError};
+pub use state::{FileSwitchStore, StateDir, StateError, StateLock};

@@ -66,6 +66,12 @@ fn read_json<T: serde::de::DeserializeOwned>(path: &Path) -> Result<Option<T>, S
     }
 }
 
+/// Held while an agent owns its state folder (see [`StateDir::lock`]).
+#[derive(Debug)]
+pub struct StateLock {
+    _file: File,
+}
+
 /// An agent's state folder.
 #[derive(Debug, Clone)]
 pub struct StateDir {
@@ -83,6 +89,58 @@ impl StateDir {
 
     pub fn path(&self) -> &Path {
         &self.path
+    }
+
+    /// Takes the folder for one agent: a second process (or task) on the same folder would
+    /// send the same intents twice, so it is refused while the returned guard lives. The OS
+    /// releases the lock when the process dies, however it dies.
+    pub fn lock(&self) -> Result<StateLock, StateError> {
+        let path = self.path.join("agent.lock");
+        let file = fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .read(true)
+            .open(&path)
+            .map_err(io_err(&path))?;
+        match file.try_lock() {
+            Ok(()) => {
+                let _ = file.set_len(0);
+                let _ = (&file).write_all(format!("{}\n", std::process::id()).as_bytes());
+                Ok(StateLock { _file: file })
+            }
+            Err(fs::TryLockError::WouldBlock) => {
+                let holder = fs::read_to_string(&path).unwrap_or_default();
+                Err(StateError::Io {
+                    path: self.path.display().to_string(),
+                    error: std::io::Error::other(format!(
+                        "state folder is in use by another agent (pid {})",
+                        holder.trim()
+                    )),
+                })
+            }
+            Err(fs::TryLockError::Error(e)) => Err(io_err(&path)(e)),
+        }
+    }
+
+    /// Starts a replay's state afresh: its journal and latched switch belong to the previous
+    /// run of a reproducible replay. Live state is never reset this way.
+    pub fn reset_replay(&self) -> Result<(), StateError> {
+        for name in [
+            SWITCH_FILE,
+            CONTROL_FILE,
+            "journal.sqlite",
+            "journal.sqlite-wal",
+            "journal.sqlite-shm",
+        ] {
+            let p = self.path.join(name);
+            match fs::remove_file(&p) {
+                Ok(()) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => return Err(io_err(&p)(e)),
+            }
+        }
+        Ok(())
     }
 
     /// The latched kill switch, if one was saved. A corrupt file is an error, never "active".

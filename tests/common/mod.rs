@@ -65,3 +65,17 @@ impl Observer for Tape {
         }
     }
 }
+
+/// A fresh `DEFAI_STATE_ROOT` for one `defai` invocation: default state folders of tests that
+/// run at once must not meet (each agent locks its folder).
+pub fn state_root() -> std::path::PathBuf {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static N: AtomicU64 = AtomicU64::new(0);
+    let dir = std::env::temp_dir().join(format!(
+        "defai-test-state-{}-{}",
+        std::process::id(),
+        N.fetch_add(1, Ordering::Relaxed)
+    ));
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
