@@ -301,7 +301,13 @@ pub async fn run_prediction(spec: RunSpec, args: ChainArgs) -> Result<Prediction
     };
 
     let limits = cfg.risk_limits()?;
-    let tx = live_sender(cfg, &args, &chain, info.chain_id)?;
+    let _state = crate::engine::claim_state(&spec)?;
+    let parts = crate::engine::state_parts(&spec)?;
+    let mut tx = live_sender(cfg, &args, &chain, info.chain_id)?;
+    if let Some(r) = parts.recorder {
+        // Every step on record before it happens, as for the trading agent.
+        tx = tx.with_recorder(r);
+    }
     let pm = PredictionMarkets::new(tx, info.conditional_tokens, info.fpmm_factory);
     let collateral = Token::new(&cfg.market.quote, cfg.market.quote_decimals);
     let markets: Vec<_> = info
@@ -322,13 +328,12 @@ pub async fn run_prediction(spec: RunSpec, args: ChainArgs) -> Result<Prediction
         bet_limits.max_bet = agent_core::amount::units_from_f64(max, collateral.decimals()).ok();
     }
     bet_limits.max_slippage_bps = limits.max_slippage_bps;
-    let _state = crate::engine::claim_state(&spec)?;
     let kill = crate::engine::kill_switch_for(&spec)?;
     let hashes = Arc::new(std::sync::Mutex::new(Vec::new()));
     let mut agent = PredictionAgent::new(venue, Box::new(strategy), BetGate { limits: bet_limits })
         .with_kill_switch(kill)
         .with_observer(Box::new(crate::engine::TxHashes(hashes.clone())));
-    for o in crate::engine::spec_observers(&spec)? {
+    for o in parts.observers {
         agent = agent.with_observer(o);
     }
     let cycles = spec.max_cycles.unwrap_or(u64::MAX);

@@ -500,10 +500,17 @@ pub(crate) fn claim_state(spec: &RunSpec) -> Result<Option<connectors::StateLock
     Ok(Some(lock))
 }
 
-/// The journal of the state folder (`DIR/journal.sqlite`), when there is one.
+/// The journal of the state folder (`DIR/journal.sqlite`), when there is one, and what it
+/// says a restart resumes from (nothing for a replay, which starts afresh).
 pub(crate) fn journal_observer(
     spec: &RunSpec,
-) -> Result<Option<agent_core::journal::JournalObserver>, RunError> {
+) -> Result<
+    Option<(
+        agent_core::journal::JournalObserver,
+        Option<agent_core::Resume>,
+    )>,
+    RunError,
+> {
     let Some(dir) = &spec.state else {
         return Ok(None);
     };
@@ -513,19 +520,40 @@ pub(crate) fn journal_observer(
         agent_core::journal::Durability::Full
     };
     let journal = agent_core::journal::Journal::open_with(&dir.join("journal.sqlite"), durability)?;
-    Ok(Some(agent_core::journal::JournalObserver::new(journal)))
+    let resume = if spec.fresh_state {
+        None
+    } else {
+        Some(journal.resume()?)
+    };
+    Ok(Some((
+        agent_core::journal::JournalObserver::new(journal),
+        resume,
+    )))
 }
 
-/// Every observer the run's spec asks for: the journal and the operator board.
-pub(crate) fn spec_observers(spec: &RunSpec) -> Result<Vec<Box<dyn Observer>>, RunError> {
-    let mut v: Vec<Box<dyn Observer>> = Vec::new();
-    if let Some(j) = journal_observer(spec)? {
-        v.push(Box::new(j));
+/// What the state folder gives a run: observers (the journal, the operator board), what a
+/// restart resumes from, and the recorder a sending venue writes its steps through.
+pub(crate) struct StateParts {
+    pub observers: Vec<Box<dyn Observer>>,
+    pub resume: Option<agent_core::Resume>,
+    pub recorder: Option<Arc<dyn agent_core::StepRecorder>>,
+}
+
+pub(crate) fn state_parts(spec: &RunSpec) -> Result<StateParts, RunError> {
+    let mut parts = StateParts {
+        observers: Vec::new(),
+        resume: None,
+        recorder: None,
+    };
+    if let Some((mut j, resume)) = journal_observer(spec)? {
+        parts.recorder = Some(j.recorder());
+        parts.resume = resume;
+        parts.observers.push(Box::new(j));
     }
     if let Some(b) = &spec.board {
-        v.push(b.observer());
+        parts.observers.push(b.observer());
     }
-    Ok(v)
+    Ok(parts)
 }
 
 /// Collects the hashes of mined transactions from the audit stream.
@@ -574,7 +602,11 @@ impl Drive {
         let limits_age = gate.limits().max_data_age_s;
         let _state = claim_state(spec)?;
         let kill = kill_switch_for(spec)?;
-        let observers = spec_observers(spec)?;
+        let parts = state_parts(spec)?;
+        let mut venue = venue;
+        if let Some(r) = parts.recorder {
+            venue.set_recorder(r);
+        }
         let mut agent = Agent::new(pair.clone(), source, venue, strategy, self.portfolio)
             .with_gate(Box::new(gate))
             .with_kill_switch(kill, cfg.kill_policy()?, limits_age)
@@ -591,8 +623,11 @@ impl Drive {
                 rec: rec.clone(),
             }));
         }
-        for o in observers {
+        for o in parts.observers {
             agent = agent.with_observer(o);
+        }
+        if let Some(resume) = parts.resume {
+            agent = agent.resuming(resume);
         }
         let hashes = Arc::new(Mutex::new(Vec::new()));
         if self.chain_id.is_some() {

@@ -2,20 +2,20 @@
 //! portfolio, with every step reported to the audit stream. Backtest, paper and live mode run
 //! this same loop; only the source, the clock and the venue differ.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashSet};
 use std::time::{Duration, Instant};
 
 use crate::amount::{Token, U256, price_to_units};
 use crate::clock::Clock;
 use crate::intent::{Fill, Intent, IntentId, Order};
 use crate::kill_switch::{KillMode, KillSwitch, SwitchChange, SwitchRecord, SwitchState};
-use crate::market::{Bar, BarFault, Pair};
+use crate::market::{Bar, BarFault, MarketEvent, Pair};
 use crate::metrics::PerformanceTracker;
 use crate::portfolio::{Portfolio, PortfolioError};
 use crate::risk::{LimitGate, Refusal, RiskContext, RiskGate, Verdict};
 use crate::source::{MarketSource, SourceError};
 use crate::strategy::{Context, Decision, Strategy, StrategyError};
-use crate::venue::{Venue, VenueError, VenueEvent};
+use crate::venue::{SettledTx, Settlement, UnsettledTx, Venue, VenueError, VenueEvent};
 
 /// One entry of the audit stream. Observers receive every event synchronously, in order; none is
 /// ever dropped.
@@ -25,6 +25,8 @@ pub enum AuditEvent<'a> {
     BadEvent { ts: i64, reason: String },
     /// The strategy failed or produced an unusable output.
     StrategyFault { ts: i64, error: &'a StrategyError },
+    /// The market event the strategy is about to see (its snapshot id is the block, on chain).
+    Market { ts: i64, event: &'a MarketEvent },
     /// A model-driven strategy decided (model hash and output).
     Decision { ts: i64, decision: &'a Decision },
     /// A strategy asked for something.
@@ -64,6 +66,13 @@ pub enum AuditEvent<'a> {
     Portfolio {
         ts: i64,
         balances: &'a [(Token, U256)],
+    },
+    /// A restart settled the transactions the journal left open and compared the book with the
+    /// venue's record; `problems` is empty when everything matched exactly.
+    Restart {
+        ts: i64,
+        settled: &'a [SettledTx],
+        problems: &'a [String],
     },
     /// End of an event: equity marked at the close (float, for reports).
     Mark { ts: i64, price: f64, equity: f64 },
@@ -111,6 +120,8 @@ pub struct AgentReport {
     /// Balances the venue's record (the chain) corrected after the start: 0 means every fill
     /// and its gas were booked exactly as the chain saw them.
     pub reconciliations: u64,
+    /// Intents skipped because the journal shows them handled before a restart.
+    pub duplicates_skipped: u64,
     /// Equity in quote units at the first bar's close, before any trade.
     pub start_equity: U256,
     /// Equity in quote units at the last bar's close.
@@ -161,6 +172,13 @@ fn usable_price(bar: &Bar, last: Option<&Bar>, quote_decimals: u8) -> Result<U25
     })
 }
 
+fn wall_clock_s() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0)
+}
+
 /// What the kill switch does on its own.
 #[derive(Debug, Clone, PartialEq)]
 pub struct KillSwitchPolicy {
@@ -180,6 +198,17 @@ impl Default for KillSwitchPolicy {
             stale_data_multiple: 3,
         }
     }
+}
+
+/// What the journal says about the agent's previous run: what a restart starts from.
+#[derive(Debug, Clone, Default)]
+pub struct Resume {
+    /// The last journaled book (token symbol, amount), if the agent ran before.
+    pub snapshot: Option<Vec<(String, U256)>>,
+    /// Transactions signed but not known to have finished when the agent stopped.
+    pub unsettled: Vec<UnsettledTx>,
+    /// Ids of intents already journaled: an intent is never processed twice.
+    pub handled: HashSet<String>,
 }
 
 /// One strategy, one pair, one venue. Build it, then [`Agent::run`] it to the end of the source.
@@ -202,6 +231,9 @@ pub struct Agent<S, V> {
     consecutive_failures: u32,
     strategy_faults: u64,
     reconciliations: u64,
+    resume: Option<Resume>,
+    handled: HashSet<String>,
+    duplicates_skipped: u64,
 }
 
 impl<S: MarketSource, V: Venue> Agent<S, V> {
@@ -233,7 +265,18 @@ impl<S: MarketSource, V: Venue> Agent<S, V> {
             consecutive_failures: 0,
             strategy_faults: 0,
             reconciliations: 0,
+            resume: None,
+            handled: HashSet::new(),
+            duplicates_skipped: 0,
         }
+    }
+
+    /// Resumes after a restart: before the first event, settles what the journal left open,
+    /// compares the book with the venue's record (a mismatch latches `reduce_only` and says why)
+    /// and skips intents already handled.
+    pub fn resuming(mut self, resume: Resume) -> Self {
+        self.resume = Some(resume);
+        self
     }
 
     pub fn with_gate(mut self, gate: Box<dyn RiskGate>) -> Self {
@@ -395,8 +438,14 @@ impl<S: MarketSource, V: Venue> Agent<S, V> {
         now: i64,
         name: &std::sync::Arc<str>,
     ) -> Result<(), AgentError> {
-        self.intents_seen += 1;
         let id = IntentId::new(name.clone(), bar.ts, seq);
+        if !self.handled.is_empty() && self.handled.contains(&id.to_string()) {
+            // Same event, same strategy, same intent: handled before the restart.
+            self.duplicates_skipped += 1;
+            tracing::warn!(target: "defai::audit", %id, "intent already in the journal: not processed again");
+            return Ok(());
+        }
+        self.intents_seen += 1;
         tracing::debug!(target: "defai::audit", %id, ?intent, "intent");
         Self::emit(
             &mut self.observers,
@@ -492,6 +541,77 @@ impl<S: MarketSource, V: Venue> Agent<S, V> {
         Ok(())
     }
 
+    async fn reconcile_restart(&mut self, resume: Resume) {
+        let mut problems = Vec::new();
+        let settled = match self.venue.settle(&resume.unsettled).await {
+            Ok(s) => s,
+            Err(e) => {
+                problems.push(format!(
+                    "cannot settle the journal's open transactions: {e}"
+                ));
+                Vec::new()
+            }
+        };
+        self.venue_events(0);
+        for s in &settled {
+            if let Settlement::Pending { hash } = &s.outcome {
+                problems.push(format!(
+                    "transaction {hash} (nonce {}) is still pending",
+                    s.nonce
+                ));
+            }
+        }
+        if let Some(snapshot) = &resume.snapshot {
+            match self.venue.balances().await {
+                Ok(Some(actual)) => {
+                    for (token, held) in actual {
+                        let booked = snapshot
+                            .iter()
+                            .find(|(sym, _)| sym == token.symbol())
+                            .map(|(_, a)| *a)
+                            .unwrap_or(U256::ZERO);
+                        let sum = |side: fn(&SettledTx) -> &Vec<(Token, U256)>| {
+                            settled
+                                .iter()
+                                .flat_map(|s| side(s).iter())
+                                .filter(|(t, _)| t == &token)
+                                .fold(Some(U256::ZERO), |acc, (_, a)| acc?.checked_add(*a))
+                        };
+                        let expected = booked
+                            .checked_add(sum(|s| &s.credits).unwrap_or(U256::MAX))
+                            .and_then(|v| v.checked_sub(sum(|s| &s.debits)?));
+                        if expected != Some(held) {
+                            let expected = expected
+                                .map_or_else(|| "an impossible amount".into(), |e| e.to_string());
+                            problems.push(format!(
+                                "{token}: the journal and its settled transactions give {expected}, the venue holds {held}"
+                            ));
+                        }
+                    }
+                }
+                // The agent's own book is the record (paper): nothing to compare.
+                Ok(None) => {}
+                Err(e) => problems.push(format!("cannot read the venue's balances: {e}")),
+            }
+        }
+        let now = wall_clock_s();
+        tracing::info!(target: "defai::audit", settled = settled.len(), problems = problems.len(), "restart reconciliation");
+        Self::emit(
+            &mut self.observers,
+            AuditEvent::Restart {
+                ts: now,
+                settled: &settled,
+                problems: &problems,
+            },
+        );
+        if !problems.is_empty() {
+            let reason = format!("restart reconciliation: {}", problems.join("; "));
+            tracing::warn!(target: "defai::audit", %reason, "reduce_only");
+            self.trip(KillMode::ReduceOnly, &reason, now);
+        }
+        self.handled = resume.handled;
+    }
+
     /// While flattening: sell everything that is not quote; once nothing is left, halt.
     async fn flatten(
         &mut self,
@@ -520,6 +640,9 @@ impl<S: MarketSource, V: Venue> Agent<S, V> {
         let mut last: Option<Bar> = None;
         let strategy_name: std::sync::Arc<str> = self.strategy.name().into();
         let flatten_name: std::sync::Arc<str> = "kill_switch_flatten".into();
+        if let Some(resume) = self.resume.take() {
+            self.reconcile_restart(resume).await;
+        }
         self.sync_balances(0, false)
             .await
             .map_err(AgentError::Balances)?;
@@ -560,6 +683,13 @@ impl<S: MarketSource, V: Venue> Agent<S, V> {
             }
             bars += 1;
             self.venue.observe(&event);
+            Self::emit(
+                &mut self.observers,
+                AuditEvent::Market {
+                    ts: bar.ts,
+                    event: &event,
+                },
+            );
             if first.is_none() {
                 first = Some((bar, self.portfolio.equity(&self.pair, price_units)));
             }
@@ -655,6 +785,7 @@ impl<S: MarketSource, V: Venue> Agent<S, V> {
             execution_failures: self.execution_failures,
             strategy_faults: self.strategy_faults,
             reconciliations: self.reconciliations,
+            duplicates_skipped: self.duplicates_skipped,
             start_equity,
             first_price: first_bar.close,
             last_price: last_bar.close,

@@ -11,7 +11,12 @@ use std::path::{Path, PathBuf};
 use rusqlite::{Connection, OptionalExtension, params};
 use sha2::{Digest, Sha256};
 
-use crate::agent::{AuditEvent, Observer};
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
+
+use crate::U256;
+use crate::agent::{AuditEvent, Observer, Resume};
+use crate::venue::{Settlement, StepRecorder, UnsettledTx, VenueEvent};
 
 #[derive(Debug, thiserror::Error)]
 pub enum JournalError {
@@ -263,7 +268,9 @@ impl Journal {
         })
     }
 
-    /// The records of the intent that produced transaction `tx_hash`, in order: what led to it.
+    /// What led to transaction `tx_hash`, in order: the market snapshot and model decision of
+    /// the event that raised the intent, then the intent's own records (intent, risk verdict,
+    /// transaction steps, fill).
     pub fn explain_tx(&self, tx_hash: &str) -> Result<Vec<Record>, JournalError> {
         let with_tx = self.rows(
             "SELECT seq, ts, kind, intent_id, tx_hash, body, prev_hash, hash FROM records WHERE lower(tx_hash) = lower(?1) ORDER BY seq",
@@ -272,10 +279,42 @@ impl Journal {
         let Some(intent) = with_tx.iter().find_map(|r| r.intent_id.clone()) else {
             return Ok(with_tx);
         };
-        self.rows(
+        let own = self.rows(
             "SELECT seq, ts, kind, intent_id, tx_hash, body, prev_hash, hash FROM records WHERE intent_id = ?1 ORDER BY seq",
             Some(&intent),
-        )
+        )?;
+        let Some(first) = own.first() else {
+            return Ok(with_tx);
+        };
+        // The event's context: written just before its first intent, at the same event time.
+        let db = |e: rusqlite::Error| JournalError::Db {
+            path: self.path.clone(),
+            detail: e.to_string(),
+        };
+        let mut stmt = self
+            .conn
+            .prepare(
+                "SELECT seq, ts, kind, intent_id, tx_hash, body, prev_hash, hash FROM records
+                 WHERE ts = ?1 AND seq < ?2 AND kind IN ('market', 'decision') ORDER BY seq",
+            )
+            .map_err(db)?;
+        let context = stmt
+            .query_map(params![first.ts, first.seq], |r| {
+                Ok(Record {
+                    seq: r.get(0)?,
+                    ts: r.get(1)?,
+                    kind: r.get(2)?,
+                    intent_id: r.get(3)?,
+                    tx_hash: r.get(4)?,
+                    body: r.get(5)?,
+                    prev_hash: r.get(6)?,
+                    hash: r.get(7)?,
+                })
+            })
+            .map_err(db)?
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(db)?;
+        Ok(context.into_iter().chain(own).collect())
     }
 }
 
@@ -283,34 +322,125 @@ fn json_str(s: &str) -> String {
     serde_json::Value::String(s.to_string()).to_string()
 }
 
+fn venue_body(event: &VenueEvent) -> String {
+    serde_json::json!({"step": event.step, "label": event.label, "nonce": event.nonce, "detail": event.detail})
+        .to_string()
+}
+
+/// The journal and what the records being written belong to, shared by the observer and the
+/// venue's step recorder.
+struct Shared {
+    journal: Journal,
+    /// The intent the current venue steps and fills belong to, and its event time.
+    intent: Option<String>,
+    ts: i64,
+    failures: u64,
+}
+
+impl Shared {
+    fn append(
+        &mut self,
+        ts: i64,
+        kind: &str,
+        intent: Option<&str>,
+        tx: Option<&str>,
+        body: &str,
+    ) -> Result<(), String> {
+        match self.journal.append(ts, kind, intent, tx, body) {
+            Ok(_) => Ok(()),
+            Err(e) => {
+                self.failures += 1;
+                tracing::error!(target: "defai::journal", error = %e, "journal write failed");
+                Err(e.to_string())
+            }
+        }
+    }
+}
+
 /// Writes the audit stream into a [`Journal`]. A write failure is logged and counted; the
 /// agent's kill switch policy decides what to do with a journal it cannot trust.
+///
+/// With a [`StepRecorder`] handed to the venue ([`JournalObserver::recorder`]), transaction
+/// steps are journaled by the venue as they happen (a signed transaction before its broadcast)
+/// and the observer no longer writes the copies that reach the audit stream afterwards.
 pub struct JournalObserver {
-    journal: Journal,
-    /// The intent the current venue steps and fills belong to.
-    current_intent: Option<String>,
-    pub failures: u64,
+    shared: Arc<Mutex<Shared>>,
+    venue_recorded: bool,
 }
 
 impl JournalObserver {
     pub fn new(journal: Journal) -> Self {
         Self {
-            journal,
-            current_intent: None,
-            failures: 0,
+            shared: Arc::new(Mutex::new(Shared {
+                journal,
+                intent: None,
+                ts: 0,
+                failures: 0,
+            })),
+            venue_recorded: false,
         }
+    }
+
+    /// Journal writes that failed so far.
+    pub fn failures(&self) -> u64 {
+        self.shared.lock().map(|s| s.failures).unwrap_or(u64::MAX)
+    }
+
+    /// What the venue should write its steps through.
+    pub fn recorder(&mut self) -> Arc<dyn StepRecorder> {
+        self.venue_recorded = true;
+        Arc::new(JournalRecorder(self.shared.clone()))
+    }
+}
+
+struct JournalRecorder(Arc<Mutex<Shared>>);
+
+impl StepRecorder for JournalRecorder {
+    fn record(&self, event: &VenueEvent) -> Result<(), String> {
+        {
+            let mut s = self
+                .0
+                .lock()
+                .map_err(|_| "journal lock poisoned".to_string())?;
+            let (ts, intent) = (s.ts, s.intent.clone());
+            s.append(
+                ts,
+                "tx",
+                intent.as_deref(),
+                event.tx_hash.as_deref(),
+                &venue_body(event),
+            )?;
+        }
+        crate::failpoint::hit(event.step);
+        Ok(())
     }
 }
 
 impl Observer for JournalObserver {
     fn on_audit(&mut self, event: &AuditEvent<'_>) {
+        let Ok(mut shared) = self.shared.lock() else {
+            tracing::error!(target: "defai::journal", "journal lock poisoned");
+            return;
+        };
         let (ts, kind, intent, tx, body): (i64, &str, Option<String>, Option<String>, String) = match event {
             AuditEvent::Intent { ts, id, intent } => {
-                self.current_intent = Some(id.to_string());
+                shared.intent = Some(id.to_string());
+                shared.ts = *ts;
                 (*ts, "intent", Some(id.to_string()), None, json_str(&format!("{intent:?}")))
             }
             AuditEvent::Verdict { ts, id, verdict } => {
                 (*ts, "verdict", Some(id.to_string()), None, json_str(&format!("{verdict:?}")))
+            }
+            AuditEvent::Market { ts, event } => {
+                let bar = event.as_bar();
+                let mut body = serde_json::json!({"close": bar.map(|b| b.close)});
+                if let Some(p) = event.pool() {
+                    body["block"] = p.block.into();
+                    body["reserve_base"] = p.reserve_base.to_string().into();
+                    body["reserve_quote"] = p.reserve_quote.to_string().into();
+                    body["gas_price_wei"] = p.gas_price_wei.to_string().into();
+                }
+                (*ts, "market", None, None, body.to_string())
             }
             AuditEvent::Decision { ts, decision } => (
                 *ts,
@@ -319,12 +449,13 @@ impl Observer for JournalObserver {
                 None,
                 serde_json::json!({"model": decision.model, "output": decision.output, "action": decision.action}).to_string(),
             ),
+            AuditEvent::Venue { .. } if self.venue_recorded => return,
             AuditEvent::Venue { ts, event } => (
                 *ts,
                 "tx",
-                self.current_intent.clone(),
+                shared.intent.clone(),
                 event.tx_hash.clone(),
-                serde_json::json!({"step": event.step, "label": event.label, "nonce": event.nonce, "detail": event.detail}).to_string(),
+                venue_body(event),
             ),
             AuditEvent::Fill(f) => (
                 f.ts,
@@ -362,18 +493,134 @@ impl Observer for JournalObserver {
                 )
                 .to_string(),
             ),
+            AuditEvent::Restart { ts, settled, problems } => (
+                *ts,
+                "restart",
+                None,
+                None,
+                serde_json::json!({
+                    "settled": settled.iter().map(|s| {
+                        let (outcome, hash, block, success) = match &s.outcome {
+                            Settlement::Mined { hash, block, success } => ("mined", Some(hash.as_str()), Some(*block), Some(*success)),
+                            Settlement::Dropped => ("dropped", None, None, None),
+                            Settlement::Pending { hash } => ("pending", Some(hash.as_str()), None, None),
+                        };
+                        serde_json::json!({"nonce": s.nonce, "outcome": outcome, "hash": hash, "block": block, "success": success})
+                    }).collect::<Vec<_>>(),
+                    "problems": problems,
+                })
+                .to_string(),
+            ),
             AuditEvent::BadEvent { ts, reason } => (*ts, "bad_event", None, None, json_str(reason)),
             AuditEvent::StrategyFault { ts, error } => (*ts, "strategy_fault", None, None, json_str(&error.to_string())),
             // Marks are per bar: the equity curve lives in the run's outputs, not the journal.
             AuditEvent::Mark { .. } => return,
         };
-        if let Err(e) = self
-            .journal
+        if shared
             .append(ts, kind, intent.as_deref(), tx.as_deref(), &body)
+            .is_ok()
         {
-            self.failures += 1;
-            tracing::error!(target: "defai::journal", error = %e, "journal write failed");
+            drop(shared);
+            crate::failpoint::hit(kind);
         }
+    }
+}
+
+impl Journal {
+    /// What a restart starts from: the last book, the transactions signed but not known to have
+    /// finished (and reflected in that book), and every intent id already handled.
+    pub fn resume(&self) -> Result<Resume, JournalError> {
+        struct Open {
+            intent: Option<String>,
+            label: String,
+            hashes: Vec<String>,
+            mined_seq: Option<i64>,
+        }
+        let mut open: BTreeMap<u64, Open> = BTreeMap::new();
+        let mut resume = Resume::default();
+        let corrupt = |r: &Record, what: &str| JournalError::Broken {
+            path: self.path.clone(),
+            seq: r.seq,
+            problem: format!("is not a valid {} record: {what}", r.kind),
+        };
+        for r in self.rows(
+            "SELECT seq, ts, kind, intent_id, tx_hash, body, prev_hash, hash FROM records WHERE kind IN ('intent', 'tx', 'portfolio', 'restart') ORDER BY seq",
+            None,
+        )? {
+            match r.kind.as_str() {
+                "intent" => {
+                    if let Some(id) = &r.intent_id {
+                        resume.handled.insert(id.clone());
+                    }
+                }
+                "portfolio" => {
+                    let body: BTreeMap<String, String> =
+                        serde_json::from_str(&r.body).map_err(|e| corrupt(&r, &e.to_string()))?;
+                    let mut snap = Vec::new();
+                    for (sym, amount) in body {
+                        let a = amount
+                            .parse::<U256>()
+                            .map_err(|e| corrupt(&r, &format!("{sym}: {e}")))?;
+                        snap.push((sym, a));
+                    }
+                    resume.snapshot = Some(snap);
+                    // Mined before this book was read back from the venue: reflected in it.
+                    open.retain(|_, o| o.mined_seq.is_none());
+                }
+                "restart" => {
+                    let body: serde_json::Value =
+                        serde_json::from_str(&r.body).map_err(|e| corrupt(&r, &e.to_string()))?;
+                    for s in body["settled"].as_array().into_iter().flatten() {
+                        if let Some(n) = s["nonce"].as_u64() {
+                            open.remove(&n);
+                        }
+                    }
+                }
+                _ => {
+                    let body: serde_json::Value =
+                        serde_json::from_str(&r.body).map_err(|e| corrupt(&r, &e.to_string()))?;
+                    let step = body["step"].as_str().unwrap_or("");
+                    let label = body["label"].as_str().unwrap_or("").to_string();
+                    let (Some(hash), nonce) = (r.tx_hash.clone(), body["nonce"].as_u64()) else {
+                        continue;
+                    };
+                    match (step, nonce) {
+                        ("signed", Some(n)) => {
+                            open.insert(
+                                n,
+                                Open {
+                                    intent: r.intent_id.clone(),
+                                    label,
+                                    hashes: vec![hash],
+                                    mined_seq: None,
+                                },
+                            );
+                        }
+                        ("replaced", Some(n)) => {
+                            if let Some(o) = open.get_mut(&n) {
+                                o.hashes.push(hash);
+                            }
+                        }
+                        ("mined", _) => {
+                            if let Some(o) = open.values_mut().find(|o| o.hashes.contains(&hash)) {
+                                o.mined_seq = Some(r.seq);
+                            }
+                        }
+                        _ => {}
+                    }
+                }
+            }
+        }
+        resume.unsettled = open
+            .into_iter()
+            .map(|(nonce, o)| UnsettledTx {
+                intent_id: o.intent,
+                label: o.label,
+                nonce,
+                hashes: o.hashes,
+            })
+            .collect();
+        Ok(resume)
     }
 }
 
@@ -422,5 +669,83 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(err.contains("record 5 follows a gap"), "{err}");
+    }
+
+    fn tx(j: &mut Journal, intent: &str, step: &str, hash: &str, nonce: Option<u64>) {
+        let body = serde_json::json!({"step": step, "label": "swap", "nonce": nonce, "detail": ""});
+        j.append(1, "tx", Some(intent), Some(hash), &body.to_string())
+            .unwrap();
+    }
+
+    #[test]
+    fn resume_names_the_last_book_the_handled_intents_and_only_the_transactions_it_does_not_reflect()
+     {
+        let dir = tempfile::tempdir().unwrap();
+        let mut j = Journal::open(&dir.path().join("j.sqlite")).unwrap();
+        assert!(j.resume().unwrap().snapshot.is_none(), "a first start");
+        j.append(0, "portfolio", None, None, r#"{"ETH":"100","WETH":"5"}"#)
+            .unwrap();
+        // Intent a: signed, sent, mined, then the book was read back: settled.
+        j.append(1, "intent", Some("s:1:0"), None, "\"swap\"")
+            .unwrap();
+        tx(&mut j, "s:1:0", "signed", "0xa1", Some(7));
+        tx(&mut j, "s:1:0", "sent", "0xa1", None);
+        tx(&mut j, "s:1:0", "mined", "0xa1", None);
+        j.append(1, "portfolio", None, None, r#"{"ETH":"90","WETH":"6"}"#)
+            .unwrap();
+        // Intent b: signed and replaced, then the crash: open, with both hashes.
+        j.append(2, "intent", Some("s:2:0"), None, "\"swap\"")
+            .unwrap();
+        tx(&mut j, "s:2:0", "signed", "0xb1", Some(8));
+        tx(&mut j, "s:2:0", "replaced", "0xb2", Some(8));
+        // Intent c: mined after the last book: open too (its effect is not in the book).
+        j.append(3, "intent", Some("s:3:0"), None, "\"swap\"")
+            .unwrap();
+        tx(&mut j, "s:3:0", "signed", "0xc1", Some(9));
+        tx(&mut j, "s:3:0", "mined", "0xc1", None);
+
+        let r = j.resume().unwrap();
+        assert_eq!(
+            r.snapshot,
+            Some(vec![
+                ("ETH".to_string(), U256::from(90u64)),
+                ("WETH".to_string(), U256::from(6u64))
+            ])
+        );
+        assert_eq!(r.handled.len(), 3);
+        assert!(r.handled.contains("s:2:0"));
+        let open: Vec<(u64, Vec<String>)> = r
+            .unsettled
+            .iter()
+            .map(|u| (u.nonce, u.hashes.clone()))
+            .collect();
+        assert_eq!(
+            open,
+            vec![
+                (8, vec!["0xb1".to_string(), "0xb2".to_string()]),
+                (9, vec!["0xc1".to_string()])
+            ]
+        );
+        assert_eq!(r.unsettled[0].intent_id.as_deref(), Some("s:2:0"));
+
+        // A restart that settled nonce 8 and 9 closes them.
+        j.append(
+            4,
+            "restart",
+            None,
+            None,
+            r#"{"settled":[{"nonce":8,"outcome":"dropped"},{"nonce":9,"outcome":"mined"}],"problems":[]}"#,
+        )
+        .unwrap();
+        assert!(j.resume().unwrap().unsettled.is_empty());
+
+        // A corrupt book is an error naming the record, never an empty book.
+        j.append(5, "portfolio", None, None, r#"{"ETH":"ninety"}"#)
+            .unwrap();
+        let err = j.resume().unwrap_err().to_string();
+        assert!(
+            err.contains("record 14") && err.contains("portfolio"),
+            "{err}"
+        );
     }
 }

@@ -10,6 +10,7 @@
 pub mod agent;
 pub mod amount;
 pub mod clock;
+pub mod failpoint;
 pub mod fpmm;
 pub mod intent;
 pub mod journal;
@@ -24,7 +25,7 @@ pub mod strategy;
 pub mod venue;
 
 pub use agent::{
-    Agent, AgentError, AgentReport, AuditEvent, KillSwitchPolicy, Observer, RiskCounts,
+    Agent, AgentError, AgentReport, AuditEvent, KillSwitchPolicy, Observer, Resume, RiskCounts,
 };
 pub use amount::{AmountError, Token, U256};
 pub use clock::Clock;
@@ -42,4 +43,4 @@ pub use prediction::{
 pub use risk::{LimitGate, Refusal, RiskContext, RiskGate, RiskLimits, Verdict};
 pub use source::{BarReplay, MarketSource, SourceError};
 pub use strategy::{Context, Decision, ParamError, ParamValue, Params, Strategy, StrategyError};
-pub use venue::{Venue, VenueError, VenueEvent};
+pub use venue::{SettledTx, Settlement, StepRecorder, UnsettledTx, Venue, VenueError, VenueEvent};

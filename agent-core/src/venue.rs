@@ -35,6 +35,48 @@ pub struct VenueEvent {
     pub detail: String,
 }
 
+/// Writes venue steps durably the moment they happen — the journal — so that a step is on disk
+/// before the action that follows it (a signed transaction is recorded before it is broadcast).
+pub trait StepRecorder: Send + Sync {
+    /// An error means the step is not recorded; the venue must not take the next action.
+    fn record(&self, event: &VenueEvent) -> Result<(), String>;
+}
+
+/// A transaction the journal saw leave (signed) but not finish before the agent stopped: one
+/// nonce, every hash signed for it (replacements), and the intent it served.
+#[derive(Debug, Clone, PartialEq)]
+pub struct UnsettledTx {
+    pub intent_id: Option<String>,
+    pub label: String,
+    pub nonce: u64,
+    pub hashes: Vec<String>,
+}
+
+/// What became of an [`UnsettledTx`], and what it did to the wallet's balances.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SettledTx {
+    pub nonce: u64,
+    pub outcome: Settlement,
+    /// Tokens the transaction brought in and took out (gas included), from its receipt.
+    pub credits: Vec<(Token, U256)>,
+    pub debits: Vec<(Token, U256)>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum Settlement {
+    /// Mined (status 1 or reverted, gas paid either way).
+    Mined {
+        hash: String,
+        block: u64,
+        success: bool,
+    },
+    /// No hash was mined and none is pending: the transaction never reached the chain, or was
+    /// dropped. It cost nothing.
+    Dropped,
+    /// The node still holds it unmined: it may yet execute.
+    Pending { hash: String },
+}
+
 /// An execution venue. Quotes and fills are async because on a chain they are RPC calls; the
 /// paper venue answers at once.
 ///
@@ -76,6 +118,28 @@ pub trait Venue: Send {
     /// reports another chain id than the one configured.
     fn health(&mut self) -> impl Future<Output = Result<(), String>> + Send {
         async { Ok(()) }
+    }
+
+    /// Where to record transaction steps as they happen (the journal). Venues that send
+    /// nothing ignore it.
+    fn set_recorder(&mut self, _recorder: std::sync::Arc<dyn StepRecorder>) {}
+
+    /// After a restart: finds what became of transactions the journal saw leave but not finish.
+    /// Venues that send nothing have nothing to settle.
+    fn settle(
+        &mut self,
+        unsettled: &[UnsettledTx],
+    ) -> impl Future<Output = Result<Vec<SettledTx>, VenueError>> + Send {
+        let n = unsettled.len();
+        async move {
+            if n == 0 {
+                Ok(Vec::new())
+            } else {
+                Err(VenueError::Unsupported(format!(
+                    "{n} unsettled transaction(s) in the journal, and this venue cannot look them up"
+                )))
+            }
+        }
     }
 
     /// Steps taken since the last call, for the audit stream.

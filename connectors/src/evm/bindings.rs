@@ -31,6 +31,8 @@ sol! {
         function deposit() external payable;
         function withdraw(uint256 wad) external;
         function balanceOf(address owner) external view returns (uint256);
+        event Deposit(address indexed dst, uint256 wad);
+        event Withdrawal(address indexed src, uint256 wad);
     }
 
     interface IUniswapV2Factory {

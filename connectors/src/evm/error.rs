@@ -41,6 +41,9 @@ pub enum EvmError {
     /// The node refused the transaction outright (nothing is in its pool).
     #[error("{label}: node rejected the transaction: {detail}")]
     Rejected { label: String, detail: String },
+    /// A step could not be written to the journal: the action it precedes was not taken.
+    #[error("journal: {0}")]
+    Journal(String),
     #[error("chain guard: {0}")]
     ChainGuard(String),
     #[error("wallet: {0}")]

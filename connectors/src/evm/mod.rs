@@ -10,6 +10,7 @@ pub mod guard;
 pub mod nonce;
 pub mod prediction;
 pub mod prediction_venue;
+pub mod recovery;
 pub mod rpc;
 pub mod tx;
 pub mod uniswap;

@@ -305,6 +305,16 @@ impl Chain {
         .await
     }
 
+    /// The value (wei) a known transaction carries, `None` if the node does not know it.
+    pub async fn transaction_value(&self, hash: B256) -> Result<Option<U256>, EvmError> {
+        use alloy::consensus::Transaction as _;
+        self.retry("eth_getTransactionByHash", || {
+            self.provider.get_transaction_by_hash(hash).into_future()
+        })
+        .await
+        .map(|t| t.map(|t| t.value()))
+    }
+
     /// Whether the node knows the transaction (pooled or mined).
     pub async fn knows(&self, hash: B256) -> Result<bool, EvmError> {
         self.retry("eth_getTransactionByHash", || {

@@ -20,6 +20,7 @@ use super::error::EvmError;
 use super::nonce::NonceManager;
 use super::rpc::{CallResult, Chain, describe, is_transient};
 use super::wallet::Wallet;
+use agent_core::venue::StepRecorder;
 
 /// Gas added to every estimate on top of the percentage margin.
 pub const GAS_HEADROOM: u64 = 30_000;
@@ -203,6 +204,16 @@ enum Broadcast {
     Unknown(String),
 }
 
+/// Where the sender writes each step before acting on it (the agent's journal).
+#[derive(Clone)]
+struct Recorder(Arc<dyn StepRecorder>);
+
+impl std::fmt::Debug for Recorder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Recorder")
+    }
+}
+
 /// Signs and sends transactions from one wallet on one chain.
 #[derive(Debug, Clone)]
 pub struct TxSender {
@@ -211,6 +222,7 @@ pub struct TxSender {
     chain_id: u64,
     nonces: Arc<NonceManager>,
     policy: TxPolicy,
+    recorder: Option<Recorder>,
 }
 
 impl TxSender {
@@ -233,7 +245,37 @@ impl TxSender {
             chain_id,
             nonces,
             policy,
+            recorder: None,
         })
+    }
+
+    /// Records every step through `recorder` the moment it happens: a signed transaction is
+    /// on record before it is broadcast (a recorder failure stops it there), so a crash at any
+    /// point leaves a journal that names every transaction that may be on chain.
+    pub fn with_recorder(mut self, recorder: Arc<dyn StepRecorder>) -> Self {
+        self.recorder = Some(Recorder(recorder));
+        self
+    }
+
+    /// Adds the step to `log` and records it; `Err` if it could not be recorded.
+    fn note(&self, log: &mut Vec<TxEvent>, event: TxEvent) -> Result<(), EvmError> {
+        let recorded = match &self.recorder {
+            Some(r) => {
+                r.0.record(&to_venue_event(event.clone()))
+                    .map_err(|e| EvmError::Journal(format!("{}: {e}", event.label)))
+            }
+            None => Ok(()),
+        };
+        log.push(event);
+        recorded
+    }
+
+    /// As [`Self::note`], for steps after the broadcast: the transaction is out, so a record
+    /// that fails is logged loudly and the lifecycle goes on (the receipt must still be read).
+    fn note_after(&self, log: &mut Vec<TxEvent>, event: TxEvent) {
+        if let Err(e) = self.note(log, event) {
+            tracing::error!(target: "defai::tx", error = %e, "step not journaled");
+        }
     }
 
     pub fn address(&self) -> Address {
@@ -386,14 +428,17 @@ impl TxSender {
                 Ok(Err(e)) => last = describe(&e),
                 Err(_) => last = format!("timed out after {:?}", policy.request_timeout),
             }
-            log.push(TxEvent {
-                label: label.to_string(),
-                step: TxStep::BroadcastRetry {
-                    hash,
-                    detail: last.clone(),
+            self.note_after(
+                log,
+                TxEvent {
+                    label: label.to_string(),
+                    step: TxStep::BroadcastRetry {
+                        hash,
+                        detail: last.clone(),
+                    },
+                    at: t0.elapsed(),
                 },
-                at: t0.elapsed(),
-            });
+            );
             tracing::warn!(target: "defai::tx", %label, %hash, attempt, detail = %last, "broadcast failed, checking by hash before resending");
         }
         match self.chain.knows(hash).await {
@@ -442,16 +487,21 @@ impl TxSender {
         };
         let mut fees = self.fees().await?;
         let gas = self.simulate(req).await?;
-        log.push(ev(TxStep::Simulated { gas_estimate: gas }));
+        self.note(log, ev(TxStep::Simulated { gas_estimate: gas }))?;
 
         let lease = self.nonces.lease(&self.chain).await?;
         let nonce = lease.nonce();
         let (hash, raw) = self.sign(req, nonce, gas, fees).await?;
-        log.push(ev(TxStep::Signed {
-            nonce,
-            hash,
-            max_fee_wei: fees.max_fee_wei,
-        }));
+        // On record before it can be on chain. If it cannot be recorded it is not sent, and the
+        // lease is dropped unconsumed: the nonce stays free.
+        self.note(
+            log,
+            ev(TxStep::Signed {
+                nonce,
+                hash,
+                max_fee_wei: fees.max_fee_wei,
+            }),
+        )?;
         match self.broadcast(&raw, hash, &req.label, log, t0).await {
             Broadcast::Accepted => lease.consumed(),
             Broadcast::Refused(detail) => {
@@ -473,7 +523,7 @@ impl TxSender {
                 });
             }
         }
-        log.push(ev(TxStep::Sent { hash }));
+        self.note_after(log, ev(TxStep::Sent { hash }));
         tracing::info!(target: "defai::tx", label = %req.label, %hash, nonce, "sent");
 
         let started = Instant::now();
@@ -485,10 +535,13 @@ impl TxSender {
                 break r;
             }
             let current = *hashes.last().expect("one hash at least");
-            log.push(ev(TxStep::TimedOut {
-                hash: current,
-                waited: started.elapsed(),
-            }));
+            self.note_after(
+                log,
+                ev(TxStep::TimedOut {
+                    hash: current,
+                    waited: started.elapsed(),
+                }),
+            );
             let bumped = bump(fees, self.policy.bump_pct);
             let capped = self
                 .policy
@@ -504,27 +557,32 @@ impl TxSender {
                 });
             }
             let (new_hash, new_raw) = self.sign(req, nonce, gas, bumped).await?;
+            // On record before the broadcast, like the original.
+            let replaced = ev(TxStep::Replaced {
+                nonce,
+                old: current,
+                new: new_hash,
+                max_fee_wei: bumped.max_fee_wei,
+            });
+            if let Err(e) = self.note(log, replaced) {
+                tracing::error!(target: "defai::tx", label = %req.label, nonce, error = %e, "replacement not journaled: not sent; still waiting for the original");
+                replacements += 1;
+                continue;
+            }
+            hashes.push(new_hash);
+            replacements += 1;
             match self
                 .broadcast(&new_raw, new_hash, &req.label, log, t0)
                 .await
             {
                 Broadcast::Accepted => {
-                    replacements += 1;
                     fees = bumped;
-                    log.push(ev(TxStep::Replaced {
-                        nonce,
-                        old: current,
-                        new: new_hash,
-                        max_fee_wei: bumped.max_fee_wei,
-                    }));
                     tracing::warn!(target: "defai::tx", label = %req.label, nonce, old = %current, new = %new_hash, "not mined in time: replaced with bumped fees");
-                    hashes.push(new_hash);
                 }
                 // The original may have been mined meanwhile ("nonce too low"): the next wait
                 // finds its receipt.
                 Broadcast::Refused(detail) | Broadcast::Unknown(detail) => {
                     tracing::warn!(target: "defai::tx", label = %req.label, nonce, %detail, "replacement not accepted");
-                    replacements += 1;
                 }
             }
         };
@@ -532,12 +590,15 @@ impl TxSender {
         let block = receipt.block_number.unwrap_or_default();
         let fee_wei = U256::from(receipt.gas_used) * U256::from(receipt.effective_gas_price);
         let status = receipt.status();
-        log.push(ev(TxStep::Mined {
-            hash: mined_hash,
-            block,
-            status,
-            fee_wei,
-        }));
+        self.note_after(
+            log,
+            ev(TxStep::Mined {
+                hash: mined_hash,
+                block,
+                status,
+                fee_wei,
+            }),
+        );
         if !status {
             return Err(EvmError::Reverted {
                 label: req.label.clone(),

@@ -13,7 +13,7 @@ use agent_core::amount::{Token, base_to_quote, pow10, to_f64};
 use agent_core::intent::{Fill, Order, Quote, Swap};
 use agent_core::market::{Bar, MarketEvent, Pair, PoolSnapshot};
 use agent_core::source::{MarketSource, SourceError};
-use agent_core::venue::{Venue, VenueError, VenueEvent};
+use agent_core::venue::{SettledTx, UnsettledTx, Venue, VenueError, VenueEvent};
 
 use super::bindings::{IERC20, IUniswapV2Pair, IUniswapV2Router02, IWETH9};
 use super::error::EvmError;
@@ -500,6 +500,25 @@ impl Venue for UniswapV2Venue {
                 Ok(())
             }
         }
+    }
+
+    fn set_recorder(&mut self, recorder: std::sync::Arc<dyn agent_core::venue::StepRecorder>) {
+        self.tx = self.tx.clone().with_recorder(recorder);
+    }
+
+    async fn settle(&mut self, open: &[UnsettledTx]) -> Result<Vec<SettledTx>, VenueError> {
+        let tracked = super::recovery::Tracked {
+            wallet: self.tx.address(),
+            tokens: vec![
+                (self.pool.pair.base.clone(), self.pool.base),
+                (self.pool.pair.quote.clone(), self.pool.quote),
+            ],
+            native: self.native.clone(),
+        };
+        let wait = self.tx.policy().receipt_timeout;
+        super::recovery::settle(self.tx.chain(), &tracked, open, wait)
+            .await
+            .map_err(venue_error)
     }
 
     fn drain_events(&mut self) -> Vec<VenueEvent> {

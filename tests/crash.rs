@@ -1,0 +1,277 @@
+//! Crash safety of the live agent: SIGKILLed at named points (after a record is on disk, before
+//! the action it records — including between a transaction's broadcast and its receipt) across
+//! many cycles on a devnet with a market mover, and restarted on the same state folder each
+//! time. No intent is sent twice, every transaction on chain is in the journal, the journal
+//! verifies, and the books reconcile with the chain to the wei at every restart.
+
+mod common;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use defai::connectors::evm::alloy::eips::BlockId;
+use defai::connectors::evm::alloy::network::TransactionResponse;
+use defai::connectors::evm::alloy::providers::Provider;
+use defai::connectors::evm::{Devnet, DevnetConfig, MarketMover};
+use defai::core::Token;
+use defai::core::journal::Journal;
+
+const CONFIG: &str = concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/examples/configs/trading-devnet.toml"
+);
+
+fn agent_cmd(devnet_json: &Path, state: &Path, key: &str, max_cycles: u32) -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_defai"));
+    cmd.env("DEFAI_STATE_ROOT", common::state_root())
+        .env_remove("DEFAI_PAUSE_AT")
+        .env("DEFAI_PRIVATE_KEY", key)
+        .env("RUST_LOG", "warn")
+        .args([
+            "run",
+            "--config",
+            CONFIG,
+            "--devnet",
+            devnet_json.to_str().unwrap(),
+            "--state",
+            state.to_str().unwrap(),
+            "--max-cycles",
+            &max_cycles.to_string(),
+            "--param",
+            "fast=2",
+            "--param",
+            "slow=4",
+            "--json",
+            "--no-api",
+        ]);
+    cmd
+}
+
+/// Runs the agent until it reports the armed point, then SIGKILLs it there.
+fn kill_at(devnet_json: &Path, state: &Path, key: &str, point: &str) {
+    let mut child = agent_cmd(devnet_json, state, key, 100_000)
+        .env("DEFAI_PAUSE_AT", point)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stderr = child.stderr.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    let reader = std::thread::spawn(move || {
+        let mut seen = Vec::new();
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            if line.starts_with("DEFAI_PAUSED") {
+                let _ = tx.send(line.clone());
+            }
+            seen.push(line);
+        }
+        seen
+    });
+    let paused = rx.recv_timeout(Duration::from_secs(120));
+    child.kill().unwrap(); // SIGKILL
+    let status = child.wait().unwrap();
+    let log = reader.join().unwrap();
+    let name = point.split(':').next().unwrap();
+    assert_eq!(
+        paused.as_deref().ok(),
+        Some(format!("DEFAI_PAUSED {name}").as_str()),
+        "the agent never reached {point} (exit {status:?}); its log:\n{}",
+        log.join("\n")
+    );
+}
+
+#[test]
+fn sigkilled_at_every_step_the_live_agent_restarts_without_sending_anything_twice() {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    // A choppy stretch of the bundled data: ema_cross(2, 4) crosses every few bars.
+    let closes: Vec<f64> = common::bundled_bars()[20_000..24_000]
+        .iter()
+        .map(|b| b.close)
+        .collect();
+    let dir = tempfile::tempdir().unwrap();
+    let devnet_json = dir.path().join("devnet.json");
+    let state = dir.path().join("state");
+    let stop = Arc::new(AtomicBool::new(false));
+    let (devnet, mover) = rt.block_on(async {
+        let devnet = Devnet::start(DevnetConfig::at_price(closes[0]))
+            .await
+            .unwrap();
+        let mover = MarketMover::new(devnet.info(), devnet.deployer().clone(), 3600)
+            .await
+            .unwrap();
+        let flag = stop.clone();
+        let task = tokio::spawn(async move {
+            mover
+                .replay(&closes, Duration::from_millis(40), &flag)
+                .await
+        });
+        (devnet, task)
+    });
+    devnet.info().write(&devnet_json).unwrap();
+    let key = devnet.test_key_hex(0).unwrap();
+
+    // Every step of an intent's life: journaled (intent, verdict), signed but not broadcast,
+    // broadcast but no receipt read, mined but not booked, filled but not read back.
+    let points = [
+        "intent:2",
+        "verdict:3",
+        "signed:2",
+        "sent:1",
+        "mined:2",
+        "fill:1",
+        "signed:3",
+        "sent:4",
+    ];
+    for point in points {
+        kill_at(&devnet_json, &state, &key, point);
+    }
+    // A last clean run to the end.
+    let out = agent_cmd(&devnet_json, &state, &key, 25)
+        .stderr(Stdio::piped())
+        .output()
+        .unwrap();
+    stop.store(true, Ordering::Relaxed);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "final run failed: {stderr}");
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(
+        v["kill_switch"]["state"], "active",
+        "a restart found a mismatch: {v}"
+    );
+    assert_eq!(v["reconciliations"], 0, "{v}");
+
+    // The journal verifies.
+    let verify = Command::new(env!("CARGO_BIN_EXE_defai"))
+        .args(["audit", "verify", "--state", state.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert!(
+        verify.status.success(),
+        "{}",
+        String::from_utf8_lossy(&verify.stderr)
+    );
+
+    let journal = Journal::open(&state.join("journal.sqlite")).unwrap();
+    let records = journal.records().unwrap();
+    let cycles = records.iter().filter(|r| r.kind == "market").count();
+    assert!(
+        cycles >= 50,
+        "the agent saw {cycles} cycles across its lives"
+    );
+    // Every restart settled what was open and found the books equal to the chain.
+    let restarts: Vec<serde_json::Value> = records
+        .iter()
+        .filter(|r| r.kind == "restart")
+        .map(|r| serde_json::from_str(&r.body).unwrap())
+        .collect();
+    assert_eq!(
+        restarts.len(),
+        points.len() + 1,
+        "one per start after the first"
+    );
+    for r in &restarts {
+        assert_eq!(r["problems"], serde_json::json!([]), "{r}");
+    }
+    eprintln!(
+        "{cycles} cycles, {} starts, {} records",
+        restarts.len(),
+        records.len()
+    );
+    let settled: Vec<&serde_json::Value> = restarts
+        .iter()
+        .flat_map(|r| r["settled"].as_array().unwrap())
+        .collect();
+    assert!(
+        settled.iter().any(|s| s["outcome"] == "mined"),
+        "some kill left a mined transaction to settle: {settled:?}"
+    );
+    assert!(
+        settled.iter().any(|s| s["outcome"] == "dropped"),
+        "the kill between signing and broadcast left one that never reached the chain: {settled:?}"
+    );
+
+    // Which intent each journaled transaction served.
+    let mut intent_of: BTreeMap<String, (String, String)> = BTreeMap::new();
+    for r in records.iter().filter(|r| r.kind == "tx") {
+        let body: serde_json::Value = serde_json::from_str(&r.body).unwrap();
+        if let (Some(h), Some(i)) = (&r.tx_hash, &r.intent_id)
+            && matches!(body["step"].as_str(), Some("signed" | "replaced"))
+        {
+            intent_of.insert(
+                h.to_lowercase(),
+                (i.clone(), body["label"].as_str().unwrap().to_string()),
+            );
+        }
+    }
+
+    rt.block_on(async {
+        mover.await.unwrap().unwrap();
+        let chain = devnet.chain();
+        let me = devnet.info().accounts[0];
+        // Every transaction the wallet put on chain, from the blocks themselves.
+        let head = chain.block_number().await.unwrap();
+        let mut on_chain = Vec::new();
+        for n in 0..=head {
+            let block = chain
+                .provider()
+                .get_block_by_number(n.into())
+                .full()
+                .await
+                .unwrap()
+                .unwrap();
+            for tx in block.transactions.txns() {
+                if tx.from() == me {
+                    on_chain.push(tx.tx_hash().to_string().to_lowercase());
+                }
+            }
+        }
+        eprintln!(
+            "{} settled at restarts; {} transactions on chain",
+            settled.len(),
+            on_chain.len()
+        );
+        assert!(on_chain.len() >= 10, "the agent traded: {on_chain:?}");
+        assert_eq!(
+            on_chain.len() as u64,
+            chain.nonce(me, false).await.unwrap(),
+            "every nonce accounted for"
+        );
+        let mut served = BTreeSet::new();
+        for h in &on_chain {
+            let Some(key) = intent_of.get(h) else {
+                panic!("transaction {h} is on chain but not in the journal");
+            };
+            assert!(
+                served.insert(key.clone()),
+                "intent {key:?} reached the chain twice"
+            );
+        }
+
+        // The final book is the chain's, to the wei.
+        let bal = |t| async move {
+            chain
+                .view(
+                    t,
+                    defai::connectors::evm::bindings::IERC20::balanceOfCall { owner: me },
+                    BlockId::latest(),
+                )
+                .await
+                .unwrap()
+        };
+        let weth = bal(devnet.info().weth).await;
+        let usd = bal(devnet.info().usd).await;
+        let eth = chain.balance(me).await.unwrap();
+        assert_eq!(v["balances"]["WETH"], Token::new("WETH", 18).format(weth));
+        assert_eq!(v["balances"]["dUSD"], Token::new("dUSD", 6).format(usd));
+        assert_eq!(v["balances"]["ETH"], Token::new("ETH", 18).format(eth));
+    });
+}
