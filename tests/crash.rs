@@ -199,6 +199,50 @@ fn sigkilled_at_every_step_the_live_agent_restarts_without_sending_anything_twic
         "the kill between signing and broadcast left one that never reached the chain: {settled:?}"
     );
 
+    // `audit show` explains a swap: the block's market snapshot, the intent, the verdict and
+    // the transaction's steps.
+    let swap = records
+        .iter()
+        .find(|r| {
+            r.kind == "tx"
+                && r.body.contains(r#""step":"mined""#)
+                && r.body.contains(r#""label":"swap""#)
+        })
+        .and_then(|r| r.tx_hash.clone())
+        .expect("a mined swap");
+    let show = Command::new(env!("CARGO_BIN_EXE_defai"))
+        .args([
+            "audit",
+            "show",
+            "--state",
+            state.to_str().unwrap(),
+            "--tx",
+            &swap,
+        ])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&show.stdout);
+    assert!(
+        show.status.success(),
+        "{}",
+        String::from_utf8_lossy(&show.stderr)
+    );
+    let kinds: Vec<&str> = text
+        .lines()
+        .filter_map(|l| l.split_whitespace().nth(3))
+        .collect();
+    for kind in ["market", "intent", "verdict", "tx"] {
+        assert!(kinds.contains(&kind), "no {kind} record in:\n{text}");
+    }
+    assert!(
+        kinds.iter().position(|k| *k == "market") < kinds.iter().position(|k| *k == "intent"),
+        "{text}"
+    );
+    assert!(
+        text.contains("reserve_base") && text.contains(r#""step":"signed""#),
+        "{text}"
+    );
+
     // Which intent each journaled transaction served.
     let mut intent_of: BTreeMap<String, (String, String)> = BTreeMap::new();
     for r in records.iter().filter(|r| r.kind == "tx") {
