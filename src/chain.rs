@@ -69,9 +69,13 @@ fn live_sender(
     chain: &Chain,
     chain_id: u64,
 ) -> Result<TxSender, RunError> {
-    let source = match args.keystore.clone().or_else(|| cfg.keystore_path()) {
-        Some(path) => WalletSource::Keystore(path),
-        None => WalletSource::Env,
+    let source = match (
+        args.keystore.clone().or_else(|| cfg.keystore_path()),
+        cfg.key_env(),
+    ) {
+        (Some(path), _) => WalletSource::Keystore(path),
+        (None, Some(var)) => WalletSource::EnvVar(var.to_string()),
+        (None, None) => WalletSource::Env,
     };
     let wallet = Wallet::load(&source)?;
     tracing::info!(target: "defai::chain", address = %wallet.address(), chain_id, "live");

@@ -257,6 +257,9 @@ pub struct WalletSection {
     /// Encrypted JSON keystore (relative to the config file); its password comes from
     /// `DEFAI_KEYSTORE_PASSWORD` or a prompt. Unset: `DEFAI_PRIVATE_KEY`.
     pub keystore: Option<PathBuf>,
+    /// The environment variable holding this agent's key (default `DEFAI_PRIVATE_KEY`): agents
+    /// of one process can trade from different wallets.
+    pub key_env: Option<Spanned<String>>,
     /// Refused: present only to give a clear error (without echoing the value).
     private_key: Option<Spanned<toml::Value>>,
 }
@@ -500,6 +503,31 @@ impl Config {
                  `keystore = \"FILE\"` (an encrypted JSON keystore)",
             ));
         }
+        if let Some(var) = &self.wallet.key_env {
+            let name = var.get_ref();
+            let looks_like_key = name.len() >= 60
+                && name
+                    .trim_start_matches("0x")
+                    .chars()
+                    .all(|c| c.is_ascii_hexdigit());
+            let reason = if looks_like_key {
+                Some(
+                    "is the name of an environment variable, not a key: never put a key in a config file",
+                )
+            } else if name.is_empty()
+                || !name
+                    .chars()
+                    .all(|c| c.is_ascii_uppercase() || c.is_ascii_digit() || c == '_')
+            {
+                Some("must be an environment variable name (A-Z, 0-9, _)")
+            } else {
+                None
+            };
+            if let Some(reason) = reason {
+                // Never echo the value: it may be a key pasted in the wrong place.
+                return Err(self.invalid(var.span(), "wallet.key_env", reason));
+            }
+        }
         self.starting_quote()?;
         self.paper_amm()?;
         self.risk_limits()?;
@@ -634,6 +662,11 @@ impl Config {
 
     /// The data file, resolved against the config file's folder.
     /// The keystore file, relative to the config file's folder.
+    /// The environment variable holding the key, if the config names one.
+    pub fn key_env(&self) -> Option<&str> {
+        self.wallet.key_env.as_ref().map(|v| v.get_ref().as_str())
+    }
+
     pub fn keystore_path(&self) -> Option<PathBuf> {
         Some(self.resolve(self.wallet.keystore.as_ref()?))
     }

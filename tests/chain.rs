@@ -810,6 +810,23 @@ fn mainnet_chain_ids_are_refused_without_allow_mainnet_and_keys_never_leak_into_
         "{stderr}"
     );
     assert!(!stderr.contains(secret));
+
+    // Nor in `key_env`, which names the variable that holds the key.
+    let config = trading_config(
+        dir.path(),
+        &[(
+            "[strategy]\n",
+            &format!("[wallet]\nkey_env = \"{secret}\"\n\n[strategy]\n"),
+        )],
+    );
+    let out = defai(&["run", "--config", config.to_str().unwrap()], &[]);
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("wallet.key_env") && stderr.contains("not a key"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains(secret));
 }
 
 #[test]

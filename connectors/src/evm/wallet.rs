@@ -19,6 +19,8 @@ pub const KEYSTORE_PASSWORD_ENV: &str = "DEFAI_KEYSTORE_PASSWORD";
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum WalletSource {
     Env,
+    /// A key in the named environment variable (one per agent of a fleet).
+    EnvVar(String),
     Keystore(PathBuf),
 }
 
@@ -50,6 +52,17 @@ impl Wallet {
                     ))
                 })?;
                 Self::from_hex(&raw)
+            }
+            WalletSource::EnvVar(name) => {
+                let raw = std::env::var(name).map_err(|_| {
+                    EvmError::Wallet(format!("no key: set {name} (named by [wallet] key_env)"))
+                })?;
+                // The parse error names DEFAI_PRIVATE_KEY; say which variable it really was.
+                Self::from_hex(&raw).map_err(|_| {
+                    EvmError::Wallet(format!(
+                        "{name} is not a valid private key (expected 32 bytes of hex)"
+                    ))
+                })
             }
             WalletSource::Keystore(path) => {
                 let password = match std::env::var(KEYSTORE_PASSWORD_ENV) {
