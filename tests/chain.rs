@@ -949,6 +949,73 @@ fn defai_devnet_writes_devnet_json_and_stops_anvil_on_ctrl_c() {
     );
 }
 
+/// The README's devnet command: the whole bundled file, whose first close (≈ 84 dUSD) needs a
+/// deeper WETH side than anvil's 10,000 ETH per account holds.
+#[test]
+fn defai_devnet_replays_the_bundled_data_from_its_first_close_and_moves_the_pool() {
+    let dir = tempfile::tempdir().unwrap();
+    let json = dir.path().join("devnet.json");
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_defai"))
+        .env("DEFAI_STATE_ROOT", common::state_root())
+        .args([
+            "devnet",
+            "--port",
+            "0",
+            "--replay",
+            concat!(
+                env!("CARGO_MANIFEST_DIR"),
+                "/data/Binance_ETHUSDC_1h.csv.gz"
+            ),
+            "--bar-seconds",
+            "0.05",
+            "--out",
+            json.to_str().unwrap(),
+        ])
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let started = std::time::Instant::now();
+    while !json.exists() {
+        if let Ok(Some(exit)) = child.try_wait() {
+            let mut err = String::new();
+            std::io::Read::read_to_string(child.stderr.as_mut().unwrap(), &mut err).unwrap();
+            panic!("defai devnet --replay exited {exit:?}: {err}");
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "devnet.json never appeared"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let info = defai::connectors::evm::DevnetInfo::read(&json).unwrap();
+    let first = common::bundled_bars()[0].close;
+    rt().block_on(async {
+        let chain = Chain::connect(&info.rpc_url).unwrap();
+        let pool = PoolRef::resolve(&chain, pair(), info.weth_usd_pair, info.weth, info.usd)
+            .await
+            .unwrap();
+        let block = chain.block_number().await.unwrap();
+        // The mover is running: blocks keep coming and the price leaves its start.
+        let mut moved = false;
+        for _ in 0..100 {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            let (rb, rq) = pool.reserves(&chain, BlockId::latest()).await.unwrap();
+            if chain.block_number().await.unwrap() > block + 5
+                && (pool.price_f64(rb, rq) / first - 1.0).abs() > 1e-6
+            {
+                moved = true;
+                break;
+            }
+        }
+        assert!(moved, "the replay never moved the pool from {first}");
+    });
+    std::process::Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(child.wait().unwrap().success());
+}
+
 #[test]
 fn weth_wraps_and_unwraps_and_contracts_outside_the_allow_list_are_refused() {
     let rt = rt();

@@ -589,8 +589,23 @@ impl<S: MarketSource, V: Venue> Agent<S, V> {
                         }
                     }
                 }
-                // The agent's own book is the record (paper): nothing to compare.
-                Ok(None) => {}
+                // The agent's own book is the record (paper): the journal's last book is where
+                // it resumes.
+                Ok(None) => {
+                    for (sym, amount) in snapshot {
+                        let token = [&self.pair.base, &self.pair.quote]
+                            .into_iter()
+                            .chain(self.portfolio.balances().iter().map(|(t, _)| t))
+                            .find(|t| t.symbol() == sym)
+                            .cloned();
+                        match token {
+                            Some(t) => self.portfolio.set_balance(&t, *amount),
+                            None => problems.push(format!(
+                                "the journal's book holds {sym}, which this agent does not trade"
+                            )),
+                        }
+                    }
+                }
                 Err(e) => problems.push(format!("cannot read the venue's balances: {e}")),
             }
         }

@@ -422,7 +422,18 @@ impl Ops<'_> {
         })
     }
 
+    /// Wraps `amount` ETH. Deep pools at low prices and long replays need more than anvil's
+    /// 10,000 ETH per account: on the devnet the deployer mints itself what it lacks.
     async fn wrap(&self, weth: Address, amount: U256) -> Result<(), EvmError> {
+        let me = self.tx.address();
+        let need = amount + units(10, 18);
+        if self.tx.chain().balance(me).await? < need {
+            let _: serde_json::Value = self
+                .tx
+                .chain()
+                .dev_call("anvil_setBalance", (me, need * U256::from(2)))
+                .await?;
+        }
         self.send(
             TxRequest::call("wrap ETH", weth, IWETH9::depositCall {}.abi_encode())
                 .with_value(amount),
