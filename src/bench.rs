@@ -344,3 +344,884 @@ pub async fn strategy_bench() -> Result<StrategyBench, agent_core::VenueError> {
         rebalancer_10_assets_p99_us: percentile(&lat, 0.99),
     })
 }
+
+// ---------------------------------------------------------------------------------------------
+// Issue 7: memory of a fleet of agents in one process, and the journal's cost per decision.
+// ---------------------------------------------------------------------------------------------
+
+/// Why a fleet or journal benchmark could not run.
+#[derive(Debug, thiserror::Error)]
+pub enum BenchError {
+    #[error(transparent)]
+    Run(#[from] RunError),
+    #[error(transparent)]
+    Config(#[from] crate::config::ConfigError),
+    #[error(transparent)]
+    Journal(#[from] agent_core::journal::JournalError),
+    #[error("{path}: {error}")]
+    Io { path: String, error: std::io::Error },
+    #[error("{0}")]
+    Input(String),
+    #[error("agent {agent}: {error}")]
+    Agent { agent: usize, error: String },
+    /// An agent's task ended without a result (it panicked).
+    #[error("agent task: {0}")]
+    Task(String),
+}
+
+fn io_error(path: &std::path::Path) -> impl Fn(std::io::Error) -> BenchError + '_ {
+    move |error| BenchError::Io {
+        path: path.display().to_string(),
+        error,
+    }
+}
+
+/// The process's memory as Linux reports it in `/proc/self/status`, in kB.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
+pub struct MemSample {
+    /// `VmRSS`: resident now.
+    pub rss_kb: u64,
+    /// `VmHWM`: the most ever resident (since start, or since the peak was last reset).
+    pub peak_rss_kb: u64,
+    /// `RssAnon`: heap, stacks and other anonymous memory.
+    pub anon_kb: u64,
+    /// `RssFile`: mapped files (the binary's code and data, SQLite's shared-memory index).
+    pub file_kb: u64,
+    /// `RssShmem`.
+    pub shmem_kb: u64,
+    pub threads: u64,
+}
+
+impl MemSample {
+    /// Reads `/proc/self/status`; `None` where there is none (not Linux).
+    pub fn now() -> Option<Self> {
+        Self::parse(&std::fs::read_to_string("/proc/self/status").ok()?)
+    }
+
+    /// Parses the text of a `/proc/<pid>/status` file; `None` without `VmRSS` and `VmHWM`.
+    pub fn parse(status: &str) -> Option<Self> {
+        let mut m = MemSample::default();
+        let (mut rss, mut hwm) = (false, false);
+        for line in status.lines() {
+            let Some((key, value)) = line.split_once(':') else {
+                continue;
+            };
+            let Some(n) = value
+                .split_whitespace()
+                .next()
+                .and_then(|v| v.parse::<u64>().ok())
+            else {
+                continue;
+            };
+            match key {
+                "VmRSS" => (m.rss_kb, rss) = (n, true),
+                "VmHWM" => (m.peak_rss_kb, hwm) = (n, true),
+                "RssAnon" => m.anon_kb = n,
+                "RssFile" => m.file_kb = n,
+                "RssShmem" => m.shmem_kb = n,
+                "Threads" => m.threads = n,
+                _ => {}
+            }
+        }
+        (rss && hwm).then_some(m)
+    }
+}
+
+/// Resets `VmHWM` to the current RSS (Linux ≥ 4.0), so a peak measured afterwards belongs to
+/// what ran afterwards. False where the kernel refuses.
+fn reset_peak_rss() -> bool {
+    std::fs::write("/proc/self/clear_refs", "5").is_ok()
+}
+
+/// CPU time the process has used (user + system, all threads, finished ones included), from
+/// `/proc/self/stat` in USER_HZ ticks (100 per second on Linux).
+fn cpu_seconds() -> Option<f64> {
+    let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
+    // Fields after the command name, which is in parentheses and may hold anything.
+    let rest = &stat[stat.rfind(')')? + 1..];
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    // `rest` starts at field 3 (state); utime and stime are fields 14 and 15.
+    let utime: u64 = fields.get(11)?.parse().ok()?;
+    let stime: u64 = fields.get(12)?.parse().ok()?;
+    Some((utime + stime) as f64 / 100.0)
+}
+
+/// The file system type holding `path` (the longest mount point that contains it), from
+/// `/proc/self/mounts`: fsync costs nothing on tmpfs and a disk write elsewhere.
+fn fs_type(path: &std::path::Path) -> String {
+    let path = std::fs::canonicalize(path).unwrap_or_else(|_| path.to_path_buf());
+    let Ok(mounts) = std::fs::read_to_string("/proc/self/mounts") else {
+        return "unknown".into();
+    };
+    mounts
+        .lines()
+        .filter_map(|l| {
+            let mut f = l.split_whitespace();
+            let (_, mount, kind) = (f.next()?, f.next()?, f.next()?);
+            let mount = mount.replace("\\040", " ");
+            path.starts_with(&mount)
+                .then(|| (mount.len(), kind.to_string()))
+        })
+        .max_by_key(|(len, _)| *len)
+        .map(|(_, kind)| kind)
+        .unwrap_or_else(|| "unknown".into())
+}
+
+/// A scratch folder for the benchmark's state folders, removed when dropped. Under
+/// `$DEFAI_STATE_ROOT` when that is set, else the system's temporary folder.
+struct Scratch(std::path::PathBuf);
+
+impl Scratch {
+    fn new(label: &str) -> Result<Self, BenchError> {
+        let base = std::env::var_os("DEFAI_STATE_ROOT")
+            .map(std::path::PathBuf::from)
+            .unwrap_or_else(std::env::temp_dir);
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos())
+            .unwrap_or(0);
+        let dir = base.join(format!(
+            "defai-bench-{label}-{}-{nanos}",
+            std::process::id()
+        ));
+        std::fs::create_dir_all(&dir).map_err(io_error(&dir))?;
+        Ok(Self(dir))
+    }
+}
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// Bytes of the regular files under `dir` (one level of sub-folders deep).
+fn bytes_under(dir: &std::path::Path) -> u64 {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return 0;
+    };
+    entries
+        .flatten()
+        .map(|e| match e.metadata() {
+            Ok(m) if m.is_dir() => bytes_under(&e.path()),
+            Ok(m) => m.len(),
+            Err(_) => 0,
+        })
+        .sum()
+}
+
+/// Exactly `n` bars: the first `n` of `bars`, or `bars` repeated (see [`repeat_bars`]) and cut
+/// at `n`. `None`: all of `bars`.
+pub fn bars_exact(bars: &[Bar], n: Option<usize>) -> Result<Arc<[Bar]>, BenchError> {
+    if bars.is_empty() {
+        return Err(BenchError::Input("no bars to replay".into()));
+    }
+    Ok(match n {
+        None => bars.into(),
+        Some(0) => return Err(BenchError::Input("--bars must be positive".into())),
+        Some(n) if n <= bars.len() => bars[..n].into(),
+        Some(n) => {
+            let mut v = repeat_bars(bars, n);
+            v.truncate(n);
+            v.into()
+        }
+    })
+}
+
+fn median(v: &mut [f64]) -> f64 {
+    if v.is_empty() {
+        return 0.0;
+    }
+    v.sort_by(f64::total_cmp);
+    v[v.len() / 2]
+}
+
+/// How hard each journal commit waits for the disk, as the report names it.
+fn durability_name(d: agent_core::journal::Durability) -> &'static str {
+    match d {
+        agent_core::journal::Durability::Full => "full",
+        agent_core::journal::Durability::Replay => "replay",
+    }
+}
+
+/// Parses `full` or `replay`.
+pub fn parse_durability(s: &str) -> Result<agent_core::journal::Durability, BenchError> {
+    match s {
+        "full" => Ok(agent_core::journal::Durability::Full),
+        "replay" => Ok(agent_core::journal::Durability::Replay),
+        other => Err(BenchError::Input(format!(
+            "durability `{other}`: expected `full` (fsync per record, as live) or `replay` (no fsync)"
+        ))),
+    }
+}
+
+/// The RSS targets of issue 7: 40 MB for one agent, 400 MB for 100 agents in one process.
+pub fn rss_target_mb(agents: usize) -> Option<f64> {
+    match agents {
+        1 => Some(40.0),
+        100 => Some(400.0),
+        _ => None,
+    }
+}
+
+/// What `defai bench --agents N` runs.
+#[derive(Debug, Clone)]
+pub struct FleetOptions {
+    pub agents: usize,
+    /// Bars each agent replays (`None`: the whole series).
+    pub bars: Option<usize>,
+    /// Wall time every agent's replay is paced to (the paper clock at span / seconds × real
+    /// time); 0 = as fast as possible.
+    pub seconds: f64,
+    pub strategy: String,
+    /// The journal's commits: `Full` (fsync per record) is what a live agent uses.
+    pub durability: agent_core::journal::Durability,
+}
+
+/// One agent of the fleet.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct FleetAgent {
+    pub bars: u64,
+    pub trades: u64,
+    pub intents: u64,
+    /// The agent loop's own time.
+    pub elapsed_s: f64,
+    /// When its task first ran and when it returned, from the fleet's start.
+    pub started_s: f64,
+    pub finished_s: f64,
+}
+
+/// Figures of `defai bench --agents N`.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct FleetBench {
+    pub bench: &'static str,
+    pub agents: usize,
+    pub strategy: String,
+    pub bars_per_agent: usize,
+    /// The pacing asked for (0 = as fast as possible) and the replay speed it gives (× real
+    /// time; `null` when unpaced).
+    pub paced_s: f64,
+    pub speed: Option<f64>,
+    pub durability: &'static str,
+    pub runtime: &'static str,
+    /// File system of the state folders.
+    pub state_fs: String,
+    /// After the data is loaded and shared, before any agent starts.
+    pub baseline: MemSample,
+    /// The process's peak RSS over its whole life (data loading included): what the targets
+    /// are checked against.
+    pub peak_rss_kb: u64,
+    /// The peak while the agents ran (`VmHWM` reset after the baseline; `null` where the
+    /// kernel does not allow the reset).
+    pub peak_rss_agents_kb: Option<u64>,
+    /// The highest RSS the 50 ms sampler saw while the agents ran, and the most threads.
+    pub sampled_max_rss_kb: u64,
+    pub max_threads: u64,
+    pub rss_samples: u64,
+    /// (peak while running − baseline RSS) / agents.
+    pub per_agent_kb: f64,
+    /// After every agent returned and was dropped.
+    pub after: MemSample,
+    pub target_mb: Option<f64>,
+    pub target_met: Option<bool>,
+    /// The most agents alive at once (all of them when they truly coexist).
+    pub max_coexisting: usize,
+    pub finished: usize,
+    pub wall_s: f64,
+    /// CPU time of the whole process while the agents ran (user + system).
+    pub cpu_s: Option<f64>,
+    pub total_bars: u64,
+    pub bars_per_s: f64,
+    pub trades: u64,
+    /// Journal, kill switch and lock files of all agents at the end.
+    pub state_bytes: u64,
+    pub per_agent: Vec<FleetAgent>,
+}
+
+/// Samples the process's RSS every 50 ms until `stop`: (max RSS kB, max threads, samples).
+async fn sample_rss(stop: Arc<std::sync::atomic::AtomicBool>) -> (u64, u64, u64) {
+    let (mut rss, mut threads, mut n) = (0, 0, 0);
+    loop {
+        if let Some(m) = MemSample::now() {
+            rss = rss.max(m.rss_kb);
+            threads = threads.max(m.threads);
+            n += 1;
+        }
+        if stop.load(std::sync::atomic::Ordering::Relaxed) {
+            return (rss, threads, n);
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+}
+
+/// The most intervals `(start, end)` open at one instant (an end before a start at a tie).
+fn max_overlap(intervals: &[(f64, f64)]) -> usize {
+    let mut edges: Vec<(f64, i32)> = intervals
+        .iter()
+        .flat_map(|&(s, e)| [(s, 1), (e, -1)])
+        .collect();
+    edges.sort_by(|a, b| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1)));
+    let (mut open, mut most) = (0i64, 0i64);
+    for (_, d) in edges {
+        open += i64::from(d);
+        most = most.max(open);
+    }
+    most.max(0) as usize
+}
+
+/// Runs `opts.agents` paper agents as tasks of the calling runtime (a `JoinSet`), each through
+/// [`run_shared`] with its own state folder (journal, kill switch file store and its watcher
+/// thread, lock), all on one shared copy of the bars, and measures the process's memory.
+///
+/// Paced (`seconds > 0`), every agent sleeps between bars like a live agent waiting for the next
+/// candle, so all of them are alive for the whole run. Unpaced, the replay clock still goes
+/// through tokio's timer, whose cooperative budget makes each agent yield every 128 bars, so
+/// they still run interleaved rather than one after another.
+///
+/// Takes the series by value: the agents share one copy of the bars, and the loaded one is
+/// freed before the baseline is measured.
+pub async fn fleet(series: Series, opts: &FleetOptions) -> Result<FleetBench, BenchError> {
+    use agent_core::journal::Durability;
+    use std::sync::atomic::{AtomicBool, Ordering};
+
+    if opts.agents == 0 || opts.agents > 10_000 {
+        return Err(BenchError::Input("--agents must be in 1..=10000".into()));
+    }
+    if !opts.seconds.is_finite() || opts.seconds < 0.0 {
+        return Err(BenchError::Input(
+            "--seconds must be a finite number ≥ 0".into(),
+        ));
+    }
+    let mut config = bench_config();
+    if opts.strategy != config.strategy.name {
+        config.strategy.name = opts.strategy.clone();
+        config.strategy.params.clear();
+    }
+    // A bad strategy name fails here, once, rather than in every agent.
+    crate::engine::build_strategy(&config, &[])?;
+    let bars = bars_exact(&series.bars, opts.bars)?;
+    let span = bars[bars.len() - 1].ts - bars[0].ts;
+    let speed = (opts.seconds > 0.0 && span > 0).then(|| span as f64 / opts.seconds);
+    let scratch = Scratch::new("fleet")?;
+    let report = Arc::new(series.report);
+    drop(series.bars);
+
+    let before = MemSample::now();
+    let peak_reset = reset_peak_rss();
+    let baseline = MemSample::now().unwrap_or_default();
+    let cpu0 = cpu_seconds();
+    let stop = Arc::new(AtomicBool::new(false));
+    let sampler = tokio::spawn(sample_rss(stop.clone()));
+    let t0 = std::time::Instant::now();
+    let mut set = tokio::task::JoinSet::new();
+    for i in 0..opts.agents {
+        let spec = RunSpec {
+            mode: crate::engine::Mode::Paper,
+            config: config.clone(),
+            params: Vec::new(),
+            // f64::MAX: event time is replayed through the timer but every deadline has passed.
+            speed: Some(speed.unwrap_or(f64::MAX)),
+            progress: false,
+            record: false,
+            stop: Arc::new(AtomicBool::new(false)),
+            state: Some(scratch.0.join(format!("agent-{i:05}"))),
+            max_cycles: None,
+            // A fresh folder either way; `fresh_state` picks the journal's durability.
+            fresh_state: opts.durability == Durability::Replay,
+            reset_switch: true,
+            board: None,
+        };
+        let (bars, report) = (bars.clone(), report.clone());
+        set.spawn(async move {
+            let started = t0.elapsed().as_secs_f64();
+            // Keep only the figures: the agent's report and portfolio are dropped here.
+            let out = run_shared(spec, bars, &report).await.map(|o| FleetAgent {
+                bars: o.summary.bars,
+                trades: o.summary.trades,
+                intents: o.summary.intents,
+                elapsed_s: o.summary.elapsed_s,
+                started_s: started,
+                finished_s: 0.0,
+            });
+            (
+                i,
+                out.map(|mut a| {
+                    a.finished_s = t0.elapsed().as_secs_f64();
+                    a
+                }),
+            )
+        });
+    }
+    let mut per_agent: Vec<Option<FleetAgent>> = vec![None; opts.agents];
+    let mut first_error = None;
+    while let Some(joined) = set.join_next().await {
+        match joined {
+            Ok((i, Ok(a))) => per_agent[i] = Some(a),
+            Ok((i, Err(e))) => {
+                first_error.get_or_insert(BenchError::Agent {
+                    agent: i,
+                    error: e.to_string(),
+                });
+            }
+            Err(e) => {
+                first_error.get_or_insert(BenchError::Task(e.to_string()));
+            }
+        }
+    }
+    let wall_s = t0.elapsed().as_secs_f64();
+    let cpu_s = cpu_seconds().zip(cpu0).map(|(b, a)| b - a);
+    let after = MemSample::now().unwrap_or_default();
+    stop.store(true, Ordering::Relaxed);
+    let (sampled_max_rss_kb, max_threads, rss_samples) = sampler.await.unwrap_or((0, 0, 0));
+    if let Some(e) = first_error {
+        return Err(e);
+    }
+    let per_agent: Vec<FleetAgent> = per_agent.into_iter().flatten().collect();
+    let state_bytes = bytes_under(&scratch.0);
+
+    let load_peak = before.map(|m| m.peak_rss_kb).unwrap_or(0);
+    let agents_peak = after.peak_rss_kb.max(sampled_max_rss_kb);
+    let peak_rss_kb = load_peak.max(agents_peak);
+    let running_peak = if peak_reset {
+        agents_peak
+    } else {
+        sampled_max_rss_kb
+    };
+    let target_mb = rss_target_mb(opts.agents);
+    let total_bars: u64 = per_agent.iter().map(|a| a.bars).sum();
+    Ok(FleetBench {
+        bench: "fleet_memory",
+        agents: opts.agents,
+        strategy: opts.strategy.clone(),
+        bars_per_agent: bars.len(),
+        paced_s: opts.seconds,
+        speed,
+        durability: durability_name(opts.durability),
+        runtime: match tokio::runtime::Handle::try_current().map(|h| h.runtime_flavor()) {
+            Ok(tokio::runtime::RuntimeFlavor::CurrentThread) => {
+                "tokio current_thread: one thread, the agents are tasks of one JoinSet"
+            }
+            Ok(tokio::runtime::RuntimeFlavor::MultiThread) => {
+                "tokio multi_thread: the agents are tasks of one JoinSet"
+            }
+            _ => "tokio: the agents are tasks of one JoinSet",
+        },
+        state_fs: fs_type(&scratch.0),
+        baseline,
+        peak_rss_kb,
+        peak_rss_agents_kb: peak_reset.then_some(agents_peak),
+        sampled_max_rss_kb,
+        max_threads,
+        rss_samples,
+        per_agent_kb: running_peak.saturating_sub(baseline.rss_kb) as f64 / opts.agents as f64,
+        after,
+        target_mb,
+        target_met: target_mb.map(|t| peak_rss_kb as f64 / 1024.0 <= t),
+        max_coexisting: max_overlap(
+            &per_agent
+                .iter()
+                .map(|a| (a.started_s, a.finished_s))
+                .collect::<Vec<_>>(),
+        ),
+        finished: per_agent.len(),
+        wall_s,
+        cpu_s,
+        total_bars,
+        bars_per_s: if wall_s > 0.0 {
+            total_bars as f64 / wall_s
+        } else {
+            0.0
+        },
+        trades: per_agent.iter().map(|a| a.trades).sum(),
+        state_bytes,
+        per_agent,
+    })
+}
+
+fn mb(kb: u64) -> f64 {
+    kb as f64 / 1024.0
+}
+
+impl FleetBench {
+    /// The human-readable report.
+    pub fn render(&self) -> String {
+        use std::fmt::Write;
+        let mut s = String::new();
+        let pacing = match self.speed {
+            Some(x) => format!("paced to {:.1} s ({x:.3e} × real time)", self.paced_s),
+            None => "as fast as possible".into(),
+        };
+        let _ = writeln!(
+            s,
+            "{} paper agents ({}), {} bars each, {pacing}, journal durability {} on {}",
+            self.agents, self.strategy, self.bars_per_agent, self.durability, self.state_fs
+        );
+        let _ = writeln!(s, "runtime: {}", self.runtime);
+        let _ = writeln!(
+            s,
+            "baseline (data loaded, no agent): RSS {:.1} MB (anon {:.1}, file {:.1}), {} threads",
+            mb(self.baseline.rss_kb),
+            mb(self.baseline.anon_kb),
+            mb(self.baseline.file_kb),
+            self.baseline.threads
+        );
+        if let Some(p) = self.peak_rss_agents_kb {
+            let _ = writeln!(s, "peak RSS while the agents ran: {:.1} MB", mb(p));
+        }
+        let _ = writeln!(
+            s,
+            "peak RSS of the process (VmHWM, data loading included): {:.1} MB",
+            mb(self.peak_rss_kb)
+        );
+        let _ = writeln!(
+            s,
+            "per agent: {:.0} kB above the baseline; sampled max RSS {:.1} MB, up to {} threads",
+            self.per_agent_kb,
+            mb(self.sampled_max_rss_kb),
+            self.max_threads
+        );
+        let _ = writeln!(
+            s,
+            "after all agents returned: RSS {:.1} MB",
+            mb(self.after.rss_kb)
+        );
+        match (self.target_mb, self.target_met) {
+            (Some(t), Some(met)) => {
+                let _ = writeln!(
+                    s,
+                    "target ≤ {t:.0} MB for {} agent{}: {}",
+                    self.agents,
+                    if self.agents == 1 { "" } else { "s" },
+                    if met { "met" } else { "NOT met" }
+                );
+            }
+            _ => {
+                let _ = writeln!(
+                    s,
+                    "targets (issue 7): ≤ 40 MB for 1 agent, ≤ 400 MB for 100 agents (none set for {})",
+                    self.agents
+                );
+            }
+        }
+        let _ = writeln!(
+            s,
+            "{} of {} agents finished, up to {} alive at once; {} bars, {} trades in {:.2} s wall{} = {:.0} bars/s",
+            self.finished,
+            self.agents,
+            self.max_coexisting,
+            self.total_bars,
+            self.trades,
+            self.wall_s,
+            self.cpu_s
+                .map(|c| format!(" ({c:.2} s CPU)"))
+                .unwrap_or_default(),
+            self.bars_per_s
+        );
+        let _ = write!(
+            s,
+            "state folders: {:.1} MB on disk",
+            self.state_bytes as f64 / 1e6
+        );
+        s
+    }
+}
+
+/// What `defai bench --journal` runs.
+#[derive(Debug, Clone)]
+pub struct JournalOptions {
+    pub bars: Option<usize>,
+    /// Runs of each variant (medians are reported).
+    pub runs: usize,
+    pub strategies: Vec<String>,
+}
+
+/// The journal's cost at one durability.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct JournalCost {
+    /// Median time of the agent loop (`elapsed_s` of the summary), where every record is
+    /// written: serialising, hashing, the SQLite insert and, at `Full`, the fsync.
+    pub loop_s: f64,
+    /// `loop_s` minus the same without a state folder: the cost of the records.
+    pub overhead_s: f64,
+    pub per_record_us: f64,
+    pub per_intent_us: f64,
+    /// Per bar: every bar is one strategy decision (hold or trade).
+    pub per_decision_us: f64,
+    /// Median wall time of the whole run (`run_shared`).
+    pub wall_s: f64,
+    /// Median of wall minus loop: once per run, the state folder's set-up and tear-down
+    /// (lock, SQLite open and schema, kill switch watcher thread start and join, the WAL
+    /// checkpoint when the journal closes).
+    pub per_run_s: f64,
+}
+
+/// One strategy's journal figures.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct JournalStrategyBench {
+    pub strategy: String,
+    pub bars: u64,
+    pub intents: u64,
+    pub trades: u64,
+    /// Records per run and by kind.
+    pub records: u64,
+    pub records_by_kind: std::collections::BTreeMap<String, u64>,
+    pub records_per_intent: f64,
+    /// Median loop and wall time without a state folder (no journal, in-memory kill switch).
+    pub none_loop_s: f64,
+    pub none_wall_s: f64,
+    /// `Durability::Replay`: no fsync (replays).
+    pub replay: JournalCost,
+    /// `Durability::Full`: fsync per record (live).
+    pub full: JournalCost,
+    /// `Journal::verify` over the full-durability journal (median).
+    pub verify_s: f64,
+    pub verify_records_per_s: f64,
+    /// Size of the journal file.
+    pub journal_bytes: u64,
+}
+
+/// Figures of `defai bench --journal`.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct JournalBench {
+    pub bench: &'static str,
+    pub runs: usize,
+    pub state_fs: String,
+    pub strategies: Vec<JournalStrategyBench>,
+}
+
+/// Backtests each strategy over the same bars without a state folder, with a journal at
+/// `Durability::Replay` and with one at `Durability::Full`, `runs` times each (interleaved),
+/// and times [`Journal::verify`](agent_core::journal::Journal::verify) over the result.
+pub async fn journal_overhead(
+    series: &Series,
+    opts: &JournalOptions,
+) -> Result<JournalBench, BenchError> {
+    use agent_core::journal::{Durability, Journal};
+
+    if opts.runs == 0 || opts.runs > 1000 {
+        return Err(BenchError::Input("--runs must be in 1..=1000".into()));
+    }
+    let bars = bars_exact(&series.bars, opts.bars)?;
+    let scratch = Scratch::new("journal")?;
+    let mut out = Vec::new();
+    for name in &opts.strategies {
+        let mut config = bench_config();
+        if *name != config.strategy.name {
+            config.strategy.name = name.clone();
+            config.strategy.params.clear();
+        }
+        crate::engine::build_strategy(&config, &[])?;
+        let (mut none, mut replay, mut full, mut verify) =
+            (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+        let mut first: Option<crate::engine::Summary> = None;
+        let mut by_kind = std::collections::BTreeMap::<String, u64>::new();
+        let mut records = 0u64;
+        let mut journal_bytes = 0;
+        for run in 0..opts.runs {
+            for durability in [None, Some(Durability::Replay), Some(Durability::Full)] {
+                let dir = durability.map(|d| {
+                    scratch
+                        .0
+                        .join(format!("{name}-{}-{run}", durability_name(d)))
+                });
+                let spec = RunSpec {
+                    state: dir.clone(),
+                    fresh_state: durability != Some(Durability::Full),
+                    ..RunSpec::backtest(config.clone())
+                };
+                let t = std::time::Instant::now();
+                let o = run_shared(spec, bars.clone(), &series.report).await?;
+                let times = (o.summary.elapsed_s, t.elapsed().as_secs_f64());
+                match durability {
+                    None => none.push(times),
+                    Some(Durability::Replay) => replay.push(times),
+                    Some(Durability::Full) => full.push(times),
+                }
+                if let (Some(dir), Some(Durability::Full)) = (&dir, durability) {
+                    let path = dir.join("journal.sqlite");
+                    let journal = Journal::open_with(&path, Durability::Replay)?;
+                    let t = std::time::Instant::now();
+                    let v = journal.verify()?;
+                    verify.push(t.elapsed().as_secs_f64());
+                    if run == 0 {
+                        records = v.records.max(0) as u64;
+                        for r in journal.records()? {
+                            *by_kind.entry(r.kind).or_default() += 1;
+                        }
+                        drop(journal);
+                        journal_bytes = std::fs::metadata(&path).map(|m| m.len()).unwrap_or(0);
+                    }
+                }
+                if let Some(dir) = &dir {
+                    std::fs::remove_dir_all(dir).map_err(io_error(dir))?;
+                }
+                first.get_or_insert(o.summary);
+            }
+        }
+        let Some(summary) = first else {
+            continue;
+        };
+        let loops = |v: &[(f64, f64)]| median(&mut v.iter().map(|t| t.0).collect::<Vec<_>>());
+        let walls = |v: &[(f64, f64)]| median(&mut v.iter().map(|t| t.1).collect::<Vec<_>>());
+        let none_loop_s = loops(&none);
+        let cost = |v: &[(f64, f64)]| {
+            let loop_s = loops(v);
+            let overhead_s = loop_s - none_loop_s;
+            let per = |n: u64| {
+                if n > 0 {
+                    overhead_s * 1e6 / n as f64
+                } else {
+                    0.0
+                }
+            };
+            JournalCost {
+                loop_s,
+                overhead_s,
+                per_record_us: per(records),
+                per_intent_us: per(summary.intents),
+                per_decision_us: per(summary.bars),
+                wall_s: walls(v),
+                per_run_s: median(&mut v.iter().map(|t| t.1 - t.0).collect::<Vec<_>>()),
+            }
+        };
+        let verify_s = median(&mut verify);
+        out.push(JournalStrategyBench {
+            strategy: summary.strategy.clone(),
+            bars: summary.bars,
+            intents: summary.intents,
+            trades: summary.trades,
+            records,
+            records_by_kind: by_kind,
+            records_per_intent: if summary.intents > 0 {
+                records as f64 / summary.intents as f64
+            } else {
+                0.0
+            },
+            none_loop_s,
+            none_wall_s: walls(&none),
+            replay: cost(&replay),
+            full: cost(&full),
+            verify_s,
+            verify_records_per_s: if verify_s > 0.0 {
+                records as f64 / verify_s
+            } else {
+                0.0
+            },
+            journal_bytes,
+        });
+    }
+    Ok(JournalBench {
+        bench: "journal_overhead",
+        runs: opts.runs,
+        state_fs: fs_type(&scratch.0),
+        strategies: out,
+    })
+}
+
+impl JournalBench {
+    /// The human-readable report.
+    pub fn render(&self) -> String {
+        use std::fmt::Write;
+        let mut s = String::new();
+        let _ = writeln!(
+            s,
+            "journal overhead, backtest through the engine, median of {} runs, state on {}",
+            self.runs, self.state_fs
+        );
+        for b in &self.strategies {
+            let kinds: Vec<String> = b
+                .records_by_kind
+                .iter()
+                .map(|(k, n)| format!("{k} {n}"))
+                .collect();
+            let _ = writeln!(
+                s,
+                "{}: {} bars, {} intents, {} trades; {} records ({:.2} per intent: {})",
+                b.strategy,
+                b.bars,
+                b.intents,
+                b.trades,
+                b.records,
+                b.records_per_intent,
+                kinds.join(", ")
+            );
+            let _ = writeln!(
+                s,
+                "  no state folder     loop {:.4} s (wall {:.4} s)",
+                b.none_loop_s, b.none_wall_s
+            );
+            for (label, c) in [("replay (no fsync)", &b.replay), ("full (fsync)", &b.full)] {
+                let _ = writeln!(
+                    s,
+                    "  {label:<19} loop {:.4} s: +{:.4} s = {:.1} µs per record, {:.1} µs per intent, {:.2} µs per decision (bar); once per run {:.3} s",
+                    c.loop_s,
+                    c.overhead_s,
+                    c.per_record_us,
+                    c.per_intent_us,
+                    c.per_decision_us,
+                    c.per_run_s
+                );
+            }
+            let _ = writeln!(
+                s,
+                "  verify: {:.4} s = {:.0} records/s; journal {:.2} MB",
+                b.verify_s,
+                b.verify_records_per_s,
+                b.journal_bytes as f64 / 1e6
+            );
+        }
+        s.trim_end().to_string()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn proc_status_is_parsed_and_a_file_without_rss_is_none() {
+        let status = "Name:\tdefai\nVmHWM:\t   13900 kB\nVmRSS:\t   13800 kB\nRssAnon:\t    5000 kB\nRssFile:\t    8700 kB\nRssShmem:\t     100 kB\nThreads:\t3\n";
+        let m = MemSample::parse(status).unwrap();
+        assert_eq!(
+            m,
+            MemSample {
+                rss_kb: 13800,
+                peak_rss_kb: 13900,
+                anon_kb: 5000,
+                file_kb: 8700,
+                shmem_kb: 100,
+                threads: 3,
+            }
+        );
+        assert_eq!(MemSample::parse("Name: x\nVmRSS: oops kB\n"), None);
+    }
+
+    #[test]
+    fn overlap_counts_agents_alive_at_once() {
+        assert_eq!(max_overlap(&[]), 0);
+        assert_eq!(max_overlap(&[(0.0, 1.0), (0.5, 2.0), (0.7, 0.8)]), 3);
+        // One ends exactly when the next starts: never both alive.
+        assert_eq!(max_overlap(&[(0.0, 1.0), (1.0, 2.0)]), 1);
+    }
+
+    #[test]
+    fn bars_are_cut_or_repeated_to_exactly_n() {
+        let bars: Vec<Bar> = (0..10)
+            .map(|i| Bar {
+                ts: i * 3600,
+                open: 1.0,
+                high: 1.0,
+                low: 1.0,
+                close: 1.0,
+                volume: 1.0,
+            })
+            .collect();
+        assert_eq!(bars_exact(&bars, None).unwrap().len(), 10);
+        assert_eq!(bars_exact(&bars, Some(4)).unwrap().len(), 4);
+        let long = bars_exact(&bars, Some(25)).unwrap();
+        assert_eq!(long.len(), 25);
+        assert!(long.windows(2).all(|w| w[0].ts < w[1].ts));
+        assert!(bars_exact(&bars, Some(0)).is_err());
+        assert!(bars_exact(&[], None).is_err());
+    }
+}

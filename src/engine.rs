@@ -182,9 +182,12 @@ pub struct RunSpec {
     pub state: Option<std::path::PathBuf>,
     /// Stop after this many market events (`--max-cycles`).
     pub max_cycles: Option<u64>,
-    /// A replay (backtest, paper on a file): the state folder's journal and kill switch start
-    /// afresh each run, since the run itself is reproducible. Chain runs keep and resume them.
+    /// A replay (backtest, paper on a file): the state folder's journal starts afresh each run,
+    /// since the run itself is reproducible. Chain runs keep and resume it.
     pub fresh_state: bool,
+    /// Also start the latched kill switch afresh (backtests, and replays in a default folder);
+    /// a replay in a folder the user named keeps its switch latched across runs.
+    pub reset_switch: bool,
     /// Reports the agent to the process's operator board (control API, dashboard).
     pub board: Option<crate::control::AgentHandle>,
 }
@@ -230,6 +233,7 @@ impl RunSpec {
             state: None,
             max_cycles: None,
             fresh_state: true,
+            reset_switch: true,
             board: None,
         }
     }
@@ -415,6 +419,7 @@ pub async fn run_with_baselines(
             state: None,
             max_cycles: None,
             fresh_state: true,
+            reset_switch: true,
             board: None,
         };
         base_runs.push((
@@ -495,7 +500,7 @@ pub(crate) fn claim_state(spec: &RunSpec) -> Result<Option<connectors::StateLock
     let state = StateDir::open(dir)?;
     let lock = state.lock()?;
     if spec.fresh_state {
-        state.reset_replay()?;
+        state.reset_replay(spec.reset_switch)?;
     }
     Ok(Some(lock))
 }

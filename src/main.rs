@@ -10,6 +10,7 @@ use clap::{Args, Parser, Subcommand};
 use defai::chain::ChainArgs;
 use defai::config::{Config, VenueKind};
 use defai::connectors::StateDir;
+use defai::control::{AgentHandle, ApiClient, ApiServer, ApiToken, Board};
 use defai::core::{KillMode, SwitchAction};
 use defai::engine::{self, Mode, RunSpec};
 use defai::output;
@@ -39,6 +40,8 @@ enum Command {
         speed: Speed,
         #[command(flatten)]
         chain: ChainFlags,
+        #[command(flatten)]
+        api: ApiFlags,
     },
     /// Trade live on an EVM chain: signs and sends swaps through Uniswap V2. The key comes from
     /// DEFAI_PRIVATE_KEY or --keystore (password: DEFAI_KEYSTORE_PASSWORD or a prompt).
@@ -59,6 +62,8 @@ enum Command {
         /// `{"agents": [summary, ...]}`.
         #[arg(long = "also", value_name = "CONFIG")]
         also: Vec<PathBuf>,
+        #[command(flatten)]
+        api: ApiFlags,
     },
     /// Train the PriceDirection model (candle, CPU) and write weights + metadata to DIR.
     /// Deterministic for a given seed; the split is chronological (train, validation, held-out
@@ -169,14 +174,49 @@ enum Command {
         #[arg(long)]
         reason: String,
     },
-    /// Measure backtest throughput (bars/s) of ema_cross through the real engine path.
+    /// The state of the agent using a state folder: asks its control API (address and token
+    /// from the folder); when none answers, reads the latched kill switch from the folder.
+    Status {
+        /// The agent's state folder (its `--state`).
+        #[arg(long)]
+        state: PathBuf,
+        /// Print one JSON object.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Measure backtest throughput (bars/s) of ema_cross through the real engine path; with a
+    /// flag, a fleet's memory (--agents), the journal (--journal), on-chain execution, the model
+    /// or the other strategies.
     Bench {
-        /// Repeat the bundled data to at least this many bars.
-        #[arg(long, default_value_t = 1_000_000)]
-        bars: usize,
-        /// Measured runs (the best and the median are reported).
-        #[arg(long, default_value_t = 5)]
-        runs: usize,
+        /// Throughput: repeat the bundled data to at least this many bars (default 1,000,000).
+        /// --agents, --journal: replay exactly this many (default: the bundled data, 33,158).
+        #[arg(long)]
+        bars: Option<usize>,
+        /// Measured runs (throughput: best and median, default 5; --journal: medians, default 3).
+        #[arg(long)]
+        runs: Option<usize>,
+        /// Benchmark memory instead: N paper agents as tasks of this one process, each with its
+        /// own state folder (journal, kill switch, lock); reports the process's RSS. Run 1 and
+        /// 100 as separate processes: the peak is per process.
+        #[arg(long, value_name = "N")]
+        agents: Option<usize>,
+        /// --agents: pace every agent's replay to this many seconds of wall time, so all of them
+        /// stay alive together (0 = as fast as possible, still interleaved).
+        #[arg(long, default_value_t = 0.0)]
+        seconds: f64,
+        /// --agents: the journal's commits, `replay` (no fsync, as a paper replay) or `full`
+        /// (fsync per record, as live; one fsync per bar and agent: bound it with --bars).
+        #[arg(long, default_value = "replay")]
+        durability: String,
+        /// --agents, --journal: the strategy (default ema_cross; --journal: ema_cross and
+        /// ml_signal).
+        #[arg(long)]
+        strategy: Option<String>,
+        /// Benchmark the journal instead: the same backtest without a state folder, with a
+        /// journal without fsync and with fsync per record; µs per record and per decision,
+        /// and `audit verify` speed.
+        #[arg(long)]
+        journal: bool,
         /// Print one JSON object instead of text.
         #[arg(long)]
         json: bool,
@@ -258,6 +298,21 @@ enum AuditCmd {
     },
 }
 
+/// The control API and dashboard (`paper`, `run`).
+#[derive(Args, Clone)]
+struct ApiFlags {
+    /// Serve the control API and dashboard here (port 0: any free port). Its URL goes to
+    /// `<state>/api.json`, its bearer token to `<state>/api-token`.
+    #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:0")]
+    api: std::net::SocketAddr,
+    /// No control API or dashboard (`defai kill|resume` still work through the state folder).
+    #[arg(long)]
+    no_api: bool,
+    /// Allow --api on an address other than loopback.
+    #[arg(long)]
+    api_public: bool,
+}
+
 #[derive(Args)]
 struct ChainFlags {
     /// Take the chain and contracts from a `devnet.json` written by `defai devnet`.
@@ -296,7 +351,7 @@ fn main() -> Result<()> {
         .with_writer(std::io::stderr)
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn,defai::api=info")),
         )
         .init();
     // One thread: the loop is sequential and deterministic; nothing here needs a pool.
@@ -315,7 +370,12 @@ fn main() -> Result<()> {
     }
     rt.block_on(async {
         match cli.command {
-            Command::Paper { run, speed, chain } => {
+            Command::Paper {
+                run,
+                speed,
+                chain,
+                api,
+            } => {
                 let speed = match speed {
                     Speed::Max => None,
                     Speed::Times(v) => Some(v),
@@ -327,18 +387,26 @@ fn main() -> Result<()> {
                         devnet: chain.devnet,
                         ..ChainArgs::default()
                     };
-                    run_agent(Mode::Paper, run, None, Some((args, chain.max_cycles))).await
+                    run_agent(
+                        Mode::Paper,
+                        run,
+                        None,
+                        Some((args, chain.max_cycles)),
+                        Some(&api),
+                    )
+                    .await
                 } else {
-                    run_agent(Mode::Paper, run, speed, None).await
+                    run_agent(Mode::Paper, run, speed, None, Some(&api)).await
                 }
             }
-            Command::Backtest { run } => run_agent(Mode::Backtest, run, None, None).await,
+            Command::Backtest { run } => run_agent(Mode::Backtest, run, None, None, None).await,
             Command::Run {
                 run,
                 chain,
                 keystore,
                 allow_mainnet,
                 also,
+                api,
             } => {
                 let args = ChainArgs {
                     devnet: chain.devnet,
@@ -347,11 +415,18 @@ fn main() -> Result<()> {
                     ..ChainArgs::default()
                 };
                 if also.is_empty() {
-                    run_agent(Mode::Live, run, None, Some((args, chain.max_cycles))).await
+                    run_agent(
+                        Mode::Live,
+                        run,
+                        None,
+                        Some((args, chain.max_cycles)),
+                        Some(&api),
+                    )
+                    .await
                 } else {
                     let mut configs: Vec<PathBuf> = run.config.iter().cloned().collect();
                     configs.extend(also);
-                    run_fleet(configs, args, chain.max_cycles, run.params).await
+                    run_fleet(configs, args, chain.max_cycles, run.params, &api).await
                 }
             }
             Command::PredictEval {
@@ -419,14 +494,67 @@ fn main() -> Result<()> {
                 Ok(())
             }
             Command::Bench {
+                json,
+                agents: Some(agents),
+                bars,
+                seconds,
+                durability,
+                strategy,
+                ..
+            } => {
+                let series = engine::load_data(&Config::default(), None, false)?;
+                let opts = defai::bench::FleetOptions {
+                    agents,
+                    bars,
+                    seconds,
+                    strategy: strategy.unwrap_or_else(|| "ema_cross".into()),
+                    durability: defai::bench::parse_durability(&durability)?,
+                };
+                let r = defai::bench::fleet(series, &opts).await?;
+                if json {
+                    println!("{}", serde_json::to_string(&r)?);
+                } else {
+                    println!("{}", r.render());
+                }
+                Ok(())
+            }
+            Command::Bench {
+                json,
+                journal: true,
+                bars,
+                runs,
+                strategy,
+                ..
+            } => {
+                let series = engine::load_data(&Config::default(), None, false)?;
+                let opts = defai::bench::JournalOptions {
+                    bars,
+                    runs: runs.unwrap_or(3),
+                    strategies: match strategy {
+                        Some(s) => vec![s],
+                        None => vec!["ema_cross".into(), "ml_signal".into()],
+                    },
+                };
+                let r = defai::bench::journal_overhead(&series, &opts).await?;
+                if json {
+                    println!("{}", serde_json::to_string(&r)?);
+                } else {
+                    println!("{}", r.render());
+                }
+                Ok(())
+            }
+            Command::Bench {
                 bars, runs, json, ..
-            } => bench(bars, runs, json).await,
+            } => bench(bars.unwrap_or(1_000_000), runs.unwrap_or(5), json).await,
             Command::Kill {
                 state,
                 mode,
                 reason,
-            } => control(&state, SwitchAction::Kill(mode), &reason),
-            Command::Resume { state, reason } => control(&state, SwitchAction::Resume, &reason),
+            } => control(&state, SwitchAction::Kill(mode), &reason).await,
+            Command::Resume { state, reason } => {
+                control(&state, SwitchAction::Resume, &reason).await
+            }
+            Command::Status { state, json } => status(&state, json).await,
             Command::Audit { what } => audit(what),
         }
     })
@@ -438,12 +566,75 @@ fn default_state_dir(config: &Config, mode: Mode) -> PathBuf {
     let root = std::env::var_os("DEFAI_STATE_ROOT")
         .map(PathBuf::from)
         .unwrap_or_else(|| PathBuf::from("state"));
-    let mode = match mode {
+    root.join(format!("{}-{}", config.agent_name(), mode_name(mode)))
+}
+
+fn mode_name(mode: Mode) -> &'static str {
+    match mode {
         Mode::Backtest => "backtest",
         Mode::Paper => "paper",
         Mode::Live => "live",
-    };
-    root.join(format!("{}-{mode}", config.agent_name()))
+    }
+}
+
+/// An agent the control API reports on.
+struct ApiAgent {
+    name: String,
+    state: PathBuf,
+    mode: Mode,
+    strategy: String,
+}
+
+/// Starts the control API and dashboard for `agents` (one server for all of them), unless
+/// `--no-api`: each agent's state folder gets the server's `api.json` and `api-token`. Returns
+/// the agents' board handles, in order, and the server (dropping it stops the server and removes
+/// the files).
+fn start_api(
+    flags: &ApiFlags,
+    agents: &[ApiAgent],
+) -> Result<Option<(Vec<AgentHandle>, ApiServer)>> {
+    if flags.no_api {
+        return Ok(None);
+    }
+    if !flags.api.ip().is_loopback() && !flags.api_public {
+        bail!(
+            "--api {}: not a loopback address. The API halts and resumes the agent over plain \
+             HTTP, so its bearer token would cross the network in the clear: keep it on \
+             127.0.0.1 (reach it through an SSH tunnel), or pass --api-public to serve it there \
+             anyway (behind a TLS proxy)",
+            flags.api
+        );
+    }
+    let board = Board::new();
+    let mut handles = Vec::with_capacity(agents.len());
+    let mut dirs = Vec::with_capacity(agents.len());
+    for a in agents {
+        let dir = StateDir::open(&a.state)?;
+        // Refused here, before this process writes its endpoint over the one of an agent that
+        // holds the folder (the run itself takes the lock for good).
+        drop(dir.lock()?);
+        let dir = std::fs::canonicalize(&a.state).unwrap_or_else(|_| a.state.clone());
+        let handle = board.register(&a.name, Some(dir.clone()));
+        handle.describe(mode_name(a.mode), &a.strategy);
+        handles.push(handle);
+        dirs.push(dir);
+    }
+    let mut server = ApiServer::start(board, flags.api, ApiToken::generate()?)?;
+    for dir in &dirs {
+        server.publish(dir)?;
+    }
+    let url = server.url();
+    for (a, dir) in agents.iter().zip(&dirs) {
+        tracing::info!(
+            target: "defai::api",
+            "agent `{}`: control API {url}, dashboard {url}/#token=<the contents of {}> \
+             (`defai status --state {}`)",
+            a.name,
+            dir.join(defai::control::TOKEN_FILE).display(),
+            dir.display()
+        );
+    }
+    Ok(Some((handles, server)))
 }
 
 fn run_config(args: &RunArgs) -> Result<Config> {
@@ -458,6 +649,7 @@ async fn run_agent(
     args: RunArgs,
     speed: Option<f64>,
     chain: Option<(ChainArgs, Option<u64>)>,
+    api: Option<&ApiFlags>,
 ) -> Result<()> {
     let mut config = run_config(&args)?;
     if let Some(name) = &args.strategy
@@ -481,6 +673,20 @@ async fn run_agent(
         .state
         .clone()
         .unwrap_or_else(|| default_state_dir(&config, mode));
+    // Held to the end of the run: dropping it stops the server.
+    let api = match api {
+        Some(flags) => start_api(
+            flags,
+            &[ApiAgent {
+                name: config.agent_name(),
+                state: state.clone(),
+                mode,
+                strategy: config.strategy.name.clone(),
+            }],
+        )?,
+        None => None,
+    };
+    let board = api.as_ref().and_then(|(h, _)| h.first().cloned());
     let spec = RunSpec {
         mode,
         config,
@@ -492,7 +698,10 @@ async fn run_agent(
         state: Some(state),
         max_cycles: chain.as_ref().and_then(|c| c.1),
         fresh_state: chain.is_none(),
-        board: None,
+        // A backtest is a pure function of its inputs; a paper replay in a folder the user named
+        // keeps its kill switch latched across runs, like a live agent.
+        reset_switch: chain.is_none() && (mode == Mode::Backtest || args.state.is_none()),
+        board,
     };
     if spec.config.strategy.name == "rebalancer" {
         let Some((chain_args, _)) = chain else {
@@ -590,20 +799,157 @@ fn heldout_only(
     Ok(())
 }
 
-fn control(state: &std::path::Path, action: SwitchAction, reason: &str) -> Result<()> {
+/// `defai kill|resume`: through the control API of the agent using `state` when one answers,
+/// else by writing the command into the folder (which a running agent's watcher picks up as
+/// well; a stopped one applies it when it starts).
+async fn control(state: &std::path::Path, action: SwitchAction, reason: &str) -> Result<()> {
     if reason.trim().is_empty() {
         bail!("--reason must say why");
     }
+    let why_not = match control_via_api(state, action, reason).await {
+        Ok(done) => {
+            println!("{done}");
+            return Ok(());
+        }
+        Err(why) => why,
+    };
     let dir = StateDir::open(state)?;
     let cmd = dir.send_command(action, reason)?;
     let current = dir.load_switch()?.map(|r| r.state).unwrap_or_default();
     println!(
-        "sent {:?} (command {}) to {}; switch was {:?}; a running agent applies it within one cycle",
+        "sent {:?} (command {}) through the state folder {} ({why_not}); switch was {:?}; a \
+         running agent applies it within one cycle",
         cmd.action,
         cmd.id,
         state.display(),
         current
     );
+    Ok(())
+}
+
+/// Sends the command through the API; `Err` says why the API path was not taken.
+async fn control_via_api(
+    state: &std::path::Path,
+    action: SwitchAction,
+    reason: &str,
+) -> std::result::Result<String, String> {
+    let client = match ApiClient::for_state_dir(state) {
+        Ok(Some(c)) => c,
+        Ok(None) => return Err("no control API published there".into()),
+        Err(e) => return Err(e.to_string()),
+    };
+    let agent = match client.agent_for(state).await {
+        Ok(Some(a)) => a,
+        Ok(None) => {
+            return Err(format!(
+                "the server at {} runs no agent on this folder",
+                client.url()
+            ));
+        }
+        Err(e) => return Err(e.to_string()),
+    };
+    let name = agent["name"].as_str().unwrap_or_default().to_string();
+    let (path, mut body) = match action {
+        SwitchAction::Kill(mode) => (
+            "/kill",
+            serde_json::json!({ "mode": serde_json::to_value(mode).map_err(|e| e.to_string())? }),
+        ),
+        SwitchAction::Resume => ("/resume", serde_json::json!({})),
+    };
+    body["agent"] = name.clone().into();
+    body["reason"] = reason.into();
+    let answer = client.post(path, &body).await.map_err(|e| e.to_string())?;
+    let command = answer["agents"][0]["command"].as_u64().unwrap_or_default();
+    Ok(format!(
+        "sent {action:?} (command {command}) to agent `{name}` through its control API at {}; \
+         switch was {}; the agent applies it within one cycle",
+        client.url(),
+        agent["kill_switch"]["state"].as_str().unwrap_or("unknown")
+    ))
+}
+
+/// `defai status`: the running agent's status from its API, else what its folder latched.
+async fn status(state: &std::path::Path, json: bool) -> Result<()> {
+    let why_not = match ApiClient::for_state_dir(state) {
+        Ok(None) => "no control API published there".to_string(),
+        Err(e) => e.to_string(),
+        Ok(Some(client)) => match client.agent_for(state).await {
+            Ok(Some(agent)) => {
+                if json {
+                    println!(
+                        "{}",
+                        serde_json::json!({"source": "api", "running": true, "url": client.url(), "agent": agent})
+                    );
+                } else {
+                    let k = &agent["kill_switch"];
+                    let c = &agent["counters"];
+                    println!(
+                        "agent `{}` ({} {}, {}) through {}: kill switch {}{}",
+                        agent["name"].as_str().unwrap_or_default(),
+                        agent["mode"].as_str().unwrap_or_default(),
+                        agent["strategy"].as_str().unwrap_or_default(),
+                        agent["phase"].as_str().unwrap_or_default(),
+                        client.url(),
+                        k["state"].as_str().unwrap_or("unknown"),
+                        k["reason"]
+                            .as_str()
+                            .map(|r| format!(" ({r})"))
+                            .unwrap_or_default()
+                    );
+                    let equity = agent["equity"]
+                        .as_f64()
+                        .map(|e| format!("{e:.2}"))
+                        .unwrap_or_else(|| "-".into());
+                    let ret = agent["return_pct"]
+                        .as_f64()
+                        .map(|r| format!(" ({r:+.2} %)"))
+                        .unwrap_or_default();
+                    println!(
+                        "  {} bars, equity {equity}{ret}; {} intents: {} approved, {} resized, {} refused; {} fills, {} execution failures",
+                        agent["bars"],
+                        c["intents"],
+                        c["approved"],
+                        c["resized"],
+                        c["refused"],
+                        c["fills"],
+                        c["execution_failures"]
+                    );
+                }
+                return Ok(());
+            }
+            Ok(None) => format!(
+                "the server at {} runs no agent on this folder",
+                client.url()
+            ),
+            Err(e) => e.to_string(),
+        },
+    };
+    if !state.is_dir() {
+        bail!("{}: no such state folder", state.display());
+    }
+    let record = StateDir::open(state)?.load_switch()?.unwrap_or_default();
+    if json {
+        println!(
+            "{}",
+            serde_json::json!({"source": "state_folder", "running": false, "state_dir": state,
+                "api_error": why_not, "kill_switch": record})
+        );
+    } else {
+        println!(
+            "no control API answers for {} ({why_not}): the agent is not running (or runs with \
+             --no-api)",
+            state.display()
+        );
+        println!(
+            "  latched kill switch: {:?}{}",
+            record.state,
+            record
+                .reason
+                .as_deref()
+                .map(|r| format!(" ({r})"))
+                .unwrap_or_default()
+        );
+    }
     Ok(())
 }
 
@@ -951,16 +1297,19 @@ fn rebalance(targets: &str, band: f64, seed: u64, json: bool) -> Result<()> {
 }
 
 /// Several agents in one process, each from its own config, run concurrently; one nonce
-/// manager per wallet across all of them.
+/// manager per wallet across all of them. One control API serves them all; its `POST /kill`
+/// without an agent halts every one.
 async fn run_fleet(
     configs: Vec<PathBuf>,
     args: ChainArgs,
     max_cycles: Option<u64>,
     params: Vec<String>,
+    api: &ApiFlags,
 ) -> Result<()> {
     let stop = Arc::new(AtomicBool::new(false));
     let mut set = tokio::task::JoinSet::new();
     let mut names = std::collections::BTreeSet::new();
+    let mut specs = Vec::new();
     for (i, path) in configs.into_iter().enumerate() {
         let config = Config::load(&path)?;
         let state = default_state_dir(&config, Mode::Live);
@@ -983,8 +1332,27 @@ async fn run_fleet(
             state: Some(state),
             max_cycles,
             fresh_state: false,
+            reset_switch: false,
             board: None,
         };
+        specs.push((i, path, spec));
+    }
+    let agents: Vec<ApiAgent> = specs
+        .iter()
+        .map(|(_, _, spec)| ApiAgent {
+            name: spec.config.agent_name(),
+            state: spec.state.clone().unwrap_or_default(),
+            mode: spec.mode,
+            strategy: spec.config.strategy.name.clone(),
+        })
+        .collect();
+    // Held until every agent is done: dropping it stops the server.
+    let api = start_api(api, &agents)?;
+    let mut handles = api.as_ref().map(|(h, _)| h.clone()).unwrap_or_default();
+    handles.reverse();
+    for (i, path, mut spec) in specs {
+        let board = handles.pop();
+        spec.board = board.clone();
         let args = ChainArgs {
             devnet: args.devnet.clone(),
             keystore: args.keystore.clone(),
@@ -992,18 +1360,11 @@ async fn run_fleet(
             nonces: args.nonces.clone(),
         };
         set.spawn(async move {
-            let name = spec.config.strategy.name.clone();
-            let value = match name.as_str() {
-                "kelly_bettor" => {
-                    serde_json::to_value(defai::chain::run_prediction(spec, args).await?)
-                }
-                "rebalancer" => {
-                    serde_json::to_value(defai::chain::run_rebalance(spec, args).await?)
-                }
-                _ => serde_json::to_value(defai::chain::run_chain(spec, args).await?.summary),
+            let result = run_one(spec, args).await;
+            if let Some(b) = &board {
+                b.finish(result.as_ref().map(|_| ()).map_err(|e| format!("{e:#}")));
             }
-            .map_err(|e| anyhow::anyhow!("summary: {e}"))?;
-            anyhow::Ok((i, path, value))
+            anyhow::Ok((i, path, result?))
         });
     }
     let mut results = Vec::new();
@@ -1015,6 +1376,17 @@ async fn run_fleet(
     let agents: Vec<serde_json::Value> = results.into_iter().map(|r| r.1).collect();
     println!("{}", serde_json::json!({ "agents": agents }));
     Ok(())
+}
+
+/// One agent of a fleet, to its summary.
+async fn run_one(spec: RunSpec, args: ChainArgs) -> Result<serde_json::Value> {
+    let name = spec.config.strategy.name.clone();
+    match name.as_str() {
+        "kelly_bettor" => serde_json::to_value(defai::chain::run_prediction(spec, args).await?),
+        "rebalancer" => serde_json::to_value(defai::chain::run_rebalance(spec, args).await?),
+        _ => serde_json::to_value(defai::chain::run_chain(spec, args).await?.summary),
+    }
+    .map_err(|e| anyhow::anyhow!("summary: {e}"))
 }
 
 fn audit(what: AuditCmd) -> Result<()> {

@@ -575,7 +575,7 @@ impl<S: MarketSource, V: Venue> Agent<S, V> {
                                 .iter()
                                 .flat_map(|s| side(s).iter())
                                 .filter(|(t, _)| t == &token)
-                                .fold(Some(U256::ZERO), |acc, (_, a)| acc?.checked_add(*a))
+                                .try_fold(U256::ZERO, |acc, (_, a)| acc.checked_add(*a))
                         };
                         let expected = booked
                             .checked_add(sum(|s| &s.credits).unwrap_or(U256::MAX))

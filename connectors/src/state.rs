@@ -123,16 +123,17 @@ impl StateDir {
         }
     }
 
-    /// Starts a replay's state afresh: its journal and latched switch belong to the previous
-    /// run of a reproducible replay. Live state is never reset this way.
-    pub fn reset_replay(&self) -> Result<(), StateError> {
-        for name in [
-            SWITCH_FILE,
-            CONTROL_FILE,
-            "journal.sqlite",
-            "journal.sqlite-wal",
-            "journal.sqlite-shm",
-        ] {
+    /// Starts a replay's state afresh: its journal (and, with `switch`, its latched kill switch
+    /// and pending command) belong to the previous run of a reproducible replay. Live state is
+    /// never reset this way.
+    pub fn reset_replay(&self, switch: bool) -> Result<(), StateError> {
+        let journal = ["journal.sqlite", "journal.sqlite-wal", "journal.sqlite-shm"];
+        let switch_files: &[&str] = if switch {
+            &[SWITCH_FILE, CONTROL_FILE]
+        } else {
+            &[]
+        };
+        for name in journal.iter().chain(switch_files) {
             let p = self.path.join(name);
             match fs::remove_file(&p) {
                 Ok(()) => {}
@@ -209,7 +210,9 @@ impl StateDir {
                         Ok(None) => {}
                         Err(e) => tracing::warn!(error = %e, "control file unreadable"),
                     }
-                    std::thread::sleep(Duration::from_millis(100));
+                    // Parked, not slept: dropping the store unparks it, so an agent that ends
+                    // never waits out a poll interval (in a fleet, on the shared runtime).
+                    std::thread::park_timeout(Duration::from_millis(100));
                 }
             })
             .map_err(io_err(&self.path))?;
@@ -265,6 +268,7 @@ impl Drop for FileSwitchStore {
     fn drop(&mut self) {
         self.shared.stop.store(true, Ordering::Relaxed);
         if let Some(t) = self.thread.take() {
+            t.thread().unpark();
             let _ = t.join();
         }
     }
