@@ -1601,6 +1601,7 @@ mod tests {
         });
         let decision = agent_core::Decision {
             model: "abc".into(),
+            features: None,
             output: 0.7,
             action: "long".into(),
         };

@@ -242,30 +242,44 @@ fn a_model_that_outputs_nan_trips_the_kill_switch_and_no_order_reaches_the_venue
 
 /// Records the audit stream's decisions.
 #[derive(Clone, Default)]
-struct Decisions(Arc<Mutex<Vec<(String, f64)>>>);
+struct Decisions(Arc<Mutex<Vec<(String, f64, Option<String>)>>>);
 impl defai::core::Observer for Decisions {
     fn on_audit(&mut self, e: &defai::core::AuditEvent<'_>) {
         if let defai::core::AuditEvent::Decision { decision, .. } = e {
-            self.0
-                .lock()
-                .unwrap()
-                .push((decision.model.clone(), decision.output));
+            self.0.lock().unwrap().push((
+                decision.model.clone(),
+                decision.output,
+                decision.features.clone(),
+            ));
         }
     }
 }
 
 #[test]
-fn every_ml_signal_decision_carries_the_model_hash() {
+fn every_ml_signal_decision_carries_the_model_hash_and_the_hash_of_its_features() {
     let bars = common::bundled_bars()[..400].to_vec();
     let shipped = PriceDirection::shipped().unwrap();
     let hash = shipped.hash().to_string();
     let strategy = MlSignal::new(Box::new(shipped), 0.55, 0.45, 0.65, 0.95);
     let rec = Decisions::default();
     let report = common::run_to_end(
-        common::agent(Box::new(strategy), common::paper(), bars)
+        common::agent(Box::new(strategy), common::paper(), bars.clone())
             .with_observer(Box::new(rec.clone())),
     );
     let d = rec.0.lock().unwrap();
     assert_eq!(d.len() as u64, report.bars - (WARMUP as u64 - 1));
-    assert!(d.iter().all(|(m, p)| *m == hash && (0.0..=1.0).contains(p)));
+    assert!(
+        d.iter()
+            .all(|(m, p, _)| *m == hash && (0.0..=1.0).contains(p))
+    );
+    // The features hash is that of the very vector the live pipeline computes for the bar.
+    let mut live = defai::models::FeatureState::default();
+    let expected: Vec<String> = bars
+        .iter()
+        .filter_map(|b| live.update(b))
+        .map(|f| defai::models::features::features_hash(&f))
+        .collect();
+    let got: Vec<String> = d.iter().map(|(_, _, f)| f.clone().unwrap()).collect();
+    assert_eq!(got, expected);
+    assert_ne!(got[0], got[1], "different bars, different inputs");
 }

@@ -447,7 +447,7 @@ impl Observer for JournalObserver {
                 "decision",
                 None,
                 None,
-                serde_json::json!({"model": decision.model, "output": decision.output, "action": decision.action}).to_string(),
+                serde_json::json!({"model": decision.model, "features": decision.features, "output": decision.output, "action": decision.action}).to_string(),
             ),
             AuditEvent::Venue { .. } if self.venue_recorded => return,
             AuditEvent::Venue { ts, event } => (

@@ -61,6 +61,8 @@ pub trait Strategy: Send {
 pub struct Decision {
     /// Content hash of the model (weights and metadata).
     pub model: String,
+    /// Content hash of the features the model saw, when it saw a feature vector.
+    pub features: Option<String>,
     /// The model's output (e.g. a probability).
     pub output: f64,
     /// What the strategy made of it (e.g. the target exposure).

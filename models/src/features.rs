@@ -34,6 +34,18 @@ const RSI_PERIOD: f64 = 14.0;
 /// One feature vector.
 pub type Features = [f64; N_FEATURES];
 
+/// Content hash of a feature vector (SHA-256 of its little-endian bytes, first 16 hex digits):
+/// what a decision record names, so an audit can tell which inputs a model saw.
+pub fn features_hash(f: &Features) -> String {
+    use sha2::{Digest, Sha256};
+    let mut h = Sha256::new();
+    for x in f {
+        h.update(x.to_le_bytes());
+    }
+    let d = h.finalize();
+    d[..8].iter().map(|b| format!("{b:02x}")).collect()
+}
+
 fn time_features(ts: i64) -> [f64; 4] {
     let hour = ts.rem_euclid(86_400) as f64 / 3600.0;
     // 1970-01-01 was a Thursday; 0 = Monday.

@@ -243,6 +243,7 @@ impl BettingStrategy for KellyBettor {
         );
         self.last = Some(Decision {
             model: self.model.model_id().to_string(),
+            features: None,
             output: p,
             action: match &sizing {
                 Some(s) => format!(

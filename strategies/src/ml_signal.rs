@@ -137,6 +137,7 @@ impl Strategy for MlSignal {
         };
         self.last = Some(Decision {
             model: self.model.model_id().to_string(),
+            features: Some(models::features::features_hash(&features)),
             output: prob,
             action: match target {
                 Some(t) => format!("target exposure {t:.3}"),
