@@ -92,6 +92,20 @@ pub struct Journal {
     conn: Connection,
     path: PathBuf,
     head: (i64, String),
+    /// Replays commit in batches (nothing to be durable for); live commits every record.
+    batched: bool,
+    pending: u32,
+}
+
+/// Records per commit of a replay's journal.
+const REPLAY_BATCH: u32 = 512;
+
+impl Drop for Journal {
+    fn drop(&mut self) {
+        if let Err(e) = self.flush() {
+            tracing::error!(target: "defai::journal", error = %e, "journal: last batch not committed");
+        }
+    }
 }
 
 impl std::fmt::Debug for Journal {
@@ -153,7 +167,23 @@ impl Journal {
             conn,
             path: path.to_path_buf(),
             head,
+            batched: durability == Durability::Replay,
+            pending: 0,
         })
+    }
+
+    /// Commits a replay's open batch (live journals have none).
+    pub fn flush(&mut self) -> Result<(), JournalError> {
+        if self.pending > 0 {
+            self.pending = 0;
+            self.conn
+                .execute_batch("COMMIT")
+                .map_err(|e| JournalError::Db {
+                    path: self.path.clone(),
+                    detail: e.to_string(),
+                })?;
+        }
+        Ok(())
     }
 
     pub fn path(&self) -> &Path {
@@ -171,16 +201,28 @@ impl Journal {
     ) -> Result<Record, JournalError> {
         let seq = self.head.0 + 1;
         let hash = chain_hash(&self.head.1, seq, ts, kind, intent_id, tx_hash, body);
+        let db = |e: rusqlite::Error| JournalError::Db {
+            path: self.path.clone(),
+            detail: e.to_string(),
+        };
+        if self.batched && self.pending == 0 {
+            self.conn.execute_batch("BEGIN").map_err(db)?;
+        }
         self.conn
-            .execute(
+            .prepare_cached(
                 "INSERT INTO records (seq, ts, kind, intent_id, tx_hash, body, prev_hash, hash)
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
-                params![seq, ts, kind, intent_id, tx_hash, body, self.head.1, hash],
             )
-            .map_err(|e| JournalError::Db {
-                path: self.path.clone(),
-                detail: e.to_string(),
-            })?;
+            .and_then(|mut st| {
+                st.execute(params![seq, ts, kind, intent_id, tx_hash, body, self.head.1, hash])
+            })
+            .map_err(db)?;
+        if self.batched {
+            self.pending += 1;
+            if self.pending >= REPLAY_BATCH {
+                self.flush()?;
+            }
+        }
         let rec = Record {
             seq,
             ts,
