@@ -319,3 +319,84 @@ fn sigkilled_at_every_step_the_live_agent_restarts_without_sending_anything_twic
         assert_eq!(v["balances"]["ETH"], Token::new("ETH", 18).format(eth));
     });
 }
+
+/// Someone moved funds while the agent was down: the chain no longer equals the journal plus
+/// its settled transactions, so the restarted agent stops adding exposure and says why.
+#[test]
+fn a_balance_changed_behind_the_agents_back_latches_reduce_only_with_the_reason() {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let closes: Vec<f64> = common::bundled_bars()[20_000..21_000]
+        .iter()
+        .map(|b| b.close)
+        .collect();
+    let dir = tempfile::tempdir().unwrap();
+    let devnet_json = dir.path().join("devnet.json");
+    let state = dir.path().join("state");
+    let stop = Arc::new(AtomicBool::new(false));
+    let (devnet, mover) = rt.block_on(async {
+        let devnet = Devnet::start(DevnetConfig::at_price(closes[0]))
+            .await
+            .unwrap();
+        let mover = MarketMover::new(devnet.info(), devnet.deployer().clone(), 3600)
+            .await
+            .unwrap();
+        let flag = stop.clone();
+        let task = tokio::spawn(async move {
+            mover
+                .replay(&closes, Duration::from_millis(40), &flag)
+                .await
+        });
+        (devnet, task)
+    });
+    devnet.info().write(&devnet_json).unwrap();
+    let key = devnet.test_key_hex(0).unwrap();
+    let run = || {
+        let out = agent_cmd(&devnet_json, &state, &key, 8).output().unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        serde_json::from_slice::<serde_json::Value>(&out.stdout).unwrap()
+    };
+    let first = run();
+    assert_eq!(first["kill_switch"]["state"], "active", "{first}");
+    // One wei of ether appears in the wallet from outside.
+    rt.block_on(async {
+        let chain = devnet.chain();
+        let me = devnet.info().accounts[0];
+        let now = chain.balance(me).await.unwrap();
+        let _: serde_json::Value = chain
+            .dev_call(
+                "anvil_setBalance",
+                (me, now + defai::core::U256::from(1u64)),
+            )
+            .await
+            .unwrap();
+    });
+    let second = run();
+    stop.store(true, Ordering::Relaxed);
+    rt.block_on(mover).unwrap().unwrap();
+    assert_eq!(second["kill_switch"]["state"], "reduce_only", "{second}");
+    let reason = second["kill_switch"]["reason"].as_str().unwrap();
+    assert!(
+        reason.contains("restart reconciliation") && reason.contains("ETH"),
+        "{reason}"
+    );
+    let journal = Journal::open(&state.join("journal.sqlite")).unwrap();
+    let last_restart = journal
+        .records()
+        .unwrap()
+        .into_iter()
+        .rfind(|r| r.kind == "restart")
+        .unwrap();
+    assert!(
+        last_restart.body.contains("the venue holds"),
+        "{}",
+        last_restart.body
+    );
+}
