@@ -340,6 +340,9 @@ pub async fn run_prediction(spec: RunSpec, args: ChainArgs) -> Result<Prediction
     for o in parts.observers {
         agent = agent.with_observer(o);
     }
+    if let Some(resume) = parts.resume {
+        agent = agent.resuming(resume);
+    }
     let cycles = spec.max_cycles.unwrap_or(u64::MAX);
     let poll = Duration::from_millis(cfg.chain.poll_interval_ms.max(1));
     let mut last_block = None;

@@ -142,3 +142,74 @@ fn the_floor_balance_and_per_market_exposure_hold() {
     assert_eq!(report.risk.refused_by_reason.get("floor_balance"), Some(&3));
     assert_eq!(report.end_collateral, U256::from(200_000_000u64));
 }
+
+/// A restarted bettor resumes from its journal: the same cycle's intents are not placed again,
+/// and each market's exposure counts what was bet before, so the limit holds across lives.
+#[test]
+fn a_restart_from_the_journal_neither_repeats_a_bet_nor_exceeds_a_market_exposure() {
+    use defai::core::journal::{Journal, JournalObserver};
+    let rt = rt();
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("journal.sqlite");
+    let usd = Token::new("dUSD", 6);
+    let venue = PaperFpmmVenue::generated(
+        4,
+        &GenConfig {
+            markets: 3,
+            ..GenConfig::default()
+        },
+        usd,
+        10_000.0,
+    );
+    // 500 a bet, at most 600 per market: one bet per market, ever.
+    let gate = || BetGate {
+        limits: BetLimits {
+            max_market_exposure: Some(U256::from(600_000_000u64)),
+            ..BetLimits::default()
+        },
+    };
+    let journal = || Box::new(JournalObserver::new(Journal::open(&path).unwrap()));
+    let mut agent =
+        PredictionAgent::new(venue, Box::new(BigBettor), gate()).with_observer(journal());
+    rt.block_on(agent.cycle(100)).unwrap();
+    let (report, _, venue) = rt.block_on(agent.finish_keep_venue()).unwrap();
+    assert_eq!(report.bets.len(), 3, "one bet on each market");
+
+    let resume = Journal::open(&path).unwrap().resume().unwrap();
+    assert_eq!(resume.handled.len(), 3);
+    assert_eq!(resume.bet_exposure.len(), 3);
+    assert!(
+        resume
+            .bet_exposure
+            .values()
+            .all(|v| *v == U256::from(500_000_000u64))
+    );
+    // The same cycle again (the chain's head did not move), then a later one.
+    let mut agent = PredictionAgent::new(venue, Box::new(BigBettor), gate())
+        .with_observer(journal())
+        .resuming(resume.clone());
+    rt.block_on(agent.cycle(100)).unwrap();
+    rt.block_on(agent.cycle(200)).unwrap();
+    let (report, _) = rt.block_on(agent.finish()).unwrap();
+    assert_eq!(report.bets.len(), 0, "{:?}", report.bets);
+    assert_eq!(
+        report.risk.refused_by_reason.get("max_market_exposure"),
+        Some(&3),
+        "{:?}",
+        report.risk
+    );
+
+    // Without the journal, the same agent would bet again: the resume is what prevents it.
+    let venue = PaperFpmmVenue::generated(
+        4,
+        &GenConfig {
+            markets: 3,
+            ..GenConfig::default()
+        },
+        Token::new("dUSD", 6),
+        10_000.0,
+    );
+    let mut fresh = PredictionAgent::new(venue, Box::new(BigBettor), gate());
+    rt.block_on(fresh.cycle(200)).unwrap();
+    assert_eq!(rt.block_on(fresh.finish()).unwrap().0.bets.len(), 3);
+}

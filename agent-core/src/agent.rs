@@ -49,6 +49,8 @@ pub enum AuditEvent<'a> {
     },
     /// An order filled and was booked.
     Fill(&'a Fill),
+    /// A bet was placed (prediction markets).
+    BetFill(&'a crate::prediction::BetFill),
     /// The kill switch changed state.
     KillSwitch { ts: i64, change: &'a SwitchChange },
     /// A venue step (a chain venue: simulated, signed, sent, replaced, mined).
@@ -209,6 +211,9 @@ pub struct Resume {
     pub unsettled: Vec<UnsettledTx>,
     /// Ids of intents already journaled: an intent is never processed twice.
     pub handled: HashSet<String>,
+    /// Collateral put into each prediction market: every bet that may have reached the chain
+    /// (filled, or its buy signed), so a restart never bets past a market's exposure limit.
+    pub bet_exposure: BTreeMap<String, U256>,
 }
 
 /// One strategy, one pair, one venue. Build it, then [`Agent::run`] it to the end of the source.

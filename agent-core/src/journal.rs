@@ -468,7 +468,16 @@ impl Observer for JournalObserver {
             AuditEvent::Intent { ts, id, intent } => {
                 shared.intent = Some(id.to_string());
                 shared.ts = *ts;
-                (*ts, "intent", Some(id.to_string()), None, json_str(&format!("{intent:?}")))
+                let body = match intent.as_bet() {
+                    // Structured: a restart rebuilds each market's exposure from it.
+                    Some(b) => serde_json::json!({
+                        "intent": format!("{intent:?}"),
+                        "market": b.market, "outcome": b.outcome, "investment": b.investment.to_string(),
+                    })
+                    .to_string(),
+                    None => json_str(&format!("{intent:?}")),
+                };
+                (*ts, "intent", Some(id.to_string()), None, body)
             }
             AuditEvent::Verdict { ts, id, verdict } => {
                 (*ts, "verdict", Some(id.to_string()), None, json_str(&format!("{verdict:?}")))
@@ -508,6 +517,17 @@ impl Observer for JournalObserver {
                     "sell": f.sell.symbol(), "buy": f.buy.symbol(),
                     "amount_in": f.amount_in.to_string(), "amount_out": f.amount_out.to_string(),
                     "fee": f.fee.to_string(), "gas_native": f.gas_native.to_string(),
+                })
+                .to_string(),
+            ),
+            AuditEvent::BetFill(b) => (
+                shared.ts,
+                "bet_fill",
+                Some(b.id.to_string()),
+                b.tx_hash.clone(),
+                serde_json::json!({
+                    "market": b.market, "outcome": b.outcome, "investment": b.investment.to_string(),
+                    "tokens": b.tokens.to_string(), "gas_native": b.gas_native.to_string(),
                 })
                 .to_string(),
             ),
@@ -580,19 +600,39 @@ impl Journal {
         }
         let mut open: BTreeMap<u64, Open> = BTreeMap::new();
         let mut resume = Resume::default();
+        // Bets by intent, and the intents that may have reached the chain.
+        let mut bets: BTreeMap<String, (String, U256)> = BTreeMap::new();
+        let mut sent: std::collections::BTreeSet<String> = Default::default();
         let corrupt = |r: &Record, what: &str| JournalError::Broken {
             path: self.path.clone(),
             seq: r.seq,
             problem: format!("is not a valid {} record: {what}", r.kind),
         };
         for r in self.rows(
-            "SELECT seq, ts, kind, intent_id, tx_hash, body, prev_hash, hash FROM records WHERE kind IN ('intent', 'tx', 'portfolio', 'restart') ORDER BY seq",
+            "SELECT seq, ts, kind, intent_id, tx_hash, body, prev_hash, hash FROM records WHERE kind IN ('intent', 'tx', 'portfolio', 'restart', 'bet_fill') ORDER BY seq",
             None,
         )? {
             match r.kind.as_str() {
                 "intent" => {
                     if let Some(id) = &r.intent_id {
                         resume.handled.insert(id.clone());
+                        if r.body.starts_with('{') {
+                            let body: serde_json::Value = serde_json::from_str(&r.body)
+                                .map_err(|e| corrupt(&r, &e.to_string()))?;
+                            if let (Some(m), Some(inv)) =
+                                (body["market"].as_str(), body["investment"].as_str())
+                            {
+                                let inv = inv
+                                    .parse::<U256>()
+                                    .map_err(|e| corrupt(&r, &format!("investment: {e}")))?;
+                                bets.insert(id.clone(), (m.to_string(), inv));
+                            }
+                        }
+                    }
+                }
+                "bet_fill" => {
+                    if let Some(id) = &r.intent_id {
+                        sent.insert(id.clone());
                     }
                 }
                 "portfolio" => {
@@ -623,6 +663,11 @@ impl Journal {
                         serde_json::from_str(&r.body).map_err(|e| corrupt(&r, &e.to_string()))?;
                     let step = body["step"].as_str().unwrap_or("");
                     let label = body["label"].as_str().unwrap_or("").to_string();
+                    if step == "signed"
+                        && let Some(id) = &r.intent_id
+                    {
+                        sent.insert(id.clone());
+                    }
                     let (Some(hash), nonce) = (r.tx_hash.clone(), body["nonce"].as_u64()) else {
                         continue;
                     };
@@ -651,6 +696,12 @@ impl Journal {
                         _ => {}
                     }
                 }
+            }
+        }
+        for id in &sent {
+            if let Some((market, inv)) = bets.get(id) {
+                let e = resume.bet_exposure.entry(market.clone()).or_default();
+                *e = e.saturating_add(*inv);
             }
         }
         resume.unsettled = open

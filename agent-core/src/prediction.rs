@@ -195,6 +195,7 @@ pub struct PredictionAgent<V> {
     exposure: BTreeMap<String, U256>,
     report: PredictionReport,
     started: bool,
+    handled: std::collections::HashSet<String>,
 }
 
 impl<V: PredictionVenue> PredictionAgent<V> {
@@ -208,7 +209,17 @@ impl<V: PredictionVenue> PredictionAgent<V> {
             exposure: BTreeMap::new(),
             report: PredictionReport::default(),
             started: false,
+            handled: Default::default(),
         }
+    }
+
+    /// Resumes after a restart: each market's exposure is what the journal shows may have
+    /// reached the chain (filled bets, and bets whose buy was signed), and intents already
+    /// journaled are not placed again.
+    pub fn resuming(mut self, resume: crate::agent::Resume) -> Self {
+        self.exposure = resume.bet_exposure;
+        self.handled = resume.handled;
+        self
     }
 
     pub fn with_kill_switch(mut self, kill: KillSwitch) -> Self {
@@ -302,6 +313,10 @@ impl<V: PredictionVenue> PredictionAgent<V> {
                 }
             };
             let id = IntentId::new(name.clone(), now, seq as u32);
+            if self.handled.contains(&id.to_string()) {
+                tracing::warn!(target: "defai::audit", %id, "intent already in the journal: not placed again");
+                continue;
+            }
             let intent = Intent::Bet(bet.clone());
             self.emit(AuditEvent::Intent {
                 ts: now,
@@ -340,6 +355,7 @@ impl<V: PredictionVenue> PredictionAgent<V> {
             match bought {
                 Ok(fill) => {
                     *self.exposure.entry(market.id.clone()).or_default() += fill.investment;
+                    self.emit(AuditEvent::BetFill(&fill));
                     tracing::info!(target: "defai::audit", market = %fill.market, outcome = fill.outcome, investment = %fill.investment, tokens = %fill.tokens, "bet");
                     self.report.bets.push(fill);
                 }
