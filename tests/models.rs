@@ -240,9 +240,12 @@ fn a_model_that_outputs_nan_trips_the_kill_switch_and_no_order_reaches_the_venue
     );
 }
 
+/// (model hash, output, features hash) of each decision.
+type Seen = (String, f64, Option<String>);
+
 /// Records the audit stream's decisions.
 #[derive(Clone, Default)]
-struct Decisions(Arc<Mutex<Vec<(String, f64, Option<String>)>>>);
+struct Decisions(Arc<Mutex<Vec<Seen>>>);
 impl defai::core::Observer for Decisions {
     fn on_audit(&mut self, e: &defai::core::AuditEvent<'_>) {
         if let defai::core::AuditEvent::Decision { decision, .. } = e {

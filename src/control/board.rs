@@ -1,0 +1,569 @@
+//! The board: what every agent of the process last reported, folded from its audit stream.
+
+use std::collections::{BTreeMap, VecDeque};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, RwLock};
+
+use agent_core::agent::{AuditEvent, Observer};
+use agent_core::{Intent, IntentId, SwitchRecord, SwitchState, Token};
+use agent_core::{U256, Verdict};
+use connectors::StateDir;
+use dashmap::DashMap;
+use serde::Serialize;
+
+use super::equity::EquityCurve;
+use super::metrics::{MetricsRow, render_metrics};
+use super::views::{AgentSummary, summary};
+
+/// Recent intents (with verdicts and outcomes) kept per agent.
+pub const DECISIONS_KEPT: usize = 200;
+
+/// Where an agent is in its life.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Phase {
+    /// Registered; no audit event yet.
+    #[default]
+    Starting,
+    Running,
+    Finished,
+    Failed,
+}
+
+/// A balance: the exact integer amount in the token's smallest unit and its decimal rendering.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Position {
+    pub token: String,
+    pub units: String,
+    pub amount: String,
+}
+
+/// A model-driven strategy's decision (AuditEvent::Decision), kept with the intents it led to.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct ModelDecision {
+    pub model: String,
+    pub output: f64,
+    pub action: String,
+}
+
+/// What the risk gate said about an intent.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct VerdictInfo {
+    /// `approve`, `resize` or `refuse`.
+    pub verdict: &'static str,
+    /// The reason code of a resize or refusal.
+    pub reason: Option<&'static str>,
+    pub detail: Option<String>,
+}
+
+/// What happened to an approved intent.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(tag = "status", rename_all = "snake_case")]
+pub enum Outcome {
+    Filled {
+        sold: String,
+        bought: String,
+        tx_hash: Option<String>,
+    },
+    Failed {
+        error: String,
+    },
+}
+
+/// One intent, start to end.
+#[derive(Debug, Clone)]
+pub struct DecisionRecord {
+    pub ts: i64,
+    pub id: IntentId,
+    pub intent: String,
+    sell: Option<Token>,
+    pub model: Option<ModelDecision>,
+    pub verdict: Option<VerdictInfo>,
+    pub outcome: Option<Outcome>,
+}
+
+/// Counts over the agent's run, for `/metrics` and `/status`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct Counters {
+    pub bars: u64,
+    pub bad_events: u64,
+    pub intents: u64,
+    pub approved: u64,
+    pub resized: u64,
+    pub refused: u64,
+    pub refused_by_reason: BTreeMap<&'static str, u64>,
+    pub fills: u64,
+    pub execution_failures: u64,
+    pub strategy_faults: u64,
+    pub reconciliations: u64,
+    pub kill_switch_changes: u64,
+}
+
+/// What the operator surfaces know about one agent.
+#[derive(Debug, Default)]
+pub struct AgentStatus {
+    pub state_dir: Option<PathBuf>,
+    pub mode: String,
+    pub strategy: String,
+    pub phase: Phase,
+    /// Why the run failed (phase `failed`).
+    pub error: Option<String>,
+    /// The kill switch as the agent last reported it (or as latched in its state folder).
+    pub switch: SwitchRecord,
+    pub bars: u64,
+    pub last_ts: Option<i64>,
+    pub last_price: Option<f64>,
+    pub last_equity: Option<f64>,
+    pub start_equity: Option<f64>,
+    pub curve: EquityCurve,
+    pub positions: Vec<Position>,
+    pub positions_ts: Option<i64>,
+    pub decisions: VecDeque<DecisionRecord>,
+    pub counters: Counters,
+    /// The decision of the bar being processed, for the intents that follow it.
+    pending: Option<(i64, ModelDecision)>,
+}
+
+impl AgentStatus {
+    /// Folds one audit event in. Cheap: no allocation except for intents, fills and balance
+    /// snapshots (which are rare next to bars).
+    pub fn apply(&mut self, event: &AuditEvent<'_>) {
+        if self.phase == Phase::Starting {
+            self.phase = Phase::Running;
+        }
+        match event {
+            AuditEvent::Mark { ts, price, equity } => {
+                self.bars += 1;
+                self.counters.bars += 1;
+                self.last_ts = Some(*ts);
+                self.last_price = Some(*price);
+                self.last_equity = Some(*equity);
+                self.start_equity.get_or_insert(*equity);
+                self.curve.push(*ts, *equity);
+            }
+            AuditEvent::BadEvent { .. } => self.counters.bad_events += 1,
+            AuditEvent::StrategyFault { .. } => self.counters.strategy_faults += 1,
+            AuditEvent::Reconciled { .. } => self.counters.reconciliations += 1,
+            AuditEvent::Decision { ts, decision } => {
+                // Reuse the buffers: a model strategy decides every bar.
+                let (pts, p) = self
+                    .pending
+                    .get_or_insert_with(|| (*ts, ModelDecision::default()));
+                *pts = *ts;
+                p.model.clear();
+                p.model.push_str(&decision.model);
+                p.output = decision.output;
+                p.action.clear();
+                p.action.push_str(&decision.action);
+            }
+            AuditEvent::Intent { ts, id, intent } => {
+                self.counters.intents += 1;
+                let model = match &self.pending {
+                    Some((pts, d)) if pts == ts => Some(d.clone()),
+                    _ => None,
+                };
+                if self.decisions.len() == DECISIONS_KEPT {
+                    self.decisions.pop_front();
+                }
+                self.decisions.push_back(DecisionRecord {
+                    ts: *ts,
+                    id: (*id).clone(),
+                    intent: describe(intent),
+                    sell: intent.as_swap().map(|s| s.sell.clone()),
+                    model,
+                    verdict: None,
+                    outcome: None,
+                });
+            }
+            AuditEvent::Verdict { id, verdict, .. } => {
+                let info = match verdict {
+                    Verdict::Approve { .. } => {
+                        self.counters.approved += 1;
+                        VerdictInfo {
+                            verdict: "approve",
+                            reason: None,
+                            detail: None,
+                        }
+                    }
+                    Verdict::Resize {
+                        amount_in, reason, ..
+                    } => {
+                        self.counters.resized += 1;
+                        let sell = self.record(id).and_then(|r| r.sell.clone());
+                        let to = match sell {
+                            Some(t) => format!("{} {}", t.format(*amount_in), t.symbol()),
+                            None => format!("{amount_in} units"),
+                        };
+                        VerdictInfo {
+                            verdict: "resize",
+                            reason: Some(reason.code),
+                            detail: Some(format!("to {to}: {}", redact_urls(&reason.detail))),
+                        }
+                    }
+                    Verdict::Refuse(r) => {
+                        self.counters.refused += 1;
+                        *self.counters.refused_by_reason.entry(r.code).or_default() += 1;
+                        VerdictInfo {
+                            verdict: "refuse",
+                            reason: Some(r.code),
+                            detail: Some(redact_urls(&r.detail)),
+                        }
+                    }
+                };
+                if let Some(r) = self.record(id) {
+                    r.verdict = Some(info);
+                }
+            }
+            AuditEvent::Fill(f) => {
+                self.counters.fills += 1;
+                if let Some(r) = self.record(&f.id) {
+                    r.outcome = Some(Outcome::Filled {
+                        sold: format!("{} {}", f.sell.format(f.amount_in), f.sell.symbol()),
+                        bought: format!("{} {}", f.buy.format(f.amount_out), f.buy.symbol()),
+                        tx_hash: f.tx_hash.clone(),
+                    });
+                }
+            }
+            AuditEvent::ExecutionFailed { id, error, .. } => {
+                self.counters.execution_failures += 1;
+                if let Some(r) = self.record(id) {
+                    r.outcome = Some(Outcome::Failed {
+                        error: redact_urls(&error.to_string()),
+                    });
+                }
+            }
+            AuditEvent::KillSwitch { ts, change } => {
+                self.counters.kill_switch_changes += 1;
+                self.switch.state = change.to;
+                self.switch.flattening = change.flattening;
+                if change.to == SwitchState::Active {
+                    self.switch.tripped_at = None;
+                    self.switch.reason = None;
+                } else {
+                    self.switch.tripped_at = Some(*ts);
+                    self.switch.reason = Some(redact_urls(&change.reason));
+                }
+            }
+            AuditEvent::Portfolio { ts, balances } => {
+                self.positions.clear();
+                self.positions
+                    .extend(balances.iter().map(|(t, a)| position(t, *a)));
+                self.positions_ts = Some(*ts);
+            }
+            _ => {}
+        }
+    }
+
+    /// The record of intent `id`: almost always the newest.
+    fn record(&mut self, id: &IntentId) -> Option<&mut DecisionRecord> {
+        self.decisions.iter_mut().rev().find(|r| r.id == *id)
+    }
+
+    pub(super) fn return_pct(&self) -> Option<f64> {
+        match (self.start_equity, self.last_equity) {
+            (Some(s), Some(e)) if s > 0.0 => Some((e / s - 1.0) * 100.0),
+            _ => None,
+        }
+    }
+}
+
+/// Error texts can quote an RPC URL, whose path or user info often holds an API key: only the
+/// scheme and host of a URL are kept in what the API serves.
+pub fn redact_urls(text: &str) -> String {
+    if !text.contains("://") {
+        return text.to_string();
+    }
+    let ends = |c: char| c.is_whitespace() || matches!(c, ')' | ']' | '"' | '\'' | ',' | '>');
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(i) = rest.find("://") {
+        out.push_str(&rest[..i + 3]);
+        let after = &rest[i + 3..];
+        let end = after
+            .find(|c: char| matches!(c, '/' | '?' | '#') || ends(c))
+            .unwrap_or(after.len());
+        let authority = &after[..end];
+        match authority.rsplit_once('@') {
+            Some((_, host)) => {
+                out.push_str("…@");
+                out.push_str(host);
+            }
+            None => out.push_str(authority),
+        }
+        let tail = &after[end..];
+        let cut = tail.find(ends).unwrap_or(tail.len());
+        if cut > 0 {
+            out.push_str("/…");
+        }
+        rest = &tail[cut..];
+    }
+    out.push_str(rest);
+    out
+}
+
+fn position(token: &Token, units: U256) -> Position {
+    Position {
+        token: token.symbol().to_string(),
+        units: units.to_string(),
+        amount: token.format(units),
+    }
+}
+
+fn describe(intent: &Intent) -> String {
+    match intent {
+        Intent::Swap(s) => format!(
+            "swap {} {} for {}",
+            s.sell.format(s.amount_in),
+            s.sell.symbol(),
+            s.buy.symbol()
+        ),
+        Intent::Bet(b) => format!(
+            "bet {} {} on outcome {} of market {}",
+            b.collateral.format(b.investment),
+            b.collateral.symbol(),
+            b.outcome,
+            b.market
+        ),
+        other => format!("{other:?}"),
+    }
+}
+
+/// Every agent of this process, by name.
+#[derive(Default)]
+pub struct Board {
+    agents: DashMap<String, Arc<RwLock<AgentStatus>>>,
+}
+
+impl Board {
+    pub fn new() -> Arc<Self> {
+        Arc::new(Self::default())
+    }
+
+    /// Adds (or replaces) an agent; the handle makes its observers. The kill switch starts as
+    /// latched in `state_dir` (re-read when the agent reports its first event).
+    pub fn register(self: &Arc<Self>, name: &str, state_dir: Option<PathBuf>) -> AgentHandle {
+        let switch = state_dir.as_deref().and_then(latched_switch);
+        let status = Arc::new(RwLock::new(AgentStatus {
+            state_dir: state_dir.clone(),
+            switch: switch.unwrap_or_default(),
+            ..AgentStatus::default()
+        }));
+        self.agents.insert(name.to_string(), status.clone());
+        AgentHandle {
+            name: name.into(),
+            status,
+            state_dir,
+        }
+    }
+
+    pub fn names(&self) -> Vec<String> {
+        let mut v: Vec<String> = self.agents.iter().map(|e| e.key().clone()).collect();
+        v.sort();
+        v
+    }
+
+    /// The agents `filter` selects (all, by name), sorted by name; `None` for an unknown name.
+    pub(super) fn select(
+        &self,
+        filter: Option<&str>,
+    ) -> Option<Vec<(String, Arc<RwLock<AgentStatus>>)>> {
+        match filter {
+            Some(name) => self
+                .agents
+                .get(name)
+                .map(|e| vec![(name.to_string(), e.value().clone())]),
+            None => {
+                let mut v: Vec<_> = self
+                    .agents
+                    .iter()
+                    .map(|e| (e.key().clone(), e.value().clone()))
+                    .collect();
+                v.sort_by(|a, b| a.0.cmp(&b.0));
+                Some(v)
+            }
+        }
+    }
+
+    /// `/status` of the agents `filter` selects.
+    pub fn status(&self, filter: Option<&str>) -> Option<Vec<AgentSummary>> {
+        Some(
+            self.select(filter)?
+                .iter()
+                .filter_map(|(name, s)| s.read().ok().map(|s| summary(name, &s)))
+                .collect(),
+        )
+    }
+
+    /// The Prometheus text exposition of the agents `filter` selects.
+    pub fn metrics(&self, filter: Option<&str>) -> Option<String> {
+        let agents = self.select(filter)?;
+        let rows: Vec<(String, MetricsRow)> = agents
+            .iter()
+            .filter_map(|(name, s)| s.read().ok().map(|s| (name.clone(), MetricsRow::of(&s))))
+            .collect();
+        Some(render_metrics(&rows))
+    }
+}
+
+fn latched_switch(dir: &Path) -> Option<SwitchRecord> {
+    match StateDir::open(dir).and_then(|d| d.load_switch()) {
+        Ok(r) => r.map(|mut r| {
+            r.reason = r.reason.map(|x| redact_urls(&x));
+            r
+        }),
+        Err(e) => {
+            tracing::warn!(target: "defai::api", error = %e, "cannot read the latched kill switch");
+            None
+        }
+    }
+}
+
+/// One agent's place on the board.
+#[derive(Clone)]
+pub struct AgentHandle {
+    pub name: Arc<str>,
+    status: Arc<RwLock<AgentStatus>>,
+    state_dir: Option<PathBuf>,
+}
+
+impl AgentHandle {
+    /// An observer that keeps this agent's status current.
+    pub fn observer(&self) -> Box<dyn Observer> {
+        Box::new(BoardObserver {
+            status: self.status.clone(),
+            state_dir: self.state_dir.clone(),
+            started: false,
+        })
+    }
+
+    /// Says what the agent is (mode, strategy), for the status.
+    pub fn describe(&self, mode: &str, strategy: &str) {
+        if let Ok(mut s) = self.status.write() {
+            s.mode = mode.to_string();
+            s.strategy = strategy.to_string();
+        }
+    }
+
+    /// The run ended: `Ok` or why it failed.
+    pub fn finish(&self, result: Result<(), String>) {
+        if let Ok(mut s) = self.status.write() {
+            match result {
+                Ok(()) => s.phase = Phase::Finished,
+                Err(e) => {
+                    s.phase = Phase::Failed;
+                    s.error = Some(redact_urls(&e));
+                }
+            }
+        }
+    }
+}
+
+/// Writes the audit stream into the board.
+pub struct BoardObserver {
+    status: Arc<RwLock<AgentStatus>>,
+    state_dir: Option<PathBuf>,
+    started: bool,
+}
+
+impl Observer for BoardObserver {
+    fn on_audit(&mut self, event: &AuditEvent<'_>) {
+        // The run has claimed (and, for a replay, reset) its state folder and restored the
+        // switch by its first event: read the latched state once, outside the lock. Nothing
+        // latched means the switch starts active.
+        let latched = if self.started {
+            None
+        } else {
+            self.started = true;
+            self.state_dir
+                .as_deref()
+                .map(|d| latched_switch(d).unwrap_or_default())
+        };
+        let Ok(mut s) = self.status.write() else {
+            return;
+        };
+        if let Some(record) = latched {
+            s.switch = record;
+        }
+        s.apply(event);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::control::fixtures::{feed, usdc, weth};
+    use agent_core::kill_switch::SwitchChange;
+
+    #[test]
+    fn the_audit_stream_becomes_status_decisions_and_positions() {
+        let mut s = AgentStatus::default();
+        feed(&mut s);
+        assert_eq!(s.phase, Phase::Running);
+        assert_eq!(s.bars, 1);
+        assert_eq!(s.last_equity, Some(9_990.5));
+        assert_eq!(s.switch.state, SwitchState::Halted);
+        assert_eq!(s.switch.reason.as_deref(), Some("operator: test"));
+        assert_eq!(
+            s.positions,
+            vec![Position {
+                token: "USDC".into(),
+                units: "10000000000".into(),
+                amount: usdc().format(U256::from(10_000_000_000u64)),
+            }]
+        );
+        assert_eq!(s.decisions.len(), 2);
+        let first = &s.decisions[0];
+        assert_eq!(first.model.as_ref().map(|m| m.output), Some(0.7));
+        assert_eq!(first.verdict.as_ref().map(|v| v.verdict), Some("approve"));
+        assert!(
+            matches!(&first.outcome, Some(Outcome::Filled { bought, .. }) if bought.ends_with("WETH")),
+            "{:?}",
+            first.outcome
+        );
+        let second = &s.decisions[1];
+        assert_eq!(
+            second.verdict.as_ref().and_then(|v| v.reason),
+            Some("max_position")
+        );
+        assert!(second.outcome.is_none());
+        // The ring is bounded.
+        let (q, b) = (usdc(), weth());
+        let intent = Intent::swap(&q, &b, U256::from(1u64));
+        for i in 0..(DECISIONS_KEPT as u32 + 50) {
+            let id = IntentId::new("x", 200, i);
+            s.apply(&AuditEvent::Intent {
+                ts: 200,
+                id: &id,
+                intent: &intent,
+            });
+        }
+        assert_eq!(s.decisions.len(), DECISIONS_KEPT);
+        assert!(s.decisions[0].model.is_none(), "no decision at ts 200");
+    }
+
+    #[test]
+    fn urls_in_error_texts_keep_only_scheme_and_host() {
+        assert_eq!(
+            redact_urls(
+                "transport: error sending request for url (https://eth.example.com/v2/SECRETKEY?x=1)"
+            ),
+            "transport: error sending request for url (https://eth.example.com/…)"
+        );
+        assert_eq!(
+            redact_urls("a http://user:pw@127.0.0.1:8545 and wss://h/k, done"),
+            "a http://…@127.0.0.1:8545 and wss://h/…, done"
+        );
+        assert_eq!(redact_urls("no url here"), "no url here");
+        let mut s = AgentStatus::default();
+        s.apply(&AuditEvent::KillSwitch {
+            ts: 1,
+            change: &SwitchChange {
+                from: SwitchState::Active,
+                to: SwitchState::Halted,
+                flattening: false,
+                reason: "venue fault: https://rpc.example/KEY123 down".into(),
+            },
+        });
+        assert!(!s.switch.reason.unwrap().contains("KEY123"));
+    }
+}
