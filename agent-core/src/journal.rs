@@ -214,7 +214,16 @@ impl Journal {
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
             )
             .and_then(|mut st| {
-                st.execute(params![seq, ts, kind, intent_id, tx_hash, body, self.head.1, hash])
+                st.execute(params![
+                    seq,
+                    ts,
+                    kind,
+                    intent_id,
+                    tx_hash,
+                    body,
+                    self.head.1,
+                    hash
+                ])
             })
             .map_err(db)?;
         if self.batched {
