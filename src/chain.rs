@@ -427,13 +427,22 @@ pub struct RebalanceSummary {
     pub balances: std::collections::BTreeMap<String, String>,
     pub gas_paid_wei: String,
     pub tx_hashes: Vec<String>,
+    /// Legs the kill switch refused.
+    pub refused: u64,
+    pub kill_switch: crate::engine::KillSwitchSummary,
 }
 
 /// `rebalancer` live on the devnet: WETH, DVT and dUSD held at target weights through the
 /// WETH/dUSD and DVT/dUSD pools, one wallet and one nonce manager for both pool venues.
 pub async fn run_rebalance(spec: RunSpec, args: ChainArgs) -> Result<RebalanceSummary, RunError> {
-    use agent_core::{IntentId, Order, Swap, Venue};
+    use agent_core::{AuditEvent, Intent, IntentId, Observer, Order, Swap, Venue, Verdict};
     use strategies::rebalancer::{Holding, RebalanceConfig, plan, tracking_error, weights};
+
+    fn emit(observers: &mut [Box<dyn Observer>], e: AuditEvent<'_>) {
+        for o in observers.iter_mut() {
+            o.on_audit(&e);
+        }
+    }
 
     let cfg = &spec.config;
     let (info, chain) = live_on_devnet(
@@ -469,8 +478,18 @@ pub async fn run_rebalance(spec: RunSpec, args: ChainArgs) -> Result<RebalanceSu
     params.finish().map_err(bad)?;
 
     let limits = cfg.risk_limits()?;
+    // The state folder: journal (every step on record before it happens), kill switch, the
+    // intents handled before a restart.
+    let _state = crate::engine::claim_state(&spec)?;
+    let parts = crate::engine::state_parts(&spec)?;
+    let mut kill = crate::engine::kill_switch_for(&spec)?;
+    let mut observers = parts.observers;
+    let handled = parts.resume.map(|r| r.handled).unwrap_or_default();
     // One sender (one nonce manager) shared by both pool venues.
-    let tx = live_sender(cfg, &args, &chain, info.chain_id)?;
+    let mut tx = live_sender(cfg, &args, &chain, info.chain_id)?;
+    if let Some(r) = parts.recorder {
+        tx = tx.with_recorder(r);
+    }
     let (weth, dvt, usd) = (
         Token::new("WETH", 18),
         Token::new("DVT", 18),
@@ -542,6 +561,8 @@ pub async fn run_rebalance(spec: RunSpec, args: ChainArgs) -> Result<RebalanceSu
         balances: Default::default(),
         gas_paid_wei: String::new(),
         tx_hashes: Vec::new(),
+        refused: 0,
+        kill_switch: kill.record().into(),
     };
     let cycles = spec.max_cycles.unwrap_or(u64::MAX);
     let poll = Duration::from_millis(cfg.chain.poll_interval_ms.max(1));
@@ -555,6 +576,16 @@ pub async fn run_rebalance(spec: RunSpec, args: ChainArgs) -> Result<RebalanceSu
         }
         last_block = Some(block.number);
         out.cycles += 1;
+        let now = block.timestamp as i64;
+        if let Some(change) = kill.poll(now) {
+            emit(
+                &mut observers,
+                AuditEvent::KillSwitch {
+                    ts: now,
+                    change: &change,
+                },
+            );
+        }
         let (bal, _) = read(&chain).await?;
         for (k, v) in venues.iter().enumerate() {
             let (rb, rq) = v
@@ -600,34 +631,91 @@ pub async fn run_rebalance(spec: RunSpec, args: ChainArgs) -> Result<RebalanceSu
                 buy: leg.buy.clone(),
                 amount_in: leg.amount_in,
             };
-            let quote = match v.quote(&swap).await {
-                Ok(q) => q,
-                Err(e) => {
-                    tracing::warn!(target: "defai::audit", error = %e, "rebalance quote failed");
-                    out.execution_failures += 1;
-                    continue;
-                }
+            let id = IntentId::new("rebalancer", now, seq as u32);
+            if handled.contains(&id.to_string()) {
+                tracing::warn!(target: "defai::audit", %id, "intent already in the journal: not processed again");
+                continue;
+            }
+            let intent = Intent::Swap(swap.clone());
+            emit(
+                &mut observers,
+                AuditEvent::Intent {
+                    ts: now,
+                    id: &id,
+                    intent: &intent,
+                },
+            );
+            // Selling into the quote token shrinks exposure: the only leg reduce_only allows.
+            let verdict = match kill.allows(leg.buy == usd) {
+                Err(r) => Verdict::Refuse(r),
+                Ok(()) => match v.quote(&swap).await {
+                    Ok(q) => Verdict::Approve {
+                        min_amount_out: q.amount_out * slippage / U256::from(10_000u32),
+                    },
+                    Err(e) => {
+                        Verdict::Refuse(agent_core::Refusal::new("quote_failed", e.to_string()))
+                    }
+                },
+            };
+            emit(
+                &mut observers,
+                AuditEvent::Verdict {
+                    ts: now,
+                    id: &id,
+                    verdict: &verdict,
+                },
+            );
+            let Verdict::Approve { min_amount_out } = verdict else {
+                out.refused += 1;
+                continue;
             };
             let order = Order {
-                id: IntentId::new("rebalancer", block.timestamp as i64, seq as u32),
+                id,
                 swap,
-                min_amount_out: quote.amount_out * slippage / U256::from(10_000u32),
+                min_amount_out,
             };
-            match v.execute(&order, block.timestamp as i64).await {
-                Ok(_) => out.trades += 1,
+            let executed = v.execute(&order, now).await;
+            for e in v.drain_events() {
+                if e.step == "mined"
+                    && let Some(h) = &e.tx_hash
+                {
+                    out.tx_hashes.push(h.clone());
+                }
+                emit(&mut observers, AuditEvent::Venue { ts: now, event: &e });
+            }
+            match executed {
+                Ok(fill) => {
+                    out.trades += 1;
+                    emit(&mut observers, AuditEvent::Fill(&fill));
+                }
                 Err(e) => {
                     tracing::warn!(target: "defai::audit", error = %e, "rebalance leg failed");
                     out.execution_failures += 1;
-                }
-            }
-            for e in v.drain_events() {
-                if e.step == "mined"
-                    && let Some(h) = e.tx_hash
-                {
-                    out.tx_hashes.push(h);
+                    emit(
+                        &mut observers,
+                        AuditEvent::ExecutionFailed {
+                            ts: now,
+                            id: &order.id,
+                            error: &e,
+                        },
+                    );
                 }
             }
         }
+        let (bal, eth) = read(&chain).await?;
+        let book: Vec<(Token, U256)> = tokens
+            .iter()
+            .cloned()
+            .zip(bal)
+            .chain([(Token::new(&cfg.chain.native_symbol, 18), eth)])
+            .collect();
+        emit(
+            &mut observers,
+            AuditEvent::Portfolio {
+                ts: now,
+                balances: &book,
+            },
+        );
     }
     let (bal, eth_end) = read(&chain).await?;
     let holdings: Vec<Holding> = (0..3)
@@ -650,5 +738,6 @@ pub async fn run_rebalance(spec: RunSpec, args: ChainArgs) -> Result<RebalanceSu
         .map(|(t, b)| (t.symbol().to_string(), t.format(b)))
         .collect();
     out.gas_paid_wei = eth_start.saturating_sub(eth_end).to_string();
+    out.kill_switch = kill.record().into();
     Ok(out)
 }

@@ -170,6 +170,8 @@ fn paper_fills_equal_on_chain_swaps_wei_for_wei() {
 
 mod common;
 
+use defai::core::journal::Journal;
+
 /// Starts a devnet at the first of `closes` and a market mover replaying them in the
 /// background; returns the devnet, the stop flag and the mover's task.
 async fn devnet_with_mover(
@@ -1159,6 +1161,8 @@ fn the_rebalancer_restores_its_weights_after_a_price_shock_and_stands_still_when
         "/examples/configs/rebalance-devnet.toml"
     ))
     .unwrap();
+    // One state folder across its runs, as a live agent keeps.
+    let state = dir.path().join("state");
     let run = |text: &str| {
         std::fs::write(&config, text).unwrap();
         let out = defai(
@@ -1171,6 +1175,9 @@ fn the_rebalancer_restores_its_weights_after_a_price_shock_and_stands_still_when
                 "--max-cycles",
                 "1",
                 "--json",
+                "--state",
+                state.to_str().unwrap(),
+                "--no-api",
             ],
             &[("DEFAI_PRIVATE_KEY", &key)],
         );
@@ -1211,6 +1218,7 @@ fn the_rebalancer_restores_its_weights_after_a_price_shock_and_stands_still_when
         hashes.len()
     };
     assert!(receipts(&v) >= 4, "approve + swap per leg");
+    let mut sent: Vec<serde_json::Value> = v["tx_hashes"].as_array().unwrap().clone();
 
     // A price shock: WETH +60 %. The next cycle brings the weights back inside the band.
     rt.block_on(async {
@@ -1232,6 +1240,7 @@ fn the_rebalancer_restores_its_weights_after_a_price_shock_and_stands_still_when
     );
     let weth_w = v["weights"]["WETH"].as_f64().unwrap();
     assert!((weth_w - 0.4).abs() <= 0.05, "{v}");
+    sent.extend(v["tx_hashes"].as_array().unwrap().iter().cloned());
 
     // Another shock, but gas may take only a billionth of a trade: nothing is sent.
     rt.block_on(async {
@@ -1254,6 +1263,47 @@ fn the_rebalancer_restores_its_weights_after_a_price_shock_and_stands_still_when
     assert!(
         v["tracking_error_pct"].as_f64().unwrap() > 5.0,
         "drifted and left alone: {v}"
+    );
+
+    // Halted by the operator while stopped: the next drift is refused leg by leg, nothing sent.
+    let kill = defai(
+        &[
+            "kill",
+            "--state",
+            state.to_str().unwrap(),
+            "--reason",
+            "e2e",
+        ],
+        &[],
+    );
+    assert!(
+        kill.status.success(),
+        "{}",
+        String::from_utf8_lossy(&kill.stderr)
+    );
+    let v = run(&base);
+    assert_eq!(v["kill_switch"]["state"], "halted", "{v}");
+    assert_eq!(v["trades"], 0, "{v}");
+    assert!(v["refused"].as_u64().unwrap() >= 1, "{v}");
+    assert_eq!(v["tx_hashes"].as_array().unwrap().len(), 0);
+
+    // The journal holds every transaction it sent, with its intent, and the refusals.
+    let journal = Journal::open(&state.join("journal.sqlite")).unwrap();
+    journal.verify().unwrap();
+    for h in &sent {
+        let records = journal.explain_tx(h.as_str().unwrap()).unwrap();
+        let kinds: Vec<&str> = records.iter().map(|r| r.kind.as_str()).collect();
+        assert!(
+            kinds.contains(&"intent") && kinds.contains(&"verdict") && kinds.contains(&"fill"),
+            "{h}: {kinds:?}"
+        );
+    }
+    assert!(
+        journal
+            .records()
+            .unwrap()
+            .iter()
+            .any(|r| r.kind == "verdict" && r.body.contains("kill_switch_halted"))
     );
 }
 
