@@ -4,11 +4,12 @@
 //! user depends on one crate:
 //!
 //! - [`core`] (`agent-core`): types, the `Strategy`/`Venue`/`RiskGate` traits, the agent loop;
-//! - [`strategies`]: built-in strategies (`ema_cross`);
-//! - [`connectors`]: market data, the paper venue and its AMM math;
-//! - [`models`]: indicators and (later) local models.
+//! - [`strategies`]: built-in strategies (`ema_cross`, `ml_signal`, `kelly_bettor`, `rebalancer`);
+//! - [`connectors`]: market data, the paper venues, the EVM connector (alloy), the state folder;
+//! - [`models`]: features, the candle `PriceDirection` model, training and calibration.
 //!
-//! [`engine`] wires them together the way the `defai` binary does.
+//! [`engine`] and [`chain`] wire them together the way the `defai` binary does; [`control`] is
+//! the operator board, control API and dashboard.
 
 pub use agent_core as core;
 pub use connectors;
