@@ -305,10 +305,15 @@ pub async fn run_prediction(spec: RunSpec, args: ChainArgs) -> Result<Prediction
     };
 
     let limits = cfg.risk_limits()?;
-    let _state = crate::engine::claim_state(&spec)?;
-    let parts = crate::engine::state_parts(&spec)?;
+    let crate::engine::StateParts {
+        lock: _lock,
+        kill,
+        observers,
+        resume,
+        recorder,
+    } = crate::engine::state_parts(&spec)?;
     let mut tx = live_sender(cfg, &args, &chain, info.chain_id)?;
-    if let Some(r) = parts.recorder {
+    if let Some(r) = recorder {
         // Every step on record before it happens, as for the trading agent.
         tx = tx.with_recorder(r);
     }
@@ -332,15 +337,14 @@ pub async fn run_prediction(spec: RunSpec, args: ChainArgs) -> Result<Prediction
         bet_limits.max_bet = agent_core::amount::units_from_f64(max, collateral.decimals()).ok();
     }
     bet_limits.max_slippage_bps = limits.max_slippage_bps;
-    let kill = crate::engine::kill_switch_for(&spec)?;
     let hashes = Arc::new(std::sync::Mutex::new(Vec::new()));
     let mut agent = PredictionAgent::new(venue, Box::new(strategy), BetGate { limits: bet_limits })
         .with_kill_switch(kill)
         .with_observer(Box::new(crate::engine::TxHashes(hashes.clone())));
-    for o in parts.observers {
+    for o in observers {
         agent = agent.with_observer(o);
     }
-    if let Some(resume) = parts.resume {
+    if let Some(resume) = resume {
         agent = agent.resuming(resume);
     }
     let cycles = spec.max_cycles.unwrap_or(u64::MAX);
@@ -435,14 +439,9 @@ pub struct RebalanceSummary {
 /// `rebalancer` live on the devnet: WETH, DVT and dUSD held at target weights through the
 /// WETH/dUSD and DVT/dUSD pools, one wallet and one nonce manager for both pool venues.
 pub async fn run_rebalance(spec: RunSpec, args: ChainArgs) -> Result<RebalanceSummary, RunError> {
-    use agent_core::{AuditEvent, Intent, IntentId, Observer, Order, Swap, Venue, Verdict};
+    use agent_core::agent::notify as emit;
+    use agent_core::{AuditEvent, Intent, IntentId, Order, Swap, Venue, Verdict};
     use strategies::rebalancer::{Holding, RebalanceConfig, plan, tracking_error, weights};
-
-    fn emit(observers: &mut [Box<dyn Observer>], e: AuditEvent<'_>) {
-        for o in observers.iter_mut() {
-            o.on_audit(&e);
-        }
-    }
 
     let cfg = &spec.config;
     let (info, chain) = live_on_devnet(
@@ -480,14 +479,17 @@ pub async fn run_rebalance(spec: RunSpec, args: ChainArgs) -> Result<RebalanceSu
     let limits = cfg.risk_limits()?;
     // The state folder: journal (every step on record before it happens), kill switch, the
     // intents handled before a restart.
-    let _state = crate::engine::claim_state(&spec)?;
-    let parts = crate::engine::state_parts(&spec)?;
-    let mut kill = crate::engine::kill_switch_for(&spec)?;
-    let mut observers = parts.observers;
-    let handled = parts.resume.map(|r| r.handled).unwrap_or_default();
+    let crate::engine::StateParts {
+        lock: _lock,
+        mut kill,
+        mut observers,
+        resume,
+        recorder,
+    } = crate::engine::state_parts(&spec)?;
+    let handled = resume.map(|r| r.handled).unwrap_or_default();
     // One sender (one nonce manager) shared by both pool venues.
     let mut tx = live_sender(cfg, &args, &chain, info.chain_id)?;
-    if let Some(r) = parts.recorder {
+    if let Some(r) = recorder {
         tx = tx.with_recorder(r);
     }
     let (weth, dvt, usd) = (

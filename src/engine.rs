@@ -480,7 +480,7 @@ pub async fn run_shared(
 
 /// The kill switch latched in the state folder (with its operator-command watcher), or a fresh
 /// in-memory one without a state folder.
-pub(crate) fn kill_switch_for(spec: &RunSpec) -> Result<KillSwitch, RunError> {
+fn kill_switch_for(spec: &RunSpec) -> Result<KillSwitch, RunError> {
     Ok(match &spec.state {
         Some(dir) => {
             let state = StateDir::open(dir)?;
@@ -493,7 +493,7 @@ pub(crate) fn kill_switch_for(spec: &RunSpec) -> Result<KillSwitch, RunError> {
 
 /// Claims the state folder for this run (refused while another agent holds it) and, for a
 /// replay, starts it afresh. Hold the guard for the whole run.
-pub(crate) fn claim_state(spec: &RunSpec) -> Result<Option<connectors::StateLock>, RunError> {
+fn claim_state(spec: &RunSpec) -> Result<Option<connectors::StateLock>, RunError> {
     let Some(dir) = &spec.state else {
         return Ok(None);
     };
@@ -507,7 +507,7 @@ pub(crate) fn claim_state(spec: &RunSpec) -> Result<Option<connectors::StateLock
 
 /// The journal of the state folder (`DIR/journal.sqlite`), when there is one, and what it
 /// says a restart resumes from (nothing for a replay, which starts afresh).
-pub(crate) fn journal_observer(
+fn journal_observer(
     spec: &RunSpec,
 ) -> Result<
     Option<(
@@ -536,16 +536,24 @@ pub(crate) fn journal_observer(
     )))
 }
 
-/// What the state folder gives a run: observers (the journal, the operator board), what a
-/// restart resumes from, and the recorder a sending venue writes its steps through.
+/// What the state folder gives a run: its lock (hold it for the whole run), the latched kill
+/// switch, observers (the journal, the operator board), what a restart resumes from, and the
+/// recorder a sending venue writes its steps through.
 pub(crate) struct StateParts {
+    pub lock: Option<connectors::StateLock>,
+    pub kill: KillSwitch,
     pub observers: Vec<Box<dyn Observer>>,
     pub resume: Option<agent_core::Resume>,
     pub recorder: Option<Arc<dyn agent_core::StepRecorder>>,
 }
 
+/// Claims the state folder, then opens what lives in it: one call per agent run.
 pub(crate) fn state_parts(spec: &RunSpec) -> Result<StateParts, RunError> {
+    // Claimed first: a replay's reset must happen before the switch and journal are read.
+    let lock = claim_state(spec)?;
     let mut parts = StateParts {
+        lock,
+        kill: kill_switch_for(spec)?,
         observers: Vec::new(),
         resume: None,
         recorder: None,
@@ -605,11 +613,15 @@ impl Drive {
         };
         let gate = LimitGate::new(cfg.risk_limits()?);
         let limits_age = gate.limits().max_data_age_s;
-        let _state = claim_state(spec)?;
-        let kill = kill_switch_for(spec)?;
-        let parts = state_parts(spec)?;
+        let StateParts {
+            lock: _lock,
+            kill,
+            observers,
+            resume,
+            recorder,
+        } = state_parts(spec)?;
         let mut venue = venue;
-        if let Some(r) = parts.recorder {
+        if let Some(r) = recorder {
             venue.set_recorder(r);
         }
         let mut agent = Agent::new(pair.clone(), source, venue, strategy, self.portfolio)
@@ -628,10 +640,10 @@ impl Drive {
                 rec: rec.clone(),
             }));
         }
-        for o in parts.observers {
+        for o in observers {
             agent = agent.with_observer(o);
         }
-        if let Some(resume) = parts.resume {
+        if let Some(resume) = resume {
             agent = agent.resuming(resume);
         }
         let hashes = Arc::new(Mutex::new(Vec::new()));

@@ -704,35 +704,14 @@ fn dashboard_in_headless_chromium_shows_the_equity_and_its_kill_button_halts_the
 /// token in both state folders), and `POST /kill` without an agent halts both.
 #[test]
 fn a_fleet_has_one_api_and_kill_without_an_agent_halts_every_agent() {
-    use defai::connectors::evm::{Devnet, DevnetConfig, MarketMover};
-    use std::sync::Arc;
-    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::atomic::Ordering;
 
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap();
+    let rt = common::devnet_rt();
     let closes: Vec<f64> = common::bundled_bars()[20_000..23_000]
         .iter()
         .map(|b| b.close)
         .collect();
-    let stop = Arc::new(AtomicBool::new(false));
-    let (devnet, mover) = rt.block_on(async {
-        let devnet = Devnet::start(DevnetConfig::at_price(closes[0]))
-            .await
-            .unwrap();
-        let mover = MarketMover::new(devnet.info(), devnet.deployer().clone(), 3600)
-            .await
-            .unwrap();
-        let flag = stop.clone();
-        let task = tokio::spawn(async move {
-            mover
-                .replay(&closes, Duration::from_millis(30), &flag)
-                .await
-        });
-        (devnet, task)
-    });
+    let (devnet, stop, mover) = rt.block_on(common::devnet_with_mover(closes, 30));
     let dir = tempfile::tempdir().unwrap();
     let devnet_json = dir.path().join("devnet.json");
     devnet.info().write(&devnet_json).unwrap();

@@ -14,13 +14,7 @@ use defai::connectors::evm::{
 use defai::core::{IntentId, MarketEvent, MarketSource, Order, Pair, Swap, Token, Venue};
 use std::sync::Arc;
 
-fn rt() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap()
-}
+use common::{devnet_rt as rt, devnet_with_mover};
 
 fn pair() -> Pair {
     Pair::new(Token::new("WETH", 18), Token::new("dUSD", USD_DECIMALS))
@@ -171,33 +165,6 @@ fn paper_fills_equal_on_chain_swaps_wei_for_wei() {
 mod common;
 
 use defai::core::journal::Journal;
-
-/// Starts a devnet at the first of `closes` and a market mover replaying them in the
-/// background; returns the devnet, the stop flag and the mover's task.
-async fn devnet_with_mover(
-    closes: Vec<f64>,
-    pause_ms: u64,
-) -> (
-    Devnet,
-    Arc<std::sync::atomic::AtomicBool>,
-    tokio::task::JoinHandle<Result<usize, defai::connectors::evm::EvmError>>,
-) {
-    let devnet = Devnet::start(DevnetConfig::at_price(closes[0]))
-        .await
-        .unwrap();
-    let mover =
-        defai::connectors::evm::MarketMover::new(devnet.info(), devnet.deployer().clone(), 3600)
-            .await
-            .unwrap();
-    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
-    let flag = stop.clone();
-    let task = tokio::spawn(async move {
-        mover
-            .replay(&closes, Duration::from_millis(pause_ms), &flag)
-            .await
-    });
-    (devnet, stop, task)
-}
 
 fn defai(args: &[&str], envs: &[(&str, &str)]) -> std::process::Output {
     let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_defai"));

@@ -10,14 +10,12 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::io::{BufRead, BufReader};
 use std::path::Path;
 use std::process::{Command, Stdio};
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use defai::connectors::evm::alloy::eips::BlockId;
 use defai::connectors::evm::alloy::network::TransactionResponse;
 use defai::connectors::evm::alloy::providers::Provider;
-use defai::connectors::evm::{Devnet, DevnetConfig, MarketMover};
 use defai::core::Token;
 use defai::core::journal::Journal;
 
@@ -87,11 +85,7 @@ fn kill_at(devnet_json: &Path, state: &Path, key: &str, point: &str) {
 
 #[test]
 fn sigkilled_at_every_step_the_live_agent_restarts_without_sending_anything_twice() {
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap();
+    let rt = common::devnet_rt();
     // A choppy stretch of the bundled data: ema_cross(2, 4) crosses every few bars.
     let closes: Vec<f64> = common::bundled_bars()[20_000..24_000]
         .iter()
@@ -100,22 +94,7 @@ fn sigkilled_at_every_step_the_live_agent_restarts_without_sending_anything_twic
     let dir = tempfile::tempdir().unwrap();
     let devnet_json = dir.path().join("devnet.json");
     let state = dir.path().join("state");
-    let stop = Arc::new(AtomicBool::new(false));
-    let (devnet, mover) = rt.block_on(async {
-        let devnet = Devnet::start(DevnetConfig::at_price(closes[0]))
-            .await
-            .unwrap();
-        let mover = MarketMover::new(devnet.info(), devnet.deployer().clone(), 3600)
-            .await
-            .unwrap();
-        let flag = stop.clone();
-        let task = tokio::spawn(async move {
-            mover
-                .replay(&closes, Duration::from_millis(40), &flag)
-                .await
-        });
-        (devnet, task)
-    });
+    let (devnet, stop, mover) = rt.block_on(common::devnet_with_mover(closes, 40));
     devnet.info().write(&devnet_json).unwrap();
     let key = devnet.test_key_hex(0).unwrap();
 
@@ -324,11 +303,7 @@ fn sigkilled_at_every_step_the_live_agent_restarts_without_sending_anything_twic
 /// its settled transactions, so the restarted agent stops adding exposure and says why.
 #[test]
 fn a_balance_changed_behind_the_agents_back_latches_reduce_only_with_the_reason() {
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap();
+    let rt = common::devnet_rt();
     let closes: Vec<f64> = common::bundled_bars()[20_000..21_000]
         .iter()
         .map(|b| b.close)
@@ -336,22 +311,7 @@ fn a_balance_changed_behind_the_agents_back_latches_reduce_only_with_the_reason(
     let dir = tempfile::tempdir().unwrap();
     let devnet_json = dir.path().join("devnet.json");
     let state = dir.path().join("state");
-    let stop = Arc::new(AtomicBool::new(false));
-    let (devnet, mover) = rt.block_on(async {
-        let devnet = Devnet::start(DevnetConfig::at_price(closes[0]))
-            .await
-            .unwrap();
-        let mover = MarketMover::new(devnet.info(), devnet.deployer().clone(), 3600)
-            .await
-            .unwrap();
-        let flag = stop.clone();
-        let task = tokio::spawn(async move {
-            mover
-                .replay(&closes, Duration::from_millis(40), &flag)
-                .await
-        });
-        (devnet, task)
-    });
+    let (devnet, stop, mover) = rt.block_on(common::devnet_with_mover(closes, 40));
     devnet.info().write(&devnet_json).unwrap();
     let key = devnet.test_key_hex(0).unwrap();
     let run = || {

@@ -4,13 +4,10 @@
 mod common;
 
 use std::process::Command;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::Duration;
+use std::sync::atomic::Ordering;
 
 use defai::connectors::evm::alloy::eips::BlockId;
 use defai::connectors::evm::bindings::IERC20;
-use defai::connectors::evm::{Devnet, DevnetConfig, MarketMover};
 use defai::core::Token;
 use defai::core::journal::Journal;
 
@@ -33,31 +30,12 @@ fn config(dir: &std::path::Path, name: &str, key_env: &str, fast: u32, slow: u32
 
 #[test]
 fn two_agents_in_one_process_trade_from_their_own_wallets_into_their_own_journals() {
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap();
+    let rt = common::devnet_rt();
     let closes: Vec<f64> = common::bundled_bars()[20_000..22_000]
         .iter()
         .map(|b| b.close)
         .collect();
-    let stop = Arc::new(AtomicBool::new(false));
-    let (devnet, mover) = rt.block_on(async {
-        let devnet = Devnet::start(DevnetConfig::at_price(closes[0]))
-            .await
-            .unwrap();
-        let mover = MarketMover::new(devnet.info(), devnet.deployer().clone(), 3600)
-            .await
-            .unwrap();
-        let flag = stop.clone();
-        let task = tokio::spawn(async move {
-            mover
-                .replay(&closes, Duration::from_millis(30), &flag)
-                .await
-        });
-        (devnet, task)
-    });
+    let (devnet, stop, mover) = rt.block_on(common::devnet_with_mover(closes, 30));
     let dir = tempfile::tempdir().unwrap();
     let devnet_json = dir.path().join("devnet.json");
     devnet.info().write(&devnet_json).unwrap();

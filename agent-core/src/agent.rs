@@ -202,6 +202,13 @@ impl Default for KillSwitchPolicy {
     }
 }
 
+/// Hands `event` to every observer, in order (the audit stream of any agent loop).
+pub fn notify(observers: &mut [Box<dyn Observer>], event: AuditEvent<'_>) {
+    for o in observers.iter_mut() {
+        o.on_audit(&event);
+    }
+}
+
 /// What the journal says about the agent's previous run: what a restart starts from.
 #[derive(Debug, Clone, Default)]
 pub struct Resume {
@@ -324,9 +331,7 @@ impl<S: MarketSource, V: Venue> Agent<S, V> {
     }
 
     fn emit(observers: &mut [Box<dyn Observer>], e: AuditEvent<'_>) {
-        for o in observers.iter_mut() {
-            o.on_audit(&e);
-        }
+        notify(observers, e);
     }
 
     fn switch_changed(&mut self, ts: i64, change: Option<SwitchChange>) {

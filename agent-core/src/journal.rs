@@ -246,38 +246,40 @@ impl Journal {
         Ok(rec)
     }
 
-    fn rows(&self, sql: &str, arg: Option<&str>) -> Result<Vec<Record>, JournalError> {
+    /// Records matching `filter` (the SQL after `FROM records`), bound to `params`.
+    fn rows<P: rusqlite::Params>(
+        &self,
+        filter: &str,
+        params: P,
+    ) -> Result<Vec<Record>, JournalError> {
         let db = |e: rusqlite::Error| JournalError::Db {
             path: self.path.clone(),
             detail: e.to_string(),
         };
-        let mut stmt = self.conn.prepare(sql).map_err(db)?;
-        let map = |r: &rusqlite::Row<'_>| {
-            Ok(Record {
-                seq: r.get(0)?,
-                ts: r.get(1)?,
-                kind: r.get(2)?,
-                intent_id: r.get(3)?,
-                tx_hash: r.get(4)?,
-                body: r.get(5)?,
-                prev_hash: r.get(6)?,
-                hash: r.get(7)?,
+        let sql = format!(
+            "SELECT seq, ts, kind, intent_id, tx_hash, body, prev_hash, hash FROM records {filter}"
+        );
+        let mut stmt = self.conn.prepare(&sql).map_err(db)?;
+        let rows = stmt
+            .query_map(params, |r| {
+                Ok(Record {
+                    seq: r.get(0)?,
+                    ts: r.get(1)?,
+                    kind: r.get(2)?,
+                    intent_id: r.get(3)?,
+                    tx_hash: r.get(4)?,
+                    body: r.get(5)?,
+                    prev_hash: r.get(6)?,
+                    hash: r.get(7)?,
+                })
             })
-        };
-        let rows = match arg {
-            Some(a) => stmt.query_map([a], map),
-            None => stmt.query_map([], map),
-        }
-        .map_err(db)?;
+            .map_err(db)?;
         rows.collect::<Result<Vec<_>, _>>().map_err(db)
     }
 
     /// Every record, in order.
     pub fn records(&self) -> Result<Vec<Record>, JournalError> {
-        self.rows(
-            "SELECT seq, ts, kind, intent_id, tx_hash, body, prev_hash, hash FROM records ORDER BY seq",
-            None,
-        )
+        self.rows("ORDER BY seq", [])
     }
 
     /// Recomputes the hash chain; names the first record that was altered or follows a gap.
@@ -323,48 +325,19 @@ impl Journal {
     /// the event that raised the intent, then the intent's own records (intent, risk verdict,
     /// transaction steps, fill).
     pub fn explain_tx(&self, tx_hash: &str) -> Result<Vec<Record>, JournalError> {
-        let with_tx = self.rows(
-            "SELECT seq, ts, kind, intent_id, tx_hash, body, prev_hash, hash FROM records WHERE lower(tx_hash) = lower(?1) ORDER BY seq",
-            Some(tx_hash),
-        )?;
+        let with_tx = self.rows("WHERE lower(tx_hash) = lower(?1) ORDER BY seq", [tx_hash])?;
         let Some(intent) = with_tx.iter().find_map(|r| r.intent_id.clone()) else {
             return Ok(with_tx);
         };
-        let own = self.rows(
-            "SELECT seq, ts, kind, intent_id, tx_hash, body, prev_hash, hash FROM records WHERE intent_id = ?1 ORDER BY seq",
-            Some(&intent),
-        )?;
+        let own = self.rows("WHERE intent_id = ?1 ORDER BY seq", [&intent])?;
         let Some(first) = own.first() else {
             return Ok(with_tx);
         };
         // The event's context: written just before its first intent, at the same event time.
-        let db = |e: rusqlite::Error| JournalError::Db {
-            path: self.path.clone(),
-            detail: e.to_string(),
-        };
-        let mut stmt = self
-            .conn
-            .prepare(
-                "SELECT seq, ts, kind, intent_id, tx_hash, body, prev_hash, hash FROM records
-                 WHERE ts = ?1 AND seq < ?2 AND kind IN ('market', 'decision') ORDER BY seq",
-            )
-            .map_err(db)?;
-        let context = stmt
-            .query_map(params![first.ts, first.seq], |r| {
-                Ok(Record {
-                    seq: r.get(0)?,
-                    ts: r.get(1)?,
-                    kind: r.get(2)?,
-                    intent_id: r.get(3)?,
-                    tx_hash: r.get(4)?,
-                    body: r.get(5)?,
-                    prev_hash: r.get(6)?,
-                    hash: r.get(7)?,
-                })
-            })
-            .map_err(db)?
-            .collect::<Result<Vec<_>, _>>()
-            .map_err(db)?;
+        let context = self.rows(
+            "WHERE ts = ?1 AND seq < ?2 AND kind IN ('market', 'decision') ORDER BY seq",
+            params![first.ts, first.seq],
+        )?;
         Ok(context.into_iter().chain(own).collect())
     }
 }
@@ -617,17 +590,19 @@ impl Journal {
             seq: r.seq,
             problem: format!("is not a valid {} record: {what}", r.kind),
         };
+        fn parse<T: serde::de::DeserializeOwned>(r: &Record) -> Result<T, String> {
+            serde_json::from_str(&r.body).map_err(|e| e.to_string())
+        }
         for r in self.rows(
-            "SELECT seq, ts, kind, intent_id, tx_hash, body, prev_hash, hash FROM records WHERE kind IN ('intent', 'tx', 'portfolio', 'restart', 'bet_fill') ORDER BY seq",
-            None,
+            "WHERE kind IN ('intent', 'tx', 'portfolio', 'restart', 'bet_fill') ORDER BY seq",
+            [],
         )? {
             match r.kind.as_str() {
                 "intent" => {
                     if let Some(id) = &r.intent_id {
                         resume.handled.insert(id.clone());
                         if r.body.starts_with('{') {
-                            let body: serde_json::Value = serde_json::from_str(&r.body)
-                                .map_err(|e| corrupt(&r, &e.to_string()))?;
+                            let body: serde_json::Value = parse(&r).map_err(|e| corrupt(&r, &e))?;
                             if let (Some(m), Some(inv)) =
                                 (body["market"].as_str(), body["investment"].as_str())
                             {
@@ -645,8 +620,7 @@ impl Journal {
                     }
                 }
                 "portfolio" => {
-                    let body: BTreeMap<String, String> =
-                        serde_json::from_str(&r.body).map_err(|e| corrupt(&r, &e.to_string()))?;
+                    let body: BTreeMap<String, String> = parse(&r).map_err(|e| corrupt(&r, &e))?;
                     let mut snap = Vec::new();
                     for (sym, amount) in body {
                         let a = amount
@@ -659,8 +633,7 @@ impl Journal {
                     open.retain(|_, o| o.mined_seq.is_none());
                 }
                 "restart" => {
-                    let body: serde_json::Value =
-                        serde_json::from_str(&r.body).map_err(|e| corrupt(&r, &e.to_string()))?;
+                    let body: serde_json::Value = parse(&r).map_err(|e| corrupt(&r, &e))?;
                     for s in body["settled"].as_array().into_iter().flatten() {
                         if let Some(n) = s["nonce"].as_u64() {
                             open.remove(&n);
@@ -668,8 +641,7 @@ impl Journal {
                     }
                 }
                 _ => {
-                    let body: serde_json::Value =
-                        serde_json::from_str(&r.body).map_err(|e| corrupt(&r, &e.to_string()))?;
+                    let body: serde_json::Value = parse(&r).map_err(|e| corrupt(&r, &e))?;
                     let step = body["step"].as_str().unwrap_or("");
                     let label = body["label"].as_str().unwrap_or("").to_string();
                     if step == "signed"

@@ -241,9 +241,7 @@ impl<V: PredictionVenue> PredictionAgent<V> {
     }
 
     fn emit(&mut self, e: AuditEvent<'_>) {
-        for o in self.observers.iter_mut() {
-            o.on_audit(&e);
-        }
+        crate::agent::notify(&mut self.observers, e);
     }
 
     fn venue_events(&mut self, ts: i64) {

@@ -79,3 +79,39 @@ pub fn state_root() -> std::path::PathBuf {
     std::fs::create_dir_all(&dir).unwrap();
     dir
 }
+
+/// The runtime of the devnet tests: two workers, so a market mover runs beside the test.
+pub fn devnet_rt() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap()
+}
+
+/// Starts a devnet at the first of `closes` and a market mover replaying them in the
+/// background, `pause_ms` apart; returns the devnet, the stop flag and the mover's task.
+pub async fn devnet_with_mover(
+    closes: Vec<f64>,
+    pause_ms: u64,
+) -> (
+    defai::connectors::evm::Devnet,
+    Arc<std::sync::atomic::AtomicBool>,
+    tokio::task::JoinHandle<Result<usize, defai::connectors::evm::EvmError>>,
+) {
+    use defai::connectors::evm::{Devnet, DevnetConfig, MarketMover};
+    let devnet = Devnet::start(DevnetConfig::at_price(closes[0]))
+        .await
+        .unwrap();
+    let mover = MarketMover::new(devnet.info(), devnet.deployer().clone(), 3600)
+        .await
+        .unwrap();
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let flag = stop.clone();
+    let task = tokio::spawn(async move {
+        mover
+            .replay(&closes, std::time::Duration::from_millis(pause_ms), &flag)
+            .await
+    });
+    (devnet, stop, task)
+}
