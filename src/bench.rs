@@ -70,6 +70,101 @@ pub async fn throughput(
     Ok(out)
 }
 
+/// The risk gate's cost per intent: pre-check and verdict of one exposure-increasing swap on a
+/// paper pool, with and without the price-impact check (nanoseconds, median of `rounds`).
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct GateBench {
+    pub intents: u64,
+    /// Every default limit, the price-impact check included; a trade within all of them.
+    pub ns_per_intent: f64,
+    /// The same with `max_price_impact_bps` off: the check's own cost is the difference.
+    pub ns_per_intent_without_impact: f64,
+    /// A trade over the impact limit, resized to the largest size within it (closed form plus
+    /// the check with the pool's integer math).
+    pub ns_per_resized_intent: f64,
+}
+
+/// Measures [`GateBench`]: `intents` judgements per round, median of 5 rounds.
+pub fn gate_bench(intents: u64) -> GateBench {
+    use agent_core::{
+        Depth, Intent, IntentId, LimitGate, Pair, Portfolio, Quote, RiskContext, RiskGate,
+        RiskLimits, U256,
+    };
+    let pair = Pair::eth_usdc();
+    let portfolio = Portfolio::with_balances([(pair.quote.clone(), U256::from(10_000_000_000u64))]);
+    let bar = Bar {
+        ts: 1_600_000_000,
+        open: 2000.0,
+        high: 2000.0,
+        low: 2000.0,
+        close: 2000.0,
+        volume: 1.0,
+    };
+    let (rq, rb) = (
+        U256::from(5_000_000_000_000u64),
+        U256::from(2_500u64) * pair.base.one(),
+    );
+    let quote_for = |amount: U256| {
+        let out = agent_core::amm::get_amount_out(amount, rq, rb, 30).expect("pool quotes");
+        Quote {
+            amount_out: out,
+            fee: amount * U256::from(30u8) / U256::from(10_000u32),
+            gas_native: U256::from(2_400_000_000_000_000u64),
+            gas_price_wei: U256::from(20_000_000_000u64),
+            gas_cost: (pair.quote.clone(), U256::from(4_800_000u64)),
+            venue_price: U256::from(2_000_000_000u64),
+            depth: Some(Depth::ConstantProduct {
+                reserve_in: rq,
+                reserve_out: rb,
+                fee_bps: 30,
+            }),
+        }
+    };
+    let run = |limits: RiskLimits, amount: U256| {
+        let intent = Intent::swap(&pair.quote, &pair.base, amount);
+        let quote = quote_for(amount);
+        let id = IntentId::new("bench", bar.ts, 0);
+        let mut rounds: Vec<f64> = (0..5)
+            .map(|_| {
+                let mut gate = LimitGate::new(limits.clone());
+                let started = std::time::Instant::now();
+                for k in 0..intents {
+                    let ctx = RiskContext::new(&pair, &portfolio, &bar, bar.ts + k as i64);
+                    let pre = gate.pre_check(&id, &intent, &ctx);
+                    let verdict = gate.evaluate(&id, &intent, &quote, &ctx);
+                    std::hint::black_box((pre.is_ok(), verdict));
+                }
+                started.elapsed().as_nanos() as f64 / intents.max(1) as f64
+            })
+            .collect();
+        rounds.sort_by(f64::total_cmp);
+        rounds[rounds.len() / 2]
+    };
+    let limits = RiskLimits {
+        max_trades_per_hour: None,
+        ..RiskLimits::default()
+    };
+    let small = U256::from(5_000_000_000u64); // 5,000 USDC: 10 bps of impact
+    GateBench {
+        intents,
+        ns_per_intent: run(limits.clone(), small),
+        ns_per_intent_without_impact: run(
+            RiskLimits {
+                max_price_impact_bps: None,
+                ..limits.clone()
+            },
+            small,
+        ),
+        ns_per_resized_intent: run(
+            RiskLimits {
+                max_price_impact_bps: Some(5),
+                ..limits
+            },
+            small,
+        ),
+    }
+}
+
 /// Figures of the on-chain benchmark.
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct ChainBench {

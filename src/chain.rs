@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use agent_core::{Clock, Pair, Portfolio, Token};
+use agent_core::{Clock, KillMode, Pair, Portfolio, Token};
 use connectors::PaperVenue;
 use connectors::evm::alloy::eips::BlockId;
 use connectors::evm::alloy::primitives::{Address, U256};
@@ -81,7 +81,8 @@ fn live_sender(
     tracing::info!(target: "defai::chain", address = %wallet.address(), chain_id, "live");
     let c = &cfg.chain;
     let policy = TxPolicy {
-        receipt_timeout: Duration::from_secs_f64(c.receipt_timeout_s.max(0.01)),
+        // Validated at load: finite, above 0, at most a day.
+        receipt_timeout: Duration::from_secs_f64(*c.receipt_timeout_s.get_ref()),
         max_replacements: c.max_replacements,
         gas_cap_wei: cfg
             .risk_limits()?
@@ -191,17 +192,17 @@ pub async fn run_chain(spec: RunSpec, args: ChainArgs) -> Result<RunOutput, RunE
                 Token::new(&c.native_symbol, 18),
                 UniswapV2Config {
                     router: target.router,
-                    deadline_s: cfg.venue.deadline_s,
-                    gas_per_swap: c.gas_per_swap,
+                    deadline_s: *cfg.venue.deadline_s.get_ref(),
+                    gas_per_swap: *c.gas_per_swap.get_ref(),
                     chain_id: target.chain_id,
-                    chain_check_every: c.chain_check_every,
+                    chain_check_every: *c.chain_check_every.get_ref(),
                 },
             );
             drive.go(&spec, source, venue).await
         }
         Mode::Paper | Mode::Backtest => {
             let mut paper = cfg.paper_amm()?;
-            paper.gas_per_swap = c.gas_per_swap;
+            paper.gas_per_swap = *c.gas_per_swap.get_ref();
             let venue = PaperVenue::new(pair.clone(), paper);
             let drive = Drive {
                 portfolio: Portfolio::with_balances([(pair.quote.clone(), cfg.starting_quote()?)]),
@@ -293,7 +294,9 @@ pub async fn run_prediction(spec: RunSpec, args: ChainArgs) -> Result<Prediction
     .await?;
 
     let mut params = cfg.strategy_params(&spec.params)?;
-    let kelly = KellyConfig::from_params(&mut params).map_err(strategies::BuildError::from)?;
+    let mut kelly = KellyConfig::from_params(&mut params).map_err(strategies::BuildError::from)?;
+    // The bettor sizes within the gate's price-impact limit.
+    kelly.max_price_impact_bps = cfg.risk_limits()?.max_price_impact_bps;
     let forecasts_path = params
         .string("forecasts", "")
         .map_err(strategies::BuildError::from)?;
@@ -311,6 +314,8 @@ pub async fn run_prediction(spec: RunSpec, args: ChainArgs) -> Result<Prediction
         observers,
         resume,
         recorder,
+        // No loss limits for this kind (their keys are refused), so no baselines to keep.
+        baselines: _,
     } = crate::engine::state_parts(&spec)?;
     let mut tx = live_sender(cfg, &args, &chain, info.chain_id)?;
     if let Some(r) = recorder {
@@ -319,6 +324,10 @@ pub async fn run_prediction(spec: RunSpec, args: ChainArgs) -> Result<Prediction
     }
     let pm = PredictionMarkets::new(tx, info.conditional_tokens, info.fpmm_factory);
     let collateral = Token::new(&cfg.market.quote, cfg.market.quote_decimals);
+    // Every bet limit is scaled by the collateral's decimals: they must be the token's own.
+    for m in &info.markets {
+        check_decimals(&chain, m.collateral, &collateral).await?;
+    }
     let markets: Vec<_> = info
         .markets
         .iter()
@@ -332,14 +341,22 @@ pub async fn run_prediction(spec: RunSpec, args: ChainArgs) -> Result<Prediction
         collateral.clone(),
         kelly.clone(),
     );
-    let mut bet_limits = crate::predict::bet_limits(&kelly, &collateral);
+    let mut bet_limits =
+        crate::predict::bet_limits(&kelly, &collateral).map_err(RunError::Limit)?;
+    // `[risk] max_bet` can only tighten the strategy's own cap.
     if let Some(max) = cfg.max_bet()? {
-        bet_limits.max_bet = agent_core::amount::units_from_f64(max, collateral.decimals()).ok();
+        bet_limits.max_bet = Some(bet_limits.max_bet.map_or(max, |m| m.min(max)));
     }
     bet_limits.max_slippage_bps = limits.max_slippage_bps;
+    bet_limits.max_price_impact_bps = limits.max_price_impact_bps;
     let hashes = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let mut kill = kill;
+    if cfg.kill_switch.start_halted() {
+        kill.trip(KillMode::Halt, "kill_switch.start_halted = true", 0);
+    }
     let mut agent = PredictionAgent::new(venue, Box::new(strategy), BetGate { limits: bet_limits })
         .with_kill_switch(kill)
+        .with_max_consecutive_failures(cfg.kill_policy()?.max_consecutive_failures)
         .with_observer(Box::new(crate::engine::TxHashes(hashes.clone())));
     for o in observers {
         agent = agent.with_observer(o);
@@ -412,6 +429,36 @@ pub async fn run_prediction(spec: RunSpec, args: ChainArgs) -> Result<Prediction
     })
 }
 
+/// The risk verdict on one rebalancing leg, given the venue's quote: the price-impact limit
+/// (resizing down to the largest slice within it) and the slippage guard, failing closed.
+fn leg_verdict(
+    swap: &agent_core::Swap,
+    quote: &agent_core::Quote,
+    pair: &Pair,
+    limits: &agent_core::RiskLimits,
+    reduces: bool,
+) -> agent_core::Verdict {
+    use agent_core::risk::{impact, min_out_for_slippage};
+    use agent_core::{Refusal, Verdict};
+    let cut = match limits.max_price_impact_bps {
+        Some(max) => impact::limit_swap(swap, swap.amount_in, quote, pair, max, reduces),
+        None => Ok(None),
+    };
+    match cut {
+        Err(r) => Verdict::Refuse(r),
+        Ok(Some((amount, reason))) => {
+            impact::resized(swap, amount, quote, limits.max_slippage_bps, reason)
+        }
+        Ok(None) => match min_out_for_slippage(quote.amount_out, limits.max_slippage_bps) {
+            Some(min_amount_out) => Verdict::Approve { min_amount_out },
+            None => Verdict::Refuse(Refusal::new(
+                "bad_limit",
+                format!("max_slippage_bps {} exceeds 10000", limits.max_slippage_bps),
+            )),
+        },
+    }
+}
+
 /// The JSON summary of a live rebalancing run.
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct RebalanceSummary {
@@ -439,7 +486,7 @@ pub struct RebalanceSummary {
 /// `rebalancer` live on the devnet: WETH, DVT and dUSD held at target weights through the
 /// WETH/dUSD and DVT/dUSD pools, one wallet and one nonce manager for both pool venues.
 pub async fn run_rebalance(spec: RunSpec, args: ChainArgs) -> Result<RebalanceSummary, RunError> {
-    use agent_core::agent::notify as emit;
+    use agent_core::agent::AuditStream;
     use agent_core::{AuditEvent, Intent, IntentId, Order, Swap, Venue, Verdict};
     use strategies::rebalancer::{Holding, RebalanceConfig, plan, tracking_error, weights};
 
@@ -482,11 +529,28 @@ pub async fn run_rebalance(spec: RunSpec, args: ChainArgs) -> Result<RebalanceSu
     let crate::engine::StateParts {
         lock: _lock,
         mut kill,
-        mut observers,
+        observers,
         resume,
         recorder,
+        // No loss limits for this kind (their keys are refused), so no baselines to keep.
+        baselines: _,
     } = crate::engine::state_parts(&spec)?;
+    let mut audit = AuditStream::new(observers);
+    // Nothing is sent that is not on record: a journal failure halts (latched) and ends the run.
+    let audit_ok =
+        |audit: &AuditStream, kill: &mut agent_core::KillSwitch, now: i64| match audit.failure() {
+            None => Ok(()),
+            Some(e) => {
+                kill.trip(KillMode::Halt, &format!("journal failure: {e}"), now);
+                Err(RunError::Agent(agent_core::AgentError::Audit(e.clone())))
+            }
+        };
     let handled = resume.map(|r| r.handled).unwrap_or_default();
+    let policy = cfg.kill_policy()?;
+    if cfg.kill_switch.start_halted() {
+        kill.trip(KillMode::Halt, "kill_switch.start_halted = true", 0);
+    }
+    let mut consecutive_failures = 0u32;
     // One sender (one nonce manager) shared by both pool venues.
     let mut tx = live_sender(cfg, &args, &chain, info.chain_id)?;
     if let Some(r) = recorder {
@@ -500,10 +564,10 @@ pub async fn run_rebalance(spec: RunSpec, args: ChainArgs) -> Result<RebalanceSu
     let native = Token::new(&cfg.chain.native_symbol, 18);
     let venue_cfg = UniswapV2Config {
         router: info.router,
-        deadline_s: cfg.venue.deadline_s,
-        gas_per_swap: cfg.chain.gas_per_swap,
+        deadline_s: *cfg.venue.deadline_s.get_ref(),
+        gas_per_swap: *cfg.chain.gas_per_swap.get_ref(),
         chain_id: info.chain_id,
-        chain_check_every: cfg.chain.chain_check_every,
+        chain_check_every: *cfg.chain.chain_check_every.get_ref(),
     };
     let weth_pool = PoolRef::resolve(
         &chain,
@@ -542,7 +606,6 @@ pub async fn run_rebalance(spec: RunSpec, args: ChainArgs) -> Result<RebalanceSu
         }
         Ok((bal, chain.balance(me).await?))
     };
-    let slippage = U256::from(10_000 - limits.max_slippage_bps.min(10_000));
     let (_, eth_start) = read(&chain).await?;
     let mut out = RebalanceSummary {
         mode: spec.mode,
@@ -578,15 +641,13 @@ pub async fn run_rebalance(spec: RunSpec, args: ChainArgs) -> Result<RebalanceSu
         }
         last_block = Some(block.number);
         out.cycles += 1;
+        audit_ok(&audit, &mut kill, block.timestamp as i64)?;
         let now = block.timestamp as i64;
         if let Some(change) = kill.poll(now) {
-            emit(
-                &mut observers,
-                AuditEvent::KillSwitch {
-                    ts: now,
-                    change: &change,
-                },
-            );
+            audit.emit(AuditEvent::KillSwitch {
+                ts: now,
+                change: &change,
+            });
         }
         let (bal, _) = read(&chain).await?;
         for (k, v) in venues.iter().enumerate() {
@@ -607,7 +668,7 @@ pub async fn run_rebalance(spec: RunSpec, args: ChainArgs) -> Result<RebalanceSu
             .collect();
         let fees = tx.market_fees().await?;
         let gas_quote = agent_core::amount::to_f64(
-            U256::from(cfg.chain.gas_per_swap) * U256::from(fees.current_price_wei()),
+            U256::from(*cfg.chain.gas_per_swap.get_ref()) * U256::from(fees.current_price_wei()),
             18,
         ) * prices[0];
         let legs = plan(&holdings, &targets, 2, gas_quote, &rc);
@@ -639,43 +700,45 @@ pub async fn run_rebalance(spec: RunSpec, args: ChainArgs) -> Result<RebalanceSu
                 continue;
             }
             let intent = Intent::Swap(swap.clone());
-            emit(
-                &mut observers,
-                AuditEvent::Intent {
-                    ts: now,
-                    id: &id,
-                    intent: &intent,
-                },
-            );
+            audit.emit(AuditEvent::Intent {
+                ts: now,
+                id: &id,
+                intent: &intent,
+            });
             // Selling into the quote token shrinks exposure: the only leg reduce_only allows.
-            let verdict = match kill.allows(leg.buy == usd) {
+            let reduces = leg.buy == usd;
+            let verdict = match kill.allows(reduces) {
                 Err(r) => Verdict::Refuse(r),
                 Ok(()) => match v.quote(&swap).await {
-                    Ok(q) => Verdict::Approve {
-                        min_amount_out: q.amount_out * slippage / U256::from(10_000u32),
-                    },
+                    Ok(q) => leg_verdict(&swap, &q, &v.pool().pair, &limits, reduces),
                     Err(e) => {
                         Verdict::Refuse(agent_core::Refusal::new("quote_failed", e.to_string()))
                     }
                 },
             };
-            emit(
-                &mut observers,
-                AuditEvent::Verdict {
-                    ts: now,
-                    id: &id,
-                    verdict: &verdict,
-                },
-            );
-            let Verdict::Approve { min_amount_out } = verdict else {
-                out.refused += 1;
-                continue;
+            audit.emit(AuditEvent::Verdict {
+                ts: now,
+                id: &id,
+                verdict: &verdict,
+            });
+            let (amount_in, min_amount_out) = match verdict {
+                Verdict::Approve { min_amount_out } => (swap.amount_in, min_amount_out),
+                Verdict::Resize {
+                    amount_in,
+                    min_amount_out,
+                    ..
+                } => (amount_in, min_amount_out),
+                Verdict::Refuse(_) => {
+                    out.refused += 1;
+                    continue;
+                }
             };
             let order = Order {
                 id,
-                swap,
+                swap: Swap { amount_in, ..swap },
                 min_amount_out,
             };
+            audit_ok(&audit, &mut kill, now)?;
             let executed = v.execute(&order, now).await;
             for e in v.drain_events() {
                 if e.step == "mined"
@@ -683,24 +746,34 @@ pub async fn run_rebalance(spec: RunSpec, args: ChainArgs) -> Result<RebalanceSu
                 {
                     out.tx_hashes.push(h.clone());
                 }
-                emit(&mut observers, AuditEvent::Venue { ts: now, event: &e });
+                audit.emit(AuditEvent::Venue { ts: now, event: &e });
             }
             match executed {
                 Ok(fill) => {
                     out.trades += 1;
-                    emit(&mut observers, AuditEvent::Fill(&fill));
+                    consecutive_failures = 0;
+                    audit.emit(AuditEvent::Fill(&fill));
                 }
                 Err(e) => {
                     tracing::warn!(target: "defai::audit", error = %e, "rebalance leg failed");
                     out.execution_failures += 1;
-                    emit(
-                        &mut observers,
-                        AuditEvent::ExecutionFailed {
-                            ts: now,
-                            id: &order.id,
-                            error: &e,
-                        },
-                    );
+                    consecutive_failures += 1;
+                    audit.emit(AuditEvent::ExecutionFailed {
+                        ts: now,
+                        id: &order.id,
+                        error: &e,
+                    });
+                    if consecutive_failures >= policy.max_consecutive_failures {
+                        let reason = format!(
+                            "{consecutive_failures} consecutive execution failures, last: {e}"
+                        );
+                        if let Some(change) = kill.trip(KillMode::Halt, &reason, now) {
+                            audit.emit(AuditEvent::KillSwitch {
+                                ts: now,
+                                change: &change,
+                            });
+                        }
+                    }
                 }
             }
         }
@@ -711,13 +784,13 @@ pub async fn run_rebalance(spec: RunSpec, args: ChainArgs) -> Result<RebalanceSu
             .zip(bal)
             .chain([(Token::new(&cfg.chain.native_symbol, 18), eth)])
             .collect();
-        emit(
-            &mut observers,
-            AuditEvent::Portfolio {
-                ts: now,
-                balances: &book,
-            },
-        );
+        audit.emit(AuditEvent::Portfolio {
+            ts: now,
+            balances: &book,
+        });
+    }
+    if audit.finish().is_err() {
+        audit_ok(&audit, &mut kill, last_block.unwrap_or(0) as i64)?;
     }
     let (bal, eth_end) = read(&chain).await?;
     let holdings: Vec<Holding> = (0..3)

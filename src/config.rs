@@ -4,8 +4,8 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use agent_core::amount::units_from_f64;
-use agent_core::{KillMode, KillSwitchPolicy, ParamValue, Params, RiskLimits, Token, U256};
+use agent_core::amount::{Rounding, limit_units_from_f64, units_from_f64};
+use agent_core::{KillSwitchPolicy, ParamValue, Params, RiskLimits, Token, U256};
 use connectors::PaperAmmConfig;
 use connectors::evm::DevnetInfo;
 use connectors::evm::alloy::primitives::Address;
@@ -160,7 +160,7 @@ pub struct VenueSection {
     pub depth_quote: Spanned<f64>,
     /// Gas units per swap (default 120,000).
     #[serde(default = "default_gas_per_swap")]
-    pub gas_per_swap: u64,
+    pub gas_per_swap: Spanned<u64>,
     /// Gas price, gwei (default 20).
     #[serde(default = "default_gas_price")]
     pub gas_price_gwei: Spanned<f64>,
@@ -174,11 +174,11 @@ pub struct VenueSection {
     pub quote_token: Option<Spanned<String>>,
     /// Seconds after the latest block a swap stays valid (default 300).
     #[serde(default = "default_deadline")]
-    pub deadline_s: u64,
+    pub deadline_s: Spanned<u64>,
 }
 
-fn default_deadline() -> u64 {
-    300
+fn default_deadline() -> Spanned<u64> {
+    Spanned::new(0..0, 300)
 }
 
 /// `[chain]`: where `defai run` trades.
@@ -199,16 +199,16 @@ pub struct ChainSection {
     pub idle_timeout_s: u64,
     /// Wait this long for a receipt before replacing with bumped fees (default 30 s).
     #[serde(default = "default_receipt_s")]
-    pub receipt_timeout_s: f64,
+    pub receipt_timeout_s: Spanned<f64>,
     /// Replacements at the same nonce before giving up (default 3).
     #[serde(default = "default_replacements")]
     pub max_replacements: u32,
     /// Check the RPC's chain id every N cycles (default 10).
     #[serde(default = "default_chain_check")]
-    pub chain_check_every: u32,
+    pub chain_check_every: Spanned<u32>,
     /// Gas units per swap used in quotes (default 150,000, approval included).
     #[serde(default = "default_chain_gas")]
-    pub gas_per_swap: u64,
+    pub gas_per_swap: Spanned<u64>,
 }
 
 fn default_native() -> String {
@@ -220,17 +220,17 @@ fn default_poll_ms() -> u64 {
 fn default_idle_s() -> u64 {
     120
 }
-fn default_receipt_s() -> f64 {
-    30.0
+fn default_receipt_s() -> Spanned<f64> {
+    Spanned::new(0..0, 30.0)
 }
 fn default_replacements() -> u32 {
     3
 }
-fn default_chain_check() -> u32 {
-    10
+fn default_chain_check() -> Spanned<u32> {
+    Spanned::new(0..0, 10)
 }
-fn default_chain_gas() -> u64 {
-    150_000
+fn default_chain_gas() -> Spanned<u64> {
+    Spanned::new(0..0, 150_000)
 }
 
 impl Default for ChainSection {
@@ -270,8 +270,8 @@ fn default_fee_bps() -> Spanned<u32> {
 fn default_depth() -> Spanned<f64> {
     Spanned::new(0..0, 5_000_000.0)
 }
-fn default_gas_per_swap() -> u64 {
-    120_000
+fn default_gas_per_swap() -> Spanned<u64> {
+    Spanned::new(0..0, 120_000)
 }
 fn default_gas_price() -> Spanned<f64> {
     Spanned::new(0..0, 20.0)
@@ -323,7 +323,8 @@ impl Default for StrategySection {
 }
 
 /// `[risk]` (and `[strategy.risk]`, whose keys override it). Unset keys keep the defaults of
-/// [`RiskLimits`]; see `examples/configs/ema_cross.toml` for every key.
+/// [`RiskLimits`]; see `examples/configs/ema_cross.toml` for every key. Every value keeps its
+/// place in the file, so a value that cannot be honoured is refused naming its key and line.
 #[derive(Debug, Clone, Deserialize, Default)]
 #[serde(deny_unknown_fields)]
 pub struct RiskSection {
@@ -333,37 +334,32 @@ pub struct RiskSection {
     pub max_daily_loss_pct: Option<Spanned<f64>>,
     pub max_drawdown_pct: Option<Spanned<f64>>,
     pub max_slippage_bps: Option<Spanned<u32>>,
+    /// How far a trade's average price (LP fee excluded) may be from the venue's marginal price
+    /// before it, bps (default 100).
+    pub max_price_impact_bps: Option<Spanned<u32>>,
     pub max_gas_price_gwei: Option<Spanned<f64>>,
     pub max_gas_spend_per_day: Option<Spanned<f64>>,
-    pub max_trades_per_hour: Option<u32>,
-    pub min_seconds_between_trades: Option<u32>,
-    pub allowed_tokens: Option<Vec<String>>,
-    pub allowed_contracts: Option<Vec<String>>,
-    pub max_price_deviation_bps: Option<u32>,
-    pub max_data_age_s: Option<u32>,
+    pub max_trades_per_hour: Option<Spanned<u32>>,
+    pub min_seconds_between_trades: Option<Spanned<u32>>,
+    pub allowed_tokens: Option<Spanned<Vec<String>>>,
+    pub allowed_contracts: Option<Spanned<Vec<String>>>,
+    pub max_price_deviation_bps: Option<Spanned<u32>>,
+    pub max_data_age_s: Option<Spanned<u32>>,
     /// Prediction markets: the largest single bet, collateral (whole tokens). The bet gate
     /// refuses anything above it, whatever the strategy asks.
     pub max_bet: Option<Spanned<f64>>,
 }
 
-macro_rules! overlay {
-    ($base:expr, $over:expr, $($f:ident),*) => {
-        RiskSection { $($f: $over.$f.clone().or_else(|| $base.$f.clone()),)* }
-    };
-}
-
-impl RiskSection {
-    /// `self` with every key `over` sets replaced.
-    pub fn overlay(&self, over: &RiskSection) -> RiskSection {
-        overlay!(
-            self,
-            over,
+macro_rules! risk_keys {
+    ($m:ident) => {
+        $m!(
             max_trade_notional,
             max_position_pct,
             max_gross_exposure_pct,
             max_daily_loss_pct,
             max_drawdown_pct,
             max_slippage_bps,
+            max_price_impact_bps,
             max_gas_price_gwei,
             max_gas_spend_per_day,
             max_trades_per_hour,
@@ -374,45 +370,118 @@ impl RiskSection {
             max_data_age_s,
             max_bet
         )
+    };
+}
+
+impl RiskSection {
+    /// `self` with every key `over` sets replaced.
+    pub fn overlay(&self, over: &RiskSection) -> RiskSection {
+        macro_rules! overlay {
+            ($($f:ident),*) => {
+                RiskSection { $($f: over.$f.clone().or_else(|| self.$f.clone()),)* }
+            };
+        }
+        risk_keys!(overlay)
+    }
+
+    /// The keys set, with where each is in the file.
+    fn set_keys(&self) -> Vec<(&'static str, std::ops::Range<usize>)> {
+        macro_rules! set {
+            ($($f:ident),*) => {{
+                let mut v = Vec::new();
+                $(if let Some(x) = &self.$f { v.push((stringify!($f), x.span())); })*
+                v
+            }};
+        }
+        risk_keys!(set)
     }
 }
 
-/// `[kill_switch]`.
-#[derive(Debug, Clone, Deserialize)]
+/// What kind of agent a strategy runs as: which loop, and so which limits it honours.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StrategyKind {
+    /// Trades a pair bar by bar (ema_cross, ml_signal, registered bar strategies): every
+    /// `[risk]` and `[kill_switch]` key but `max_bet`.
+    Bar,
+    /// Bets on prediction markets (kelly_bettor).
+    Prediction,
+    /// Holds target weights (rebalancer).
+    Rebalance,
+}
+
+impl StrategyKind {
+    /// The kind of the strategy named `name`.
+    pub fn of(name: &str) -> Self {
+        match name {
+            "kelly_bettor" => StrategyKind::Prediction,
+            "rebalancer" => StrategyKind::Rebalance,
+            _ => StrategyKind::Bar,
+        }
+    }
+
+    /// Whether this kind's loop enforces `[risk] key`.
+    pub fn honours_risk(self, key: &str) -> bool {
+        match self {
+            StrategyKind::Bar => key != "max_bet",
+            // The transaction sender enforces the gas-price cap for every live kind.
+            StrategyKind::Prediction => matches!(
+                key,
+                "max_slippage_bps" | "max_price_impact_bps" | "max_gas_price_gwei" | "max_bet"
+            ),
+            StrategyKind::Rebalance => matches!(
+                key,
+                "max_slippage_bps" | "max_price_impact_bps" | "max_gas_price_gwei"
+            ),
+        }
+    }
+
+    /// Whether this kind's loop enforces `[kill_switch] key`.
+    pub fn honours_kill_switch(self, key: &str) -> bool {
+        match self {
+            StrategyKind::Bar => true,
+            StrategyKind::Prediction | StrategyKind::Rebalance => {
+                matches!(key, "start_halted" | "max_consecutive_failures")
+            }
+        }
+    }
+}
+
+/// `[kill_switch]`. Each key keeps its place in the file (see [`RiskSection`]).
+#[derive(Debug, Clone, Deserialize, Default)]
 #[serde(deny_unknown_fields)]
 pub struct KillSwitchSection {
     /// Start halted until `defai resume` (default false).
-    #[serde(default)]
-    pub start_halted: bool,
-    /// What a daily-loss or drawdown breach does: halt, reduce_only or flatten (default).
-    #[serde(default = "default_on_breach")]
-    pub on_breach: Spanned<String>,
-    /// Consecutive failed executions that halt the agent (default 3).
-    #[serde(default = "default_failures")]
-    pub max_consecutive_failures: u32,
-    /// Data older than this many × `risk.max_data_age_s` halts the agent (default 3).
-    #[serde(default = "default_stale_multiple")]
-    pub stale_data_multiple: u32,
+    pub start_halted: Option<Spanned<bool>>,
+    /// What a daily-loss or drawdown breach does: halt, reduce_only, flatten (default) or
+    /// flatten_now (ignores the price-impact limit).
+    pub on_breach: Option<Spanned<String>>,
+    /// Consecutive failed executions that halt the agent (default 3, at least 1).
+    pub max_consecutive_failures: Option<Spanned<u32>>,
+    /// Data older than this many × `risk.max_data_age_s` halts the agent (default 3, at least 1).
+    pub stale_data_multiple: Option<Spanned<u32>>,
 }
 
-fn default_on_breach() -> Spanned<String> {
-    Spanned::new(0..0, "flatten".into())
-}
-fn default_failures() -> u32 {
-    3
-}
-fn default_stale_multiple() -> u32 {
-    3
-}
+impl KillSwitchSection {
+    /// `start_halted`, default false.
+    pub fn start_halted(&self) -> bool {
+        self.start_halted.as_ref().is_some_and(|v| *v.get_ref())
+    }
 
-impl Default for KillSwitchSection {
-    fn default() -> Self {
-        Self {
-            start_halted: false,
-            on_breach: default_on_breach(),
-            max_consecutive_failures: default_failures(),
-            stale_data_multiple: default_stale_multiple(),
+    fn set_keys(&self) -> Vec<(&'static str, std::ops::Range<usize>)> {
+        let mut v = Vec::new();
+        if let Some(x) = &self.start_halted {
+            v.push(("start_halted", x.span()));
         }
+        if let Some(x) = &self.on_breach {
+            v.push(("on_breach", x.span()));
+        }
+        if let Some(x) = &self.max_consecutive_failures {
+            v.push(("max_consecutive_failures", x.span()));
+        }
+        if let Some(x) = &self.stale_data_multiple {
+            v.push(("stale_data_multiple", x.span()));
+        }
+        v
     }
 }
 
@@ -530,7 +599,9 @@ impl Config {
         }
         self.starting_quote()?;
         self.paper_amm()?;
+        self.chain_policy()?;
         self.risk_limits()?;
+        self.max_bet()?;
         self.kill_policy()?;
         Ok(())
     }
@@ -576,87 +647,238 @@ impl Config {
         Ok(PaperAmmConfig {
             fee_bps: *v.fee_bps.get_ref(),
             depth_quote: depth,
-            gas_per_swap: v.gas_per_swap,
+            gas_per_swap: *v.gas_per_swap.get_ref(),
             gas_price_wei,
         })
     }
 
-    /// The risk limits: defaults, then `[risk]`, then `[strategy.risk]`, in exact units.
-    pub fn risk_limits(&self) -> Result<RiskLimits, ConfigError> {
-        let r = self.risk.overlay(&self.strategy.risk);
-        let d = RiskLimits::default();
-        let pct = |v: &Option<Spanned<f64>>, key: &str| -> Result<Option<f64>, ConfigError> {
-            match v {
-                None => Ok(None),
-                Some(s) if s.get_ref().is_finite() && *s.get_ref() >= 0.0 => Ok(Some(*s.get_ref())),
-                Some(s) => Err(self.invalid(s.span(), key, "must be a non-negative number")),
-            }
-        };
-        let units = |v: &Option<Spanned<f64>>,
-                     key: &str,
-                     decimals: u8|
-         -> Result<Option<U256>, ConfigError> {
-            v.as_ref()
-                .map(|s| {
-                    units_from_f64(*s.get_ref(), decimals)
-                        .map_err(|e| self.invalid(s.span(), key, e.to_string()))
-                })
-                .transpose()
-        };
-        let max_slippage_bps = match &r.max_slippage_bps {
-            Some(s) if *s.get_ref() > 10_000 => {
+    /// Checks the transaction and venue settings a live run relies on for safety: each is
+    /// refused, naming its key and line, where it would switch a guard off.
+    pub fn chain_policy(&self) -> Result<(), ConfigError> {
+        let c = &self.chain;
+        if *c.chain_check_every.get_ref() == 0 {
+            return Err(self.invalid(
+                c.chain_check_every.span(),
+                "chain.chain_check_every",
+                "must be at least 1 (0 would never re-check the chain id)",
+            ));
+        }
+        let t = *c.receipt_timeout_s.get_ref();
+        if !(t.is_finite() && t > 0.0 && t <= 86_400.0) {
+            return Err(self.invalid(
+                c.receipt_timeout_s.span(),
+                "chain.receipt_timeout_s",
+                "must be a number of seconds above 0 and at most 86400",
+            ));
+        }
+        if !(1..=86_400).contains(self.venue.deadline_s.get_ref()) {
+            return Err(self.invalid(
+                self.venue.deadline_s.span(),
+                "venue.deadline_s",
+                "must be from 1 to 86400 seconds",
+            ));
+        }
+        for (v, key) in [
+            (&c.gas_per_swap, "chain.gas_per_swap"),
+            (&self.venue.gas_per_swap, "venue.gas_per_swap"),
+        ] {
+            if *v.get_ref() == 0 {
                 return Err(self.invalid(
-                    s.span(),
-                    "risk.max_slippage_bps",
-                    "must be at most 10000",
+                    v.span(),
+                    key,
+                    "must be positive (gas limits and budgets are computed from it)",
                 ));
             }
-            Some(s) => *s.get_ref(),
-            None => d.max_slippage_bps,
+        }
+        Ok(())
+    }
+
+    /// The kind of agent the configured strategy runs as.
+    pub fn kind(&self) -> StrategyKind {
+        StrategyKind::of(&self.strategy.name)
+    }
+
+    /// Refuses a `[risk]` or `[kill_switch]` key the configured strategy's kind does not
+    /// enforce: a user must never believe a limit is on when it is not.
+    pub fn check_kind(&self) -> Result<(), ConfigError> {
+        let kind = self.kind();
+        let not_honoured = |section: &str, key: &str, span| {
+            self.invalid(
+                span,
+                &format!("{section}.{key}"),
+                format!(
+                    "is not enforced for `{}` ({kind:?} strategies); remove it rather than believe it is on",
+                    self.strategy.name
+                ),
+            )
         };
+        for (section, risk) in [("risk", &self.risk), ("strategy.risk", &self.strategy.risk)] {
+            for (key, span) in risk.set_keys() {
+                if !kind.honours_risk(key) {
+                    return Err(not_honoured(section, key, span));
+                }
+            }
+        }
+        for (key, span) in self.kill_switch.set_keys() {
+            if !kind.honours_kill_switch(key) {
+                return Err(not_honoured("kill_switch", key, span));
+            }
+        }
+        Ok(())
+    }
+
+    /// The risk limits: defaults, then `[risk]`, then `[strategy.risk]`, in exact units. Every
+    /// value fails closed: a maximum with more decimals than its token rounds down, a value that
+    /// cannot be honoured (negative, out of range, rounding to nothing, not enforced for this
+    /// kind of strategy) is an error naming the key and the line.
+    pub fn risk_limits(&self) -> Result<RiskLimits, ConfigError> {
+        self.check_kind()?;
+        let r = self.risk.overlay(&self.strategy.risk);
+        let d = RiskLimits::default();
+        let pct = |v: &Option<Spanned<f64>>,
+                   key: &str,
+                   max: f64|
+         -> Result<Option<f64>, ConfigError> {
+            match v {
+                None => Ok(None),
+                Some(s) if s.get_ref().is_finite() && (0.0..=max).contains(s.get_ref()) => {
+                    Ok(Some(*s.get_ref()))
+                }
+                Some(s) => {
+                    Err(self.invalid(s.span(), key, format!("must be a number from 0 to {max}")))
+                }
+            }
+        };
+        // A maximum in token units: rounded down, and at least one unit.
+        let max_units = |v: &Option<Spanned<f64>>,
+                         key: &str,
+                         decimals: u8|
+         -> Result<Option<U256>, ConfigError> {
+            v.as_ref()
+                .map(|s| self.max_units(s, key, decimals))
+                .transpose()
+        };
+        let bps = |v: &Option<Spanned<u32>>,
+                   key: &str,
+                   range: std::ops::RangeInclusive<u32>|
+         -> Result<Option<u32>, ConfigError> {
+            match v {
+                Some(s) if !range.contains(s.get_ref()) => Err(self.invalid(
+                    s.span(),
+                    key,
+                    format!("must be from {} to {}", range.start(), range.end()),
+                )),
+                Some(s) => Ok(Some(*s.get_ref())),
+                None => Ok(None),
+            }
+        };
+        let plain = |v: &Option<Spanned<u32>>| v.as_ref().map(|s| *s.get_ref());
+        if let Some(list) = &r.allowed_contracts {
+            for a in list.get_ref() {
+                if a.parse::<Address>().is_err() {
+                    return Err(self.invalid(
+                        list.span(),
+                        "risk.allowed_contracts",
+                        format!("`{a}` is not an address"),
+                    ));
+                }
+            }
+        }
         let qd = self.market.quote_decimals;
         Ok(RiskLimits {
-            max_trade_notional: units(&r.max_trade_notional, "risk.max_trade_notional", qd)?
+            max_trade_notional: max_units(&r.max_trade_notional, "risk.max_trade_notional", qd)?
                 .or(d.max_trade_notional),
-            max_position_pct: pct(&r.max_position_pct, "risk.max_position_pct")?
+            max_position_pct: pct(&r.max_position_pct, "risk.max_position_pct", 100.0)?
                 .unwrap_or(d.max_position_pct),
-            max_gross_exposure_pct: pct(&r.max_gross_exposure_pct, "risk.max_gross_exposure_pct")?
-                .unwrap_or(d.max_gross_exposure_pct),
-            max_daily_loss_pct: pct(&r.max_daily_loss_pct, "risk.max_daily_loss_pct")?
+            max_gross_exposure_pct: pct(
+                &r.max_gross_exposure_pct,
+                "risk.max_gross_exposure_pct",
+                100.0,
+            )?
+            .unwrap_or(d.max_gross_exposure_pct),
+            max_daily_loss_pct: pct(&r.max_daily_loss_pct, "risk.max_daily_loss_pct", 100.0)?
                 .or(d.max_daily_loss_pct),
-            max_drawdown_pct: pct(&r.max_drawdown_pct, "risk.max_drawdown_pct")?
+            max_drawdown_pct: pct(&r.max_drawdown_pct, "risk.max_drawdown_pct", 100.0)?
                 .or(d.max_drawdown_pct),
-            max_slippage_bps,
-            max_gas_price_wei: units(&r.max_gas_price_gwei, "risk.max_gas_price_gwei", 9)?
+            max_slippage_bps: bps(&r.max_slippage_bps, "risk.max_slippage_bps", 0..=10_000)?
+                .unwrap_or(d.max_slippage_bps),
+            max_price_impact_bps: bps(
+                &r.max_price_impact_bps,
+                "risk.max_price_impact_bps",
+                1..=10_000,
+            )?
+            .or(d.max_price_impact_bps),
+            max_gas_price_wei: max_units(&r.max_gas_price_gwei, "risk.max_gas_price_gwei", 9)?
                 .or(d.max_gas_price_wei),
-            max_gas_spend_per_day: units(
+            max_gas_spend_per_day: max_units(
                 &r.max_gas_spend_per_day,
                 "risk.max_gas_spend_per_day",
                 18,
             )?
             .or(d.max_gas_spend_per_day),
-            max_trades_per_hour: r.max_trades_per_hour.or(d.max_trades_per_hour),
-            min_seconds_between_trades: r
-                .min_seconds_between_trades
+            max_trades_per_hour: plain(&r.max_trades_per_hour).or(d.max_trades_per_hour),
+            min_seconds_between_trades: plain(&r.min_seconds_between_trades)
                 .map_or(d.min_seconds_between_trades, i64::from),
-            allowed_tokens: r.allowed_tokens.or(d.allowed_tokens),
-            allowed_contracts: r.allowed_contracts.or(d.allowed_contracts),
-            max_price_deviation_bps: r.max_price_deviation_bps.or(d.max_price_deviation_bps),
-            max_data_age_s: r.max_data_age_s.map(i64::from).or(d.max_data_age_s),
+            allowed_tokens: r
+                .allowed_tokens
+                .map(Spanned::into_inner)
+                .or(d.allowed_tokens),
+            allowed_contracts: r
+                .allowed_contracts
+                .map(Spanned::into_inner)
+                .or(d.allowed_contracts),
+            max_price_deviation_bps: plain(&r.max_price_deviation_bps)
+                .or(d.max_price_deviation_bps),
+            max_data_age_s: plain(&r.max_data_age_s).map(i64::from).or(d.max_data_age_s),
         })
+    }
+
+    /// A configured maximum in units of a token with `decimals`: digits beyond them round down;
+    /// a value that is negative, not finite, too large or below one unit is refused.
+    fn max_units(&self, v: &Spanned<f64>, key: &str, decimals: u8) -> Result<U256, ConfigError> {
+        let units = limit_units_from_f64(*v.get_ref(), decimals, Rounding::Down)
+            .map_err(|e| self.invalid(v.span(), key, e.to_string()))?;
+        if units.is_zero() {
+            return Err(self.invalid(
+                v.span(),
+                key,
+                format!(
+                    "must be at least one unit ({}), or the limit would refuse everything",
+                    agent_core::amount::format_units(U256::from(1u8), decimals)
+                ),
+            ));
+        }
+        Ok(units)
     }
 
     /// The kill switch's automatic behaviour.
     pub fn kill_policy(&self) -> Result<KillSwitchPolicy, ConfigError> {
         let k = &self.kill_switch;
-        let on_breach: KillMode =
-            k.on_breach.get_ref().parse().map_err(|e: String| {
-                self.invalid(k.on_breach.span(), "kill_switch.on_breach", e)
-            })?;
+        let d = KillSwitchPolicy::default();
+        let on_breach = match &k.on_breach {
+            Some(v) => v
+                .get_ref()
+                .parse()
+                .map_err(|e: String| self.invalid(v.span(), "kill_switch.on_breach", e))?,
+            None => d.on_breach,
+        };
+        let at_least_one = |v: &Option<Spanned<u32>>, key: &str, default: u32| match v {
+            Some(s) if *s.get_ref() == 0 => Err(self.invalid(s.span(), key, "must be at least 1")),
+            Some(s) => Ok(*s.get_ref()),
+            None => Ok(default),
+        };
         Ok(KillSwitchPolicy {
             on_breach,
-            max_consecutive_failures: k.max_consecutive_failures.max(1),
-            stale_data_multiple: k.stale_data_multiple.max(1) as i64,
+            max_consecutive_failures: at_least_one(
+                &k.max_consecutive_failures,
+                "kill_switch.max_consecutive_failures",
+                d.max_consecutive_failures,
+            )?,
+            stale_data_multiple: i64::from(at_least_one(
+                &k.stale_data_multiple,
+                "kill_switch.stale_data_multiple",
+                d.stale_data_multiple as u32,
+            )?),
         })
     }
 
@@ -729,16 +951,14 @@ impl Config {
         })
     }
 
-    /// `[risk] max_bet` (with `[strategy.risk]` over it), whole collateral tokens.
-    pub fn max_bet(&self) -> Result<Option<f64>, ConfigError> {
+    /// `[risk] max_bet` (with `[strategy.risk]` over it) in units of the collateral (the
+    /// market's quote token): rounded down, refused when it rounds to nothing.
+    pub fn max_bet(&self) -> Result<Option<U256>, ConfigError> {
         let risk = self.risk.overlay(&self.strategy.risk);
-        match &risk.max_bet {
-            Some(v) if !(v.get_ref().is_finite() && *v.get_ref() > 0.0) => {
-                Err(self.invalid(v.span(), "risk.max_bet", "must be a positive number"))
-            }
-            Some(v) => Ok(Some(*v.get_ref())),
-            None => Ok(None),
-        }
+        risk.max_bet
+            .as_ref()
+            .map(|v| self.max_units(v, "risk.max_bet", self.market.quote_decimals))
+            .transpose()
     }
 
     pub fn data_path(&self) -> Option<PathBuf> {
@@ -787,6 +1007,173 @@ impl Config {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use agent_core::KillMode;
+
+    /// Parses `[section]\nkey = value` (plus `extra` lines first) and returns the limits, or the
+    /// error text.
+    fn limits_of(section: &str, key: &str, value: &str) -> Result<RiskLimits, String> {
+        let text = format!("[{section}]\n{key} = {value}\n");
+        Config::parse(&text, Some(Path::new("odd.toml")))
+            .and_then(|c| c.risk_limits())
+            .map_err(|e| e.to_string())
+    }
+
+    fn refused(section: &str, key: &str, value: &str) {
+        let err = limits_of(section, key, value).expect_err(&format!("{key} = {value} accepted"));
+        assert!(
+            err.contains("odd.toml") && err.contains("line 2") && err.contains(key),
+            "{key} = {value}: the error names the key and the line: {err}"
+        );
+    }
+
+    #[test]
+    fn every_money_limit_rounds_toward_strict_or_is_refused() {
+        // Maxima in token units round down, never up and never to "no limit".
+        let l = limits_of("risk", "max_trade_notional", "2500.1234567").unwrap();
+        assert_eq!(l.max_trade_notional, Some(U256::from(2_500_123_456u64)));
+        let l = limits_of("risk", "max_gas_price_gwei", "1.0000000009").unwrap();
+        assert_eq!(l.max_gas_price_wei, Some(U256::from(1_000_000_000u64)));
+        let l = limits_of("risk", "max_gas_spend_per_day", "0.0100000000000000001").unwrap();
+        assert_eq!(
+            l.max_gas_spend_per_day,
+            Some(U256::from(10_000_000_000_000_000u64))
+        );
+        for key in [
+            "max_trade_notional",
+            "max_gas_price_gwei",
+            "max_gas_spend_per_day",
+        ] {
+            refused("risk", key, "0.0"); // zero: would refuse everything; say so
+            refused("risk", key, "1e-30"); // tiny: rounds to nothing
+            refused("risk", key, "1e300"); // huge: not representable
+            refused("risk", key, "-1.0");
+            refused("risk", key, "nan");
+            refused("strategy.risk", key, "-1.0");
+        }
+    }
+
+    #[test]
+    fn every_percentage_and_bps_limit_is_range_checked() {
+        for key in [
+            "max_position_pct",
+            "max_gross_exposure_pct",
+            "max_daily_loss_pct",
+            "max_drawdown_pct",
+        ] {
+            refused("risk", key, "100.5"); // a loss limit over 100 % never trips
+            refused("risk", key, "-1.0");
+            refused("risk", key, "inf");
+            let l = limits_of("risk", key, "0.0").unwrap();
+            let zero = match key {
+                "max_position_pct" => Some(l.max_position_pct),
+                "max_gross_exposure_pct" => Some(l.max_gross_exposure_pct),
+                "max_daily_loss_pct" => l.max_daily_loss_pct,
+                _ => l.max_drawdown_pct,
+            };
+            assert_eq!(zero, Some(0.0), "{key} = 0 stays on at its strictest");
+        }
+        refused("risk", "max_slippage_bps", "10001");
+        refused("risk", "max_price_impact_bps", "0");
+        refused("risk", "max_price_impact_bps", "10001");
+        let l = limits_of("risk", "max_price_impact_bps", "25").unwrap();
+        assert_eq!(l.max_price_impact_bps, Some(25));
+        assert_eq!(
+            RiskLimits::default().max_price_impact_bps,
+            Some(100),
+            "on by default"
+        );
+        // Counts and ages are integers: a negative or fractional value is a type error.
+        for key in [
+            "max_trades_per_hour",
+            "min_seconds_between_trades",
+            "max_price_deviation_bps",
+            "max_data_age_s",
+        ] {
+            refused("risk", key, "-1");
+            refused("risk", key, "1.5");
+            let zero = limits_of("risk", key, "0").unwrap();
+            let on = match key {
+                "max_trades_per_hour" => zero.max_trades_per_hour == Some(0),
+                "min_seconds_between_trades" => zero.min_seconds_between_trades == 0,
+                "max_price_deviation_bps" => zero.max_price_deviation_bps == Some(0),
+                _ => zero.max_data_age_s == Some(0),
+            };
+            assert!(on, "{key} = 0 is kept as the strictest value");
+        }
+        refused("risk", "allowed_contracts", "[\"0x12\"]");
+        refused("risk", "allowed_tokens", "\"ETH\"");
+    }
+
+    #[test]
+    fn kill_switch_and_chain_safety_values_are_refused_not_clamped() {
+        refused("kill_switch", "max_consecutive_failures", "0");
+        refused("kill_switch", "stale_data_multiple", "0");
+        refused("kill_switch", "on_breach", "\"later\"");
+        refused("chain", "chain_check_every", "0");
+        refused("chain", "receipt_timeout_s", "0.0");
+        refused("chain", "receipt_timeout_s", "inf");
+        refused("venue", "deadline_s", "0");
+        refused("chain", "gas_per_swap", "0");
+        refused("venue", "gas_per_swap", "0");
+        let cfg = Config::parse("[kill_switch]\non_breach = \"flatten_now\"\n", None).unwrap();
+        assert_eq!(cfg.kill_policy().unwrap().on_breach, KillMode::FlattenNow);
+    }
+
+    #[test]
+    fn max_bet_rounds_down_to_the_collateral_and_never_switches_off() {
+        let bet = |v: &str| {
+            Config::parse(
+                &format!("[strategy]\nname = \"kelly_bettor\"\n[risk]\nmax_bet = {v}\n"),
+                Some(Path::new("odd.toml")),
+            )
+            .and_then(|c| c.max_bet())
+            .map_err(|e| e.to_string())
+        };
+        // 7 decimals for 6-decimal collateral: the cap stays on, rounded down.
+        assert_eq!(bet("5.1234567").unwrap(), Some(U256::from(5_123_456u64)));
+        for v in ["0.0000001", "0.0", "-5.0", "1e300", "nan"] {
+            let err = bet(v).expect_err(v);
+            assert!(
+                err.contains("line 4") && err.contains("max_bet"),
+                "{v}: {err}"
+            );
+        }
+    }
+
+    #[test]
+    fn keys_a_strategy_kind_does_not_enforce_are_errors() {
+        let check = |text: &str| {
+            Config::parse(text, Some(Path::new("kind.toml")))
+                .map(|_| ())
+                .map_err(|e| e.to_string())
+        };
+        for (kind, key) in [
+            ("kelly_bettor", "max_drawdown_pct = 10.0"),
+            ("kelly_bettor", "max_trades_per_hour = 5"),
+            ("kelly_bettor", "allowed_tokens = [\"dUSD\"]"),
+            ("rebalancer", "max_daily_loss_pct = 5.0"),
+            ("rebalancer", "max_bet = 5.0"),
+            ("ema_cross", "max_bet = 5.0"),
+        ] {
+            let err =
+                check(&format!("[strategy]\nname = \"{kind}\"\n[risk]\n{key}\n")).expect_err(key);
+            assert!(
+                err.contains("kind.toml line 4") && err.contains("not enforced"),
+                "{kind} {key}: {err}"
+            );
+        }
+        for key in ["on_breach = \"halt\"", "stale_data_multiple = 2"] {
+            let err = check(&format!(
+                "[strategy]\nname = \"rebalancer\"\n[kill_switch]\n{key}\n"
+            ))
+            .expect_err(key);
+            assert!(err.contains("kill_switch."), "{err}");
+        }
+        // What each kind enforces is accepted.
+        check("[strategy]\nname = \"kelly_bettor\"\n[risk]\nmax_bet = 5.0\nmax_price_impact_bps = 50\n[kill_switch]\nstart_halted = true\nmax_consecutive_failures = 2\n").unwrap();
+        check("[strategy]\nname = \"rebalancer\"\n[risk]\nmax_slippage_bps = 50\nmax_gas_price_gwei = 5.0\n").unwrap();
+        check("[risk]\nmax_drawdown_pct = 10.0\n[kill_switch]\non_breach = \"halt\"\n").unwrap();
+    }
 
     #[test]
     fn documented_keys_parse() {

@@ -3,6 +3,7 @@
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
+use agent_core::agent::AuditError;
 use agent_core::{
     Agent, AgentError, AgentReport, AuditEvent, Bar, BarReplay, Clock, KillSwitch, LimitGate,
     MarketEvent, MarketSource, Observer, Pair, Portfolio, SourceError, Strategy, SwitchRecord,
@@ -43,6 +44,9 @@ pub enum RunError {
     Chain(#[from] connectors::evm::EvmError),
     #[error(transparent)]
     Journal(#[from] agent_core::journal::JournalError),
+    /// A limit that cannot be honoured (it names the key).
+    #[error("{0}")]
+    Limit(String),
 }
 
 /// Loads the configured data: `override_path`, else `market.data`, else the bundled series.
@@ -95,8 +99,10 @@ struct Recorder {
 }
 
 impl Observer for Recorder {
-    fn on_audit(&mut self, event: &AuditEvent<'_>) {
-        let Ok(mut rec) = self.rec.lock() else { return };
+    fn on_audit(&mut self, event: &AuditEvent<'_>) -> Result<(), AuditError> {
+        let Ok(mut rec) = self.rec.lock() else {
+            return Ok(());
+        };
         match event {
             AuditEvent::Mark { ts, price, equity } => rec.marks.push((*ts, *price, *equity)),
             AuditEvent::Fill(f) => {
@@ -127,6 +133,7 @@ impl Observer for Recorder {
             }
             _ => {}
         }
+        Ok(())
     }
 }
 
@@ -134,13 +141,14 @@ impl Observer for Recorder {
 struct Progress(indicatif::ProgressBar, u64);
 
 impl Observer for Progress {
-    fn on_audit(&mut self, event: &AuditEvent<'_>) {
+    fn on_audit(&mut self, event: &AuditEvent<'_>) -> Result<(), AuditError> {
         if let AuditEvent::Mark { .. } = event {
             self.1 += 1;
             if self.1.is_multiple_of(4096) {
                 self.0.inc(4096);
             }
         }
+        Ok(())
     }
 }
 
@@ -545,6 +553,12 @@ pub(crate) struct StateParts {
     pub observers: Vec<Box<dyn Observer>>,
     pub resume: Option<agent_core::Resume>,
     pub recorder: Option<Arc<dyn agent_core::StepRecorder>>,
+    /// Where a resuming run keeps the risk gate's loss and rate baselines, and what the last
+    /// run saved there (none for a replay, which starts afresh).
+    pub baselines: Option<(
+        connectors::FileBaselineStore,
+        Option<agent_core::RiskBaselines>,
+    )>,
 }
 
 /// Claims the state folder, then opens what lives in it: one call per agent run.
@@ -557,7 +571,12 @@ pub(crate) fn state_parts(spec: &RunSpec) -> Result<StateParts, RunError> {
         observers: Vec::new(),
         resume: None,
         recorder: None,
+        baselines: None,
     };
+    if let (Some(dir), false) = (&spec.state, spec.fresh_state) {
+        let state = StateDir::open(dir)?;
+        parts.baselines = Some((state.baseline_store(), state.load_baselines()?));
+    }
     if let Some((mut j, resume)) = journal_observer(spec)? {
         parts.recorder = Some(j.recorder());
         parts.resume = resume;
@@ -573,13 +592,14 @@ pub(crate) fn state_parts(spec: &RunSpec) -> Result<StateParts, RunError> {
 pub(crate) struct TxHashes(pub(crate) Arc<Mutex<Vec<String>>>);
 
 impl Observer for TxHashes {
-    fn on_audit(&mut self, event: &AuditEvent<'_>) {
+    fn on_audit(&mut self, event: &AuditEvent<'_>) -> Result<(), AuditError> {
         if let AuditEvent::Venue { event, .. } = event
             && event.step == "mined"
             && let (Some(h), Ok(mut v)) = (&event.tx_hash, self.0.lock())
         {
             v.push(h.clone());
         }
+        Ok(())
     }
 }
 
@@ -619,6 +639,7 @@ impl Drive {
             observers,
             resume,
             recorder,
+            baselines,
         } = state_parts(spec)?;
         let mut venue = venue;
         if let Some(r) = recorder {
@@ -628,8 +649,11 @@ impl Drive {
             .with_gate(Box::new(gate))
             .with_kill_switch(kill, cfg.kill_policy()?, limits_age)
             .with_clock(self.clock);
-        if cfg.kill_switch.start_halted {
+        if cfg.kill_switch.start_halted() {
             agent = agent.start_halted("kill_switch.start_halted = true");
+        }
+        if let Some((store, saved)) = baselines {
+            agent = agent.with_baselines(Box::new(store), saved);
         }
         let recording = spec
             .record

@@ -154,8 +154,9 @@ enum Command {
         /// The agent's state folder (its `--state`).
         #[arg(long)]
         state: PathBuf,
-        /// halt (nothing passes), reduce_only (only exposure-reducing intents), or flatten
-        /// (unwind to quote, then halt).
+        /// halt (nothing passes), reduce_only (only exposure-reducing intents), flatten
+        /// (unwind to quote within the price-impact limit, a slice per cycle, then halt) or
+        /// flatten_now (the same unwind ignoring the price-impact limit).
         #[arg(long, default_value = "halt")]
         mode: KillMode,
         /// Why: recorded with the switch state.
@@ -959,6 +960,7 @@ async fn bench(bars: usize, runs: usize, json: bool) -> Result<()> {
     }
     let series = engine::load_data(&Config::default(), None, false)?;
     let results = defai::bench::throughput(&series, bars, runs).await?;
+    let gate = defai::bench::gate_bench(1_000_000);
     let mut rates: Vec<f64> = results.iter().map(|r| r.bars_per_s).collect();
     rates.sort_by(f64::total_cmp);
     let best = rates.last().copied().unwrap_or(0.0);
@@ -967,7 +969,7 @@ async fn bench(bars: usize, runs: usize, json: bool) -> Result<()> {
         println!(
             "{}",
             serde_json::json!({"bench": "backtest_throughput", "strategy": "ema_cross", "runs": results,
-                "best_bars_per_s": best, "median_bars_per_s": median})
+                "best_bars_per_s": best, "median_bars_per_s": median, "gate": gate})
         );
     } else {
         let r = &results[0];
@@ -989,6 +991,10 @@ async fn bench(bars: usize, runs: usize, json: bool) -> Result<()> {
             "best {:.2} M bars/s, median {:.2} M bars/s",
             best / 1e6,
             median / 1e6
+        );
+        println!(
+            "risk gate per intent: {:.0} ns (price-impact check included; {:.0} ns without it), {:.0} ns when resized to the impact limit",
+            gate.ns_per_intent, gate.ns_per_intent_without_impact, gate.ns_per_resized_intent
         );
     }
     Ok(())

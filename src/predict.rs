@@ -1,20 +1,51 @@
 //! Prediction-market runs: the offline evaluation on generated markets (paper FPMM) and its
 //! benchmark.
 
-use agent_core::amount::units_from_f64;
+use agent_core::amount::{Rounding, limit_units_from_f64};
 use agent_core::{BetGate, BetLimits, PredictionAgent, Token};
 use connectors::paper_fpmm::{Evaluation, GenConfig, PaperFpmmVenue};
 use models::calibration::FeatureProbability;
 use strategies::{KellyBettor, KellyConfig};
 
-/// Bet limits matching a Kelly config (the gate enforces what the strategy promised).
-pub fn bet_limits(cfg: &KellyConfig, collateral: &Token) -> BetLimits {
+/// Bet limits matching a Kelly config (the gate enforces what the strategy promised), in exact
+/// collateral units and failing closed: the maxima round down, the floor rounds up, and a value
+/// that cannot be represented is an error naming the parameter, never a limit switched off.
+pub fn bet_limits(cfg: &KellyConfig, collateral: &Token) -> Result<BetLimits, String> {
     let d = collateral.decimals();
-    BetLimits {
-        max_bet: units_from_f64(cfg.max_bet, d).ok(),
-        floor_balance: units_from_f64(cfg.floor_balance, d).unwrap_or_default(),
-        max_market_exposure: units_from_f64(cfg.max_market_exposure, d).ok(),
+    let units = |v: f64, key: &str, rounding: Rounding| {
+        limit_units_from_f64(v, d, rounding).map_err(|e| {
+            format!("strategy.params.{key}: {e} (collateral {collateral}, {d} decimals)")
+        })
+    };
+    let max_bet = units(cfg.max_bet, "max_bet", Rounding::Down)?;
+    let max_market_exposure = units(
+        cfg.max_market_exposure,
+        "max_market_exposure",
+        Rounding::Down,
+    )?;
+    for (v, key) in [
+        (max_bet, "max_bet"),
+        (max_market_exposure, "max_market_exposure"),
+    ] {
+        if v.is_zero() {
+            return Err(format!(
+                "strategy.params.{key}: rounds to zero units of {collateral} ({d} decimals)"
+            ));
+        }
+    }
+    Ok(BetLimits {
+        max_bet: Some(max_bet),
+        floor_balance: units(cfg.floor_balance, "floor_balance", Rounding::Up)?,
+        max_market_exposure: Some(max_market_exposure),
         max_slippage_bps: 100,
+        max_price_impact_bps: cfg.max_price_impact_bps,
+    })
+}
+
+fn venue_err(e: agent_core::AgentError) -> agent_core::VenueError {
+    match e {
+        agent_core::AgentError::Venue(v) => v,
+        other => agent_core::VenueError::Rejected(other.to_string()),
     }
 }
 
@@ -33,14 +64,14 @@ pub async fn evaluate(
         kelly.clone(),
     );
     let gate = BetGate {
-        limits: bet_limits(kelly, &usd),
+        limits: bet_limits(kelly, &usd).map_err(agent_core::VenueError::Rejected)?,
     };
     let mut agent = PredictionAgent::new(venue, Box::new(strategy), gate);
     let started = std::time::Instant::now();
     let mut cycles = 0u64;
     loop {
         let now = agent.venue_mut().now();
-        agent.cycle(now).await?;
+        agent.cycle(now).await.map_err(venue_err)?;
         cycles += 1;
         if agent.venue_mut().all_resolved() && cycles > 1 {
             // One more cycle has redeemed everything.
@@ -49,7 +80,7 @@ pub async fn evaluate(
         agent.venue_mut().advance();
     }
     let cycles_per_s = cycles as f64 / started.elapsed().as_secs_f64();
-    let (report, _, venue) = agent.finish_keep_venue().await?;
+    let (report, _, venue) = agent.finish_keep_venue().await.map_err(venue_err)?;
     let eval = Evaluation::summarize(
         &venue,
         report.start_collateral,

@@ -273,11 +273,21 @@ fn ema_cross_trades_live_against_the_market_mover_and_books_exactly_what_the_cha
         let chain = devnet.chain();
         let hashes = v["tx_hashes"].as_array().unwrap();
         assert!(hashes.len() as u64 >= trades);
+        // A swap that lost a race with the market mover after its simulation is mined as a
+        // revert (amountOutMin held): each such one is a slippage failure of the run, already
+        // checked above; anything else mined must have succeeded.
+        let mut reverted = 0;
         for h in hashes {
             let hash = h.as_str().unwrap().parse().unwrap();
             let receipt = chain.receipt(hash).await.unwrap().expect("mined");
-            assert!(receipt.status(), "{h} reverted");
+            if !receipt.status() {
+                reverted += 1;
+            }
         }
+        assert!(
+            reverted <= v["execution_failures"].as_u64().unwrap(),
+            "{reverted} reverted transactions, more than the slippage failures: {v}"
+        );
         // The agent's portfolio equals the chain's balances exactly.
         let me = devnet.info().accounts[0];
         let bal = |t| async move {

@@ -247,7 +247,10 @@ type Seen = (String, f64, Option<String>);
 #[derive(Clone, Default)]
 struct Decisions(Arc<Mutex<Vec<Seen>>>);
 impl defai::core::Observer for Decisions {
-    fn on_audit(&mut self, e: &defai::core::AuditEvent<'_>) {
+    fn on_audit(
+        &mut self,
+        e: &defai::core::AuditEvent<'_>,
+    ) -> Result<(), defai::core::agent::AuditError> {
         if let defai::core::AuditEvent::Decision { decision, .. } = e {
             self.0.lock().unwrap().push((
                 decision.model.clone(),
@@ -255,6 +258,7 @@ impl defai::core::Observer for Decisions {
                 decision.features.clone(),
             ));
         }
+        Ok(())
     }
 }
 

@@ -2,7 +2,9 @@
 
 use defai::connectors::paper_fpmm::{GenConfig, PaperFpmmVenue};
 use defai::core::prediction::{BettingStrategy, MarketView};
-use defai::core::{Bet, BetGate, BetLimits, PredictionAgent, StrategyError, Token, U256};
+use defai::core::{
+    Bet, BetGate, BetLimits, PredictionAgent, PredictionVenue, StrategyError, Token, U256,
+};
 use defai::strategies::KellyConfig;
 
 fn rt() -> tokio::runtime::Runtime {
@@ -116,6 +118,41 @@ fn a_bet_beyond_max_bet_is_refused_by_the_gate_and_nothing_is_bought() {
 }
 
 #[test]
+fn a_bet_that_moves_the_outcome_price_past_the_impact_limit_is_refused() {
+    let rt = rt();
+    let usd = Token::new("dUSD", 6);
+    let venue = PaperFpmmVenue::generated(
+        4,
+        &GenConfig {
+            markets: 5,
+            ..GenConfig::default()
+        },
+        usd,
+        10_000.0,
+    );
+    // 500 a bet on the generated markets: far past 100 bps of price impact; on today's main
+    // every one of them was approved and filled.
+    let mut agent = PredictionAgent::new(venue, Box::new(BigBettor), BetGate::default());
+    let markets = rt.block_on(agent.venue_mut().markets()).unwrap();
+    rt.block_on(agent.cycle(0)).unwrap();
+    let (report, _) = rt.block_on(agent.finish()).unwrap();
+    assert_eq!(report.bets.len(), 0, "{:?}", report.bets);
+    assert_eq!(report.risk.refused_by_reason.get("price_impact"), Some(&5));
+    // And each was indeed over the limit on its market, by the contract's own math.
+    for m in markets.iter().filter(|m| !m.resolved) {
+        let (ok, bps) = defai::core::risk::impact::bet_impact(
+            U256::from(500_000_000u64),
+            0,
+            &m.pool,
+            m.fee,
+            100,
+        )
+        .unwrap();
+        assert!(!ok && bps > U256::from(100u32), "{bps}");
+    }
+}
+
+#[test]
 fn the_floor_balance_and_per_market_exposure_hold() {
     let rt = rt();
     let usd = Token::new("dUSD", 6);
@@ -129,9 +166,11 @@ fn the_floor_balance_and_per_market_exposure_hold() {
         1_200.0,
     );
     // 500 a bet, floor 100: two bets fit (1,200 → 700 → 200), the third would leave 200 − 500.
+    // The floor is under test here, not the price impact of a 500 bet.
     let gate = BetGate {
         limits: BetLimits {
             floor_balance: U256::from(100_000_000u64),
+            max_price_impact_bps: None,
             ..BetLimits::default()
         },
     };
@@ -165,6 +204,7 @@ fn a_restart_from_the_journal_neither_repeats_a_bet_nor_exceeds_a_market_exposur
     let gate = || BetGate {
         limits: BetLimits {
             max_market_exposure: Some(U256::from(600_000_000u64)),
+            max_price_impact_bps: None,
             ..BetLimits::default()
         },
     };

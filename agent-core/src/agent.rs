@@ -12,7 +12,7 @@ use crate::kill_switch::{KillMode, KillSwitch, SwitchChange, SwitchRecord, Switc
 use crate::market::{Bar, BarFault, MarketEvent, Pair};
 use crate::metrics::PerformanceTracker;
 use crate::portfolio::{Portfolio, PortfolioError};
-use crate::risk::{LimitGate, Refusal, RiskContext, RiskGate, Verdict};
+use crate::risk::{LimitGate, Refusal, RiskBaselines, RiskContext, RiskGate, Verdict};
 use crate::source::{MarketSource, SourceError};
 use crate::strategy::{Context, Decision, Strategy, StrategyError};
 use crate::venue::{SettledTx, Settlement, UnsettledTx, Venue, VenueError, VenueEvent};
@@ -80,9 +80,24 @@ pub enum AuditEvent<'a> {
     Mark { ts: i64, price: f64, equity: f64 },
 }
 
+/// Why an observer could not take an event: for the journal, the record is not on disk.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct AuditError(pub String);
+
 /// Receives the audit stream (progress bars, recorders, journals).
+///
+/// An observer the agent relies on (the journal) returns an error when it could not take an
+/// event: the agent then sends nothing more — its kill switch goes `halted`, latched, with the
+/// reason — and the run ends with [`AgentError::Audit`]. Observers that only report (progress,
+/// dashboard) return `Ok(())` whatever happens to them.
 pub trait Observer: Send {
-    fn on_audit(&mut self, event: &AuditEvent<'_>);
+    fn on_audit(&mut self, event: &AuditEvent<'_>) -> Result<(), AuditError>;
+
+    /// The run is over: make everything taken durable (a journal commits its last batch).
+    fn finish(&mut self) -> Result<(), AuditError> {
+        Ok(())
+    }
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -97,6 +112,17 @@ pub enum AgentError {
     /// The venue could not report the balances the agent starts from.
     #[error("venue balances: {0}")]
     Balances(VenueError),
+    /// A venue read failed (prediction markets: markets, quotes, balances).
+    #[error("venue: {0}")]
+    Venue(#[from] VenueError),
+    /// The journal (or another observer the agent relies on) could not record: the kill switch
+    /// is halted and nothing more was sent.
+    #[error("journal write failed, agent halted: {0}")]
+    Audit(AuditError),
+    /// The risk gate's loss and rate baselines could not be saved or restored: a restart would
+    /// measure the loss limits from the wrong place, so the agent halts.
+    #[error("risk baselines: {0}")]
+    Baselines(String),
 }
 
 /// Counts of what the risk gate decided.
@@ -106,6 +132,9 @@ pub struct RiskCounts {
     pub resized: u64,
     pub refused: u64,
     pub refused_by_reason: BTreeMap<&'static str, u64>,
+    /// Exposure-reducing intents (a flatten's included) cut to the price-impact limit's slice:
+    /// the rest is sold in later cycles.
+    pub partial_unwinds: u64,
 }
 
 /// What a run did, in exact units where it is money.
@@ -174,7 +203,7 @@ fn usable_price(bar: &Bar, last: Option<&Bar>, quote_decimals: u8) -> Result<U25
     })
 }
 
-fn wall_clock_s() -> i64 {
+pub(crate) fn wall_clock_s() -> i64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_secs() as i64)
@@ -202,10 +231,68 @@ impl Default for KillSwitchPolicy {
     }
 }
 
-/// Hands `event` to every observer, in order (the audit stream of any agent loop).
-pub fn notify(observers: &mut [Box<dyn Observer>], event: AuditEvent<'_>) {
+/// Hands `event` to every observer, in order (the audit stream of any agent loop). Every
+/// observer sees it even when one fails; the first failure is returned.
+pub fn notify(
+    observers: &mut [Box<dyn Observer>],
+    event: AuditEvent<'_>,
+) -> Result<(), AuditError> {
+    let mut first = Ok(());
     for o in observers.iter_mut() {
-        o.on_audit(&event);
+        if let Err(e) = o.on_audit(&event)
+            && first.is_ok()
+        {
+            first = Err(e);
+        }
+    }
+    first
+}
+
+/// The observers of one agent, and the first failure among them: once an observer failed, the
+/// loop stops sending (see [`Observer`]).
+#[derive(Default)]
+pub struct AuditStream {
+    observers: Vec<Box<dyn Observer>>,
+    failure: Option<AuditError>,
+}
+
+impl AuditStream {
+    pub fn new(observers: Vec<Box<dyn Observer>>) -> Self {
+        Self {
+            observers,
+            failure: None,
+        }
+    }
+
+    pub fn push(&mut self, observer: Box<dyn Observer>) {
+        self.observers.push(observer);
+    }
+
+    /// Hands `event` to every observer, keeping the first failure.
+    pub fn emit(&mut self, event: AuditEvent<'_>) {
+        if let Err(e) = notify(&mut self.observers, event) {
+            tracing::error!(target: "defai::audit", error = %e, "audit stream failed: nothing more is sent");
+            self.failure.get_or_insert(e);
+        }
+    }
+
+    /// The first failure so far, if any.
+    pub fn failure(&self) -> Option<&AuditError> {
+        self.failure.as_ref()
+    }
+
+    /// Ends the stream: every observer makes what it took durable; the first failure of the
+    /// run (or of this) is returned.
+    pub fn finish(&mut self) -> Result<(), AuditError> {
+        for o in self.observers.iter_mut() {
+            if let Err(e) = o.finish() {
+                self.failure.get_or_insert(e);
+            }
+        }
+        match &self.failure {
+            Some(e) => Err(e.clone()),
+            None => Ok(()),
+        }
     }
 }
 
@@ -235,7 +322,7 @@ pub struct Agent<S, V> {
     max_data_age_s: Option<i64>,
     clock: Clock,
     portfolio: Portfolio,
-    observers: Vec<Box<dyn Observer>>,
+    audit: AuditStream,
     // Run state.
     risk: RiskCounts,
     intents_seen: u64,
@@ -246,6 +333,11 @@ pub struct Agent<S, V> {
     resume: Option<Resume>,
     handled: HashSet<String>,
     duplicates_skipped: u64,
+    baseline_store: Option<Box<dyn crate::risk::BaselineStore>>,
+    /// Saved by an earlier run, restored into the gate at start.
+    restore_baselines: Option<RiskBaselines>,
+    /// What was saved last: saved again only when the gate's differ.
+    saved_baselines: Option<RiskBaselines>,
 }
 
 impl<S: MarketSource, V: Venue> Agent<S, V> {
@@ -270,7 +362,7 @@ impl<S: MarketSource, V: Venue> Agent<S, V> {
             max_data_age_s: None,
             clock: Clock::Simulated,
             portfolio,
-            observers: Vec::new(),
+            audit: AuditStream::default(),
             risk: RiskCounts::default(),
             intents_seen: 0,
             execution_failures: 0,
@@ -280,7 +372,24 @@ impl<S: MarketSource, V: Venue> Agent<S, V> {
             resume: None,
             handled: HashSet::new(),
             duplicates_skipped: 0,
+            baseline_store: None,
+            restore_baselines: None,
+            saved_baselines: None,
         }
+    }
+
+    /// Persists the gate's loss and rate baselines ([`RiskBaselines`]) to `store` whenever they
+    /// change, starting from `saved` (an earlier run's) when given: a restart continues the
+    /// drawdown, the day's loss, the day's gas and the trade rate where they were. A store that
+    /// cannot save halts the agent.
+    pub fn with_baselines(
+        mut self,
+        store: Box<dyn crate::risk::BaselineStore>,
+        saved: Option<RiskBaselines>,
+    ) -> Self {
+        self.baseline_store = Some(store);
+        self.restore_baselines = saved;
+        self
     }
 
     /// Resumes after a restart: before the first event, settles what the journal left open,
@@ -322,7 +431,7 @@ impl<S: MarketSource, V: Venue> Agent<S, V> {
     }
 
     pub fn with_observer(mut self, observer: Box<dyn Observer>) -> Self {
-        self.observers.push(observer);
+        self.audit.push(observer);
         self
     }
 
@@ -330,33 +439,23 @@ impl<S: MarketSource, V: Venue> Agent<S, V> {
         &self.venue
     }
 
-    fn emit(observers: &mut [Box<dyn Observer>], e: AuditEvent<'_>) {
-        notify(observers, e);
-    }
-
     fn switch_changed(&mut self, ts: i64, change: Option<SwitchChange>) {
         if let Some(change) = change {
             if change.to == SwitchState::Active {
                 self.gate.on_resume();
             }
-            Self::emit(
-                &mut self.observers,
-                AuditEvent::KillSwitch {
-                    ts,
-                    change: &change,
-                },
-            );
+            self.audit.emit(AuditEvent::KillSwitch {
+                ts,
+                change: &change,
+            });
         }
     }
 
     fn snapshot(&mut self, ts: i64) {
-        Self::emit(
-            &mut self.observers,
-            AuditEvent::Portfolio {
-                ts,
-                balances: self.portfolio.balances(),
-            },
-        );
+        self.audit.emit(AuditEvent::Portfolio {
+            ts,
+            balances: self.portfolio.balances(),
+        });
     }
 
     fn trip(&mut self, mode: KillMode, reason: &str, ts: i64) {
@@ -367,8 +466,43 @@ impl<S: MarketSource, V: Venue> Agent<S, V> {
     fn venue_events(&mut self, ts: i64) {
         for event in self.venue.drain_events() {
             tracing::info!(target: "defai::audit", step = event.step, label = %event.label, tx = ?event.tx_hash, nonce = ?event.nonce, detail = %event.detail, "venue");
-            Self::emit(&mut self.observers, AuditEvent::Venue { ts, event: &event });
+            self.audit.emit(AuditEvent::Venue { ts, event: &event });
         }
+    }
+
+    /// Saves the gate's baselines if they changed since the last save (agents with a store).
+    fn persist_baselines(&mut self, now: i64) -> Result<(), AgentError> {
+        let Some(store) = self.baseline_store.as_mut() else {
+            return Ok(());
+        };
+        let Some(b) = self.gate.baselines() else {
+            return Ok(());
+        };
+        if self.saved_baselines.as_ref() == Some(&b) {
+            return Ok(());
+        }
+        if let Err(e) = store.save(&b) {
+            let reason = format!("risk baselines not saved: {e}");
+            self.trip(KillMode::Halt, &reason, now);
+            return Err(AgentError::Baselines(reason));
+        }
+        self.saved_baselines = Some(b);
+        Ok(())
+    }
+
+    /// Ends the run if the audit stream failed (see [`Observer`]).
+    fn audit_ok(&mut self, now: i64) -> Result<(), AgentError> {
+        match self.audit.failure().cloned() {
+            None => Ok(()),
+            Some(e) => Err(self.halt_on_audit(e, now)),
+        }
+    }
+
+    /// The journal failed: halt, latched with the reason, and say so.
+    fn halt_on_audit(&mut self, e: AuditError, now: i64) -> AgentError {
+        self.trip(KillMode::Halt, &format!("journal failure: {e}"), now);
+        tracing::error!(target: "defai::audit", error = %e, "journal failure: agent halted, nothing more is sent");
+        AgentError::Audit(e)
     }
 
     /// Adopts the venue's balances where it keeps the record (the chain is the source of truth).
@@ -386,15 +520,12 @@ impl<S: MarketSource, V: Venue> Agent<S, V> {
                     self.reconciliations += 1;
                     tracing::warn!(target: "defai::audit", %token, %booked, %amount, "booked balance differs from the venue's: adopting the venue's");
                 }
-                Self::emit(
-                    &mut self.observers,
-                    AuditEvent::Reconciled {
-                        ts,
-                        token: &token,
-                        booked,
-                        actual: amount,
-                    },
-                );
+                self.audit.emit(AuditEvent::Reconciled {
+                    ts,
+                    token: &token,
+                    booked,
+                    actual: amount,
+                });
                 self.portfolio.set_balance(&token, amount);
             }
         }
@@ -410,7 +541,9 @@ impl<S: MarketSource, V: Venue> Agent<S, V> {
             ));
         };
         let reduces = self.pair.reduces_exposure(&swap.sell, &swap.buy);
-        let ctx = RiskContext::new(&self.pair, &self.portfolio, bar, now);
+        let mut ctx = RiskContext::new(&self.pair, &self.portfolio, bar, now);
+        // The operator's flatten_now: unwinding ignores the price-impact limit.
+        ctx.ignore_price_impact = reduces && self.kill.flatten_now();
         if let Err(r) = self
             .kill
             .allows(reduces)
@@ -424,7 +557,8 @@ impl<S: MarketSource, V: Venue> Agent<S, V> {
             Ok(q) => q,
             Err(e) => return Verdict::Refuse(Refusal::new("quote_failed", e.to_string())),
         };
-        let ctx = RiskContext::new(&self.pair, &self.portfolio, bar, now);
+        let mut ctx = RiskContext::new(&self.pair, &self.portfolio, bar, now);
+        ctx.ignore_price_impact = reduces && self.kill.flatten_now();
         match self.gate.evaluate(id, intent, &quote, &ctx) {
             // The loop enforces what a gate promises: a resize never grows an intent.
             Verdict::Resize { amount_in, .. }
@@ -457,25 +591,22 @@ impl<S: MarketSource, V: Venue> Agent<S, V> {
         }
         self.intents_seen += 1;
         tracing::debug!(target: "defai::audit", %id, ?intent, "intent");
-        Self::emit(
-            &mut self.observers,
-            AuditEvent::Intent {
-                ts: bar.ts,
-                id: &id,
-                intent: &intent,
-            },
-        );
+        self.audit.emit(AuditEvent::Intent {
+            ts: bar.ts,
+            id: &id,
+            intent: &intent,
+        });
+        // Nothing is judged or sent for an intent that is not on record.
+        self.audit_ok(now)?;
 
         let verdict = self.judge(&id, &intent, bar, now).await;
         tracing::debug!(target: "defai::audit", %id, ?verdict, "verdict");
-        Self::emit(
-            &mut self.observers,
-            AuditEvent::Verdict {
-                ts: bar.ts,
-                id: &id,
-                verdict: &verdict,
-            },
-        );
+        self.audit.emit(AuditEvent::Verdict {
+            ts: bar.ts,
+            id: &id,
+            verdict: &verdict,
+        });
+        self.audit_ok(now)?;
         let (amount_in, min_amount_out) = match &verdict {
             Verdict::Approve { min_amount_out } => {
                 self.risk.approved += 1;
@@ -484,9 +615,17 @@ impl<S: MarketSource, V: Venue> Agent<S, V> {
             Verdict::Resize {
                 amount_in,
                 min_amount_out,
-                ..
+                reason,
             } => {
                 self.risk.resized += 1;
+                if reason.code == "price_impact"
+                    && intent
+                        .as_swap()
+                        .is_some_and(|s| self.pair.reduces_exposure(&s.sell, &s.buy))
+                {
+                    self.risk.partial_unwinds += 1;
+                    tracing::warn!(target: "defai::audit", %id, %amount_in, "partial unwind: the price-impact limit allows this slice now, the rest in later cycles");
+                }
                 (Some(*amount_in), *min_amount_out)
             }
             Verdict::Refuse(r) => {
@@ -515,8 +654,9 @@ impl<S: MarketSource, V: Venue> Agent<S, V> {
                 self.portfolio.apply_fill(&fill)?;
                 let ctx = RiskContext::new(&self.pair, &self.portfolio, bar, now);
                 self.gate.record_fill(&fill, &ctx);
+                self.persist_baselines(now)?;
                 tracing::debug!(target: "defai::audit", id = %fill.id, amount_in = %fill.amount_in, amount_out = %fill.amount_out, "fill");
-                Self::emit(&mut self.observers, AuditEvent::Fill(&fill));
+                self.audit.emit(AuditEvent::Fill(&fill));
                 if let Err(e) = self.sync_balances(bar.ts, true).await {
                     tracing::warn!(target: "defai::audit", error = %e, "cannot read balances back after a fill");
                 }
@@ -526,14 +666,11 @@ impl<S: MarketSource, V: Venue> Agent<S, V> {
                 self.execution_failures += 1;
                 self.consecutive_failures += 1;
                 tracing::warn!(target: "defai::audit", id = %order.id, %error, "execution failed");
-                Self::emit(
-                    &mut self.observers,
-                    AuditEvent::ExecutionFailed {
-                        ts: bar.ts,
-                        id: &order.id,
-                        error: &error,
-                    },
-                );
+                self.audit.emit(AuditEvent::ExecutionFailed {
+                    ts: bar.ts,
+                    id: &order.id,
+                    error: &error,
+                });
                 // A failed transaction may still have cost gas (or half-happened): re-read.
                 if let Err(e) = self.sync_balances(bar.ts, false).await {
                     tracing::warn!(target: "defai::audit", error = %e, "cannot read balances back after a failure");
@@ -621,14 +758,11 @@ impl<S: MarketSource, V: Venue> Agent<S, V> {
         }
         let now = wall_clock_s();
         tracing::info!(target: "defai::audit", settled = settled.len(), problems = problems.len(), "restart reconciliation");
-        Self::emit(
-            &mut self.observers,
-            AuditEvent::Restart {
-                ts: now,
-                settled: &settled,
-                problems: &problems,
-            },
-        );
+        self.audit.emit(AuditEvent::Restart {
+            ts: now,
+            settled: &settled,
+            problems: &problems,
+        });
         if !problems.is_empty() {
             let reason = format!("restart reconciliation: {}", problems.join("; "));
             tracing::warn!(target: "defai::audit", %reason, "reduce_only");
@@ -665,6 +799,12 @@ impl<S: MarketSource, V: Venue> Agent<S, V> {
         let mut last: Option<Bar> = None;
         let strategy_name: std::sync::Arc<str> = self.strategy.name().into();
         let flatten_name: std::sync::Arc<str> = "kill_switch_flatten".into();
+        if let Some(saved) = self.restore_baselines.take() {
+            self.gate
+                .restore_baselines(saved.clone())
+                .map_err(AgentError::Baselines)?;
+            self.saved_baselines = Some(saved);
+        }
         if let Some(resume) = self.resume.take() {
             self.reconcile_restart(resume).await;
         }
@@ -672,6 +812,7 @@ impl<S: MarketSource, V: Venue> Agent<S, V> {
             .await
             .map_err(AgentError::Balances)?;
         self.snapshot(0);
+        self.audit_ok(wall_clock_s())?;
 
         while let Some(event) = self.source.next_event().await? {
             self.clock.wait_until(event.ts()).await;
@@ -689,10 +830,7 @@ impl<S: MarketSource, V: Venue> Agent<S, V> {
                 Err(reason) => {
                     bad_events += 1;
                     tracing::warn!(target: "defai::audit", ts = bar.ts, %reason, "bad market event skipped");
-                    Self::emit(
-                        &mut self.observers,
-                        AuditEvent::BadEvent { ts: bar.ts, reason },
-                    );
+                    self.audit.emit(AuditEvent::BadEvent { ts: bar.ts, reason });
                     continue;
                 }
             };
@@ -708,13 +846,10 @@ impl<S: MarketSource, V: Venue> Agent<S, V> {
             }
             bars += 1;
             self.venue.observe(&event);
-            Self::emit(
-                &mut self.observers,
-                AuditEvent::Market {
-                    ts: bar.ts,
-                    event: &event,
-                },
-            );
+            self.audit.emit(AuditEvent::Market {
+                ts: bar.ts,
+                event: &event,
+            });
             if first.is_none() {
                 first = Some((bar, self.portfolio.equity(&self.pair, price_units)));
             }
@@ -730,26 +865,20 @@ impl<S: MarketSource, V: Venue> Agent<S, V> {
             };
             if let Some(decision) = self.strategy.decision() {
                 tracing::debug!(target: "defai::audit", ts = bar.ts, model = %decision.model, output = decision.output, action = %decision.action, "decision");
-                Self::emit(
-                    &mut self.observers,
-                    AuditEvent::Decision {
-                        ts: bar.ts,
-                        decision: &decision,
-                    },
-                );
+                self.audit.emit(AuditEvent::Decision {
+                    ts: bar.ts,
+                    decision: &decision,
+                });
             }
             let intents = match decided {
                 Ok(v) => v,
                 Err(error) => {
                     self.strategy_faults += 1;
                     tracing::warn!(target: "defai::audit", ts = bar.ts, %error, "strategy fault");
-                    Self::emit(
-                        &mut self.observers,
-                        AuditEvent::StrategyFault {
-                            ts: bar.ts,
-                            error: &error,
-                        },
-                    );
+                    self.audit.emit(AuditEvent::StrategyFault {
+                        ts: bar.ts,
+                        error: &error,
+                    });
                     if matches!(
                         error,
                         StrategyError::NonFinite { .. } | StrategyError::OutOfRange { .. }
@@ -782,16 +911,18 @@ impl<S: MarketSource, V: Venue> Agent<S, V> {
                 self.flatten(&bar, now, &flatten_name).await?;
                 equity = self.portfolio.equity_f64(&self.pair, bar.close);
             }
+            self.persist_baselines(now)?;
             perf.update(bar.ts, equity);
-            Self::emit(
-                &mut self.observers,
-                AuditEvent::Mark {
-                    ts: bar.ts,
-                    price: bar.close,
-                    equity,
-                },
-            );
+            self.audit.emit(AuditEvent::Mark {
+                ts: bar.ts,
+                price: bar.close,
+                equity,
+            });
             last = Some(bar);
+            self.audit_ok(now)?;
+        }
+        if let Err(e) = self.audit.finish() {
+            return Err(self.halt_on_audit(e, wall_clock_s()));
         }
 
         let (Some((first_bar, start_equity)), Some(last_bar)) = (first, last) else {

@@ -153,6 +153,46 @@ pub fn units_from_f64(value: f64, decimals: u8) -> Result<U256, AmountError> {
     parse_units(&format!("{value}"), decimals)
 }
 
+/// Which way a configured limit rounds when it has more decimals than its token: a maximum rounds
+/// down and a minimum or floor rounds up, so the limit only ever gets stricter.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Rounding {
+    /// Toward zero (a maximum).
+    Down,
+    /// Away from zero (a minimum, a floor).
+    Up,
+}
+
+/// Converts a configured limit (a float of whole tokens) into units, rounding digits beyond
+/// `decimals` as `rounding` says instead of refusing them. Errors on a negative, non-finite or
+/// too-large value: a limit that cannot be represented is refused, never dropped.
+pub fn limit_units_from_f64(
+    value: f64,
+    decimals: u8,
+    rounding: Rounding,
+) -> Result<U256, AmountError> {
+    if !value.is_finite() {
+        return Err(AmountError::NotFinite {
+            input: value.to_string(),
+        });
+    }
+    let text = format!("{value}");
+    let (int, frac) = text.split_once('.').unwrap_or((&text, ""));
+    let d = decimals as usize;
+    if frac.len() <= d {
+        return parse_units(&text, decimals);
+    }
+    let (kept, dropped) = frac.split_at(d);
+    let down = parse_units(&format!("{int}.{kept}"), decimals)?;
+    match rounding {
+        Rounding::Down => Ok(down),
+        Rounding::Up if dropped.bytes().any(|b| b != b'0') => down
+            .checked_add(U256::from(1u8))
+            .ok_or(AmountError::Overflow { input: text }),
+        Rounding::Up => Ok(down),
+    }
+}
+
 /// Formats units as a decimal string, e.g. `1234500000` at 6 decimals → `"1234.5"`.
 pub fn format_units(units: U256, decimals: u8) -> String {
     let s = units.to_string();
@@ -260,6 +300,35 @@ mod tests {
             units_from_f64(10000.0, 6).unwrap(),
             U256::from(10_000_000_000u64)
         );
+    }
+
+    #[test]
+    fn limits_round_toward_the_strict_side() {
+        // 7 decimals for a 6-decimal token: a maximum rounds down, a floor up.
+        assert_eq!(
+            limit_units_from_f64(100.1234567, 6, Rounding::Down).unwrap(),
+            U256::from(100_123_456u64)
+        );
+        assert_eq!(
+            limit_units_from_f64(100.1234561, 6, Rounding::Up).unwrap(),
+            U256::from(100_123_457u64)
+        );
+        assert_eq!(
+            limit_units_from_f64(0.0000001, 6, Rounding::Down).unwrap(),
+            U256::ZERO
+        );
+        assert_eq!(
+            limit_units_from_f64(0.0000001, 6, Rounding::Up).unwrap(),
+            U256::from(1u8)
+        );
+        assert_eq!(
+            limit_units_from_f64(2.5, 6, Rounding::Up).unwrap(),
+            U256::from(2_500_000u64),
+            "exact values do not move"
+        );
+        assert!(limit_units_from_f64(-1.0, 6, Rounding::Down).is_err());
+        assert!(limit_units_from_f64(f64::INFINITY, 6, Rounding::Down).is_err());
+        assert!(limit_units_from_f64(1e300, 18, Rounding::Down).is_err());
     }
 
     #[test]

@@ -120,6 +120,29 @@ pub fn pool_after_buy(
     Ok((out, next))
 }
 
+/// The exact marginal price of `outcome` before a trade, as a fraction `(num, den)` of collateral
+/// per outcome token: `∏_{j≠i} b_j / Σ_k ∏_{j≠k} b_j` (the FPMM's invariant `∏ b_j = k`; for two
+/// outcomes `b_other / (b_0 + b_1)`). Errors on an invalid outcome, an empty balance or overflow.
+pub fn marginal_price(outcome: usize, pool: &[U256]) -> Result<(U256, U256), FpmmError> {
+    if outcome >= pool.len() {
+        return Err(FpmmError::InvalidOutcome(outcome));
+    }
+    if pool.iter().any(|b| b.is_zero()) {
+        return Err(FpmmError::ZeroBalances);
+    }
+    let others = |i: usize| -> Result<U256, FpmmError> {
+        pool.iter()
+            .enumerate()
+            .filter(|(j, _)| *j != i)
+            .try_fold(U256::from(1u8), |acc, (_, b)| mul(acc, *b))
+    };
+    let mut den = U256::ZERO;
+    for i in 0..pool.len() {
+        den = add(den, others(i)?)?;
+    }
+    Ok((others(outcome)?, den))
+}
+
 /// Marginal prices (probabilities) of each outcome: price_i ∝ ∏_{j≠i} balance_j. Floats: for
 /// signals only.
 pub fn prices(pool: &[U256]) -> Vec<f64> {
@@ -159,6 +182,18 @@ mod tests {
         assert_eq!(got, u(1_098_000 - 910_747));
         assert_eq!(after, vec![u(910_747), u(1_098_000)]);
         assert!(prices(&after)[0] > 0.5);
+    }
+
+    #[test]
+    fn the_exact_marginal_price_is_the_other_balance_over_the_sum() {
+        let pool = [u(3_000), u(1_000)];
+        assert_eq!(marginal_price(0, &pool), Ok((u(1_000), u(4_000))));
+        assert_eq!(marginal_price(1, &pool), Ok((u(3_000), u(4_000))));
+        assert_eq!(marginal_price(2, &pool), Err(FpmmError::InvalidOutcome(2)));
+        assert_eq!(
+            marginal_price(0, &[u(0), u(1)]),
+            Err(FpmmError::ZeroBalances)
+        );
     }
 
     #[test]

@@ -104,6 +104,24 @@ pub struct Quote {
     /// The venue's marginal price before the trade, quote units per whole base token; the risk
     /// gate compares it with its reference price.
     pub venue_price: U256,
+    /// How the venue's price moves with size, when the venue can say: the risk gate resizes an
+    /// intent to its price-impact limit with it. `None`: the gate can only measure this quote's
+    /// impact, and refuses what exceeds the limit.
+    pub depth: Option<Depth>,
+}
+
+/// The liquidity a quote was computed on, exactly as the venue's own math uses it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Depth {
+    /// A constant-product pool (Uniswap V2, `x · y = k`): its reserve of the token sold and of the
+    /// token bought, in token units, and the LP fee in bps (30 for Uniswap V2). Outputs follow
+    /// [`crate::amm::get_amount_out`].
+    ConstantProduct {
+        reserve_in: U256,
+        reserve_out: U256,
+        fee_bps: u32,
+    },
 }
 
 /// An intent the risk gate approved (possibly resized), with the minimum output the venue must

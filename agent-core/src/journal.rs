@@ -15,7 +15,7 @@ use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 
 use crate::U256;
-use crate::agent::{AuditEvent, Observer, Resume};
+use crate::agent::{AuditError, AuditEvent, Observer, Resume};
 use crate::venue::{Settlement, StepRecorder, UnsettledTx, VenueEvent};
 
 #[derive(Debug, thiserror::Error)]
@@ -359,6 +359,9 @@ struct Shared {
     intent: Option<String>,
     ts: i64,
     failures: u64,
+    /// The first write that failed: the journal is incomplete from there on, so every later
+    /// write is refused with it (a gap would make the chain lie about what happened).
+    broken: Option<String>,
 }
 
 impl Shared {
@@ -370,19 +373,28 @@ impl Shared {
         tx: Option<&str>,
         body: &str,
     ) -> Result<(), String> {
+        if let Some(first) = &self.broken {
+            self.failures += 1;
+            return Err(format!(
+                "journal unusable since an earlier write failed: {first}"
+            ));
+        }
         match self.journal.append(ts, kind, intent, tx, body) {
             Ok(_) => Ok(()),
             Err(e) => {
                 self.failures += 1;
                 tracing::error!(target: "defai::journal", error = %e, "journal write failed");
-                Err(e.to_string())
+                let e = format!("{kind} record not written: {e}");
+                self.broken = Some(e.clone());
+                Err(e)
             }
         }
     }
 }
 
-/// Writes the audit stream into a [`Journal`]. A write failure is logged and counted; the
-/// agent's kill switch policy decides what to do with a journal it cannot trust.
+/// Writes the audit stream into a [`Journal`]. A write that fails is returned to the agent as an
+/// [`AuditError`](crate::agent::AuditError), which halts it: nothing is sent that is not on
+/// record. After a failure every later write fails too (no gaps in the chain).
 ///
 /// With a [`StepRecorder`] handed to the venue ([`JournalObserver::recorder`]), transaction
 /// steps are journaled by the venue as they happen (a signed transaction before its broadcast)
@@ -400,6 +412,7 @@ impl JournalObserver {
                 intent: None,
                 ts: 0,
                 failures: 0,
+                broken: None,
             })),
             venue_recorded: false,
         }
@@ -441,10 +454,24 @@ impl StepRecorder for JournalRecorder {
 }
 
 impl Observer for JournalObserver {
-    fn on_audit(&mut self, event: &AuditEvent<'_>) {
+    fn finish(&mut self) -> Result<(), AuditError> {
+        let mut shared = self
+            .shared
+            .lock()
+            .map_err(|_| AuditError("journal lock poisoned".into()))?;
+        if let Some(first) = &shared.broken {
+            return Err(AuditError(first.clone()));
+        }
+        shared
+            .journal
+            .flush()
+            .map_err(|e| AuditError(format!("last batch not committed: {e}")))
+    }
+
+    fn on_audit(&mut self, event: &AuditEvent<'_>) -> Result<(), AuditError> {
         let Ok(mut shared) = self.shared.lock() else {
             tracing::error!(target: "defai::journal", "journal lock poisoned");
-            return;
+            return Err(AuditError("journal lock poisoned".into()));
         };
         let (ts, kind, intent, tx, body): (i64, &str, Option<String>, Option<String>, String) = match event {
             AuditEvent::Intent { ts, id, intent } => {
@@ -482,7 +509,7 @@ impl Observer for JournalObserver {
                 None,
                 serde_json::json!({"model": decision.model, "features": decision.features, "output": decision.output, "action": decision.action}).to_string(),
             ),
-            AuditEvent::Venue { .. } if self.venue_recorded => return,
+            AuditEvent::Venue { .. } if self.venue_recorded => return Ok(()),
             AuditEvent::Venue { ts, event } => (
                 *ts,
                 "tx",
@@ -558,15 +585,14 @@ impl Observer for JournalObserver {
             AuditEvent::BadEvent { ts, reason } => (*ts, "bad_event", None, None, json_str(reason)),
             AuditEvent::StrategyFault { ts, error } => (*ts, "strategy_fault", None, None, json_str(&error.to_string())),
             // Marks are per bar: the equity curve lives in the run's outputs, not the journal.
-            AuditEvent::Mark { .. } => return,
+            AuditEvent::Mark { .. } => return Ok(()),
         };
-        if shared
+        shared
             .append(ts, kind, intent.as_deref(), tx.as_deref(), &body)
-            .is_ok()
-        {
-            drop(shared);
-            crate::failpoint::hit(kind);
-        }
+            .map_err(AuditError)?;
+        drop(shared);
+        crate::failpoint::hit(kind);
+        Ok(())
     }
 }
 

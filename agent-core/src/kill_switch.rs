@@ -22,13 +22,15 @@ pub enum SwitchState {
 }
 
 /// What a trip asks for. `Flatten` unwinds to the quote token through the reduce-only path and
-/// then halts.
+/// then halts, selling at most the price-impact limit's slice per cycle; `FlattenNow` is the same
+/// unwind ignoring the price-impact limit (the operator accepts any price to be out now).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum KillMode {
     Halt,
     ReduceOnly,
     Flatten,
+    FlattenNow,
 }
 
 impl std::str::FromStr for KillMode {
@@ -38,7 +40,10 @@ impl std::str::FromStr for KillMode {
             "halt" => Ok(KillMode::Halt),
             "reduce_only" => Ok(KillMode::ReduceOnly),
             "flatten" => Ok(KillMode::Flatten),
-            _ => Err(format!("`{s}` is not one of halt, reduce_only, flatten")),
+            "flatten_now" => Ok(KillMode::FlattenNow),
+            _ => Err(format!(
+                "`{s}` is not one of halt, reduce_only, flatten, flatten_now"
+            )),
         }
     }
 }
@@ -51,6 +56,9 @@ pub struct SwitchRecord {
     /// A flatten is in progress: reduce-only until the position is gone, then halted.
     #[serde(default)]
     pub flattening: bool,
+    /// The flatten in progress ignores the price-impact limit (`flatten_now`).
+    #[serde(default)]
+    pub flatten_now: bool,
     pub tripped_at: Option<i64>,
     pub reason: Option<String>,
     /// Id of the last operator command applied, so a command is applied once.
@@ -123,6 +131,10 @@ impl KillSwitch {
     pub fn flattening(&self) -> bool {
         self.rec.flattening
     }
+    /// The flatten in progress was asked as `flatten_now`: it ignores the price-impact limit.
+    pub fn flatten_now(&self) -> bool {
+        self.rec.flattening && self.rec.flatten_now
+    }
     pub fn record(&self) -> &SwitchRecord {
         &self.rec
     }
@@ -137,16 +149,24 @@ impl KillSwitch {
     /// Trips the switch. Never lowers severity: a halted switch stays halted whatever is asked.
     pub fn trip(&mut self, mode: KillMode, reason: &str, ts: i64) -> Option<SwitchChange> {
         let from = self.rec.state;
-        let (to, flattening) = match mode {
-            KillMode::Halt => (SwitchState::Halted, false),
-            KillMode::ReduceOnly => (SwitchState::ReduceOnly, self.rec.flattening),
-            KillMode::Flatten => (SwitchState::ReduceOnly, true),
+        let (to, flattening, now) = match mode {
+            KillMode::Halt => (SwitchState::Halted, false, false),
+            KillMode::ReduceOnly => (
+                SwitchState::ReduceOnly,
+                self.rec.flattening,
+                self.rec.flatten_now,
+            ),
+            KillMode::Flatten => (SwitchState::ReduceOnly, true, self.rec.flatten_now),
+            KillMode::FlattenNow => (SwitchState::ReduceOnly, true, true),
         };
-        if from == SwitchState::Halted || (to == from && flattening == self.rec.flattening) {
+        if from == SwitchState::Halted
+            || (to == from && flattening == self.rec.flattening && now == self.rec.flatten_now)
+        {
             return None;
         }
         self.rec.state = to.max(from);
         self.rec.flattening = flattening && self.rec.state == SwitchState::ReduceOnly;
+        self.rec.flatten_now = now && self.rec.flattening;
         self.rec.tripped_at = Some(ts);
         self.rec.reason = Some(reason.to_string());
         if let Err(e) = self.save() {
@@ -169,6 +189,7 @@ impl KillSwitch {
         }
         let reason = format!("flattened; {}", self.rec.reason.clone().unwrap_or_default());
         self.rec.flattening = false;
+        self.rec.flatten_now = false;
         self.trip(KillMode::Halt, &reason, ts)
     }
 
@@ -181,6 +202,7 @@ impl KillSwitch {
         }
         self.rec.state = SwitchState::Active;
         self.rec.flattening = false;
+        self.rec.flatten_now = false;
         self.rec.tripped_at = None;
         self.rec.reason = None;
         if let Err(e) = self.save() {
@@ -298,6 +320,27 @@ mod tests {
         k.finish_flatten(2).unwrap();
         assert_eq!(k.state(), SwitchState::Halted);
         assert!(!k.flattening());
+    }
+
+    #[test]
+    fn flatten_now_is_a_flatten_that_ignores_the_impact_limit_and_upgrades_a_flatten() {
+        let mut k = KillSwitch::new();
+        k.trip(KillMode::Flatten, "dd", 1).unwrap();
+        assert!(
+            !k.flatten_now(),
+            "a plain flatten respects the impact limit"
+        );
+        k.trip(KillMode::FlattenNow, "operator", 2).unwrap();
+        assert!(k.flattening() && k.flatten_now());
+        assert!(
+            k.trip(KillMode::Flatten, "dd again", 3).is_none(),
+            "a later plain flatten does not take flatten_now back"
+        );
+        assert!(k.flatten_now());
+        k.finish_flatten(4).unwrap();
+        assert_eq!(k.state(), SwitchState::Halted);
+        assert!(!k.flatten_now());
+        assert_eq!("flatten_now".parse::<KillMode>(), Ok(KillMode::FlattenNow));
     }
 
     #[test]

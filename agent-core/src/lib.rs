@@ -8,6 +8,7 @@
 //! crates and plug in through these traits.
 
 pub mod agent;
+pub mod amm;
 pub mod amount;
 pub mod clock;
 pub mod failpoint;
@@ -29,7 +30,7 @@ pub use agent::{
 };
 pub use amount::{AmountError, Token, U256};
 pub use clock::Clock;
-pub use intent::{Bet, Fill, Intent, IntentId, Order, Quote, Swap};
+pub use intent::{Bet, Depth, Fill, Intent, IntentId, Order, Quote, Swap};
 pub use kill_switch::{
     KillMode, KillSwitch, SwitchAction, SwitchCommand, SwitchRecord, SwitchState, SwitchStore,
 };
@@ -40,7 +41,9 @@ pub use prediction::{
     BetFill, BetGate, BetLimits, BettingStrategy, MarketView, PredictionAgent, PredictionReport,
     PredictionVenue,
 };
-pub use risk::{LimitGate, Refusal, RiskContext, RiskGate, RiskLimits, Verdict};
+pub use risk::{
+    BaselineStore, LimitGate, Refusal, RiskBaselines, RiskContext, RiskGate, RiskLimits, Verdict,
+};
 pub use source::{BarReplay, MarketSource, SourceError};
 pub use strategy::{Context, Decision, ParamError, ParamValue, Params, Strategy, StrategyError};
 pub use venue::{SettledTx, Settlement, StepRecorder, UnsettledTx, Venue, VenueError, VenueEvent};

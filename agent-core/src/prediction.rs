@@ -6,7 +6,7 @@
 use std::collections::BTreeMap;
 use std::future::Future;
 
-use crate::agent::{AuditEvent, Observer, RiskCounts};
+use crate::agent::{AgentError, AuditEvent, AuditStream, Observer, RiskCounts};
 use crate::amount::{Token, U256};
 use crate::intent::{Bet, Intent, IntentId};
 use crate::kill_switch::KillSwitch;
@@ -104,6 +104,9 @@ pub struct BetLimits {
     pub max_market_exposure: Option<U256>,
     /// The fill may fall this far below the quote.
     pub max_slippage_bps: u32,
+    /// How far the average price per outcome token (LP fee excluded) may be above the
+    /// outcome's marginal price before the buy, bps (`[risk] max_price_impact_bps`).
+    pub max_price_impact_bps: Option<u32>,
 }
 
 impl Default for BetLimits {
@@ -113,6 +116,7 @@ impl Default for BetLimits {
             floor_balance: U256::ZERO,
             max_market_exposure: None,
             max_slippage_bps: 100,
+            max_price_impact_bps: Some(100),
         }
     }
 }
@@ -125,7 +129,16 @@ pub struct BetGate {
 }
 
 impl BetGate {
-    pub fn judge(&self, bet: &Bet, bankroll: U256, exposure: U256, quote_tokens: U256) -> Verdict {
+    /// Judges `bet` on `market` (its pool and fee before the buy), from a `bankroll` with
+    /// `exposure` already in the market, given the venue's quote of `quote_tokens`.
+    pub fn judge(
+        &self,
+        bet: &Bet,
+        market: &MarketView,
+        bankroll: U256,
+        exposure: U256,
+        quote_tokens: U256,
+    ) -> Verdict {
         let l = &self.limits;
         if bet.investment.is_zero() {
             return Verdict::Refuse(Refusal::new("zero_amount", "bet of zero"));
@@ -161,10 +174,43 @@ impl BetGate {
         if quote_tokens.is_zero() {
             return Verdict::Refuse(Refusal::new("no_liquidity", "the market gives nothing"));
         }
-        let min = quote_tokens * U256::from(10_000 - l.max_slippage_bps.min(10_000))
-            / U256::from(10_000u32);
-        Verdict::Approve {
-            min_amount_out: min,
+        if let Some(max_bps) = l.max_price_impact_bps {
+            match crate::risk::impact::bet_impact(
+                bet.investment,
+                bet.outcome,
+                &market.pool,
+                market.fee,
+                max_bps,
+            ) {
+                Ok((true, _)) => {}
+                Ok((false, bps)) => {
+                    return Verdict::Refuse(Refusal::new(
+                        "price_impact",
+                        format!(
+                            "bet {} pays {bps} bps above the outcome's marginal price (max {max_bps})",
+                            bet.investment
+                        ),
+                    ));
+                }
+                Err(e) => {
+                    return Verdict::Refuse(Refusal::new(
+                        "price_impact",
+                        format!("price impact cannot be computed: {e}"),
+                    ));
+                }
+            }
+        }
+        match crate::risk::min_out_for_slippage(quote_tokens, l.max_slippage_bps) {
+            Some(min) => Verdict::Approve {
+                min_amount_out: min,
+            },
+            None => Verdict::Refuse(Refusal::new(
+                "bad_limit",
+                format!(
+                    "max_slippage_bps {} is not within 0..=10000",
+                    l.max_slippage_bps
+                ),
+            )),
         }
     }
 }
@@ -190,12 +236,14 @@ pub struct PredictionAgent<V> {
     strategy: Box<dyn BettingStrategy>,
     gate: BetGate,
     kill: KillSwitch,
-    observers: Vec<Box<dyn Observer>>,
+    audit: AuditStream,
     /// Collateral we put into each market.
     exposure: BTreeMap<String, U256>,
     report: PredictionReport,
     started: bool,
     handled: std::collections::HashSet<String>,
+    max_consecutive_failures: u32,
+    consecutive_failures: u32,
 }
 
 impl<V: PredictionVenue> PredictionAgent<V> {
@@ -205,12 +253,21 @@ impl<V: PredictionVenue> PredictionAgent<V> {
             strategy,
             gate,
             kill: KillSwitch::new(),
-            observers: Vec::new(),
+            audit: AuditStream::default(),
             exposure: BTreeMap::new(),
             report: PredictionReport::default(),
             started: false,
             handled: Default::default(),
+            max_consecutive_failures: crate::agent::KillSwitchPolicy::default()
+                .max_consecutive_failures,
+            consecutive_failures: 0,
         }
+    }
+
+    /// Halts the agent (kill switch) after `n` failed bets in a row (default 3; at least 1).
+    pub fn with_max_consecutive_failures(mut self, n: u32) -> Self {
+        self.max_consecutive_failures = n.max(1);
+        self
     }
 
     /// Resumes after a restart: each market's exposure is what the journal shows may have
@@ -228,7 +285,7 @@ impl<V: PredictionVenue> PredictionAgent<V> {
     }
 
     pub fn with_observer(mut self, o: Box<dyn Observer>) -> Self {
-        self.observers.push(o);
+        self.audit.push(o);
         self
     }
 
@@ -241,7 +298,7 @@ impl<V: PredictionVenue> PredictionAgent<V> {
     }
 
     fn emit(&mut self, e: AuditEvent<'_>) {
-        crate::agent::notify(&mut self.observers, e);
+        self.audit.emit(e);
     }
 
     fn venue_events(&mut self, ts: i64) {
@@ -251,7 +308,29 @@ impl<V: PredictionVenue> PredictionAgent<V> {
     }
 
     /// One cycle at time `now`: redeem, then look at every open market.
-    pub async fn cycle(&mut self, now: i64) -> Result<(), VenueError> {
+    /// Nothing is sent once the journal failed: the kill switch halts (latched) and the cycle
+    /// ends with [`AgentError::Audit`].
+    fn audit_ok(&mut self, now: i64) -> Result<(), AgentError> {
+        let Some(e) = self.audit.failure().cloned() else {
+            return Ok(());
+        };
+        if let Some(change) = self.kill.trip(
+            crate::kill_switch::KillMode::Halt,
+            &format!("journal failure: {e}"),
+            now,
+        ) {
+            self.emit(AuditEvent::KillSwitch {
+                ts: now,
+                change: &change,
+            });
+        }
+        Err(AgentError::Audit(e))
+    }
+
+    /// One cycle at time `now`: redeem, then look at every open market. Errors: the venue's
+    /// (reads), or [`AgentError::Audit`] when the journal failed (the agent is then halted).
+    pub async fn cycle(&mut self, now: i64) -> Result<(), AgentError> {
+        self.audit_ok(now)?;
         if !self.started {
             self.report.start_collateral = self.venue.collateral_balance().await?;
             self.started = true;
@@ -263,6 +342,7 @@ impl<V: PredictionVenue> PredictionAgent<V> {
             });
         }
         self.report.cycles += 1;
+        self.audit_ok(now)?;
         // Redeem first: winnings fund this cycle's bets.
         let redeemed = self.venue.redeem().await;
         self.venue_events(now);
@@ -321,10 +401,11 @@ impl<V: PredictionVenue> PredictionAgent<V> {
                 id: &id,
                 intent: &intent,
             });
+            self.audit_ok(now)?;
             let verdict = match self.kill.allows(false) {
                 Err(r) => Verdict::Refuse(r),
                 Ok(()) => match self.venue.quote_bet(&bet).await {
-                    Ok(tokens) => self.gate.judge(&bet, bankroll, exposure, tokens),
+                    Ok(tokens) => self.gate.judge(&bet, market, bankroll, exposure, tokens),
                     Err(e) => Verdict::Refuse(Refusal::new("quote_failed", e.to_string())),
                 },
             };
@@ -333,6 +414,7 @@ impl<V: PredictionVenue> PredictionAgent<V> {
                 id: &id,
                 verdict: &verdict,
             });
+            self.audit_ok(now)?;
             let min_tokens = match &verdict {
                 Verdict::Approve { min_amount_out } => {
                     self.report.risk.approved += 1;
@@ -352,6 +434,7 @@ impl<V: PredictionVenue> PredictionAgent<V> {
             self.venue_events(now);
             match bought {
                 Ok(fill) => {
+                    self.consecutive_failures = 0;
                     *self.exposure.entry(market.id.clone()).or_default() += fill.investment;
                     self.emit(AuditEvent::BetFill(&fill));
                     tracing::info!(target: "defai::audit", market = %fill.market, outcome = fill.outcome, investment = %fill.investment, tokens = %fill.tokens, "bet");
@@ -359,19 +442,36 @@ impl<V: PredictionVenue> PredictionAgent<V> {
                 }
                 Err(error) => {
                     self.report.execution_failures += 1;
+                    self.consecutive_failures += 1;
                     self.emit(AuditEvent::ExecutionFailed {
                         ts: now,
                         id: &id,
                         error: &error,
                     });
+                    if self.consecutive_failures >= self.max_consecutive_failures {
+                        let reason = format!(
+                            "{} consecutive execution failures, last: {error}",
+                            self.consecutive_failures
+                        );
+                        if let Some(change) =
+                            self.kill
+                                .trip(crate::kill_switch::KillMode::Halt, &reason, now)
+                        {
+                            self.emit(AuditEvent::KillSwitch {
+                                ts: now,
+                                change: &change,
+                            });
+                        }
+                    }
                 }
             }
         }
-        Ok(())
+        self.audit_ok(now)
     }
 
-    /// The report so far (collateral read now).
-    pub async fn finish(self) -> Result<(PredictionReport, KillSwitch), VenueError> {
+    /// The report so far (collateral read now). Errors as [`PredictionAgent::cycle`], and when
+    /// the journal cannot commit what it took.
+    pub async fn finish(self) -> Result<(PredictionReport, KillSwitch), AgentError> {
         let (report, kill, _) = self.finish_keep_venue().await?;
         Ok((report, kill))
     }
@@ -379,8 +479,12 @@ impl<V: PredictionVenue> PredictionAgent<V> {
     /// Like [`PredictionAgent::finish`], handing the venue back too.
     pub async fn finish_keep_venue(
         mut self,
-    ) -> Result<(PredictionReport, KillSwitch, V), VenueError> {
+    ) -> Result<(PredictionReport, KillSwitch, V), AgentError> {
         self.report.end_collateral = self.venue.collateral_balance().await?;
+        if let Err(e) = self.audit.finish() {
+            let _halted = self.audit_ok(crate::agent::wall_clock_s());
+            return Err(AgentError::Audit(e));
+        }
         Ok((self.report, self.kill, self.venue))
     }
 }

@@ -43,6 +43,8 @@ pub struct RiskContext<'a> {
     pub portfolio: &'a Portfolio,
     pub bar: &'a Bar,
     pub now: i64,
+    /// The operator's `flatten_now`: this unwind ignores the price-impact limit.
+    pub ignore_price_impact: bool,
 }
 
 impl<'a> RiskContext<'a> {
@@ -52,6 +54,7 @@ impl<'a> RiskContext<'a> {
             portfolio,
             bar,
             now,
+            ignore_price_impact: false,
         }
     }
 }
@@ -92,6 +95,47 @@ pub trait RiskGate: Send {
 
     /// The operator resumed after a trip: loss limits restart from the current equity.
     fn on_resume(&mut self) {}
+
+    /// What the loss and rate limits measure from, to persist across restarts; `None` for a
+    /// gate that keeps no such state.
+    fn baselines(&self) -> Option<RiskBaselines> {
+        None
+    }
+
+    /// Continues from baselines saved by an earlier run of the same agent. Errors when they
+    /// cannot be used (the run must not start from "no baseline").
+    fn restore_baselines(&mut self, _saved: RiskBaselines) -> Result<(), String> {
+        Ok(())
+    }
+}
+
+/// What the loss and rate limits measure from: peak equity, the UTC day and its starting
+/// equity, gas spent that day and the times of recent exposure-increasing trades. A restart
+/// continues from the saved copy, so a loss limit measures the agent's whole loss, not the loss
+/// since the restart; only an operator resume re-bases it. Equity in quote tokens (float, as
+/// the loss limits compare ratios), gas in wei as a decimal string, times in unix seconds.
+#[derive(Debug, Clone, PartialEq, Default, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RiskBaselines {
+    pub peak_equity: f64,
+    /// The UTC day (unix s / 86400) whose starting equity is `day_start_equity`.
+    pub day: Option<i64>,
+    pub day_start_equity: f64,
+    pub daily_breached: bool,
+    pub drawdown_breached: bool,
+    /// Exposure-increasing trades of the last hour.
+    pub recent_trades: Vec<i64>,
+    pub last_trade: Option<i64>,
+    /// The UTC day `gas_today_wei` counts.
+    pub gas_day: Option<i64>,
+    pub gas_today_wei: String,
+}
+
+/// Persists [`RiskBaselines`] (the binary: a file in the state folder, replaced atomically and
+/// fsynced, like the kill switch).
+pub trait BaselineStore: Send {
+    /// Saves durably; an error stops the agent (it would otherwise forget what it lost).
+    fn save(&mut self, baselines: &RiskBaselines) -> Result<(), String>;
 }
 
 /// The minimum output `slippage_bps` below `quoted` (rounded down). `None` if bps > 10,000.
@@ -162,5 +206,6 @@ pub fn check_affordable(swap: &Swap, quote: &Quote, ctx: &RiskContext<'_>) -> Re
     Ok(())
 }
 
+pub mod impact;
 mod limits;
 pub use limits::{LimitGate, RiskLimits};

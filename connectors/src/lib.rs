@@ -1,10 +1,11 @@
 //! # connectors
 //!
 //! Everything that touches the outside world on the agent's behalf: market-data loaders
-//! ([`market_data`]), the simulated Uniswap V2 venue ([`paper::PaperVenue`]) and its integer AMM
-//! math ([`amm`]).
+//! ([`market_data`]), the simulated Uniswap V2 venue ([`paper::PaperVenue`]) on the integer AMM
+//! math of [`amm`] (re-exported from `agent-core`, where the risk gate's price-impact limit uses
+//! the same math).
 
-pub mod amm;
+pub use agent_core::amm;
 pub mod evm;
 pub use agent_core::fpmm;
 pub mod market_data;
@@ -16,4 +17,4 @@ pub use market_data::{
     CsvFormat, DataError, LoadOptions, LoadReport, Series, load_csv_bytes, load_csv_file,
 };
 pub use paper::{PaperAmmConfig, PaperVenue};
-pub use state::{FileSwitchStore, StateDir, StateError, StateLock};
+pub use state::{FileBaselineStore, FileSwitchStore, StateDir, StateError, StateLock};

@@ -4,7 +4,9 @@
 //! contract, so a paper run costs what a live one would.
 
 use agent_core::amount::{base_to_quote, pow10, price_to_units};
-use agent_core::{Fill, MarketEvent, Order, Pair, Quote, Swap, Token, U256, Venue, VenueError};
+use agent_core::{
+    Depth, Fill, MarketEvent, Order, Pair, Quote, Swap, Token, U256, Venue, VenueError,
+};
 
 use crate::amm::{AmmError, get_amount_out};
 
@@ -143,6 +145,11 @@ impl PaperVenue {
                 gas_price_wei: self.cfg.gas_price_wei,
                 gas_cost: (self.pair.quote.clone(), self.gas_quote),
                 venue_price,
+                depth: Some(Depth::ConstantProduct {
+                    reserve_in: r_in,
+                    reserve_out: r_out,
+                    fee_bps: self.cfg.fee_bps,
+                }),
             },
             sell_base,
         ))

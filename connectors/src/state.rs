@@ -12,10 +12,13 @@ use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
-use agent_core::{SwitchAction, SwitchCommand, SwitchRecord, SwitchStore};
+use agent_core::{
+    BaselineStore, RiskBaselines, SwitchAction, SwitchCommand, SwitchRecord, SwitchStore,
+};
 
 const SWITCH_FILE: &str = "kill_switch.json";
 const CONTROL_FILE: &str = "control.json";
+const BASELINES_FILE: &str = "risk_baselines.json";
 
 #[derive(Debug, thiserror::Error)]
 pub enum StateError {
@@ -129,7 +132,7 @@ impl StateDir {
     pub fn reset_replay(&self, switch: bool) -> Result<(), StateError> {
         let journal = ["journal.sqlite", "journal.sqlite-wal", "journal.sqlite-shm"];
         let switch_files: &[&str] = if switch {
-            &[SWITCH_FILE, CONTROL_FILE]
+            &[SWITCH_FILE, CONTROL_FILE, BASELINES_FILE]
         } else {
             &[]
         };
@@ -147,6 +150,20 @@ impl StateDir {
     /// The latched kill switch, if one was saved. A corrupt file is an error, never "active".
     pub fn load_switch(&self) -> Result<Option<SwitchRecord>, StateError> {
         read_json(&self.path.join(SWITCH_FILE))
+    }
+
+    /// The risk gate's loss and rate baselines, if a run saved them. A corrupt file is an
+    /// error, never "no baseline".
+    pub fn load_baselines(&self) -> Result<Option<RiskBaselines>, StateError> {
+        read_json(&self.path.join(BASELINES_FILE))
+    }
+
+    /// A store that saves the baselines here, as durably as the kill switch (write, fsync,
+    /// rename, fsync the folder).
+    pub fn baseline_store(&self) -> FileBaselineStore {
+        FileBaselineStore {
+            path: self.path.join(BASELINES_FILE),
+        }
     }
 
     /// The last operator command written, if any.
@@ -241,6 +258,19 @@ impl Watch {
     }
 }
 
+/// [`BaselineStore`] over a [`StateDir`]: `risk_baselines.json`.
+#[derive(Debug)]
+pub struct FileBaselineStore {
+    path: PathBuf,
+}
+
+impl BaselineStore for FileBaselineStore {
+    fn save(&mut self, baselines: &RiskBaselines) -> Result<(), String> {
+        let json = serde_json::to_vec_pretty(baselines).map_err(|e| e.to_string())?;
+        write_atomic(&self.path, &json).map_err(|e| e.to_string())
+    }
+}
+
 /// [`SwitchStore`] over a [`StateDir`].
 pub struct FileSwitchStore {
     path: PathBuf,
@@ -320,6 +350,36 @@ mod tests {
         assert_eq!(
             state.load_switch().unwrap().unwrap().state,
             SwitchState::Active
+        );
+    }
+
+    #[test]
+    fn baselines_survive_a_restart_exactly_and_a_corrupt_file_is_an_error() {
+        let dir = tempfile::tempdir().unwrap();
+        let state = StateDir::open(dir.path()).unwrap();
+        assert_eq!(state.load_baselines().unwrap(), None);
+        let b = RiskBaselines {
+            peak_equity: 12_345.678_901_234,
+            day: Some(20_000),
+            day_start_equity: 0.1 + 0.2,
+            daily_breached: false,
+            drawdown_breached: true,
+            recent_trades: vec![1, 2, 3],
+            last_trade: Some(3),
+            gas_day: Some(20_000),
+            gas_today_wei: "123456789012345678901".into(),
+        };
+        state.baseline_store().save(&b).unwrap();
+        assert_eq!(
+            state.load_baselines().unwrap(),
+            Some(b),
+            "floats round-trip exactly"
+        );
+        fs::write(dir.path().join(BASELINES_FILE), b"{\"peak_equity\": 1").unwrap();
+        let err = state.load_baselines().unwrap_err().to_string();
+        assert!(
+            err.contains(BASELINES_FILE) && err.contains("corrupt"),
+            "{err}"
         );
     }
 

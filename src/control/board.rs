@@ -466,7 +466,7 @@ pub struct BoardObserver {
 }
 
 impl Observer for BoardObserver {
-    fn on_audit(&mut self, event: &AuditEvent<'_>) {
+    fn on_audit(&mut self, event: &AuditEvent<'_>) -> Result<(), agent_core::agent::AuditError> {
         // The run has claimed (and, for a replay, reset) its state folder and restored the
         // switch by its first event: read the latched state once, outside the lock. Nothing
         // latched means the switch starts active.
@@ -478,13 +478,15 @@ impl Observer for BoardObserver {
                 .as_deref()
                 .map(|d| latched_switch(d).unwrap_or_default())
         };
+        // The board only reports: it never stops the agent.
         let Ok(mut s) = self.status.write() else {
-            return;
+            return Ok(());
         };
         if let Some(record) = latched {
             s.switch = record;
         }
         s.apply(event);
+        Ok(())
     }
 }
 

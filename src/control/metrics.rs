@@ -204,17 +204,20 @@ mod tests {
                 ts: 100,
                 id: &id,
                 intent: &intent,
-            });
+            })
+            .unwrap();
             o.on_audit(&AuditEvent::Verdict {
                 ts: 100,
                 id: &id,
                 verdict: &Verdict::Refuse(Refusal::new("kill_switch_halted", "halted")),
-            });
+            })
+            .unwrap();
             o.on_audit(&AuditEvent::Mark {
                 ts: 100,
                 price: 2000.0,
                 equity: 10_000.25,
-            });
+            })
+            .unwrap();
         }
         let text = board.metrics(None).unwrap();
         let lbl = "agent=\"alpha \\\"1\\\"\"";

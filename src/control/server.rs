@@ -367,7 +367,7 @@ async fn metrics(State(api): State<Shared>, Query(q): Params) -> Result<Response
 struct CommandBody {
     reason: Option<String>,
     agent: Option<String>,
-    /// `halt` (default), `reduce_only` or `flatten`; kill only.
+    /// `halt` (default), `reduce_only`, `flatten` or `flatten_now`; kill only.
     mode: Option<String>,
 }
 
@@ -410,7 +410,7 @@ fn command(
     let body: CommandBody = serde_json::from_slice(body).map_err(|e| {
         bad(format!(
             "the body must be a JSON object {{\"reason\": \"...\", \"agent\": optional name{}}}: {e}",
-            if kill { ", \"mode\": optional halt|reduce_only|flatten" } else { "" }
+            if kill { ", \"mode\": optional halt|reduce_only|flatten|flatten_now" } else { "" }
         ))
     })?;
     let reason = body

@@ -8,6 +8,7 @@
 use agent_core::amount::{Token, U256, to_f64};
 use agent_core::fpmm::calc_buy_amount;
 use agent_core::prediction::{BettingStrategy, MarketView};
+use agent_core::risk::impact::max_bet;
 use agent_core::{Bet, Decision, ParamError, Params, StrategyError};
 use models::ProbabilityModel;
 
@@ -23,6 +24,9 @@ pub struct KellyConfig {
     pub max_market_exposure: f64,
     pub min_liquidity: f64,
     pub min_time_to_close_s: i64,
+    /// The price-impact limit the bet gate applies (`[risk] max_price_impact_bps`, set by the
+    /// runtime): a size it would refuse is cut to the largest one within it. `None`: no cut.
+    pub max_price_impact_bps: Option<u32>,
 }
 
 impl Default for KellyConfig {
@@ -36,6 +40,7 @@ impl Default for KellyConfig {
             max_market_exposure: 250.0,
             min_liquidity: 100.0,
             min_time_to_close_s: 3600,
+            max_price_impact_bps: Some(100),
         }
     }
 }
@@ -108,11 +113,21 @@ pub fn size_bet(
             continue;
         }
         let x = (x_full * cfg.fraction).max(cfg.min_bet).min(cap);
-        let Some(xu) = to_units(x) else { continue };
+        let Some(mut xu) = to_units(x) else { continue };
+        // Within the gate's price-impact limit: the largest size it would let through.
+        if let Some(max_bps) = cfg.max_price_impact_bps {
+            let Ok(within) = max_bet(outcome, &market.pool, market.fee, xu, max_bps) else {
+                continue;
+            };
+            if to_f64(within, d) < cfg.min_bet {
+                continue;
+            }
+            xu = within;
+        }
         let Ok(tokens) = calc_buy_amount(xu, outcome, &market.pool, market.fee) else {
             continue;
         };
-        let g = growth(p, w, x, to_f64(tokens, d));
+        let g = growth(p, w, to_f64(xu, d), to_f64(tokens, d));
         if g > 0.0 && best.as_ref().is_none_or(|b| g > b.growth) {
             best = Some(Sizing {
                 outcome,
@@ -160,6 +175,7 @@ impl KellyConfig {
             max_market_exposure: p.f64("max_market_exposure", d.max_market_exposure)?,
             min_liquidity: p.f64("min_liquidity", d.min_liquidity)?,
             min_time_to_close_s: p.f64("min_time_to_close_s", d.min_time_to_close_s as f64)? as i64,
+            max_price_impact_bps: d.max_price_impact_bps,
         };
         if !(cfg.fraction > 0.0 && cfg.fraction <= 1.0) {
             return Err(p.invalid(
@@ -300,6 +316,46 @@ mod tests {
         assert_eq!(other.outcome, 1);
         // No edge after the fee and the minimum: no bet.
         assert!(size_bet(&[0.51, 0.49], &m, bank, U256::ZERO, &usd, &cfg).is_none());
+    }
+
+    #[test]
+    fn sizing_stays_within_the_gates_price_impact_limit() {
+        let usd = Token::new("dUSD", 6);
+        let bank = U256::from(1_000_000_000_000u64);
+        let thin = market([200_000_000, 200_000_000]);
+        let free = KellyConfig {
+            max_bet: 1e6,
+            max_market_exposure: 1e6,
+            max_price_impact_bps: None,
+            ..KellyConfig::default()
+        };
+        let limited = KellyConfig {
+            max_price_impact_bps: Some(100),
+            ..free.clone()
+        };
+        let big = size_bet(&[0.8, 0.2], &thin, bank, U256::ZERO, &usd, &free).unwrap();
+        let cut = size_bet(&[0.8, 0.2], &thin, bank, U256::ZERO, &usd, &limited).unwrap();
+        let impact = |b: &Sizing| {
+            agent_core::risk::impact::bet_impact(b.investment, b.outcome, &thin.pool, thin.fee, 100)
+                .unwrap()
+        };
+        assert!(
+            !impact(&big).0,
+            "without the limit Kelly sizes past it: {big:?}"
+        );
+        assert!(impact(&cut).0, "{cut:?} is within 100 bps");
+        assert!(
+            !agent_core::risk::impact::bet_impact(
+                cut.investment + U256::from(1u8),
+                cut.outcome,
+                &thin.pool,
+                thin.fee,
+                100
+            )
+            .unwrap()
+            .0,
+            "and is the largest size within it"
+        );
     }
 
     #[test]

@@ -56,13 +56,14 @@ impl Tape {
 }
 
 impl Observer for Tape {
-    fn on_audit(&mut self, e: &AuditEvent<'_>) {
+    fn on_audit(&mut self, e: &AuditEvent<'_>) -> Result<(), defai::core::agent::AuditError> {
         let mut t = self.0.lock().unwrap();
         match e {
             AuditEvent::Mark { price, equity, .. } => t.0.push((*price, *equity)),
             AuditEvent::Fill(f) => t.1.push((*f).clone()),
             _ => {}
         }
+        Ok(())
     }
 }
 

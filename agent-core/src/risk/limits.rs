@@ -5,8 +5,10 @@ use std::collections::VecDeque;
 use crate::amount::{U256, base_to_quote, price_to_units};
 use crate::intent::{Fill, Intent, IntentId, Quote};
 
+use super::impact;
 use super::{
-    Refusal, RiskContext, RiskGate, Verdict, check_affordable, check_intent, min_out_for_slippage,
+    Refusal, RiskBaselines, RiskContext, RiskGate, Verdict, check_affordable, check_intent,
+    min_out_for_slippage,
 };
 
 /// Risk limits. Every field has a default chosen to protect capital without getting in the way
@@ -25,6 +27,12 @@ pub struct RiskLimits {
     pub max_drawdown_pct: Option<f64>,
     /// Every swap's minimum output is this far below the quote. Default 100 bps.
     pub max_slippage_bps: u32,
+    /// How far a swap's average execution price (from the venue's quote, LP fee excluded) may be
+    /// from the venue's marginal price before it, bps. Applies to every swap: an
+    /// exposure-increasing one is resized down to the largest size within it, a reducing one
+    /// (and a flatten) sells the largest allowed slice per cycle; only the operator's
+    /// `flatten_now` ignores it. Default 100.
+    pub max_price_impact_bps: Option<u32>,
     /// Refuse when the transaction's gas price is higher, wei. Default 200 gwei.
     pub max_gas_price_wei: Option<U256>,
     /// Gas the agent may burn per UTC day, native units (wei). Default: none.
@@ -55,6 +63,7 @@ impl Default for RiskLimits {
             max_daily_loss_pct: Some(20.0),
             max_drawdown_pct: Some(50.0),
             max_slippage_bps: 100,
+            max_price_impact_bps: Some(100),
             max_gas_price_wei: Some(U256::from(200_000_000_000u64)),
             max_gas_spend_per_day: None,
             max_trades_per_hour: Some(60),
@@ -365,26 +374,33 @@ impl RiskGate for LimitGate {
                 ));
             }
         }
-        let Some(min_out) = min_out_for_slippage(quote.amount_out, l.max_slippage_bps) else {
-            return Self::refuse(
-                "bad_limit",
-                format!("max_slippage_bps {} exceeds 10000", l.max_slippage_bps),
-            );
-        };
+        // Price impact, on every swap: reducing ones too (an unwind does not dump into a thin
+        // pool), unless the operator's `flatten_now` asked for the exit whatever the price.
+        if let Some(max_bps) = l.max_price_impact_bps
+            && !ctx.ignore_price_impact
+        {
+            let reduces = ctx.pair.reduces_exposure(&swap.sell, &swap.buy);
+            match impact::limit_swap(swap, amount, quote, ctx.pair, max_bps, reduces) {
+                Err(r) => return Verdict::Refuse(r),
+                Ok(None) => {}
+                Ok(Some((a, reason))) => {
+                    amount = a;
+                    cut = Some(reason);
+                }
+            }
+        }
         match cut {
-            None => Verdict::Approve {
-                min_amount_out: min_out,
+            None => match min_out_for_slippage(quote.amount_out, l.max_slippage_bps) {
+                Some(min_amount_out) => Verdict::Approve { min_amount_out },
+                None => Self::refuse(
+                    "bad_limit",
+                    format!("max_slippage_bps {} exceeds 10000", l.max_slippage_bps),
+                ),
             },
             Some(_) if amount.is_zero() => {
                 Self::refuse("resized_to_zero", "limits leave nothing to trade".into())
             }
-            Some(reason) => Verdict::Resize {
-                amount_in: amount,
-                // The quote was for more: a smaller trade gets a better price, so the
-                // proportional minimum is conservative.
-                min_amount_out: min_out.saturating_mul(amount) / swap.amount_in,
-                reason,
-            },
+            Some(reason) => impact::resized(swap, amount, quote, l.max_slippage_bps, reason),
         }
     }
 
@@ -439,5 +455,42 @@ impl RiskGate for LimitGate {
         self.day = None;
         self.daily_breached = false;
         self.drawdown_breached = false;
+    }
+
+    fn baselines(&self) -> Option<RiskBaselines> {
+        Some(RiskBaselines {
+            peak_equity: self.peak,
+            day: self.day,
+            day_start_equity: self.day_start,
+            daily_breached: self.daily_breached,
+            drawdown_breached: self.drawdown_breached,
+            recent_trades: self.recent_trades.iter().copied().collect(),
+            last_trade: self.last_trade,
+            gas_day: (self.gas_day != i64::MIN).then_some(self.gas_day),
+            gas_today_wei: self.gas_today.to_string(),
+        })
+    }
+
+    fn restore_baselines(&mut self, b: RiskBaselines) -> Result<(), String> {
+        let finite = |v: f64, what: &str| {
+            if v.is_finite() && v >= 0.0 {
+                Ok(v)
+            } else {
+                Err(format!("saved {what} {v} is not a non-negative number"))
+            }
+        };
+        self.peak = finite(b.peak_equity, "peak_equity")?;
+        self.day_start = finite(b.day_start_equity, "day_start_equity")?;
+        self.day = b.day;
+        self.daily_breached = b.daily_breached;
+        self.drawdown_breached = b.drawdown_breached;
+        self.recent_trades = b.recent_trades.into();
+        self.last_trade = b.last_trade;
+        self.gas_day = b.gas_day.unwrap_or(i64::MIN);
+        self.gas_today = b
+            .gas_today_wei
+            .parse()
+            .map_err(|e| format!("saved gas_today_wei `{}`: {e}", b.gas_today_wei))?;
+        Ok(())
     }
 }

@@ -10,7 +10,7 @@ use alloy::primitives::{Address, U256};
 use alloy::sol_types::SolCall;
 
 use agent_core::amount::{Token, base_to_quote, pow10, to_f64};
-use agent_core::intent::{Fill, Order, Quote, Swap};
+use agent_core::intent::{Depth, Fill, Order, Quote, Swap};
 use agent_core::market::{Bar, MarketEvent, Pair, PoolSnapshot};
 use agent_core::source::{MarketSource, SourceError};
 use agent_core::venue::{SettledTx, UnsettledTx, Venue, VenueError, VenueEvent};
@@ -465,6 +465,11 @@ impl Venue for UniswapV2Venue {
             gas_price_wei: gas_price,
             gas_cost: (self.native.clone(), gas_native),
             venue_price: rq.saturating_mul(self.pool.pair.base.one()) / rb.max(U256::from(1)),
+            depth: Some(Depth::ConstantProduct {
+                reserve_in: r_in,
+                reserve_out: r_out,
+                fee_bps: FEE_BPS,
+            }),
         })
     }
 

@@ -1,6 +1,6 @@
 //! Constant-product AMM arithmetic, integer-exact with Uniswap V2's `UniswapV2Library`.
 
-use agent_core::U256;
+use crate::amount::U256;
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum AmmError {
