@@ -173,8 +173,10 @@ pub async fn run_chain(spec: RunSpec, args: ChainArgs) -> Result<RunOutput, RunE
     let drive = Drive {
         pair: pair.clone(),
         portfolio: Portfolio::new(),
-        // The chain's block time is the agent's time.
+        // The chain's block time is the agent's time (trade rates, UTC days); the age of the
+        // latest block is measured against the wall clock, so `max_data_age_s` holds live.
         clock: Clock::Simulated,
+        wall_data_age: true,
         total: spec.max_cycles,
         data: DataInfo {
             source: format!("chain {} pool {}", target.rpc_url, target.pool),
@@ -410,17 +412,7 @@ pub async fn run_prediction(spec: RunSpec, args: ChainArgs) -> Result<Prediction
         redeemed_collateral: c.format(report.redeemed),
         start_collateral: c.format(report.start_collateral),
         end_collateral: c.format(report.end_collateral),
-        risk: crate::engine::RiskSummary {
-            approved: report.risk.approved,
-            resized: report.risk.resized,
-            refused: report.risk.refused,
-            refused_by_reason: report
-                .risk
-                .refused_by_reason
-                .iter()
-                .map(|(k, v)| (k.to_string(), *v))
-                .collect(),
-        },
+        risk: (&report.risk).into(),
         execution_failures: report.execution_failures,
         strategy_faults: report.strategy_faults,
         tx_hashes,

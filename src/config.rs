@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use agent_core::amount::{Rounding, limit_units_from_f64, units_from_f64};
-use agent_core::{KillSwitchPolicy, ParamValue, Params, RiskLimits, Token, U256};
+use agent_core::{KillMode, KillSwitchPolicy, ParamValue, Params, RiskLimits, Token, U256};
 use connectors::PaperAmmConfig;
 use connectors::evm::DevnetInfo;
 use connectors::evm::alloy::primitives::Address;
@@ -452,8 +452,9 @@ impl StrategyKind {
 pub struct KillSwitchSection {
     /// Start halted until `defai resume` (default false).
     pub start_halted: Option<Spanned<bool>>,
-    /// What a daily-loss or drawdown breach does: halt, reduce_only, flatten (default) or
-    /// flatten_now (ignores the price-impact limit).
+    /// What a daily-loss or drawdown breach does: halt, reduce_only or flatten (default).
+    /// `flatten_now` (ignoring the price-impact limit) is refused here: only an operator asks
+    /// for it.
     pub on_breach: Option<Spanned<String>>,
     /// Consecutive failed executions that halt the agent (default 3, at least 1).
     pub max_consecutive_failures: Option<Spanned<u32>>,
@@ -856,10 +857,17 @@ impl Config {
         let k = &self.kill_switch;
         let d = KillSwitchPolicy::default();
         let on_breach = match &k.on_breach {
-            Some(v) => v
-                .get_ref()
-                .parse()
-                .map_err(|e: String| self.invalid(v.span(), "kill_switch.on_breach", e))?,
+            Some(v) => match v.get_ref().parse() {
+                Ok(KillMode::FlattenNow) => {
+                    return Err(self.invalid(
+                        v.span(),
+                        "kill_switch.on_breach",
+                        "flatten_now ignores the price-impact limit: only an operator may ask for it (defai kill --mode flatten_now)",
+                    ));
+                }
+                Ok(mode) => mode,
+                Err(e) => return Err(self.invalid(v.span(), "kill_switch.on_breach", e)),
+            },
             None => d.on_breach,
         };
         let at_least_one = |v: &Option<Spanned<u32>>, key: &str, default: u32| match v {
@@ -1007,7 +1015,6 @@ impl Config {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use agent_core::KillMode;
 
     /// Parses `[section]\nkey = value` (plus `extra` lines first) and returns the limits, or the
     /// error text.
@@ -1109,14 +1116,16 @@ mod tests {
         refused("kill_switch", "max_consecutive_failures", "0");
         refused("kill_switch", "stale_data_multiple", "0");
         refused("kill_switch", "on_breach", "\"later\"");
+        // An automatic breach must not dump at any price: that is an operator's call.
+        refused("kill_switch", "on_breach", "\"flatten_now\"");
         refused("chain", "chain_check_every", "0");
         refused("chain", "receipt_timeout_s", "0.0");
         refused("chain", "receipt_timeout_s", "inf");
         refused("venue", "deadline_s", "0");
         refused("chain", "gas_per_swap", "0");
         refused("venue", "gas_per_swap", "0");
-        let cfg = Config::parse("[kill_switch]\non_breach = \"flatten_now\"\n", None).unwrap();
-        assert_eq!(cfg.kill_policy().unwrap().on_breach, KillMode::FlattenNow);
+        let cfg = Config::parse("[kill_switch]\non_breach = \"reduce_only\"\n", None).unwrap();
+        assert_eq!(cfg.kill_policy().unwrap().on_breach, KillMode::ReduceOnly);
     }
 
     #[test]

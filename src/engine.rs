@@ -207,6 +207,27 @@ pub struct RiskSummary {
     pub resized: u64,
     pub refused: u64,
     pub refused_by_reason: std::collections::BTreeMap<String, u64>,
+    /// Why intents were cut down (e.g. `price_impact`, `max_trade_notional`).
+    pub resized_by_reason: std::collections::BTreeMap<String, u64>,
+    /// Exposure-reducing intents (a flatten's included) cut to the price-impact limit's slice;
+    /// the rest was sold in later cycles.
+    pub partial_unwinds: u64,
+}
+
+impl From<&agent_core::RiskCounts> for RiskSummary {
+    fn from(r: &agent_core::RiskCounts) -> Self {
+        let named = |m: &std::collections::BTreeMap<&'static str, u64>| {
+            m.iter().map(|(k, v)| (k.to_string(), *v)).collect()
+        };
+        Self {
+            approved: r.approved,
+            resized: r.resized,
+            refused: r.refused,
+            refused_by_reason: named(&r.refused_by_reason),
+            resized_by_reason: named(&r.resized_by_reason),
+            partial_unwinds: r.partial_unwinds,
+        }
+    }
 }
 
 /// The kill switch at the end of the run.
@@ -354,17 +375,7 @@ impl Summary {
             fees_paid: q.to_f64(r.portfolio.fees_quote()),
             gas_paid: q.to_f64(r.portfolio.gas_quote()),
             gas_paid_native: agent_core::amount::to_f64(r.portfolio.gas_native(), 18),
-            risk: RiskSummary {
-                approved: r.risk.approved,
-                resized: r.risk.resized,
-                refused: r.risk.refused,
-                refused_by_reason: r
-                    .risk
-                    .refused_by_reason
-                    .iter()
-                    .map(|(k, v)| (k.to_string(), *v))
-                    .collect(),
-            },
+            risk: (&r.risk).into(),
             kill_switch: (&r.kill_switch).into(),
             balances: r
                 .portfolio
@@ -482,6 +493,7 @@ pub async fn run_shared(
         total,
         data: loaded.into(),
         chain_id: None,
+        wall_data_age: false,
     };
     run.go(&spec, BarReplay::new(bars), venue).await
 }
@@ -578,6 +590,13 @@ pub(crate) fn state_parts(spec: &RunSpec) -> Result<StateParts, RunError> {
         parts.baselines = Some((state.baseline_store(), state.load_baselines()?));
     }
     if let Some((mut j, resume)) = journal_observer(spec)? {
+        if let (Some(r), Some((_, None))) = (&resume, &parts.baselines)
+            && r.snapshot.is_some()
+        {
+            // An agent with a history but no saved baselines (it ran before they were kept):
+            // its loss limits measure from this start. Say so where the operator looks.
+            tracing::warn!(target: "defai::audit", "no risk_baselines.json beside a journal with history: drawdown and daily loss are measured from this start");
+        }
         parts.recorder = Some(j.recorder());
         parts.resume = resume;
         parts.observers.push(Box::new(j));
@@ -612,6 +631,8 @@ pub(crate) struct Drive {
     pub total: Option<u64>,
     pub data: DataInfo,
     pub chain_id: Option<u64>,
+    /// A live source stamped with chain time: data age is measured against the wall clock.
+    pub wall_data_age: bool,
 }
 
 impl Drive {
@@ -651,6 +672,9 @@ impl Drive {
             .with_clock(self.clock);
         if cfg.kill_switch.start_halted() {
             agent = agent.start_halted("kill_switch.start_halted = true");
+        }
+        if self.wall_data_age {
+            agent = agent.with_wall_data_age();
         }
         if let Some((store, saved)) = baselines {
             agent = agent.with_baselines(Box::new(store), saved);

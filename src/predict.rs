@@ -91,3 +91,45 @@ pub async fn evaluate(
     );
     Ok((eval, cycles_per_s))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use agent_core::U256;
+
+    #[test]
+    fn bet_limits_round_toward_strict_and_never_switch_off() {
+        let usd = Token::new("dUSD", 6);
+        let cfg = KellyConfig {
+            max_bet: 100.1234567,
+            floor_balance: 50.0000001,
+            max_market_exposure: 250.9999999,
+            ..KellyConfig::default()
+        };
+        let l = bet_limits(&cfg, &usd).unwrap();
+        assert_eq!(
+            l.max_bet,
+            Some(U256::from(100_123_456u64)),
+            "a maximum rounds down"
+        );
+        assert_eq!(
+            l.floor_balance,
+            U256::from(50_000_001u64),
+            "a floor rounds up"
+        );
+        assert_eq!(l.max_market_exposure, Some(U256::from(250_999_999u64)));
+        let tiny = KellyConfig {
+            max_bet: 0.0000001,
+            min_bet: 0.00000001,
+            ..KellyConfig::default()
+        };
+        let err = bet_limits(&tiny, &usd).unwrap_err();
+        assert!(err.contains("strategy.params.max_bet"), "{err}");
+        let huge = KellyConfig {
+            floor_balance: 1e300,
+            ..KellyConfig::default()
+        };
+        let err = bet_limits(&huge, &usd).unwrap_err();
+        assert!(err.contains("strategy.params.floor_balance"), "{err}");
+    }
+}

@@ -761,3 +761,41 @@ fn a_journal_that_fails_mid_run_halts_the_agent_and_nothing_is_sent_after() {
     assert_eq!(rec.state, SwitchState::Halted);
     assert!(rec.reason.unwrap().contains("journal failure"));
 }
+
+// ---------------------------------------------------------------------------------------------
+// Data age on a live source (a `[risk]` key that must mean what it says in every mode)
+
+#[test]
+fn on_a_source_stamped_with_chain_time_data_age_is_measured_against_the_wall_clock() {
+    // Bars from September 2020, as a chain source would stamp them with their blocks' times.
+    let bars = flat(2000.0, 5);
+    let limits = RiskLimits {
+        max_data_age_s: Some(3600),
+        ..RiskLimits::default()
+    };
+    let run = |wall: bool| {
+        let mut a = agent(Box::new(AllInOnce(false)), paper(), bars.clone())
+            .with_gate(Box::new(LimitGate::new(limits.clone())))
+            .with_kill_switch(KillSwitch::new(), KillSwitchPolicy::default(), Some(3600));
+        if wall {
+            a = a.with_wall_data_age();
+        }
+        run_to_end(a)
+    };
+    let live = run(true);
+    assert_eq!(live.fills, 0, "nothing traded on blocks years old");
+    assert_eq!(live.kill_switch.state, SwitchState::Halted);
+    assert!(
+        live.kill_switch
+            .reason
+            .as_deref()
+            .unwrap()
+            .contains("max_data_age_s"),
+        "{:?}",
+        live.kill_switch
+    );
+    // A replay's clock is its data's: the same bars are fresh there.
+    let replay = run(false);
+    assert_eq!(replay.fills, 1);
+    assert_eq!(replay.kill_switch.state, SwitchState::Active);
+}

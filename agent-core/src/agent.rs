@@ -132,6 +132,8 @@ pub struct RiskCounts {
     pub resized: u64,
     pub refused: u64,
     pub refused_by_reason: BTreeMap<&'static str, u64>,
+    /// Why intents were cut (`max_trade_notional`, `max_position`, `price_impact`, ...).
+    pub resized_by_reason: BTreeMap<&'static str, u64>,
     /// Exposure-reducing intents (a flatten's included) cut to the price-impact limit's slice:
     /// the rest is sold in later cycles.
     pub partial_unwinds: u64,
@@ -320,6 +322,8 @@ pub struct Agent<S, V> {
     kill: KillSwitch,
     policy: KillSwitchPolicy,
     max_data_age_s: Option<i64>,
+    /// Data age against the wall clock rather than the agent's clock.
+    wall_data_age: bool,
     clock: Clock,
     portfolio: Portfolio,
     audit: AuditStream,
@@ -360,6 +364,7 @@ impl<S: MarketSource, V: Venue> Agent<S, V> {
             kill: KillSwitch::new(),
             policy: KillSwitchPolicy::default(),
             max_data_age_s: None,
+            wall_data_age: false,
             clock: Clock::Simulated,
             portfolio,
             audit: AuditStream::default(),
@@ -378,8 +383,9 @@ impl<S: MarketSource, V: Venue> Agent<S, V> {
         }
     }
 
-    /// Persists the gate's loss and rate baselines ([`RiskBaselines`]) to `store` whenever they
-    /// change, starting from `saved` (an earlier run's) when given: a restart continues the
+    /// Persists the gate's loss and rate baselines ([`RiskBaselines`]) to `store` — after every
+    /// fill, at every bar's close and with an operator resume, when they changed — starting
+    /// from `saved` (an earlier run's) when given: a restart continues the
     /// drawdown, the day's loss, the day's gas and the trade rate where they were. A store that
     /// cannot save halts the agent.
     pub fn with_baselines(
@@ -419,6 +425,22 @@ impl<S: MarketSource, V: Venue> Agent<S, V> {
         self
     }
 
+    /// Measures the age of market data against the wall clock, while the agent's own clock
+    /// (trade rates, UTC days) stays the source's: for a live chain source, whose events carry
+    /// the block's time, so `max_data_age_s` means "the latest block is this old now".
+    pub fn with_wall_data_age(mut self) -> Self {
+        self.wall_data_age = true;
+        self
+    }
+
+    fn data_age(&self, bar: &Bar, now: i64) -> i64 {
+        if self.wall_data_age {
+            wall_clock_s() - bar.ts
+        } else {
+            now - bar.ts
+        }
+    }
+
     /// Halts before the first event (config `start_halted`); only an operator resume lifts it.
     pub fn start_halted(mut self, reason: &str) -> Self {
         self.kill.trip(KillMode::Halt, reason, 0);
@@ -443,6 +465,11 @@ impl<S: MarketSource, V: Venue> Agent<S, V> {
         if let Some(change) = change {
             if change.to == SwitchState::Active {
                 self.gate.on_resume();
+                // The re-base is saved with the resume, not at the end of the bar: a crash in
+                // between would restart with an active switch and the old, breached baselines.
+                if let Err(e) = self.persist_baselines(ts) {
+                    tracing::error!(target: "defai::audit", error = %e, "resume not re-based on disk: halted");
+                }
             }
             self.audit.emit(AuditEvent::KillSwitch {
                 ts,
@@ -541,9 +568,11 @@ impl<S: MarketSource, V: Venue> Agent<S, V> {
             ));
         };
         let reduces = self.pair.reduces_exposure(&swap.sell, &swap.buy);
+        let age = self.data_age(bar, now);
         let mut ctx = RiskContext::new(&self.pair, &self.portfolio, bar, now);
         // The operator's flatten_now: unwinding ignores the price-impact limit.
         ctx.ignore_price_impact = reduces && self.kill.flatten_now();
+        ctx.data_age_s = age;
         if let Err(r) = self
             .kill
             .allows(reduces)
@@ -559,6 +588,7 @@ impl<S: MarketSource, V: Venue> Agent<S, V> {
         };
         let mut ctx = RiskContext::new(&self.pair, &self.portfolio, bar, now);
         ctx.ignore_price_impact = reduces && self.kill.flatten_now();
+        ctx.data_age_s = age;
         match self.gate.evaluate(id, intent, &quote, &ctx) {
             // The loop enforces what a gate promises: a resize never grows an intent.
             Verdict::Resize { amount_in, .. }
@@ -618,6 +648,7 @@ impl<S: MarketSource, V: Venue> Agent<S, V> {
                 reason,
             } => {
                 self.risk.resized += 1;
+                *self.risk.resized_by_reason.entry(reason.code).or_default() += 1;
                 if reason.code == "price_impact"
                     && intent
                         .as_swap()
@@ -779,15 +810,24 @@ impl<S: MarketSource, V: Venue> Agent<S, V> {
         name: &std::sync::Arc<str>,
     ) -> Result<(), AgentError> {
         let base = self.portfolio.balance(&self.pair.base);
-        if !base.is_zero() {
+        if !base.is_zero() && !self.is_dust(base, bar) {
             let intent = Intent::swap(&self.pair.base, &self.pair.quote, base);
             self.process(0, intent, bar, now, name).await?;
         }
-        if self.portfolio.balance(&self.pair.base).is_zero() {
+        let left = self.portfolio.balance(&self.pair.base);
+        if left.is_zero() || self.is_dust(left, bar) {
             let change = self.kill.finish_flatten(now);
             self.switch_changed(now, change);
         }
         Ok(())
+    }
+
+    /// Worth less than one unit of the quote token at the bar's close: no venue pays anything
+    /// for it, so a flatten is done when only this is left.
+    fn is_dust(&self, base: U256, bar: &Bar) -> bool {
+        price_to_units(bar.close, self.pair.quote.decimals()).is_some_and(|p| {
+            crate::amount::base_to_quote(base, self.pair.base.decimals(), p).is_zero()
+        })
     }
 
     /// Runs until the source is exhausted.
@@ -835,7 +875,7 @@ impl<S: MarketSource, V: Venue> Agent<S, V> {
                 }
             };
             if let Some(max_age) = self.max_data_age_s {
-                let age = now - bar.ts;
+                let age = self.data_age(&bar, now);
                 if age > max_age.saturating_mul(self.policy.stale_data_multiple) {
                     let reason = format!(
                         "market data {age} s old, over {}× max_data_age_s",

@@ -97,6 +97,8 @@ pub struct SwitchChange {
     pub from: SwitchState,
     pub to: SwitchState,
     pub flattening: bool,
+    /// The flatten ignores the price-impact limit (`flatten_now`).
+    pub flatten_now: bool,
     pub reason: String,
 }
 
@@ -178,6 +180,7 @@ impl KillSwitch {
             from,
             to: self.rec.state,
             flattening: self.rec.flattening,
+            flatten_now: self.rec.flatten_now,
             reason: reason.to_string(),
         })
     }
@@ -217,6 +220,7 @@ impl KillSwitch {
             from: before.state,
             to: SwitchState::Active,
             flattening: false,
+            flatten_now: false,
             reason: reason.to_string(),
         }))
     }

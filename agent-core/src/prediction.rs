@@ -175,13 +175,21 @@ impl BetGate {
             return Verdict::Refuse(Refusal::new("no_liquidity", "the market gives nothing"));
         }
         if let Some(max_bps) = l.max_price_impact_bps {
-            match crate::risk::impact::bet_impact(
-                bet.investment,
-                bet.outcome,
-                &market.pool,
-                market.fee,
-                max_bps,
-            ) {
+            // The venue's quote, or what the listed pool gives if that is less (the pool may
+            // have moved since it was listed): the worse price is the one judged.
+            let impact =
+                crate::fpmm::calc_buy_amount(bet.investment, bet.outcome, &market.pool, market.fee)
+                    .and_then(|listed| {
+                        crate::risk::impact::bet_impact_of(
+                            bet.investment,
+                            quote_tokens.min(listed),
+                            bet.outcome,
+                            &market.pool,
+                            market.fee,
+                            max_bps,
+                        )
+                    });
+            match impact {
                 Ok((true, _)) => {}
                 Ok((false, bps)) => {
                     return Verdict::Refuse(Refusal::new(

@@ -45,6 +45,9 @@ pub struct RiskContext<'a> {
     pub now: i64,
     /// The operator's `flatten_now`: this unwind ignores the price-impact limit.
     pub ignore_price_impact: bool,
+    /// How old the latest bar is, seconds: `now − bar.ts`, or the wall clock minus the bar's
+    /// time for a live source stamped with chain time (see [`crate::Agent::with_wall_data_age`]).
+    pub data_age_s: i64,
 }
 
 impl<'a> RiskContext<'a> {
@@ -55,6 +58,7 @@ impl<'a> RiskContext<'a> {
             bar,
             now,
             ignore_price_impact: false,
+            data_age_s: now - bar.ts,
         }
     }
 }

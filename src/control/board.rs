@@ -563,6 +563,7 @@ mod tests {
                 from: SwitchState::Active,
                 to: SwitchState::Halted,
                 flattening: false,
+                flatten_now: false,
                 reason: "venue fault: https://rpc.example/KEY123 down".into(),
             },
         });

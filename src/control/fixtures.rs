@@ -82,6 +82,7 @@ pub(super) fn feed(s: &mut AgentStatus) {
             from: SwitchState::Active,
             to: SwitchState::Halted,
             flattening: false,
+            flatten_now: false,
             reason: "operator: test".into(),
         },
     });

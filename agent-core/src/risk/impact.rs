@@ -177,6 +177,10 @@ pub fn limit_swap(
     max_bps: u32,
     reduces: bool,
 ) -> Result<Option<(U256, Refusal)>, Refusal> {
+    if amount.is_zero() {
+        // Other limits left nothing: the caller refuses it as such.
+        return Ok(None);
+    }
     let overflow = || Refusal::new("overflow", "price impact overflows");
     let rate = marginal_rate(swap, quote, pair)
         .ok_or_else(|| Refusal::new("no_venue_price", "the venue reports no marginal price"))?;
@@ -258,6 +262,19 @@ pub fn bet_impact(
     max_bps: u32,
 ) -> Result<(bool, U256), FpmmError> {
     let tokens = fpmm::calc_buy_amount(investment, outcome, pool, fee)?;
+    bet_impact_of(investment, tokens, outcome, pool, fee, max_bps)
+}
+
+/// [`bet_impact`] for a bet the venue quotes at `tokens` outcome tokens, against the marginal
+/// price of `pool` before the buy.
+pub fn bet_impact_of(
+    investment: U256,
+    tokens: U256,
+    outcome: usize,
+    pool: &[U256],
+    fee: U256,
+    max_bps: u32,
+) -> Result<(bool, U256), FpmmError> {
     let (num, den) = fpmm::marginal_price(outcome, pool)?;
     let fee_units = investment.checked_mul(fee).ok_or(FpmmError::Arithmetic)? / fpmm::one();
     // Outcome tokens per unit of collateral at the marginal price: den / num.

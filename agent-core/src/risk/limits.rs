@@ -77,7 +77,8 @@ impl Default for RiskLimits {
 }
 
 impl RiskLimits {
-    /// Every limit off except the slippage guard (for tests and research runs).
+    /// The loss, gas-price, trade-rate and price-deviation limits off (for tests and research
+    /// runs); the slippage guard, the position caps and the price-impact limit stay on.
     pub fn permissive() -> Self {
         Self {
             max_daily_loss_pct: None,
@@ -182,7 +183,7 @@ impl RiskGate for LimitGate {
         };
         let l = &self.limits;
         if let Some(max_age) = l.max_data_age_s {
-            let age = ctx.now - ctx.bar.ts;
+            let age = ctx.data_age_s;
             if age > max_age {
                 return Err(Refusal::new(
                     "stale_data",
@@ -376,10 +377,10 @@ impl RiskGate for LimitGate {
         }
         // Price impact, on every swap: reducing ones too (an unwind does not dump into a thin
         // pool), unless the operator's `flatten_now` asked for the exit whatever the price.
+        let reduces = ctx.pair.reduces_exposure(&swap.sell, &swap.buy);
         if let Some(max_bps) = l.max_price_impact_bps
-            && !ctx.ignore_price_impact
+            && !(ctx.ignore_price_impact && reduces)
         {
-            let reduces = ctx.pair.reduces_exposure(&swap.sell, &swap.buy);
             match impact::limit_swap(swap, amount, quote, ctx.pair, max_bps, reduces) {
                 Err(r) => return Verdict::Refuse(r),
                 Ok(None) => {}
