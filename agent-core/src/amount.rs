@@ -224,6 +224,7 @@ pub fn to_f64(units: U256, decimals: u8) -> f64 {
 ///
 /// Market data arrives as floats; this is where a price becomes an integer, once, so every
 /// amount computed from it afterwards is exact.
+#[inline]
 pub fn price_to_units(price: f64, quote_decimals: u8) -> Option<U256> {
     if !price.is_finite() || price <= 0.0 {
         return None;

@@ -146,12 +146,22 @@ pub fn max_amount_in(depth: &Depth, cap: U256, max_bps: u32) -> Option<U256> {
     let net = reserve_in.checked_mul(U256::from(max_bps))? / U256::from(BPS);
     let keep = BPS.checked_sub(*fee_bps).filter(|k| *k > 0)?;
     let guess = net.checked_mul(U256::from(BPS))?.div_ceil(U256::from(keep));
-    let hi = guess.saturating_add(U256::from(1u8)).min(cap);
+    let mut hi = guess.saturating_add(U256::from(1u8)).min(cap);
     if ok(hi)? {
         return Some(hi);
     }
-    // Rounding made the guess a little too large: the largest passing size below it.
-    let (mut lo, mut hi) = (U256::ZERO, hi);
+    // Rounding made the guess a little too large: step down in doubling steps to a passing
+    // size (a few units, usually), then bisect between it and the last failing one.
+    let mut step = U256::from(1u8);
+    let mut lo = hi.saturating_sub(step);
+    while !ok(lo)? {
+        if lo.is_zero() {
+            return Some(U256::ZERO);
+        }
+        hi = lo;
+        step = step.saturating_mul(U256::from(2u8));
+        lo = lo.saturating_sub(step);
+    }
     while hi - lo > U256::from(1u8) {
         let mid = lo + (hi - lo) / U256::from(2u8);
         if ok(mid)? {
