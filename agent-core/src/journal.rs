@@ -695,6 +695,12 @@ impl Journal {
                                 o.hashes.push(hash);
                             }
                         }
+                        // Signed and on record, but the node never took it.
+                        ("replace_refused", Some(n)) => {
+                            if let Some(o) = open.get_mut(&n) {
+                                o.hashes.retain(|h| h != &hash);
+                            }
+                        }
                         ("mined", _) => {
                             if let Some(o) = open.values_mut().find(|o| o.hashes.contains(&hash)) {
                                 o.mined_seq = Some(r.seq);

@@ -133,6 +133,21 @@ pub enum TxStep {
         new: B256,
         max_fee_wei: u128,
     },
+    /// The node refused a replacement (signed and on record as `Replaced` first): it is not
+    /// pending, the transaction it was to replace still is.
+    ReplaceRefused {
+        nonce: u64,
+        hash: B256,
+        detail: String,
+    },
+    /// The sender gave up on a nonce: what the node said of it afterwards, and whether the
+    /// nonce is free again (nothing at it can still be mined).
+    GaveUp {
+        nonce: u64,
+        latest: u64,
+        pending: u64,
+        freed: bool,
+    },
     Mined {
         hash: B256,
         block: u64,
@@ -159,12 +174,15 @@ impl TxEvent {
             TxStep::BroadcastRetry { .. } => "broadcast_retry",
             TxStep::TimedOut { .. } => "timed_out",
             TxStep::Replaced { .. } => "replaced",
+            TxStep::ReplaceRefused { .. } => "replace_refused",
+            TxStep::GaveUp { .. } => "gave_up",
             TxStep::Mined { .. } => "mined",
         }
     }
     pub fn hash(&self) -> Option<B256> {
         match &self.step {
-            TxStep::Simulated { .. } => None,
+            TxStep::Simulated { .. } | TxStep::GaveUp { .. } => None,
+            TxStep::ReplaceRefused { hash, .. } => Some(*hash),
             TxStep::Signed { hash, .. }
             | TxStep::Sent { hash }
             | TxStep::BroadcastRetry { hash, .. }
@@ -175,7 +193,10 @@ impl TxEvent {
     }
     pub fn nonce(&self) -> Option<u64> {
         match &self.step {
-            TxStep::Signed { nonce, .. } | TxStep::Replaced { nonce, .. } => Some(*nonce),
+            TxStep::Signed { nonce, .. }
+            | TxStep::Replaced { nonce, .. }
+            | TxStep::ReplaceRefused { nonce, .. }
+            | TxStep::GaveUp { nonce, .. } => Some(*nonce),
             _ => None,
         }
     }
@@ -473,6 +494,58 @@ impl TxSender {
         }
     }
 
+    /// After giving up on `nonce`: asks the node what became of it. When no hash signed for it
+    /// is known to the node and the account's pending count has not passed it, nothing at the
+    /// nonce can still be mined, and the nonce manager re-reads the pending count (the nonce is
+    /// reused, no gap). When the node still holds one, the next transaction takes the nonce
+    /// after it (the held one may yet be mined, and a restart settles it from the journal).
+    async fn give_up(
+        &self,
+        nonce: u64,
+        hashes: &[B256],
+        label: &str,
+        log: &mut Vec<TxEvent>,
+        t0: Instant,
+    ) {
+        let me = self.wallet.address();
+        let (latest, pending) = match (
+            self.chain.nonce(me, false).await,
+            self.chain.nonce(me, true).await,
+        ) {
+            (Ok(l), Ok(p)) => (l, p),
+            (l, p) => {
+                // Cannot tell: re-read on the next lease rather than trust the local count.
+                tracing::warn!(target: "defai::tx", %label, nonce, latest = ?l.err(), pending = ?p.err(), "cannot read the account's nonces after giving up");
+                self.nonces.resync().await;
+                return;
+            }
+        };
+        let mut held = false;
+        for h in hashes {
+            if !matches!(self.chain.knows(*h).await, Ok(false)) {
+                held = true;
+            }
+        }
+        let freed = !held && latest <= nonce && pending <= nonce;
+        // Either way the local count is re-read from the node: it reflects a dropped
+        // transaction (the nonce comes back) and a held one (it does not).
+        self.nonces.resync().await;
+        self.note_after(
+            log,
+            TxEvent {
+                label: label.to_string(),
+                step: TxStep::GaveUp {
+                    nonce,
+                    latest,
+                    pending,
+                    freed,
+                },
+                at: t0.elapsed(),
+            },
+        );
+        tracing::warn!(target: "defai::tx", %label, nonce, latest, pending, freed, "gave up on the transaction");
+    }
+
     /// Runs the whole lifecycle. Events are appended to `log` as they happen.
     pub async fn send(
         &self,
@@ -548,6 +621,7 @@ impl TxSender {
                 .gas_cap_wei
                 .is_some_and(|cap| bumped.max_fee_wei > cap);
             if replacements >= self.policy.max_replacements || capped {
+                self.give_up(nonce, &hashes, &req.label, log, t0).await;
                 return Err(EvmError::NotMined {
                     label: req.label.clone(),
                     nonce,
@@ -569,20 +643,35 @@ impl TxSender {
                 replacements += 1;
                 continue;
             }
-            hashes.push(new_hash);
             replacements += 1;
+            // The fee keeps rising with every try, accepted or not (within the cap): a refused
+            // replacement is never signed again with the same bytes.
+            fees = bumped;
             match self
                 .broadcast(&new_raw, new_hash, &req.label, log, t0)
                 .await
             {
                 Broadcast::Accepted => {
-                    fees = bumped;
+                    hashes.push(new_hash);
                     tracing::warn!(target: "defai::tx", label = %req.label, nonce, old = %current, new = %new_hash, "not mined in time: replaced with bumped fees");
+                }
+                Broadcast::Unknown(detail) => {
+                    // It may be pending: wait on it too.
+                    hashes.push(new_hash);
+                    tracing::warn!(target: "defai::tx", label = %req.label, nonce, %detail, "replacement broadcast ambiguous");
                 }
                 // The original may have been mined meanwhile ("nonce too low"): the next wait
                 // finds its receipt.
-                Broadcast::Refused(detail) | Broadcast::Unknown(detail) => {
-                    tracing::warn!(target: "defai::tx", label = %req.label, nonce, %detail, "replacement not accepted");
+                Broadcast::Refused(detail) => {
+                    tracing::warn!(target: "defai::tx", label = %req.label, nonce, %detail, "replacement refused by the node");
+                    self.note_after(
+                        log,
+                        ev(TxStep::ReplaceRefused {
+                            nonce,
+                            hash: new_hash,
+                            detail,
+                        }),
+                    );
                 }
             }
         };
@@ -648,6 +737,20 @@ pub fn to_venue_event(e: TxEvent) -> agent_core::venue::VenueEvent {
         TxStep::Replaced {
             old, max_fee_wei, ..
         } => format!("replaces {old}, max fee {max_fee_wei} wei"),
+        TxStep::ReplaceRefused { detail, .. } => format!("refused by the node: {detail}"),
+        TxStep::GaveUp {
+            latest,
+            pending,
+            freed,
+            ..
+        } => format!(
+            "node: latest nonce count {latest}, pending {pending}; {}",
+            if *freed {
+                "nothing at this nonce can be mined: it is reused"
+            } else {
+                "still held by the node: the next transaction takes the one after"
+            }
+        ),
         TxStep::Mined {
             block,
             status,
