@@ -598,7 +598,7 @@ pub async fn run_rebalance(spec: RunSpec, args: ChainArgs) -> Result<RebalanceSu
         }
         Ok((bal, chain.balance(me).await?))
     };
-    let (_, eth_start) = read(&chain).await?;
+
     let mut out = RebalanceSummary {
         mode: spec.mode,
         strategy: "rebalancer".into(),
@@ -784,7 +784,7 @@ pub async fn run_rebalance(spec: RunSpec, args: ChainArgs) -> Result<RebalanceSu
     if audit.finish().is_err() {
         audit_ok(&audit, &mut kill, last_block.unwrap_or(0) as i64)?;
     }
-    let (bal, eth_end) = read(&chain).await?;
+    let (bal, _) = read(&chain).await?;
     let holdings: Vec<Holding> = (0..3)
         .map(|k| Holding {
             token: tokens[k].clone(),
@@ -804,7 +804,18 @@ pub async fn run_rebalance(spec: RunSpec, args: ChainArgs) -> Result<RebalanceSu
         .zip(bal)
         .map(|(t, b)| (t.symbol().to_string(), t.format(b)))
         .collect();
-    out.gas_paid_wei = eth_start.saturating_sub(eth_end).to_string();
+    // Gas is what the receipts of the run's transactions say it cost, not the change of the
+    // native balance (an external transfer from the same wallet is not gas).
+    let mut gas_paid = U256::ZERO;
+    for h in &out.tx_hashes {
+        let hash = h
+            .parse()
+            .map_err(|e| EvmError::Devnet(format!("transaction hash {h}: {e}")))?;
+        if let Some(r) = chain.receipt(hash).await? {
+            gas_paid += U256::from(r.gas_used) * U256::from(r.effective_gas_price);
+        }
+    }
+    out.gas_paid_wei = gas_paid.to_string();
     out.kill_switch = kill.record().into();
     Ok(out)
 }

@@ -341,6 +341,16 @@ fn parse_speed(s: &str) -> Result<Speed, String> {
 }
 
 fn main() -> Result<()> {
+    // With --json, scripts read stdout: a run that fails still prints one JSON object there.
+    let json = std::env::args().any(|a| a == "--json");
+    let result = run_cli();
+    if let (Err(e), true) = (&result, json) {
+        println!("{}", serde_json::json!({ "error": format!("{e:#}") }));
+    }
+    result
+}
+
+fn run_cli() -> Result<()> {
     // candle's CPU kernels use a rayon pool; for models this small one thread is ~10× faster per
     // decision than two (thread hand-off dominates). An explicit setting wins.
     if std::env::var_os("RAYON_NUM_THREADS").is_none() {

@@ -388,3 +388,20 @@ fn the_journal_is_hash_chained_and_changing_one_byte_is_caught_by_audit_verify()
         "{err}"
     );
 }
+
+#[test]
+fn a_run_that_fails_with_json_still_prints_one_json_object_naming_the_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("bad.toml");
+    std::fs::write(&cfg, "[risk]\nmax_slippage_bps = 20000\n").unwrap();
+    let out = defai(&["backtest", "--config", cfg.to_str().unwrap(), "--json"]);
+    assert!(!out.status.success());
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(stdout.lines().count(), 1, "{stdout}");
+    let v: serde_json::Value = serde_json::from_str(&stdout).expect("one JSON object");
+    let err = v["error"].as_str().unwrap();
+    assert!(
+        err.contains("bad.toml line 2") && err.contains("max_slippage_bps"),
+        "{err}"
+    );
+}

@@ -146,9 +146,9 @@ fn a_transaction_still_held_by_the_node_keeps_its_nonce_after_a_give_up() {
     });
 }
 
-/// Signs a plain transfer of nothing from devnet account `i` at `nonce` with `max_fee` and the
-/// same tip: the wallet's owner sending from elsewhere.
-async fn owner_tx(devnet: &Devnet, i: usize, nonce: u64, max_fee: u128) -> Vec<u8> {
+/// Signs a plain transfer of `value` wei from devnet account `i` at `nonce` with `max_fee` and
+/// the same tip: the wallet's owner sending from elsewhere.
+async fn owner_tx(devnet: &Devnet, i: usize, nonce: u64, max_fee: u128, value: U256) -> Vec<u8> {
     use defai::connectors::evm::alloy::eips::Encodable2718;
     use defai::connectors::evm::alloy::network::{
         EthereumWallet, NetworkTransactionBuilder, TransactionBuilder,
@@ -160,7 +160,7 @@ async fn owner_tx(devnet: &Devnet, i: usize, nonce: u64, max_fee: u128) -> Vec<u
     let tx = TransactionRequest::default()
         .with_from(info.accounts[i])
         .with_to(info.accounts[8])
-        .with_value(U256::ZERO)
+        .with_value(value)
         .with_nonce(nonce)
         .with_chain_id(info.chain_id)
         .with_gas_limit(21_000)
@@ -196,7 +196,7 @@ fn a_refused_replacement_is_recorded_as_refused_and_the_next_try_pays_more() {
             })
         };
         until_pending(&chain, me, start + 1).await;
-        let raw = owner_tx(&devnet, 7, start, 1_000_000_000_000).await;
+        let raw = owner_tx(&devnet, 7, start, 1_000_000_000_000, U256::ZERO).await;
         let _pending = chain.provider().send_raw_transaction(&raw).await.unwrap();
         let (out, log) = ours.await.unwrap();
         assert!(matches!(out, Err(EvmError::NotMined { .. })), "{out:?}");
@@ -234,4 +234,96 @@ fn a_refused_replacement_is_recorded_as_refused_and_the_next_try_pays_more() {
                 .any(|e| matches!(e.step, TxStep::GaveUp { freed: false, .. }))
         );
     });
+}
+
+#[test]
+fn the_rebalancers_gas_is_the_sum_of_its_receipts_not_an_external_transfer_from_its_wallet() {
+    use defai::connectors::evm::alloy::providers::Provider;
+    let rt = rt();
+    let devnet = rt
+        .block_on(Devnet::start(DevnetConfig::at_price(1338.12)))
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let json = dir.path().join("devnet.json");
+    devnet.info().write(&json).unwrap();
+    let key = devnet.test_key_hex(7).unwrap();
+    let me = devnet.info().accounts[7];
+    let chain = devnet.chain().clone();
+    let start = rt.block_on(chain.nonce(me, false)).unwrap();
+    // Three cycles: the first rebalances (its legs mine new blocks), the second sees the last
+    // of those blocks and stands still; while the agent waits for a block for its third, the
+    // wallet's owner sends 1 ETH away from elsewhere, and that block is the third cycle's.
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_defai"))
+        .env("DEFAI_STATE_ROOT", common::state_root())
+        .env("DEFAI_PRIVATE_KEY", &key)
+        .args([
+            "run",
+            "--config",
+            concat!(
+                env!("CARGO_MANIFEST_DIR"),
+                "/examples/configs/rebalance-devnet.toml"
+            ),
+            "--devnet",
+            json.to_str().unwrap(),
+            "--max-cycles",
+            "3",
+            "--json",
+            "--no-api",
+        ])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let owner_sent = rt.block_on(async {
+        // The first cycle's legs: approve + swap each, at least 4 transactions.
+        for _ in 0..2_000 {
+            if chain.nonce(me, false).await.unwrap() >= start + 4 {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        let n = chain.nonce(me, true).await.unwrap();
+        assert!(n >= start + 4, "the rebalancer did not trade");
+        // The agent's trades are done once its nonce stands still.
+        let mut n = n;
+        loop {
+            tokio::time::sleep(Duration::from_millis(300)).await;
+            let now = chain.nonce(me, true).await.unwrap();
+            if now == n {
+                break;
+            }
+            n = now;
+        }
+        let one_eth = U256::from(10u64).pow(U256::from(18u8));
+        let raw = owner_tx(&devnet, 7, n, 50_000_000_000, one_eth).await;
+        assert!(
+            child.try_wait().unwrap().is_none(),
+            "the agent must still be waiting for its third cycle"
+        );
+        let pending = chain.provider().send_raw_transaction(&raw).await.unwrap();
+        *pending.tx_hash()
+    });
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let hashes: Vec<String> = v["tx_hashes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|h| h.as_str().unwrap().to_string())
+        .collect();
+    assert!(!hashes.contains(&owner_sent.to_string()));
+    let receipts_gas = rt.block_on(async {
+        let mut sum = U256::ZERO;
+        for h in &hashes {
+            let r = chain.receipt(h.parse().unwrap()).await.unwrap().unwrap();
+            sum += U256::from(r.gas_used) * U256::from(r.effective_gas_price);
+        }
+        sum
+    });
+    assert_eq!(v["gas_paid_wei"], receipts_gas.to_string(), "{v}");
 }

@@ -57,12 +57,8 @@ impl Wallet {
                 let raw = std::env::var(name).map_err(|_| {
                     EvmError::Wallet(format!("no key: set {name} (named by [wallet] key_env)"))
                 })?;
-                // The parse error names DEFAI_PRIVATE_KEY; say which variable it really was.
-                Self::from_hex(&raw).map_err(|_| {
-                    EvmError::Wallet(format!(
-                        "{name} is not a valid private key (expected 32 bytes of hex)"
-                    ))
-                })
+                // Named after the variable it really came from.
+                Self::from_hex_named(&raw, name)
             }
             WalletSource::Keystore(path) => {
                 let password = match std::env::var(KEYSTORE_PASSWORD_ENV) {
@@ -83,12 +79,26 @@ impl Wallet {
         }
     }
 
-    /// Parses a hex key (with or without `0x`). The error never contains the input.
+    /// Parses a hex key (with or without `0x`), as from `DEFAI_PRIVATE_KEY`. The error never
+    /// contains the input.
     pub fn from_hex(raw: &str) -> Result<Self, EvmError> {
+        Self::from_hex_named(raw, PRIVATE_KEY_ENV)
+    }
+
+    /// [`Wallet::from_hex`] for a key read from the variable `name`: errors name it, and tell
+    /// "not 32 bytes of hex" from "32 bytes of hex that are no secp256k1 key" (zero, or not
+    /// below the curve order).
+    fn from_hex_named(raw: &str, name: &str) -> Result<Self, EvmError> {
+        let body = raw.trim().trim_start_matches("0x");
+        let hex32 = body.len() == 64 && body.bytes().all(|b| b.is_ascii_hexdigit());
         let signer: PrivateKeySigner = raw.trim().parse().map_err(|_| {
-            EvmError::Wallet(format!(
-                "{PRIVATE_KEY_ENV} is not a valid private key (expected 32 bytes of hex)"
-            ))
+            EvmError::Wallet(if hex32 {
+                format!(
+                    "{name} holds 32 bytes of hex that are not a valid secp256k1 private key (zero, or not below the curve order)"
+                )
+            } else {
+                format!("{name} is not a valid private key (expected 32 bytes of hex)")
+            })
         })?;
         Ok(Self {
             signer,
@@ -200,6 +210,21 @@ mod tests {
             !err.contains(KEY) && err.contains("DEFAI_PRIVATE_KEY"),
             "{err}"
         );
+    }
+
+    #[test]
+    fn thirty_two_zero_bytes_are_named_as_no_valid_secp256k1_key() {
+        let zero = "0".repeat(64);
+        let err = Wallet::from_hex(&zero).unwrap_err().to_string();
+        assert!(
+            err.contains("not a valid secp256k1 private key") && err.contains("DEFAI_PRIVATE_KEY"),
+            "{err}"
+        );
+        // Past the curve order: also 32 bytes of hex, also not a key.
+        let err = Wallet::from_hex(&"f".repeat(64)).unwrap_err().to_string();
+        assert!(err.contains("secp256k1"), "{err}");
+        let err = Wallet::from_hex("12ab").unwrap_err().to_string();
+        assert!(err.contains("expected 32 bytes of hex"), "{err}");
     }
 
     #[test]
