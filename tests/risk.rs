@@ -799,3 +799,127 @@ fn on_a_source_stamped_with_chain_time_data_age_is_measured_against_the_wall_clo
     assert_eq!(replay.fills, 1);
     assert_eq!(replay.kill_switch.state, SwitchState::Active);
 }
+
+// ---------------------------------------------------------------------------------------------
+// A resume queued while the agent was stopped (issue 15, item 6)
+
+use defai::core::{
+    Order, Quote, SettledTx, Settlement, Swap, SwitchAction, SwitchCommand, SwitchRecord,
+    SwitchStore, UnsettledTx, VenueError,
+};
+
+/// The paper pool, plus a chain's answer about one transaction the journal left open: pending
+/// while `pending` is set.
+struct WithPendingTx {
+    inner: PaperVenue,
+    pending: Arc<std::sync::atomic::AtomicBool>,
+}
+impl defai::core::Venue for WithPendingTx {
+    fn name(&self) -> &str {
+        "paper_with_a_pending_tx"
+    }
+    fn observe(&mut self, e: &MarketEvent) {
+        self.inner.observe(e)
+    }
+    async fn quote(&mut self, swap: &Swap) -> Result<Quote, VenueError> {
+        self.inner.quote(swap).await
+    }
+    async fn execute(&mut self, order: &Order, ts: i64) -> Result<defai::core::Fill, VenueError> {
+        self.inner.execute(order, ts).await
+    }
+    async fn settle(&mut self, open: &[UnsettledTx]) -> Result<Vec<SettledTx>, VenueError> {
+        let pending = self.pending.load(std::sync::atomic::Ordering::SeqCst);
+        Ok(open
+            .iter()
+            .map(|u| SettledTx {
+                nonce: u.nonce,
+                outcome: if pending {
+                    Settlement::Pending {
+                        hash: u.hashes[0].clone(),
+                    }
+                } else {
+                    Settlement::Dropped
+                },
+                credits: vec![],
+                debits: vec![],
+            })
+            .collect())
+    }
+}
+
+/// Operator commands written while the agent was stopped, delivered one per poll.
+#[derive(Clone, Default)]
+struct Inbox(Arc<Mutex<Vec<SwitchCommand>>>);
+impl SwitchStore for Inbox {
+    fn save(&mut self, _: &SwitchRecord) -> Result<(), String> {
+        Ok(())
+    }
+    fn poll(&mut self) -> Option<SwitchCommand> {
+        let mut q = self.0.lock().unwrap();
+        (!q.is_empty()).then(|| q.remove(0))
+    }
+}
+
+#[test]
+fn a_resume_queued_while_stopped_does_not_cancel_the_restarts_latch_nor_lift_a_pending_tx() {
+    let pending = Arc::new(std::sync::atomic::AtomicBool::new(true));
+    let resume_cmd = |id| SwitchCommand {
+        id,
+        action: SwitchAction::Resume,
+        reason: "checked".into(),
+    };
+    // Halted by the operator before the stop; a resume queued while stopped; another one later.
+    let inbox = Inbox::default();
+    inbox
+        .0
+        .lock()
+        .unwrap()
+        .extend([resume_cmd(5), resume_cmd(6)]);
+    let halted = SwitchRecord {
+        state: SwitchState::Halted,
+        reason: Some("operator: maintenance".into()),
+        ..SwitchRecord::default()
+    };
+    let resume = defai::core::Resume {
+        unsettled: vec![UnsettledTx {
+            intent_id: Some("always_long:1:0".into()),
+            label: "swap".into(),
+            nonce: 7,
+            hashes: vec!["0xabc".into()],
+        }],
+        ..Default::default()
+    };
+    let venue = WithPendingTx {
+        inner: paper(),
+        pending: pending.clone(),
+    };
+    let tape = Tape::default();
+    let agent = agent(Box::new(AlwaysLong), venue, flat(2000.0, 10))
+        .with_kill_switch(
+            KillSwitch::restore(halted, Some(Box::new(inbox.clone()))),
+            KillSwitchPolicy::default(),
+            None,
+        )
+        .with_observer(Box::new(tape.clone()))
+        .resuming(resume);
+    let report = run_to_end(agent);
+    assert_eq!(
+        report.kill_switch.state,
+        SwitchState::ReduceOnly,
+        "{:?}",
+        report.kill_switch
+    );
+    let reason = report.kill_switch.reason.clone().unwrap();
+    assert!(
+        reason.contains("operator resume refused") && reason.contains("still pending"),
+        "the second resume is refused while the transaction is pending, and says why: {reason}"
+    );
+    assert!(
+        tape.fills().is_empty(),
+        "nothing bought with a transaction pending"
+    );
+    assert!(
+        inbox.0.lock().unwrap().is_empty(),
+        "both commands were applied"
+    );
+}

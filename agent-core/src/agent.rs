@@ -347,6 +347,9 @@ pub struct Agent<S, V> {
     restore_baselines: Option<RiskBaselines>,
     /// What was saved last: saved again only when the gate's differ.
     saved_baselines: Option<RiskBaselines>,
+    /// Transactions a restart found still pending: while one is, an operator resume cannot
+    /// lift the reduce-only latch it set.
+    restart_pending: Vec<UnsettledTx>,
 }
 
 impl<S: MarketSource, V: Venue> Agent<S, V> {
@@ -385,6 +388,7 @@ impl<S: MarketSource, V: Venue> Agent<S, V> {
             baseline_store: None,
             restore_baselines: None,
             saved_baselines: None,
+            restart_pending: Vec::new(),
         }
     }
 
@@ -742,6 +746,9 @@ impl<S: MarketSource, V: Venue> Agent<S, V> {
                     "transaction {hash} (nonce {}) is still pending",
                     s.nonce
                 ));
+                if let Some(u) = resume.unsettled.iter().find(|u| u.nonce == s.nonce) {
+                    self.restart_pending.push(u.clone());
+                }
             }
         }
         if let Some(snapshot) = &resume.snapshot {
@@ -807,6 +814,33 @@ impl<S: MarketSource, V: Venue> Agent<S, V> {
         self.handled = resume.handled;
     }
 
+    /// An operator resumed while a transaction the restart found pending may still be: ask the
+    /// venue again, and keep (re-latch) reduce-only while one is still pending.
+    async fn recheck_restart(&mut self, now: i64) {
+        let open = std::mem::take(&mut self.restart_pending);
+        let still: Vec<String> = match self.venue.settle(&open).await {
+            Ok(settled) => settled
+                .iter()
+                .filter_map(|s| match &s.outcome {
+                    Settlement::Pending { hash } => Some(format!("{hash} (nonce {})", s.nonce)),
+                    _ => None,
+                })
+                .collect(),
+            Err(e) => vec![format!("(cannot ask the venue: {e})")],
+        };
+        self.venue_events(now);
+        if still.is_empty() {
+            return;
+        }
+        self.restart_pending = open;
+        let reason = format!(
+            "operator resume refused: transaction {} is still pending and may yet execute",
+            still.join(", ")
+        );
+        tracing::warn!(target: "defai::audit", %reason, "reduce_only");
+        self.trip(KillMode::ReduceOnly, &reason, now);
+    }
+
     /// While flattening: sell everything that is not quote; once nothing is left, halt.
     async fn flatten(
         &mut self,
@@ -851,6 +885,10 @@ impl<S: MarketSource, V: Venue> Agent<S, V> {
             self.saved_baselines = Some(saved);
         }
         if let Some(resume) = self.resume.take() {
+            // Commands queued while the agent was stopped apply first: the restart check's
+            // verdict comes after them, so a resume sent meanwhile cannot cancel it.
+            let change = self.kill.poll(wall_clock_s());
+            self.switch_changed(wall_clock_s(), change);
             self.reconcile_restart(resume).await;
         }
         self.sync_balances(0, false)
@@ -863,7 +901,11 @@ impl<S: MarketSource, V: Venue> Agent<S, V> {
             self.clock.wait_until(event.ts()).await;
             let now = self.clock.now(event.ts());
             let change = self.kill.poll(now);
+            let resumed = change.as_ref().is_some_and(|c| c.to == SwitchState::Active);
             self.switch_changed(now, change);
+            if resumed && !self.restart_pending.is_empty() {
+                self.recheck_restart(now).await;
+            }
             if let Err(reason) = self.venue.health().await {
                 self.trip(KillMode::Halt, &format!("venue fault: {reason}"), now);
             }
