@@ -1043,15 +1043,16 @@ async fn devnet(
     let devnet = Devnet::start(cfg).await?;
     devnet.info().write(out)?;
     eprintln!(
-        "devnet ready: {} (chain id {}), WETH/dUSD pool {} at {price}; wrote {}; Ctrl-C stops it",
+        "devnet ready: {} (chain id {}), WETH/dUSD pool {} at {price}; wrote {}; Ctrl-C (or SIGTERM, SIGHUP) stops it",
         devnet.rpc_url(),
         devnet.info().chain_id,
         devnet.info().weth_usd_pair,
         out.display()
     );
     let stop = Arc::new(AtomicBool::new(false));
-    if bars.is_empty() {
-        tokio::signal::ctrl_c().await?;
+    let mut devnet = devnet;
+    let replay = if bars.is_empty() {
+        None
     } else {
         // Chain time advances by the data's own bar spacing per replayed bar.
         let spacing = bars
@@ -1063,24 +1064,49 @@ async fn devnet(
         let mover = MarketMover::new(devnet.info(), devnet.deployer().clone(), spacing).await?;
         let closes: Vec<f64> = bars.iter().map(|b| b.close).collect();
         let flag = stop.clone();
-        tokio::spawn(async move {
-            if tokio::signal::ctrl_c().await.is_ok() {
-                flag.store(true, Ordering::Relaxed);
+        Some(tokio::spawn(async move {
+            let done = mover
+                .replay(
+                    &closes,
+                    std::time::Duration::from_secs_f64(bar_seconds),
+                    &flag,
+                )
+                .await;
+            if let Ok(n) = &done {
+                eprintln!("replayed {n} bars");
             }
-        });
-        let done = mover
-            .replay(
-                &closes,
-                std::time::Duration::from_secs_f64(bar_seconds),
-                &stop,
-            )
-            .await?;
-        eprintln!("replayed {done} bars");
-        if !stop.load(Ordering::Relaxed) {
-            tokio::signal::ctrl_c().await?;
+            done
+        }))
+    };
+    // SIGINT, SIGTERM and SIGHUP stop anvil with us (dropping the devnet kills it); anvil
+    // dying ends us with an error.
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut term = signal(SignalKind::terminate())?;
+    let mut hup = signal(SignalKind::hangup())?;
+    let mut tick = tokio::time::interval(std::time::Duration::from_millis(200));
+    let ended = loop {
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => break "SIGINT",
+            _ = term.recv() => break "SIGTERM",
+            _ = hup.recv() => break "SIGHUP",
+            _ = tick.tick() => {
+                if let Some(status) = devnet.anvil_exited() {
+                    stop.store(true, Ordering::Relaxed);
+                    bail!("anvil exited ({status}): the devnet is gone");
+                }
+            }
+        }
+    };
+    stop.store(true, Ordering::Relaxed);
+    if let Some(task) = replay {
+        match task.await {
+            Ok(Err(e)) => eprintln!("market mover: {e}"),
+            Err(e) => eprintln!("market mover: {e}"),
+            Ok(Ok(_)) => {}
         }
     }
-    eprintln!("stopping anvil");
+    eprintln!("{ended}: stopping anvil");
+    drop(devnet);
     Ok(())
 }
 

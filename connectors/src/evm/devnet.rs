@@ -144,20 +144,45 @@ impl DevnetInfo {
     }
 }
 
-/// Finds `node_modules/.bin/anvil`: `$DEFAI_ANVIL`, then from the current directory up, then
-/// beside this crate's workspace.
+/// The platform package of `@foundry-rs/anvil` holding the native binary, e.g.
+/// `@foundry-rs/anvil-linux-amd64/bin/anvil`.
+fn native_anvil() -> Option<PathBuf> {
+    let os = match std::env::consts::OS {
+        "macos" => "darwin",
+        "windows" => "win32",
+        other => other,
+    };
+    let arch = match std::env::consts::ARCH {
+        "x86_64" => "amd64",
+        "aarch64" => "arm64",
+        other => other,
+    };
+    let exe = if os == "win32" { "anvil.exe" } else { "anvil" };
+    Some(PathBuf::from(format!(
+        "node_modules/@foundry-rs/anvil-{os}-{arch}/bin/{exe}"
+    )))
+}
+
+/// Finds anvil: `$DEFAI_ANVIL`, else the npm package's native binary, else its
+/// `node_modules/.bin/anvil` wrapper, from the current directory up, then beside this crate's
+/// workspace. The native binary comes first: signals sent to it stop anvil itself, where the
+/// node wrapper would have to pass them on.
 pub fn find_anvil() -> Result<PathBuf, EvmError> {
     if let Ok(p) = std::env::var("DEFAI_ANVIL") {
         return Ok(PathBuf::from(p));
     }
-    let rel = Path::new("node_modules/.bin/anvil");
     let mut dirs: Vec<PathBuf> = Vec::new();
     if let Ok(cwd) = std::env::current_dir() {
         dirs.extend(cwd.ancestors().map(Path::to_path_buf));
     }
     dirs.push(PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/..")));
-    dirs.into_iter()
-        .map(|d| d.join(rel))
+    let candidates: Vec<PathBuf> = native_anvil()
+        .into_iter()
+        .chain([PathBuf::from("node_modules/.bin/anvil")])
+        .collect();
+    candidates
+        .iter()
+        .flat_map(|rel| dirs.iter().map(move |d| d.join(rel)))
         .find(|p| p.is_file())
         .ok_or_else(|| {
             EvmError::Devnet(
@@ -360,6 +385,12 @@ impl Devnet {
             .nth_key(i)
             .map(|k| alloy::primitives::hex::encode_prefixed(k.to_bytes()))
     }
+    /// Whether anvil has exited, and how (`None` while it runs). A devnet whose node died is
+    /// of no use: `defai devnet` ends with an error when this says so.
+    pub fn anvil_exited(&mut self) -> Option<std::process::ExitStatus> {
+        self.anvil.child_mut().try_wait().ok().flatten()
+    }
+
     /// A wallet for anvil account `i`.
     pub fn wallet(&self, i: usize) -> Result<Wallet, EvmError> {
         Self::key_of(&self.anvil, i)
