@@ -422,9 +422,45 @@ fn kelly_bettor_live_bets_on_the_mispriced_market_and_redeems_the_payout_exactly
     });
     assert!(tokens > AU256::ZERO);
 
-    // 3. Next cycle redeems first: collateral grows by exactly the winning tokens held.
-    let v = run("1", &[]);
+    // 3. Next cycle redeems first: collateral grows by exactly the winning tokens held. The
+    //    redemption is an action of its own in the journal: its intent, its verdict, its
+    //    redeemPositions transaction and a fill with the collateral received.
+    let state = dir.path().join("state-redeem");
+    let v = run("1", &["--state", state.to_str().unwrap()]);
     assert_eq!(v["redeemed"], tokens.to_string(), "{v}");
+    let records = defai::core::journal::Journal::open(&state.join("journal.sqlite"))
+        .unwrap()
+        .records()
+        .unwrap();
+    let fill = records
+        .iter()
+        .find(|r| r.kind == "redeem_fill")
+        .expect("a redemption fill on record");
+    let id = fill.intent_id.clone().unwrap();
+    let body: serde_json::Value = serde_json::from_str(&fill.body).unwrap();
+    assert_eq!(body["amount"], tokens.to_string(), "{body}");
+    assert!(
+        records.iter().any(|r| r.kind == "intent"
+            && r.intent_id.as_deref() == Some(&id)
+            && r.body.contains("Redeem")),
+        "its own intent"
+    );
+    assert!(
+        records
+            .iter()
+            .any(|r| r.kind == "verdict" && r.intent_id.as_deref() == Some(&id))
+    );
+    let redeem_steps: Vec<_> = records
+        .iter()
+        .filter(|r| r.kind == "tx" && r.body.contains("redeemPositions"))
+        .collect();
+    assert!(!redeem_steps.is_empty());
+    assert!(
+        redeem_steps
+            .iter()
+            .all(|r| r.intent_id.as_deref() == Some(&id)),
+        "every redeemPositions step is journaled under the redemption's intent"
+    );
     assert_eq!(
         v["bets"], 0,
         "the resolved market takes no bets; the others have no forecast"

@@ -51,6 +51,13 @@ pub enum AuditEvent<'a> {
     Fill(&'a Fill),
     /// A bet was placed (prediction markets).
     BetFill(&'a crate::prediction::BetFill),
+    /// Resolved positions were redeemed: `amount` units of `collateral` came in.
+    Redeemed {
+        ts: i64,
+        id: &'a IntentId,
+        collateral: &'a Token,
+        amount: U256,
+    },
     /// The kill switch changed state.
     KillSwitch { ts: i64, change: &'a SwitchChange },
     /// A venue step (a chain venue: simulated, signed, sent, replaced, mined).

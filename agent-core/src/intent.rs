@@ -56,6 +56,15 @@ pub enum Intent {
     Swap(Swap),
     /// Buy outcome tokens of a prediction market.
     Bet(Bet),
+    /// Redeem the positions held in resolved prediction markets for collateral.
+    Redeem(Redeem),
+}
+
+/// Redeem every position held in the resolved `markets` (addresses or ids) for `collateral`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Redeem {
+    pub markets: Vec<String>,
+    pub collateral: Token,
 }
 
 /// Put `investment` collateral on `outcome` of `market` (an address or id).
@@ -78,13 +87,13 @@ impl Intent {
     pub fn as_swap(&self) -> Option<&Swap> {
         match self {
             Intent::Swap(s) => Some(s),
-            Intent::Bet(_) => None,
+            Intent::Bet(_) | Intent::Redeem(_) => None,
         }
     }
     pub fn as_bet(&self) -> Option<&Bet> {
         match self {
             Intent::Bet(b) => Some(b),
-            Intent::Swap(_) => None,
+            Intent::Swap(_) | Intent::Redeem(_) => None,
         }
     }
 }

@@ -540,6 +540,17 @@ impl Observer for JournalObserver {
                 })
                 .to_string(),
             ),
+            AuditEvent::Redeemed { ts, id, collateral, amount } => (
+                *ts,
+                "redeem_fill",
+                Some(id.to_string()),
+                None,
+                serde_json::json!({
+                    "collateral": collateral.symbol(), "decimals": collateral.decimals(),
+                    "amount": amount.to_string(), "amount_decimal": collateral.format(*amount),
+                })
+                .to_string(),
+            ),
             AuditEvent::ExecutionFailed { ts, id, error } => {
                 (*ts, "execution_failed", Some(id.to_string()), None, json_str(&error.to_string()))
             }

@@ -30,7 +30,7 @@ pub use agent::{
 };
 pub use amount::{AmountError, Token, U256};
 pub use clock::Clock;
-pub use intent::{Bet, Depth, Fill, Intent, IntentId, Order, Quote, Swap};
+pub use intent::{Bet, Depth, Fill, Intent, IntentId, Order, Quote, Redeem, Swap};
 pub use kill_switch::{
     KillMode, KillSwitch, SwitchAction, SwitchCommand, SwitchRecord, SwitchState, SwitchStore,
 };

@@ -238,6 +238,9 @@ pub struct PredictionReport {
     pub end_collateral: U256,
 }
 
+/// The intent sequence number of a cycle's redemption (a cycle's bets are numbered by market).
+pub const REDEEM_SEQ: u32 = u32::MAX;
+
 /// Runs a betting strategy against a venue, cycle by cycle.
 pub struct PredictionAgent<V> {
     venue: V,
@@ -351,12 +354,23 @@ impl<V: PredictionVenue> PredictionAgent<V> {
         }
         self.report.cycles += 1;
         self.audit_ok(now)?;
-        // Redeem first: winnings fund this cycle's bets.
-        let redeemed = self.venue.redeem().await;
-        self.venue_events(now);
-        self.report.redeemed = self.report.redeemed.saturating_add(redeemed?);
-        let markets = self.venue.markets().await?;
         let name: std::sync::Arc<str> = self.strategy.name().into();
+        // Redeem first: winnings fund this cycle's bets. A redemption is an action of its own,
+        // with its intent, verdict and fill, like any other.
+        let listed = self.venue.markets().await?;
+        let resolved: Vec<String> = listed
+            .iter()
+            .filter(|m| m.resolved && m.held.iter().any(|h| !h.is_zero()))
+            .map(|m| m.id.clone())
+            .collect();
+        let markets = if resolved.is_empty() {
+            listed
+        } else {
+            self.redeem(IntentId::new(name.clone(), now, REDEEM_SEQ), resolved, now)
+                .await?;
+            // Holdings changed: the bets below see the markets as they are now.
+            self.venue.markets().await?
+        };
         for (seq, market) in markets.iter().enumerate() {
             if market.resolved {
                 continue;
@@ -472,6 +486,78 @@ impl<V: PredictionVenue> PredictionAgent<V> {
                         }
                     }
                 }
+            }
+        }
+        self.audit_ok(now)
+    }
+
+    /// Redeems the positions of the `resolved` markets under intent `id`: journaled intent,
+    /// verdict (the kill switch: a redemption removes risk, so only `halted` stops it), the
+    /// venue's transactions under that intent, and a fill with the collateral received.
+    async fn redeem(
+        &mut self,
+        id: IntentId,
+        resolved: Vec<String>,
+        now: i64,
+    ) -> Result<(), AgentError> {
+        if self.handled.contains(&id.to_string()) {
+            tracing::warn!(target: "defai::audit", %id, "redemption already in the journal: not sent again");
+            return Ok(());
+        }
+        let collateral = self.venue.collateral().clone();
+        let intent = Intent::Redeem(crate::intent::Redeem {
+            markets: resolved,
+            collateral: collateral.clone(),
+        });
+        self.emit(AuditEvent::Intent {
+            ts: now,
+            id: &id,
+            intent: &intent,
+        });
+        self.audit_ok(now)?;
+        let verdict = match self.kill.allows(true) {
+            Ok(()) => Verdict::Approve {
+                min_amount_out: U256::ZERO,
+            },
+            Err(r) => Verdict::Refuse(r),
+        };
+        self.emit(AuditEvent::Verdict {
+            ts: now,
+            id: &id,
+            verdict: &verdict,
+        });
+        self.audit_ok(now)?;
+        if let Verdict::Refuse(r) = &verdict {
+            self.report.risk.refused += 1;
+            *self
+                .report
+                .risk
+                .refused_by_reason
+                .entry(r.code)
+                .or_default() += 1;
+            return Ok(());
+        }
+        self.report.risk.approved += 1;
+        let redeemed = self.venue.redeem().await;
+        self.venue_events(now);
+        match redeemed {
+            Ok(amount) => {
+                self.report.redeemed = self.report.redeemed.saturating_add(amount);
+                tracing::info!(target: "defai::audit", %id, %amount, "redeemed");
+                self.emit(AuditEvent::Redeemed {
+                    ts: now,
+                    id: &id,
+                    collateral: &collateral,
+                    amount,
+                });
+            }
+            Err(error) => {
+                self.report.execution_failures += 1;
+                self.emit(AuditEvent::ExecutionFailed {
+                    ts: now,
+                    id: &id,
+                    error: &error,
+                });
             }
         }
         self.audit_ok(now)

@@ -324,6 +324,11 @@ fn describe(intent: &Intent) -> String {
             b.outcome,
             b.market
         ),
+        Intent::Redeem(r) => format!(
+            "redeem resolved positions in {} for {}",
+            r.markets.join(", "),
+            r.collateral.symbol()
+        ),
         other => format!("{other:?}"),
     }
 }
