@@ -406,3 +406,63 @@ fn defai_devnet_stops_anvil_on_sigterm_and_sighup_and_ends_with_an_error_when_an
     assert!(stderr.contains("anvil exited"), "{stderr}");
     assert!(!listening(&port));
 }
+
+#[test]
+fn a_transaction_the_owner_sent_from_the_agents_wallet_is_never_replaced_by_the_agent() {
+    rt().block_on(async {
+        let devnet = Devnet::start(DevnetConfig::at_price(1338.12))
+            .await
+            .unwrap();
+        let chain = devnet.chain().clone();
+        let me = devnet.info().accounts[4];
+        let tx = sender(&devnet, 4, 0);
+        let (start, _) = nonces(&chain, me).await;
+        // The agent sends once: its count is now start + 1.
+        let first = tx
+            .send(&transfer(&devnet, 1), &mut Vec::new())
+            .await
+            .unwrap();
+        assert_eq!(first.nonce, start);
+        // Blocks stop; the wallet's owner sends from elsewhere at start + 1, a low fee.
+        let _: serde_json::Value = chain.dev_call("evm_setAutomine", (false,)).await.unwrap();
+        let raw = owner_tx(&devnet, 4, start + 1, 5_000_000_000, U256::from(1u8)).await;
+        let owners = {
+            use defai::connectors::evm::alloy::providers::Provider;
+            *chain
+                .provider()
+                .send_raw_transaction(&raw)
+                .await
+                .unwrap()
+                .tx_hash()
+        };
+        // The agent sends again: past the owner's pending transaction, and says so.
+        let agent = {
+            let tx = tx.clone();
+            let req = transfer(&devnet, 2);
+            tokio::spawn(async move {
+                let mut log = Vec::new();
+                let out = tx.send(&req, &mut log).await;
+                (out, log)
+            })
+        };
+        until_pending(&chain, me, start + 3).await;
+        let _: serde_json::Value = chain.dev_call("evm_setAutomine", (true,)).await.unwrap();
+        let _: serde_json::Value = chain.dev_call("evm_mine", ()).await.unwrap();
+        let (out, log) = agent.await.unwrap();
+        let out = out.unwrap();
+        assert_eq!(out.nonce, start + 2, "never the owner's nonce");
+        assert!(
+            log.iter().any(|e| matches!(
+                e.step,
+                TxStep::NonceMoved { cached, nonce } if cached == start + 1 && nonce == start + 2
+            )),
+            "{log:?}"
+        );
+        let receipt = chain.receipt(owners).await.unwrap();
+        assert!(
+            receipt.is_some_and(|r| r.status()),
+            "the owner's transaction was mined, not replaced"
+        );
+        assert_eq!(nonces(&chain, me).await, (start + 3, start + 3));
+    });
+}

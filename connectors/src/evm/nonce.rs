@@ -1,9 +1,10 @@
 //! [`NonceManager`]: one per wallet, shared by every strategy that sends from it.
 //!
 //! A nonce is handed out under a lock that is held until the node has accepted (or definitely
-//! refused) the transaction, so concurrent senders can neither reuse a nonce nor leave a gap. The
-//! next nonce is tracked locally; after an ambiguous failure it is re-read from the node's
-//! pending count.
+//! refused) the transaction, so concurrent senders can neither reuse a nonce nor leave a gap.
+//! Every lease also asks the node for the account's pending count: when it moved past the local
+//! count (the wallet's owner, or another tool, sent from the same account), the lease takes the
+//! node's, so a transaction the agent did not send is never replaced; the lease says it moved.
 
 use alloy::primitives::Address;
 use tokio::sync::{Mutex, MutexGuard};
@@ -23,6 +24,7 @@ pub struct NonceManager {
 pub struct NonceLease<'a> {
     slot: MutexGuard<'a, Option<u64>>,
     nonce: u64,
+    moved: Option<u64>,
 }
 
 impl NonceManager {
@@ -37,19 +39,20 @@ impl NonceManager {
         self.address
     }
 
-    /// Waits for exclusive use of the next nonce (read from the node's pending count the first
-    /// time and after [`NonceLease::resync`]).
+    /// Waits for exclusive use of the next nonce: the node's pending count, checked against
+    /// the local one. A pending count ahead of the local count means someone else sent from
+    /// this account; the lease takes the node's count and reports the local one it replaced
+    /// ([`NonceLease::moved_from`]).
     pub async fn lease(&self, chain: &Chain) -> Result<NonceLease<'_>, EvmError> {
         let mut slot = self.next.lock().await;
-        let nonce = match *slot {
-            Some(n) => n,
-            None => {
-                let n = chain.nonce(self.address, true).await?;
-                *slot = Some(n);
-                n
-            }
+        let node = chain.nonce(self.address, true).await?;
+        let (nonce, moved) = match *slot {
+            Some(local) if node > local => (node, Some(local)),
+            Some(local) => (local, None),
+            None => (node, None),
         };
-        Ok(NonceLease { slot, nonce })
+        *slot = Some(nonce);
+        Ok(NonceLease { slot, nonce, moved })
     }
 
     /// Forgets the local count; the next lease reads the pending count from the node.
@@ -61,6 +64,12 @@ impl NonceManager {
 impl NonceLease<'_> {
     pub fn nonce(&self) -> u64 {
         self.nonce
+    }
+
+    /// The local count this lease moved away from, when the node's pending count was ahead of
+    /// it (a transaction from the same account that this manager did not hand out).
+    pub fn moved_from(&self) -> Option<u64> {
+        self.moved
     }
 
     /// The node holds a transaction with this nonce: the next lease gets the one after.

@@ -140,6 +140,13 @@ pub enum TxStep {
         hash: B256,
         detail: String,
     },
+    /// The account's pending count moved past the sender's own (the wallet sent from
+    /// elsewhere): the transaction is signed at the node's count, never at a nonce another
+    /// sender's transaction holds.
+    NonceMoved {
+        cached: u64,
+        nonce: u64,
+    },
     /// The sender gave up on a nonce: what the node said of it afterwards, and whether the
     /// nonce is free again (nothing at it can still be mined).
     GaveUp {
@@ -176,12 +183,13 @@ impl TxEvent {
             TxStep::Replaced { .. } => "replaced",
             TxStep::ReplaceRefused { .. } => "replace_refused",
             TxStep::GaveUp { .. } => "gave_up",
+            TxStep::NonceMoved { .. } => "nonce_moved",
             TxStep::Mined { .. } => "mined",
         }
     }
     pub fn hash(&self) -> Option<B256> {
         match &self.step {
-            TxStep::Simulated { .. } | TxStep::GaveUp { .. } => None,
+            TxStep::Simulated { .. } | TxStep::GaveUp { .. } | TxStep::NonceMoved { .. } => None,
             TxStep::ReplaceRefused { hash, .. } => Some(*hash),
             TxStep::Signed { hash, .. }
             | TxStep::Sent { hash }
@@ -196,7 +204,8 @@ impl TxEvent {
             TxStep::Signed { nonce, .. }
             | TxStep::Replaced { nonce, .. }
             | TxStep::ReplaceRefused { nonce, .. }
-            | TxStep::GaveUp { nonce, .. } => Some(*nonce),
+            | TxStep::GaveUp { nonce, .. }
+            | TxStep::NonceMoved { nonce, .. } => Some(*nonce),
             _ => None,
         }
     }
@@ -564,6 +573,10 @@ impl TxSender {
 
         let lease = self.nonces.lease(&self.chain).await?;
         let nonce = lease.nonce();
+        if let Some(cached) = lease.moved_from() {
+            tracing::warn!(target: "defai::tx", label = %req.label, cached, nonce, "the wallet sent from elsewhere: signing past its pending transaction");
+            self.note(log, ev(TxStep::NonceMoved { cached, nonce }))?;
+        }
         let (hash, raw) = self.sign(req, nonce, gas, fees).await?;
         // On record before it can be on chain. If it cannot be recorded it is not sent, and the
         // lease is dropped unconsumed: the nonce stays free.
@@ -738,6 +751,9 @@ pub fn to_venue_event(e: TxEvent) -> agent_core::venue::VenueEvent {
             old, max_fee_wei, ..
         } => format!("replaces {old}, max fee {max_fee_wei} wei"),
         TxStep::ReplaceRefused { detail, .. } => format!("refused by the node: {detail}"),
+        TxStep::NonceMoved { cached, nonce } => format!(
+            "the account's pending count is {nonce}, past this sender's {cached}: a transaction this agent did not send holds nonce {cached}; signing at {nonce}"
+        ),
         TxStep::GaveUp {
             latest,
             pending,
