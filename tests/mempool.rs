@@ -52,9 +52,10 @@ fn transfer(devnet: &Devnet, units: u64) -> TxRequest {
     )
 }
 
-/// Waits (bounded) until the node's pending count for `who` reaches `n`.
+/// Waits (bounded, 20 s: a loaded CI machine is slow) until the node's pending count for
+/// `who` reaches `n`.
 async fn until_pending(chain: &Chain, who: Address, n: u64) {
-    for _ in 0..500 {
+    for _ in 0..4_000 {
         if chain.nonce(who, true).await.unwrap() >= n {
             return;
         }
