@@ -430,24 +430,18 @@ fn leg_verdict(
     limits: &agent_core::RiskLimits,
     reduces: bool,
 ) -> agent_core::Verdict {
-    use agent_core::risk::{impact, min_out_for_slippage};
-    use agent_core::{Refusal, Verdict};
+    use agent_core::Verdict;
+    use agent_core::risk::impact;
     let cut = match limits.max_price_impact_bps {
         Some(max) => impact::limit_swap(swap, swap.amount_in, quote, pair, max, reduces),
         None => Ok(None),
     };
     match cut {
         Err(r) => Verdict::Refuse(r),
-        Ok(Some((amount, reason))) => {
-            impact::resized(swap, amount, quote, limits.max_slippage_bps, reason)
+        Ok(cut) => {
+            let (amount, reason) = cut.map_or((swap.amount_in, None), |(a, r)| (a, Some(r)));
+            impact::sized_verdict(swap, amount, reason, quote, limits.max_slippage_bps)
         }
-        Ok(None) => match min_out_for_slippage(quote.amount_out, limits.max_slippage_bps) {
-            Some(min_amount_out) => Verdict::Approve { min_amount_out },
-            None => Verdict::Refuse(Refusal::new(
-                "bad_limit",
-                format!("max_slippage_bps {} exceeds 10000", limits.max_slippage_bps),
-            )),
-        },
     }
 }
 
@@ -527,16 +521,8 @@ pub async fn run_rebalance(spec: RunSpec, args: ChainArgs) -> Result<RebalanceSu
         // No loss limits for this kind (their keys are refused), so no baselines to keep.
         baselines: _,
     } = crate::engine::state_parts(&spec)?;
-    let mut audit = AuditStream::new(observers);
     // Nothing is sent that is not on record: a journal failure halts (latched) and ends the run.
-    let audit_ok =
-        |audit: &AuditStream, kill: &mut agent_core::KillSwitch, now: i64| match audit.failure() {
-            None => Ok(()),
-            Some(e) => {
-                kill.trip(KillMode::Halt, &format!("journal failure: {e}"), now);
-                Err(RunError::Agent(agent_core::AgentError::Audit(e.clone())))
-            }
-        };
+    let mut audit = AuditStream::new(observers);
     let handled = resume.map(|r| r.handled).unwrap_or_default();
     let policy = cfg.kill_policy()?;
     if cfg.kill_switch.start_halted() {
@@ -633,7 +619,7 @@ pub async fn run_rebalance(spec: RunSpec, args: ChainArgs) -> Result<RebalanceSu
         }
         last_block = Some(block.number);
         out.cycles += 1;
-        audit_ok(&audit, &mut kill, block.timestamp as i64)?;
+        audit.halt_on_failure(&mut kill, block.timestamp as i64)?;
         let now = block.timestamp as i64;
         if let Some(change) = kill.poll(now) {
             audit.emit(AuditEvent::KillSwitch {
@@ -730,7 +716,7 @@ pub async fn run_rebalance(spec: RunSpec, args: ChainArgs) -> Result<RebalanceSu
                 swap: Swap { amount_in, ..swap },
                 min_amount_out,
             };
-            audit_ok(&audit, &mut kill, now)?;
+            audit.halt_on_failure(&mut kill, now)?;
             let executed = v.execute(&order, now).await;
             for e in v.drain_events() {
                 if e.step == "mined"
@@ -781,9 +767,7 @@ pub async fn run_rebalance(spec: RunSpec, args: ChainArgs) -> Result<RebalanceSu
             balances: &book,
         });
     }
-    if audit.finish().is_err() {
-        audit_ok(&audit, &mut kill, last_block.unwrap_or(0) as i64)?;
-    }
+    audit.finish(&mut kill, last_block.unwrap_or(0) as i64)?;
     let (bal, _) = read(&chain).await?;
     let holdings: Vec<Holding> = (0..3)
         .map(|k| Holding {

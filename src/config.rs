@@ -786,6 +786,8 @@ impl Config {
             }
         }
         let qd = self.market.quote_decimals;
+        // Each helper above refuses a set value it cannot honour; `None` means the key is not
+        // set, and only then does the documented default of `RiskLimits` apply.
         Ok(RiskLimits {
             max_trade_notional: max_units(&r.max_trade_notional, "risk.max_trade_notional", qd)?
                 .or(d.max_trade_notional),

@@ -873,30 +873,7 @@ fn paper_mode_reads_the_real_pool_every_block_and_never_loads_a_key() {
 #[test]
 fn defai_devnet_writes_devnet_json_and_stops_anvil_on_ctrl_c() {
     let dir = tempfile::tempdir().unwrap();
-    let json = dir.path().join("devnet.json");
-    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_defai"))
-        .env("DEFAI_STATE_ROOT", common::state_root())
-        .args([
-            "devnet",
-            "--port",
-            "0",
-            "--price",
-            "2000",
-            "--out",
-            json.to_str().unwrap(),
-        ])
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    let started = std::time::Instant::now();
-    while !json.exists() {
-        assert!(
-            started.elapsed() < Duration::from_secs(60),
-            "devnet.json never appeared"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    let info = defai::connectors::evm::DevnetInfo::read(&json).unwrap();
+    let (mut child, info) = common::spawn_devnet(dir.path(), &["--price", "2000"]);
     let rt = rt();
     rt.block_on(async {
         let chain = Chain::connect(&info.rpc_url).unwrap();
@@ -915,15 +892,8 @@ fn defai_devnet_writes_devnet_json_and_stops_anvil_on_ctrl_c() {
     let exit = child.wait().unwrap();
     assert!(exit.success(), "{exit:?}");
     // anvil went with it.
-    let port = info
-        .rpc_url
-        .rsplit(':')
-        .next()
-        .unwrap()
-        .trim_end_matches('/')
-        .to_string();
     assert!(
-        std::net::TcpStream::connect(format!("127.0.0.1:{port}")).is_err(),
+        !common::listening(&common::port_of(&info)),
         "anvil still listening"
     );
 }

@@ -329,35 +329,6 @@ fn the_rebalancers_gas_is_the_sum_of_its_receipts_not_an_external_transfer_from_
     assert_eq!(v["gas_paid_wei"], receipts_gas.to_string(), "{v}");
 }
 
-/// Starts `defai devnet` on a free port; returns the child and the port once devnet.json is
-/// written.
-fn spawn_devnet(dir: &std::path::Path) -> (std::process::Child, String) {
-    let json = dir.join("devnet.json");
-    let child = std::process::Command::new(env!("CARGO_BIN_EXE_defai"))
-        .env("DEFAI_STATE_ROOT", common::state_root())
-        .args(["devnet", "--port", "0", "--out", json.to_str().unwrap()])
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    let started = std::time::Instant::now();
-    while !json.exists() {
-        assert!(
-            started.elapsed() < Duration::from_secs(60),
-            "devnet.json never appeared"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    let info = defai::connectors::evm::DevnetInfo::read(&json).unwrap();
-    let port = info
-        .rpc_url
-        .rsplit(':')
-        .next()
-        .unwrap()
-        .trim_end_matches('/')
-        .to_string();
-    (child, port)
-}
-
 /// A child process of `parent`, from /proc (the 4th field of /proc/PID/stat is the parent).
 fn child_of(parent: u32) -> Option<u32> {
     std::fs::read_dir("/proc").ok()?.flatten().find_map(|e| {
@@ -368,10 +339,6 @@ fn child_of(parent: u32) -> Option<u32> {
         let ppid: u32 = after.split(' ').nth(1)?.parse().ok()?;
         (ppid == parent).then_some(pid)
     })
-}
-
-fn listening(port: &str) -> bool {
-    std::net::TcpStream::connect(format!("127.0.0.1:{port}")).is_ok()
 }
 
 fn signal(pid: u32, sig: &str) {
@@ -387,16 +354,21 @@ fn signal(pid: u32, sig: &str) {
 fn defai_devnet_stops_anvil_on_sigterm_and_sighup_and_ends_with_an_error_when_anvil_dies() {
     for sig in ["TERM", "HUP"] {
         let dir = tempfile::tempdir().unwrap();
-        let (mut child, port) = spawn_devnet(dir.path());
-        assert!(listening(&port));
+        let (mut child, info) = common::spawn_devnet(dir.path(), &[]);
+        let port = common::port_of(&info);
+        assert!(common::listening(&port));
         signal(child.id(), sig);
         let exit = child.wait().unwrap();
         assert!(exit.success(), "SIG{sig}: {exit:?}");
-        assert!(!listening(&port), "SIG{sig}: anvil still holds port {port}");
+        assert!(
+            !common::listening(&port),
+            "SIG{sig}: anvil still holds port {port}"
+        );
     }
     // anvil dies under it: defai devnet does not keep running.
     let dir = tempfile::tempdir().unwrap();
-    let (child, port) = spawn_devnet(dir.path());
+    let (child, info) = common::spawn_devnet(dir.path(), &[]);
+    let port = common::port_of(&info);
     signal(
         child_of(child.id()).expect("anvil is a child of defai devnet"),
         "KILL",
@@ -405,7 +377,7 @@ fn defai_devnet_stops_anvil_on_sigterm_and_sighup_and_ends_with_an_error_when_an
     assert!(!out.status.success());
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("anvil exited"), "{stderr}");
-    assert!(!listening(&port));
+    assert!(!common::listening(&port));
 }
 
 #[test]

@@ -480,6 +480,16 @@ use std::sync::{Arc, Mutex};
 /// Baselines kept between two "processes" of one agent.
 #[derive(Clone, Default)]
 struct Saved(Arc<Mutex<Option<RiskBaselines>>>);
+
+impl Saved {
+    /// Each process opens the same store and finds what the one before saved.
+    fn opener(self) -> OpenBaselines {
+        Box::new(move || {
+            let prev = self.0.lock().unwrap().clone();
+            (Box::new(self.clone()) as Box<dyn BaselineStore>, prev)
+        })
+    }
+}
 impl BaselineStore for Saved {
     fn save(&mut self, b: &RiskBaselines) -> Result<(), String> {
         *self.0.lock().unwrap() = Some(b.clone());
@@ -577,14 +587,7 @@ fn a_restart_does_not_reset_the_drawdown_the_switch_trips_exactly_when_the_total
     // Restart after about half the limit is lost.
     let split = 24 + 8;
     assert!(bars[split].ts < tripped);
-    let saved = Saved::default();
-    let open = {
-        let saved = saved.clone();
-        Box::new(move || {
-            let prev = saved.0.lock().unwrap().clone();
-            (Box::new(saved.clone()) as Box<dyn BaselineStore>, prev)
-        })
-    };
+    let open = Saved::default().opener();
     let restarted = run_with_restart(&bars, split, &limits, Some(open));
     assert_eq!(restarted.kill_switch.tripped_at, Some(tripped));
     assert_eq!(restarted.kill_switch.reason, whole.kill_switch.reason);
@@ -668,14 +671,7 @@ proptest! {
             ..RiskLimits::default()
         };
         let whole = run_with_restart(&bars, bars.len(), &limits, None);
-        let saved = Saved::default();
-        let open = {
-            let saved = saved.clone();
-            Box::new(move || {
-                let prev = saved.0.lock().unwrap().clone();
-                (Box::new(saved.clone()) as Box<dyn BaselineStore>, prev)
-            })
-        };
+        let open = Saved::default().opener();
         let restarted = run_with_restart(&bars, split, &limits, Some(open));
         prop_assert_eq!(restarted.kill_switch.tripped_at, whole.kill_switch.tripped_at);
         prop_assert_eq!(&restarted.kill_switch.reason, &whole.kill_switch.reason);

@@ -146,6 +146,26 @@ pub struct RiskCounts {
     pub partial_unwinds: u64,
 }
 
+impl RiskCounts {
+    /// Counts one verdict: approved, resized (by reason) or refused (by reason).
+    pub fn record(&mut self, verdict: &Verdict) {
+        match verdict {
+            Verdict::Approve { .. } => self.approved += 1,
+            Verdict::Resize { reason, .. } => {
+                self.resized += 1;
+                *self.resized_by_reason.entry(reason.code).or_default() += 1;
+            }
+            Verdict::Refuse(r) => self.refuse(r.code),
+        }
+    }
+
+    /// Counts a refusal with `code`.
+    pub fn refuse(&mut self, code: &'static str) {
+        self.refused += 1;
+        *self.refused_by_reason.entry(code).or_default() += 1;
+    }
+}
+
 /// What a run did, in exact units where it is money.
 #[derive(Debug, Clone)]
 pub struct AgentReport {
@@ -295,18 +315,32 @@ impl AuditStream {
         self.failure.as_ref()
     }
 
-    /// Ends the stream: every observer makes what it took durable; the first failure of the
-    /// run (or of this) is returned.
-    pub fn finish(&mut self) -> Result<(), AuditError> {
+    /// Once an observer failed: halts `kill` (latched, with the reason), tells the observers
+    /// that still listen, and returns [`AgentError::Audit`]; nothing more may be sent. Every
+    /// agent loop calls this before it judges or sends anything.
+    pub fn halt_on_failure(&mut self, kill: &mut KillSwitch, now: i64) -> Result<(), AgentError> {
+        let Some(e) = self.failure.clone() else {
+            return Ok(());
+        };
+        tracing::error!(target: "defai::audit", error = %e, "journal failure: agent halted, nothing more is sent");
+        if let Some(change) = kill.trip(KillMode::Halt, &format!("journal failure: {e}"), now) {
+            self.emit(AuditEvent::KillSwitch {
+                ts: now,
+                change: &change,
+            });
+        }
+        Err(AgentError::Audit(e))
+    }
+
+    /// Ends the stream: every observer makes what it took durable (a replay's journal commits
+    /// its last batch); a failure, now or earlier, halts as [`AuditStream::halt_on_failure`].
+    pub fn finish(&mut self, kill: &mut KillSwitch, now: i64) -> Result<(), AgentError> {
         for o in self.observers.iter_mut() {
             if let Err(e) = o.finish() {
                 self.failure.get_or_insert(e);
             }
         }
-        match &self.failure {
-            Some(e) => Err(e.clone()),
-            None => Ok(()),
-        }
+        self.halt_on_failure(kill, now)
     }
 }
 
@@ -535,17 +569,7 @@ impl<S: MarketSource, V: Venue> Agent<S, V> {
 
     /// Ends the run if the audit stream failed (see [`Observer`]).
     fn audit_ok(&mut self, now: i64) -> Result<(), AgentError> {
-        match self.audit.failure().cloned() {
-            None => Ok(()),
-            Some(e) => Err(self.halt_on_audit(e, now)),
-        }
-    }
-
-    /// The journal failed: halt, latched with the reason, and say so.
-    fn halt_on_audit(&mut self, e: AuditError, now: i64) -> AgentError {
-        self.trip(KillMode::Halt, &format!("journal failure: {e}"), now);
-        tracing::error!(target: "defai::audit", error = %e, "journal failure: agent halted, nothing more is sent");
-        AgentError::Audit(e)
+        self.audit.halt_on_failure(&mut self.kill, now)
     }
 
     /// Adopts the venue's balances where it keeps the record (the chain is the source of truth).
@@ -653,18 +677,14 @@ impl<S: MarketSource, V: Venue> Agent<S, V> {
             verdict: &verdict,
         });
         self.audit_ok(now)?;
+        self.risk.record(&verdict);
         let (amount_in, min_amount_out) = match &verdict {
-            Verdict::Approve { min_amount_out } => {
-                self.risk.approved += 1;
-                (None, *min_amount_out)
-            }
+            Verdict::Approve { min_amount_out } => (None, *min_amount_out),
             Verdict::Resize {
                 amount_in,
                 min_amount_out,
                 reason,
             } => {
-                self.risk.resized += 1;
-                *self.risk.resized_by_reason.entry(reason.code).or_default() += 1;
                 if reason.code == "price_impact"
                     && intent
                         .as_swap()
@@ -675,11 +695,7 @@ impl<S: MarketSource, V: Venue> Agent<S, V> {
                 }
                 (Some(*amount_in), *min_amount_out)
             }
-            Verdict::Refuse(r) => {
-                self.risk.refused += 1;
-                *self.risk.refused_by_reason.entry(r.code).or_default() += 1;
-                return Ok(());
-            }
+            Verdict::Refuse(_) => return Ok(()),
         };
         // `judge` approves only swaps.
         let Some(swap) = intent.as_swap() else {
@@ -1015,9 +1031,7 @@ impl<S: MarketSource, V: Venue> Agent<S, V> {
             last = Some(bar);
             self.audit_ok(now)?;
         }
-        if let Err(e) = self.audit.finish() {
-            return Err(self.halt_on_audit(e, wall_clock_s()));
-        }
+        self.audit.finish(&mut self.kill, wall_clock_s())?;
 
         let (Some((first_bar, start_equity)), Some(last_bar)) = (first, last) else {
             return Err(AgentError::NoData);

@@ -322,20 +322,7 @@ impl<V: PredictionVenue> PredictionAgent<V> {
     /// Nothing is sent once the journal failed: the kill switch halts (latched) and the cycle
     /// ends with [`AgentError::Audit`].
     fn audit_ok(&mut self, now: i64) -> Result<(), AgentError> {
-        let Some(e) = self.audit.failure().cloned() else {
-            return Ok(());
-        };
-        if let Some(change) = self.kill.trip(
-            crate::kill_switch::KillMode::Halt,
-            &format!("journal failure: {e}"),
-            now,
-        ) {
-            self.emit(AuditEvent::KillSwitch {
-                ts: now,
-                change: &change,
-            });
-        }
-        Err(AgentError::Audit(e))
+        self.audit.halt_on_failure(&mut self.kill, now)
     }
 
     /// One cycle at time `now`: redeem, then look at every open market. Errors: the venue's
@@ -447,8 +434,7 @@ impl<V: PredictionVenue> PredictionAgent<V> {
                         Verdict::Refuse(r) => r.code,
                         _ => "resize_not_allowed",
                     };
-                    self.report.risk.refused += 1;
-                    *self.report.risk.refused_by_reason.entry(code).or_default() += 1;
+                    self.report.risk.refuse(code);
                     continue;
                 }
             };
@@ -527,17 +513,10 @@ impl<V: PredictionVenue> PredictionAgent<V> {
             verdict: &verdict,
         });
         self.audit_ok(now)?;
-        if let Verdict::Refuse(r) = &verdict {
-            self.report.risk.refused += 1;
-            *self
-                .report
-                .risk
-                .refused_by_reason
-                .entry(r.code)
-                .or_default() += 1;
+        self.report.risk.record(&verdict);
+        if let Verdict::Refuse(_) = &verdict {
             return Ok(());
         }
-        self.report.risk.approved += 1;
         let redeemed = self.venue.redeem().await;
         self.venue_events(now);
         match redeemed {
@@ -575,10 +554,8 @@ impl<V: PredictionVenue> PredictionAgent<V> {
         mut self,
     ) -> Result<(PredictionReport, KillSwitch, V), AgentError> {
         self.report.end_collateral = self.venue.collateral_balance().await?;
-        if let Err(e) = self.audit.finish() {
-            let _halted = self.audit_ok(crate::agent::wall_clock_s());
-            return Err(AgentError::Audit(e));
-        }
+        self.audit
+            .finish(&mut self.kill, crate::agent::wall_clock_s())?;
         Ok((self.report, self.kill, self.venue))
     }
 }

@@ -116,3 +116,46 @@ pub async fn devnet_with_mover(
     });
     (devnet, stop, task)
 }
+
+/// Starts `defai devnet --port 0 [extra]`, writing `dir/devnet.json`; returns the child and
+/// what it wrote, once it is written.
+pub fn spawn_devnet(
+    dir: &std::path::Path,
+    extra: &[&str],
+) -> (std::process::Child, defai::connectors::evm::DevnetInfo) {
+    let json = dir.join("devnet.json");
+    let child = std::process::Command::new(env!("CARGO_BIN_EXE_defai"))
+        .env("DEFAI_STATE_ROOT", state_root())
+        .args(["devnet", "--port", "0", "--out", json.to_str().unwrap()])
+        .args(extra)
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let started = std::time::Instant::now();
+    while !json.exists() {
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(60),
+            "devnet.json never appeared"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    (
+        child,
+        defai::connectors::evm::DevnetInfo::read(&json).unwrap(),
+    )
+}
+
+/// The port of a devnet's RPC URL.
+pub fn port_of(info: &defai::connectors::evm::DevnetInfo) -> String {
+    info.rpc_url
+        .rsplit(':')
+        .next()
+        .unwrap()
+        .trim_end_matches('/')
+        .to_string()
+}
+
+/// Whether something accepts connections on 127.0.0.1:`port`.
+pub fn listening(port: &str) -> bool {
+    std::net::TcpStream::connect(format!("127.0.0.1:{port}")).is_ok()
+}

@@ -206,7 +206,9 @@ pub fn limit_swap(
     if within(size, fee, out, rate, max_bps).ok_or_else(overflow)? {
         return Ok(None);
     }
-    let bps = impact_bps(size, fee, out, rate).unwrap_or(U256::MAX);
+    // The limit is already exceeded; the figure is for the message only.
+    let bps = impact_bps(size, fee, out, rate)
+        .map_or_else(|| "an overflowing number of".to_string(), |b| b.to_string());
     let detail = format!(
         "{size} units of {} move the price {bps} bps (max {max_bps})",
         swap.sell
@@ -223,6 +225,32 @@ pub fn limit_swap(
                 Refusal::new("price_impact", format!("{unwind}{detail}: cut to {a}")),
             )))
         }
+    }
+}
+
+/// The verdict once the limits have sized `swap`: approved with the quote's output less
+/// `slippage_bps` when nothing `cut` it; refused (`resized_to_zero`) when a cut left nothing;
+/// otherwise [`resized`] to `amount`. A slippage limit above 10000 bps is refused (`bad_limit`).
+pub fn sized_verdict(
+    swap: &Swap,
+    amount: U256,
+    cut: Option<Refusal>,
+    quote: &Quote,
+    slippage_bps: u32,
+) -> Verdict {
+    match cut {
+        None => match min_out_for_slippage(quote.amount_out, slippage_bps) {
+            Some(min_amount_out) => Verdict::Approve { min_amount_out },
+            None => Verdict::Refuse(Refusal::new(
+                "bad_limit",
+                format!("max_slippage_bps {slippage_bps} exceeds 10000"),
+            )),
+        },
+        Some(_) if amount.is_zero() => Verdict::Refuse(Refusal::new(
+            "resized_to_zero",
+            "limits leave nothing to trade",
+        )),
+        Some(reason) => resized(swap, amount, quote, slippage_bps, reason),
     }
 }
 

@@ -8,7 +8,6 @@ use crate::intent::{Fill, Intent, IntentId, Quote};
 use super::impact;
 use super::{
     Refusal, RiskBaselines, RiskContext, RiskGate, Verdict, check_affordable, check_intent,
-    min_out_for_slippage,
 };
 
 /// Risk limits. Every field has a default chosen to protect capital without getting in the way
@@ -308,7 +307,8 @@ impl RiskGate for LimitGate {
 
         let mut amount = swap.amount_in;
         let mut cut: Option<Refusal> = None;
-        if !ctx.pair.reduces_exposure(&swap.sell, &swap.buy) {
+        let reduces = ctx.pair.reduces_exposure(&swap.sell, &swap.buy);
+        if !reduces {
             // An increasing swap spends quote on a non-quote asset: its notional is amount_in
             // when selling quote, otherwise its value at the reference.
             let value = |amount: U256| {
@@ -377,7 +377,6 @@ impl RiskGate for LimitGate {
         }
         // Price impact, on every swap: reducing ones too (an unwind does not dump into a thin
         // pool), unless the operator's `flatten_now` asked for the exit whatever the price.
-        let reduces = ctx.pair.reduces_exposure(&swap.sell, &swap.buy);
         if let Some(max_bps) = l.max_price_impact_bps
             && !(ctx.ignore_price_impact && reduces)
         {
@@ -390,19 +389,7 @@ impl RiskGate for LimitGate {
                 }
             }
         }
-        match cut {
-            None => match min_out_for_slippage(quote.amount_out, l.max_slippage_bps) {
-                Some(min_amount_out) => Verdict::Approve { min_amount_out },
-                None => Self::refuse(
-                    "bad_limit",
-                    format!("max_slippage_bps {} exceeds 10000", l.max_slippage_bps),
-                ),
-            },
-            Some(_) if amount.is_zero() => {
-                Self::refuse("resized_to_zero", "limits leave nothing to trade".into())
-            }
-            Some(reason) => impact::resized(swap, amount, quote, l.max_slippage_bps, reason),
-        }
+        impact::sized_verdict(swap, amount, cut, quote, l.max_slippage_bps)
     }
 
     fn record_fill(&mut self, fill: &Fill, ctx: &RiskContext<'_>) {
