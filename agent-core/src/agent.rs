@@ -318,7 +318,17 @@ impl AuditStream {
     /// Once an observer failed: halts `kill` (latched, with the reason), tells the observers
     /// that still listen, and returns [`AgentError::Audit`]; nothing more may be sent. Every
     /// agent loop calls this before it judges or sends anything.
+    #[inline]
     pub fn halt_on_failure(&mut self, kill: &mut KillSwitch, now: i64) -> Result<(), AgentError> {
+        match &self.failure {
+            None => Ok(()),
+            Some(_) => self.halt(kill, now),
+        }
+    }
+
+    /// The slow path of [`AuditStream::halt_on_failure`], kept out of the per-bar check.
+    #[cold]
+    fn halt(&mut self, kill: &mut KillSwitch, now: i64) -> Result<(), AgentError> {
         let Some(e) = self.failure.clone() else {
             return Ok(());
         };
@@ -568,6 +578,7 @@ impl<S: MarketSource, V: Venue> Agent<S, V> {
     }
 
     /// Ends the run if the audit stream failed (see [`Observer`]).
+    #[inline]
     fn audit_ok(&mut self, now: i64) -> Result<(), AgentError> {
         self.audit.halt_on_failure(&mut self.kill, now)
     }
