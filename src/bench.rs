@@ -444,11 +444,17 @@ pub async fn strategy_bench() -> Result<StrategyBench, agent_core::VenueError> {
 // Issue 7: memory of a fleet of agents in one process, and the journal's cost per decision.
 // ---------------------------------------------------------------------------------------------
 
+impl From<RunError> for BenchError {
+    fn from(e: RunError) -> Self {
+        BenchError::Run(Box::new(e))
+    }
+}
+
 /// Why a fleet or journal benchmark could not run.
 #[derive(Debug, thiserror::Error)]
 pub enum BenchError {
     #[error(transparent)]
-    Run(#[from] RunError),
+    Run(Box<RunError>),
     #[error(transparent)]
     Config(#[from] crate::config::ConfigError),
     #[error(transparent)]

@@ -1,5 +1,6 @@
 //! The transaction lifecycle when the mempool misbehaves (issue 15), each case on its own anvil:
-//! dropped transactions, refused replacements.
+//! dropped transactions, refused replacements, transactions mined after the sender gave up,
+//! swaps that revert on chain.
 
 mod common;
 
@@ -437,5 +438,382 @@ fn a_transaction_the_owner_sent_from_the_agents_wallet_is_never_replaced_by_the_
             "the owner's transaction was mined, not replaced"
         );
         assert_eq!(nonces(&chain, me).await, (start + 3, start + 3));
+    });
+}
+
+/// Buys `usd` whole dUSD worth of WETH on every event.
+struct BuyEvery(u64);
+
+impl defai::core::Strategy for BuyEvery {
+    fn name(&self) -> &str {
+        "buy_every"
+    }
+    fn on_event(
+        &mut self,
+        _: &defai::core::MarketEvent,
+        ctx: &defai::core::Context<'_>,
+    ) -> Result<Vec<defai::core::Intent>, defai::core::StrategyError> {
+        let p = ctx.pair;
+        let amount = U256::from(self.0) * p.quote.one();
+        Ok(vec![defai::core::Intent::swap(&p.quote, &p.base, amount)])
+    }
+}
+
+fn source_error(e: impl std::fmt::Display) -> defai::core::SourceError {
+    defai::core::SourceError(e.to_string())
+}
+
+async fn dev(chain: &Chain, method: &'static str, automine: Option<bool>) {
+    let _: serde_json::Value = match automine {
+        Some(on) => chain.dev_call(method, (on,)).await.unwrap(),
+        None => chain.dev_call(method, ()).await.unwrap(),
+    };
+}
+
+/// `events` events at the WETH/dUSD pool's price, an hour apart; before event `n`, `before(n)`
+/// acts on the chain.
+struct Scripted<F> {
+    chain: Chain,
+    pool: defai::connectors::evm::PoolRef,
+    step: i64,
+    events: i64,
+    before: F,
+}
+
+impl<F, Fut> defai::core::MarketSource for Scripted<F>
+where
+    F: FnMut(i64) -> Fut + Send,
+    Fut: std::future::Future<Output = ()> + Send,
+{
+    async fn next_event(
+        &mut self,
+    ) -> Result<Option<defai::core::MarketEvent>, defai::core::SourceError> {
+        use defai::connectors::evm::alloy::eips::BlockId;
+        self.step += 1;
+        if self.step > self.events {
+            return Ok(None);
+        }
+        (self.before)(self.step).await;
+        let (rb, rq) = self
+            .pool
+            .reserves(&self.chain, BlockId::latest())
+            .await
+            .map_err(source_error)?;
+        let price = defai::core::amount::to_f64(rq, 6) / defai::core::amount::to_f64(rb, 18);
+        Ok(Some(defai::core::MarketEvent::Bar(defai::core::Bar {
+            ts: 1_700_000_000 + self.step * 3600,
+            open: price,
+            high: price,
+            low: price,
+            close: price,
+            volume: 1.0,
+        })))
+    }
+}
+
+/// Verdict refusals as `id code`.
+struct Refusals(Arc<std::sync::Mutex<Vec<String>>>);
+
+impl defai::core::Observer for Refusals {
+    fn on_audit(
+        &mut self,
+        e: &defai::core::AuditEvent<'_>,
+    ) -> Result<(), defai::core::agent::AuditError> {
+        if let defai::core::AuditEvent::Verdict { id, verdict, .. } = e
+            && let defai::core::Verdict::Refuse(r) = verdict
+        {
+            self.0.lock().unwrap().push(format!("{id} {}", r.code));
+        }
+        Ok(())
+    }
+}
+
+/// What a live run of [`BuyEvery`] left: its report, fills, refusals and journal.
+struct LiveRun {
+    report: defai::core::AgentReport,
+    fills: Vec<defai::core::Fill>,
+    refusals: Vec<String>,
+    journal: defai::core::journal::Journal,
+    _dir: tempfile::TempDir,
+}
+
+/// Devnet account `i` approves the router for its dUSD (so a buy sends one transaction), then
+/// runs [`BuyEvery`]`(usd)` live on the Uniswap V2 venue over `source`, journaled, with a
+/// 400 ms receipt timeout and no replacements.
+async fn run_live<S: defai::core::MarketSource>(
+    devnet: &Devnet,
+    i: usize,
+    usd: u64,
+    source: S,
+) -> LiveRun {
+    use defai::connectors::evm::{UniswapV2Config, UniswapV2Venue};
+    use defai::core::journal::{Journal, JournalObserver};
+    use defai::core::{Agent, Pair, Portfolio, Token, Venue};
+    let chain = devnet.chain().clone();
+    let info = devnet.info().clone();
+    let policy = TxPolicy {
+        receipt_timeout: Duration::from_millis(400),
+        max_replacements: 0,
+        ..TxPolicy::default()
+    };
+    let sender = TxSender::new(
+        chain.clone(),
+        devnet.wallet(i).unwrap(),
+        info.chain_id,
+        Arc::new(NonceManager::new(info.accounts[i])),
+        policy,
+    )
+    .unwrap();
+    let approve = IERC20::approveCall {
+        spender: info.router,
+        value: U256::from(1_000_000_000_000u64),
+    };
+    sender
+        .send(
+            &TxRequest::call("approve", info.usd, approve.abi_encode()),
+            &mut Vec::new(),
+        )
+        .await
+        .unwrap();
+    let pair = Pair::new(Token::new("WETH", 18), Token::new("dUSD", 6));
+    let pool = weth_usd_pool(devnet).await;
+    let cfg = UniswapV2Config {
+        router: info.router,
+        deadline_s: 3600,
+        gas_per_swap: 150_000,
+        chain_id: info.chain_id,
+        chain_check_every: 1,
+    };
+    let mut venue = UniswapV2Venue::new(pool, sender, Token::new("ETH", 18), cfg);
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("journal.sqlite");
+    let mut journal = JournalObserver::new(Journal::open(&path).unwrap());
+    venue.set_recorder(journal.recorder());
+    let tape = common::Tape::default();
+    let refusals = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let report = Agent::new(
+        pair,
+        source,
+        venue,
+        Box::new(BuyEvery(usd)),
+        Portfolio::new(),
+    )
+    .with_observer(Box::new(journal))
+    .with_observer(Box::new(tape.clone()))
+    .with_observer(Box::new(Refusals(refusals.clone())))
+    .run()
+    .await
+    .unwrap();
+    let refusals = refusals.lock().unwrap().clone();
+    LiveRun {
+        report,
+        fills: tape.fills(),
+        refusals,
+        journal: Journal::open(&path).unwrap(),
+        _dir: dir,
+    }
+}
+
+async fn weth_usd_pool(devnet: &Devnet) -> defai::connectors::evm::PoolRef {
+    use defai::core::{Pair, Token};
+    let info = devnet.info();
+    let pair = Pair::new(Token::new("WETH", 18), Token::new("dUSD", 6));
+    defai::connectors::evm::PoolRef::resolve(
+        devnet.chain(),
+        pair,
+        info.weth_usd_pair,
+        info.weth,
+        info.usd,
+    )
+    .await
+    .unwrap()
+}
+
+/// The run's book equals account `i`'s balances on chain, to the wei.
+async fn book_equals_chain(devnet: &Devnet, i: usize, run: &LiveRun) {
+    use defai::connectors::evm::alloy::eips::BlockId;
+    use defai::core::Token;
+    let (chain, info) = (devnet.chain(), devnet.info());
+    let me = info.accounts[i];
+    let of = || IERC20::balanceOfCall { owner: me };
+    let weth = chain
+        .view(info.weth, of(), BlockId::latest())
+        .await
+        .unwrap();
+    let usd = chain.view(info.usd, of(), BlockId::latest()).await.unwrap();
+    let p = &run.report.portfolio;
+    assert_eq!(p.balance(&Token::new("WETH", 18)), weth);
+    assert_eq!(p.balance(&Token::new("dUSD", 6)), usd);
+    assert_eq!(
+        p.balance(&Token::new("ETH", 18)),
+        chain.balance(me).await.unwrap()
+    );
+}
+
+#[test]
+fn a_swap_given_up_on_and_mined_later_becomes_the_fill_of_its_intent_and_nothing_is_reconciled() {
+    rt().block_on(async {
+        let devnet = Devnet::start(DevnetConfig::at_price(1338.12))
+            .await
+            .unwrap();
+        let chain = devnet.chain().clone();
+        // Before event 1 blocks stop: the swap is given up on, held by the node. Before event 3
+        // one block is mined: the held swap lands.
+        let source = Scripted {
+            chain: chain.clone(),
+            pool: weth_usd_pool(&devnet).await,
+            step: 0,
+            events: 4,
+            before: |n| {
+                let chain = chain.clone();
+                async move {
+                    match n {
+                        1 => dev(&chain, "evm_setAutomine", Some(false)).await,
+                        3 => {
+                            dev(&chain, "evm_setAutomine", Some(true)).await;
+                            dev(&chain, "evm_mine", None).await;
+                        }
+                        _ => {}
+                    }
+                }
+            },
+        };
+        let run = run_live(&devnet, 2, 1_000, source).await;
+
+        // Event 2: no new exposure while the first swap may still land. Event 3: it landed,
+        // booked as the fill of event 1's intent, then event 3's buy; event 4 buys again.
+        assert_eq!(run.report.execution_failures, 1);
+        assert_eq!(run.refusals, ["buy_every:1700007200:0 open_transaction"]);
+        let first = "buy_every:1700003600:0";
+        let ids: Vec<String> = run.fills.iter().map(|f| f.id.to_string()).collect();
+        assert_eq!(
+            ids,
+            [first, "buy_every:1700010800:0", "buy_every:1700014400:0"]
+        );
+        assert_eq!(run.report.fills, 3);
+        assert!(
+            run.fills
+                .iter()
+                .all(|f| f.amount_out > U256::ZERO && f.tx_hash.is_some())
+        );
+        // Every booking came from the venue's own figures: nothing needed correcting.
+        assert_eq!(run.report.reconciliations, 0);
+        book_equals_chain(&devnet, 2, &run).await;
+
+        // The journal: the late swap's `mined` step and its fill are under the first intent,
+        // and nothing is left open for a restart to settle.
+        let records = run.journal.records().unwrap();
+        let late = run.fills[0].tx_hash.clone().unwrap();
+        let mined: Vec<_> = records
+            .iter()
+            .filter(|r| {
+                r.kind == "tx"
+                    && r.tx_hash.as_deref() == Some(late.as_str())
+                    && r.body.contains("\"mined\"")
+            })
+            .collect();
+        assert_eq!(mined.len(), 1);
+        assert_eq!(mined[0].intent_id.as_deref(), Some(first));
+        assert!(records.iter().any(|r| r.kind == "fill"
+            && r.intent_id.as_deref() == Some(first)
+            && r.tx_hash.as_deref() == Some(late.as_str())));
+        assert!(run.journal.resume().unwrap().unsettled.is_empty());
+    });
+}
+
+#[test]
+fn a_swap_that_reverts_on_chain_books_its_gas_and_nothing_is_reconciled() {
+    use defai::connectors::evm::alloy::eips::Encodable2718;
+    use defai::connectors::evm::alloy::network::{
+        EthereumWallet, NetworkTransactionBuilder, TransactionBuilder,
+    };
+    use defai::connectors::evm::alloy::providers::Provider;
+    use defai::connectors::evm::alloy::rpc::types::TransactionRequest;
+    use defai::connectors::evm::alloy::signers::local::PrivateKeySigner;
+    use defai::connectors::evm::bindings::IUniswapV2Router02;
+    rt().block_on(async {
+        let devnet = Devnet::start(DevnetConfig::at_price(1338.12))
+            .await
+            .unwrap();
+        let chain = devnet.chain().clone();
+        let info = devnet.info().clone();
+        // Account 3 will buy 80,000 dUSD of WETH ahead of the agent's buy (a higher tip), moving
+        // the price past the agent's 1 % slippage guard: the agent's swap is mined and reverts.
+        let front = info.accounts[3];
+        let approve = IERC20::approveCall {
+            spender: info.router,
+            value: U256::MAX,
+        };
+        sender(&devnet, 3, 0)
+            .send(
+                &TxRequest::call("approve", info.usd, approve.abi_encode()),
+                &mut Vec::new(),
+            )
+            .await
+            .unwrap();
+        let key: PrivateKeySigner = devnet.test_key_hex(3).unwrap().parse().unwrap();
+        let front_nonce = chain.nonce(front, true).await.unwrap();
+        let swap = IUniswapV2Router02::swapExactTokensForTokensCall {
+            amountIn: U256::from(80_000_000_000u64),
+            amountOutMin: U256::ZERO,
+            path: vec![info.usd, info.weth],
+            to: front,
+            deadline: U256::from(u64::MAX),
+        };
+        let tx = TransactionRequest::default()
+            .with_from(front)
+            .with_to(info.router)
+            .with_input(swap.abi_encode())
+            .with_nonce(front_nonce)
+            .with_chain_id(info.chain_id)
+            .with_gas_limit(300_000)
+            .with_max_fee_per_gas(100_000_000_000)
+            .with_max_priority_fee_per_gas(50_000_000_000);
+        let raw = NetworkTransactionBuilder::build(tx, &EthereumWallet::from(key))
+            .await
+            .unwrap()
+            .encoded_2718();
+        let me = info.accounts[2];
+        let source = Scripted {
+            chain: chain.clone(),
+            pool: weth_usd_pool(&devnet).await,
+            step: 0,
+            events: 2,
+            before: |n| {
+                let (chain, raw) = (chain.clone(), raw.clone());
+                async move {
+                    if n != 1 {
+                        return;
+                    }
+                    dev(&chain, "evm_setAutomine", Some(false)).await;
+                    // Once the agent's swap is pending: the front-runner's, then one block.
+                    let start = chain.nonce(me, true).await.unwrap();
+                    tokio::spawn(async move {
+                        until_pending(&chain, me, start + 1).await;
+                        let _sent = chain.provider().send_raw_transaction(&raw).await.unwrap();
+                        dev(&chain, "evm_mine", None).await;
+                        dev(&chain, "evm_setAutomine", Some(true)).await;
+                    });
+                }
+            },
+        };
+        let run = run_live(&devnet, 2, 1_000, source).await;
+
+        assert_eq!(run.report.execution_failures, 1);
+        let records = run.journal.records().unwrap();
+        let reverted = records
+            .iter()
+            .find(|r| r.kind == "tx" && r.body.contains("status 0"))
+            .expect("the agent's swap was mined and reverted");
+        let gas = records
+            .iter()
+            .find(|r| r.kind == "gas")
+            .expect("its gas is booked");
+        assert_eq!(gas.intent_id.as_deref(), Some("buy_every:1700003600:0"));
+        assert_eq!(gas.tx_hash, reverted.tx_hash);
+        // Event 2's buy fills; the book equals the chain without a correction.
+        assert_eq!(run.report.fills, 1);
+        assert_eq!(run.report.reconciliations, 0);
+        book_equals_chain(&devnet, 2, &run).await;
     });
 }

@@ -15,7 +15,7 @@ use crate::portfolio::{Portfolio, PortfolioError};
 use crate::risk::{LimitGate, Refusal, RiskBaselines, RiskContext, RiskGate, Verdict};
 use crate::source::{MarketSource, SourceError};
 use crate::strategy::{Context, Decision, Strategy, StrategyError};
-use crate::venue::{SettledTx, Settlement, UnsettledTx, Venue, VenueError, VenueEvent};
+use crate::venue::{Booking, SettledTx, Settlement, UnsettledTx, Venue, VenueError, VenueEvent};
 
 /// One entry of the audit stream. Observers receive every event synchronously, in order; none is
 /// ever dropped.
@@ -49,6 +49,23 @@ pub enum AuditEvent<'a> {
     },
     /// An order filled and was booked.
     Fill(&'a Fill),
+    /// Gas a transaction burned without a fill (a revert, an approval whose swap failed) was
+    /// booked: `amount` units of `token` left the wallet.
+    GasCharged {
+        ts: i64,
+        id: &'a IntentId,
+        label: &'a str,
+        token: &'a Token,
+        amount: U256,
+        tx_hash: Option<&'a str>,
+    },
+    /// A transaction given up on can no longer be mined: its intent closes without a fill.
+    TxDropped {
+        ts: i64,
+        id: &'a IntentId,
+        label: &'a str,
+        nonce: u64,
+    },
     /// A bet was placed (prediction markets).
     BetFill(&'a crate::prediction::BetFill),
     /// Resolved positions were redeemed: `amount` units of `collateral` came in.
@@ -584,9 +601,10 @@ impl<S: MarketSource, V: Venue> Agent<S, V> {
     }
 
     /// Adopts the venue's balances where it keeps the record (the chain is the source of truth).
-    /// `after_fill`: the book should already match, so a difference is counted as a
-    /// reconciliation (a booking error); at start and after failures (which may have cost gas)
-    /// the venue's balances are simply adopted.
+    /// `after_fill`: after the start the book should always match — fills, late fills and the
+    /// gas of failed transactions are booked from the venue's own figures — so a difference is
+    /// counted as a reconciliation (a booking error, or money moved from elsewhere); at the
+    /// start the venue's balances are simply adopted.
     async fn sync_balances(&mut self, ts: i64, after_fill: bool) -> Result<(), VenueError> {
         let Some(actual) = self.venue.balances().await? else {
             return Ok(());
@@ -610,6 +628,21 @@ impl<S: MarketSource, V: Venue> Agent<S, V> {
         Ok(())
     }
 
+    /// While a transaction the venue gave up on may still be mined, no new exposure: a second
+    /// order could double what the first one does when it lands. Reducing intents pass.
+    fn open_check(&self, reduces: bool) -> Result<(), Refusal> {
+        let open = self.venue.open_transactions();
+        if open == 0 || reduces {
+            return Ok(());
+        }
+        Err(Refusal::new(
+            "open_transaction",
+            format!(
+                "{open} transaction(s) given up on may still be mined: no new exposure until they settle"
+            ),
+        ))
+    }
+
     /// Kill switch, gate pre-check, venue quote, gate verdict: the decision on one intent.
     async fn judge(&mut self, id: &IntentId, intent: &Intent, bar: &Bar, now: i64) -> Verdict {
         let Some(swap) = intent.as_swap() else {
@@ -627,6 +660,7 @@ impl<S: MarketSource, V: Venue> Agent<S, V> {
         if let Err(r) = self
             .kill
             .allows(reduces)
+            .and_then(|()| self.open_check(reduces))
             .and_then(|()| self.gate.pre_check(id, intent, &ctx))
         {
             return Verdict::Refuse(r);
@@ -731,6 +765,9 @@ impl<S: MarketSource, V: Venue> Agent<S, V> {
                 self.persist_baselines(now)?;
                 tracing::debug!(target: "defai::audit", id = %fill.id, amount_in = %fill.amount_in, amount_out = %fill.amount_out, "fill");
                 self.audit.emit(AuditEvent::Fill(&fill));
+                if self.venue.has_bookings() {
+                    self.take_bookings(bar, now).await?;
+                }
                 if let Err(e) = self.sync_balances(bar.ts, true).await {
                     tracing::warn!(target: "defai::audit", error = %e, "cannot read balances back after a fill");
                 }
@@ -745,8 +782,12 @@ impl<S: MarketSource, V: Venue> Agent<S, V> {
                     id: &order.id,
                     error: &error,
                 });
-                // A failed transaction may still have cost gas (or half-happened): re-read.
-                if let Err(e) = self.sync_balances(bar.ts, false).await {
+                // A failed transaction may still have cost gas: the venue says how much, and
+                // whatever else the chain shows is a correction, counted.
+                if self.venue.has_bookings() {
+                    self.take_bookings(bar, now).await?;
+                }
+                if let Err(e) = self.sync_balances(bar.ts, true).await {
                     tracing::warn!(target: "defai::audit", error = %e, "cannot read balances back after a failure");
                 }
                 self.snapshot(bar.ts);
@@ -756,6 +797,68 @@ impl<S: MarketSource, V: Venue> Agent<S, V> {
                         self.consecutive_failures
                     );
                     self.trip(KillMode::Halt, &reason, now);
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Books what the venue learnt outside a fill ([`Venue::bookings`]): a transaction given up
+    /// on and mined later becomes the fill of its intent (booked, counted, journaled under its
+    /// own id), gas of failed transactions is charged, and a dropped one closes its intent.
+    async fn take_bookings(&mut self, bar: &Bar, now: i64) -> Result<(), AgentError> {
+        let bookings = self.venue.bookings().await;
+        self.venue_events(bar.ts);
+        let bookings = match bookings {
+            Ok(b) => b,
+            Err(e) => {
+                // The open transactions stay open: asked again before the next event.
+                tracing::warn!(target: "defai::audit", error = %e, "cannot ask the venue about its open transactions");
+                return Ok(());
+            }
+        };
+        for booking in bookings {
+            match booking {
+                Booking::LateFill(fill) => {
+                    tracing::warn!(target: "defai::audit", id = %fill.id, tx = ?fill.tx_hash, "a transaction given up on was mined: booked as the fill of its intent");
+                    self.portfolio.apply_fill(&fill)?;
+                    let ctx = RiskContext::new(&self.pair, &self.portfolio, bar, now);
+                    self.gate.record_fill(&fill, &ctx);
+                    self.persist_baselines(now)?;
+                    self.audit.emit(AuditEvent::Fill(&fill));
+                }
+                Booking::Gas {
+                    id,
+                    label,
+                    token,
+                    amount,
+                    tx_hash,
+                } => {
+                    let gas_quote = price_to_units(bar.close, self.pair.quote.decimals())
+                        .map(|p| crate::amount::base_to_quote(amount, token.decimals(), p))
+                        .unwrap_or(U256::ZERO);
+                    self.portfolio
+                        .charge_gas(&id.to_string(), &token, amount, gas_quote)?;
+                    let ctx = RiskContext::new(&self.pair, &self.portfolio, bar, now);
+                    self.gate.record_gas(amount, &ctx);
+                    self.persist_baselines(now)?;
+                    self.audit.emit(AuditEvent::GasCharged {
+                        ts: bar.ts,
+                        id: &id,
+                        label: &label,
+                        token: &token,
+                        amount,
+                        tx_hash: tx_hash.as_deref(),
+                    });
+                }
+                Booking::Dropped { id, label, nonce } => {
+                    tracing::info!(target: "defai::audit", %id, %label, nonce, "a transaction given up on can no longer be mined");
+                    self.audit.emit(AuditEvent::TxDropped {
+                        ts: bar.ts,
+                        id: &id,
+                        label: &label,
+                        nonce,
+                    });
                 }
             }
         }
@@ -966,6 +1069,15 @@ impl<S: MarketSource, V: Venue> Agent<S, V> {
                 }
             }
             bars += 1;
+            if self.venue.has_bookings() {
+                // A transaction given up on may have been mined since: book it before the
+                // strategy sees the next event.
+                self.take_bookings(&bar, now).await?;
+                if let Err(e) = self.sync_balances(bar.ts, true).await {
+                    tracing::warn!(target: "defai::audit", error = %e, "cannot read balances back after a late settlement");
+                }
+                self.snapshot(bar.ts);
+            }
             self.venue.observe(&event);
             self.audit.emit(AuditEvent::Market {
                 ts: bar.ts,

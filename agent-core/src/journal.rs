@@ -439,7 +439,7 @@ impl StepRecorder for JournalRecorder {
                 .0
                 .lock()
                 .map_err(|_| "journal lock poisoned".to_string())?;
-            let (ts, intent) = (s.ts, s.intent.clone());
+            let (ts, intent) = (s.ts, event.intent_id.clone().or_else(|| s.intent.clone()));
             s.append(
                 ts,
                 "tx",
@@ -513,7 +513,7 @@ impl Observer for JournalObserver {
             AuditEvent::Venue { ts, event } => (
                 *ts,
                 "tx",
-                shared.intent.clone(),
+                event.intent_id.clone().or_else(|| shared.intent.clone()),
                 event.tx_hash.clone(),
                 venue_body(event),
             ),
@@ -550,6 +550,24 @@ impl Observer for JournalObserver {
                     "amount": amount.to_string(), "amount_decimal": collateral.format(*amount),
                 })
                 .to_string(),
+            ),
+            AuditEvent::GasCharged { ts, id, label, token, amount, tx_hash } => (
+                *ts,
+                "gas",
+                Some(id.to_string()),
+                tx_hash.map(str::to_string),
+                serde_json::json!({
+                    "label": label, "token": token.symbol(), "decimals": token.decimals(),
+                    "amount": amount.to_string(),
+                })
+                .to_string(),
+            ),
+            AuditEvent::TxDropped { ts, id, label, nonce } => (
+                *ts,
+                "tx_dropped",
+                Some(id.to_string()),
+                None,
+                serde_json::json!({"label": label, "nonce": nonce}).to_string(),
             ),
             AuditEvent::ExecutionFailed { ts, id, error } => {
                 (*ts, "execution_failed", Some(id.to_string()), None, json_str(&error.to_string()))
@@ -711,6 +729,10 @@ impl Journal {
                             if let Some(o) = open.get_mut(&n) {
                                 o.hashes.retain(|h| h != &hash);
                             }
+                        }
+                        // Given up on, and the chain settled it as never to be mined.
+                        ("dropped", Some(n)) => {
+                            open.remove(&n);
                         }
                         ("mined", _) => {
                             if let Some(o) = open.values_mut().find(|o| o.hashes.contains(&hash)) {

@@ -46,4 +46,6 @@ pub use risk::{
 };
 pub use source::{BarReplay, MarketSource, SourceError};
 pub use strategy::{Context, Decision, ParamError, ParamValue, Params, Strategy, StrategyError};
-pub use venue::{SettledTx, Settlement, StepRecorder, UnsettledTx, Venue, VenueError, VenueEvent};
+pub use venue::{
+    Booking, SettledTx, Settlement, StepRecorder, UnsettledTx, Venue, VenueError, VenueEvent,
+};

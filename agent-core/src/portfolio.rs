@@ -135,6 +135,35 @@ impl Portfolio {
         Ok(())
     }
 
+    /// Books gas a transaction burned without filling anything (it reverted, or it was an
+    /// approval whose swap failed): `amount` units of `token` (the gas token) leave the book,
+    /// `gas_quote` (quote units) adds to the gas paid. All-or-nothing, like
+    /// [`Portfolio::apply_fill`]; `id` names the intent in an error.
+    ///
+    /// # Errors
+    /// [`PortfolioError::Insufficient`] when the book holds less than `amount` of `token`.
+    pub fn charge_gas(
+        &mut self,
+        id: &str,
+        token: &Token,
+        amount: U256,
+        gas_quote: U256,
+    ) -> Result<(), PortfolioError> {
+        let have = self.balance(token);
+        let net = have
+            .checked_sub(amount)
+            .ok_or_else(|| PortfolioError::Insufficient {
+                id: id.to_string(),
+                token: token.clone(),
+                need: amount,
+                have,
+            })?;
+        self.set_balance(token, net);
+        self.gas_native = self.gas_native.saturating_add(amount);
+        self.gas_quote = self.gas_quote.saturating_add(gas_quote);
+        Ok(())
+    }
+
     /// Total value in the pair's quote token at `price_units` (quote units per whole base),
     /// rounded down. Tokens other than the pair's are not priced here and count as zero.
     pub fn equity(&self, pair: &Pair, price_units: U256) -> U256 {

@@ -91,6 +91,10 @@ pub trait RiskGate: Send {
     /// Told of every fill, for limits that count trades or spend.
     fn record_fill(&mut self, _fill: &Fill, _ctx: &RiskContext<'_>) {}
 
+    /// Told of gas (`gas_native`, wei) burned by a transaction that filled nothing (a revert,
+    /// an approval whose swap failed): it counts toward the day's gas spend like a fill's.
+    fn record_gas(&mut self, _gas_native: U256, _ctx: &RiskContext<'_>) {}
+
     /// Told the equity at each bar's close; returns a loss-limit breach the first time one is
     /// crossed (the kill switch acts on it).
     fn on_mark(&mut self, _ts: i64, _equity: f64) -> Option<Refusal> {

@@ -4,7 +4,7 @@
 use std::future::Future;
 
 use crate::amount::{Token, U256};
-use crate::intent::{Fill, Order, Quote, Swap};
+use crate::intent::{Fill, IntentId, Order, Quote, Swap};
 use crate::market::MarketEvent;
 
 /// Why a venue did not quote or fill.
@@ -33,6 +33,36 @@ pub struct VenueEvent {
     pub tx_hash: Option<String>,
     pub nonce: Option<u64>,
     pub detail: String,
+    /// The intent the step belongs to when it is not the one being handled now (a transaction
+    /// given up on and mined later); `None`: the current intent's.
+    pub intent_id: Option<String>,
+}
+
+/// Something a venue learnt about money after an execution returned, for the agent to book
+/// (see [`Venue::bookings`]). Amounts are exact token units.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Booking {
+    /// An order whose transaction the venue gave up on (not mined in time, still held by the
+    /// node) was mined after all: the fill of its intent, read from the receipt.
+    LateFill(Box<Fill>),
+    /// Gas that no fill carries: a swap mined with status 0, an approval whose swap then
+    /// failed, a transaction given up on that was mined and reverted. `amount` units of
+    /// `token` (the chain's gas token) left the wallet.
+    Gas {
+        id: IntentId,
+        /// What the transaction was for (`approve`, `swap`).
+        label: String,
+        token: Token,
+        amount: U256,
+        tx_hash: Option<String>,
+    },
+    /// A transaction given up on can no longer be mined (dropped, or its nonce taken): it cost
+    /// nothing, and the intent is closed without a fill.
+    Dropped {
+        id: IntentId,
+        label: String,
+        nonce: u64,
+    },
 }
 
 /// Writes venue steps durably the moment they happen — the journal — so that a step is on disk
@@ -140,6 +170,28 @@ pub trait Venue: Send {
                 )))
             }
         }
+    }
+
+    /// Transactions the venue gave up on that may still be mined (the node holds them). While
+    /// any is open the agent takes no new exposure (a second order could double it) and asks
+    /// [`Venue::bookings`] before every event.
+    fn open_transactions(&self) -> usize {
+        0
+    }
+
+    /// Whether [`Venue::bookings`] has anything to say (gas to charge, open transactions to ask
+    /// about); the agent asks only then. Venues that send nothing never do.
+    fn has_bookings(&self) -> bool {
+        false
+    }
+
+    /// What the agent must book that no fill carried, since the last call: late fills of
+    /// transactions given up on, gas of failed transactions, open transactions that can no
+    /// longer be mined. Called after every execution and, while
+    /// [`Venue::open_transactions`] is non-zero, before every event. Venues that send nothing
+    /// have nothing to book.
+    fn bookings(&mut self) -> impl Future<Output = Result<Vec<Booking>, VenueError>> + Send {
+        async { Ok(Vec::new()) }
     }
 
     /// Steps taken since the last call, for the audit stream.

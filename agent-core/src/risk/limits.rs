@@ -393,16 +393,20 @@ impl RiskGate for LimitGate {
     }
 
     fn record_fill(&mut self, fill: &Fill, ctx: &RiskContext<'_>) {
+        self.record_gas(fill.gas_native, ctx);
+        if !ctx.pair.reduces_exposure(&fill.sell, &fill.buy) {
+            self.recent_trades.push_back(ctx.now);
+            self.last_trade = Some(ctx.now);
+        }
+    }
+
+    fn record_gas(&mut self, gas_native: U256, ctx: &RiskContext<'_>) {
         let day = ctx.now.div_euclid(86_400);
         if day != self.gas_day {
             self.gas_day = day;
             self.gas_today = U256::ZERO;
         }
-        self.gas_today = self.gas_today.saturating_add(fill.gas_native);
-        if !ctx.pair.reduces_exposure(&fill.sell, &fill.buy) {
-            self.recent_trades.push_back(ctx.now);
-            self.last_trade = Some(ctx.now);
-        }
+        self.gas_today = self.gas_today.saturating_add(gas_native);
     }
 
     fn on_mark(&mut self, ts: i64, equity: f64) -> Option<Refusal> {

@@ -21,6 +21,8 @@ pub enum EvmError {
         label: String,
         hash: String,
         block: u64,
+        /// Gas paid for it, wei (gas used × effective gas price; a u128 holds any real fee).
+        fee_wei: u128,
         reason: String,
     },
     /// The current gas price is above the cap: nothing was sent.
@@ -37,6 +39,9 @@ pub enum EvmError {
         waited: Duration,
         replacements: u32,
         hashes: Vec<String>,
+        /// What the node said after the give-up: `true` when nothing at the nonce can still be
+        /// mined (the nonce is reused), `false` when one of `hashes` may still be.
+        freed: bool,
     },
     /// The node refused the transaction outright (nothing is in its pool).
     #[error("{label}: node rejected the transaction: {detail}")]

@@ -95,7 +95,7 @@ pub async fn settle(
 }
 
 /// What a mined transaction did to the tracked balances.
-async fn effects(
+pub(crate) async fn effects(
     chain: &Chain,
     tracked: &Tracked,
     nonce: u64,

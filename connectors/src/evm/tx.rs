@@ -515,7 +515,7 @@ impl TxSender {
         label: &str,
         log: &mut Vec<TxEvent>,
         t0: Instant,
-    ) {
+    ) -> bool {
         let me = self.wallet.address();
         let (latest, pending) = match (
             self.chain.nonce(me, false).await,
@@ -526,7 +526,7 @@ impl TxSender {
                 // Cannot tell: re-read on the next lease rather than trust the local count.
                 tracing::warn!(target: "defai::tx", %label, nonce, latest = ?l.err(), pending = ?p.err(), "cannot read the account's nonces after giving up");
                 self.nonces.resync().await;
-                return;
+                return false;
             }
         };
         let mut held = false;
@@ -553,6 +553,7 @@ impl TxSender {
             },
         );
         tracing::warn!(target: "defai::tx", %label, nonce, latest, pending, freed, "gave up on the transaction");
+        freed
     }
 
     /// Runs the whole lifecycle. Events are appended to `log` as they happen.
@@ -634,13 +635,14 @@ impl TxSender {
                 .gas_cap_wei
                 .is_some_and(|cap| bumped.max_fee_wei > cap);
             if replacements >= self.policy.max_replacements || capped {
-                self.give_up(nonce, &hashes, &req.label, log, t0).await;
+                let freed = self.give_up(nonce, &hashes, &req.label, log, t0).await;
                 return Err(EvmError::NotMined {
                     label: req.label.clone(),
                     nonce,
                     waited: started.elapsed(),
                     replacements,
                     hashes: hashes.iter().map(|h| h.to_string()).collect(),
+                    freed,
                 });
             }
             let (new_hash, new_raw) = self.sign(req, nonce, gas, bumped).await?;
@@ -706,6 +708,7 @@ impl TxSender {
                 label: req.label.clone(),
                 hash: mined_hash.to_string(),
                 block,
+                fee_wei: u128::from(receipt.gas_used).saturating_mul(receipt.effective_gas_price),
                 reason: self.revert_reason(req, block).await,
             });
         }
@@ -783,5 +786,6 @@ pub fn to_venue_event(e: TxEvent) -> agent_core::venue::VenueEvent {
         nonce: e.nonce(),
         label: e.label,
         detail,
+        intent_id: None,
     }
 }

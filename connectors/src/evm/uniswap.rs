@@ -6,14 +6,14 @@
 use std::time::{Duration, Instant};
 
 use alloy::eips::BlockId;
-use alloy::primitives::{Address, U256};
+use alloy::primitives::{Address, B256, U256};
 use alloy::sol_types::SolCall;
 
 use agent_core::amount::{Token, base_to_quote, pow10, to_f64};
 use agent_core::intent::{Depth, Fill, Order, Quote, Swap};
 use agent_core::market::{Bar, MarketEvent, Pair, PoolSnapshot};
 use agent_core::source::{MarketSource, SourceError};
-use agent_core::venue::{SettledTx, UnsettledTx, Venue, VenueError, VenueEvent};
+use agent_core::venue::{Booking, SettledTx, UnsettledTx, Venue, VenueError, VenueEvent};
 
 use super::bindings::{IERC20, IUniswapV2Pair, IUniswapV2Router02, IWETH9};
 use super::error::EvmError;
@@ -203,6 +203,20 @@ pub struct UniswapV2Config {
     pub chain_check_every: u32,
 }
 
+/// A transaction the sender gave up on while the node still held it: it may yet be mined.
+#[derive(Debug, Clone)]
+struct OpenTx {
+    /// The order it serves.
+    order: Order,
+    /// It is the swap itself (an approval fills nothing).
+    fills: bool,
+    label: String,
+    nonce: u64,
+    hashes: Vec<B256>,
+    /// Event time of the execution that sent it.
+    ts: i64,
+}
+
 /// Swaps the agent's pair through UniswapV2Router02 from one wallet.
 pub struct UniswapV2Venue {
     pool: PoolRef,
@@ -213,6 +227,12 @@ pub struct UniswapV2Venue {
     last_price: f64,
     gas_price_wei: U256,
     health_checks: u32,
+    /// Given up on, still held by the node.
+    open: Vec<OpenTx>,
+    /// Gas of failed transactions, not yet handed to the agent.
+    charges: Vec<Booking>,
+    /// The journal, for steps the venue takes itself (a late receipt).
+    recorder: Option<std::sync::Arc<dyn agent_core::venue::StepRecorder>>,
 }
 
 impl UniswapV2Venue {
@@ -227,6 +247,9 @@ impl UniswapV2Venue {
             last_price: 0.0,
             gas_price_wei: U256::ZERO,
             health_checks: 0,
+            open: Vec::new(),
+            charges: Vec::new(),
+            recorder: None,
         }
     }
 
@@ -304,7 +327,14 @@ impl UniswapV2Venue {
         }
     }
 
-    async fn execute_on_chain(&mut self, order: &Order, ts: i64) -> Result<Fill, EvmError> {
+    /// Executes `order`; every transaction of it that was mined is added to `spent` (label,
+    /// hash, fee in wei) as it is, so that a failure later on still books what it cost.
+    async fn execute_on_chain(
+        &mut self,
+        order: &Order,
+        ts: i64,
+        spent: &mut Vec<(&'static str, B256, U256)>,
+    ) -> Result<Fill, EvmError> {
         let swap = &order.swap;
         let (sell, buy, sell_base) = self.sides(swap).map_err(|e| EvmError::Contract {
             contract: self.pool.pool.to_string(),
@@ -356,10 +386,11 @@ impl UniswapV2Venue {
                 spender: router,
                 value: swap.amount_in,
             };
-            gas += self
+            let approved = self
                 .send(TxRequest::call("approve", sell, approve.abi_encode()))
-                .await?
-                .fee_wei;
+                .await?;
+            spent.push(("approve", approved.hash, approved.fee_wei));
+            gas += approved.fee_wei;
         }
         let deadline = chain.block(None).await?.timestamp + self.cfg.deadline_s;
         let call = IUniswapV2Router02::swapExactTokensForTokensCall {
@@ -372,6 +403,7 @@ impl UniswapV2Venue {
         let mined = self
             .send(TxRequest::call("swap", router, call.abi_encode()))
             .await?;
+        spent.push(("swap", mined.hash, mined.fee_wei));
         gas += mined.fee_wei;
 
         let after = self.read_balances().await?;
@@ -386,15 +418,35 @@ impl UniswapV2Venue {
         if native_spent != gas {
             tracing::warn!(target: "defai::venue", %native_spent, %gas, "native balance moved by more than this swap's gas");
         }
+        Ok(self.fill_of(
+            order,
+            ts,
+            (amount_in, amount_out, gas),
+            (reserve_base, reserve_quote),
+            mined.hash,
+        ))
+    }
+
+    /// The fill of `order`: `amounts` (in, out, gas in wei) as the chain moved them, valued at
+    /// the pool's `reserves` (base, quote) for the fee and gas in quote units.
+    fn fill_of(
+        &self,
+        order: &Order,
+        ts: i64,
+        (amount_in, amount_out, gas): (U256, U256, U256),
+        (reserve_base, reserve_quote): (U256, U256),
+        hash: B256,
+    ) -> Fill {
+        let swap = &order.swap;
         let price = reserve_quote.saturating_mul(self.pool.pair.base.one())
             / reserve_base.max(U256::from(1));
         let fee = amount_in * U256::from(FEE_BPS) / U256::from(10_000u32);
-        let fee_quote = if sell_base {
+        let fee_quote = if swap.sell == self.pool.pair.base {
             base_to_quote(fee, self.pool.pair.base.decimals(), price)
         } else {
             fee
         };
-        Ok(Fill {
+        Fill {
             id: order.id.clone(),
             ts,
             sell: swap.sell.clone(),
@@ -406,8 +458,181 @@ impl UniswapV2Venue {
             gas_native: gas,
             gas_cost: (self.native.clone(), gas),
             gas_quote: gas.saturating_mul(price) / pow10(18),
-            tx_hash: Some(mined.hash.to_string()),
-        })
+            tx_hash: Some(hash.to_string()),
+        }
+    }
+
+    /// A step the venue took itself: journaled at once (a failure is logged: what it records
+    /// already happened on chain) and queued for the audit stream.
+    fn took(&mut self, event: VenueEvent) {
+        if let Some(r) = &self.recorder
+            && let Err(e) = r.record(&event)
+        {
+            tracing::error!(target: "defai::venue", step = event.step, error = %e, "step not journaled");
+        }
+        self.events.push(event);
+    }
+
+    /// After a failed execution: books the gas of what was mined (an approval, a reverted swap)
+    /// and keeps a transaction given up on, but still held by the node, open.
+    fn failed(
+        &mut self,
+        order: &Order,
+        ts: i64,
+        spent: &[(&'static str, B256, U256)],
+        e: &EvmError,
+    ) {
+        let gas = |label: &str, hash: &str, amount: U256| Booking::Gas {
+            id: order.id.clone(),
+            label: label.to_string(),
+            token: self.native.clone(),
+            amount,
+            tx_hash: Some(hash.to_string()),
+        };
+        let mut charges: Vec<Booking> = spent
+            .iter()
+            .filter(|(_, _, fee)| !fee.is_zero())
+            .map(|(label, hash, fee)| gas(label, &hash.to_string(), *fee))
+            .collect();
+        match e {
+            EvmError::Reverted {
+                label,
+                hash,
+                fee_wei,
+                ..
+            } => charges.push(gas(label, hash, U256::from(*fee_wei))),
+            EvmError::NotMined {
+                label,
+                nonce,
+                hashes,
+                freed: false,
+                ..
+            } => {
+                let hashes = hashes.iter().filter_map(|h| h.parse().ok()).collect();
+                self.open.push(OpenTx {
+                    order: order.clone(),
+                    fills: label == "swap",
+                    label: label.clone(),
+                    nonce: *nonce,
+                    hashes,
+                    ts,
+                });
+            }
+            _ => {}
+        }
+        self.charges.extend(charges);
+    }
+
+    /// Asks the node about each open transaction: a mined one becomes a late fill (or its gas,
+    /// when it reverted or was an approval), one that can no longer be mined is dropped, the
+    /// rest stay open.
+    async fn settle_open(&mut self) -> Vec<Booking> {
+        let chain = self.tx.chain().clone();
+        let tracked = super::recovery::Tracked {
+            wallet: self.tx.address(),
+            tokens: vec![
+                (self.pool.pair.base.clone(), self.pool.base),
+                (self.pool.pair.quote.clone(), self.pool.quote),
+            ],
+            native: self.native.clone(),
+        };
+        let mut out = Vec::new();
+        let mut still = Vec::new();
+        let mut pending = std::mem::take(&mut self.open).into_iter();
+        while let Some(open) = pending.next() {
+            match self.settle_one(&chain, &tracked, &open).await {
+                Ok(Some(b)) => out.push(b),
+                Ok(None) => still.push(open),
+                Err(e) => {
+                    // This one and the rest stay open: asked again before the next event.
+                    tracing::warn!(target: "defai::venue", nonce = open.nonce, error = %e, "cannot settle an open transaction yet");
+                    still.push(open);
+                    still.extend(pending);
+                    break;
+                }
+            }
+        }
+        self.open = still;
+        out
+    }
+
+    async fn settle_one(
+        &mut self,
+        chain: &Chain,
+        tracked: &super::recovery::Tracked,
+        open: &OpenTx,
+    ) -> Result<Option<Booking>, EvmError> {
+        let id = open.order.id.clone();
+        let step = |step: &'static str, hash: B256, detail: String| VenueEvent {
+            step,
+            label: open.label.clone(),
+            tx_hash: Some(hash.to_string()),
+            nonce: Some(open.nonce),
+            detail,
+            intent_id: Some(id.to_string()),
+        };
+        for h in &open.hashes {
+            let Some(r) = chain.receipt(*h).await? else {
+                continue;
+            };
+            let settled = super::recovery::effects(chain, tracked, open.nonce, &r).await?;
+            let fee = U256::from(r.gas_used) * U256::from(r.effective_gas_price);
+            let block = r.block_number.unwrap_or_default();
+            let status = r.status();
+            self.took(step(
+                "mined",
+                *h,
+                format!(
+                    "block {block}, status {}, fee {fee} wei (after the sender gave up on it)",
+                    u8::from(status)
+                ),
+            ));
+            let booking = match (open.fills, status) {
+                (true, true) => {
+                    let order = &open.order;
+                    let sum = |side: &[(Token, U256)], t: &Token| {
+                        side.iter()
+                            .filter(|(x, _)| x == t)
+                            .fold(U256::ZERO, |a, (_, v)| a.saturating_add(*v))
+                    };
+                    let amount_in = sum(&settled.debits, &order.swap.sell);
+                    let amount_out = sum(&settled.credits, &order.swap.buy);
+                    let reserves = self.pool.reserves(chain, BlockId::number(block)).await?;
+                    Booking::LateFill(Box::new(self.fill_of(
+                        order,
+                        open.ts,
+                        (amount_in, amount_out, fee),
+                        reserves,
+                        *h,
+                    )))
+                }
+                _ => Booking::Gas {
+                    id,
+                    label: open.label.clone(),
+                    token: self.native.clone(),
+                    amount: fee,
+                    tx_hash: Some(h.to_string()),
+                },
+            };
+            return Ok(Some(booking));
+        }
+        for h in &open.hashes {
+            if chain.knows(*h).await? {
+                return Ok(None);
+            }
+        }
+        // Not mined, not held: nothing signed for the nonce can be mined any more.
+        let last = *open.hashes.last().unwrap_or(&B256::ZERO);
+        self.took(step(
+            "dropped",
+            last,
+            "no longer known to the node and never mined: it cost nothing".into(),
+        ));
+        Ok(Some(Booking::Dropped {
+            id,
+            label: open.label.clone(),
+            nonce: open.nonce,
+        }))
     }
 }
 
@@ -474,7 +699,28 @@ impl Venue for UniswapV2Venue {
     }
 
     async fn execute(&mut self, order: &Order, ts: i64) -> Result<Fill, VenueError> {
-        self.execute_on_chain(order, ts).await.map_err(venue_error)
+        let mut spent = Vec::new();
+        let out = self.execute_on_chain(order, ts, &mut spent).await;
+        if let Err(e) = &out {
+            self.failed(order, ts, &spent, e);
+        }
+        out.map_err(venue_error)
+    }
+
+    fn open_transactions(&self) -> usize {
+        self.open.len()
+    }
+
+    fn has_bookings(&self) -> bool {
+        !self.open.is_empty() || !self.charges.is_empty()
+    }
+
+    async fn bookings(&mut self) -> Result<Vec<Booking>, VenueError> {
+        let mut out = std::mem::take(&mut self.charges);
+        if !self.open.is_empty() {
+            out.extend(self.settle_open().await);
+        }
+        Ok(out)
     }
 
     async fn balances(&mut self) -> Result<Option<Vec<(Token, U256)>>, VenueError> {
@@ -508,7 +754,8 @@ impl Venue for UniswapV2Venue {
     }
 
     fn set_recorder(&mut self, recorder: std::sync::Arc<dyn agent_core::venue::StepRecorder>) {
-        self.tx = self.tx.clone().with_recorder(recorder);
+        self.tx = self.tx.clone().with_recorder(recorder.clone());
+        self.recorder = Some(recorder);
     }
 
     async fn settle(&mut self, open: &[UnsettledTx]) -> Result<Vec<SettledTx>, VenueError> {
