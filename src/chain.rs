@@ -164,12 +164,7 @@ pub async fn run_chain(spec: RunSpec, args: ChainArgs) -> Result<RunOutput, RunE
     )
     .await?;
     let c = &cfg.chain;
-    let source = ChainSource::new(
-        chain.clone(),
-        pool.clone(),
-        Duration::from_millis(c.poll_interval_ms.max(1)),
-        Duration::from_secs(c.idle_timeout_s.max(1)),
-    );
+    let source = ChainSource::new(chain.clone(), pool.clone(), cfg.cycle_clock(&chain)?);
     let drive = Drive {
         pair: pair.clone(),
         portfolio: Portfolio::new(),
@@ -367,18 +362,12 @@ pub async fn run_prediction(spec: RunSpec, args: ChainArgs) -> Result<Prediction
         agent = agent.resuming(resume);
     }
     let cycles = spec.max_cycles.unwrap_or(u64::MAX);
-    let poll = Duration::from_millis(cfg.chain.poll_interval_ms.max(1));
-    let mut last_block = None;
+    let mut clock = cfg.cycle_clock(&chain)?;
     let mut done = 0;
     while done < cycles && !spec.stop.load(std::sync::atomic::Ordering::Relaxed) {
-        let block = chain.block(None).await?;
-        if last_block == Some(block.number) {
-            tokio::time::sleep(poll).await;
-            continue;
-        }
-        last_block = Some(block.number);
+        let cycle = clock.next().await?;
         agent
-            .cycle(block.timestamp as i64)
+            .cycle(cycle.now)
             .await
             .map_err(|e| RunError::Chain(EvmError::Devnet(format!("prediction venue: {e}"))))?;
         done += 1;
@@ -443,6 +432,60 @@ fn leg_verdict(
             impact::sized_verdict(swap, amount, reason, quote, limits.max_slippage_bps)
         }
     }
+}
+
+/// Journals what the venues learnt of legs they gave up on (late fills, gas of failed legs,
+/// dropped legs; the chain's balances, read every cycle, are the rebalancer's book) and adds
+/// late-mined hashes to `tx_hashes`; `true` while a leg may still be mined.
+async fn settle_open_legs(
+    venues: &mut [UniswapV2Venue],
+    audit: &mut agent_core::agent::AuditStream,
+    tx_hashes: &mut Vec<String>,
+    now: i64,
+) -> bool {
+    use agent_core::{AuditEvent, Booking, Venue};
+    let mut open = false;
+    for v in venues.iter_mut() {
+        if !v.has_bookings() {
+            continue;
+        }
+        let bookings = v.bookings().await.unwrap_or_default();
+        for e in v.drain_events() {
+            if e.step == "mined"
+                && let Some(h) = &e.tx_hash
+            {
+                tx_hashes.push(h.clone());
+            }
+            audit.emit(AuditEvent::Venue { ts: now, event: &e });
+        }
+        for b in &bookings {
+            match b {
+                Booking::LateFill(fill) => audit.emit(AuditEvent::Fill(fill)),
+                Booking::Gas {
+                    id,
+                    label,
+                    token,
+                    amount,
+                    tx_hash,
+                } => audit.emit(AuditEvent::GasCharged {
+                    ts: now,
+                    id,
+                    label,
+                    token,
+                    amount: *amount,
+                    tx_hash: tx_hash.as_deref(),
+                }),
+                Booking::Dropped { id, label, nonce } => audit.emit(AuditEvent::TxDropped {
+                    ts: now,
+                    id,
+                    label,
+                    nonce: *nonce,
+                }),
+            }
+        }
+        open |= v.open_transactions() > 0;
+    }
+    open
 }
 
 /// The JSON summary of a live rebalancing run.
@@ -608,24 +651,26 @@ pub async fn run_rebalance(spec: RunSpec, args: ChainArgs) -> Result<RebalanceSu
         kill_switch: kill.record().into(),
     };
     let cycles = spec.max_cycles.unwrap_or(u64::MAX);
-    let poll = Duration::from_millis(cfg.chain.poll_interval_ms.max(1));
-    let mut last_block = None;
+    let mut clock = cfg.cycle_clock(&chain)?;
+    let mut last_now = 0i64;
     let mut prices = [0.0f64; 3];
     while out.cycles < cycles && !spec.stop.load(std::sync::atomic::Ordering::Relaxed) {
-        let block = chain.block(None).await?;
-        if last_block == Some(block.number) {
-            tokio::time::sleep(poll).await;
-            continue;
-        }
-        last_block = Some(block.number);
+        let cycle = clock.next().await?;
         out.cycles += 1;
-        audit.halt_on_failure(&mut kill, block.timestamp as i64)?;
-        let now = block.timestamp as i64;
+        let now = cycle.now;
+        last_now = now;
+        audit.halt_on_failure(&mut kill, now)?;
         if let Some(change) = kill.poll(now) {
             audit.emit(AuditEvent::KillSwitch {
                 ts: now,
                 change: &change,
             });
+        }
+        // Legs given up on that may still land: journal what became of them, and send nothing
+        // while one is open (a new leg would double it, or queue behind it).
+        if settle_open_legs(&mut venues, &mut audit, &mut out.tx_hashes, now).await {
+            tracing::warn!(target: "defai::audit", "a rebalancing leg given up on may still be mined: no new legs this cycle");
+            continue;
         }
         let (bal, _) = read(&chain).await?;
         for (k, v) in venues.iter().enumerate() {
@@ -767,7 +812,7 @@ pub async fn run_rebalance(spec: RunSpec, args: ChainArgs) -> Result<RebalanceSu
             balances: &book,
         });
     }
-    audit.finish(&mut kill, last_block.unwrap_or(0) as i64)?;
+    audit.finish(&mut kill, last_now)?;
     let (bal, _) = read(&chain).await?;
     let holdings: Vec<Holding> = (0..3)
         .map(|k| Holding {

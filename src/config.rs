@@ -194,9 +194,15 @@ pub struct ChainSection {
     /// How often to look for a new block (default 200 ms).
     #[serde(default = "default_poll_ms")]
     pub poll_interval_ms: u64,
-    /// No new block for this long ends the run with an error (default 120 s).
+    /// No new block for this long ends the run with an error (default 0: never — a quiet
+    /// chain keeps cycling on the `cycle_interval_s` timer).
     #[serde(default = "default_idle_s")]
     pub idle_timeout_s: u64,
+    /// A cycle starts on every new block, or after this many seconds without one (default 12):
+    /// on an automine devnet or a quiet chain the agent still cycles (kill switch, health
+    /// checks, `--max-cycles`). Must be above 0 and at most 86400.
+    #[serde(default = "default_cycle_s")]
+    pub cycle_interval_s: Spanned<f64>,
     /// Wait this long for a receipt before replacing with bumped fees (default 30 s).
     #[serde(default = "default_receipt_s")]
     pub receipt_timeout_s: Spanned<f64>,
@@ -218,7 +224,10 @@ fn default_poll_ms() -> u64 {
     200
 }
 fn default_idle_s() -> u64 {
-    120
+    0
+}
+fn default_cycle_s() -> Spanned<f64> {
+    Spanned::new(0..0, 12.0)
 }
 fn default_receipt_s() -> Spanned<f64> {
     Spanned::new(0..0, 30.0)
@@ -241,6 +250,7 @@ impl Default for ChainSection {
             native_symbol: default_native(),
             poll_interval_ms: default_poll_ms(),
             idle_timeout_s: default_idle_s(),
+            cycle_interval_s: default_cycle_s(),
             receipt_timeout_s: default_receipt_s(),
             max_replacements: default_replacements(),
             chain_check_every: default_chain_check(),
@@ -655,6 +665,28 @@ impl Config {
 
     /// Checks the transaction and venue settings a live run relies on for safety: each is
     /// refused, naming its key and line, where it would switch a guard off.
+    /// The pace of a live agent's cycles: every new block, or `[chain] cycle_interval_s`
+    /// without one; `[chain] idle_timeout_s` (when not 0) ends a wait that long with an error.
+    ///
+    /// # Errors
+    /// A `[chain]` value [`Config::chain_policy`] refuses.
+    pub fn cycle_clock(
+        &self,
+        chain: &connectors::evm::Chain,
+    ) -> Result<connectors::evm::CycleClock, ConfigError> {
+        self.chain_policy()?;
+        let c = &self.chain;
+        let clock = connectors::evm::CycleClock::new(
+            chain.clone(),
+            std::time::Duration::from_millis(c.poll_interval_ms.max(1)),
+            std::time::Duration::from_secs_f64(*c.cycle_interval_s.get_ref()),
+        );
+        Ok(match c.idle_timeout_s {
+            0 => clock,
+            s => clock.with_idle_timeout(std::time::Duration::from_secs(s)),
+        })
+    }
+
     pub fn chain_policy(&self) -> Result<(), ConfigError> {
         let c = &self.chain;
         if *c.chain_check_every.get_ref() == 0 {
@@ -669,6 +701,14 @@ impl Config {
             return Err(self.invalid(
                 c.receipt_timeout_s.span(),
                 "chain.receipt_timeout_s",
+                "must be a number of seconds above 0 and at most 86400",
+            ));
+        }
+        let t = *c.cycle_interval_s.get_ref();
+        if !(t.is_finite() && t > 0.0 && t <= 86_400.0) {
+            return Err(self.invalid(
+                c.cycle_interval_s.span(),
+                "chain.cycle_interval_s",
                 "must be a number of seconds above 0 and at most 86400",
             ));
         }
@@ -1123,6 +1163,10 @@ mod tests {
         refused("chain", "chain_check_every", "0");
         refused("chain", "receipt_timeout_s", "0.0");
         refused("chain", "receipt_timeout_s", "inf");
+        refused("chain", "cycle_interval_s", "0.0");
+        refused("chain", "cycle_interval_s", "-1.0");
+        refused("chain", "cycle_interval_s", "nan");
+        refused("chain", "cycle_interval_s", "90000.0");
         refused("venue", "deadline_s", "0");
         refused("chain", "gas_per_swap", "0");
         refused("venue", "gas_per_swap", "0");

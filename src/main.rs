@@ -361,8 +361,9 @@ fn run_cli() -> Result<()> {
     tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
         .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn,defai::api=info")),
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| {
+                tracing_subscriber::EnvFilter::new("warn,defai::api=info,defai::wait=info")
+            }),
         )
         .init();
     // One thread: the loop is sequential and deterministic; nothing here needs a pool.

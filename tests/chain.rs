@@ -8,8 +8,8 @@ use defai::connectors::evm::alloy::eips::BlockId;
 use defai::connectors::evm::alloy::primitives::U256;
 use defai::connectors::evm::devnet::USD_DECIMALS;
 use defai::connectors::evm::{
-    Chain, ChainSource, Devnet, DevnetConfig, NonceManager, PoolRef, TxPolicy, TxSender,
-    UniswapV2Config, UniswapV2Venue,
+    Chain, ChainSource, CycleClock, Devnet, DevnetConfig, NonceManager, PoolRef, TxPolicy,
+    TxSender, UniswapV2Config, UniswapV2Venue,
 };
 use defai::core::{IntentId, MarketEvent, MarketSource, Order, Pair, Swap, Token, Venue};
 use std::sync::Arc;
@@ -103,8 +103,11 @@ fn paper_fills_equal_on_chain_swaps_wei_for_wei() {
         let mut source = ChainSource::new(
             devnet.chain().clone(),
             pool(&devnet).await,
-            Duration::from_millis(5),
-            Duration::from_secs(10),
+            CycleClock::new(
+                devnet.chain().clone(),
+                Duration::from_millis(5),
+                Duration::from_secs(10),
+            ),
         );
         let mut paper = PaperVenue::new(
             pair.clone(),
@@ -444,8 +447,11 @@ fn a_gas_price_above_the_cap_refuses_the_intent_and_sends_nothing() {
         let mut source = ChainSource::new(
             devnet.chain().clone(),
             pool(&devnet).await,
-            Duration::from_millis(5),
-            Duration::from_secs(5),
+            CycleClock::new(
+                devnet.chain().clone(),
+                Duration::from_millis(5),
+                Duration::from_secs(5),
+            ),
         );
         let mut events = Vec::new();
         for _ in 0..3 {
@@ -675,8 +681,16 @@ fn a_wrong_chain_id_stops_the_agent_at_start_and_halts_it_when_the_rpc_changes_c
     devnet.info().write(&good_json).unwrap();
     let chain = devnet.chain().clone();
     let flag = stop.clone();
+    let start_nonce = before.0;
     let switcher = rt.spawn(async move {
-        tokio::time::sleep(Duration::from_millis(1500)).await;
+        // Once the agent is trading (its first transaction is mined), not after a guess of
+        // how long it takes to start on a loaded machine.
+        for _ in 0..6_000 {
+            if chain.nonce(me, false).await.unwrap() > start_nonce {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
         let _: serde_json::Value = chain.dev_call("anvil_setChainId", (999u64,)).await.unwrap();
         // The mover's signer is now on the wrong chain too: keep blocks coming without it.
         while !flag.load(std::sync::atomic::Ordering::Relaxed) {

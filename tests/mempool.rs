@@ -538,13 +538,14 @@ struct LiveRun {
 }
 
 /// Devnet account `i` approves the router for its dUSD (so a buy sends one transaction), then
-/// runs [`BuyEvery`]`(usd)` live on the Uniswap V2 venue over `source`, journaled, with a
-/// 400 ms receipt timeout and no replacements.
+/// runs [`BuyEvery`]`(usd)` live on the Uniswap V2 venue over `source`, journaled, with
+/// `receipt_timeout` and no replacements.
 async fn run_live<S: defai::core::MarketSource>(
     devnet: &Devnet,
     i: usize,
     usd: u64,
     source: S,
+    receipt_timeout: Duration,
 ) -> LiveRun {
     use defai::connectors::evm::{UniswapV2Config, UniswapV2Venue};
     use defai::core::journal::{Journal, JournalObserver};
@@ -552,7 +553,7 @@ async fn run_live<S: defai::core::MarketSource>(
     let chain = devnet.chain().clone();
     let info = devnet.info().clone();
     let policy = TxPolicy {
-        receipt_timeout: Duration::from_millis(400),
+        receipt_timeout,
         max_replacements: 0,
         ..TxPolicy::default()
     };
@@ -678,7 +679,7 @@ fn a_swap_given_up_on_and_mined_later_becomes_the_fill_of_its_intent_and_nothing
                 }
             },
         };
-        let run = run_live(&devnet, 2, 1_000, source).await;
+        let run = run_live(&devnet, 2, 1_000, source, Duration::from_millis(400)).await;
 
         // Event 2: no new exposure while the first swap may still land. Event 3: it landed,
         // booked as the fill of event 1's intent, then event 3's buy; event 4 buys again.
@@ -774,31 +775,42 @@ fn a_swap_that_reverts_on_chain_books_its_gas_and_nothing_is_reconciled() {
             .unwrap()
             .encoded_2718();
         let me = info.accounts[2];
+        let front_runner = Arc::new(tokio::sync::Mutex::new(None));
         let source = Scripted {
             chain: chain.clone(),
             pool: weth_usd_pool(&devnet).await,
             step: 0,
             events: 2,
             before: |n| {
-                let (chain, raw) = (chain.clone(), raw.clone());
+                let (chain, raw, front_runner) = (chain.clone(), raw.clone(), front_runner.clone());
                 async move {
-                    if n != 1 {
-                        return;
+                    match n {
+                        1 => {
+                            dev(&chain, "evm_setAutomine", Some(false)).await;
+                            // Once the agent's swap is pending: the front-runner's, then one
+                            // block with both (the higher tip first).
+                            let start = chain.nonce(me, true).await.unwrap();
+                            *front_runner.lock().await = Some(tokio::spawn(async move {
+                                until_pending(&chain, me, start + 1).await;
+                                let _sent =
+                                    chain.provider().send_raw_transaction(&raw).await.unwrap();
+                                dev(&chain, "evm_mine", None).await;
+                                dev(&chain, "evm_setAutomine", Some(true)).await;
+                            }));
+                        }
+                        _ => {
+                            if let Some(task) = front_runner.lock().await.take() {
+                                task.await.unwrap();
+                            }
+                        }
                     }
-                    dev(&chain, "evm_setAutomine", Some(false)).await;
-                    // Once the agent's swap is pending: the front-runner's, then one block.
-                    let start = chain.nonce(me, true).await.unwrap();
-                    tokio::spawn(async move {
-                        until_pending(&chain, me, start + 1).await;
-                        let _sent = chain.provider().send_raw_transaction(&raw).await.unwrap();
-                        dev(&chain, "evm_mine", None).await;
-                        dev(&chain, "evm_setAutomine", Some(true)).await;
-                    });
                 }
             },
         };
-        let run = run_live(&devnet, 2, 1_000, source).await;
+        // The receipt comes well within the timeout: the sender sees the revert itself.
+        let run = run_live(&devnet, 2, 1_000, source, Duration::from_secs(20)).await;
 
+        assert!(run.refusals.is_empty(), "{:?}", run.refusals);
         assert_eq!(run.report.execution_failures, 1);
         let records = run.journal.records().unwrap();
         let reverted = records
@@ -810,6 +822,10 @@ fn a_swap_that_reverts_on_chain_books_its_gas_and_nothing_is_reconciled() {
             .find(|r| r.kind == "gas")
             .expect("its gas is booked");
         assert_eq!(gas.intent_id.as_deref(), Some("buy_every:1700003600:0"));
+        assert!(
+            !records.iter().any(|r| r.body.contains("\"gave_up\"")),
+            "the sender saw the revert itself (not a late settlement)"
+        );
         assert_eq!(gas.tx_hash, reverted.tx_hash);
         // Event 2's buy fills; the book equals the chain without a correction.
         assert_eq!(run.report.fills, 1);

@@ -488,3 +488,60 @@ fn kelly_bettor_live_bets_on_the_mispriced_market_and_redeems_the_payout_exactly
     assert_eq!(v["risk"]["refused_by_reason"]["max_bet"], 1, "{v}");
     assert_eq!(v["tx_hashes"].as_array().unwrap().len(), 0);
 }
+
+/// Issue 12 (idle chains): an automine devnet makes no block while nobody sends; the bettor has no
+/// forecast, so it sends nothing. Its cycles come from the `[chain] cycle_interval_s` timer, so
+/// `--max-cycles 30` ends, and the agent says why it waits.
+#[test]
+fn the_bettor_on_an_idle_automine_devnet_cycles_on_the_timer_and_says_why_it_waits() {
+    let rt = rt();
+    let (devnet, _) = rt.block_on(start());
+    let info = devnet.info().clone();
+    let dir = tempfile::tempdir().unwrap();
+    let devnet_json = dir.path().join("devnet.json");
+    info.write(&devnet_json).unwrap();
+    std::fs::write(dir.path().join("forecasts.json"), "{}").unwrap();
+    let config = dir.path().join("prediction.toml");
+    let text = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/examples/configs/prediction-devnet.toml"
+    ))
+    .unwrap()
+    .replace("forecasts-devnet.json", "forecasts.json")
+    .replace(
+        "poll_interval_ms = 20",
+        "poll_interval_ms = 5\ncycle_interval_s = 0.05",
+    );
+    std::fs::write(&config, text).unwrap();
+    let block_before = rt.block_on(devnet.chain().block_number()).unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_defai"))
+        .env("DEFAI_STATE_ROOT", common::state_root())
+        .env_remove("RUST_LOG")
+        .args([
+            "run",
+            "--config",
+            config.to_str().unwrap(),
+            "--devnet",
+            devnet_json.to_str().unwrap(),
+            "--max-cycles",
+            "30",
+            "--json",
+        ])
+        .env("DEFAI_PRIVATE_KEY", devnet.test_key_hex(2).unwrap())
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["cycles"], 30, "{v}");
+    assert_eq!(v["bets"], 0, "{v}");
+    assert_eq!(
+        rt.block_on(devnet.chain().block_number()).unwrap(),
+        block_before,
+        "no block was made: every cycle after the first came from the timer"
+    );
+    assert!(
+        stderr.contains("no new block: waiting for one, cycling on the timer"),
+        "{stderr}"
+    );
+}

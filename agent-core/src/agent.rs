@@ -606,6 +606,11 @@ impl<S: MarketSource, V: Venue> Agent<S, V> {
     /// counted as a reconciliation (a booking error, or money moved from elsewhere); at the
     /// start the venue's balances are simply adopted.
     async fn sync_balances(&mut self, ts: i64, after_fill: bool) -> Result<(), VenueError> {
+        if self.venue.open_transactions() > 0 {
+            // A transaction given up on may land between any two reads: the chain's balances
+            // cannot be compared with the book until it settles (and is booked as its fill).
+            return Ok(());
+        }
         let Some(actual) = self.venue.balances().await? else {
             return Ok(());
         };
@@ -628,17 +633,19 @@ impl<S: MarketSource, V: Venue> Agent<S, V> {
         Ok(())
     }
 
-    /// While a transaction the venue gave up on may still be mined, no new exposure: a second
-    /// order could double what the first one does when it lands. Reducing intents pass.
-    fn open_check(&self, reduces: bool) -> Result<(), Refusal> {
+    /// While a transaction the venue gave up on may still be mined, nothing new is sent: an
+    /// order adding exposure could double what the first one does when it lands, and any order
+    /// (a reducing one too) would only queue behind it at the next nonce and land with it.
+    /// Refused until it settles; the kill switch's flatten resumes then.
+    fn open_check(&self) -> Result<(), Refusal> {
         let open = self.venue.open_transactions();
-        if open == 0 || reduces {
+        if open == 0 {
             return Ok(());
         }
         Err(Refusal::new(
             "open_transaction",
             format!(
-                "{open} transaction(s) given up on may still be mined: no new exposure until they settle"
+                "{open} transaction(s) given up on may still be mined: nothing is sent until they settle (a new one would queue behind them)"
             ),
         ))
     }
@@ -660,7 +667,7 @@ impl<S: MarketSource, V: Venue> Agent<S, V> {
         if let Err(r) = self
             .kill
             .allows(reduces)
-            .and_then(|()| self.open_check(reduces))
+            .and_then(|()| self.open_check())
             .and_then(|()| self.gate.pre_check(id, intent, &ctx))
         {
             return Verdict::Refuse(r);

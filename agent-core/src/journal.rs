@@ -689,8 +689,12 @@ impl Journal {
                 }
                 "restart" => {
                     let body: serde_json::Value = parse(&r).map_err(|e| corrupt(&r, &e))?;
+                    // Settled for good: mined or dropped. One still pending stays open, so
+                    // every later restart asks about it again (and latches reduce_only).
                     for s in body["settled"].as_array().into_iter().flatten() {
-                        if let Some(n) = s["nonce"].as_u64() {
+                        if let Some(n) = s["nonce"].as_u64()
+                            && s["outcome"] != "pending"
+                        {
                             open.remove(&n);
                         }
                     }
@@ -867,7 +871,28 @@ mod tests {
         );
         assert_eq!(r.unsettled[0].intent_id.as_deref(), Some("s:2:0"));
 
-        // A restart that settled nonce 8 and 9 closes them.
+        // A restart that found nonce 8 still pending keeps it open (the next restart asks
+        // again); one that settled nonce 8 and 9 closes them.
+        j.append(
+            4,
+            "restart",
+            None,
+            None,
+            r#"{"settled":[{"nonce":8,"outcome":"pending","hash":"0xb2"},{"nonce":9,"outcome":"mined"}],"problems":[]}"#,
+        )
+        .unwrap();
+        let still: Vec<u64> = j
+            .resume()
+            .unwrap()
+            .unsettled
+            .iter()
+            .map(|u| u.nonce)
+            .collect();
+        assert_eq!(
+            still,
+            [8],
+            "a pending transaction stays open across restarts"
+        );
         j.append(
             4,
             "restart",
@@ -877,13 +902,32 @@ mod tests {
         )
         .unwrap();
         assert!(j.resume().unwrap().unsettled.is_empty());
+        // A transaction the venue gave up on and later saw dropped closes too.
+        j.append(
+            4,
+            "tx",
+            Some("s:3:0"),
+            Some("0xd1"),
+            r#"{"step":"signed","label":"swap","nonce":10,"detail":""}"#,
+        )
+        .unwrap();
+        assert_eq!(j.resume().unwrap().unsettled.len(), 1);
+        j.append(
+            4,
+            "tx",
+            Some("s:3:0"),
+            Some("0xd1"),
+            r#"{"step":"dropped","label":"swap","nonce":10,"detail":""}"#,
+        )
+        .unwrap();
+        assert!(j.resume().unwrap().unsettled.is_empty());
 
         // A corrupt book is an error naming the record, never an empty book.
         j.append(5, "portfolio", None, None, r#"{"ETH":"ninety"}"#)
             .unwrap();
         let err = j.resume().unwrap_err().to_string();
         assert!(
-            err.contains("record 14") && err.contains("portfolio"),
+            err.contains("record 17") && err.contains("portfolio"),
             "{err}"
         );
     }

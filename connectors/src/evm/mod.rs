@@ -4,6 +4,7 @@
 
 pub mod artifacts;
 pub mod bindings;
+pub mod cycle;
 pub mod devnet;
 pub mod error;
 pub mod guard;
@@ -17,6 +18,7 @@ pub mod uniswap;
 pub mod wallet;
 
 pub use alloy;
+pub use cycle::{Cycle, CycleClock, Trigger};
 pub use devnet::{Devnet, DevnetConfig, DevnetInfo, MarketInfo, MarketMover};
 pub use error::EvmError;
 pub use nonce::NonceManager;

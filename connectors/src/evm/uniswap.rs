@@ -3,8 +3,6 @@
 //! reserves and swaps through the router with exact approvals, `amountOutMin` and a deadline.
 //! After each fill the balances are read back from the chain: the chain is the record.
 
-use std::time::{Duration, Instant};
-
 use alloy::eips::BlockId;
 use alloy::primitives::{Address, B256, U256};
 use alloy::sol_types::SolCall;
@@ -16,6 +14,7 @@ use agent_core::source::{MarketSource, SourceError};
 use agent_core::venue::{Booking, SettledTx, UnsettledTx, Venue, VenueError, VenueEvent};
 
 use super::bindings::{IERC20, IUniswapV2Pair, IUniswapV2Router02, IWETH9};
+use super::cycle::{CycleClock, Trigger};
 use super::error::EvmError;
 use super::rpc::Chain;
 use super::tx::{TxEvent, TxOutcome, TxRequest, TxSender};
@@ -102,35 +101,40 @@ impl PoolRef {
 }
 
 /// Market events from a pool: one per new block with a later timestamp, carrying the block's
-/// exact reserves. Waits for blocks by polling, and gives up after `idle_timeout` without one.
+/// exact reserves; on a quiet chain, one per [`CycleClock`] timer cycle once a whole second has
+/// passed (the latest block's reserves, stamped with the cycle's time), so a live agent keeps
+/// cycling — its kill switch, health checks and `--max-cycles` with it — when no block comes.
 pub struct ChainSource {
     chain: Chain,
     pool: PoolRef,
-    poll: Duration,
-    idle_timeout: Duration,
-    last_block: Option<u64>,
+    clock: CycleClock,
     last_ts: i64,
     last_close: Option<f64>,
 }
 
 impl ChainSource {
-    pub fn new(chain: Chain, pool: PoolRef, poll: Duration, idle_timeout: Duration) -> Self {
+    /// Cycles on new blocks and on `clock`'s timer.
+    pub fn new(chain: Chain, pool: PoolRef, clock: CycleClock) -> Self {
         Self {
             chain,
             pool,
-            poll,
-            idle_timeout,
-            last_block: None,
+            clock,
             last_ts: i64::MIN,
             last_close: None,
         }
     }
 
-    async fn event_at(&mut self, number: u64) -> Result<Option<MarketEvent>, EvmError> {
+    /// The pool at block `number`, stamped `ts` (`None`: the block's own timestamp); `None`
+    /// when that time is not after the last event's (several blocks in one second: the next
+    /// later block carries their net effect).
+    async fn event_at(
+        &mut self,
+        number: u64,
+        ts: Option<i64>,
+    ) -> Result<Option<MarketEvent>, EvmError> {
         let block = self.chain.block(Some(number)).await?;
-        let ts = block.timestamp as i64;
+        let ts = ts.unwrap_or(block.timestamp as i64);
         if ts <= self.last_ts {
-            // Several blocks in one second: the next later block carries their net effect.
             return Ok(None);
         }
         let (rb, rq) = self.pool.reserves(&self.chain, number.into()).await?;
@@ -161,31 +165,23 @@ impl ChainSource {
 
 impl MarketSource for ChainSource {
     async fn next_event(&mut self) -> Result<Option<MarketEvent>, SourceError> {
-        let since = Instant::now();
         loop {
-            let latest = self
-                .chain
-                .block_number()
+            let cycle = self
+                .clock
+                .next()
                 .await
                 .map_err(|e| SourceError(e.to_string()))?;
-            if self.last_block.is_none_or(|b| latest > b) {
-                self.last_block = Some(latest);
-                if let Some(event) = self
-                    .event_at(latest)
-                    .await
-                    .map_err(|e| SourceError(e.to_string()))?
-                {
-                    return Ok(Some(event));
-                }
+            let ts = match cycle.trigger {
+                Trigger::NewBlock => None,
+                Trigger::Timer => Some(cycle.now),
+            };
+            if let Some(event) = self
+                .event_at(cycle.block.number, ts)
+                .await
+                .map_err(|e| SourceError(e.to_string()))?
+            {
+                return Ok(Some(event));
             }
-            if since.elapsed() > self.idle_timeout {
-                return Err(SourceError(format!(
-                    "no new block on {} for {:?}",
-                    self.chain.url(),
-                    self.idle_timeout
-                )));
-            }
-            tokio::time::sleep(self.poll).await;
         }
     }
 }
@@ -215,6 +211,8 @@ struct OpenTx {
     hashes: Vec<B256>,
     /// Event time of the execution that sent it.
     ts: i64,
+    /// Gas (wei) already paid for the order (its approval), booked with it when it settles.
+    extra_gas: U256,
 }
 
 /// Swaps the agent's pair through UniswapV2Router02 from one wallet.
@@ -328,7 +326,9 @@ impl UniswapV2Venue {
     }
 
     /// Executes `order`; every transaction of it that was mined is added to `spent` (label,
-    /// hash, fee in wei) as it is, so that a failure later on still books what it cost.
+    /// hash, fee in wei) as it is, so that a failure later on still books what it cost. The fill
+    /// is read from the swap's own receipt (its token transfers and gas), never from balance
+    /// differences, which money moved by anyone else would distort.
     async fn execute_on_chain(
         &mut self,
         order: &Order,
@@ -336,15 +336,13 @@ impl UniswapV2Venue {
         spent: &mut Vec<(&'static str, B256, U256)>,
     ) -> Result<Fill, EvmError> {
         let swap = &order.swap;
-        let (sell, buy, sell_base) = self.sides(swap).map_err(|e| EvmError::Contract {
+        let (sell, buy, _) = self.sides(swap).map_err(|e| EvmError::Contract {
             contract: self.pool.pool.to_string(),
             detail: e.to_string(),
         })?;
         let me = self.tx.address();
         let router = self.cfg.router;
         let chain = self.tx.chain().clone();
-        let before = self.read_balances().await?;
-        let (reserve_base, reserve_quote) = self.pool.reserves(&chain, BlockId::latest()).await?;
 
         // Check the output before anything is sent (an approval is a transaction too).
         let path = vec![sell, buy];
@@ -369,7 +367,6 @@ impl UniswapV2Venue {
             });
         }
 
-        let mut gas = U256::ZERO;
         let allowance = chain
             .view(
                 sell,
@@ -390,7 +387,6 @@ impl UniswapV2Venue {
                 .send(TxRequest::call("approve", sell, approve.abi_encode()))
                 .await?;
             spent.push(("approve", approved.hash, approved.fee_wei));
-            gas += approved.fee_wei;
         }
         let deadline = chain.block(None).await?.timestamp + self.cfg.deadline_s;
         let call = IUniswapV2Router02::swapExactTokensForTokensCall {
@@ -403,28 +399,51 @@ impl UniswapV2Venue {
         let mined = self
             .send(TxRequest::call("swap", router, call.abi_encode()))
             .await?;
-        spent.push(("swap", mined.hash, mined.fee_wei));
-        gas += mined.fee_wei;
-
-        let after = self.read_balances().await?;
-        let (sell_before, sell_after, buy_before, buy_after) = if sell_base {
-            (before.0, after.0, before.1, after.1)
-        } else {
-            (before.1, after.1, before.0, after.0)
-        };
-        let amount_in = sell_before.saturating_sub(sell_after);
-        let amount_out = buy_after.saturating_sub(buy_before);
-        let native_spent = before.2.saturating_sub(after.2);
-        if native_spent != gas {
-            tracing::warn!(target: "defai::venue", %native_spent, %gas, "native balance moved by more than this swap's gas");
-        }
-        Ok(self.fill_of(
-            order,
+        // From here on the swap is on chain: whatever fails, it must still become this
+        // order's fill. Its approval's gas rides with it.
+        let approve_gas = spent
+            .iter()
+            .fold(U256::ZERO, |a, (_, _, fee)| a.saturating_add(*fee));
+        spent.clear();
+        let landed = OpenTx {
+            order: order.clone(),
+            fills: true,
+            label: "swap".into(),
+            nonce: mined.nonce,
+            hashes: vec![mined.hash],
             ts,
-            (amount_in, amount_out, gas),
-            (reserve_base, reserve_quote),
-            mined.hash,
-        ))
+            extra_gas: approve_gas,
+        };
+        let tracked = self.tracked();
+        match self.settle_one(&chain, &tracked, &landed, false).await {
+            Ok(Some(Booking::LateFill(fill))) => Ok(*fill),
+            Ok(other) => {
+                // A mined status-1 swap always books as a fill; anything else is a bug in the
+                // reading, and the chain's balances correct the book (counted).
+                self.charges.extend(other);
+                Err(EvmError::Contract {
+                    contract: self.pool.pool.to_string(),
+                    detail: format!("swap {} mined but not readable as a fill", mined.hash),
+                })
+            }
+            Err(e) => {
+                // Read it again before the next event: it becomes the fill then.
+                self.open.push(landed);
+                Err(e)
+            }
+        }
+    }
+
+    /// The wallet and the tokens whose movements this venue books.
+    fn tracked(&self) -> super::recovery::Tracked {
+        super::recovery::Tracked {
+            wallet: self.tx.address(),
+            tokens: vec![
+                (self.pool.pair.base.clone(), self.pool.base),
+                (self.pool.pair.quote.clone(), self.pool.quote),
+            ],
+            native: self.native.clone(),
+        }
     }
 
     /// The fill of `order`: `amounts` (in, out, gas in wei) as the chain moved them, valued at
@@ -516,6 +535,7 @@ impl UniswapV2Venue {
                     nonce: *nonce,
                     hashes,
                     ts,
+                    extra_gas: U256::ZERO,
                 });
             }
             _ => {}
@@ -528,19 +548,12 @@ impl UniswapV2Venue {
     /// rest stay open.
     async fn settle_open(&mut self) -> Vec<Booking> {
         let chain = self.tx.chain().clone();
-        let tracked = super::recovery::Tracked {
-            wallet: self.tx.address(),
-            tokens: vec![
-                (self.pool.pair.base.clone(), self.pool.base),
-                (self.pool.pair.quote.clone(), self.pool.quote),
-            ],
-            native: self.native.clone(),
-        };
+        let tracked = self.tracked();
         let mut out = Vec::new();
         let mut still = Vec::new();
         let mut pending = std::mem::take(&mut self.open).into_iter();
         while let Some(open) = pending.next() {
-            match self.settle_one(&chain, &tracked, &open).await {
+            match self.settle_one(&chain, &tracked, &open, true).await {
                 Ok(Some(b)) => out.push(b),
                 Ok(None) => still.push(open),
                 Err(e) => {
@@ -556,11 +569,16 @@ impl UniswapV2Venue {
         out
     }
 
+    /// What became of `open`: mined (a fill when it is the swap and succeeded, its gas
+    /// otherwise), dropped, or still pending (`None`). The booking is built before anything is
+    /// recorded, so a read that fails leaves the transaction open to be asked again. With
+    /// `journal_mined`, the `mined` step is recorded here (the sender had given up on it).
     async fn settle_one(
         &mut self,
         chain: &Chain,
         tracked: &super::recovery::Tracked,
         open: &OpenTx,
+        journal_mined: bool,
     ) -> Result<Option<Booking>, EvmError> {
         let id = open.order.id.clone();
         let step = |step: &'static str, hash: B256, detail: String| VenueEvent {
@@ -577,16 +595,9 @@ impl UniswapV2Venue {
             };
             let settled = super::recovery::effects(chain, tracked, open.nonce, &r).await?;
             let fee = U256::from(r.gas_used) * U256::from(r.effective_gas_price);
+            let gas = fee.saturating_add(open.extra_gas);
             let block = r.block_number.unwrap_or_default();
             let status = r.status();
-            self.took(step(
-                "mined",
-                *h,
-                format!(
-                    "block {block}, status {}, fee {fee} wei (after the sender gave up on it)",
-                    u8::from(status)
-                ),
-            ));
             let booking = match (open.fills, status) {
                 (true, true) => {
                     let order = &open.order;
@@ -597,23 +608,35 @@ impl UniswapV2Venue {
                     };
                     let amount_in = sum(&settled.debits, &order.swap.sell);
                     let amount_out = sum(&settled.credits, &order.swap.buy);
-                    let reserves = self.pool.reserves(chain, BlockId::number(block)).await?;
+                    // Valued at the pool as it stood before the swap's block.
+                    let before = BlockId::number(block.saturating_sub(1));
+                    let reserves = self.pool.reserves(chain, before).await?;
                     Booking::LateFill(Box::new(self.fill_of(
                         order,
                         open.ts,
-                        (amount_in, amount_out, fee),
+                        (amount_in, amount_out, gas),
                         reserves,
                         *h,
                     )))
                 }
                 _ => Booking::Gas {
-                    id,
+                    id: id.clone(),
                     label: open.label.clone(),
                     token: self.native.clone(),
-                    amount: fee,
+                    amount: gas,
                     tx_hash: Some(h.to_string()),
                 },
             };
+            if journal_mined {
+                self.took(step(
+                    "mined",
+                    *h,
+                    format!(
+                        "block {block}, status {}, fee {fee} wei (after the sender gave up on it)",
+                        u8::from(status)
+                    ),
+                ));
+            }
             return Ok(Some(booking));
         }
         for h in &open.hashes {
@@ -621,12 +644,23 @@ impl UniswapV2Venue {
                 return Ok(None);
             }
         }
-        // Not mined, not held: nothing signed for the nonce can be mined any more.
+        // None of its hashes is known to the node. It is gone for good only when the nonce was
+        // used by another transaction, or nothing at all is pending at it; otherwise (a node
+        // that lost it while peers may still hold it) ask again next time.
+        let me = self.tx.address();
+        let latest = chain.nonce(me, false).await?;
+        let pending = chain.nonce(me, true).await?;
+        if latest <= open.nonce && pending > open.nonce {
+            return Ok(None);
+        }
+        self.tx.nonces().resync().await;
         let last = *open.hashes.last().unwrap_or(&B256::ZERO);
         self.took(step(
             "dropped",
             last,
-            "no longer known to the node and never mined: it cost nothing".into(),
+            format!(
+                "never mined and no longer known to the node (latest nonce count {latest}, pending {pending}): it cost nothing"
+            ),
         ));
         Ok(Some(Booking::Dropped {
             id,

@@ -1,0 +1,134 @@
+//! When a live agent's next cycle starts: on each new block, or, on a quiet chain (an automine
+//! devnet with nothing to mine, a chain that stalls), when `every` passes without one. A waiting
+//! agent says why it waits: once per quiet spell that lasts past a second (or half of `every`),
+//! at info level under the `defai::wait` target (on by default in the CLI).
+
+use std::time::{Duration, Instant};
+
+use super::error::EvmError;
+use super::rpc::{BlockInfo, Chain};
+
+/// What started a cycle.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Trigger {
+    /// A block the agent had not seen.
+    NewBlock,
+    /// `every` passed without a new block.
+    Timer,
+}
+
+/// One cycle: the latest block, what started the cycle, and the cycle's time.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Cycle {
+    pub block: BlockInfo,
+    pub trigger: Trigger,
+    /// Unix seconds: the block's timestamp, plus (on a timer cycle) the whole wall-clock seconds
+    /// since the block was first seen — time passes on a quiet chain too (markets close).
+    pub now: i64,
+}
+
+/// Paces cycles by blocks and a timer. `poll` is how often the node is asked for its latest
+/// block; `every` (> 0) the longest a cycle waits for a new one.
+#[derive(Debug, Clone)]
+pub struct CycleClock {
+    chain: Chain,
+    poll: Duration,
+    every: Duration,
+    /// No new block for this long is an error (`None`: wait forever, cycling on the timer).
+    idle_timeout: Option<Duration>,
+    /// The latest block seen, and when it was first seen.
+    seen: Option<(u64, Instant)>,
+    last_cycle: Option<Instant>,
+    /// The wait for the block after `seen` has been logged.
+    said: bool,
+}
+
+impl CycleClock {
+    /// `every` below 1 ms is raised to 1 ms (the config refuses 0 before this is built).
+    pub fn new(chain: Chain, poll: Duration, every: Duration) -> Self {
+        Self {
+            chain,
+            poll: poll.max(Duration::from_millis(1)),
+            every: every.max(Duration::from_millis(1)),
+            idle_timeout: None,
+            seen: None,
+            last_cycle: None,
+            said: false,
+        }
+    }
+
+    /// Ends the wait with an error when no new block came for `idle` (a chain that stopped, an
+    /// RPC stuck on one block); without it a quiet chain cycles on the timer for ever.
+    pub fn with_idle_timeout(mut self, idle: Duration) -> Self {
+        self.idle_timeout = Some(idle);
+        self
+    }
+
+    /// The longest a cycle waits for a new block.
+    pub fn every(&self) -> Duration {
+        self.every
+    }
+
+    /// Waits for the next cycle: a new block, or the timer. The first call returns at once
+    /// with the latest block.
+    ///
+    /// # Errors
+    /// The node cannot be asked for its latest block (after the RPC's retries), or no new
+    /// block came within the idle timeout ([`EvmError::Rpc`], naming the RPC and the wait).
+    pub async fn next(&mut self) -> Result<Cycle, EvmError> {
+        loop {
+            let block = self.chain.block(None).await?;
+            let at = Instant::now();
+            let seen = match self.seen {
+                Some((n, first)) if n == block.number => first,
+                _ => {
+                    self.seen = Some((block.number, at));
+                    self.last_cycle = Some(at);
+                    self.said = false;
+                    let now = block.timestamp as i64;
+                    return Ok(Cycle {
+                        block,
+                        trigger: Trigger::NewBlock,
+                        now,
+                    });
+                }
+            };
+            if let Some(idle) = self.idle_timeout
+                && at.duration_since(seen) > idle
+            {
+                return Err(EvmError::Rpc {
+                    method: "eth_getBlockByNumber",
+                    detail: format!(
+                        "no new block on {} for {idle:?} ([chain] idle_timeout_s)",
+                        self.chain.url()
+                    ),
+                });
+            }
+            let since = self.last_cycle.map_or(self.every, |t| at.duration_since(t));
+            if since >= self.every {
+                self.last_cycle = Some(at);
+                let now = (block.timestamp as i64)
+                    .saturating_add(at.duration_since(seen).as_secs() as i64);
+                return Ok(Cycle {
+                    block,
+                    trigger: Trigger::Timer,
+                    now,
+                });
+            }
+            let left = self.every - since;
+            // Normal block spacing is not worth a line; a chain quiet past a second (or half
+            // the timer) is, once until the next block.
+            if !self.said && at.duration_since(seen) >= Duration::from_secs(1).min(self.every / 2) {
+                tracing::info!(
+                    target: "defai::wait",
+                    block = block.number,
+                    rpc = %self.chain.url(),
+                    every_ms = self.every.as_millis() as u64,
+                    "no new block: waiting for one, cycling on the timer meanwhile ([chain] cycle_interval_s)"
+                );
+                self.said = true;
+            }
+            tokio::time::sleep(self.poll.min(left)).await;
+        }
+    }
+}
