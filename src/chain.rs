@@ -282,14 +282,28 @@ pub async fn run_prediction(spec: RunSpec, args: ChainArgs) -> Result<Prediction
     use strategies::{KellyBettor, KellyConfig};
 
     let cfg = &spec.config;
-    let (info, chain) = live_on_devnet(
-        &spec,
-        &args,
-        "prediction markets run live (`defai run`); evaluate offline with `defai predict-eval`",
-        "kelly_bettor needs --devnet devnet.json (its market list) for now",
-    )
-    .await?;
+    if spec.mode != Mode::Live {
+        return Err(EvmError::Devnet(
+            "prediction markets run live (`defai run`); evaluate offline with `defai predict-eval`"
+                .into(),
+        )
+        .into());
+    }
+    let devnet = match &args.devnet {
+        Some(p) => Some(DevnetInfo::read(p)?),
+        None => None,
+    };
+    let target = cfg.markets_target(devnet.as_ref())?;
+    let chain = Chain::connect(&target.rpc_url)?;
+    check_chain(&chain, target.chain_id, args.allow_mainnet).await?;
 
+    // FPMM markets carry no closing time on chain (it lives with the question, off this
+    // contract): the filter cannot apply, so a key asking for it is an error, not ignored.
+    cfg.refuse_param(
+        "min_time_to_close_s",
+        &spec.params,
+        "is unsupported for markets on chain: a FixedProductMarketMaker has no closing time to compare with (remove the key)",
+    )?;
     let mut params = cfg.strategy_params(&spec.params)?;
     let mut kelly = KellyConfig::from_params(&mut params).map_err(strategies::BuildError::from)?;
     // The bettor sizes within the gate's price-impact limit.
@@ -314,24 +328,27 @@ pub async fn run_prediction(spec: RunSpec, args: ChainArgs) -> Result<Prediction
         // No loss limits for this kind (their keys are refused), so no baselines to keep.
         baselines: _,
     } = crate::engine::state_parts(&spec)?;
-    let mut tx = live_sender(cfg, &args, &chain, info.chain_id)?;
+    let mut tx = live_sender(cfg, &args, &chain, target.chain_id)?;
     if let Some(r) = recorder {
         // Every step on record before it happens, as for the trading agent.
         tx = tx.with_recorder(r);
     }
-    let pm = PredictionMarkets::new(tx, info.conditional_tokens, info.fpmm_factory);
+    let pm = PredictionMarkets::new(tx, target.conditional_tokens, target.fpmm_factory);
     let collateral = Token::new(&cfg.market.quote, cfg.market.quote_decimals);
     // Every bet limit is scaled by the collateral's decimals: they must be the token's own.
-    for m in &info.markets {
-        check_decimals(&chain, m.collateral, &collateral).await?;
-    }
-    let markets: Vec<_> = info
-        .markets
-        .iter()
-        .map(|m| (m.address, m.question_id))
-        .collect();
+    check_decimals(&chain, target.collateral, &collateral).await?;
+    // The markets: the factory's creations with this collateral and oracle, and the listed.
+    let markets = pm
+        .discover(
+            target.from_block,
+            target.collateral,
+            target.oracle,
+            &target.list,
+        )
+        .await?;
+    tracing::info!(target: "defai::markets", markets = markets.len(), from_block = target.from_block, "prediction markets found on chain");
     let venue =
-        ChainPredictionVenue::open(pm, &markets, info.oracle, collateral.clone(), forecasts)
+        ChainPredictionVenue::open(pm, &markets, target.oracle, collateral.clone(), forecasts)
             .await?;
     let strategy = KellyBettor::new(
         Box::new(FeatureProbability::new(0)),
@@ -382,7 +399,7 @@ pub async fn run_prediction(spec: RunSpec, args: ChainArgs) -> Result<Prediction
     Ok(PredictionSummary {
         mode: spec.mode,
         strategy: "kelly_bettor".into(),
-        chain_id: info.chain_id,
+        chain_id: target.chain_id,
         cycles: report.cycles,
         markets_seen: report.markets_seen,
         bets: report.bets.len(),

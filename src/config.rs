@@ -60,6 +60,9 @@ pub struct Config {
     pub chain: ChainSection,
     #[serde(default)]
     pub wallet: WalletSection,
+    /// Prediction markets to trade on a chain without `devnet.json` (kelly_bettor).
+    #[serde(default)]
+    pub markets: MarketsSection,
     /// Where the file was read from (for messages and relative paths); not a TOML key.
     #[serde(skip)]
     pub source: Option<PathBuf>,
@@ -257,6 +260,41 @@ impl Default for ChainSection {
             gas_per_swap: default_chain_gas(),
         }
     }
+}
+
+/// `[markets]`: where a prediction agent finds its markets on a chain (with `--devnet` they
+/// come from `devnet.json`). Markets are discovered from the FPMM factory's creation events from
+/// `from_block` on, filtered by `collateral` and `oracle`, plus the `list`ed addresses.
+#[derive(Debug, Clone, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct MarketsSection {
+    /// The Gnosis ConditionalTokens contract.
+    pub conditional_tokens: Option<Spanned<String>>,
+    /// The FixedProductMarketMakerFactory whose creation events list the markets.
+    pub fpmm_factory: Option<Spanned<String>>,
+    /// Only markets whose condition this oracle prepared.
+    pub oracle: Option<Spanned<String>>,
+    /// Only markets with this collateral token (its decimals must be `[market] quote_decimals`).
+    pub collateral: Option<Spanned<String>>,
+    /// First block to read the factory's events from (default 0).
+    #[serde(default)]
+    pub from_block: u64,
+    /// Markets to trade besides the discovered ones (addresses).
+    #[serde(default)]
+    pub list: Vec<Spanned<String>>,
+}
+
+/// Where a prediction agent's markets are: contracts, filters and explicit markets.
+#[derive(Debug, Clone, PartialEq)]
+pub struct MarketsTarget {
+    pub rpc_url: String,
+    pub chain_id: u64,
+    pub conditional_tokens: Address,
+    pub fpmm_factory: Address,
+    pub oracle: Address,
+    pub collateral: Address,
+    pub from_block: u64,
+    pub list: Vec<Address>,
 }
 
 /// `[wallet]`: where the signing key comes from. The key itself never goes in a config file:
@@ -955,6 +993,72 @@ impl Config {
 
     /// Where to trade: from a devnet's `devnet.json` when given, else from `[chain]` and
     /// `[venue]`. Every missing or malformed field is named with its line.
+    /// Where the prediction agent's markets are: from `devnet` when given (every market it
+    /// lists, discovery from block 0), else from `[chain]` and `[markets]`.
+    ///
+    /// # Errors
+    /// A required key is missing, or a value is not an address or URL (naming key and line).
+    pub fn markets_target(
+        &self,
+        devnet: Option<&DevnetInfo>,
+    ) -> Result<MarketsTarget, ConfigError> {
+        if let Some(d) = devnet {
+            return Ok(MarketsTarget {
+                rpc_url: d.rpc_url.clone(),
+                chain_id: d.chain_id,
+                conditional_tokens: d.conditional_tokens,
+                fpmm_factory: d.fpmm_factory,
+                oracle: d.oracle,
+                collateral: d.usd,
+                from_block: 0,
+                list: d.markets.iter().map(|m| m.address).collect(),
+            });
+        }
+        let missing = |key: &str| ConfigError::Invalid {
+            path: self.name(),
+            line: 0,
+            key: key.into(),
+            reason: "required for prediction markets on a chain (or pass --devnet devnet.json)"
+                .into(),
+        };
+        let parse = |v: &Spanned<String>, key: &str| -> Result<Address, ConfigError> {
+            v.get_ref()
+                .parse::<Address>()
+                .map_err(|e| self.invalid(v.span(), key, format!("not an address: {e}")))
+        };
+        let address = |v: &Option<Spanned<String>>, key: &str| -> Result<Address, ConfigError> {
+            parse(v.as_ref().ok_or_else(|| missing(key))?, key)
+        };
+        let rpc = self
+            .chain
+            .rpc_url
+            .as_ref()
+            .ok_or_else(|| missing("chain.rpc_url"))?;
+        if !(rpc.get_ref().starts_with("http://") || rpc.get_ref().starts_with("https://")) {
+            return Err(self.invalid(rpc.span(), "chain.rpc_url", "must be an http(s) URL"));
+        }
+        let chain_id = self
+            .chain
+            .chain_id
+            .as_ref()
+            .ok_or_else(|| missing("chain.chain_id"))?;
+        let m = &self.markets;
+        Ok(MarketsTarget {
+            rpc_url: rpc.get_ref().clone(),
+            chain_id: *chain_id.get_ref(),
+            conditional_tokens: address(&m.conditional_tokens, "markets.conditional_tokens")?,
+            fpmm_factory: address(&m.fpmm_factory, "markets.fpmm_factory")?,
+            oracle: address(&m.oracle, "markets.oracle")?,
+            collateral: address(&m.collateral, "markets.collateral")?,
+            from_block: m.from_block,
+            list: m
+                .list
+                .iter()
+                .map(|v| parse(v, "markets.list"))
+                .collect::<Result<_, _>>()?,
+        })
+    }
+
     pub fn chain_target(&self, devnet: Option<&DevnetInfo>) -> Result<ChainTarget, ConfigError> {
         if let Some(d) = devnet {
             return Ok(ChainTarget {
@@ -1016,6 +1120,39 @@ impl Config {
     }
 
     /// Strategy parameters from the file, then `key=value` overrides from the command line.
+    /// Refuses `strategy.params.<key>` when it is set (in the file, or as `--param` in
+    /// `overrides`): for a key this run cannot honour, said with `reason` and the key's line.
+    ///
+    /// # Errors
+    /// The key is set.
+    pub fn refuse_param(
+        &self,
+        key: &str,
+        overrides: &[String],
+        reason: &str,
+    ) -> Result<(), ConfigError> {
+        if let Some((k, _)) = self
+            .strategy
+            .params
+            .iter()
+            .find(|(k, _)| k.get_ref() == key)
+        {
+            return Err(self.invalid(k.span(), &format!("strategy.params.{key}"), reason));
+        }
+        if overrides
+            .iter()
+            .any(|o| o.split('=').next().is_some_and(|k| k.trim() == key))
+        {
+            return Err(ConfigError::Invalid {
+                path: "--param".into(),
+                line: 0,
+                key: format!("strategy.params.{key}"),
+                reason: reason.into(),
+            });
+        }
+        Ok(())
+    }
+
     pub fn strategy_params(&self, overrides: &[String]) -> Result<Params, ConfigError> {
         let mut params = Params::new(&self.strategy.name);
         for (key, value) in &self.strategy.params {

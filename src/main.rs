@@ -362,7 +362,9 @@ fn run_cli() -> Result<()> {
         .with_writer(std::io::stderr)
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| {
-                tracing_subscriber::EnvFilter::new("warn,defai::api=info,defai::wait=info")
+                tracing_subscriber::EnvFilter::new(
+                    "warn,defai::api=info,defai::wait=info,defai::markets=info",
+                )
             }),
         )
         .init();

@@ -545,3 +545,115 @@ fn the_bettor_on_an_idle_automine_devnet_cycles_on_the_timer_and_says_why_it_wai
         "{stderr}"
     );
 }
+
+/// Issue 12 (markets from the chain): without `devnet.json` the bettor finds its markets from the
+/// FPMM factory's creation events, filtered by collateral and oracle; a market whose condition
+/// another oracle prepared is not traded. `min_time_to_close_s` cannot apply to FPMM markets on
+/// chain (no closing time) and is refused, naming the key.
+#[test]
+fn without_devnet_json_the_bettor_discovers_markets_from_the_factory_by_collateral_and_oracle() {
+    let rt = rt();
+    let (devnet, _) = rt.block_on(start());
+    let info = devnet.info().clone();
+    // A fourth market on the same collateral, its condition prepared by another oracle.
+    let other_oracle = info.accounts[7];
+    let foreign = rt.block_on(async {
+        let mut pm = devnet.prediction_markets(0).unwrap();
+        let spec = MarketSpec::binary(
+            keccak256(b"someone else's question"),
+            other_oracle,
+            info.usd,
+            U256::from(MARKET_FEE),
+            usd(1_000),
+        );
+        pm.create_market(&spec).await.unwrap().address
+    });
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("forecasts.json"),
+        format!(
+            "{{\"{}\": 0.8, \"{foreign}\": 0.95}}",
+            info.markets[0].address
+        ),
+    )
+    .unwrap();
+    let base = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/examples/configs/prediction-devnet.toml"
+    ))
+    .unwrap()
+    .replace("forecasts-devnet.json", "forecasts.json")
+    .replace(
+        "[chain]\n",
+        &format!(
+            "[chain]\nrpc_url = \"{}\"\nchain_id = {}\n",
+            info.rpc_url, info.chain_id
+        ),
+    );
+    let markets = format!(
+        "\n[markets]\nconditional_tokens = \"{}\"\nfpmm_factory = \"{}\"\noracle = \"{}\"\ncollateral = \"{}\"\nfrom_block = 0\n",
+        info.conditional_tokens, info.fpmm_factory, info.oracle, info.usd
+    );
+    let run = |text: String| {
+        let config = dir.path().join("prediction.toml");
+        std::fs::write(&config, text).unwrap();
+        std::process::Command::new(env!("CARGO_BIN_EXE_defai"))
+            .env("DEFAI_STATE_ROOT", common::state_root())
+            .args([
+                "run",
+                "--config",
+                config.to_str().unwrap(),
+                "--max-cycles",
+                "1",
+                "--json",
+            ])
+            .env("DEFAI_PRIVATE_KEY", devnet.test_key_hex(2).unwrap())
+            .output()
+            .unwrap()
+    };
+    let out = run(format!("{base}{markets}"));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(
+        v["markets_seen"], 3,
+        "the devnet's three, not the foreign one: {v}"
+    );
+    assert_eq!(v["bets"], 1, "{v}");
+    assert!(
+        v["bet_fills"][0]["market"]
+            .as_str()
+            .unwrap()
+            .eq_ignore_ascii_case(&info.markets[0].address.to_string()),
+        "{v}"
+    );
+    assert!(
+        stderr.contains("prediction markets found on chain"),
+        "{stderr}"
+    );
+
+    // The foreign market listed explicitly is refused, named: its oracle is not ours.
+    let listed = format!("{base}{markets}list = [\"{foreign}\"]\n");
+    let out = run(listed);
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains(&foreign.to_string()) && stderr.contains("was not prepared by oracle"),
+        "{stderr}"
+    );
+
+    // A closing-time filter that cannot apply is an error naming the key and its line.
+    let timed = format!("{base}{markets}").replace(
+        "[strategy.params]\n",
+        "[strategy.params]\nmin_time_to_close_s = 3600\n",
+    );
+    let out = run(timed);
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("strategy.params.min_time_to_close_s")
+            && stderr.contains("line")
+            && stderr.contains("unsupported"),
+        "{stderr}"
+    );
+}

@@ -250,6 +250,99 @@ impl PredictionMarkets {
     /// Loads an existing market and checks it: it must run on our ConditionalTokens, over exactly
     /// one condition, and that condition must be `(oracle, question_id)`'s. Position ids are
     /// computed by the ConditionalTokens contract (collection ids are elliptic-curve points).
+    /// The binary markets to trade, found on chain: every FixedProductMarketMaker the factory
+    /// created from block `from_block` on with `collateral` on this ConditionalTokens, plus the
+    /// `listed` addresses, kept only when their condition was prepared by `oracle`. Each comes
+    /// with its question id (from the condition's `ConditionPreparation` event). Deduplicated,
+    /// in creation order then listing order.
+    ///
+    /// # Errors
+    /// An RPC failure, or a listed market that is not a market of this ConditionalTokens and
+    /// `oracle` (named).
+    pub async fn discover(
+        &self,
+        from_block: u64,
+        collateral: Address,
+        oracle: Address,
+        listed: &[Address],
+    ) -> Result<Vec<(Address, B256)>, EvmError> {
+        use alloy::sol_types::SolEvent;
+        let chain = self.chain();
+        let created = alloy::rpc::types::Filter::new()
+            .address(self.factory)
+            .event_signature(
+                IFixedProductMarketMakerFactory::FixedProductMarketMakerCreation::SIGNATURE_HASH,
+            )
+            .topic2(self.conditional_tokens.into_word())
+            .topic3(collateral.into_word())
+            .from_block(from_block);
+        let mut found: Vec<(Address, B256)> = Vec::new();
+        for log in chain.logs(&created).await? {
+            let Ok(ev) = log
+                .log_decode::<IFixedProductMarketMakerFactory::FixedProductMarketMakerCreation>()
+            else {
+                continue;
+            };
+            let ev = ev.inner.data;
+            // One binary condition per market: what the venue trades.
+            let [condition] = ev.conditionIds.as_slice() else {
+                continue;
+            };
+            if let Some(q) = self.question_of(*condition, oracle, from_block).await?
+                && !found.iter().any(|(a, _)| *a == ev.fixedProductMarketMaker)
+            {
+                found.push((ev.fixedProductMarketMaker, q));
+            }
+        }
+        for &address in listed {
+            if found.iter().any(|(a, _)| *a == address) {
+                continue;
+            }
+            let condition = chain
+                .view(
+                    address,
+                    IFixedProductMarketMaker::conditionIdsCall { index: U256::ZERO },
+                    latest(),
+                )
+                .await
+                .map_err(|e| {
+                    Self::refuse(address, format!("not a FixedProductMarketMaker: {e}"))
+                })?;
+            let q = self
+                .question_of(condition, oracle, 0)
+                .await?
+                .ok_or_else(|| {
+                    Self::refuse(
+                        address,
+                        format!("its condition {condition} was not prepared by oracle {oracle}"),
+                    )
+                })?;
+            found.push((address, q));
+        }
+        Ok(found)
+    }
+
+    /// The question id of `condition` when `oracle` prepared it (searched from `from_block`).
+    async fn question_of(
+        &self,
+        condition: B256,
+        oracle: Address,
+        from_block: u64,
+    ) -> Result<Option<B256>, EvmError> {
+        use alloy::sol_types::SolEvent;
+        let prepared = alloy::rpc::types::Filter::new()
+            .address(self.conditional_tokens)
+            .event_signature(IConditionalTokens::ConditionPreparation::SIGNATURE_HASH)
+            .topic1(condition)
+            .topic2(oracle.into_word())
+            .from_block(from_block);
+        Ok(self.chain().logs(&prepared).await?.first().and_then(|l| {
+            l.log_decode::<IConditionalTokens::ConditionPreparation>()
+                .ok()
+                .map(|e| e.inner.data.questionId)
+        }))
+    }
+
     pub async fn market(
         &self,
         address: Address,

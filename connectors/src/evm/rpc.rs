@@ -305,6 +305,21 @@ impl Chain {
         .await
     }
 
+    /// Logs matching `filter` (`eth_getLogs`), oldest first.
+    ///
+    /// # Errors
+    /// The RPC fails after its retries (a node may also refuse a block range it finds too
+    /// wide: narrow the filter's `from_block`).
+    pub async fn logs(
+        &self,
+        filter: &alloy::rpc::types::Filter,
+    ) -> Result<Vec<alloy::rpc::types::Log>, EvmError> {
+        self.retry("eth_getLogs", || {
+            self.provider.get_logs(filter).into_future()
+        })
+        .await
+    }
+
     /// The value (wei) a known transaction carries, `None` if the node does not know it.
     pub async fn transaction_value(&self, hash: B256) -> Result<Option<U256>, EvmError> {
         use alloy::consensus::Transaction as _;
