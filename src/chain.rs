@@ -100,25 +100,6 @@ fn live_sender(
     )?)
 }
 
-/// For runs that only exist live on a devnet: the devnet and its checked chain, or why not.
-async fn live_on_devnet(
-    spec: &RunSpec,
-    args: &ChainArgs,
-    not_live: &str,
-    no_devnet: &str,
-) -> Result<(DevnetInfo, Chain), RunError> {
-    if spec.mode != Mode::Live {
-        return Err(EvmError::Devnet(not_live.into()).into());
-    }
-    let Some(path) = &args.devnet else {
-        return Err(EvmError::Devnet(no_devnet.into()).into());
-    };
-    let info = DevnetInfo::read(path)?;
-    let chain = Chain::connect(&info.rpc_url)?;
-    check_chain(&chain, info.chain_id, args.allow_mainnet).await?;
-    Ok((info, chain))
-}
-
 /// Runs `spec` on a chain: `Mode::Live` trades, `Mode::Paper` only reads.
 pub async fn run_chain(spec: RunSpec, args: ChainArgs) -> Result<RunOutput, RunError> {
     let cfg = &spec.config;
@@ -537,29 +518,46 @@ pub async fn run_rebalance(spec: RunSpec, args: ChainArgs) -> Result<RebalanceSu
     use strategies::rebalancer::{Holding, RebalanceConfig, plan, tracking_error, weights};
 
     let cfg = &spec.config;
-    let (info, chain) = live_on_devnet(
-        &spec,
-        &args,
-        "the live rebalancer runs with `defai run`; backtest it with `defai rebalance`",
-        "rebalancer needs --devnet devnet.json (its pools) for now",
-    )
-    .await?;
-
+    if spec.mode != Mode::Live {
+        return Err(EvmError::Devnet(
+            "the live rebalancer runs with `defai run`; backtest it with `defai rebalance`".into(),
+        )
+        .into());
+    }
+    let devnet = match &args.devnet {
+        Some(p) => Some(DevnetInfo::read(p)?),
+        None => None,
+    };
+    let listed = cfg.rebalance.is_some();
+    if listed {
+        for key in ["weth", "dvt", "usd"] {
+            cfg.refuse_param(
+                key,
+                &spec.params,
+                "targets come from [rebalance] when it lists the tokens (set each asset's target there)",
+            )?;
+        }
+    }
     let mut params = cfg.strategy_params(&spec.params)?;
     let p = &mut params;
     let bad = strategies::BuildError::from;
-    let targets = [
-        p.f64("weth", 0.4).map_err(bad)?,
-        p.f64("dvt", 0.3).map_err(bad)?,
-        p.f64("usd", 0.3).map_err(bad)?,
-    ];
+    let default_targets = if listed {
+        [0.0; 3]
+    } else {
+        [
+            p.f64("weth", 0.4).map_err(bad)?,
+            p.f64("dvt", 0.3).map_err(bad)?,
+            p.f64("usd", 0.3).map_err(bad)?,
+        ]
+    };
     let rc = RebalanceConfig {
         band: p.f64("band", 0.05).map_err(bad)?,
         min_trade: p.f64("min_trade", 10.0).map_err(bad)?,
         max_gas_share: p.f64("max_gas_share", 0.01).map_err(bad)?,
     };
-    if targets.iter().any(|t| !(0.0..=1.0).contains(t))
-        || (targets.iter().sum::<f64>() - 1.0).abs() > 1e-9
+    if !listed
+        && (default_targets.iter().any(|t| !(0.0..=1.0).contains(t))
+            || (default_targets.iter().sum::<f64>() - 1.0).abs() > 1e-9)
     {
         return Err(bad(p.invalid(
             "weth",
@@ -568,6 +566,12 @@ pub async fn run_rebalance(spec: RunSpec, args: ChainArgs) -> Result<RebalanceSu
         .into());
     }
     params.finish().map_err(bad)?;
+    let target = cfg.rebalance_target(devnet.as_ref(), default_targets)?;
+    let chain = Chain::connect(&target.rpc_url)?;
+    check_chain(&chain, target.chain_id, args.allow_mainnet).await?;
+    for (token, address, _, _) in &target.tokens {
+        check_decimals(&chain, *address, token).await?;
+    }
 
     let limits = cfg.risk_limits()?;
     // The state folder: journal (every step on record before it happens), kill switch, the
@@ -590,49 +594,46 @@ pub async fn run_rebalance(spec: RunSpec, args: ChainArgs) -> Result<RebalanceSu
     }
     let mut consecutive_failures = 0u32;
     // One sender (one nonce manager) shared by both pool venues.
-    let mut tx = live_sender(cfg, &args, &chain, info.chain_id)?;
+    let mut tx = live_sender(cfg, &args, &chain, target.chain_id)?;
     if let Some(r) = recorder {
         tx = tx.with_recorder(r);
     }
-    let (weth, dvt, usd) = (
-        Token::new("WETH", 18),
-        Token::new("DVT", 18),
-        Token::new("dUSD", 6),
-    );
     let native = Token::new(&cfg.chain.native_symbol, 18);
     let venue_cfg = UniswapV2Config {
-        router: info.router,
+        router: target.router,
         deadline_s: *cfg.venue.deadline_s.get_ref(),
         gas_per_swap: *cfg.chain.gas_per_swap.get_ref(),
-        chain_id: info.chain_id,
+        chain_id: target.chain_id,
         chain_check_every: *cfg.chain.chain_check_every.get_ref(),
     };
-    let weth_pool = PoolRef::resolve(
-        &chain,
-        Pair::new(weth.clone(), usd.clone()),
-        info.weth_usd_pair,
-        info.weth,
-        info.usd,
-    )
-    .await?;
-    let dvt_pool = PoolRef::resolve(
-        &chain,
-        Pair::new(dvt.clone(), usd.clone()),
-        info.dvt_usd_pair,
-        info.dvt,
-        info.usd,
-    )
-    .await?;
-    let mut venues = [
-        UniswapV2Venue::new(weth_pool, tx.clone(), native.clone(), venue_cfg.clone()),
-        UniswapV2Venue::new(dvt_pool, tx.clone(), native, venue_cfg),
-    ];
-    let tokens = [weth.clone(), dvt.clone(), usd.clone()];
+    // Tokens in the order the config lists them, the quote token last; one venue per asset.
+    let tokens: Vec<Token> = target.tokens.iter().map(|t| t.0.clone()).collect();
+    let targets: Vec<f64> = target.tokens.iter().map(|t| t.3).collect();
+    let addresses: Vec<Address> = target.tokens.iter().map(|t| t.1).collect();
+    let quote = tokens.len() - 1;
+    let (usd, usd_address) = (tokens[quote].clone(), addresses[quote]);
+    let mut venues = Vec::with_capacity(quote);
+    for (token, address, pool, _) in &target.tokens[..quote] {
+        let pool = pool.ok_or_else(|| EvmError::Devnet(format!("{token} has no pool")))?;
+        let pool = PoolRef::resolve(
+            &chain,
+            Pair::new(token.clone(), usd.clone()),
+            pool,
+            *address,
+            usd_address,
+        )
+        .await?;
+        venues.push(UniswapV2Venue::new(
+            pool,
+            tx.clone(),
+            native.clone(),
+            venue_cfg.clone(),
+        ));
+    }
     let me = tx.address();
-    let addresses = [info.weth, info.dvt, info.usd];
     // The wallet's token balances and its native balance (for the gas it paid).
-    let read = async |chain: &Chain| -> Result<([U256; 3], U256), EvmError> {
-        let mut bal = [U256::ZERO; 3];
+    let read = async |chain: &Chain| -> Result<(Vec<U256>, U256), EvmError> {
+        let mut bal = vec![U256::ZERO; addresses.len()];
         for (k, a) in addresses.iter().enumerate() {
             bal[k] = chain
                 .view(
@@ -648,7 +649,7 @@ pub async fn run_rebalance(spec: RunSpec, args: ChainArgs) -> Result<RebalanceSu
     let mut out = RebalanceSummary {
         mode: spec.mode,
         strategy: "rebalancer".into(),
-        chain_id: info.chain_id,
+        chain_id: target.chain_id,
         cycles: 0,
         rebalances: 0,
         trades: 0,
@@ -656,8 +657,8 @@ pub async fn run_rebalance(spec: RunSpec, args: ChainArgs) -> Result<RebalanceSu
         execution_failures: 0,
         targets: tokens
             .iter()
-            .zip(targets)
-            .map(|(t, w)| (t.symbol().to_string(), w))
+            .zip(&targets)
+            .map(|(t, w)| (t.symbol().to_string(), *w))
             .collect(),
         weights: Default::default(),
         tracking_error_pct: 0.0,
@@ -670,7 +671,7 @@ pub async fn run_rebalance(spec: RunSpec, args: ChainArgs) -> Result<RebalanceSu
     let cycles = spec.max_cycles.unwrap_or(u64::MAX);
     let mut clock = cfg.cycle_clock(&chain)?;
     let mut last_now = 0i64;
-    let mut prices = [0.0f64; 3];
+    let mut prices = vec![0.0f64; tokens.len()];
     while out.cycles < cycles && !spec.stop.load(std::sync::atomic::Ordering::Relaxed) {
         let cycle = clock.next().await?;
         out.cycles += 1;
@@ -697,8 +698,8 @@ pub async fn run_rebalance(spec: RunSpec, args: ChainArgs) -> Result<RebalanceSu
                 .await?;
             prices[k] = v.pool().price_f64(rb, rq);
         }
-        prices[2] = 1.0;
-        let holdings: Vec<Holding> = (0..3)
+        prices[quote] = 1.0;
+        let holdings: Vec<Holding> = (0..tokens.len())
             .map(|k| Holding {
                 token: tokens[k].clone(),
                 balance: bal[k],
@@ -710,8 +711,8 @@ pub async fn run_rebalance(spec: RunSpec, args: ChainArgs) -> Result<RebalanceSu
         let gas_quote = agent_core::amount::to_f64(
             U256::from(*cfg.chain.gas_per_swap.get_ref()) * U256::from(fees.current_price_wei()),
             18,
-        ) * prices[0];
-        let legs = plan(&holdings, &targets, 2, gas_quote, &rc);
+        ) * prices[target.gas_token];
+        let legs = plan(&holdings, &targets, quote, gas_quote, &rc);
         let drifted = weights(&holdings)
             .iter()
             .zip(&targets)
@@ -724,11 +725,15 @@ pub async fn run_rebalance(spec: RunSpec, args: ChainArgs) -> Result<RebalanceSu
         }
         out.rebalances += 1;
         for (seq, leg) in legs.into_iter().enumerate() {
-            let v = if leg.sell == weth || leg.buy == weth {
-                &mut venues[0]
-            } else {
-                &mut venues[1]
+            // The leg's venue: the pool of its token that is not the quote token.
+            let asset = if leg.sell == usd { &leg.buy } else { &leg.sell };
+            let Some(k) = tokens[..quote].iter().position(|t| t == asset) else {
+                return Err(EvmError::Devnet(format!(
+                    "the plan traded {asset}, which has no pool"
+                ))
+                .into());
             };
+            let v = &mut venues[k];
             let swap = Swap {
                 sell: leg.sell.clone(),
                 buy: leg.buy.clone(),
@@ -831,7 +836,7 @@ pub async fn run_rebalance(spec: RunSpec, args: ChainArgs) -> Result<RebalanceSu
     }
     audit.finish(&mut kill, last_now)?;
     let (bal, _) = read(&chain).await?;
-    let holdings: Vec<Holding> = (0..3)
+    let holdings: Vec<Holding> = (0..tokens.len())
         .map(|k| Holding {
             token: tokens[k].clone(),
             balance: bal[k],

@@ -63,6 +63,8 @@ pub struct Config {
     /// Prediction markets to trade on a chain without `devnet.json` (kelly_bettor).
     #[serde(default)]
     pub markets: MarketsSection,
+    /// The live rebalancer's tokens, targets and pools (without it: the devnet's three).
+    pub rebalance: Option<RebalanceSection>,
     /// Where the file was read from (for messages and relative paths); not a TOML key.
     #[serde(skip)]
     pub source: Option<PathBuf>,
@@ -282,6 +284,46 @@ pub struct MarketsSection {
     /// Markets to trade besides the discovered ones (addresses).
     #[serde(default)]
     pub list: Vec<Spanned<String>>,
+}
+
+/// `[rebalance]`: what the live rebalancer holds. Every asset trades against `quote` in its own
+/// Uniswap V2 pool (through `[venue] router`, or the devnet's); targets (quote's included) are
+/// weights in [0, 1] summing to 1.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RebalanceSection {
+    /// The token every leg trades against.
+    pub quote: RebalanceAsset,
+    /// The other tokens, each with its pool against `quote`.
+    pub assets: Vec<RebalanceAsset>,
+    /// The asset whose pool prices the gas token, to value gas in the quote token (default
+    /// `W` + `[chain] native_symbol`, e.g. WETH).
+    pub gas_token: Option<Spanned<String>>,
+}
+
+/// One token of `[rebalance]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RebalanceAsset {
+    pub symbol: String,
+    pub decimals: u8,
+    /// The ERC-20 contract.
+    pub address: Spanned<String>,
+    /// Its Uniswap V2 pool against the quote token (not set for the quote token itself).
+    pub pool: Option<Spanned<String>>,
+    /// Target weight, 0..=1.
+    pub target: Spanned<f64>,
+}
+
+/// The live rebalancer's resolved holdings: `tokens[k]` with its contract, its pool (none for
+/// the quote token, which is last) and its target weight; gas is priced by `tokens[gas_token]`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RebalanceTarget {
+    pub rpc_url: String,
+    pub chain_id: u64,
+    pub router: Address,
+    pub tokens: Vec<(Token, Address, Option<Address>, f64)>,
+    pub gas_token: usize,
 }
 
 /// Where a prediction agent's markets are: contracts, filters and explicit markets.
@@ -993,6 +1035,141 @@ impl Config {
 
     /// Where to trade: from a devnet's `devnet.json` when given, else from `[chain]` and
     /// `[venue]`. Every missing or malformed field is named with its line.
+    /// What the live rebalancer holds and where it trades: `[rebalance]` when set (on the
+    /// devnet's chain with `devnet`, else `[chain]` and `[venue] router`), else the devnet's
+    /// WETH, DVT and dUSD with `default_targets` (the strategy's `weth`, `dvt`, `usd`).
+    ///
+    /// # Errors
+    /// Neither `[rebalance]` nor a devnet; a missing or malformed address; targets out of
+    /// [0, 1] or not summing to 1; no asset to price the gas token (each naming key and line).
+    pub fn rebalance_target(
+        &self,
+        devnet: Option<&DevnetInfo>,
+        default_targets: [f64; 3],
+    ) -> Result<RebalanceTarget, ConfigError> {
+        let missing = |key: &str| ConfigError::Invalid {
+            path: self.name(),
+            line: 0,
+            key: key.into(),
+            reason: "required for the live rebalancer (or pass --devnet devnet.json)".into(),
+        };
+        let parse = |v: &Spanned<String>, key: &str| -> Result<Address, ConfigError> {
+            v.get_ref()
+                .parse::<Address>()
+                .map_err(|e| self.invalid(v.span(), key, format!("not an address: {e}")))
+        };
+        let Some(r) = &self.rebalance else {
+            let d = devnet.ok_or_else(|| missing("rebalance"))?;
+            let [w, v, u] = default_targets;
+            return Ok(RebalanceTarget {
+                rpc_url: d.rpc_url.clone(),
+                chain_id: d.chain_id,
+                router: d.router,
+                tokens: vec![
+                    (Token::new("WETH", 18), d.weth, Some(d.weth_usd_pair), w),
+                    (Token::new("DVT", 18), d.dvt, Some(d.dvt_usd_pair), v),
+                    (Token::new("dUSD", 6), d.usd, None, u),
+                ],
+                gas_token: 0,
+            });
+        };
+        let (rpc_url, chain_id, router) = match devnet {
+            Some(d) => (d.rpc_url.clone(), d.chain_id, d.router),
+            None => {
+                let rpc = self
+                    .chain
+                    .rpc_url
+                    .as_ref()
+                    .ok_or_else(|| missing("chain.rpc_url"))?;
+                let id = self
+                    .chain
+                    .chain_id
+                    .as_ref()
+                    .ok_or_else(|| missing("chain.chain_id"))?;
+                let router = self
+                    .venue
+                    .router
+                    .as_ref()
+                    .ok_or_else(|| missing("venue.router"))?;
+                (
+                    rpc.get_ref().clone(),
+                    *id.get_ref(),
+                    parse(router, "venue.router")?,
+                )
+            }
+        };
+        if r.assets.is_empty() {
+            return Err(missing("rebalance.assets"));
+        }
+        let mut tokens = Vec::with_capacity(r.assets.len() + 1);
+        for a in &r.assets {
+            let pool = a
+                .pool
+                .as_ref()
+                .ok_or_else(|| missing("rebalance.assets.pool"))?;
+            tokens.push((
+                Token::new(&a.symbol, a.decimals),
+                parse(&a.address, "rebalance.assets.address")?,
+                Some(parse(pool, "rebalance.assets.pool")?),
+                *a.target.get_ref(),
+            ));
+        }
+        let q = &r.quote;
+        if let Some(pool) = &q.pool {
+            return Err(self.invalid(
+                pool.span(),
+                "rebalance.quote.pool",
+                "the quote token trades in the assets' pools; it has none of its own",
+            ));
+        }
+        tokens.push((
+            Token::new(&q.symbol, q.decimals),
+            parse(&q.address, "rebalance.quote.address")?,
+            None,
+            *q.target.get_ref(),
+        ));
+        let targets = r.assets.iter().chain([q]).map(|a| &a.target);
+        for t in targets.clone() {
+            if !(t.get_ref().is_finite() && (0.0..=1.0).contains(t.get_ref())) {
+                return Err(self.invalid(t.span(), "rebalance.target", "must be from 0 to 1"));
+            }
+        }
+        let sum: f64 = targets.map(|t| *t.get_ref()).sum();
+        if (sum - 1.0).abs() > 1e-9 {
+            return Err(self.invalid(
+                q.target.span(),
+                "rebalance.target",
+                format!("the targets sum to {sum}, not 1"),
+            ));
+        }
+        let gas_symbol = r.gas_token.as_ref().map_or_else(
+            || format!("W{}", self.chain.native_symbol),
+            |g| g.get_ref().clone(),
+        );
+        let gas_token = r
+            .assets
+            .iter()
+            .position(|a| a.symbol == gas_symbol)
+            .ok_or_else(|| match &r.gas_token {
+                Some(g) => {
+                    self.invalid(g.span(), "rebalance.gas_token", "is not one of the assets")
+                }
+                None => ConfigError::Invalid {
+                    path: self.name(),
+                    line: 0,
+                    key: "rebalance.gas_token".into(),
+                    reason: format!("no asset {gas_symbol} prices the gas token: name one"),
+                },
+            })?;
+        Ok(RebalanceTarget {
+            rpc_url,
+            chain_id,
+            router,
+            tokens,
+            gas_token,
+        })
+    }
+
     /// Where the prediction agent's markets are: from `devnet` when given (every market it
     /// lists, discovery from block 0), else from `[chain]` and `[markets]`.
     ///

@@ -92,6 +92,60 @@ fn devnet_comes_up_with_the_pool_at_the_intended_price() {
     });
 }
 
+/// Issue 12 (a second DEX for cross-DEX arbitrage): the devnet deploys a second Uniswap V2
+/// factory and router from the same artifacts, with its own WETH/dUSD pool at the start price;
+/// the market mover moves only the first pool, so the two drift apart.
+#[test]
+fn a_second_dex_has_its_own_pool_and_the_market_mover_moves_only_the_first() {
+    use defai::connectors::evm::bindings::IUniswapV2Factory;
+    rt().block_on(async {
+        let closes = vec![1338.12, 1400.0, 1450.5];
+        let (devnet, _stop, mover) = devnet_with_mover(closes, 1).await;
+        let info = devnet.info().clone();
+        assert!(!info.dex2_router.is_zero() && info.dex2_router != info.router);
+        let listed = devnet
+            .chain()
+            .view(
+                info.dex2_factory,
+                IUniswapV2Factory::getPairCall {
+                    tokenA: info.weth,
+                    tokenB: info.usd,
+                },
+                BlockId::latest(),
+            )
+            .await
+            .unwrap();
+        assert_eq!(listed, info.dex2_weth_usd_pair);
+        assert_ne!(listed, info.weth_usd_pair);
+        assert_eq!(
+            mover.await.unwrap().unwrap(),
+            3,
+            "the mover replayed every close"
+        );
+        let price_of = |pair| {
+            let chain = devnet.chain().clone();
+            let (weth, usd) = (info.weth, info.usd);
+            async move {
+                let pool = PoolRef::resolve(&chain, self::pair(), pair, weth, usd)
+                    .await
+                    .unwrap();
+                let (rb, rq) = pool.reserves(&chain, BlockId::latest()).await.unwrap();
+                pool.price_f64(rb, rq)
+            }
+        };
+        let first = price_of(info.weth_usd_pair).await;
+        let second = price_of(info.dex2_weth_usd_pair).await;
+        assert!(
+            (first / 1450.5 - 1.0).abs() < 1e-3,
+            "the mover moved the first: {first}"
+        );
+        assert!(
+            (second / 1338.12 - 1.0).abs() < 1e-9,
+            "the second stays: {second}"
+        );
+    });
+}
+
 #[test]
 fn paper_fills_equal_on_chain_swaps_wei_for_wei() {
     rt().block_on(async {
@@ -1346,4 +1400,94 @@ fn one_process_runs_a_rebalancer_and_a_bettor_on_one_wallet_without_nonce_gaps_o
     let sent = r["tx_hashes"].as_array().unwrap().len() + p["tx_hashes"].as_array().unwrap().len();
     let end = rt.block_on(nonces(devnet.chain(), me));
     assert_eq!(end, (start.0 + sent as u64, start.0 + sent as u64), "{v}");
+}
+
+/// Issue 12 (the rebalancer without hard-coded devnet tokens): `[rebalance]` lists the tokens,
+/// their targets and their pools; here only WETH and dUSD at 50/50, on a chain named in
+/// `[chain]` (no devnet.json). DVT, which the wallet also holds, is not traded.
+#[test]
+fn the_rebalancer_holds_the_tokens_its_config_lists_on_the_pools_it_names() {
+    let rt = rt();
+    let devnet = rt
+        .block_on(Devnet::start(DevnetConfig::at_price(1338.12)))
+        .unwrap();
+    let info = devnet.info().clone();
+    let dir = tempfile::tempdir().unwrap();
+    let key = devnet.test_key_hex(6).unwrap();
+    let base = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/examples/configs/rebalance-devnet.toml"
+    ))
+    .unwrap()
+    .replace(
+        "weth = 0.4                        # target weights, summing to 1\ndvt = 0.3\nusd = 0.3\n",
+        "",
+    )
+    .replace(
+        "[chain]\n",
+        &format!(
+            "[chain]\nrpc_url = \"{}\"\nchain_id = {}\n",
+            info.rpc_url, info.chain_id
+        ),
+    );
+    let listed = format!(
+        "{base}\n[venue]\nrouter = \"{}\"\n\n[rebalance]\nquote = {{ symbol = \"dUSD\", decimals = 6, address = \"{}\", target = 0.5 }}\n\n[[rebalance.assets]]\nsymbol = \"WETH\"\ndecimals = 18\naddress = \"{}\"\npool = \"{}\"\ntarget = 0.5\n",
+        info.router, info.usd, info.weth, info.weth_usd_pair
+    );
+    let run = |text: &str| {
+        let config = dir.path().join("rebalance.toml");
+        std::fs::write(&config, text).unwrap();
+        defai(
+            &[
+                "run",
+                "--config",
+                config.to_str().unwrap(),
+                "--max-cycles",
+                "1",
+                "--json",
+                "--no-api",
+            ],
+            &[("DEFAI_PRIVATE_KEY", &key)],
+        )
+    };
+    let out = run(&listed);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    // Funded 50 WETH (~67k dUSD) and 100,000 dUSD: ~40/60 against 50/50.
+    assert_eq!(v["rebalances"], 1, "{v}");
+    let weights = v["weights"].as_object().unwrap();
+    assert_eq!(
+        weights.keys().collect::<Vec<_>>(),
+        ["WETH", "dUSD"],
+        "only the listed tokens: {v}"
+    );
+    let w = weights["WETH"].as_f64().unwrap();
+    assert!((w - 0.5).abs() < 0.05, "{v}");
+    let dvt = rt
+        .block_on(devnet.chain().view(
+            info.dvt,
+            defai::connectors::evm::bindings::IERC20::balanceOfCall {
+                owner: info.accounts[6],
+            },
+            BlockId::latest(),
+        ))
+        .unwrap();
+    assert_eq!(
+        dvt,
+        U256::from(50_000u64) * U256::from(10u64).pow(U256::from(18)),
+        "DVT is not the rebalancer's"
+    );
+
+    // Targets that do not sum to 1 are refused, naming the key and its line.
+    let out = run(&listed.replace("target = 0.5\n", "target = 0.6\n"));
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("rebalance.target") && stderr.contains("line") && stderr.contains("sum"),
+        "{stderr}"
+    );
 }

@@ -104,6 +104,16 @@ pub struct DevnetInfo {
     pub oracle: Address,
     #[serde(default)]
     pub markets: Vec<MarketInfo>,
+    /// A second Uniswap V2 deployment (another "DEX", the same npm artifacts) with its own
+    /// WETH/dUSD pool at the starting price and depth. The market mover moves only the first
+    /// pool, so the two drift apart (for cross-DEX arbitrage). Zero in a devnet.json written
+    /// before it existed.
+    #[serde(default)]
+    pub dex2_factory: Address,
+    #[serde(default)]
+    pub dex2_router: Address,
+    #[serde(default)]
+    pub dex2_weth_usd_pair: Address,
 }
 
 /// A devnet prediction market (a FixedProductMarketMaker over one binary condition).
@@ -330,6 +340,25 @@ impl Devnet {
             });
         }
 
+        // The second DEX: deployed last, so every address above stays where it was.
+        let dex2_factory = ops
+            .deploy(
+                Artifact::UniswapV2Factory,
+                alloy::sol_types::SolValue::abi_encode(&me),
+            )
+            .await?;
+        let dex2_router = ops
+            .deploy(
+                Artifact::UniswapV2Router02,
+                alloy::sol_types::SolValue::abi_encode_params(&(dex2_factory, weth)),
+            )
+            .await?;
+        ops.wrap(weth, weth_side).await?;
+        ops.mint(usd, me, depth).await?;
+        ops.add_liquidity(dex2_router, weth, weth_side, usd, depth)
+            .await?;
+        let dex2_weth_usd_pair = ops.pair(dex2_factory, weth, usd).await?;
+
         let info = DevnetInfo {
             rpc_url: anvil.endpoint(),
             chain_id,
@@ -348,6 +377,9 @@ impl Devnet {
             fpmm_factory,
             oracle,
             markets,
+            dex2_factory,
+            dex2_router,
+            dex2_weth_usd_pair,
         };
         tracing::info!(target: "defai::devnet", rpc = %info.rpc_url, %weth_usd_pair, "devnet ready");
         Ok(Self {
