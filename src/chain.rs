@@ -163,6 +163,7 @@ pub async fn run_chain(spec: RunSpec, args: ChainArgs) -> Result<RunOutput, RunE
 
     match spec.mode {
         Mode::Live => {
+            pool.check_router(&chain, target.router).await?;
             let tx = live_sender(cfg, &args, &chain, target.chain_id)?;
             let venue = UniswapV2Venue::new(
                 pool,
@@ -623,6 +624,7 @@ pub async fn run_rebalance(spec: RunSpec, args: ChainArgs) -> Result<RebalanceSu
             usd_address,
         )
         .await?;
+        pool.check_router(&chain, target.router).await?;
         venues.push(UniswapV2Venue::new(
             pool,
             tx.clone(),

@@ -203,7 +203,8 @@ pub struct ChainSection {
     /// chain keeps cycling on the `cycle_interval_s` timer).
     #[serde(default = "default_idle_s")]
     pub idle_timeout_s: u64,
-    /// A cycle starts on every new block, or after this many seconds without one (default 12):
+    /// A cycle starts on every new block, or after this many seconds without one (default 30,
+    /// a few block times on Ethereum):
     /// on an automine devnet or a quiet chain the agent still cycles (kill switch, health
     /// checks, `--max-cycles`). Must be above 0 and at most 86400.
     #[serde(default = "default_cycle_s")]
@@ -232,7 +233,7 @@ fn default_idle_s() -> u64 {
     0
 }
 fn default_cycle_s() -> Spanned<f64> {
-    Spanned::new(0..0, 12.0)
+    Spanned::new(0..0, 30.0)
 }
 fn default_receipt_s() -> Spanned<f64> {
     Spanned::new(0..0, 30.0)
@@ -743,8 +744,6 @@ impl Config {
         })
     }
 
-    /// Checks the transaction and venue settings a live run relies on for safety: each is
-    /// refused, naming its key and line, where it would switch a guard off.
     /// The pace of a live agent's cycles: every new block, or `[chain] cycle_interval_s`
     /// without one; `[chain] idle_timeout_s` (when not 0) ends a wait that long with an error.
     ///
@@ -767,6 +766,8 @@ impl Config {
         })
     }
 
+    /// Checks the transaction and venue settings a live run relies on for safety: each is
+    /// refused, naming its key and line, where it would switch a guard off.
     pub fn chain_policy(&self) -> Result<(), ConfigError> {
         let c = &self.chain;
         if *c.chain_check_every.get_ref() == 0 {
@@ -1033,8 +1034,6 @@ impl Config {
         base.join(path)
     }
 
-    /// Where to trade: from a devnet's `devnet.json` when given, else from `[chain]` and
-    /// `[venue]`. Every missing or malformed field is named with its line.
     /// What the live rebalancer holds and where it trades: `[rebalance]` when set (on the
     /// devnet's chain with `devnet`, else `[chain]` and `[venue] router`), else the devnet's
     /// WETH, DVT and dUSD with `default_targets` (the strategy's `weth`, `dvt`, `usd`).
@@ -1091,6 +1090,14 @@ impl Config {
                     .router
                     .as_ref()
                     .ok_or_else(|| missing("venue.router"))?;
+                if !(rpc.get_ref().starts_with("http://") || rpc.get_ref().starts_with("https://"))
+                {
+                    return Err(self.invalid(
+                        rpc.span(),
+                        "chain.rpc_url",
+                        "must be an http(s) URL",
+                    ));
+                }
                 (
                     rpc.get_ref().clone(),
                     *id.get_ref(),
@@ -1102,11 +1109,32 @@ impl Config {
             return Err(missing("rebalance.assets"));
         }
         let mut tokens = Vec::with_capacity(r.assets.len() + 1);
-        for a in &r.assets {
-            let pool = a
-                .pool
-                .as_ref()
-                .ok_or_else(|| missing("rebalance.assets.pool"))?;
+        for (i, a) in r.assets.iter().enumerate() {
+            let pool = a.pool.as_ref().ok_or_else(|| {
+                self.invalid(
+                    a.address.span(),
+                    "rebalance.assets.pool",
+                    format!("asset {} has no pool against the quote token", a.symbol),
+                )
+            })?;
+            // Legs are routed by token and balances read by address: each must be one asset's.
+            for (b, what) in r.assets[..i]
+                .iter()
+                .map(|b| (b, "an earlier asset"))
+                .chain([(&r.quote, "the quote token")])
+            {
+                if b.symbol == a.symbol
+                    || b.address
+                        .get_ref()
+                        .eq_ignore_ascii_case(a.address.get_ref())
+                {
+                    return Err(self.invalid(
+                        a.address.span(),
+                        "rebalance.assets",
+                        format!("{} is listed twice (as {what} too)", a.symbol),
+                    ));
+                }
+            }
             tokens.push((
                 Token::new(&a.symbol, a.decimals),
                 parse(&a.address, "rebalance.assets.address")?,
@@ -1236,6 +1264,8 @@ impl Config {
         })
     }
 
+    /// Where to trade: from a devnet's `devnet.json` when given, else from `[chain]` and
+    /// `[venue]`. Every missing or malformed field is named with its line.
     pub fn chain_target(&self, devnet: Option<&DevnetInfo>) -> Result<ChainTarget, ConfigError> {
         if let Some(d) = devnet {
             return Ok(ChainTarget {
@@ -1296,7 +1326,6 @@ impl Config {
         Some(self.resolve(self.market.data.as_ref()?))
     }
 
-    /// Strategy parameters from the file, then `key=value` overrides from the command line.
     /// Refuses `strategy.params.<key>` when it is set (in the file, or as `--param` in
     /// `overrides`): for a key this run cannot honour, said with `reason` and the key's line.
     ///
@@ -1330,6 +1359,7 @@ impl Config {
         Ok(())
     }
 
+    /// Strategy parameters from the file, then `key=value` overrides from the command line.
     pub fn strategy_params(&self, overrides: &[String]) -> Result<Params, ConfigError> {
         let mut params = Params::new(&self.strategy.name);
         for (key, value) in &self.strategy.params {

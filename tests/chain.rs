@@ -739,12 +739,15 @@ fn a_wrong_chain_id_stops_the_agent_at_start_and_halts_it_when_the_rpc_changes_c
     let switcher = rt.spawn(async move {
         // Once the agent is trading (its first transaction is mined), not after a guess of
         // how long it takes to start on a loaded machine.
+        let mut trading = false;
         for _ in 0..6_000 {
             if chain.nonce(me, false).await.unwrap() > start_nonce {
+                trading = true;
                 break;
             }
             tokio::time::sleep(Duration::from_millis(5)).await;
         }
+        assert!(trading, "the agent sent no transaction within 30 s");
         let _: serde_json::Value = chain.dev_call("anvil_setChainId", (999u64,)).await.unwrap();
         // The mover's signer is now on the wrong chain too: keep blocks coming without it.
         while !flag.load(std::sync::atomic::Ordering::Relaxed) {
@@ -1480,6 +1483,28 @@ fn the_rebalancer_holds_the_tokens_its_config_lists_on_the_pools_it_names() {
         dvt,
         U256::from(50_000u64) * U256::from(10u64).pow(U256::from(18)),
         "DVT is not the rebalancer's"
+    );
+
+    // A pool the router does not swap on (the second DEX's, with the first DEX's router) is
+    // refused before anything is sent: prices and swaps would be on different pools.
+    let out = run(&listed.replace(
+        &info.weth_usd_pair.to_string(),
+        &info.dex2_weth_usd_pair.to_string(),
+    ));
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("is not what router"), "{stderr}");
+    // A token listed twice is refused, naming it.
+    let twice = format!(
+        "{listed}\n[[rebalance.assets]]\nsymbol = \"WETH\"\ndecimals = 18\naddress = \"{}\"\npool = \"{}\"\ntarget = 0.0\n",
+        info.weth, info.weth_usd_pair
+    );
+    let out = run(&twice);
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("rebalance.assets") && stderr.contains("listed twice"),
+        "{stderr}"
     );
 
     // Targets that do not sum to 1 are refused, naming the key and its line.

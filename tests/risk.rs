@@ -919,3 +919,63 @@ fn a_resume_queued_while_stopped_does_not_cancel_the_restarts_latch_nor_lift_a_p
         "both commands were applied"
     );
 }
+
+/// A source of the given events, in order.
+struct Events(std::collections::VecDeque<MarketEvent>);
+
+impl defai::core::MarketSource for Events {
+    async fn next_event(&mut self) -> Result<Option<MarketEvent>, defai::core::SourceError> {
+        Ok(self.0.pop_front())
+    }
+}
+
+/// Issue 12 (idle chains): a timer tick carries no new data; strategies do not see it as a bar,
+/// and the stale-data limit measures the latest data's age on it, so a chain that stops making
+/// blocks halts the agent rather than trading on old reserves.
+#[test]
+fn a_timer_tick_is_no_bar_and_the_stale_data_limit_halts_on_old_data() {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64;
+    let bar = Bar {
+        ts: now,
+        open: 2000.0,
+        high: 2000.0,
+        low: 2000.0,
+        close: 2000.0,
+        volume: 1.0,
+    };
+    let events = Events(
+        [
+            MarketEvent::Bar(bar),
+            // The latest block is 100 s old by now: over 3 × max_data_age_s = 30 s.
+            MarketEvent::Tick { ts: now - 100 },
+        ]
+        .into(),
+    );
+    let pair = Pair::eth_usdc();
+    let portfolio = defai::core::Portfolio::with_balances([(
+        pair.quote.clone(),
+        U256::from(10_000_000_000u64),
+    )]);
+    let tape = Tape::default();
+    let agent = defai::core::Agent::new(pair, events, paper(), Box::new(AlwaysLong), portfolio)
+        .with_kill_switch(KillSwitch::new(), KillSwitchPolicy::default(), Some(10))
+        .with_wall_data_age()
+        .with_observer(Box::new(tape.clone()));
+    let report = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap()
+        .block_on(agent.run())
+        .unwrap();
+    assert_eq!(report.bars, 1, "the tick is not a bar");
+    assert_eq!(tape.0.lock().unwrap().0.len(), 1, "one mark: the bar's");
+    assert_eq!(report.kill_switch.state, SwitchState::Halted);
+    let reason = report.kill_switch.reason.clone().unwrap_or_default();
+    assert!(
+        reason.contains("market data 10") && reason.contains("s old, over 3× max_data_age_s"),
+        "{reason}"
+    );
+}

@@ -511,10 +511,28 @@ impl<S: MarketSource, V: Venue> Agent<S, V> {
     }
 
     fn data_age(&self, bar: &Bar, now: i64) -> i64 {
+        self.age_of(bar.ts, now)
+    }
+
+    fn age_of(&self, data_ts: i64, now: i64) -> i64 {
         if self.wall_data_age {
-            wall_clock_s() - bar.ts
+            wall_clock_s() - data_ts
         } else {
-            now - bar.ts
+            now - data_ts
+        }
+    }
+
+    /// Halts when data stamped `data_ts` is older than `stale_data_multiple` × `max_data_age_s`.
+    fn stale_check(&mut self, data_ts: i64, now: i64) {
+        if let Some(max_age) = self.max_data_age_s {
+            let age = self.age_of(data_ts, now);
+            if age > max_age.saturating_mul(self.policy.stale_data_multiple) {
+                let reason = format!(
+                    "market data {age} s old, over {}× max_data_age_s",
+                    self.policy.stale_data_multiple
+                );
+                self.trip(KillMode::Halt, &reason, now);
+            }
         }
     }
 
@@ -1054,6 +1072,9 @@ impl<S: MarketSource, V: Venue> Agent<S, V> {
                 self.trip(KillMode::Halt, &format!("venue fault: {reason}"), now);
             }
             let Some(bar) = event.as_bar().copied() else {
+                // No new data (a timer tick): the latest data is as old as the tick says, and
+                // the stale-data limit holds on it.
+                self.stale_check(event.ts(), now);
                 continue;
             };
             let price_units = match usable_price(&bar, last.as_ref(), self.pair.quote.decimals()) {
@@ -1065,16 +1086,7 @@ impl<S: MarketSource, V: Venue> Agent<S, V> {
                     continue;
                 }
             };
-            if let Some(max_age) = self.max_data_age_s {
-                let age = self.data_age(&bar, now);
-                if age > max_age.saturating_mul(self.policy.stale_data_multiple) {
-                    let reason = format!(
-                        "market data {age} s old, over {}× max_data_age_s",
-                        self.policy.stale_data_multiple
-                    );
-                    self.trip(KillMode::Halt, &reason, now);
-                }
-            }
+            self.stale_check(bar.ts, now);
             bars += 1;
             if self.venue.has_bookings() {
                 // A transaction given up on may have been mined since: book it before the

@@ -117,6 +117,10 @@ pub enum MarketEvent {
     /// paper venue fills against these, wei for wei what the chain would give).
     // Boxed: keeps every event (and the backtest's hot loop) as small as a bar.
     Pool { bar: Bar, pool: Box<PoolSnapshot> },
+    /// Time passed with no new market data (a quiet chain's timer cycle): `ts` is the time of
+    /// the latest data (unix s). The kill switch, health checks and the stale-data limit run on
+    /// it; strategies see no bar.
+    Tick { ts: i64 },
 }
 
 /// A constant-product pool's exact state at one block.
@@ -136,17 +140,19 @@ impl MarketEvent {
     pub fn ts(&self) -> i64 {
         match self {
             MarketEvent::Bar(b) | MarketEvent::Pool { bar: b, .. } => b.ts,
+            MarketEvent::Tick { ts } => *ts,
         }
     }
     pub fn as_bar(&self) -> Option<&Bar> {
         match self {
             MarketEvent::Bar(b) | MarketEvent::Pool { bar: b, .. } => Some(b),
+            MarketEvent::Tick { .. } => None,
         }
     }
     pub fn pool(&self) -> Option<&PoolSnapshot> {
         match self {
             MarketEvent::Pool { pool, .. } => Some(pool),
-            MarketEvent::Bar(_) => None,
+            MarketEvent::Bar(_) | MarketEvent::Tick { .. } => None,
         }
     }
 }

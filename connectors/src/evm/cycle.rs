@@ -23,7 +23,8 @@ pub struct Cycle {
     pub block: BlockInfo,
     pub trigger: Trigger,
     /// Unix seconds: the block's timestamp, plus (on a timer cycle) the whole wall-clock seconds
-    /// since the block was first seen — time passes on a quiet chain too (markets close).
+    /// since the block was first seen — time passes on a quiet chain too; always later than the
+    /// previous cycle's (a second later when it would not be), so ids built on it are unique.
     pub now: i64,
 }
 
@@ -41,6 +42,8 @@ pub struct CycleClock {
     last_cycle: Option<Instant>,
     /// The wait for the block after `seen` has been logged.
     said: bool,
+    /// The last cycle's `now`: each cycle's is later (intent ids carry it).
+    last_now: Option<i64>,
 }
 
 impl CycleClock {
@@ -54,6 +57,7 @@ impl CycleClock {
             seen: None,
             last_cycle: None,
             said: false,
+            last_now: None,
         }
     }
 
@@ -62,6 +66,17 @@ impl CycleClock {
     pub fn with_idle_timeout(mut self, idle: Duration) -> Self {
         self.idle_timeout = Some(idle);
         self
+    }
+
+    /// `t`, or one second past the last cycle's time when `t` is not later: cycle times only
+    /// move forward (several cycles in one second, a block stamped like the timer cycle before).
+    fn later(&mut self, t: i64) -> i64 {
+        let now = match self.last_now {
+            Some(last) if t <= last => last.saturating_add(1),
+            _ => t,
+        };
+        self.last_now = Some(now);
+        now
     }
 
     /// The longest a cycle waits for a new block.
@@ -80,12 +95,14 @@ impl CycleClock {
             let block = self.chain.block(None).await?;
             let at = Instant::now();
             let seen = match self.seen {
-                Some((n, first)) if n == block.number => first,
+                // Not past the latest seen (a load-balanced RPC may answer an older block): no
+                // new block.
+                Some((n, first)) if block.number <= n => first,
                 _ => {
                     self.seen = Some((block.number, at));
                     self.last_cycle = Some(at);
                     self.said = false;
-                    let now = block.timestamp as i64;
+                    let now = self.later(block.timestamp as i64);
                     return Ok(Cycle {
                         block,
                         trigger: Trigger::NewBlock,
@@ -107,8 +124,10 @@ impl CycleClock {
             let since = self.last_cycle.map_or(self.every, |t| at.duration_since(t));
             if since >= self.every {
                 self.last_cycle = Some(at);
-                let now = (block.timestamp as i64)
-                    .saturating_add(at.duration_since(seen).as_secs() as i64);
+                let now = self.later(
+                    (block.timestamp as i64)
+                        .saturating_add(at.duration_since(seen).as_secs() as i64),
+                );
                 return Ok(Cycle {
                     block,
                     trigger: Trigger::Timer,

@@ -63,6 +63,10 @@ impl Market {
     }
 }
 
+/// Blocks per `eth_getLogs` request when discovering markets (public RPCs refuse wider
+/// ranges; 10,000 is a common provider limit).
+pub const LOG_CHUNK_BLOCKS: u64 = 10_000;
+
 /// What [`PredictionMarkets::create_market`] sets up.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct MarketSpec {
@@ -247,9 +251,6 @@ impl PredictionMarkets {
 
     // ---- reading ----
 
-    /// Loads an existing market and checks it: it must run on our ConditionalTokens, over exactly
-    /// one condition, and that condition must be `(oracle, question_id)`'s. Position ids are
-    /// computed by the ConditionalTokens contract (collection ids are elliptic-curve points).
     /// The binary markets to trade, found on chain: every FixedProductMarketMaker the factory
     /// created from block `from_block` on with `collateral` on this ConditionalTokens, plus the
     /// `listed` addresses, kept only when their condition was prepared by `oracle`. Each comes
@@ -268,16 +269,34 @@ impl PredictionMarkets {
     ) -> Result<Vec<(Address, B256)>, EvmError> {
         use alloy::sol_types::SolEvent;
         let chain = self.chain();
+        let head = chain.block_number().await?;
+        // Every condition `oracle` prepared since `from_block`: condition id → question id.
+        let prepared_filter = alloy::rpc::types::Filter::new()
+            .address(self.conditional_tokens)
+            .event_signature(IConditionalTokens::ConditionPreparation::SIGNATURE_HASH)
+            .topic2(oracle.into_word());
+        let mut prepared = std::collections::HashMap::new();
+        for log in chain
+            .logs_between(&prepared_filter, from_block, head, LOG_CHUNK_BLOCKS)
+            .await?
+        {
+            if let Ok(e) = log.log_decode::<IConditionalTokens::ConditionPreparation>() {
+                let e = e.inner.data;
+                prepared.entry(e.conditionId).or_insert(e.questionId);
+            }
+        }
         let created = alloy::rpc::types::Filter::new()
             .address(self.factory)
             .event_signature(
                 IFixedProductMarketMakerFactory::FixedProductMarketMakerCreation::SIGNATURE_HASH,
             )
             .topic2(self.conditional_tokens.into_word())
-            .topic3(collateral.into_word())
-            .from_block(from_block);
+            .topic3(collateral.into_word());
         let mut found: Vec<(Address, B256)> = Vec::new();
-        for log in chain.logs(&created).await? {
+        for log in chain
+            .logs_between(&created, from_block, head, LOG_CHUNK_BLOCKS)
+            .await?
+        {
             let Ok(ev) = log
                 .log_decode::<IFixedProductMarketMakerFactory::FixedProductMarketMakerCreation>()
             else {
@@ -288,15 +307,31 @@ impl PredictionMarkets {
             let [condition] = ev.conditionIds.as_slice() else {
                 continue;
             };
-            if let Some(q) = self.question_of(*condition, oracle, from_block).await?
+            if let Some(q) = prepared.get(condition)
                 && !found.iter().any(|(a, _)| *a == ev.fixedProductMarketMaker)
             {
-                found.push((ev.fixedProductMarketMaker, q));
+                found.push((ev.fixedProductMarketMaker, *q));
             }
         }
         for &address in listed {
             if found.iter().any(|(a, _)| *a == address) {
                 continue;
+            }
+            let not_a_market =
+                |e: EvmError| Self::refuse(address, format!("not a FixedProductMarketMaker: {e}"));
+            let theirs = chain
+                .view(
+                    address,
+                    IFixedProductMarketMaker::collateralTokenCall {},
+                    latest(),
+                )
+                .await
+                .map_err(not_a_market)?;
+            if theirs != collateral {
+                return Err(Self::refuse(
+                    address,
+                    format!("its collateral is {theirs}, not {collateral}"),
+                ));
             }
             let condition = chain
                 .view(
@@ -305,44 +340,23 @@ impl PredictionMarkets {
                     latest(),
                 )
                 .await
-                .map_err(|e| {
-                    Self::refuse(address, format!("not a FixedProductMarketMaker: {e}"))
-                })?;
-            let q = self
-                .question_of(condition, oracle, 0)
-                .await?
-                .ok_or_else(|| {
-                    Self::refuse(
-                        address,
-                        format!("its condition {condition} was not prepared by oracle {oracle}"),
-                    )
-                })?;
-            found.push((address, q));
+                .map_err(not_a_market)?;
+            let q = prepared.get(&condition).ok_or_else(|| {
+                Self::refuse(
+                    address,
+                    format!(
+                        "its condition {condition} was not prepared by oracle {oracle} (searched from block {from_block})"
+                    ),
+                )
+            })?;
+            found.push((address, *q));
         }
         Ok(found)
     }
 
-    /// The question id of `condition` when `oracle` prepared it (searched from `from_block`).
-    async fn question_of(
-        &self,
-        condition: B256,
-        oracle: Address,
-        from_block: u64,
-    ) -> Result<Option<B256>, EvmError> {
-        use alloy::sol_types::SolEvent;
-        let prepared = alloy::rpc::types::Filter::new()
-            .address(self.conditional_tokens)
-            .event_signature(IConditionalTokens::ConditionPreparation::SIGNATURE_HASH)
-            .topic1(condition)
-            .topic2(oracle.into_word())
-            .from_block(from_block);
-        Ok(self.chain().logs(&prepared).await?.first().and_then(|l| {
-            l.log_decode::<IConditionalTokens::ConditionPreparation>()
-                .ok()
-                .map(|e| e.inner.data.questionId)
-        }))
-    }
-
+    /// Loads an existing market and checks it: it must run on our ConditionalTokens, over exactly
+    /// one condition, and that condition must be `(oracle, question_id)`'s. Position ids are
+    /// computed by the ConditionalTokens contract (collection ids are elliptic-curve points).
     pub async fn market(
         &self,
         address: Address,

@@ -320,6 +320,33 @@ impl Chain {
         .await
     }
 
+    /// Logs matching `filter` from block `from` to `to` (inclusive), asked `chunk` blocks at a
+    /// time (public RPCs refuse wide `eth_getLogs` ranges), oldest first.
+    ///
+    /// # Errors
+    /// As [`Chain::logs`], for the first chunk that fails.
+    pub async fn logs_between(
+        &self,
+        filter: &alloy::rpc::types::Filter,
+        from: u64,
+        to: u64,
+        chunk: u64,
+    ) -> Result<Vec<alloy::rpc::types::Log>, EvmError> {
+        let chunk = chunk.max(1);
+        let mut out = Vec::new();
+        let mut start = from;
+        while start <= to {
+            let end = start.saturating_add(chunk - 1).min(to);
+            let f = filter.clone().from_block(start).to_block(end);
+            out.extend(self.logs(&f).await?);
+            if end == u64::MAX {
+                break;
+            }
+            start = end + 1;
+        }
+        Ok(out)
+    }
+
     /// The value (wei) a known transaction carries, `None` if the node does not know it.
     pub async fn transaction_value(&self, hash: B256) -> Result<Option<U256>, EvmError> {
         use alloy::consensus::Transaction as _;

@@ -81,6 +81,41 @@ impl PoolRef {
         })
     }
 
+    /// Checks that `router` swaps on this pool: its factory's pair for the two tokens is this
+    /// pool. Otherwise prices and `amountOutMin` would come from one pool and the swap happen
+    /// on another (a second DEX's router with the first DEX's pool, say).
+    ///
+    /// # Errors
+    /// [`EvmError::ChainGuard`] naming the pool, the router and the pair its factory lists; an
+    /// RPC failure.
+    pub async fn check_router(&self, chain: &Chain, router: Address) -> Result<(), EvmError> {
+        use super::bindings::IUniswapV2Factory;
+        let factory = chain
+            .view(
+                router,
+                IUniswapV2Router02::factoryCall {},
+                BlockId::latest(),
+            )
+            .await?;
+        let listed = chain
+            .view(
+                factory,
+                IUniswapV2Factory::getPairCall {
+                    tokenA: self.base,
+                    tokenB: self.quote,
+                },
+                BlockId::latest(),
+            )
+            .await?;
+        if listed != self.pool {
+            return Err(EvmError::ChainGuard(format!(
+                "pool {} is not what router {router} swaps on: its factory {factory} lists {listed} for {}/{}",
+                self.pool, self.pair.base, self.pair.quote
+            )));
+        }
+        Ok(())
+    }
+
     /// Quote per whole base, as a float (for bars and signals only).
     pub fn price_f64(&self, reserve_base: U256, reserve_quote: U256) -> f64 {
         let b = to_f64(reserve_base, self.pair.base.decimals());
@@ -101,9 +136,9 @@ impl PoolRef {
 }
 
 /// Market events from a pool: one per new block with a later timestamp, carrying the block's
-/// exact reserves; on a quiet chain, one per [`CycleClock`] timer cycle once a whole second has
-/// passed (the latest block's reserves, stamped with the cycle's time), so a live agent keeps
-/// cycling — its kill switch, health checks and `--max-cycles` with it — when no block comes.
+/// exact reserves; on a quiet chain, a [`MarketEvent::Tick`] per [`CycleClock`] timer cycle
+/// (stamped with the latest block's time: no new data), so a live agent keeps cycling — its
+/// kill switch, health checks, stale-data limit and `--max-cycles` with it — when no block comes.
 pub struct ChainSource {
     chain: Chain,
     pool: PoolRef,
@@ -124,16 +159,11 @@ impl ChainSource {
         }
     }
 
-    /// The pool at block `number`, stamped `ts` (`None`: the block's own timestamp); `None`
-    /// when that time is not after the last event's (several blocks in one second: the next
-    /// later block carries their net effect).
-    async fn event_at(
-        &mut self,
-        number: u64,
-        ts: Option<i64>,
-    ) -> Result<Option<MarketEvent>, EvmError> {
+    /// The pool at block `number`; `None` when its time is not after the last event's
+    /// (several blocks in one second: the next later block carries their net effect).
+    async fn event_at(&mut self, number: u64) -> Result<Option<MarketEvent>, EvmError> {
         let block = self.chain.block(Some(number)).await?;
-        let ts = ts.unwrap_or(block.timestamp as i64);
+        let ts = block.timestamp as i64;
         if ts <= self.last_ts {
             return Ok(None);
         }
@@ -171,12 +201,15 @@ impl MarketSource for ChainSource {
                 .next()
                 .await
                 .map_err(|e| SourceError(e.to_string()))?;
-            let ts = match cycle.trigger {
-                Trigger::NewBlock => None,
-                Trigger::Timer => Some(cycle.now),
-            };
+            if cycle.trigger == Trigger::Timer {
+                // No new block: no new data. The agent still cycles (kill switch, health,
+                // stale-data limit against the latest block's time); strategies see no bar.
+                return Ok(Some(MarketEvent::Tick {
+                    ts: cycle.block.timestamp as i64,
+                }));
+            }
             if let Some(event) = self
-                .event_at(cycle.block.number, ts)
+                .event_at(cycle.block.number)
                 .await
                 .map_err(|e| SourceError(e.to_string()))?
             {
