@@ -100,13 +100,26 @@ fn live_sender(
     )?)
 }
 
+impl ChainArgs {
+    /// The `--devnet` file's contents, when one was given.
+    fn devnet_info(&self) -> Result<Option<DevnetInfo>, EvmError> {
+        self.devnet.as_deref().map(DevnetInfo::read).transpose()
+    }
+}
+
+/// For kinds that only run live: `Ok` in live mode, else the error saying where to go instead.
+fn live_only(spec: &RunSpec, otherwise: &str) -> Result<(), RunError> {
+    if spec.mode == Mode::Live {
+        Ok(())
+    } else {
+        Err(EvmError::Devnet(otherwise.into()).into())
+    }
+}
+
 /// Runs `spec` on a chain: `Mode::Live` trades, `Mode::Paper` only reads.
 pub async fn run_chain(spec: RunSpec, args: ChainArgs) -> Result<RunOutput, RunError> {
     let cfg = &spec.config;
-    let devnet = match &args.devnet {
-        Some(p) => Some(DevnetInfo::read(p)?),
-        None => None,
-    };
+    let devnet = args.devnet_info()?;
     let target = cfg.chain_target(devnet.as_ref())?;
     let chain = Chain::connect(&target.rpc_url)?;
     check_chain(&chain, target.chain_id, args.allow_mainnet).await?;
@@ -264,17 +277,11 @@ pub async fn run_prediction(spec: RunSpec, args: ChainArgs) -> Result<Prediction
     use strategies::{KellyBettor, KellyConfig};
 
     let cfg = &spec.config;
-    if spec.mode != Mode::Live {
-        return Err(EvmError::Devnet(
-            "prediction markets run live (`defai run`); evaluate offline with `defai predict-eval`"
-                .into(),
-        )
-        .into());
-    }
-    let devnet = match &args.devnet {
-        Some(p) => Some(DevnetInfo::read(p)?),
-        None => None,
-    };
+    live_only(
+        &spec,
+        "prediction markets run live (`defai run`); evaluate offline with `defai predict-eval`",
+    )?;
+    let devnet = args.devnet_info()?;
     let target = cfg.markets_target(devnet.as_ref())?;
     let chain = Chain::connect(&target.rpc_url)?;
     check_chain(&chain, target.chain_id, args.allow_mainnet).await?;
@@ -442,7 +449,7 @@ async fn settle_open_legs(
     tx_hashes: &mut Vec<String>,
     now: i64,
 ) -> bool {
-    use agent_core::{AuditEvent, Booking, Venue};
+    use agent_core::{AuditEvent, Venue};
     let mut open = false;
     for v in venues.iter_mut() {
         if !v.has_bookings() {
@@ -458,29 +465,7 @@ async fn settle_open_legs(
             audit.emit(AuditEvent::Venue { ts: now, event: &e });
         }
         for b in &bookings {
-            match b {
-                Booking::LateFill(fill) => audit.emit(AuditEvent::Fill(fill)),
-                Booking::Gas {
-                    id,
-                    label,
-                    token,
-                    amount,
-                    tx_hash,
-                } => audit.emit(AuditEvent::GasCharged {
-                    ts: now,
-                    id,
-                    label,
-                    token,
-                    amount: *amount,
-                    tx_hash: tx_hash.as_deref(),
-                }),
-                Booking::Dropped { id, label, nonce } => audit.emit(AuditEvent::TxDropped {
-                    ts: now,
-                    id,
-                    label,
-                    nonce: *nonce,
-                }),
-            }
+            audit.emit(b.audit_event(now));
         }
         open |= v.open_transactions() > 0;
     }
@@ -519,16 +504,11 @@ pub async fn run_rebalance(spec: RunSpec, args: ChainArgs) -> Result<RebalanceSu
     use strategies::rebalancer::{Holding, RebalanceConfig, plan, tracking_error, weights};
 
     let cfg = &spec.config;
-    if spec.mode != Mode::Live {
-        return Err(EvmError::Devnet(
-            "the live rebalancer runs with `defai run`; backtest it with `defai rebalance`".into(),
-        )
-        .into());
-    }
-    let devnet = match &args.devnet {
-        Some(p) => Some(DevnetInfo::read(p)?),
-        None => None,
-    };
+    live_only(
+        &spec,
+        "the live rebalancer runs with `defai run`; backtest it with `defai rebalance`",
+    )?;
+    let devnet = args.devnet_info()?;
     let listed = cfg.rebalance.is_some();
     if listed {
         for key in ["weth", "dvt", "usd"] {

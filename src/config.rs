@@ -1034,6 +1034,51 @@ impl Config {
         base.join(path)
     }
 
+    /// `key` is required for `what` and not set: an error naming it (line 0: it is absent).
+    fn missing(&self, key: &str, what: &str) -> ConfigError {
+        ConfigError::Invalid {
+            path: self.name(),
+            line: 0,
+            key: key.into(),
+            reason: format!("required for {what} (or pass --devnet devnet.json)"),
+        }
+    }
+
+    /// An address-valued key, or an error naming it and its line.
+    fn address_of(&self, v: &Spanned<String>, key: &str) -> Result<Address, ConfigError> {
+        v.get_ref()
+            .parse::<Address>()
+            .map_err(|e| self.invalid(v.span(), key, format!("not an address: {e}")))
+    }
+
+    /// A required address-valued key (see [`Config::address_of`]).
+    fn required_address(
+        &self,
+        v: &Option<Spanned<String>>,
+        key: &str,
+        what: &str,
+    ) -> Result<Address, ConfigError> {
+        self.address_of(v.as_ref().ok_or_else(|| self.missing(key, what))?, key)
+    }
+
+    /// `[chain] rpc_url` (an http(s) URL) and `chain_id`, both required for `what`.
+    fn chain_endpoint(&self, what: &str) -> Result<(String, u64), ConfigError> {
+        let rpc = self
+            .chain
+            .rpc_url
+            .as_ref()
+            .ok_or_else(|| self.missing("chain.rpc_url", what))?;
+        if !(rpc.get_ref().starts_with("http://") || rpc.get_ref().starts_with("https://")) {
+            return Err(self.invalid(rpc.span(), "chain.rpc_url", "must be an http(s) URL"));
+        }
+        let chain_id = self
+            .chain
+            .chain_id
+            .as_ref()
+            .ok_or_else(|| self.missing("chain.chain_id", what))?;
+        Ok((rpc.get_ref().clone(), *chain_id.get_ref()))
+    }
+
     /// What the live rebalancer holds and where it trades: `[rebalance]` when set (on the
     /// devnet's chain with `devnet`, else `[chain]` and `[venue] router`), else the devnet's
     /// WETH, DVT and dUSD with `default_targets` (the strategy's `weth`, `dvt`, `usd`).
@@ -1046,17 +1091,8 @@ impl Config {
         devnet: Option<&DevnetInfo>,
         default_targets: [f64; 3],
     ) -> Result<RebalanceTarget, ConfigError> {
-        let missing = |key: &str| ConfigError::Invalid {
-            path: self.name(),
-            line: 0,
-            key: key.into(),
-            reason: "required for the live rebalancer (or pass --devnet devnet.json)".into(),
-        };
-        let parse = |v: &Spanned<String>, key: &str| -> Result<Address, ConfigError> {
-            v.get_ref()
-                .parse::<Address>()
-                .map_err(|e| self.invalid(v.span(), key, format!("not an address: {e}")))
-        };
+        const WHAT: &str = "the live rebalancer";
+        let missing = |key: &str| self.missing(key, WHAT);
         let Some(r) = &self.rebalance else {
             let d = devnet.ok_or_else(|| missing("rebalance"))?;
             let [w, v, u] = default_targets;
@@ -1075,34 +1111,9 @@ impl Config {
         let (rpc_url, chain_id, router) = match devnet {
             Some(d) => (d.rpc_url.clone(), d.chain_id, d.router),
             None => {
-                let rpc = self
-                    .chain
-                    .rpc_url
-                    .as_ref()
-                    .ok_or_else(|| missing("chain.rpc_url"))?;
-                let id = self
-                    .chain
-                    .chain_id
-                    .as_ref()
-                    .ok_or_else(|| missing("chain.chain_id"))?;
-                let router = self
-                    .venue
-                    .router
-                    .as_ref()
-                    .ok_or_else(|| missing("venue.router"))?;
-                if !(rpc.get_ref().starts_with("http://") || rpc.get_ref().starts_with("https://"))
-                {
-                    return Err(self.invalid(
-                        rpc.span(),
-                        "chain.rpc_url",
-                        "must be an http(s) URL",
-                    ));
-                }
-                (
-                    rpc.get_ref().clone(),
-                    *id.get_ref(),
-                    parse(router, "venue.router")?,
-                )
+                let (rpc_url, chain_id) = self.chain_endpoint(WHAT)?;
+                let router = self.required_address(&self.venue.router, "venue.router", WHAT)?;
+                (rpc_url, chain_id, router)
             }
         };
         if r.assets.is_empty() {
@@ -1137,8 +1148,8 @@ impl Config {
             }
             tokens.push((
                 Token::new(&a.symbol, a.decimals),
-                parse(&a.address, "rebalance.assets.address")?,
-                Some(parse(pool, "rebalance.assets.pool")?),
+                self.address_of(&a.address, "rebalance.assets.address")?,
+                Some(self.address_of(pool, "rebalance.assets.pool")?),
                 *a.target.get_ref(),
             ));
         }
@@ -1152,7 +1163,7 @@ impl Config {
         }
         tokens.push((
             Token::new(&q.symbol, q.decimals),
-            parse(&q.address, "rebalance.quote.address")?,
+            self.address_of(&q.address, "rebalance.quote.address")?,
             None,
             *q.target.get_ref(),
         ));
@@ -1219,38 +1230,13 @@ impl Config {
                 list: d.markets.iter().map(|m| m.address).collect(),
             });
         }
-        let missing = |key: &str| ConfigError::Invalid {
-            path: self.name(),
-            line: 0,
-            key: key.into(),
-            reason: "required for prediction markets on a chain (or pass --devnet devnet.json)"
-                .into(),
-        };
-        let parse = |v: &Spanned<String>, key: &str| -> Result<Address, ConfigError> {
-            v.get_ref()
-                .parse::<Address>()
-                .map_err(|e| self.invalid(v.span(), key, format!("not an address: {e}")))
-        };
-        let address = |v: &Option<Spanned<String>>, key: &str| -> Result<Address, ConfigError> {
-            parse(v.as_ref().ok_or_else(|| missing(key))?, key)
-        };
-        let rpc = self
-            .chain
-            .rpc_url
-            .as_ref()
-            .ok_or_else(|| missing("chain.rpc_url"))?;
-        if !(rpc.get_ref().starts_with("http://") || rpc.get_ref().starts_with("https://")) {
-            return Err(self.invalid(rpc.span(), "chain.rpc_url", "must be an http(s) URL"));
-        }
-        let chain_id = self
-            .chain
-            .chain_id
-            .as_ref()
-            .ok_or_else(|| missing("chain.chain_id"))?;
+        const WHAT: &str = "prediction markets on a chain";
+        let address = |v: &Option<Spanned<String>>, key: &str| self.required_address(v, key, WHAT);
+        let (rpc_url, chain_id) = self.chain_endpoint(WHAT)?;
         let m = &self.markets;
         Ok(MarketsTarget {
-            rpc_url: rpc.get_ref().clone(),
-            chain_id: *chain_id.get_ref(),
+            rpc_url,
+            chain_id,
             conditional_tokens: address(&m.conditional_tokens, "markets.conditional_tokens")?,
             fpmm_factory: address(&m.fpmm_factory, "markets.fpmm_factory")?,
             oracle: address(&m.oracle, "markets.oracle")?,
@@ -1259,7 +1245,7 @@ impl Config {
             list: m
                 .list
                 .iter()
-                .map(|v| parse(v, "markets.list"))
+                .map(|v| self.address_of(v, "markets.list"))
                 .collect::<Result<_, _>>()?,
         })
     }
@@ -1277,34 +1263,12 @@ impl Config {
                 quote_token: d.usd,
             });
         }
-        let missing = |key: &str| ConfigError::Invalid {
-            path: self.name(),
-            line: 0,
-            key: key.into(),
-            reason: "required for chain mode (or pass --devnet devnet.json)".into(),
-        };
-        let address = |v: &Option<Spanned<String>>, key: &str| -> Result<Address, ConfigError> {
-            let v = v.as_ref().ok_or_else(|| missing(key))?;
-            v.get_ref()
-                .parse::<Address>()
-                .map_err(|e| self.invalid(v.span(), key, format!("not an address: {e}")))
-        };
-        let rpc = self
-            .chain
-            .rpc_url
-            .as_ref()
-            .ok_or_else(|| missing("chain.rpc_url"))?;
-        if !(rpc.get_ref().starts_with("http://") || rpc.get_ref().starts_with("https://")) {
-            return Err(self.invalid(rpc.span(), "chain.rpc_url", "must be an http(s) URL"));
-        }
-        let chain_id = self
-            .chain
-            .chain_id
-            .as_ref()
-            .ok_or_else(|| missing("chain.chain_id"))?;
+        const WHAT: &str = "chain mode";
+        let address = |v: &Option<Spanned<String>>, key: &str| self.required_address(v, key, WHAT);
+        let (rpc_url, chain_id) = self.chain_endpoint(WHAT)?;
         Ok(ChainTarget {
-            rpc_url: rpc.get_ref().clone(),
-            chain_id: *chain_id.get_ref(),
+            rpc_url,
+            chain_id,
             router: address(&self.venue.router, "venue.router")?,
             pool: address(&self.venue.pool, "venue.pool")?,
             base_token: address(&self.venue.base_token, "venue.base_token")?,

@@ -14,7 +14,7 @@ use defai::connectors::evm::{
 use defai::core::{IntentId, MarketEvent, MarketSource, Order, Pair, Swap, Token, Venue};
 use std::sync::Arc;
 
-use common::{devnet_rt as rt, devnet_with_mover};
+use common::{defai, devnet_rt as rt, devnet_with_mover, example_config};
 
 fn pair() -> Pair {
     Pair::new(Token::new("WETH", 18), Token::new("dUSD", USD_DECIMALS))
@@ -222,16 +222,6 @@ fn paper_fills_equal_on_chain_swaps_wei_for_wei() {
 mod common;
 
 use defai::core::journal::Journal;
-
-fn defai(args: &[&str], envs: &[(&str, &str)]) -> std::process::Output {
-    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_defai"));
-    cmd.env("DEFAI_STATE_ROOT", common::state_root());
-    cmd.args(args).env_remove("DEFAI_PRIVATE_KEY");
-    for (k, v) in envs {
-        cmd.env(k, v);
-    }
-    cmd.output().unwrap()
-}
 
 /// The market mover races the agent: a swap whose price moved between the quote and the
 /// transaction is refused by the slippage checks before it is sent. That is the only failure a
@@ -1417,11 +1407,7 @@ fn the_rebalancer_holds_the_tokens_its_config_lists_on_the_pools_it_names() {
     let info = devnet.info().clone();
     let dir = tempfile::tempdir().unwrap();
     let key = devnet.test_key_hex(6).unwrap();
-    let base = std::fs::read_to_string(concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/examples/configs/rebalance-devnet.toml"
-    ))
-    .unwrap()
+    let base = example_config("rebalance-devnet.toml")
     .replace(
         "weth = 0.4                        # target weights, summing to 1\ndvt = 0.3\nusd = 0.3\n",
         "",

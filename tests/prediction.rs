@@ -502,22 +502,17 @@ fn the_bettor_on_an_idle_automine_devnet_cycles_on_the_timer_and_says_why_it_wai
     info.write(&devnet_json).unwrap();
     std::fs::write(dir.path().join("forecasts.json"), "{}").unwrap();
     let config = dir.path().join("prediction.toml");
-    let text = std::fs::read_to_string(concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/examples/configs/prediction-devnet.toml"
-    ))
-    .unwrap()
-    .replace("forecasts-devnet.json", "forecasts.json")
-    .replace(
-        "poll_interval_ms = 20",
-        "poll_interval_ms = 5\ncycle_interval_s = 0.05",
-    );
+    let text = common::example_config("prediction-devnet.toml")
+        .replace("forecasts-devnet.json", "forecasts.json")
+        .replace(
+            "poll_interval_ms = 20",
+            "poll_interval_ms = 5\ncycle_interval_s = 0.05",
+        );
     std::fs::write(&config, text).unwrap();
     let block_before = rt.block_on(devnet.chain().block_number()).unwrap();
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_defai"))
-        .env("DEFAI_STATE_ROOT", common::state_root())
-        .env_remove("RUST_LOG")
-        .args([
+    let key = devnet.test_key_hex(2).unwrap();
+    let out = common::defai(
+        &[
             "run",
             "--config",
             config.to_str().unwrap(),
@@ -526,10 +521,9 @@ fn the_bettor_on_an_idle_automine_devnet_cycles_on_the_timer_and_says_why_it_wai
             "--max-cycles",
             "30",
             "--json",
-        ])
-        .env("DEFAI_PRIVATE_KEY", devnet.test_key_hex(2).unwrap())
-        .output()
-        .unwrap();
+        ],
+        &[("DEFAI_PRIVATE_KEY", &key)],
+    );
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "{stderr}");
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
@@ -577,39 +571,34 @@ fn without_devnet_json_the_bettor_discovers_markets_from_the_factory_by_collater
         ),
     )
     .unwrap();
-    let base = std::fs::read_to_string(concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/examples/configs/prediction-devnet.toml"
-    ))
-    .unwrap()
-    .replace("forecasts-devnet.json", "forecasts.json")
-    .replace(
-        "[chain]\n",
-        &format!(
-            "[chain]\nrpc_url = \"{}\"\nchain_id = {}\n",
-            info.rpc_url, info.chain_id
-        ),
-    );
+    let base = common::example_config("prediction-devnet.toml")
+        .replace("forecasts-devnet.json", "forecasts.json")
+        .replace(
+            "[chain]\n",
+            &format!(
+                "[chain]\nrpc_url = \"{}\"\nchain_id = {}\n",
+                info.rpc_url, info.chain_id
+            ),
+        );
     let markets = format!(
         "\n[markets]\nconditional_tokens = \"{}\"\nfpmm_factory = \"{}\"\noracle = \"{}\"\ncollateral = \"{}\"\nfrom_block = 0\n",
         info.conditional_tokens, info.fpmm_factory, info.oracle, info.usd
     );
+    let key = devnet.test_key_hex(2).unwrap();
     let run = |text: String| {
         let config = dir.path().join("prediction.toml");
         std::fs::write(&config, text).unwrap();
-        std::process::Command::new(env!("CARGO_BIN_EXE_defai"))
-            .env("DEFAI_STATE_ROOT", common::state_root())
-            .args([
+        common::defai(
+            &[
                 "run",
                 "--config",
                 config.to_str().unwrap(),
                 "--max-cycles",
                 "1",
                 "--json",
-            ])
-            .env("DEFAI_PRIVATE_KEY", devnet.test_key_hex(2).unwrap())
-            .output()
-            .unwrap()
+            ],
+            &[("DEFAI_PRIVATE_KEY", &key)],
+        )
     };
     let out = run(format!("{base}{markets}"));
     let stderr = String::from_utf8_lossy(&out.stderr);

@@ -104,6 +104,36 @@ pub enum AuditEvent<'a> {
     Mark { ts: i64, price: f64, equity: f64 },
 }
 
+impl Booking {
+    /// The audit event that records this booking at event time `ts` (a late fill is a
+    /// [`AuditEvent::Fill`] of its own intent).
+    pub fn audit_event(&self, ts: i64) -> AuditEvent<'_> {
+        match self {
+            Booking::LateFill(fill) => AuditEvent::Fill(fill),
+            Booking::Gas {
+                id,
+                label,
+                token,
+                amount,
+                tx_hash,
+            } => AuditEvent::GasCharged {
+                ts,
+                id,
+                label,
+                token,
+                amount: *amount,
+                tx_hash: tx_hash.as_deref(),
+            },
+            Booking::Dropped { id, label, nonce } => AuditEvent::TxDropped {
+                ts,
+                id,
+                label,
+                nonce: *nonce,
+            },
+        }
+    }
+}
+
 /// Why an observer could not take an event: for the journal, the record is not on disk.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{0}")]
@@ -514,6 +544,7 @@ impl<S: MarketSource, V: Venue> Agent<S, V> {
         self.age_of(bar.ts, now)
     }
 
+    #[inline]
     fn age_of(&self, data_ts: i64, now: i64) -> i64 {
         if self.wall_data_age {
             wall_clock_s() - data_ts
@@ -523,6 +554,7 @@ impl<S: MarketSource, V: Venue> Agent<S, V> {
     }
 
     /// Halts when data stamped `data_ts` is older than `stale_data_multiple` × `max_data_age_s`.
+    #[inline]
     fn stale_check(&mut self, data_ts: i64, now: i64) {
         if let Some(max_age) = self.max_data_age_s {
             let age = self.age_of(data_ts, now);
@@ -842,50 +874,31 @@ impl<S: MarketSource, V: Venue> Agent<S, V> {
                 return Ok(());
             }
         };
-        for booking in bookings {
+        for booking in &bookings {
             match booking {
                 Booking::LateFill(fill) => {
                     tracing::warn!(target: "defai::audit", id = %fill.id, tx = ?fill.tx_hash, "a transaction given up on was mined: booked as the fill of its intent");
-                    self.portfolio.apply_fill(&fill)?;
+                    self.portfolio.apply_fill(fill)?;
                     let ctx = RiskContext::new(&self.pair, &self.portfolio, bar, now);
-                    self.gate.record_fill(&fill, &ctx);
-                    self.persist_baselines(now)?;
-                    self.audit.emit(AuditEvent::Fill(&fill));
+                    self.gate.record_fill(fill, &ctx);
                 }
                 Booking::Gas {
-                    id,
-                    label,
-                    token,
-                    amount,
-                    tx_hash,
+                    id, token, amount, ..
                 } => {
                     let gas_quote = price_to_units(bar.close, self.pair.quote.decimals())
-                        .map(|p| crate::amount::base_to_quote(amount, token.decimals(), p))
+                        .map(|p| crate::amount::base_to_quote(*amount, token.decimals(), p))
                         .unwrap_or(U256::ZERO);
                     self.portfolio
-                        .charge_gas(&id.to_string(), &token, amount, gas_quote)?;
+                        .charge_gas(&id.to_string(), token, *amount, gas_quote)?;
                     let ctx = RiskContext::new(&self.pair, &self.portfolio, bar, now);
-                    self.gate.record_gas(amount, &ctx);
-                    self.persist_baselines(now)?;
-                    self.audit.emit(AuditEvent::GasCharged {
-                        ts: bar.ts,
-                        id: &id,
-                        label: &label,
-                        token: &token,
-                        amount,
-                        tx_hash: tx_hash.as_deref(),
-                    });
+                    self.gate.record_gas(*amount, &ctx);
                 }
                 Booking::Dropped { id, label, nonce } => {
                     tracing::info!(target: "defai::audit", %id, %label, nonce, "a transaction given up on can no longer be mined");
-                    self.audit.emit(AuditEvent::TxDropped {
-                        ts: bar.ts,
-                        id: &id,
-                        label: &label,
-                        nonce,
-                    });
                 }
             }
+            self.persist_baselines(now)?;
+            self.audit.emit(booking.audit_event(bar.ts));
         }
         Ok(())
     }

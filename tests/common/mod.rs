@@ -159,3 +159,26 @@ pub fn port_of(info: &defai::connectors::evm::DevnetInfo) -> String {
 pub fn listening(port: &str) -> bool {
     std::net::TcpStream::connect(format!("127.0.0.1:{port}")).is_ok()
 }
+
+/// Runs the `defai` binary with `args` in a fresh state root, without the caller's
+/// `DEFAI_PRIVATE_KEY` or `RUST_LOG`, then with `envs`.
+pub fn defai(args: &[&str], envs: &[(&str, &str)]) -> std::process::Output {
+    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_defai"));
+    cmd.env("DEFAI_STATE_ROOT", state_root());
+    cmd.args(args)
+        .env_remove("DEFAI_PRIVATE_KEY")
+        .env_remove("RUST_LOG");
+    for (k, v) in envs {
+        cmd.env(k, v);
+    }
+    cmd.output().unwrap()
+}
+
+/// The text of `examples/configs/{name}`.
+pub fn example_config(name: &str) -> String {
+    std::fs::read_to_string(format!(
+        "{}/examples/configs/{name}",
+        env!("CARGO_MANIFEST_DIR")
+    ))
+    .unwrap()
+}

@@ -272,18 +272,7 @@ impl Devnet {
                 .abi_encode(),
             )
             .await?;
-        let factory = ops
-            .deploy(
-                Artifact::UniswapV2Factory,
-                alloy::sol_types::SolValue::abi_encode(&me),
-            )
-            .await?;
-        let router = ops
-            .deploy(
-                Artifact::UniswapV2Router02,
-                alloy::sol_types::SolValue::abi_encode_params(&(factory, weth)),
-            )
-            .await?;
+        let (factory, router) = ops.deploy_uniswap_v2(weth).await?;
 
         // Pools: depth_usd on the USD side, the other side at the price.
         let depth = units(cfg.depth_usd, USD_DECIMALS);
@@ -341,18 +330,7 @@ impl Devnet {
         }
 
         // The second DEX: deployed last, so every address above stays where it was.
-        let dex2_factory = ops
-            .deploy(
-                Artifact::UniswapV2Factory,
-                alloy::sol_types::SolValue::abi_encode(&me),
-            )
-            .await?;
-        let dex2_router = ops
-            .deploy(
-                Artifact::UniswapV2Router02,
-                alloy::sol_types::SolValue::abi_encode_params(&(dex2_factory, weth)),
-            )
-            .await?;
+        let (dex2_factory, dex2_router) = ops.deploy_uniswap_v2(weth).await?;
         ops.wrap(weth, weth_side).await?;
         ops.mint(usd, me, depth).await?;
         ops.add_liquidity(dex2_router, weth, weth_side, usd, depth)
@@ -487,6 +465,24 @@ impl Ops<'_> {
 
     /// Wraps `amount` ETH. Deep pools at low prices and long replays need more than anvil's
     /// 10,000 ETH per account: on the devnet the deployer mints itself what it lacks.
+    /// A Uniswap V2 deployment: the factory (fees to the deployer) and Router02 over `weth`.
+    async fn deploy_uniswap_v2(&self, weth: Address) -> Result<(Address, Address), EvmError> {
+        let me = self.tx.address();
+        let factory = self
+            .deploy(
+                Artifact::UniswapV2Factory,
+                alloy::sol_types::SolValue::abi_encode(&me),
+            )
+            .await?;
+        let router = self
+            .deploy(
+                Artifact::UniswapV2Router02,
+                alloy::sol_types::SolValue::abi_encode_params(&(factory, weth)),
+            )
+            .await?;
+        Ok((factory, router))
+    }
+
     async fn wrap(&self, weth: Address, amount: U256) -> Result<(), EvmError> {
         let me = self.tx.address();
         let need = amount + units(10, 18);
