@@ -394,7 +394,7 @@ pub fn model_bench(series: &Series, samples: usize) -> Result<ModelBench, models
 /// Decision-time figures of the prediction and rebalancing strategies.
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct StrategyBench {
-    /// Paper-mode PredictionAgent cycles per second over `markets` markets (kelly_bettor,
+    /// Paper-mode bettor cycles per second through the agent loop over `markets` markets (kelly_bettor,
     /// redeem + look at every market + bets).
     pub bettor_cycles_per_s: f64,
     pub markets: usize,

@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use agent_core::{Clock, KillMode, Pair, Portfolio, Token};
+use agent_core::{Clock, Pair, Portfolio, Token};
 use connectors::PaperVenue;
 use connectors::evm::alloy::eips::BlockId;
 use connectors::evm::alloy::primitives::{Address, U256};
@@ -172,6 +172,7 @@ pub async fn run_chain(spec: RunSpec, args: ChainArgs) -> Result<RunOutput, RunE
             ..DataInfo::default()
         },
         chain_id: Some(target.chain_id),
+        bet_limits: None,
     };
 
     match spec.mode {
@@ -268,11 +269,14 @@ fn read_forecasts(
         .collect()
 }
 
-/// `kelly_bettor` live on the devnet's prediction markets: each cycle (one per new block, up to
-/// `--max-cycles`) redeems resolved positions, then judges every market.
-pub async fn run_prediction(spec: RunSpec, args: ChainArgs) -> Result<PredictionSummary, RunError> {
-    use agent_core::{BetGate, PredictionAgent};
-    use connectors::evm::{ChainPredictionVenue, PredictionMarkets};
+/// Wires `kelly_bettor` live on a chain's prediction markets (the devnet's, or those `[markets]`
+/// finds): the Gnosis CTF/FPMM venue behind [`Betting`](agent_core::Betting), a cycle per new
+/// block or timer tick (up to `--max-cycles`), and the same agent loop, gate, kill switch,
+/// journal and restart as every strategy ([`Drive::go_with`]). Each cycle redeems resolved
+/// positions, then judges every market; a flatten holds the positions to redemption.
+pub async fn run_bettor(spec: RunSpec, args: ChainArgs) -> Result<PredictionSummary, RunError> {
+    use agent_core::{Betting, Bettor};
+    use connectors::evm::{ChainPredictionVenue, CycleSource, PredictionMarkets};
     use models::calibration::FeatureProbability;
     use strategies::{KellyBettor, KellyConfig};
 
@@ -308,20 +312,7 @@ pub async fn run_prediction(spec: RunSpec, args: ChainArgs) -> Result<Prediction
     };
 
     let limits = cfg.risk_limits()?;
-    let crate::engine::StateParts {
-        lock: _lock,
-        kill,
-        observers,
-        resume,
-        recorder,
-        // No loss limits for this kind (their keys are refused), so no baselines to keep.
-        baselines: _,
-    } = crate::engine::state_parts(&spec)?;
-    let mut tx = live_sender(cfg, &args, &chain, target.chain_id)?;
-    if let Some(r) = recorder {
-        // Every step on record before it happens, as for the trading agent.
-        tx = tx.with_recorder(r);
-    }
+    let tx = live_sender(cfg, &args, &chain, target.chain_id)?;
     let pm = PredictionMarkets::new(tx, target.conditional_tokens, target.fpmm_factory);
     let collateral = Token::new(&cfg.market.quote, cfg.market.quote_decimals);
     // Every bet limit is scaled by the collateral's decimals: they must be the token's own.
@@ -338,7 +329,8 @@ pub async fn run_prediction(spec: RunSpec, args: ChainArgs) -> Result<Prediction
     tracing::info!(target: "defai::markets", markets = markets.len(), from_block = target.from_block, "prediction markets found on chain");
     let venue =
         ChainPredictionVenue::open(pm, &markets, target.oracle, collateral.clone(), forecasts)
-            .await?;
+            .await?
+            .with_chain_check(target.chain_id, *cfg.chain.chain_check_every.get_ref());
     let strategy = KellyBettor::new(
         Box::new(FeatureProbability::new(0)),
         collateral.clone(),
@@ -352,44 +344,45 @@ pub async fn run_prediction(spec: RunSpec, args: ChainArgs) -> Result<Prediction
     }
     bet_limits.max_slippage_bps = limits.max_slippage_bps;
     bet_limits.max_price_impact_bps = limits.max_price_impact_bps;
-    let hashes = Arc::new(std::sync::Mutex::new(Vec::new()));
-    let mut kill = kill;
-    if cfg.kill_switch.start_halted() {
-        kill.trip(KillMode::Halt, "kill_switch.start_halted = true", 0);
-    }
-    let mut agent = PredictionAgent::new(venue, Box::new(strategy), BetGate { limits: bet_limits })
-        .with_kill_switch(kill)
-        .with_max_consecutive_failures(cfg.kill_policy()?.max_consecutive_failures)
-        .with_observer(Box::new(crate::engine::TxHashes(hashes.clone())));
-    for o in observers {
-        agent = agent.with_observer(o);
-    }
-    if let Some(resume) = resume {
-        agent = agent.resuming(resume);
-    }
-    let cycles = spec.max_cycles.unwrap_or(u64::MAX);
-    let mut clock = cfg.cycle_clock(&chain)?;
-    let mut done = 0;
-    while done < cycles && !spec.stop.load(std::sync::atomic::Ordering::Relaxed) {
-        let cycle = clock.next().await?;
-        agent
-            .cycle(cycle.now)
-            .await
-            .map_err(|e| RunError::Chain(EvmError::Devnet(format!("prediction venue: {e}"))))?;
-        done += 1;
-    }
-    let (report, kill, _venue) = agent
-        .finish_keep_venue()
-        .await
-        .map_err(|e| RunError::Chain(EvmError::Devnet(format!("prediction venue: {e}"))))?;
+    let drive = Drive {
+        // The book is the collateral; positions are valued market by market.
+        pair: Pair::new(
+            Token::new("positions", collateral.decimals()),
+            collateral.clone(),
+        ),
+        portfolio: Portfolio::new(),
+        clock: Clock::Simulated,
+        wall_data_age: true,
+        total: spec.max_cycles,
+        data: DataInfo {
+            source: format!(
+                "chain {} prediction markets ({})",
+                target.rpc_url,
+                markets.len()
+            ),
+            ..DataInfo::default()
+        },
+        chain_id: Some(target.chain_id),
+        bet_limits: Some(bet_limits),
+    };
+    let source = CycleSource(cfg.cycle_clock(&chain)?);
+    let out = drive
+        .go_with(
+            &spec,
+            source,
+            Betting(venue),
+            Box::new(Bettor::new(Box::new(strategy))),
+            Vec::new(),
+        )
+        .await?;
+    let report = &out.report;
     let c = &collateral;
     let gas: U256 = report.bets.iter().map(|b| b.gas_native).sum();
-    let tx_hashes = hashes.lock().map(|v| v.clone()).unwrap_or_default();
     Ok(PredictionSummary {
         mode: spec.mode,
         strategy: "kelly_bettor".into(),
         chain_id: target.chain_id,
-        cycles: report.cycles,
+        cycles: report.bars,
         markets_seen: report.markets_seen,
         bets: report.bets.len(),
         bet_fills: report
@@ -405,71 +398,15 @@ pub async fn run_prediction(spec: RunSpec, args: ChainArgs) -> Result<Prediction
             .collect(),
         redeemed: report.redeemed.to_string(),
         redeemed_collateral: c.format(report.redeemed),
-        start_collateral: c.format(report.start_collateral),
-        end_collateral: c.format(report.end_collateral),
+        start_collateral: c.format(report.start_equity),
+        end_collateral: c.format(report.portfolio.balance(c)),
         risk: (&report.risk).into(),
         execution_failures: report.execution_failures,
         strategy_faults: report.strategy_faults,
-        tx_hashes,
+        tx_hashes: out.summary.tx_hashes.clone(),
         gas_paid_wei: gas.to_string(),
-        kill_switch: kill.record().into(),
+        kill_switch: (&report.kill_switch).into(),
     })
-}
-
-/// The risk verdict on one rebalancing leg, given the venue's quote: the price-impact limit
-/// (resizing down to the largest slice within it) and the slippage guard, failing closed.
-fn leg_verdict(
-    swap: &agent_core::Swap,
-    quote: &agent_core::Quote,
-    pair: &Pair,
-    limits: &agent_core::RiskLimits,
-    reduces: bool,
-) -> agent_core::Verdict {
-    use agent_core::Verdict;
-    use agent_core::risk::impact;
-    let cut = match limits.max_price_impact_bps {
-        Some(max) => impact::limit_swap(swap, swap.amount_in, quote, pair, max, reduces),
-        None => Ok(None),
-    };
-    match cut {
-        Err(r) => Verdict::Refuse(r),
-        Ok(cut) => {
-            let (amount, reason) = cut.map_or((swap.amount_in, None), |(a, r)| (a, Some(r)));
-            impact::sized_verdict(swap, amount, reason, quote, limits.max_slippage_bps)
-        }
-    }
-}
-
-/// Journals what the venues learnt of legs they gave up on (late fills, gas of failed legs,
-/// dropped legs; the chain's balances, read every cycle, are the rebalancer's book) and adds
-/// late-mined hashes to `tx_hashes`; `true` while a leg may still be mined.
-async fn settle_open_legs(
-    venues: &mut [UniswapV2Venue],
-    audit: &mut agent_core::agent::AuditStream,
-    tx_hashes: &mut Vec<String>,
-    now: i64,
-) -> bool {
-    use agent_core::{AuditEvent, Venue};
-    let mut open = false;
-    for v in venues.iter_mut() {
-        if !v.has_bookings() {
-            continue;
-        }
-        let bookings = v.bookings().await.unwrap_or_default();
-        for e in v.drain_events() {
-            if e.step == "mined"
-                && let Some(h) = &e.tx_hash
-            {
-                tx_hashes.push(h.clone());
-            }
-            audit.emit(AuditEvent::Venue { ts: now, event: &e });
-        }
-        for b in &bookings {
-            audit.emit(b.audit_event(now));
-        }
-        open |= v.open_transactions() > 0;
-    }
-    open
 }
 
 /// The JSON summary of a live rebalancing run.
@@ -491,17 +428,22 @@ pub struct RebalanceSummary {
     pub balances: std::collections::BTreeMap<String, String>,
     pub gas_paid_wei: String,
     pub tx_hashes: Vec<String>,
-    /// Legs the kill switch refused.
+    /// Legs the risk gate or the kill switch refused.
     pub refused: u64,
+    /// What the risk gate decided on the legs, by reason.
+    pub risk: crate::engine::RiskSummary,
+    /// Balances the chain corrected after the start (0: every leg booked to the wei).
+    pub reconciliations: u64,
     pub kill_switch: crate::engine::KillSwitchSummary,
 }
 
-/// `rebalancer` live on the devnet: WETH, DVT and dUSD held at target weights through the
-/// WETH/dUSD and DVT/dUSD pools, one wallet and one nonce manager for both pool venues.
-pub async fn run_rebalance(spec: RunSpec, args: ChainArgs) -> Result<RebalanceSummary, RunError> {
-    use agent_core::agent::AuditStream;
-    use agent_core::{AuditEvent, Intent, IntentId, Order, Swap, Venue, Verdict};
-    use strategies::rebalancer::{Holding, RebalanceConfig, plan, tracking_error, weights};
+/// Wires `rebalancer` live on a chain: the tokens `[rebalance]` lists (or the devnet's WETH, DVT
+/// and dUSD), one Uniswap V2 pool venue per asset against the quote token behind one
+/// [`VenueSet`](agent_core::VenueSet), one wallet and one nonce manager for all of them, and the
+/// same agent loop, gate, kill switch, journal and restart as every strategy
+/// ([`Drive::go_with`]). Gas is valued at the price of the gas token's pool.
+pub async fn run_rebalancer(spec: RunSpec, args: ChainArgs) -> Result<RebalanceSummary, RunError> {
+    use strategies::rebalancer::{Holding, RebalanceConfig, Rebalancer, tracking_error, weights};
 
     let cfg = &spec.config;
     live_only(
@@ -554,31 +496,20 @@ pub async fn run_rebalance(spec: RunSpec, args: ChainArgs) -> Result<RebalanceSu
         check_decimals(&chain, *address, token).await?;
     }
 
-    let limits = cfg.risk_limits()?;
-    // The state folder: journal (every step on record before it happens), kill switch, the
-    // intents handled before a restart.
-    let crate::engine::StateParts {
-        lock: _lock,
-        mut kill,
-        observers,
-        resume,
-        recorder,
-        // No loss limits for this kind (their keys are refused), so no baselines to keep.
-        baselines: _,
-    } = crate::engine::state_parts(&spec)?;
-    // Nothing is sent that is not on record: a journal failure halts (latched) and ends the run.
-    let mut audit = AuditStream::new(observers);
-    let handled = resume.map(|r| r.handled).unwrap_or_default();
-    let policy = cfg.kill_policy()?;
-    if cfg.kill_switch.start_halted() {
-        kill.trip(KillMode::Halt, "kill_switch.start_halted = true", 0);
+    // Tokens in the order the config lists them, the quote token last; one venue per asset,
+    // the first asset's pair the agent's own.
+    let tokens: Vec<Token> = target.tokens.iter().map(|t| t.0.clone()).collect();
+    let targets: Vec<f64> = target.tokens.iter().map(|t| t.3).collect();
+    let quote = tokens.len() - 1;
+    let (usd, usd_address) = (tokens[quote].clone(), target.tokens[quote].1);
+    if quote == 0 {
+        return Err(RunError::Setup(
+            "the rebalancer needs at least one asset besides the quote token".into(),
+        ));
     }
-    let mut consecutive_failures = 0u32;
-    // One sender (one nonce manager) shared by both pool venues.
-    let mut tx = live_sender(cfg, &args, &chain, target.chain_id)?;
-    if let Some(r) = recorder {
-        tx = tx.with_recorder(r);
-    }
+    // One sender (one nonce manager) for every pool venue; the journal's recorder reaches each
+    // venue's sender through the agent before anything is sent.
+    let tx = live_sender(cfg, &args, &chain, target.chain_id)?;
     let native = Token::new(&cfg.chain.native_symbol, 18);
     let venue_cfg = UniswapV2Config {
         router: target.router,
@@ -587,260 +518,84 @@ pub async fn run_rebalance(spec: RunSpec, args: ChainArgs) -> Result<RebalanceSu
         chain_id: target.chain_id,
         chain_check_every: *cfg.chain.chain_check_every.get_ref(),
     };
-    // Tokens in the order the config lists them, the quote token last; one venue per asset.
-    let tokens: Vec<Token> = target.tokens.iter().map(|t| t.0.clone()).collect();
-    let targets: Vec<f64> = target.tokens.iter().map(|t| t.3).collect();
-    let addresses: Vec<Address> = target.tokens.iter().map(|t| t.1).collect();
-    let quote = tokens.len() - 1;
-    let (usd, usd_address) = (tokens[quote].clone(), addresses[quote]);
+    let every_token: Vec<(Token, Address)> =
+        target.tokens.iter().map(|t| (t.0.clone(), t.1)).collect();
+    let mut pools = Vec::with_capacity(quote);
     let mut venues = Vec::with_capacity(quote);
     for (token, address, pool, _) in &target.tokens[..quote] {
         let pool = pool.ok_or_else(|| EvmError::Devnet(format!("{token} has no pool")))?;
-        let pool = PoolRef::resolve(
-            &chain,
-            Pair::new(token.clone(), usd.clone()),
-            pool,
-            *address,
-            usd_address,
-        )
-        .await?;
+        let pair = Pair::new(token.clone(), usd.clone());
+        let pool = PoolRef::resolve(&chain, pair.clone(), pool, *address, usd_address).await?;
         pool.check_router(&chain, target.router).await?;
-        venues.push(UniswapV2Venue::new(
-            pool,
-            tx.clone(),
-            native.clone(),
-            venue_cfg.clone(),
-        ));
+        pools.push(pool.clone());
+        // Every venue books every token: whichever settles a restart's open transactions
+        // sees all that moved.
+        let venue = UniswapV2Venue::new(pool, tx.clone(), native.clone(), venue_cfg.clone())
+            .also_tracking(every_token.clone());
+        venues.push((pair, venue));
     }
-    let me = tx.address();
-    // The wallet's token balances and its native balance (for the gas it paid).
-    let read = async |chain: &Chain| -> Result<(Vec<U256>, U256), EvmError> {
-        let mut bal = vec![U256::ZERO; addresses.len()];
-        for (k, a) in addresses.iter().enumerate() {
-            bal[k] = chain
-                .view(
-                    *a,
-                    connectors::evm::bindings::IERC20::balanceOfCall { owner: me },
-                    connectors::evm::alloy::eips::BlockId::latest(),
-                )
-                .await?;
-        }
-        Ok((bal, chain.balance(me).await?))
-    };
-
-    let mut out = RebalanceSummary {
-        mode: spec.mode,
-        strategy: "rebalancer".into(),
-        chain_id: target.chain_id,
-        cycles: 0,
-        rebalances: 0,
-        trades: 0,
-        skipped_cycles: 0,
-        execution_failures: 0,
-        targets: tokens
-            .iter()
-            .zip(&targets)
-            .map(|(t, w)| (t.symbol().to_string(), *w))
-            .collect(),
-        weights: Default::default(),
-        tracking_error_pct: 0.0,
-        balances: Default::default(),
-        gas_paid_wei: String::new(),
-        tx_hashes: Vec::new(),
-        refused: 0,
-        kill_switch: kill.record().into(),
-    };
-    let cycles = spec.max_cycles.unwrap_or(u64::MAX);
-    let mut clock = cfg.cycle_clock(&chain)?;
-    let mut last_now = 0i64;
-    let mut prices = vec![0.0f64; tokens.len()];
-    while out.cycles < cycles && !spec.stop.load(std::sync::atomic::Ordering::Relaxed) {
-        let cycle = clock.next().await?;
-        out.cycles += 1;
-        let now = cycle.now;
-        last_now = now;
-        audit.halt_on_failure(&mut kill, now)?;
-        if let Some(change) = kill.poll(now) {
-            audit.emit(AuditEvent::KillSwitch {
-                ts: now,
-                change: &change,
-            });
-        }
-        // Legs given up on that may still land: journal what became of them, and send nothing
-        // while one is open (a new leg would double it, or queue behind it).
-        if settle_open_legs(&mut venues, &mut audit, &mut out.tx_hashes, now).await {
-            tracing::warn!(target: "defai::audit", "a rebalancing leg given up on may still be mined: no new legs this cycle");
-            continue;
-        }
-        let (bal, _) = read(&chain).await?;
-        for (k, v) in venues.iter().enumerate() {
-            let (rb, rq) = v
-                .pool()
-                .reserves(&chain, connectors::evm::alloy::eips::BlockId::latest())
-                .await?;
-            prices[k] = v.pool().price_f64(rb, rq);
-        }
-        prices[quote] = 1.0;
-        let holdings: Vec<Holding> = (0..tokens.len())
-            .map(|k| Holding {
-                token: tokens[k].clone(),
-                balance: bal[k],
-                price: prices[k],
-                target: targets[k],
-            })
-            .collect();
-        let fees = tx.market_fees().await?;
-        let gas_quote = agent_core::amount::to_f64(
-            U256::from(*cfg.chain.gas_per_swap.get_ref()) * U256::from(fees.current_price_wei()),
-            18,
-        ) * prices[target.gas_token];
-        let legs = plan(&holdings, &targets, quote, gas_quote, &rc);
-        let drifted = weights(&holdings)
-            .iter()
-            .zip(&targets)
-            .any(|(w, t)| (w - t).abs() > rc.band);
-        if legs.is_empty() {
-            if drifted {
-                out.skipped_cycles += 1;
-            }
-            continue;
-        }
-        out.rebalances += 1;
-        for (seq, leg) in legs.into_iter().enumerate() {
-            // The leg's venue: the pool of its token that is not the quote token.
-            let asset = if leg.sell == usd { &leg.buy } else { &leg.sell };
-            let Some(k) = tokens[..quote].iter().position(|t| t == asset) else {
-                return Err(EvmError::Devnet(format!(
-                    "the plan traded {asset}, which has no pool"
-                ))
-                .into());
-            };
-            let v = &mut venues[k];
-            let swap = Swap {
-                sell: leg.sell.clone(),
-                buy: leg.buy.clone(),
-                amount_in: leg.amount_in,
-            };
-            let id = IntentId::new("rebalancer", now, seq as u32);
-            if handled.contains(&id.to_string()) {
-                tracing::warn!(target: "defai::audit", %id, "intent already in the journal: not processed again");
-                continue;
-            }
-            let intent = Intent::Swap(swap.clone());
-            audit.emit(AuditEvent::Intent {
-                ts: now,
-                id: &id,
-                intent: &intent,
-            });
-            // Selling into the quote token shrinks exposure: the only leg reduce_only allows.
-            let reduces = leg.buy == usd;
-            let verdict = match kill.allows(reduces) {
-                Err(r) => Verdict::Refuse(r),
-                Ok(()) => match v.quote(&swap).await {
-                    Ok(q) => leg_verdict(&swap, &q, &v.pool().pair, &limits, reduces),
-                    Err(e) => {
-                        Verdict::Refuse(agent_core::Refusal::new("quote_failed", e.to_string()))
-                    }
-                },
-            };
-            audit.emit(AuditEvent::Verdict {
-                ts: now,
-                id: &id,
-                verdict: &verdict,
-            });
-            let (amount_in, min_amount_out) = match verdict {
-                Verdict::Approve { min_amount_out } => (swap.amount_in, min_amount_out),
-                Verdict::Resize {
-                    amount_in,
-                    min_amount_out,
-                    ..
-                } => (amount_in, min_amount_out),
-                Verdict::Refuse(_) => {
-                    out.refused += 1;
-                    continue;
-                }
-            };
-            let order = Order {
-                id,
-                swap: Swap { amount_in, ..swap },
-                min_amount_out,
-            };
-            audit.halt_on_failure(&mut kill, now)?;
-            let executed = v.execute(&order, now).await;
-            for e in v.drain_events() {
-                if e.step == "mined"
-                    && let Some(h) = &e.tx_hash
-                {
-                    out.tx_hashes.push(h.clone());
-                }
-                audit.emit(AuditEvent::Venue { ts: now, event: &e });
-            }
-            match executed {
-                Ok(fill) => {
-                    out.trades += 1;
-                    consecutive_failures = 0;
-                    audit.emit(AuditEvent::Fill(&fill));
-                }
-                Err(e) => {
-                    tracing::warn!(target: "defai::audit", error = %e, "rebalance leg failed");
-                    out.execution_failures += 1;
-                    consecutive_failures += 1;
-                    audit.emit(AuditEvent::ExecutionFailed {
-                        ts: now,
-                        id: &order.id,
-                        error: &e,
-                    });
-                    if consecutive_failures >= policy.max_consecutive_failures {
-                        let reason = format!(
-                            "{consecutive_failures} consecutive execution failures, last: {e}"
-                        );
-                        if let Some(change) = kill.trip(KillMode::Halt, &reason, now) {
-                            audit.emit(AuditEvent::KillSwitch {
-                                ts: now,
-                                change: &change,
-                            });
-                        }
-                    }
-                }
-            }
-        }
-        let (bal, eth) = read(&chain).await?;
-        let book: Vec<(Token, U256)> = tokens
+    let pairs: Vec<Pair> = venues.iter().map(|(p, _)| p.clone()).collect();
+    let venue = agent_core::VenueSet::new(venues)
+        .map_err(RunError::Setup)?
+        .gas_estimate_from(&tokens[target.gas_token]);
+    let strategy = Rebalancer::new(
+        tokens
             .iter()
             .cloned()
-            .zip(bal)
-            .chain([(Token::new(&cfg.chain.native_symbol, 18), eth)])
-            .collect();
-        audit.emit(AuditEvent::Portfolio {
-            ts: now,
-            balances: &book,
-        });
-    }
-    audit.finish(&mut kill, last_now)?;
-    let (bal, _) = read(&chain).await?;
-    let holdings: Vec<Holding> = (0..tokens.len())
-        .map(|k| Holding {
-            token: tokens[k].clone(),
-            balance: bal[k],
-            price: prices[k],
+            .zip(targets.iter().copied())
+            .collect(),
+        &usd,
+        rc,
+    )
+    .map_err(RunError::Setup)?;
+    let stats = strategy.stats();
+    let source = ChainSource::pools(chain.clone(), pools, cfg.cycle_clock(&chain)?);
+    let drive = Drive {
+        pair: pairs[0].clone(),
+        portfolio: Portfolio::new(),
+        clock: Clock::Simulated,
+        wall_data_age: true,
+        total: spec.max_cycles,
+        data: DataInfo {
+            source: format!(
+                "chain {} pools of {}",
+                target.rpc_url,
+                tokens[..quote]
+                    .iter()
+                    .map(|t| t.symbol())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+            ..DataInfo::default()
+        },
+        chain_id: Some(target.chain_id),
+        bet_limits: None,
+    };
+    let out = drive
+        .go_with(
+            &spec,
+            source,
+            venue,
+            Box::new(strategy),
+            pairs[1..].to_vec(),
+        )
+        .await?;
+    let report = &out.report;
+    let stats = stats.lock().map(|s| s.clone()).unwrap_or_default();
+    let holdings: Vec<Holding> = tokens
+        .iter()
+        .enumerate()
+        .map(|(k, t)| Holding {
+            token: t.clone(),
+            balance: report.portfolio.balance(t),
+            price: stats.prices.get(k).copied().unwrap_or(0.0),
             target: targets[k],
         })
-        .collect();
-    out.tracking_error_pct = tracking_error(&holdings) * 100.0;
-    out.weights = tokens
-        .iter()
-        .zip(weights(&holdings))
-        .map(|(t, w)| (t.symbol().to_string(), w))
-        .collect();
-    out.balances = tokens
-        .iter()
-        .zip(bal)
-        .map(|(t, b)| (t.symbol().to_string(), t.format(b)))
         .collect();
     // Gas is what the receipts of the run's transactions say it cost, not the change of the
     // native balance (an external transfer from the same wallet is not gas).
     let mut gas_paid = U256::ZERO;
-    for h in &out.tx_hashes {
+    for h in &out.summary.tx_hashes {
         let hash = h
             .parse()
             .map_err(|e| EvmError::Devnet(format!("transaction hash {h}: {e}")))?;
@@ -848,7 +603,40 @@ pub async fn run_rebalance(spec: RunSpec, args: ChainArgs) -> Result<RebalanceSu
             gas_paid += U256::from(r.gas_used) * U256::from(r.effective_gas_price);
         }
     }
-    out.gas_paid_wei = gas_paid.to_string();
-    out.kill_switch = kill.record().into();
-    Ok(out)
+    Ok(RebalanceSummary {
+        mode: spec.mode,
+        strategy: "rebalancer".into(),
+        chain_id: target.chain_id,
+        cycles: report.bars,
+        rebalances: stats.rebalances,
+        trades: report.fills,
+        skipped_cycles: stats.skipped,
+        execution_failures: report.execution_failures,
+        targets: tokens
+            .iter()
+            .zip(&targets)
+            .map(|(t, w)| (t.symbol().to_string(), *w))
+            .collect(),
+        weights: tokens
+            .iter()
+            .zip(weights(&holdings))
+            .map(|(t, w)| (t.symbol().to_string(), w))
+            .collect(),
+        tracking_error_pct: tracking_error(&holdings) * 100.0,
+        balances: tokens
+            .iter()
+            .map(|t| {
+                (
+                    t.symbol().to_string(),
+                    t.format(report.portfolio.balance(t)),
+                )
+            })
+            .collect(),
+        gas_paid_wei: gas_paid.to_string(),
+        tx_hashes: out.summary.tx_hashes.clone(),
+        refused: report.risk.refused,
+        risk: (&report.risk).into(),
+        reconciliations: report.reconciliations,
+        kill_switch: (&report.kill_switch).into(),
+    })
 }

@@ -494,9 +494,12 @@ pub enum StrategyKind {
     /// Trades a pair bar by bar (ema_cross, ml_signal, registered bar strategies): every
     /// `[risk]` and `[kill_switch]` key but `max_bet`.
     Bar,
-    /// Bets on prediction markets (kelly_bettor).
+    /// Bets on prediction markets (kelly_bettor), through the same agent loop: the bet limits,
+    /// the loss limits on equity (collateral plus positions at their marginal prices), the
+    /// data-age limit and every `[kill_switch]` key (a flatten holds positions to redemption).
     Prediction,
-    /// Holds target weights (rebalancer).
+    /// Holds target weights (rebalancer), through the same agent loop as a bar strategy: every
+    /// `[risk]` and `[kill_switch]` key but `max_bet`.
     Rebalance,
 }
 
@@ -513,26 +516,18 @@ impl StrategyKind {
     /// Whether this kind's loop enforces `[risk] key`.
     pub fn honours_risk(self, key: &str) -> bool {
         match self {
-            StrategyKind::Bar => key != "max_bet",
+            StrategyKind::Bar | StrategyKind::Rebalance => key != "max_bet",
             // The transaction sender enforces the gas-price cap for every live kind.
             StrategyKind::Prediction => matches!(
                 key,
-                "max_slippage_bps" | "max_price_impact_bps" | "max_gas_price_gwei" | "max_bet"
+                "max_slippage_bps"
+                    | "max_price_impact_bps"
+                    | "max_gas_price_gwei"
+                    | "max_bet"
+                    | "max_daily_loss_pct"
+                    | "max_drawdown_pct"
+                    | "max_data_age_s"
             ),
-            StrategyKind::Rebalance => matches!(
-                key,
-                "max_slippage_bps" | "max_price_impact_bps" | "max_gas_price_gwei"
-            ),
-        }
-    }
-
-    /// Whether this kind's loop enforces `[kill_switch] key`.
-    pub fn honours_kill_switch(self, key: &str) -> bool {
-        match self {
-            StrategyKind::Bar => true,
-            StrategyKind::Prediction | StrategyKind::Rebalance => {
-                matches!(key, "start_halted" | "max_consecutive_failures")
-            }
         }
     }
 }
@@ -557,23 +552,6 @@ impl KillSwitchSection {
     /// `start_halted`, default false.
     pub fn start_halted(&self) -> bool {
         self.start_halted.as_ref().is_some_and(|v| *v.get_ref())
-    }
-
-    fn set_keys(&self) -> Vec<(&'static str, std::ops::Range<usize>)> {
-        let mut v = Vec::new();
-        if let Some(x) = &self.start_halted {
-            v.push(("start_halted", x.span()));
-        }
-        if let Some(x) = &self.on_breach {
-            v.push(("on_breach", x.span()));
-        }
-        if let Some(x) = &self.max_consecutive_failures {
-            v.push(("max_consecutive_failures", x.span()));
-        }
-        if let Some(x) = &self.stale_data_multiple {
-            v.push(("stale_data_multiple", x.span()));
-        }
-        v
     }
 }
 
@@ -820,8 +798,7 @@ impl Config {
         StrategyKind::of(&self.strategy.name)
     }
 
-    /// Refuses a `[risk]` or `[kill_switch]` key the configured strategy's kind does not
-    /// enforce: a user must never believe a limit is on when it is not.
+    /// Refuses a `[risk]` key the configured strategy's kind does not enforce: a user must never believe a limit is on when it is not.
     pub fn check_kind(&self) -> Result<(), ConfigError> {
         let kind = self.kind();
         let not_honoured = |section: &str, key: &str, span| {
@@ -841,11 +818,7 @@ impl Config {
                 }
             }
         }
-        for (key, span) in self.kill_switch.set_keys() {
-            if !kind.honours_kill_switch(key) {
-                return Err(not_honoured("kill_switch", key, span));
-            }
-        }
+        // Every kind runs through the one agent loop, whose kill switch has every key.
         Ok(())
     }
 
@@ -1511,10 +1484,9 @@ mod tests {
                 .map_err(|e| e.to_string())
         };
         for (kind, key) in [
-            ("kelly_bettor", "max_drawdown_pct = 10.0"),
+            ("kelly_bettor", "max_trade_notional = 10.0"),
             ("kelly_bettor", "max_trades_per_hour = 5"),
             ("kelly_bettor", "allowed_tokens = [\"dUSD\"]"),
-            ("rebalancer", "max_daily_loss_pct = 5.0"),
             ("rebalancer", "max_bet = 5.0"),
             ("ema_cross", "max_bet = 5.0"),
         ] {
@@ -1525,16 +1497,10 @@ mod tests {
                 "{kind} {key}: {err}"
             );
         }
-        for key in ["on_breach = \"halt\"", "stale_data_multiple = 2"] {
-            let err = check(&format!(
-                "[strategy]\nname = \"rebalancer\"\n[kill_switch]\n{key}\n"
-            ))
-            .expect_err(key);
-            assert!(err.contains("kill_switch."), "{err}");
-        }
         // What each kind enforces is accepted.
-        check("[strategy]\nname = \"kelly_bettor\"\n[risk]\nmax_bet = 5.0\nmax_price_impact_bps = 50\n[kill_switch]\nstart_halted = true\nmax_consecutive_failures = 2\n").unwrap();
-        check("[strategy]\nname = \"rebalancer\"\n[risk]\nmax_slippage_bps = 50\nmax_gas_price_gwei = 5.0\n").unwrap();
+        check("[strategy]\nname = \"kelly_bettor\"\n[risk]\nmax_bet = 5.0\nmax_price_impact_bps = 50\nmax_drawdown_pct = 10.0\n[kill_switch]\nstart_halted = true\nmax_consecutive_failures = 2\non_breach = \"halt\"\n").unwrap();
+        // The rebalancer runs through the agent loop: every key but max_bet.
+        check("[strategy]\nname = \"rebalancer\"\n[risk]\nmax_slippage_bps = 50\nmax_gas_price_gwei = 5.0\nmax_daily_loss_pct = 5.0\nmax_drawdown_pct = 10.0\n[kill_switch]\non_breach = \"halt\"\nstale_data_multiple = 2\n").unwrap();
         check("[risk]\nmax_drawdown_pct = 10.0\n[kill_switch]\non_breach = \"halt\"\n").unwrap();
     }
 

@@ -47,6 +47,9 @@ pub enum RunError {
     /// A limit that cannot be honoured (it names the key).
     #[error("{0}")]
     Limit(String),
+    /// The agent cannot be built as configured (e.g. a pair listed twice).
+    #[error("{0}")]
+    Setup(String),
 }
 
 /// Loads the configured data: `override_path`, else `market.data`, else the bundled series.
@@ -493,6 +496,7 @@ pub async fn run_shared(
         total,
         data: loaded.into(),
         chain_id: None,
+        bet_limits: None,
         wall_data_age: false,
     };
     run.go(&spec, BarReplay::new(bars), venue).await
@@ -633,19 +637,36 @@ pub(crate) struct Drive {
     pub chain_id: Option<u64>,
     /// A live source stamped with chain time: data age is measured against the wall clock.
     pub wall_data_age: bool,
+    /// The bet limits of an agent whose venue takes bets (default limits otherwise).
+    pub bet_limits: Option<agent_core::BetLimits>,
 }
 
 impl Drive {
-    /// Builds the agent (strategy, gate, kill switch, observers) and runs it to the end.
+    /// Builds the agent (the config's strategy, gate, kill switch, observers) and runs it to
+    /// the end.
     pub(crate) async fn go<S: MarketSource, V: Venue>(
         self,
         spec: &RunSpec,
         source: S,
         venue: V,
     ) -> Result<RunOutput, RunError> {
+        let strategy = build_strategy(&spec.config, &spec.params)?;
+        self.go_with(spec, source, venue, strategy, Vec::new())
+            .await
+    }
+
+    /// [`Drive::go`] with a strategy built by the caller, holding the bases of `others` besides
+    /// its own pair (a multi-asset agent; every pair quoted in the numéraire).
+    pub(crate) async fn go_with<S: MarketSource, V: Venue>(
+        self,
+        spec: &RunSpec,
+        source: S,
+        venue: V,
+        strategy: Box<dyn Strategy>,
+        others: Vec<Pair>,
+    ) -> Result<RunOutput, RunError> {
         let cfg = &spec.config;
         let pair = self.pair;
-        let strategy = build_strategy(cfg, &spec.params)?;
         let strategy_name = strategy.name().to_string();
         let source = StoppableSource {
             inner: source,
@@ -669,7 +690,12 @@ impl Drive {
         let mut agent = Agent::new(pair.clone(), source, venue, strategy, self.portfolio)
             .with_gate(Box::new(gate))
             .with_kill_switch(kill, cfg.kill_policy()?, limits_age)
-            .with_clock(self.clock);
+            .with_clock(self.clock)
+            .with_pairs(others)
+            .map_err(RunError::Setup)?;
+        if let Some(limits) = self.bet_limits.clone() {
+            agent = agent.with_bet_limits(limits);
+        }
         if cfg.kill_switch.start_halted() {
             agent = agent.start_halted("kill_switch.start_halted = true");
         }

@@ -455,7 +455,7 @@ fn run_cli() -> Result<()> {
                 band,
                 seed,
                 json,
-            } => rebalance(&targets, band, seed, json),
+            } => rebalance(&targets, band, seed, json).await,
             Command::Train {
                 data,
                 out,
@@ -723,7 +723,7 @@ async fn run_agent(
                 "the live rebalancer runs with `defai run --devnet FILE`; backtest it with `defai rebalance`"
             );
         };
-        let s = defai::chain::run_rebalance(spec, chain_args).await?;
+        let s = defai::chain::run_rebalancer(spec, chain_args).await?;
         println!("{}", serde_json::to_string(&s)?);
         return Ok(());
     }
@@ -734,7 +734,7 @@ async fn run_agent(
             );
         };
         let json = args.json;
-        let s = defai::chain::run_prediction(spec, chain_args).await?;
+        let s = defai::chain::run_bettor(spec, chain_args).await?;
         if json {
             println!("{}", serde_json::to_string(&s)?);
         } else {
@@ -1294,7 +1294,7 @@ async fn predict_eval(
     Ok(())
 }
 
-fn rebalance(targets: &str, band: f64, seed: u64, json: bool) -> Result<()> {
+async fn rebalance(targets: &str, band: f64, seed: u64, json: bool) -> Result<()> {
     let t: Vec<f64> = targets
         .split(',')
         .map(|v| v.trim().parse::<f64>())
@@ -1317,7 +1317,9 @@ fn rebalance(targets: &str, band: f64, seed: u64, json: bool) -> Result<()> {
         band,
         ..Default::default()
     };
-    let r = defai::rebalance::backtest(&series.bars, seed, [w, d, u], &cfg, 10_000.0);
+    let r = defai::rebalance::backtest(&series.bars, seed, [w, d, u], &cfg, 10_000.0)
+        .await
+        .map_err(anyhow::Error::msg)?;
     if json {
         println!("{}", serde_json::to_string(&r)?);
     } else {
@@ -1427,8 +1429,8 @@ async fn run_fleet(
 async fn run_one(spec: RunSpec, args: ChainArgs) -> Result<serde_json::Value> {
     let name = spec.config.strategy.name.clone();
     match name.as_str() {
-        "kelly_bettor" => serde_json::to_value(defai::chain::run_prediction(spec, args).await?),
-        "rebalancer" => serde_json::to_value(defai::chain::run_rebalance(spec, args).await?),
+        "kelly_bettor" => serde_json::to_value(defai::chain::run_bettor(spec, args).await?),
+        "rebalancer" => serde_json::to_value(defai::chain::run_rebalancer(spec, args).await?),
         _ => serde_json::to_value(defai::chain::run_chain(spec, args).await?.summary),
     }
     .map_err(|e| anyhow::anyhow!("summary: {e}"))

@@ -2,7 +2,10 @@
 //! benchmark.
 
 use agent_core::amount::{Rounding, limit_units_from_f64};
-use agent_core::{BetGate, BetLimits, PredictionAgent, Token};
+use agent_core::{
+    Agent, BetLimits, Betting, Bettor, EventReplay, LimitGate, MarketEvent, Pair, Portfolio,
+    RiskLimits, Token,
+};
 use connectors::paper_fpmm::{Evaluation, GenConfig, PaperFpmmVenue};
 use models::calibration::FeatureProbability;
 use strategies::{KellyBettor, KellyConfig};
@@ -42,14 +45,12 @@ pub fn bet_limits(cfg: &KellyConfig, collateral: &Token) -> Result<BetLimits, St
     })
 }
 
-fn venue_err(e: agent_core::AgentError) -> agent_core::VenueError {
-    match e {
-        agent_core::AgentError::Venue(v) => v,
-        other => agent_core::VenueError::Rejected(other.to_string()),
-    }
-}
-
-/// Runs `kelly_bettor` over generated markets until all resolve and are redeemed.
+/// Runs `kelly_bettor` over generated markets until all resolve and are redeemed: one cycle
+/// per simulated hour through the one agent loop (the bet limits, the kill switch, the journal
+/// stream), the paper FPMM venue's clock following the cycles.
+///
+/// # Errors
+/// The Kelly config's limits cannot be represented, or the agent stops with an error.
 pub async fn evaluate(
     seed: u64,
     gen_cfg: &GenConfig,
@@ -58,36 +59,46 @@ pub async fn evaluate(
 ) -> Result<(Evaluation, f64), agent_core::VenueError> {
     let usd = Token::new("dUSD", 6);
     let venue = PaperFpmmVenue::generated(seed, gen_cfg, usd.clone(), bankroll);
+    // Cycles 0 ..= the last resolution: the last one redeems what it resolved.
+    let last = venue
+        .markets_sim()
+        .iter()
+        .map(|m| m.resolves_at_cycle)
+        .max()
+        .unwrap_or(0);
+    let ticks = (0..=last)
+        .map(|c| MarketEvent::Tick {
+            ts: c as i64 * venue.cycle_seconds,
+        })
+        .collect();
     let strategy = KellyBettor::new(
         Box::new(FeatureProbability::new(0)),
         usd.clone(),
         kelly.clone(),
     );
-    let gate = BetGate {
-        limits: bet_limits(kelly, &usd).map_err(agent_core::VenueError::Rejected)?,
-    };
-    let mut agent = PredictionAgent::new(venue, Box::new(strategy), gate);
+    let limits = bet_limits(kelly, &usd).map_err(agent_core::VenueError::Rejected)?;
+    let agent = Agent::new(
+        Pair::new(Token::new("positions", usd.decimals()), usd.clone()),
+        EventReplay::new(ticks),
+        Betting(venue),
+        Box::new(Bettor::new(Box::new(strategy))),
+        Portfolio::new(),
+    )
+    .with_gate(Box::new(LimitGate::new(RiskLimits::permissive())))
+    .with_bet_limits(limits);
     let started = std::time::Instant::now();
-    let mut cycles = 0u64;
-    loop {
-        let now = agent.venue_mut().now();
-        agent.cycle(now).await.map_err(venue_err)?;
-        cycles += 1;
-        if agent.venue_mut().all_resolved() && cycles > 1 {
-            // One more cycle has redeemed everything.
-            break;
-        }
-        agent.venue_mut().advance();
-    }
-    let cycles_per_s = cycles as f64 / started.elapsed().as_secs_f64();
-    let (report, _, venue) = agent.finish_keep_venue().await.map_err(venue_err)?;
+    let (report, Betting(venue)) = agent
+        .run_keeping_venue()
+        .await
+        .map_err(|e| agent_core::VenueError::Rejected(e.to_string()))?;
+    let cycles_per_s = report.bars as f64 / started.elapsed().as_secs_f64();
     let eval = Evaluation::summarize(
         &venue,
-        report.start_collateral,
-        report.end_collateral,
+        report.start_equity,
+        report.portfolio.balance(&usd),
         report.bets.len(),
         report.redeemed,
-        report.cycles,
+        report.bars,
     );
     Ok((eval, cycles_per_s))
 }

@@ -1,15 +1,20 @@
 //! Rebalancing backtest: `rebalancer` over the bundled ETH/USD hourly series plus a *generated*
 //! second volatile token (DVT) whose log returns are correlated with ETH's (seeded; said so in
-//! every report). Each non-quote token trades against the quote token in a constant-product pool
-//! re-centred on each bar (Uniswap V2 integer math, 0.3 % fee); a token-to-token move is two legs
-//! through the quote token. Gas per leg is charged in the quote token.
+//! every report). It runs through the one agent loop like every backtest: a
+//! [`MarketEvent::Markets`] per bar with both pairs, the paper AMM venue of each pair (Uniswap V2
+//! integer math, 0.3 % fee, re-centred on each bar's close, gas at the WETH price) behind one
+//! [`VenueSet`], the risk gate and the kill switch.
 
-use agent_core::Bar;
+use std::sync::{Arc, Mutex};
+
 use agent_core::amount::{Token, U256, to_f64};
-use connectors::amm::get_amount_out;
+use agent_core::{
+    Agent, AuditError, AuditEvent, Bar, EventReplay, LimitGate, MarketEvent, MarketSet, Observer,
+    Pair, PairMarket, Portfolio, RiskLimits, VenueSet,
+};
+use connectors::paper::{PaperAmmConfig, PaperVenue};
 use serde::Serialize;
-use strategies::rebalancer::{Holding, RebalanceConfig, plan, tracking_error, weights};
-
+use strategies::rebalancer::{Holding, RebalanceConfig, Rebalancer, tracking_error};
 /// A second price series: log returns `rho`-correlated with `bars`' closes, vol scaled by `vol`.
 pub fn correlated_series(bars: &[Bar], seed: u64, rho: f64, vol: f64, start: f64) -> Vec<f64> {
     let mut rng = fastrand::Rng::with_seed(seed);
@@ -48,125 +53,255 @@ pub struct RebalanceReport {
     /// Mean over bars of the RMS weight error after that bar's trades, percent.
     pub tracking_error_pct: f64,
     pub max_tracking_error_pct: f64,
+    /// What the risk gate decided on the legs.
+    pub risk: crate::engine::RiskSummary,
+    /// Legs the venue could not fill.
+    pub execution_failures: u64,
+    /// The kill switch at the end (a loss limit's breach flattens into dUSD, then halts).
+    pub kill_switch: crate::engine::KillSwitchSummary,
+    /// What the portfolio holds at the end, decimal per token.
+    pub balances: std::collections::BTreeMap<String, String>,
 }
 
-/// Runs the rebalancer over the series with the given targets (WETH, DVT, dUSD).
-pub fn backtest(
+/// The three tokens of the backtest: WETH, DVT and the quote dUSD.
+fn tokens() -> [Token; 3] {
+    [
+        Token::new("WETH", 18),
+        Token::new("DVT", 18),
+        Token::new("dUSD", 6),
+    ]
+}
+
+/// Follows the audit stream to measure what the report needs beyond the agent's own report:
+/// the weights after every bar's trades (tracking error), the traded value and the starting mix.
+#[derive(Debug, Default)]
+struct Tracker {
+    targets: Vec<(Token, f64)>,
+    prices: Vec<f64>,
+    balances: Vec<U256>,
+    traded: f64,
+    equity_sum: f64,
+    marks: u64,
+    te_sum: f64,
+    te_max: f64,
+    first_mix: Option<Vec<f64>>,
+}
+
+impl Tracker {
+    fn holdings(&self) -> Vec<Holding> {
+        self.targets
+            .iter()
+            .zip(&self.prices)
+            .zip(&self.balances)
+            .map(|(((token, target), price), balance)| Holding {
+                token: token.clone(),
+                balance: *balance,
+                price: *price,
+                target: *target,
+            })
+            .collect()
+    }
+}
+
+/// The shared [`Tracker`] as an observer of the agent.
+struct TrackerObserver(Arc<Mutex<Tracker>>);
+
+impl Observer for TrackerObserver {
+    fn on_audit(&mut self, event: &AuditEvent<'_>) -> Result<(), AuditError> {
+        let Ok(mut t) = self.0.lock() else {
+            return Ok(());
+        };
+        let t = &mut *t;
+        match event {
+            AuditEvent::Market { event, .. } => {
+                if let Some(set) = event.markets() {
+                    for (k, (token, _)) in t.targets.iter().enumerate() {
+                        if let Some(m) = set.of_base(token) {
+                            t.prices[k] = m.bar.close;
+                        }
+                    }
+                }
+            }
+            AuditEvent::Portfolio { balances, .. } => {
+                for (k, (token, _)) in t.targets.iter().enumerate() {
+                    t.balances[k] = balances
+                        .iter()
+                        .find(|(b, _)| b == token)
+                        .map_or(U256::ZERO, |(_, a)| *a);
+                }
+            }
+            AuditEvent::Fill(f) => {
+                if let Some(k) = t.targets.iter().position(|(tk, _)| tk == &f.sell) {
+                    t.traded += to_f64(f.amount_in, f.sell.decimals()) * t.prices[k];
+                }
+            }
+            AuditEvent::Mark { equity, .. } => {
+                let h = t.holdings();
+                let te = tracking_error(&h) * 100.0;
+                if t.marks > 0 {
+                    t.te_sum += te;
+                    t.te_max = t.te_max.max(te);
+                }
+                t.marks += 1;
+                t.equity_sum += equity;
+                if t.first_mix.is_none() {
+                    t.first_mix = Some(
+                        h.iter()
+                            .map(|x| to_f64(x.balance, x.token.decimals()))
+                            .collect(),
+                    );
+                }
+            }
+            _ => {}
+        }
+        Ok(())
+    }
+}
+
+/// Runs the rebalancer over the series with the given targets (WETH, DVT, dUSD), starting from
+/// `start_quote` dUSD. The gate has the default limits without the loss, gas-price, trade-rate
+/// and price-deviation limits ([`RiskLimits::permissive`]: a research run); the slippage guard,
+/// the position caps and the 100 bps price-impact limit apply to every leg.
+///
+/// # Errors
+/// The series is empty, a target is refused by the strategy, or the agent stops with an error.
+pub async fn backtest(
     bars: &[Bar],
     seed: u64,
     targets: [f64; 3],
     cfg: &RebalanceConfig,
     start_quote: f64,
-) -> RebalanceReport {
+) -> Result<RebalanceReport, String> {
+    backtest_with_limits(
+        bars,
+        seed,
+        targets,
+        cfg,
+        start_quote,
+        RiskLimits::permissive(),
+    )
+    .await
+}
+
+/// [`backtest`] under the risk `limits` given (the loss limits among them: a breach trips the
+/// kill switch, which flattens every asset into dUSD and halts).
+///
+/// # Errors
+/// As [`backtest`].
+pub async fn backtest_with_limits(
+    bars: &[Bar],
+    seed: u64,
+    targets: [f64; 3],
+    cfg: &RebalanceConfig,
+    start_quote: f64,
+    limits: RiskLimits,
+) -> Result<RebalanceReport, String> {
     let dvt = correlated_series(bars, seed, 0.6, 1.3, 2.0);
-    let tokens = [
-        Token::new("WETH", 18),
-        Token::new("DVT", 18),
-        Token::new("dUSD", 6),
-    ];
-    let depth_quote = 5_000_000.0;
-    let gas_units = 120_000.0 * 20e-9; // ETH per leg at 20 gwei
-    let mut bal = [
-        U256::ZERO,
-        U256::ZERO,
-        U256::from((start_quote * 1e6) as u128),
-    ];
-    let (mut fees, mut gas, mut traded, mut equity_sum) = (0.0, 0.0, 0.0, 0.0);
-    let (mut trades, mut rebalances) = (0u64, 0u64);
-    let (mut te_sum, mut te_max) = (0.0f64, 0.0f64);
-    let mut first_mix: Option<[f64; 3]> = None;
-    let units = |v: f64, d: u8| U256::from((v * 10f64.powi(i32::from(d))).max(0.0) as u128);
-    for (i, bar) in bars.iter().enumerate() {
-        let prices = [bar.close, dvt[i], 1.0];
-        let holdings = |bal: &[U256; 3]| -> Vec<Holding> {
-            (0..3)
-                .map(|k| Holding {
-                    token: tokens[k].clone(),
-                    balance: bal[k],
-                    price: prices[k],
-                    target: targets[k],
-                })
-                .collect()
-        };
-        let gas_quote = gas_units * bar.close;
-        let legs = plan(&holdings(&bal), &targets, 2, gas_quote, cfg);
-        if !legs.is_empty() {
-            rebalances += 1;
-        }
-        for leg in legs {
-            let k = tokens.iter().position(|t| *t == leg.sell).unwrap_or(2);
-            let j = tokens.iter().position(|t| *t == leg.buy).unwrap_or(2);
-            let asset = if k == 2 { j } else { k };
-            // Pool re-centred on this bar: depth_quote of dUSD against the asset at its price.
-            let rq = units(depth_quote, 6);
-            let rb = units(depth_quote / prices[asset], tokens[asset].decimals());
-            let (r_in, r_out) = if k == 2 { (rq, rb) } else { (rb, rq) };
-            let amount_in = if k == 2 {
-                // Buys are limited by the quote left after gas.
-                leg.amount_in
-                    .min(bal[2].saturating_sub(units(gas_quote, 6)))
-            } else {
-                leg.amount_in.min(bal[k])
+    let [weth, dvt_token, usd] = tokens();
+    let weth_pair = Pair::new(weth.clone(), usd.clone());
+    let dvt_pair = Pair::new(dvt_token.clone(), usd.clone());
+    let events: Vec<MarketEvent> = bars
+        .iter()
+        .zip(&dvt)
+        .map(|(bar, p)| {
+            let flat = Bar {
+                ts: bar.ts,
+                open: *p,
+                high: *p,
+                low: *p,
+                close: *p,
+                volume: 0.0,
             };
-            let gas_units_quote = units(gas_quote, 6);
-            if amount_in.is_zero() || bal[2] < gas_units_quote {
-                continue;
-            }
-            let Ok(out) = get_amount_out(amount_in, r_in, r_out, 30) else {
-                continue;
-            };
-            bal[k] -= amount_in;
-            bal[j] += out;
-            bal[2] -= gas_units_quote.min(bal[2]);
-            let value = to_f64(amount_in, tokens[k].decimals()) * prices[k];
-            traded += value;
-            fees += value * 0.003;
-            gas += gas_quote;
-            trades += 1;
-        }
-        let h = holdings(&bal);
-        let te = tracking_error(&h) * 100.0;
-        if i > 0 {
-            te_sum += te;
-            te_max = te_max.max(te);
-        }
-        let eq: f64 = (0..3)
-            .map(|k| to_f64(bal[k], tokens[k].decimals()) * prices[k])
-            .sum();
-        equity_sum += eq;
-        if first_mix.is_none() {
-            let w = weights(&h);
-            first_mix = Some([0, 1, 2].map(|k| w[k] * eq / prices[k]));
-        }
-    }
-    let last = bars.len() - 1;
-    let end_prices = [bars[last].close, dvt[last], 1.0];
-    let end_equity: f64 = (0..3)
-        .map(|k| to_f64(bal[k], tokens[k].decimals()) * end_prices[k])
-        .sum();
-    let hold_end: f64 = first_mix
-        .map(|m| (0..3).map(|k| m[k] * end_prices[k]).sum())
+            MarketEvent::Markets(Box::new(MarketSet {
+                ts: bar.ts,
+                markets: vec![
+                    PairMarket {
+                        pair: weth_pair.clone(),
+                        bar: *bar,
+                        pool: None,
+                    },
+                    PairMarket {
+                        pair: dvt_pair.clone(),
+                        bar: flat,
+                        pool: None,
+                    },
+                ],
+            }))
+        })
+        .collect();
+    let paper = PaperAmmConfig::default_for(&weth_pair);
+    let venues = VenueSet::new(vec![
+        (
+            weth_pair.clone(),
+            PaperVenue::new(weth_pair.clone(), paper.clone()),
+        ),
+        (
+            dvt_pair.clone(),
+            PaperVenue::new(dvt_pair.clone(), paper).gas_priced_by(weth.clone()),
+        ),
+    ])?
+    .gas_estimate_from(&weth);
+    let assets: Vec<(Token, f64)> = tokens().into_iter().zip(targets).collect();
+    let strategy = Rebalancer::new(assets.clone(), &usd, cfg.clone())?;
+    let stats = strategy.stats();
+    let tracker = Arc::new(Mutex::new(Tracker {
+        prices: vec![1.0; 3],
+        balances: vec![U256::ZERO; 3],
+        targets: assets,
+        ..Tracker::default()
+    }));
+    let start = U256::from((start_quote * 1e6).max(0.0) as u128);
+    let report = Agent::new(
+        weth_pair,
+        EventReplay::new(events),
+        venues,
+        Box::new(strategy),
+        Portfolio::with_balances([(usd.clone(), start)]),
+    )
+    .with_pairs([dvt_pair])?
+    .with_gate(Box::new(LimitGate::new(limits)))
+    .with_observer(Box::new(TrackerObserver(tracker.clone())))
+    .run()
+    .await
+    .map_err(|e| e.to_string())?;
+    let t = tracker.lock().map_err(|e| e.to_string())?;
+    let stats = stats.lock().map_err(|e| e.to_string())?;
+    let end_equity = usd.to_f64(report.end_equity);
+    let start_equity = usd.to_f64(report.start_equity);
+    let hold_end: f64 = t
+        .first_mix
+        .as_ref()
+        .map(|m| m.iter().zip(&t.prices).map(|(a, p)| a * p).sum())
         .unwrap_or(0.0);
-    RebalanceReport {
+    Ok(RebalanceReport {
         bars: bars.len(),
         second_series: format!(
             "DVT generated: log returns 0.6-correlated with ETH, 1.3× its scale, seed {seed}"
         ),
-        targets: tokens
+        targets: tokens()
             .iter()
             .zip(targets)
             .map(|(t, w)| (t.symbol().to_string(), w))
             .collect(),
-        start_equity: start_quote,
+        start_equity,
         end_equity,
-        return_pct: (end_equity / start_quote - 1.0) * 100.0,
-        hold_return_pct: (hold_end / start_quote - 1.0) * 100.0,
-        trades,
-        rebalances,
-        turnover: traded / (equity_sum / bars.len() as f64),
-        fees_paid: fees,
-        gas_paid: gas,
-        tracking_error_pct: te_sum / (bars.len() - 1).max(1) as f64,
-        max_tracking_error_pct: te_max,
-    }
+        return_pct: (end_equity / start_equity - 1.0) * 100.0,
+        hold_return_pct: (hold_end / start_equity - 1.0) * 100.0,
+        trades: report.fills,
+        rebalances: stats.rebalances,
+        turnover: t.traded / (t.equity_sum / t.marks.max(1) as f64),
+        fees_paid: usd.to_f64(report.portfolio.fees_quote()),
+        gas_paid: usd.to_f64(report.portfolio.gas_quote()),
+        tracking_error_pct: t.te_sum / (t.marks.saturating_sub(1)).max(1) as f64,
+        max_tracking_error_pct: t.te_max,
+        risk: (&report.risk).into(),
+        execution_failures: report.execution_failures,
+        kill_switch: (&report.kill_switch).into(),
+        balances: report
+            .portfolio
+            .balances()
+            .iter()
+            .map(|(t, a)| (t.symbol().to_string(), t.format(*a)))
+            .collect(),
+    })
 }

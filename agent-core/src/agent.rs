@@ -9,7 +9,7 @@ use crate::amount::{Token, U256, price_to_units};
 use crate::clock::Clock;
 use crate::intent::{Fill, Intent, IntentId, Order};
 use crate::kill_switch::{KillMode, KillSwitch, SwitchChange, SwitchRecord, SwitchState};
-use crate::market::{Bar, BarFault, MarketEvent, Pair};
+use crate::market::{Bar, BarFault, MarketEvent, MarketSet, Pair};
 use crate::metrics::PerformanceTracker;
 use crate::portfolio::{Portfolio, PortfolioError};
 use crate::risk::{LimitGate, Refusal, RiskBaselines, RiskContext, RiskGate, Verdict};
@@ -241,6 +241,12 @@ pub struct AgentReport {
     /// The kill switch at the end of the run.
     pub kill_switch: SwitchRecord,
     pub elapsed: Duration,
+    /// Bets placed (a venue that lists prediction markets), in order.
+    pub bets: Vec<crate::prediction::BetFill>,
+    /// Collateral received from redemptions, its units.
+    pub redeemed: U256,
+    /// Open markets looked at, summed over cycles.
+    pub markets_seen: u64,
 }
 
 impl AgentReport {
@@ -256,6 +262,13 @@ impl AgentReport {
             0.0
         }
     }
+}
+
+/// Worth less than one unit of the quote token at `close`: no venue pays anything for it, so a
+/// flatten is done when only this is left.
+fn is_dust(amount: U256, token: &Token, quote: &Token, close: f64) -> bool {
+    price_to_units(close, quote.decimals())
+        .is_some_and(|p| crate::amount::base_to_quote(amount, token.decimals(), p).is_zero())
 }
 
 /// The bar's close as an integer price, or why the bar must not be traded on (fail closed on
@@ -277,6 +290,102 @@ fn usable_price(bar: &Bar, last: Option<&Bar>, quote_decimals: u8) -> Result<U25
         }
         .to_string()
     })
+}
+
+/// Another pair of a multi-asset agent (base priced in the agent's numéraire) and its latest
+/// bar, `None` until a [`MarketEvent::Markets`] brought one.
+#[derive(Debug, Clone)]
+struct OtherMarket {
+    pair: Pair,
+    bar: Option<Bar>,
+}
+
+/// The pair and latest bar a swap of `sell → buy` is judged on: the agent's own pair, or the
+/// other pair that trades it. A swap no pair trades is judged on the agent's pair, which refuses
+/// it (`token_not_allowed`).
+fn market_of<'a>(
+    pair: &'a Pair,
+    bar: &'a Bar,
+    others: &'a [OtherMarket],
+    sell: &Token,
+    buy: &Token,
+) -> (&'a Pair, &'a Bar) {
+    if others.is_empty() || pair.trades(sell, buy) {
+        return (pair, bar);
+    }
+    others
+        .iter()
+        .find_map(|o| match &o.bar {
+            Some(b) if o.pair.trades(sell, buy) => Some((&o.pair, b)),
+            _ => None,
+        })
+        .unwrap_or((pair, bar))
+}
+
+/// `amount` of the base of a pair whose latest close is `close`, in quote units (rounded down;
+/// zero when the close is unusable).
+fn base_value(amount: U256, base: &Token, quote: &Token, close: f64) -> U256 {
+    if amount.is_zero() {
+        return U256::ZERO;
+    }
+    price_to_units(close, quote.decimals())
+        .map(|p| crate::amount::base_to_quote(amount, base.decimals(), p))
+        .unwrap_or(U256::ZERO)
+}
+
+/// The value in the numéraire of every holding outside `judged`: the other pairs' bases at their
+/// latest closes, and the agent's own base when `judged` is another pair.
+fn value_outside(
+    portfolio: &Portfolio,
+    pair: &Pair,
+    bar: &Bar,
+    others: &[OtherMarket],
+    judged: &Pair,
+) -> U256 {
+    if others.is_empty() {
+        return U256::ZERO;
+    }
+    let mut total = U256::ZERO;
+    if judged != pair {
+        total = base_value(
+            portfolio.balance(&pair.base),
+            &pair.base,
+            &pair.quote,
+            bar.close,
+        );
+    }
+    for o in others {
+        if &o.pair != judged
+            && let Some(b) = &o.bar
+        {
+            let v = base_value(
+                portfolio.balance(&o.pair.base),
+                &o.pair.base,
+                &o.pair.quote,
+                b.close,
+            );
+            total = total.saturating_add(v);
+        }
+    }
+    total
+}
+
+/// The risk context of a swap `sell → buy` at `now`: its own pair and bar, with the other
+/// holdings' value.
+#[allow(clippy::too_many_arguments)]
+fn risk_ctx<'a>(
+    pair: &'a Pair,
+    bar: &'a Bar,
+    others: &'a [OtherMarket],
+    portfolio: &'a Portfolio,
+    sell: &Token,
+    buy: &Token,
+    now: i64,
+) -> RiskContext<'a> {
+    let (p, b) = market_of(pair, bar, others, sell, buy);
+    let mut ctx = RiskContext::new(p, portfolio, b, now);
+    ctx.others_value = value_outside(portfolio, pair, bar, others, p);
+    ctx
 }
 
 pub(crate) fn wall_clock_s() -> i64 {
@@ -418,6 +527,8 @@ pub struct Resume {
 /// One strategy, one pair, one venue. Build it, then [`Agent::run`] it to the end of the source.
 pub struct Agent<S, V> {
     pair: Pair,
+    /// The other pairs of a multi-asset agent, all quoted in `pair.quote` (the numéraire).
+    others: Vec<OtherMarket>,
     source: S,
     venue: V,
     strategy: Box<dyn Strategy>,
@@ -448,6 +559,15 @@ pub struct Agent<S, V> {
     /// Transactions a restart found still pending: while one is, an operator resume cannot
     /// lift the reduce-only latch it set.
     restart_pending: Vec<UnsettledTx>,
+    /// The gate part for bets (a venue that lists prediction markets).
+    bet_gate: crate::prediction::BetGate,
+    /// Collateral put into each prediction market (restored from the journal on a restart).
+    bet_exposure: BTreeMap<String, U256>,
+    /// This cycle's prediction markets as listed, holdings updated by its bets.
+    predictions: Option<crate::prediction::PredictionSet>,
+    bets: Vec<crate::prediction::BetFill>,
+    redeemed: U256,
+    markets_seen: u64,
 }
 
 impl<S: MarketSource, V: Venue> Agent<S, V> {
@@ -463,6 +583,7 @@ impl<S: MarketSource, V: Venue> Agent<S, V> {
     ) -> Self {
         Self {
             pair,
+            others: Vec::new(),
             source,
             venue,
             strategy,
@@ -487,7 +608,20 @@ impl<S: MarketSource, V: Venue> Agent<S, V> {
             restore_baselines: None,
             saved_baselines: None,
             restart_pending: Vec::new(),
+            bet_gate: crate::prediction::BetGate::default(),
+            bet_exposure: BTreeMap::new(),
+            predictions: None,
+            bets: Vec::new(),
+            redeemed: U256::ZERO,
+            markets_seen: 0,
         }
+    }
+
+    /// The bet limits the gate judges bets with (a venue that lists prediction markets);
+    /// default [`crate::prediction::BetLimits::default`].
+    pub fn with_bet_limits(mut self, limits: crate::prediction::BetLimits) -> Self {
+        self.bet_gate = crate::prediction::BetGate { limits };
+        self
     }
 
     /// Persists the gate's loss and rate baselines ([`RiskBaselines`]) to `store` — after every
@@ -511,6 +645,123 @@ impl<S: MarketSource, V: Venue> Agent<S, V> {
     pub fn resuming(mut self, resume: Resume) -> Self {
         self.resume = Some(resume);
         self
+    }
+
+    /// Makes this a multi-asset agent: besides its own pair it holds the bases of `pairs`, each
+    /// quoted in the agent's quote token (the numéraire), priced by the
+    /// [`MarketEvent::Markets`] events of its source. Equity and the loss limits value every
+    /// holding; each swap is judged on its own pair; a flatten sells every asset into the
+    /// numéraire. Pairs the events bring without being declared here are added as they come.
+    ///
+    /// # Errors
+    /// A pair quoted in another token than the agent's, or the agent's own pair, is refused with
+    /// what is wrong.
+    pub fn with_pairs(mut self, pairs: impl IntoIterator<Item = Pair>) -> Result<Self, String> {
+        for p in pairs {
+            self.add_pair(&p)?;
+        }
+        Ok(self)
+    }
+
+    fn add_pair(&mut self, p: &Pair) -> Result<(), String> {
+        if p.quote != self.pair.quote {
+            return Err(format!(
+                "pair {}/{} is not quoted in the numéraire {}",
+                p.base, p.quote, self.pair.quote
+            ));
+        }
+        if p.base == self.pair.base || self.others.iter().any(|o| o.pair.base == p.base) {
+            return Err(format!("pair {}/{} is listed twice", p.base, p.quote));
+        }
+        self.others.push(OtherMarket {
+            pair: p.clone(),
+            bar: None,
+        });
+        Ok(())
+    }
+
+    /// Checks the other pairs of a multi-market event, then records their bars (all or none):
+    /// the first entry must be the agent's pair; every other bar must be valid, at the set's
+    /// time and priced in the numéraire.
+    fn observe_others(&mut self, set: &MarketSet) -> Result<(), String> {
+        let Some(first) = set.markets.first() else {
+            return Err("a market set with no markets".into());
+        };
+        if first.pair != self.pair {
+            return Err(format!(
+                "the set's first market is {}/{}, not the agent's pair {}/{}",
+                first.pair.base, first.pair.quote, self.pair.base, self.pair.quote
+            ));
+        }
+        for m in &set.markets[1..] {
+            let name = format!("{}/{}", m.pair.base, m.pair.quote);
+            m.bar.validate().map_err(|f| format!("{name}: {f}"))?;
+            if m.bar.ts != set.ts {
+                return Err(format!(
+                    "{name}: bar time {} is not the set's {}",
+                    m.bar.ts, set.ts
+                ));
+            }
+            if m.pair.quote != self.pair.quote || m.pair.base == self.pair.base {
+                return Err(format!(
+                    "{name} is not an asset priced in {}",
+                    self.pair.quote
+                ));
+            }
+            if price_to_units(m.bar.close, m.pair.quote.decimals()).is_none() {
+                return Err(format!("{name}: close is not representable"));
+            }
+        }
+        for m in &set.markets[1..] {
+            match self.others.iter_mut().find(|o| o.pair == m.pair) {
+                Some(o) => o.bar = Some(m.bar),
+                None => {
+                    self.add_pair(&m.pair)?;
+                    if let Some(o) = self.others.last_mut() {
+                        o.bar = Some(m.bar);
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Equity in quote units with the agent's base at `price_units`: every holding valued in
+    /// the numéraire (other assets at their latest closes), rounded down.
+    #[inline]
+    fn equity_units(&self, price_units: U256) -> U256 {
+        let own = self.portfolio.equity(&self.pair, price_units);
+        if self.others.is_empty() {
+            return own;
+        }
+        let others = self.others.iter().filter_map(|o| {
+            o.bar.map(|b| {
+                base_value(
+                    self.portfolio.balance(&o.pair.base),
+                    &o.pair.base,
+                    &o.pair.quote,
+                    b.close,
+                )
+            })
+        });
+        others.fold(own, |acc, v| acc.saturating_add(v))
+    }
+
+    /// [`Agent::equity_units`] as a float at a float close, for marks and the loss limits.
+    #[inline]
+    fn equity_f64(&self, close: f64) -> f64 {
+        let own = self.portfolio.equity_f64(&self.pair, close);
+        if self.others.is_empty() {
+            return own;
+        }
+        own + self
+            .others
+            .iter()
+            .filter_map(|o| {
+                o.bar
+                    .map(|b| self.portfolio.balance_f64(&o.pair.base) * b.close)
+            })
+            .sum::<f64>()
     }
 
     pub fn with_gate(mut self, gate: Box<dyn RiskGate>) -> Self {
@@ -702,15 +953,31 @@ impl<S: MarketSource, V: Venue> Agent<S, V> {
 
     /// Kill switch, gate pre-check, venue quote, gate verdict: the decision on one intent.
     async fn judge(&mut self, id: &IntentId, intent: &Intent, bar: &Bar, now: i64) -> Verdict {
-        let Some(swap) = intent.as_swap() else {
-            return Verdict::Refuse(Refusal::new(
-                "unsupported_intent",
-                "venue cannot execute this intent",
-            ));
+        let swap = match intent {
+            Intent::Swap(swap) => swap,
+            Intent::Bet(bet) => return self.judge_bet(bet, bar, now).await,
+            // A redemption turns resolved positions into collateral: it removes risk, so only
+            // `halted` (and an open transaction) stops it.
+            Intent::Redeem(_) => {
+                return match self.kill.allows(true).and_then(|()| self.open_check()) {
+                    Ok(()) => Verdict::Approve {
+                        min_amount_out: U256::ZERO,
+                    },
+                    Err(r) => Verdict::Refuse(r),
+                };
+            }
         };
         let reduces = self.pair.reduces_exposure(&swap.sell, &swap.buy);
         let age = self.data_age(bar, now);
-        let mut ctx = RiskContext::new(&self.pair, &self.portfolio, bar, now);
+        let mut ctx = risk_ctx(
+            &self.pair,
+            bar,
+            &self.others,
+            &self.portfolio,
+            &swap.sell,
+            &swap.buy,
+            now,
+        );
         // The operator's flatten_now: unwinding ignores the price-impact limit.
         ctx.ignore_price_impact = reduces && self.kill.flatten_now();
         ctx.data_age_s = age;
@@ -728,7 +995,15 @@ impl<S: MarketSource, V: Venue> Agent<S, V> {
             Ok(q) => q,
             Err(e) => return Verdict::Refuse(Refusal::new("quote_failed", e.to_string())),
         };
-        let mut ctx = RiskContext::new(&self.pair, &self.portfolio, bar, now);
+        let mut ctx = risk_ctx(
+            &self.pair,
+            bar,
+            &self.others,
+            &self.portfolio,
+            &swap.sell,
+            &swap.buy,
+            now,
+        );
         ctx.ignore_price_impact = reduces && self.kill.flatten_now();
         ctx.data_age_s = age;
         match self.gate.evaluate(id, intent, &quote, &ctx) {
@@ -799,9 +1074,12 @@ impl<S: MarketSource, V: Venue> Agent<S, V> {
             }
             Verdict::Refuse(_) => return Ok(()),
         };
-        // `judge` approves only swaps.
-        let Some(swap) = intent.as_swap() else {
-            return Ok(());
+        let swap = match &intent {
+            Intent::Swap(swap) => swap,
+            Intent::Bet(bet) => return self.place_bet(id, bet, min_amount_out, bar, now).await,
+            Intent::Redeem(r) => {
+                return self.redeem_positions(id, &r.collateral, bar, now).await;
+            }
         };
         let mut swap = swap.clone();
         swap.amount_in = amount_in.unwrap_or(swap.amount_in);
@@ -817,7 +1095,15 @@ impl<S: MarketSource, V: Venue> Agent<S, V> {
             Ok(fill) => {
                 self.consecutive_failures = 0;
                 self.portfolio.apply_fill(&fill)?;
-                let ctx = RiskContext::new(&self.pair, &self.portfolio, bar, now);
+                let ctx = risk_ctx(
+                    &self.pair,
+                    bar,
+                    &self.others,
+                    &self.portfolio,
+                    &fill.sell,
+                    &fill.buy,
+                    now,
+                );
                 self.gate.record_fill(&fill, &ctx);
                 self.persist_baselines(now)?;
                 tracing::debug!(target: "defai::audit", id = %fill.id, amount_in = %fill.amount_in, amount_out = %fill.amount_out, "fill");
@@ -830,37 +1116,178 @@ impl<S: MarketSource, V: Venue> Agent<S, V> {
                 }
                 self.snapshot(bar.ts);
             }
-            Err(error) => {
-                self.execution_failures += 1;
-                self.consecutive_failures += 1;
-                tracing::warn!(target: "defai::audit", id = %order.id, %error, "execution failed");
-                self.audit.emit(AuditEvent::ExecutionFailed {
-                    ts: bar.ts,
-                    id: &order.id,
-                    error: &error,
-                });
-                // A failed transaction may still have cost gas: the venue says how much, and
-                // whatever else the chain shows is a correction, counted.
-                if self.venue.has_bookings() {
-                    self.take_bookings(bar, now).await?;
-                }
-                if let Err(e) = self.sync_balances(bar.ts, true).await {
-                    tracing::warn!(target: "defai::audit", error = %e, "cannot read balances back after a failure");
-                }
-                self.snapshot(bar.ts);
-                if self.consecutive_failures >= self.policy.max_consecutive_failures {
-                    let reason = format!(
-                        "{} consecutive execution failures, last: {error}",
-                        self.consecutive_failures
-                    );
-                    self.trip(KillMode::Halt, &reason, now);
-                }
-            }
+            Err(error) => self.execution_failed(&order.id, &error, bar, now).await?,
         }
         Ok(())
     }
 
-    /// Books what the venue learnt outside a fill ([`Venue::bookings`]): a transaction given up
+    /// An approved action the venue could not carry out: counted, journaled, the gas it may
+    /// still have cost booked, balances read back, and the kill switch halted after
+    /// `max_consecutive_failures` in a row.
+    async fn execution_failed(
+        &mut self,
+        id: &IntentId,
+        error: &VenueError,
+        bar: &Bar,
+        now: i64,
+    ) -> Result<(), AgentError> {
+        self.execution_failures += 1;
+        self.consecutive_failures += 1;
+        tracing::warn!(target: "defai::audit", %id, %error, "execution failed");
+        self.audit.emit(AuditEvent::ExecutionFailed {
+            ts: bar.ts,
+            id,
+            error,
+        });
+        // A failed transaction may still have cost gas: the venue says how much, and
+        // whatever else the chain shows is a correction, counted.
+        if self.venue.has_bookings() {
+            self.take_bookings(bar, now).await?;
+        }
+        if let Err(e) = self.sync_balances(bar.ts, true).await {
+            tracing::warn!(target: "defai::audit", error = %e, "cannot read balances back after a failure");
+        }
+        self.snapshot(bar.ts);
+        if self.consecutive_failures >= self.policy.max_consecutive_failures {
+            let reason = format!(
+                "{} consecutive execution failures, last: {error}",
+                self.consecutive_failures
+            );
+            self.trip(KillMode::Halt, &reason, now);
+        }
+        Ok(())
+    }
+
+    /// Places an approved bet and books it: collateral out, the market's exposure and our
+    /// holdings up, the fill journaled (shown on the dashboard), balances read back.
+    async fn place_bet(
+        &mut self,
+        id: IntentId,
+        bet: &crate::intent::Bet,
+        min_tokens: U256,
+        bar: &Bar,
+        now: i64,
+    ) -> Result<(), AgentError> {
+        let placed = self.venue.place_bet(&id, bet, min_tokens).await;
+        self.venue_events(bar.ts);
+        let fill = match placed {
+            Ok(fill) => fill,
+            Err(error) => return self.execution_failed(&id, &error, bar, now).await,
+        };
+        self.consecutive_failures = 0;
+        let held = self.portfolio.balance(&bet.collateral);
+        let left =
+            held.checked_sub(fill.investment)
+                .ok_or_else(|| PortfolioError::Insufficient {
+                    id: id.to_string(),
+                    token: bet.collateral.clone(),
+                    have: held,
+                    need: fill.investment,
+                })?;
+        self.portfolio.set_balance(&bet.collateral, left);
+        *self.bet_exposure.entry(fill.market.clone()).or_default() += fill.investment;
+        if let Some(m) = self
+            .predictions
+            .as_mut()
+            .and_then(|set| set.markets.iter_mut().find(|m| m.id == fill.market))
+            && let Some(h) = m.held.get_mut(fill.outcome)
+        {
+            *h = h.saturating_add(fill.tokens);
+        }
+        tracing::info!(target: "defai::audit", market = %fill.market, outcome = fill.outcome, investment = %fill.investment, tokens = %fill.tokens, "bet");
+        self.audit.emit(AuditEvent::BetFill(&fill));
+        self.bets.push(fill);
+        if let Err(e) = self.sync_balances(bar.ts, true).await {
+            tracing::warn!(target: "defai::audit", error = %e, "cannot read balances back after a bet");
+        }
+        self.snapshot(bar.ts);
+        Ok(())
+    }
+
+    /// Redeems the resolved positions under intent `id`: collateral in, journaled.
+    async fn redeem_positions(
+        &mut self,
+        id: IntentId,
+        collateral: &Token,
+        bar: &Bar,
+        now: i64,
+    ) -> Result<(), AgentError> {
+        let redeemed = self.venue.redeem().await;
+        self.venue_events(bar.ts);
+        let amount = match redeemed {
+            Ok(a) => a,
+            Err(error) => return self.execution_failed(&id, &error, bar, now).await,
+        };
+        self.consecutive_failures = 0;
+        let held = self.portfolio.balance(collateral);
+        self.portfolio
+            .set_balance(collateral, held.saturating_add(amount));
+        self.redeemed = self.redeemed.saturating_add(amount);
+        tracing::info!(target: "defai::audit", %id, %amount, "redeemed");
+        self.audit.emit(AuditEvent::Redeemed {
+            ts: bar.ts,
+            id: &id,
+            collateral,
+            amount,
+        });
+        if let Err(e) = self.sync_balances(bar.ts, true).await {
+            tracing::warn!(target: "defai::audit", error = %e, "cannot read balances back after a redemption");
+        }
+        self.snapshot(bar.ts);
+        Ok(())
+    }
+
+    /// The verdict on a bet: the kill switch (a bet adds exposure), no open transaction, the
+    /// data-age limit (`max_data_age_s`, on the cycle's time), then
+    /// the bet limits on the market as listed this cycle, the bankroll in the book, the
+    /// collateral already in the market and the venue's quote.
+    async fn judge_bet(&mut self, bet: &crate::intent::Bet, bar: &Bar, now: i64) -> Verdict {
+        if let Err(r) = self.kill.allows(false).and_then(|()| self.open_check()) {
+            return Verdict::Refuse(r);
+        }
+        if let Some(max) = self.max_data_age_s {
+            let age = self.data_age(bar, now);
+            if age > max {
+                return Verdict::Refuse(Refusal::new(
+                    "stale_data",
+                    format!("the markets were listed at a block {age} s old (max {max})"),
+                ));
+            }
+        }
+        let Some(market) = self
+            .predictions
+            .as_ref()
+            .and_then(|set| set.markets.iter().find(|m| m.id == bet.market))
+            .cloned()
+        else {
+            return Verdict::Refuse(Refusal::new(
+                "unknown_market",
+                format!("market {} is not listed this cycle", bet.market),
+            ));
+        };
+        if market.resolved {
+            return Verdict::Refuse(Refusal::new(
+                "market_resolved",
+                format!("market {} is resolved", bet.market),
+            ));
+        }
+        let bankroll = self.portfolio.balance(&bet.collateral);
+        let exposure = self
+            .bet_exposure
+            .get(&bet.market)
+            .copied()
+            .unwrap_or_default();
+        let quoted = self.venue.quote_bet(bet).await;
+        self.venue_events(0);
+        match quoted {
+            Ok(tokens) => self
+                .bet_gate
+                .judge(bet, &market, bankroll, exposure, tokens),
+            Err(e) => Verdict::Refuse(Refusal::new("quote_failed", e.to_string())),
+        }
+    }
+
+    /// Books what the venue learnt outside a fill ([`Venue::bookings`])    /// Books what the venue learnt outside a fill ([`Venue::bookings`]): a transaction given up
     /// on and mined later becomes the fill of its intent (booked, counted, journaled under its
     /// own id), gas of failed transactions is charged, and a dropped one closes its intent.
     async fn take_bookings(&mut self, bar: &Bar, now: i64) -> Result<(), AgentError> {
@@ -879,7 +1306,15 @@ impl<S: MarketSource, V: Venue> Agent<S, V> {
                 Booking::LateFill(fill) => {
                     tracing::warn!(target: "defai::audit", id = %fill.id, tx = ?fill.tx_hash, "a transaction given up on was mined: booked as the fill of its intent");
                     self.portfolio.apply_fill(fill)?;
-                    let ctx = RiskContext::new(&self.pair, &self.portfolio, bar, now);
+                    let ctx = risk_ctx(
+                        &self.pair,
+                        bar,
+                        &self.others,
+                        &self.portfolio,
+                        &fill.sell,
+                        &fill.buy,
+                        now,
+                    );
                     self.gate.record_fill(fill, &ctx);
                 }
                 Booking::Gas {
@@ -960,6 +1395,7 @@ impl<S: MarketSource, V: Venue> Agent<S, V> {
                     for (sym, amount) in snapshot {
                         let token = [&self.pair.base, &self.pair.quote]
                             .into_iter()
+                            .chain(self.others.iter().map(|o| &o.pair.base))
                             .chain(self.portfolio.balances().iter().map(|(t, _)| t))
                             .find(|t| t.symbol() == sym)
                             .cloned();
@@ -987,6 +1423,7 @@ impl<S: MarketSource, V: Venue> Agent<S, V> {
             self.trip(KillMode::ReduceOnly, &reason, now);
         }
         self.handled = resume.handled;
+        self.bet_exposure = resume.bet_exposure;
     }
 
     /// An operator resumed while a transaction the restart found pending may still be: ask the
@@ -1016,36 +1453,203 @@ impl<S: MarketSource, V: Venue> Agent<S, V> {
         self.trip(KillMode::ReduceOnly, &reason, now);
     }
 
-    /// While flattening: sell everything that is not quote; once nothing is left, halt.
+    /// While flattening: sell everything that is not the numéraire (the agent's base and every
+    /// other asset, one intent each); once nothing is left but dust, halt.
     async fn flatten(
         &mut self,
         bar: &Bar,
         now: i64,
         name: &std::sync::Arc<str>,
     ) -> Result<(), AgentError> {
-        let base = self.portfolio.balance(&self.pair.base);
-        if !base.is_zero() && !self.is_dust(base, bar) {
-            let intent = Intent::swap(&self.pair.base, &self.pair.quote, base);
-            self.process(0, intent, bar, now, name).await?;
+        let quote = self.pair.quote.clone();
+        let mut assets = vec![(self.pair.base.clone(), bar.close)];
+        assets.extend(
+            self.others
+                .iter()
+                .filter_map(|o| o.bar.map(|b| (o.pair.base.clone(), b.close))),
+        );
+        let mut seq = 0u32;
+        for (token, close) in &assets {
+            let held = self.portfolio.balance(token);
+            if !held.is_zero() && !is_dust(held, token, &quote, *close) {
+                let intent = Intent::swap(token, &quote, held);
+                self.process(seq, intent, bar, now, name).await?;
+                seq += 1;
+            }
         }
-        let left = self.portfolio.balance(&self.pair.base);
-        if left.is_zero() || self.is_dust(left, bar) {
+        let done = assets.iter().all(|(token, close)| {
+            let left = self.portfolio.balance(token);
+            left.is_zero() || is_dust(left, token, &quote, *close)
+        });
+        if done {
             let change = self.kill.finish_flatten(now);
             self.switch_changed(now, change);
         }
         Ok(())
     }
 
-    /// Worth less than one unit of the quote token at the bar's close: no venue pays anything
-    /// for it, so a flatten is done when only this is left.
-    fn is_dust(&self, base: U256, bar: &Bar) -> bool {
-        price_to_units(bar.close, self.pair.quote.decimals()).is_some_and(|p| {
-            crate::amount::base_to_quote(base, self.pair.base.decimals(), p).is_zero()
-        })
+    /// The strategy's intents on `event` (its context: the book, `bar`, the venue's gas
+    /// estimate), its decision journaled; a strategy fault is journaled and yields none (an
+    /// unusable model output halts).
+    fn decide(&mut self, event: &MarketEvent, bar: &Bar, now: i64) -> Vec<Intent> {
+        let decided = {
+            let ctx = Context {
+                pair: &self.pair,
+                portfolio: &self.portfolio,
+                bar,
+                gas_estimate: self.venue.gas_estimate_quote(),
+            };
+            self.strategy.on_event(event, &ctx)
+        };
+        for decision in self.strategy.decisions() {
+            tracing::debug!(target: "defai::audit", ts = bar.ts, model = %decision.model, output = decision.output, action = %decision.action, "decision");
+            self.audit.emit(AuditEvent::Decision {
+                ts: bar.ts,
+                decision: &decision,
+            });
+        }
+        match decided {
+            Ok(v) => v,
+            Err(error) => {
+                self.strategy_faults += 1;
+                tracing::warn!(target: "defai::audit", ts = bar.ts, %error, "strategy fault");
+                self.audit.emit(AuditEvent::StrategyFault {
+                    ts: bar.ts,
+                    error: &error,
+                });
+                if matches!(
+                    error,
+                    StrategyError::NonFinite { .. } | StrategyError::OutOfRange { .. }
+                ) {
+                    self.trip(
+                        KillMode::Halt,
+                        &format!("model/strategy fault: {error}"),
+                        now,
+                    );
+                }
+                Vec::new()
+            }
+        }
+    }
+
+    /// One cycle of an agent whose venue lists prediction markets, at the time of `event`:
+    /// redeem what resolved (a redemption is an intent like any other), list the markets, let
+    /// the strategy decide on them, judge and place its bets, then mark equity — collateral plus
+    /// every position at its outcome's marginal price — for the loss limits. A flatten holds the
+    /// positions to redemption: no new bet, redemptions go on, and the switch halts once
+    /// nothing is held. Returns the cycle's bar (prices 1: collateral in collateral), the
+    /// equity before its bets (collateral units) and after them (float).
+    async fn prediction_cycle(
+        &mut self,
+        event: &MarketEvent,
+        now: i64,
+        name: &std::sync::Arc<str>,
+    ) -> Result<(Bar, U256, f64), AgentError> {
+        let ts = event.ts();
+        let bar = Bar {
+            ts,
+            open: 1.0,
+            high: 1.0,
+            low: 1.0,
+            close: 1.0,
+            volume: 0.0,
+        };
+        self.venue.observe(event);
+        let listed = self.venue.markets().await?;
+        self.venue_events(ts);
+        let resolved: Vec<String> = listed
+            .iter()
+            .filter(|m| m.resolved && m.held.iter().any(|h| !h.is_zero()))
+            .map(|m| m.id.clone())
+            .collect();
+        let markets = if resolved.is_empty() {
+            listed
+        } else {
+            // Redeem first: winnings fund this cycle's bets.
+            let intent = Intent::Redeem(crate::intent::Redeem {
+                markets: resolved,
+                collateral: self.pair.quote.clone(),
+            });
+            self.process(crate::prediction::REDEEM_SEQ, intent, &bar, now, name)
+                .await?;
+            // Holdings changed: the strategy sees the markets as they are now.
+            let m = self.venue.markets().await?;
+            self.venue_events(ts);
+            m
+        };
+        self.markets_seen += markets.iter().filter(|m| !m.resolved).count() as u64;
+        let exposure = markets
+            .iter()
+            .map(|m| self.bet_exposure.get(&m.id).copied().unwrap_or_default())
+            .collect();
+        let set = crate::prediction::PredictionSet {
+            ts,
+            markets,
+            exposure,
+        };
+        self.predictions = Some(set.clone());
+        let before = self.prediction_equity().0;
+        let event = MarketEvent::Predictions(Box::new(set));
+        self.audit.emit(AuditEvent::Market { ts, event: &event });
+        let intents = self.decide(&event, &bar, now);
+        for (seq, intent) in intents.into_iter().enumerate() {
+            self.process(seq as u32, intent, &bar, now, name).await?;
+        }
+        let (_, equity) = self.prediction_equity();
+        if let Some(breach) = self.gate.on_mark(ts, equity) {
+            let mode = if breach.code == "bad_equity" {
+                KillMode::Halt
+            } else {
+                self.policy.on_breach
+            };
+            self.trip(mode, &format!("{}: {}", breach.code, breach.detail), now);
+        }
+        if self.kill.flattening() {
+            let held = self.predictions.as_ref().is_some_and(|set| {
+                set.markets
+                    .iter()
+                    .any(|m| m.held.iter().any(|h| !h.is_zero()))
+            });
+            if held {
+                tracing::info!(target: "defai::audit", "flatten: positions held to redemption, no new bets");
+            } else {
+                let change = self.kill.finish_flatten(now);
+                self.switch_changed(now, change);
+            }
+        }
+        self.persist_baselines(now)?;
+        Ok((bar, before, equity))
+    }
+
+    /// Collateral held plus every position of this cycle's markets at its outcome's marginal
+    /// price: in collateral units (rounded down) and as a float.
+    fn prediction_equity(&self) -> (U256, f64) {
+        let collateral = &self.pair.quote;
+        let held = self.portfolio.balance(collateral);
+        let positions: f64 = self.predictions.as_ref().map_or(0.0, |set| {
+            set.markets
+                .iter()
+                .filter(|m| !m.resolved)
+                .flat_map(|m| m.held.iter().zip(&m.prices))
+                .map(|(h, p)| collateral.to_f64(*h) * p)
+                .sum()
+        });
+        let scale = 10f64.powi(i32::from(collateral.decimals()));
+        let units = U256::from((positions * scale).max(0.0).floor() as u128);
+        (
+            held.saturating_add(units),
+            collateral.to_f64(held) + positions,
+        )
     }
 
     /// Runs until the source is exhausted.
-    pub async fn run(mut self) -> Result<AgentReport, AgentError> {
+    pub async fn run(self) -> Result<AgentReport, AgentError> {
+        self.run_keeping_venue().await.map(|(report, _)| report)
+    }
+
+    /// [`Agent::run`], handing the venue back with the report (a simulated venue's end state
+    /// for an evaluation).
+    pub async fn run_keeping_venue(mut self) -> Result<(AgentReport, V), AgentError> {
         let started = Instant::now();
         let mut perf = PerformanceTracker::default();
         let (mut bars, mut bad_events) = (0u64, 0u64);
@@ -1084,6 +1688,26 @@ impl<S: MarketSource, V: Venue> Agent<S, V> {
             if let Err(reason) = self.venue.health().await {
                 self.trip(KillMode::Halt, &format!("venue fault: {reason}"), now);
             }
+            if self.venue.lists_markets() {
+                // A betting venue: every cycle of the source (a block, a timer tick, a
+                // simulated step) lists the markets and decides on them.
+                self.stale_check(event.ts(), now);
+                let (bar, units, equity) =
+                    self.prediction_cycle(&event, now, &strategy_name).await?;
+                bars += 1;
+                if first.is_none() {
+                    first = Some((bar, units));
+                }
+                perf.update(bar.ts, equity);
+                self.audit.emit(AuditEvent::Mark {
+                    ts: bar.ts,
+                    price: bar.close,
+                    equity,
+                });
+                last = Some(bar);
+                self.audit_ok(now)?;
+                continue;
+            }
             let Some(bar) = event.as_bar().copied() else {
                 // No new data (a timer tick): the latest data is as old as the tick says, and
                 // the stale-data limit holds on it.
@@ -1099,6 +1723,14 @@ impl<S: MarketSource, V: Venue> Agent<S, V> {
                     continue;
                 }
             };
+            if let Some(set) = event.markets()
+                && let Err(reason) = self.observe_others(set)
+            {
+                bad_events += 1;
+                tracing::warn!(target: "defai::audit", ts = bar.ts, %reason, "bad market event skipped");
+                self.audit.emit(AuditEvent::BadEvent { ts: bar.ts, reason });
+                continue;
+            }
             self.stale_check(bar.ts, now);
             bars += 1;
             if self.venue.has_bookings() {
@@ -1116,53 +1748,16 @@ impl<S: MarketSource, V: Venue> Agent<S, V> {
                 event: &event,
             });
             if first.is_none() {
-                first = Some((bar, self.portfolio.equity(&self.pair, price_units)));
+                first = Some((bar, self.equity_units(price_units)));
             }
 
-            let decided = {
-                let ctx = Context {
-                    pair: &self.pair,
-                    portfolio: &self.portfolio,
-                    bar: &bar,
-                    gas_estimate: self.venue.gas_estimate_quote(),
-                };
-                self.strategy.on_event(&event, &ctx)
-            };
-            if let Some(decision) = self.strategy.decision() {
-                tracing::debug!(target: "defai::audit", ts = bar.ts, model = %decision.model, output = decision.output, action = %decision.action, "decision");
-                self.audit.emit(AuditEvent::Decision {
-                    ts: bar.ts,
-                    decision: &decision,
-                });
-            }
-            let intents = match decided {
-                Ok(v) => v,
-                Err(error) => {
-                    self.strategy_faults += 1;
-                    tracing::warn!(target: "defai::audit", ts = bar.ts, %error, "strategy fault");
-                    self.audit.emit(AuditEvent::StrategyFault {
-                        ts: bar.ts,
-                        error: &error,
-                    });
-                    if matches!(
-                        error,
-                        StrategyError::NonFinite { .. } | StrategyError::OutOfRange { .. }
-                    ) {
-                        self.trip(
-                            KillMode::Halt,
-                            &format!("model/strategy fault: {error}"),
-                            now,
-                        );
-                    }
-                    Vec::new()
-                }
-            };
+            let intents = self.decide(&event, &bar, now);
             for (seq, intent) in intents.into_iter().enumerate() {
                 self.process(seq as u32, intent, &bar, now, &strategy_name)
                     .await?;
             }
 
-            let mut equity = self.portfolio.equity_f64(&self.pair, bar.close);
+            let mut equity = self.equity_f64(bar.close);
             if let Some(breach) = self.gate.on_mark(bar.ts, equity) {
                 let mode = if breach.code == "bad_equity" {
                     KillMode::Halt
@@ -1174,7 +1769,7 @@ impl<S: MarketSource, V: Venue> Agent<S, V> {
             if self.kill.flattening() {
                 // Unwind at this bar's close: the loss beyond a limit is at most this bar's move.
                 self.flatten(&bar, now, &flatten_name).await?;
-                equity = self.portfolio.equity_f64(&self.pair, bar.close);
+                equity = self.equity_f64(bar.close);
             }
             self.persist_baselines(now)?;
             perf.update(bar.ts, equity);
@@ -1193,8 +1788,12 @@ impl<S: MarketSource, V: Venue> Agent<S, V> {
         };
         let end_price =
             price_to_units(last_bar.close, self.pair.quote.decimals()).unwrap_or(U256::ZERO);
-        Ok(AgentReport {
-            end_equity: self.portfolio.equity(&self.pair, end_price),
+        let report = AgentReport {
+            end_equity: if self.venue.lists_markets() {
+                self.prediction_equity().0
+            } else {
+                self.equity_units(end_price)
+            },
             pair: self.pair,
             bars,
             bad_events,
@@ -1213,6 +1812,10 @@ impl<S: MarketSource, V: Venue> Agent<S, V> {
             kill_switch: self.kill.record().clone(),
             portfolio: self.portfolio,
             elapsed: started.elapsed(),
-        })
+            bets: self.bets,
+            redeemed: self.redeemed,
+            markets_seen: self.markets_seen,
+        };
+        Ok((report, self.venue))
     }
 }

@@ -500,6 +500,26 @@ impl Observer for JournalObserver {
                     body["reserve_quote"] = p.reserve_quote.to_string().into();
                     body["gas_price_wei"] = p.gas_price_wei.to_string().into();
                 }
+                if let Some(set) = event.markets() {
+                    // Every pair of a multi-market event: a restart and an auditor see the prices
+                    // each decision was made on.
+                    body["markets"] = set
+                        .markets
+                        .iter()
+                        .map(|m| {
+                            let mut e = serde_json::json!({
+                                "pair": format!("{}/{}", m.pair.base, m.pair.quote),
+                                "close": m.bar.close,
+                            });
+                            if let Some(p) = &m.pool {
+                                e["block"] = p.block.into();
+                                e["reserve_base"] = p.reserve_base.to_string().into();
+                                e["reserve_quote"] = p.reserve_quote.to_string().into();
+                            }
+                            e
+                        })
+                        .collect();
+                }
                 (*ts, "market", None, None, body.to_string())
             }
             AuditEvent::Decision { ts, decision } => (

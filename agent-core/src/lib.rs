@@ -26,7 +26,8 @@ pub mod strategy;
 pub mod venue;
 
 pub use agent::{
-    Agent, AgentError, AgentReport, AuditEvent, KillSwitchPolicy, Observer, Resume, RiskCounts,
+    Agent, AgentError, AgentReport, AuditError, AuditEvent, KillSwitchPolicy, Observer, Resume,
+    RiskCounts,
 };
 pub use amount::{AmountError, Token, U256};
 pub use clock::Clock;
@@ -34,18 +35,19 @@ pub use intent::{Bet, Depth, Fill, Intent, IntentId, Order, Quote, Redeem, Swap}
 pub use kill_switch::{
     KillMode, KillSwitch, SwitchAction, SwitchCommand, SwitchRecord, SwitchState, SwitchStore,
 };
-pub use market::{Bar, BarFault, MarketEvent, Pair, PoolSnapshot};
+pub use market::{Bar, BarFault, MarketEvent, MarketSet, Pair, PairMarket, PoolSnapshot};
 pub use metrics::PerformanceTracker;
 pub use portfolio::{Portfolio, PortfolioError};
 pub use prediction::{
-    BetFill, BetGate, BetLimits, BettingStrategy, MarketView, PredictionAgent, PredictionReport,
+    BetFill, BetGate, BetLimits, Betting, BettingStrategy, Bettor, MarketView, PredictionSet,
     PredictionVenue,
 };
 pub use risk::{
     BaselineStore, LimitGate, Refusal, RiskBaselines, RiskContext, RiskGate, RiskLimits, Verdict,
 };
-pub use source::{BarReplay, MarketSource, SourceError};
+pub use source::{BarReplay, EventReplay, MarketSource, SourceError};
 pub use strategy::{Context, Decision, ParamError, ParamValue, Params, Strategy, StrategyError};
 pub use venue::{
     Booking, SettledTx, Settlement, StepRecorder, UnsettledTx, Venue, VenueError, VenueEvent,
+    VenueSet,
 };

@@ -121,6 +121,48 @@ pub enum MarketEvent {
     /// the latest data (unix s). The kill switch, health checks and the stale-data limit run on
     /// it; strategies see no bar.
     Tick { ts: i64 },
+    /// Several markets read at one time (a chain cycle over several pools, a backtest step over
+    /// several series), every price in the same quote token — the agent's numéraire. The first
+    /// entry is the agent's own pair: [`MarketEvent::as_bar`] gives its bar, so a one-pair
+    /// strategy runs unchanged; a multi-asset strategy reads every entry.
+    // Boxed: keeps every event (and the backtest's hot loop) as small as a bar.
+    Markets(Box<MarketSet>),
+    /// The prediction markets a betting venue lists at one cycle, with our holdings and the
+    /// collateral already put into each: what a betting strategy decides on. Built by the
+    /// agent from the venue's listing on each cycle of its source.
+    Predictions(Box<crate::prediction::PredictionSet>),
+}
+
+/// The markets of one [`MarketEvent::Markets`]: time, then one entry per pair.
+#[derive(Debug, Clone, PartialEq)]
+pub struct MarketSet {
+    /// Event time, unix seconds (UTC).
+    pub ts: i64,
+    /// One entry per pair, the agent's own pair first; at most one entry per pair.
+    pub markets: Vec<PairMarket>,
+}
+
+/// One pair's latest data in a [`MarketSet`].
+#[derive(Debug, Clone, PartialEq)]
+pub struct PairMarket {
+    /// The pair; its quote token is the set's numéraire.
+    pub pair: Pair,
+    /// The candle strategies see; `bar.ts` is the set's time.
+    pub bar: Bar,
+    /// The pool's exact state, when read from a chain (a paper venue fills against it).
+    pub pool: Option<PoolSnapshot>,
+}
+
+impl MarketSet {
+    /// The entry of `pair`, if the set has one.
+    pub fn get(&self, pair: &Pair) -> Option<&PairMarket> {
+        self.markets.iter().find(|m| &m.pair == pair)
+    }
+
+    /// The entry whose base token is `token` (its price in the numéraire), if any.
+    pub fn of_base(&self, token: &Token) -> Option<&PairMarket> {
+        self.markets.iter().find(|m| &m.pair.base == token)
+    }
 }
 
 /// A constant-product pool's exact state at one block.
@@ -141,18 +183,47 @@ impl MarketEvent {
         match self {
             MarketEvent::Bar(b) | MarketEvent::Pool { bar: b, .. } => b.ts,
             MarketEvent::Tick { ts } => *ts,
+            MarketEvent::Markets(set) => set.ts,
+            MarketEvent::Predictions(set) => set.ts,
         }
     }
+    /// The bar of the agent's pair: the event's own, or a [`MarketSet`]'s first entry's.
+    /// `None` for a tick (and an empty set).
     pub fn as_bar(&self) -> Option<&Bar> {
         match self {
             MarketEvent::Bar(b) | MarketEvent::Pool { bar: b, .. } => Some(b),
-            MarketEvent::Tick { .. } => None,
+            MarketEvent::Markets(set) => set.markets.first().map(|m| &m.bar),
+            MarketEvent::Tick { .. } | MarketEvent::Predictions(_) => None,
         }
     }
+    /// The exact pool state of the agent's pair, when the event carries it.
     pub fn pool(&self) -> Option<&PoolSnapshot> {
         match self {
             MarketEvent::Pool { pool, .. } => Some(pool),
-            MarketEvent::Bar(_) | MarketEvent::Tick { .. } => None,
+            MarketEvent::Markets(set) => set.markets.first().and_then(|m| m.pool.as_ref()),
+            MarketEvent::Bar(_) | MarketEvent::Tick { .. } | MarketEvent::Predictions(_) => None,
+        }
+    }
+    /// The prediction markets of a [`MarketEvent::Predictions`], else `None`.
+    pub fn predictions(&self) -> Option<&crate::prediction::PredictionSet> {
+        match self {
+            MarketEvent::Predictions(set) => Some(set),
+            _ => None,
+        }
+    }
+    /// The several markets of a [`MarketEvent::Markets`], else `None`.
+    pub fn markets(&self) -> Option<&MarketSet> {
+        match self {
+            MarketEvent::Markets(set) => Some(set),
+            _ => None,
+        }
+    }
+    /// The bar and pool state of `pair` in this event: a one-pair event's own (it is the
+    /// agent's pair), or the set's entry for `pair`.
+    pub fn for_pair(&self, pair: &Pair) -> Option<(&Bar, Option<&PoolSnapshot>)> {
+        match self {
+            MarketEvent::Markets(set) => set.get(pair).map(|m| (&m.bar, m.pool.as_ref())),
+            _ => self.as_bar().map(|b| (b, self.pool())),
         }
     }
 }

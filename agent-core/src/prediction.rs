@@ -1,15 +1,14 @@
-//! Prediction markets: the betting side of the agent. A [`BettingStrategy`] looks at each open
-//! market and may propose a [`Bet`]; the [`BetGate`] (bet limits) and the kill switch judge it;
-//! a [`PredictionVenue`] (paper FPMM or the Gnosis contracts on chain) fills it. Every cycle
-//! redeems resolved positions first, so winnings return to the bankroll before new bets.
+//! Prediction markets: the betting side of the one agent loop. A [`BettingStrategy`] looks at
+//! each open market and may propose a [`Bet`] ([`Bettor`] makes it the loop's
+//! [`crate::Strategy`]); the [`BetGate`] (bet limits), the kill switch and the loss limits judge
+//! it; a [`PredictionVenue`] (paper FPMM or the Gnosis contracts on chain) fills it, as the
+//! agent's venue through [`Betting`]. Every cycle redeems resolved positions first, so winnings
+//! return to the bankroll before new bets.
 
-use std::collections::BTreeMap;
 use std::future::Future;
 
-use crate::agent::{AgentError, AuditEvent, AuditStream, Observer, RiskCounts};
 use crate::amount::{Token, U256};
 use crate::intent::{Bet, Intent, IntentId};
-use crate::kill_switch::KillSwitch;
 use crate::risk::{Refusal, Verdict};
 use crate::strategy::{Decision, StrategyError};
 use crate::venue::{VenueError, VenueEvent};
@@ -39,6 +38,18 @@ impl MarketView {
     pub fn liquidity(&self) -> U256 {
         self.pool.iter().copied().min().unwrap_or_default()
     }
+}
+
+/// The markets of a [`crate::MarketEvent::Predictions`] event.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PredictionSet {
+    /// Cycle time, unix seconds.
+    pub ts: i64,
+    /// Every market the venue lists, resolved ones included, with our holdings.
+    pub markets: Vec<MarketView>,
+    /// Collateral already put into each market (same order as `markets`), collateral units:
+    /// every bet that may have reached the chain, restored from the journal on a restart.
+    pub exposure: Vec<U256>,
 }
 
 /// A bet that was placed.
@@ -75,6 +86,91 @@ pub trait PredictionVenue: Send {
     fn drain_events(&mut self) -> Vec<VenueEvent> {
         Vec::new()
     }
+    /// Sees every event of the agent's source before the markets are listed (a simulated venue
+    /// moves its clock to the event's time, resolving what is due).
+    fn observe(&mut self, _event: &crate::MarketEvent) {}
+    /// Checked before every cycle; an error halts the agent (e.g. the chain id changed).
+    fn health(&mut self) -> impl Future<Output = Result<(), String>> + Send {
+        async { Ok(()) }
+    }
+    /// Where to record transaction steps as they happen (the journal), before each is taken.
+    /// Venues that send nothing ignore it.
+    fn set_recorder(&mut self, _recorder: std::sync::Arc<dyn crate::venue::StepRecorder>) {}
+}
+
+/// A [`PredictionVenue`] as the agent's [`crate::Venue`]: the agent lists its markets every
+/// cycle, places bets and redeems through it; it executes no swaps. Its collateral balance is
+/// the record the agent's book follows.
+#[derive(Debug)]
+pub struct Betting<P>(pub P);
+
+impl<P: PredictionVenue> crate::Venue for Betting<P> {
+    fn name(&self) -> &str {
+        self.0.name()
+    }
+
+    fn observe(&mut self, event: &crate::MarketEvent) {
+        self.0.observe(event);
+    }
+
+    async fn quote(&mut self, swap: &crate::Swap) -> Result<crate::Quote, VenueError> {
+        Err(VenueError::Unsupported(format!(
+            "{} executes bets, not the swap {} → {}",
+            self.0.name(),
+            swap.sell,
+            swap.buy
+        )))
+    }
+
+    async fn execute(&mut self, order: &crate::Order, _ts: i64) -> Result<crate::Fill, VenueError> {
+        Err(VenueError::Unsupported(format!(
+            "{} executes bets, not the swap of {}",
+            self.0.name(),
+            order.id
+        )))
+    }
+
+    async fn balances(&mut self) -> Result<Option<Vec<(Token, U256)>>, VenueError> {
+        let held = self.0.collateral_balance().await?;
+        Ok(Some(vec![(self.0.collateral().clone(), held)]))
+    }
+
+    async fn health(&mut self) -> Result<(), String> {
+        self.0.health().await
+    }
+
+    fn drain_events(&mut self) -> Vec<VenueEvent> {
+        self.0.drain_events()
+    }
+
+    fn set_recorder(&mut self, recorder: std::sync::Arc<dyn crate::venue::StepRecorder>) {
+        self.0.set_recorder(recorder);
+    }
+
+    fn lists_markets(&self) -> bool {
+        true
+    }
+
+    async fn markets(&mut self) -> Result<Vec<MarketView>, VenueError> {
+        self.0.markets().await
+    }
+
+    async fn quote_bet(&mut self, bet: &Bet) -> Result<U256, VenueError> {
+        self.0.quote_bet(bet).await
+    }
+
+    async fn place_bet(
+        &mut self,
+        id: &IntentId,
+        bet: &Bet,
+        min_tokens: U256,
+    ) -> Result<BetFill, VenueError> {
+        self.0.buy(id, bet, min_tokens).await
+    }
+
+    async fn redeem(&mut self) -> Result<U256, VenueError> {
+        self.0.redeem().await
+    }
 }
 
 /// Decides bets, one market at a time.
@@ -90,6 +186,69 @@ pub trait BettingStrategy: Send {
     ) -> Result<Option<Bet>, StrategyError>;
     fn decision(&self) -> Option<Decision> {
         None
+    }
+}
+
+/// A [`BettingStrategy`] as the runtime's [`crate::Strategy`]: on each
+/// [`crate::MarketEvent::Predictions`] it asks the betting strategy about every open market in
+/// the venue's order, with the bankroll the book holds less what this cycle's earlier bets
+/// take, and the collateral already in that market; the bets come back as
+/// [`Intent::Bet`]s for the gate. A fault on one market ends the cycle's decisions (no bet
+/// this cycle), as any strategy fault does. Other events give nothing.
+pub struct Bettor {
+    inner: Box<dyn BettingStrategy>,
+    decisions: Vec<Decision>,
+}
+
+impl Bettor {
+    pub fn new(inner: Box<dyn BettingStrategy>) -> Self {
+        Self {
+            inner,
+            decisions: Vec::new(),
+        }
+    }
+}
+
+impl std::fmt::Debug for Bettor {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Bettor")
+            .field("strategy", &self.inner.name())
+            .finish()
+    }
+}
+
+impl crate::Strategy for Bettor {
+    fn name(&self) -> &str {
+        self.inner.name()
+    }
+
+    fn on_event(
+        &mut self,
+        event: &crate::MarketEvent,
+        ctx: &crate::Context<'_>,
+    ) -> Result<Vec<Intent>, StrategyError> {
+        self.decisions.clear();
+        let Some(set) = event.predictions() else {
+            return Ok(Vec::new());
+        };
+        let mut bankroll = ctx.portfolio.balance(&ctx.pair.quote);
+        let mut bets = Vec::new();
+        for (market, exposure) in set.markets.iter().zip(&set.exposure) {
+            if market.resolved {
+                continue;
+            }
+            let bet = self.inner.on_market(market, bankroll, *exposure, set.ts);
+            self.decisions.extend(self.inner.decision());
+            if let Some(bet) = bet? {
+                bankroll = bankroll.saturating_sub(bet.investment);
+                bets.push(Intent::Bet(bet));
+            }
+        }
+        Ok(bets)
+    }
+
+    fn decisions(&mut self) -> Vec<Decision> {
+        std::mem::take(&mut self.decisions)
     }
 }
 
@@ -223,339 +382,5 @@ impl BetGate {
     }
 }
 
-/// What a prediction run did.
-#[derive(Debug, Clone, Default)]
-pub struct PredictionReport {
-    pub cycles: u64,
-    pub markets_seen: u64,
-    pub bets: Vec<BetFill>,
-    pub risk: RiskCounts,
-    pub execution_failures: u64,
-    pub strategy_faults: u64,
-    /// Collateral received from redemptions.
-    pub redeemed: U256,
-    pub start_collateral: U256,
-    pub end_collateral: U256,
-}
-
 /// The intent sequence number of a cycle's redemption (a cycle's bets are numbered by market).
 pub const REDEEM_SEQ: u32 = u32::MAX;
-
-/// Runs a betting strategy against a venue, cycle by cycle.
-pub struct PredictionAgent<V> {
-    venue: V,
-    strategy: Box<dyn BettingStrategy>,
-    gate: BetGate,
-    kill: KillSwitch,
-    audit: AuditStream,
-    /// Collateral we put into each market.
-    exposure: BTreeMap<String, U256>,
-    report: PredictionReport,
-    started: bool,
-    handled: std::collections::HashSet<String>,
-    max_consecutive_failures: u32,
-    consecutive_failures: u32,
-}
-
-impl<V: PredictionVenue> PredictionAgent<V> {
-    pub fn new(venue: V, strategy: Box<dyn BettingStrategy>, gate: BetGate) -> Self {
-        Self {
-            venue,
-            strategy,
-            gate,
-            kill: KillSwitch::new(),
-            audit: AuditStream::default(),
-            exposure: BTreeMap::new(),
-            report: PredictionReport::default(),
-            started: false,
-            handled: Default::default(),
-            max_consecutive_failures: crate::agent::KillSwitchPolicy::default()
-                .max_consecutive_failures,
-            consecutive_failures: 0,
-        }
-    }
-
-    /// Halts the agent (kill switch) after `n` failed bets in a row (default 3; at least 1).
-    pub fn with_max_consecutive_failures(mut self, n: u32) -> Self {
-        self.max_consecutive_failures = n.max(1);
-        self
-    }
-
-    /// Resumes after a restart: each market's exposure is what the journal shows may have
-    /// reached the chain (filled bets, and bets whose buy was signed), and intents already
-    /// journaled are not placed again.
-    pub fn resuming(mut self, resume: crate::agent::Resume) -> Self {
-        self.exposure = resume.bet_exposure;
-        self.handled = resume.handled;
-        self
-    }
-
-    pub fn with_kill_switch(mut self, kill: KillSwitch) -> Self {
-        self.kill = kill;
-        self
-    }
-
-    pub fn with_observer(mut self, o: Box<dyn Observer>) -> Self {
-        self.audit.push(o);
-        self
-    }
-
-    pub fn venue_mut(&mut self) -> &mut V {
-        &mut self.venue
-    }
-
-    pub fn kill_switch(&self) -> &KillSwitch {
-        &self.kill
-    }
-
-    fn emit(&mut self, e: AuditEvent<'_>) {
-        self.audit.emit(e);
-    }
-
-    fn venue_events(&mut self, ts: i64) {
-        for event in self.venue.drain_events() {
-            self.emit(AuditEvent::Venue { ts, event: &event });
-        }
-    }
-
-    /// One cycle at time `now`: redeem, then look at every open market.
-    /// Nothing is sent once the journal failed: the kill switch halts (latched) and the cycle
-    /// ends with [`AgentError::Audit`].
-    fn audit_ok(&mut self, now: i64) -> Result<(), AgentError> {
-        self.audit.halt_on_failure(&mut self.kill, now)
-    }
-
-    /// One cycle at time `now`: redeem, then look at every open market. Errors: the venue's
-    /// (reads), or [`AgentError::Audit`] when the journal failed (the agent is then halted).
-    pub async fn cycle(&mut self, now: i64) -> Result<(), AgentError> {
-        self.audit_ok(now)?;
-        if !self.started {
-            self.report.start_collateral = self.venue.collateral_balance().await?;
-            self.started = true;
-        }
-        if let Some(change) = self.kill.poll(now) {
-            self.emit(AuditEvent::KillSwitch {
-                ts: now,
-                change: &change,
-            });
-        }
-        self.report.cycles += 1;
-        self.audit_ok(now)?;
-        let name: std::sync::Arc<str> = self.strategy.name().into();
-        // Redeem first: winnings fund this cycle's bets. A redemption is an action of its own,
-        // with its intent, verdict and fill, like any other.
-        let listed = self.venue.markets().await?;
-        let resolved: Vec<String> = listed
-            .iter()
-            .filter(|m| m.resolved && m.held.iter().any(|h| !h.is_zero()))
-            .map(|m| m.id.clone())
-            .collect();
-        let markets = if resolved.is_empty() {
-            listed
-        } else {
-            self.redeem(IntentId::new(name.clone(), now, REDEEM_SEQ), resolved, now)
-                .await?;
-            // Holdings changed: the bets below see the markets as they are now.
-            self.venue.markets().await?
-        };
-        for (seq, market) in markets.iter().enumerate() {
-            if market.resolved {
-                continue;
-            }
-            self.report.markets_seen += 1;
-            let bankroll = self.venue.collateral_balance().await?;
-            let exposure = self.exposure.get(&market.id).copied().unwrap_or_default();
-            let decided = self.strategy.on_market(market, bankroll, exposure, now);
-            if let Some(d) = self.strategy.decision() {
-                self.emit(AuditEvent::Decision {
-                    ts: now,
-                    decision: &d,
-                });
-            }
-            let bet = match decided {
-                Ok(Some(b)) => b,
-                Ok(None) => continue,
-                Err(error) => {
-                    self.report.strategy_faults += 1;
-                    self.emit(AuditEvent::StrategyFault {
-                        ts: now,
-                        error: &error,
-                    });
-                    if matches!(
-                        error,
-                        StrategyError::NonFinite { .. } | StrategyError::OutOfRange { .. }
-                    ) {
-                        let reason = format!("model/strategy fault: {error}");
-                        if let Some(change) =
-                            self.kill
-                                .trip(crate::kill_switch::KillMode::Halt, &reason, now)
-                        {
-                            self.emit(AuditEvent::KillSwitch {
-                                ts: now,
-                                change: &change,
-                            });
-                        }
-                    }
-                    continue;
-                }
-            };
-            let id = IntentId::new(name.clone(), now, seq as u32);
-            if self.handled.contains(&id.to_string()) {
-                tracing::warn!(target: "defai::audit", %id, "intent already in the journal: not placed again");
-                continue;
-            }
-            let intent = Intent::Bet(bet.clone());
-            self.emit(AuditEvent::Intent {
-                ts: now,
-                id: &id,
-                intent: &intent,
-            });
-            self.audit_ok(now)?;
-            let verdict = match self.kill.allows(false) {
-                Err(r) => Verdict::Refuse(r),
-                Ok(()) => match self.venue.quote_bet(&bet).await {
-                    Ok(tokens) => self.gate.judge(&bet, market, bankroll, exposure, tokens),
-                    Err(e) => Verdict::Refuse(Refusal::new("quote_failed", e.to_string())),
-                },
-            };
-            self.emit(AuditEvent::Verdict {
-                ts: now,
-                id: &id,
-                verdict: &verdict,
-            });
-            self.audit_ok(now)?;
-            let min_tokens = match &verdict {
-                Verdict::Approve { min_amount_out } => {
-                    self.report.risk.approved += 1;
-                    *min_amount_out
-                }
-                Verdict::Resize { .. } | Verdict::Refuse(_) => {
-                    let code = match &verdict {
-                        Verdict::Refuse(r) => r.code,
-                        _ => "resize_not_allowed",
-                    };
-                    self.report.risk.refuse(code);
-                    continue;
-                }
-            };
-            let bought = self.venue.buy(&id, &bet, min_tokens).await;
-            self.venue_events(now);
-            match bought {
-                Ok(fill) => {
-                    self.consecutive_failures = 0;
-                    *self.exposure.entry(market.id.clone()).or_default() += fill.investment;
-                    self.emit(AuditEvent::BetFill(&fill));
-                    tracing::info!(target: "defai::audit", market = %fill.market, outcome = fill.outcome, investment = %fill.investment, tokens = %fill.tokens, "bet");
-                    self.report.bets.push(fill);
-                }
-                Err(error) => {
-                    self.report.execution_failures += 1;
-                    self.consecutive_failures += 1;
-                    self.emit(AuditEvent::ExecutionFailed {
-                        ts: now,
-                        id: &id,
-                        error: &error,
-                    });
-                    if self.consecutive_failures >= self.max_consecutive_failures {
-                        let reason = format!(
-                            "{} consecutive execution failures, last: {error}",
-                            self.consecutive_failures
-                        );
-                        if let Some(change) =
-                            self.kill
-                                .trip(crate::kill_switch::KillMode::Halt, &reason, now)
-                        {
-                            self.emit(AuditEvent::KillSwitch {
-                                ts: now,
-                                change: &change,
-                            });
-                        }
-                    }
-                }
-            }
-        }
-        self.audit_ok(now)
-    }
-
-    /// Redeems the positions of the `resolved` markets under intent `id`: journaled intent,
-    /// verdict (the kill switch: a redemption removes risk, so only `halted` stops it), the
-    /// venue's transactions under that intent, and a fill with the collateral received.
-    async fn redeem(
-        &mut self,
-        id: IntentId,
-        resolved: Vec<String>,
-        now: i64,
-    ) -> Result<(), AgentError> {
-        if self.handled.contains(&id.to_string()) {
-            tracing::warn!(target: "defai::audit", %id, "redemption already in the journal: not sent again");
-            return Ok(());
-        }
-        let collateral = self.venue.collateral().clone();
-        let intent = Intent::Redeem(crate::intent::Redeem {
-            markets: resolved,
-            collateral: collateral.clone(),
-        });
-        self.emit(AuditEvent::Intent {
-            ts: now,
-            id: &id,
-            intent: &intent,
-        });
-        self.audit_ok(now)?;
-        let verdict = match self.kill.allows(true) {
-            Ok(()) => Verdict::Approve {
-                min_amount_out: U256::ZERO,
-            },
-            Err(r) => Verdict::Refuse(r),
-        };
-        self.emit(AuditEvent::Verdict {
-            ts: now,
-            id: &id,
-            verdict: &verdict,
-        });
-        self.audit_ok(now)?;
-        self.report.risk.record(&verdict);
-        if let Verdict::Refuse(_) = &verdict {
-            return Ok(());
-        }
-        let redeemed = self.venue.redeem().await;
-        self.venue_events(now);
-        match redeemed {
-            Ok(amount) => {
-                self.report.redeemed = self.report.redeemed.saturating_add(amount);
-                tracing::info!(target: "defai::audit", %id, %amount, "redeemed");
-                self.emit(AuditEvent::Redeemed {
-                    ts: now,
-                    id: &id,
-                    collateral: &collateral,
-                    amount,
-                });
-            }
-            Err(error) => {
-                self.report.execution_failures += 1;
-                self.emit(AuditEvent::ExecutionFailed {
-                    ts: now,
-                    id: &id,
-                    error: &error,
-                });
-            }
-        }
-        self.audit_ok(now)
-    }
-
-    /// The report so far (collateral read now). Errors as [`PredictionAgent::cycle`], and when
-    /// the journal cannot commit what it took.
-    pub async fn finish(self) -> Result<(PredictionReport, KillSwitch), AgentError> {
-        let (report, kill, _) = self.finish_keep_venue().await?;
-        Ok((report, kill))
-    }
-
-    /// Like [`PredictionAgent::finish`], handing the venue back too.
-    pub async fn finish_keep_venue(
-        mut self,
-    ) -> Result<(PredictionReport, KillSwitch, V), AgentError> {
-        self.report.end_collateral = self.venue.collateral_balance().await?;
-        self.audit
-            .finish(&mut self.kill, crate::agent::wall_clock_s())?;
-        Ok((self.report, self.kill, self.venue))
-    }
-}

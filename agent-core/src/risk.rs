@@ -36,9 +36,11 @@ pub enum Verdict {
     Refuse(Refusal),
 }
 
-/// What the gate may consult: the pair, the portfolio, the latest bar (the reference price) and
-/// the clock's time (event time in simulation, wall time live).
+/// What the gate may consult: the pair the intent trades, the portfolio, that pair's latest bar
+/// (the reference price) and the clock's time (event time in simulation, wall time live).
 pub struct RiskContext<'a> {
+    /// The pair of the intent judged (an agent holding several assets judges each swap on its
+    /// own pair; every pair's quote token is the agent's numéraire).
     pub pair: &'a Pair,
     pub portfolio: &'a Portfolio,
     pub bar: &'a Bar,
@@ -48,6 +50,9 @@ pub struct RiskContext<'a> {
     /// How old the latest bar is, seconds: `now − bar.ts`, or the wall clock minus the bar's
     /// time for a live source stamped with chain time (see [`crate::Agent::with_wall_data_age`]).
     pub data_age_s: i64,
+    /// The value of the holdings outside `pair` (other assets of a multi-asset agent), in
+    /// quote-token units at their latest prices: part of equity for the position limits.
+    pub others_value: U256,
 }
 
 impl<'a> RiskContext<'a> {
@@ -59,7 +64,16 @@ impl<'a> RiskContext<'a> {
             now,
             ignore_price_impact: false,
             data_age_s: now - bar.ts,
+            others_value: U256::ZERO,
         }
+    }
+
+    /// Equity in quote units with the pair's base at `price_units` (quote units per whole base):
+    /// the pair's two balances plus [`RiskContext::others_value`], rounded down.
+    pub fn equity(&self, price_units: U256) -> U256 {
+        self.portfolio
+            .equity(self.pair, price_units)
+            .saturating_add(self.others_value)
     }
 }
 

@@ -51,3 +51,24 @@ impl MarketSource for BarReplay {
         Some(self.bars.len().saturating_sub(self.pos))
     }
 }
+
+/// Replays prepared market events in order (any kind: a multi-asset backtest's
+/// [`MarketEvent::Markets`] sets, a test's hand-made sequence).
+#[derive(Debug, Clone)]
+pub struct EventReplay {
+    events: std::vec::IntoIter<MarketEvent>,
+}
+
+impl EventReplay {
+    pub fn new(events: Vec<MarketEvent>) -> Self {
+        Self {
+            events: events.into_iter(),
+        }
+    }
+}
+
+impl MarketSource for EventReplay {
+    async fn next_event(&mut self) -> Result<Option<MarketEvent>, SourceError> {
+        Ok(self.events.next())
+    }
+}

@@ -54,6 +54,13 @@ pub trait Strategy: Send {
     fn decision(&self) -> Option<Decision> {
         None
     }
+
+    /// Every decision of the last event, in order, for the audit stream: a strategy deciding
+    /// on several markets in one event (a bettor) returns one per market. Default: the one
+    /// [`Strategy::decision`].
+    fn decisions(&mut self) -> Vec<Decision> {
+        self.decision().into_iter().collect()
+    }
 }
 
 /// A model's part in a decision: which model (its content hash) said what.

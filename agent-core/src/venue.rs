@@ -198,4 +198,205 @@ pub trait Venue: Send {
     fn drain_events(&mut self) -> Vec<VenueEvent> {
         Vec::new()
     }
+
+    /// Whether this venue lists prediction markets: the agent then lists them every cycle
+    /// ([`Venue::markets`]) and hands them to the strategy as a
+    /// [`MarketEvent::Predictions`]. Swap venues do not.
+    fn lists_markets(&self) -> bool {
+        false
+    }
+
+    /// Every prediction market the venue lists, with our holdings (see
+    /// [`Venue::lists_markets`]).
+    fn markets(
+        &mut self,
+    ) -> impl Future<Output = Result<Vec<crate::prediction::MarketView>, VenueError>> + Send {
+        async { Ok(Vec::new()) }
+    }
+
+    /// Outcome tokens `bet` would buy now, without buying.
+    fn quote_bet(
+        &mut self,
+        _bet: &crate::intent::Bet,
+    ) -> impl Future<Output = Result<U256, VenueError>> + Send {
+        async { Err(VenueError::Unsupported("this venue takes no bets".into())) }
+    }
+
+    /// Places an approved bet, refusing fewer than `min_tokens` outcome tokens.
+    fn place_bet(
+        &mut self,
+        _id: &IntentId,
+        _bet: &crate::intent::Bet,
+        _min_tokens: U256,
+    ) -> impl Future<Output = Result<crate::prediction::BetFill, VenueError>> + Send {
+        async { Err(VenueError::Unsupported("this venue takes no bets".into())) }
+    }
+
+    /// Redeems every resolved position; the collateral received, in its units.
+    fn redeem(&mut self) -> impl Future<Output = Result<U256, VenueError>> + Send {
+        async {
+            Err(VenueError::Unsupported(
+                "this venue holds no positions".into(),
+            ))
+        }
+    }
+}
+
+/// Several venues of one type behind one [`Venue`]: each swap goes to the venue of its pair (a
+/// multi-asset agent's pools, one per asset against the numéraire). Reads fan out to every venue
+/// and merge; the first venue settles a restart's open transactions, so it must book every
+/// token of the set (a chain venue tracking all of them).
+///
+/// Routing is by pair: at most one venue per pair.
+#[derive(Debug)]
+pub struct VenueSet<V> {
+    venues: Vec<(crate::market::Pair, V)>,
+    /// The venue whose gas estimate strategies see (the one whose base is the gas token).
+    gas_from: usize,
+    name: String,
+}
+
+impl<V: Venue> VenueSet<V> {
+    /// One venue per pair, in order.
+    ///
+    /// # Errors
+    /// No venue, or two venues for the same pair (in either direction).
+    pub fn new(venues: Vec<(crate::market::Pair, V)>) -> Result<Self, String> {
+        let Some((_, first)) = venues.first() else {
+            return Err("a venue set needs at least one venue".into());
+        };
+        let name = format!("{}×{}", first.name(), venues.len());
+        for (i, (p, _)) in venues.iter().enumerate() {
+            if venues[..i].iter().any(|(q, _)| q.trades(&p.base, &p.quote)) {
+                return Err(format!("two venues for the pair {}/{}", p.base, p.quote));
+            }
+        }
+        Ok(Self {
+            venues,
+            gas_from: 0,
+            name,
+        })
+    }
+
+    /// Strategies see the gas estimate of the venue whose base token is `token` (the chain's
+    /// gas token, valued at its own price); the first venue's otherwise.
+    pub fn gas_estimate_from(mut self, token: &Token) -> Self {
+        if let Some(i) = self.venues.iter().position(|(p, _)| &p.base == token) {
+            self.gas_from = i;
+        }
+        self
+    }
+
+    /// The venues with their pairs, in order.
+    pub fn venues(&self) -> &[(crate::market::Pair, V)] {
+        &self.venues
+    }
+
+    fn route(&mut self, sell: &Token, buy: &Token) -> Result<&mut V, VenueError> {
+        self.venues
+            .iter_mut()
+            .find(|(p, _)| p.trades(sell, buy))
+            .map(|(_, v)| v)
+            .ok_or_else(|| VenueError::Unsupported(format!("no venue trades {sell} → {buy}")))
+    }
+}
+
+impl<V: Venue> Venue for VenueSet<V> {
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    fn observe(&mut self, event: &MarketEvent) {
+        for (_, v) in &mut self.venues {
+            v.observe(event);
+        }
+    }
+
+    fn gas_estimate_quote(&self) -> f64 {
+        self.venues[self.gas_from].1.gas_estimate_quote()
+    }
+
+    async fn quote(&mut self, swap: &Swap) -> Result<Quote, VenueError> {
+        self.route(&swap.sell, &swap.buy)?.quote(swap).await
+    }
+
+    async fn execute(&mut self, order: &Order, ts: i64) -> Result<Fill, VenueError> {
+        self.route(&order.swap.sell, &order.swap.buy)?
+            .execute(order, ts)
+            .await
+    }
+
+    /// Every venue's balances, merged by token (a later venue's reading of a token wins: the
+    /// venues share one wallet, and the later read is the newer); `None` when the venues keep
+    /// no record (paper).
+    async fn balances(&mut self) -> Result<Option<Vec<(Token, U256)>>, VenueError> {
+        let mut merged: Option<Vec<(Token, U256)>> = None;
+        for (_, v) in &mut self.venues {
+            let Some(list) = v.balances().await? else {
+                continue;
+            };
+            let out = merged.get_or_insert_with(Vec::new);
+            for (token, amount) in list {
+                match out.iter_mut().find(|(t, _)| t == &token) {
+                    Some(slot) => slot.1 = amount,
+                    None => out.push((token, amount)),
+                }
+            }
+        }
+        Ok(merged)
+    }
+
+    async fn health(&mut self) -> Result<(), String> {
+        for (_, v) in &mut self.venues {
+            v.health().await?;
+        }
+        Ok(())
+    }
+
+    fn set_recorder(&mut self, recorder: std::sync::Arc<dyn StepRecorder>) {
+        for (_, v) in &mut self.venues {
+            v.set_recorder(recorder.clone());
+        }
+    }
+
+    async fn settle(&mut self, unsettled: &[UnsettledTx]) -> Result<Vec<SettledTx>, VenueError> {
+        self.venues[0].1.settle(unsettled).await
+    }
+
+    fn open_transactions(&self) -> usize {
+        self.venues.iter().map(|(_, v)| v.open_transactions()).sum()
+    }
+
+    fn has_bookings(&self) -> bool {
+        self.venues.iter().any(|(_, v)| v.has_bookings())
+    }
+
+    /// Every venue's bookings. A venue that cannot answer keeps its own for the next call (the
+    /// agent asks again before the next event) while the others' are handed over: taken
+    /// bookings are never dropped. An error only when nothing was taken.
+    async fn bookings(&mut self) -> Result<Vec<Booking>, VenueError> {
+        let mut out = Vec::new();
+        let mut failure = None;
+        for (_, v) in &mut self.venues {
+            if v.has_bookings() {
+                match v.bookings().await {
+                    Ok(b) => out.extend(b),
+                    Err(e) => {
+                        failure.get_or_insert(e);
+                    }
+                }
+            }
+        }
+        match failure {
+            Some(e) if out.is_empty() => Err(e),
+            _ => Ok(out),
+        }
+    }
+
+    fn drain_events(&mut self) -> Vec<VenueEvent> {
+        self.venues
+            .iter_mut()
+            .flat_map(|(_, v)| v.drain_events())
+            .collect()
+    }
 }

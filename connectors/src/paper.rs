@@ -56,6 +56,11 @@ pub struct PaperVenue {
     gas_quote: U256,
     /// `gas_native` in whole tokens, kept as a float for the per-bar gas estimate.
     gas_native_tokens: f64,
+    /// The token whose price values gas (the chain's gas token, e.g. WETH), read from a
+    /// [`MarketEvent::Markets`] set; `None`: the pool's own base token.
+    gas_token: Option<Token>,
+    /// That token's latest close, quote per whole token.
+    gas_close: Option<f64>,
 }
 
 impl PaperVenue {
@@ -70,7 +75,26 @@ impl PaperVenue {
             gas_native,
             gas_quote: U256::ZERO,
             gas_native_tokens: agent_core::amount::to_f64(gas_native, 18),
+            gas_token: None,
+            gas_close: None,
             cfg,
+        }
+    }
+
+    /// Values gas at the price of `token` — the chain's gas token, another pair of the
+    /// multi-market events this venue sees — rather than at the pool's base token (a pool of an
+    /// asset that is not the gas token).
+    pub fn gas_priced_by(mut self, token: Token) -> Self {
+        self.gas_token = Some(token);
+        self
+    }
+
+    /// Quote units of one whole gas token at the latest prices: the gas token's close when it
+    /// is priced by another pair, else the pool's own price.
+    fn gas_token_price(&self) -> U256 {
+        match self.gas_close {
+            Some(c) => price_to_units(c, self.pair.quote.decimals()).unwrap_or(self.price),
+            None => self.price,
         }
     }
 
@@ -96,8 +120,9 @@ impl PaperVenue {
         self.price = price;
         let base = self.cfg.depth_quote.saturating_mul(self.pair.base.one()) / price;
         self.reserves = Some((base, self.cfg.depth_quote));
-        // The native gas token has 18 decimals and is priced like the base token.
-        self.gas_quote = self.gas_native.saturating_mul(price) / pow10(18);
+        // The native gas token has 18 decimals and is priced like the base token (or the gas
+        // token named by `gas_priced_by`).
+        self.gas_quote = self.gas_native.saturating_mul(self.gas_token_price()) / pow10(18);
     }
 
     /// Reserves ordered (in, out) for a swap, or why not.
@@ -162,12 +187,19 @@ impl Venue for PaperVenue {
     }
 
     fn observe(&mut self, event: &MarketEvent) {
-        if let Some(bar) = event.as_bar() {
-            self.close = bar.close;
-            self.stale = true;
+        if let Some(t) = &self.gas_token
+            && let Some(m) = event.markets().and_then(|set| set.of_base(t))
+        {
+            self.gas_close = Some(m.bar.close);
         }
+        // This pool's own market: a one-pair event, or this pair's entry in a set.
+        let Some((bar, pool)) = event.for_pair(&self.pair) else {
+            return;
+        };
+        self.close = bar.close;
+        self.stale = true;
         // A real pool's exact reserves: fill against them, not a re-centred simulation.
-        if let Some(pool) = event.pool()
+        if let Some(pool) = pool
             && !pool.reserve_base.is_zero()
         {
             self.stale = false;
@@ -180,12 +212,12 @@ impl Venue for PaperVenue {
                     U256::from(self.cfg.gas_per_swap).saturating_mul(pool.gas_price_wei);
                 self.gas_native_tokens = agent_core::amount::to_f64(self.gas_native, 18);
             }
-            self.gas_quote = self.gas_native.saturating_mul(self.price) / pow10(18);
+            self.gas_quote = self.gas_native.saturating_mul(self.gas_token_price()) / pow10(18);
         }
     }
 
     fn gas_estimate_quote(&self) -> f64 {
-        self.gas_native_tokens * self.close
+        self.gas_native_tokens * self.gas_close.unwrap_or(self.close)
     }
 
     async fn quote(&mut self, swap: &Swap) -> Result<Quote, VenueError> {

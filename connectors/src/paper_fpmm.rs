@@ -261,6 +261,14 @@ impl PredictionVenue for PaperFpmmVenue {
     async fn collateral_balance(&mut self) -> Result<U256, VenueError> {
         Ok(self.balance)
     }
+
+    /// Moves the simulation to the event's time: one [`PaperFpmmVenue::advance`] per
+    /// `cycle_seconds` passed, each resolving the markets due.
+    fn observe(&mut self, event: &agent_core::MarketEvent) {
+        while self.now() < event.ts() {
+            self.advance();
+        }
+    }
 }
 
 /// Result of an offline evaluation.

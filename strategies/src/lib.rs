@@ -12,6 +12,7 @@ use agent_core::{ParamError, Params, Strategy};
 pub use ema_cross::EmaCross;
 pub use kelly_bettor::{KellyBettor, KellyConfig, size_bet};
 pub use ml_signal::MlSignal;
+pub use rebalancer::Rebalancer;
 
 /// Names [`build`] knows.
 pub const NAMES: &[&str] = &["ema_cross", "ml_signal"];

@@ -5,7 +5,10 @@
 //! than `min_trade` are skipped, and so is any trade whose gas would exceed `max_gas_share` of
 //! its value. An optional model `tilt` shifts the targets (then renormalised).
 
+use std::sync::{Arc, Mutex};
+
 use agent_core::amount::{Token, U256, to_f64};
+use agent_core::{Context, Intent, MarketEvent, Strategy, StrategyError};
 
 /// One asset: its token, current balance, price in quote per whole token, and target weight.
 #[derive(Debug, Clone, PartialEq)]
@@ -141,6 +144,167 @@ pub fn plan(
     }
     sells.extend(buys);
     sells
+}
+
+/// What a [`Rebalancer`] did, for reports: shared with the runner through
+/// [`Rebalancer::stats`], since the agent owns the strategy.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct RebalanceStats {
+    /// Events on which the plan proposed legs.
+    pub rebalances: u64,
+    /// Events with a weight outside its band but no leg worth its gas or `min_trade`.
+    pub skipped: u64,
+    /// The latest price of each asset (quote per whole token), in the assets' order.
+    pub prices: Vec<f64>,
+}
+
+/// The rebalancer as a runtime [`Strategy`]: on every market event it values the assets it
+/// targets — balances from the agent's portfolio, prices from the event (a
+/// [`MarketEvent::Markets`] set, or the agent's own pair's bar), the quote token at 1 — and
+/// proposes the legs of [`plan`], sells first. Buys are scaled down, all by the same factor, to
+/// the quote the sells bring at the event's prices less 1 % (fees and price impact) and less the
+/// legs' estimated gas, so that a buy never asks for more than the wallet will hold.
+#[derive(Debug)]
+pub struct Rebalancer {
+    /// Assets and their target weights (summing to 1), the quote token among them.
+    assets: Vec<(Token, f64)>,
+    quote: usize,
+    cfg: RebalanceConfig,
+    stats: Arc<Mutex<RebalanceStats>>,
+}
+
+impl Rebalancer {
+    /// Holds `assets` (token, target weight) at their targets; `quote` is the numéraire, one of
+    /// the assets.
+    ///
+    /// # Errors
+    /// The quote token is not among the assets, an asset is listed twice, or the targets are
+    /// not each in `[0, 1]` summing to 1.
+    pub fn new(
+        assets: Vec<(Token, f64)>,
+        quote: &Token,
+        cfg: RebalanceConfig,
+    ) -> Result<Self, String> {
+        let Some(q) = assets.iter().position(|(t, _)| t == quote) else {
+            return Err(format!("the quote token {quote} is not among the assets"));
+        };
+        for (i, (t, w)) in assets.iter().enumerate() {
+            if assets[..i].iter().any(|(u, _)| u == t) {
+                return Err(format!("asset {t} is listed twice"));
+            }
+            if !(0.0..=1.0).contains(w) {
+                return Err(format!("target of {t} is {w}, outside [0, 1]"));
+            }
+        }
+        let sum: f64 = assets.iter().map(|(_, w)| w).sum();
+        if (sum - 1.0).abs() > 1e-9 {
+            return Err(format!("targets sum to {sum}, not 1"));
+        }
+        let stats = RebalanceStats {
+            prices: vec![0.0; assets.len()],
+            ..RebalanceStats::default()
+        };
+        Ok(Self {
+            assets,
+            quote: q,
+            cfg,
+            stats: Arc::new(Mutex::new(stats)),
+        })
+    }
+
+    /// The counters and latest prices, updated on every event.
+    pub fn stats(&self) -> Arc<Mutex<RebalanceStats>> {
+        self.stats.clone()
+    }
+
+    /// The price of every asset in this event, in order; `Err` names an asset it lacks.
+    fn prices(&self, event: &MarketEvent, ctx: &Context<'_>) -> Result<Vec<f64>, String> {
+        self.assets
+            .iter()
+            .enumerate()
+            .map(|(i, (token, _))| {
+                if i == self.quote {
+                    return Ok(1.0);
+                }
+                let close = match event.markets() {
+                    Some(set) => set.of_base(token).map(|m| m.bar.close),
+                    None => (token == &ctx.pair.base).then_some(ctx.bar.close),
+                };
+                close.ok_or_else(|| format!("the market event has no price for {token}"))
+            })
+            .collect()
+    }
+}
+
+impl Strategy for Rebalancer {
+    fn name(&self) -> &str {
+        "rebalancer"
+    }
+
+    fn on_event(
+        &mut self,
+        event: &MarketEvent,
+        ctx: &Context<'_>,
+    ) -> Result<Vec<Intent>, StrategyError> {
+        if event.as_bar().is_none() {
+            return Ok(Vec::new());
+        }
+        let prices = self.prices(event, ctx).map_err(StrategyError::Other)?;
+        let holdings: Vec<Holding> = self
+            .assets
+            .iter()
+            .zip(&prices)
+            .map(|((token, target), price)| Holding {
+                token: token.clone(),
+                balance: ctx.portfolio.balance(token),
+                price: *price,
+                target: *target,
+            })
+            .collect();
+        let targets: Vec<f64> = self.assets.iter().map(|(_, w)| *w).collect();
+        let gas = ctx.gas_estimate.max(0.0);
+        let mut legs = plan(&holdings, &targets, self.quote, gas, &self.cfg);
+        let drifted = weights(&holdings)
+            .iter()
+            .zip(&targets)
+            .any(|(w, t)| (w - t).abs() > self.cfg.band);
+        if let Ok(mut st) = self.stats.lock() {
+            st.prices.clone_from(&prices);
+            if !legs.is_empty() {
+                st.rebalances += 1;
+            } else if drifted {
+                st.skipped += 1;
+            }
+        }
+        let quote = &self.assets[self.quote].0;
+        let qd = i32::from(quote.decimals());
+        let from_sells: f64 = legs
+            .iter()
+            .filter(|l| &l.buy == quote)
+            .map(|l| l.value)
+            .sum();
+        let reserve = gas * legs.len() as f64;
+        let available =
+            to_f64(ctx.portfolio.balance(quote), quote.decimals()) + from_sells * 0.99 - reserve;
+        let wanted: f64 = legs
+            .iter()
+            .filter(|l| &l.sell == quote)
+            .map(|l| l.value)
+            .sum();
+        if wanted > 0.0 && available < wanted {
+            let scale = (available / wanted).max(0.0);
+            for l in legs.iter_mut().filter(|l| &l.sell == quote) {
+                let units = (l.value * scale * 10f64.powi(qd)).floor();
+                l.amount_in = l.amount_in.min(U256::from(units.max(0.0) as u128));
+                l.value *= scale;
+            }
+            legs.retain(|l| !l.amount_in.is_zero());
+        }
+        Ok(legs
+            .into_iter()
+            .map(|l| Intent::swap(&l.sell, &l.buy, l.amount_in))
+            .collect())
+    }
 }
 
 #[cfg(test)]

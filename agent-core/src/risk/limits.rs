@@ -344,22 +344,26 @@ impl RiskGate for LimitGate {
             } else {
                 U256::ZERO
             };
-            let equity = ctx
-                .portfolio
-                .equity(ctx.pair, reference)
-                .saturating_sub(gas_quote);
+            let equity = ctx.equity(reference).saturating_sub(gas_quote);
             let held = base_to_quote(
                 ctx.portfolio.balance(&ctx.pair.base),
                 ctx.pair.base.decimals(),
                 reference,
             );
-            let (ppm, code) = if pos_ppm <= gross_ppm {
-                (pos_ppm, "max_position")
-            } else {
-                (gross_ppm, "max_gross_exposure")
+            // The asset's own cap, and the cap on all non-quote assets together (this one and
+            // the others the agent holds): the tighter room applies.
+            let cap_of = |ppm: U256| equity.saturating_mul(ppm) / U256::from(1_000_000u32);
+            let (pos_cap, gross_cap) = (cap_of(pos_ppm), cap_of(gross_ppm));
+            let gross_held = held.saturating_add(ctx.others_value);
+            let (room, cap, code) = {
+                let pos_room = pos_cap.saturating_sub(held);
+                let gross_room = gross_cap.saturating_sub(gross_held);
+                if pos_room <= gross_room {
+                    (pos_room, pos_cap, "max_position")
+                } else {
+                    (gross_room, gross_cap, "max_gross_exposure")
+                }
             };
-            let cap = equity.saturating_mul(ppm) / U256::from(1_000_000u32);
-            let room = cap.saturating_sub(held);
             if room.is_zero() {
                 return Self::refuse(code, format!("position {held} already at the cap {cap}"));
             }

@@ -151,3 +151,22 @@ impl CycleClock {
         }
     }
 }
+
+/// Every cycle of a [`CycleClock`] as a [`agent_core::MarketEvent::Tick`] at the cycle's time:
+/// the source of an agent whose venue lists its own markets (a bettor's prediction venue), which
+/// decides on each cycle, block or timer alike.
+#[derive(Debug, Clone)]
+pub struct CycleSource(pub CycleClock);
+
+impl agent_core::MarketSource for CycleSource {
+    async fn next_event(
+        &mut self,
+    ) -> Result<Option<agent_core::MarketEvent>, agent_core::SourceError> {
+        let cycle = self
+            .0
+            .next()
+            .await
+            .map_err(|e| agent_core::SourceError(e.to_string()))?;
+        Ok(Some(agent_core::MarketEvent::Tick { ts: cycle.now }))
+    }
+}

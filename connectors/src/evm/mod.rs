@@ -18,7 +18,7 @@ pub mod uniswap;
 pub mod wallet;
 
 pub use alloy;
-pub use cycle::{Cycle, CycleClock, Trigger};
+pub use cycle::{Cycle, CycleClock, CycleSource, Trigger};
 pub use devnet::{Devnet, DevnetConfig, DevnetInfo, MarketInfo, MarketMover};
 pub use error::EvmError;
 pub use nonce::NonceManager;

@@ -211,6 +211,10 @@ impl PredictionMarkets {
     pub fn address(&self) -> Address {
         self.tx.address()
     }
+    /// Records every transaction step with `recorder` (the journal) before it happens.
+    pub fn set_recorder(&mut self, recorder: std::sync::Arc<dyn agent_core::venue::StepRecorder>) {
+        self.tx = self.tx.clone().with_recorder(recorder);
+    }
     pub fn sender(&self) -> &TxSender {
         &self.tx
     }

@@ -1,4 +1,4 @@
-//! The Gnosis CTF/FPMM markets as a [`PredictionVenue`]: what the `PredictionAgent` bets on in
+//! The Gnosis CTF/FPMM markets as a [`PredictionVenue`]: what a bettor's agent bets on in
 //! live mode. Model features come from a forecasts table (market address → probability), the
 //! output of whatever forecaster the operator runs.
 
@@ -29,6 +29,10 @@ pub struct ChainPredictionVenue {
     collateral: Token,
     forecasts: BTreeMap<Address, f64>,
     events: Vec<VenueEvent>,
+    /// The chain id the venue must stay on, checked every `check_every` cycles (`None`: not
+    /// checked).
+    chain_check: Option<(u64, u32)>,
+    health_checks: u32,
 }
 
 impl ChainPredictionVenue {
@@ -50,7 +54,16 @@ impl ChainPredictionVenue {
             collateral,
             forecasts,
             events: Vec::new(),
+            chain_check: None,
+            health_checks: 0,
         })
+    }
+
+    /// Re-checks every `every` cycles (0: never) that the RPC still reports `chain_id`: a
+    /// change halts the agent (its health check fails).
+    pub fn with_chain_check(mut self, chain_id: u64, every: u32) -> Self {
+        self.chain_check = (every > 0).then_some((chain_id, every));
+        self
     }
 
     fn find(&self, id: &str) -> Result<&Market, VenueError> {
@@ -165,5 +178,30 @@ impl PredictionVenue for ChainPredictionVenue {
 
     fn drain_events(&mut self) -> Vec<VenueEvent> {
         std::mem::take(&mut self.events)
+    }
+
+    fn set_recorder(&mut self, recorder: std::sync::Arc<dyn agent_core::venue::StepRecorder>) {
+        self.pm.set_recorder(recorder);
+    }
+
+    async fn health(&mut self) -> Result<(), String> {
+        let Some((want, every)) = self.chain_check else {
+            return Ok(());
+        };
+        self.health_checks = self.health_checks.wrapping_add(1);
+        if !(self.health_checks - 1).is_multiple_of(every) {
+            return Ok(());
+        }
+        match self.pm.chain().chain_id().await {
+            Ok(id) if id == want => Ok(()),
+            Ok(id) => Err(format!(
+                "chain id changed: configured {want}, RPC now reports {id}"
+            )),
+            // An unreachable RPC is the stale-data trigger's business, not a chain change.
+            Err(e) => {
+                tracing::warn!(target: "defai::venue", error = %e, "chain id check failed");
+                Ok(())
+            }
+        }
     }
 }

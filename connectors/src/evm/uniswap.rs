@@ -135,31 +135,40 @@ impl PoolRef {
     }
 }
 
-/// Market events from a pool: one per new block with a later timestamp, carrying the block's
-/// exact reserves; on a quiet chain, a [`MarketEvent::Tick`] per [`CycleClock`] timer cycle
-/// (stamped with the latest block's time: no new data), so a live agent keeps cycling — its
-/// kill switch, health checks, stale-data limit and `--max-cycles` with it — when no block comes.
+/// Market events from one pool or several: one per new block with a later timestamp, carrying
+/// the block's exact reserves (several pools: one [`MarketEvent::Markets`] with every pool read
+/// at that block, the first pool the agent's own pair); on a quiet chain, a
+/// [`MarketEvent::Tick`] per [`CycleClock`] timer cycle (stamped with the latest block's time: no
+/// new data), so a live agent keeps cycling — its kill switch, health checks, stale-data limit
+/// and `--max-cycles` with it — when no block comes.
 pub struct ChainSource {
     chain: Chain,
-    pool: PoolRef,
+    pools: Vec<PoolRef>,
     clock: CycleClock,
     last_ts: i64,
-    last_close: Option<f64>,
+    /// The previous close of each pool, the next bar's open.
+    last_close: Vec<Option<f64>>,
 }
 
 impl ChainSource {
     /// Cycles on new blocks and on `clock`'s timer.
     pub fn new(chain: Chain, pool: PoolRef, clock: CycleClock) -> Self {
+        Self::pools(chain, vec![pool], clock)
+    }
+
+    /// Several pools read at each new block (a multi-asset agent's, the agent's own pair
+    /// first), on new blocks and on `clock`'s timer.
+    pub fn pools(chain: Chain, pools: Vec<PoolRef>, clock: CycleClock) -> Self {
         Self {
             chain,
-            pool,
+            last_close: vec![None; pools.len()],
+            pools,
             clock,
             last_ts: i64::MIN,
-            last_close: None,
         }
     }
 
-    /// The pool at block `number`; `None` when its time is not after the last event's
+    /// The pools at block `number`; `None` when its time is not after the last event's
     /// (several blocks in one second: the next later block carries their net effect).
     async fn event_at(&mut self, number: u64) -> Result<Option<MarketEvent>, EvmError> {
         let block = self.chain.block(Some(number)).await?;
@@ -167,29 +176,55 @@ impl ChainSource {
         if ts <= self.last_ts {
             return Ok(None);
         }
-        let (rb, rq) = self.pool.reserves(&self.chain, number.into()).await?;
         let tip = self.chain.priority_fee().await?;
-        let close = self.pool.price_f64(rb, rq);
-        let open = self.last_close.unwrap_or(close);
-        let bar = Bar {
-            ts,
-            open,
-            high: open.max(close),
-            low: open.min(close),
-            close,
-            volume: 0.0,
-        };
-        self.last_ts = ts;
-        self.last_close = Some(close);
-        Ok(Some(MarketEvent::Pool {
-            bar,
-            pool: Box::new(PoolSnapshot {
+        let gas_price_wei = U256::from(block.base_fee_wei.saturating_add(tip));
+        let mut markets = Vec::with_capacity(self.pools.len());
+        for (pool, last) in self.pools.iter().zip(&self.last_close) {
+            let (rb, rq) = pool.reserves(&self.chain, number.into()).await?;
+            let close = pool.price_f64(rb, rq);
+            let open = last.unwrap_or(close);
+            let bar = Bar {
+                ts,
+                open,
+                high: open.max(close),
+                low: open.min(close),
+                close,
+                volume: 0.0,
+            };
+            let snapshot = PoolSnapshot {
                 block: number,
                 reserve_base: rb,
                 reserve_quote: rq,
-                gas_price_wei: U256::from(block.base_fee_wei.saturating_add(tip)),
-            }),
-        }))
+                gas_price_wei,
+            };
+            markets.push(agent_core::PairMarket {
+                pair: pool.pair.clone(),
+                bar,
+                pool: Some(snapshot),
+            });
+        }
+        // Every read succeeded: only now does the source move on.
+        self.last_ts = ts;
+        for (last, m) in self.last_close.iter_mut().zip(&markets) {
+            *last = Some(m.bar.close);
+        }
+        if let [
+            agent_core::PairMarket {
+                bar,
+                pool: Some(pool),
+                ..
+            },
+        ] = markets.as_slice()
+        {
+            // One pool: the one-pair event the bar agent has always seen.
+            return Ok(Some(MarketEvent::Pool {
+                bar: *bar,
+                pool: Box::new(*pool),
+            }));
+        }
+        Ok(Some(MarketEvent::Markets(Box::new(
+            agent_core::MarketSet { ts, markets },
+        ))))
     }
 }
 
@@ -260,6 +295,9 @@ pub struct UniswapV2Venue {
     health_checks: u32,
     /// Given up on, still held by the node.
     open: Vec<OpenTx>,
+    /// Tokens booked besides the pool's two (the other assets of a multi-asset wallet), so
+    /// that this venue can settle any of the wallet's transactions after a restart.
+    also_tracks: Vec<(Token, Address)>,
     /// Gas of failed transactions, not yet handed to the agent.
     charges: Vec<Booking>,
     /// The journal, for steps the venue takes itself (a late receipt).
@@ -281,7 +319,23 @@ impl UniswapV2Venue {
             open: Vec::new(),
             charges: Vec::new(),
             recorder: None,
+            also_tracks: Vec::new(),
         }
+    }
+
+    /// Also books the movements of `tokens` (symbol and contract) when it settles a
+    /// transaction: the other assets of a wallet that trades several pools, so that one venue
+    /// settles a restart's open transactions whichever pool they were for.
+    pub fn also_tracking(mut self, tokens: impl IntoIterator<Item = (Token, Address)>) -> Self {
+        for (t, a) in tokens {
+            let known = a == self.pool.base
+                || a == self.pool.quote
+                || self.also_tracks.iter().any(|(_, x)| *x == a);
+            if !known {
+                self.also_tracks.push((t, a));
+            }
+        }
+        self
     }
 
     pub fn pool(&self) -> &PoolRef {
@@ -471,10 +525,13 @@ impl UniswapV2Venue {
     fn tracked(&self) -> super::recovery::Tracked {
         super::recovery::Tracked {
             wallet: self.tx.address(),
-            tokens: vec![
+            tokens: [
                 (self.pool.pair.base.clone(), self.pool.base),
                 (self.pool.pair.quote.clone(), self.pool.quote),
-            ],
+            ]
+            .into_iter()
+            .chain(self.also_tracks.iter().cloned())
+            .collect(),
             native: self.native.clone(),
         }
     }
@@ -719,10 +776,12 @@ impl Venue for UniswapV2Venue {
     }
 
     fn observe(&mut self, event: &MarketEvent) {
-        if let Some(bar) = event.as_bar() {
-            self.last_price = bar.close;
-        }
-        if let Some(pool) = event.pool() {
+        // This pool's own market: a one-pair event, or this pair's entry in a set.
+        let Some((bar, pool)) = event.for_pair(&self.pool.pair) else {
+            return;
+        };
+        self.last_price = bar.close;
+        if let Some(pool) = pool {
             self.gas_price_wei = pool.gas_price_wei;
         }
     }
@@ -826,14 +885,7 @@ impl Venue for UniswapV2Venue {
     }
 
     async fn settle(&mut self, open: &[UnsettledTx]) -> Result<Vec<SettledTx>, VenueError> {
-        let tracked = super::recovery::Tracked {
-            wallet: self.tx.address(),
-            tokens: vec![
-                (self.pool.pair.base.clone(), self.pool.base),
-                (self.pool.pair.quote.clone(), self.pool.quote),
-            ],
-            native: self.native.clone(),
-        };
+        let tracked = self.tracked();
         let wait = self.tx.policy().receipt_timeout;
         super::recovery::settle(self.tx.chain(), &tracked, open, wait)
             .await
