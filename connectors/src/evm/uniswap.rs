@@ -135,8 +135,8 @@ impl PoolRef {
     }
 }
 
-/// Market events from one pool or several: one per new block with a later timestamp, carrying
-/// the block's exact reserves (several pools: one [`MarketEvent::Markets`] with every pool read
+/// Market events from one pool or several: one per new block, carrying the block's exact
+/// reserves (a block in the same second as the previous event is stamped a second later) (several pools: one [`MarketEvent::Markets`] with every pool read
 /// at that block, the first pool the agent's own pair); on a quiet chain, a
 /// [`MarketEvent::Tick`] per [`CycleClock`] timer cycle (stamped with the latest block's time: no
 /// new data), so a live agent keeps cycling — its kill switch, health checks, stale-data limit
@@ -168,14 +168,13 @@ impl ChainSource {
         }
     }
 
-    /// The pools at block `number`; `None` when its time is not after the last event's
-    /// (several blocks in one second: the next later block carries their net effect).
+    /// The pools at block `number`. A block stamped no later than the previous event (several
+    /// blocks in one second: the agent's own transactions on an automine devnet) is stamped
+    /// one second after it, so that event times only move forward and the agent sees what its
+    /// own trades did to the pools (a flatten's next slice is judged on them).
     async fn event_at(&mut self, number: u64) -> Result<Option<MarketEvent>, EvmError> {
         let block = self.chain.block(Some(number)).await?;
-        let ts = block.timestamp as i64;
-        if ts <= self.last_ts {
-            return Ok(None);
-        }
+        let ts = (block.timestamp as i64).max(self.last_ts.saturating_add(1));
         let tip = self.chain.priority_fee().await?;
         let gas_price_wei = U256::from(block.base_fee_wei.saturating_add(tip));
         let mut markets = Vec::with_capacity(self.pools.len());
@@ -240,7 +239,7 @@ impl MarketSource for ChainSource {
                 // No new block: no new data. The agent still cycles (kill switch, health,
                 // stale-data limit against the latest block's time); strategies see no bar.
                 return Ok(Some(MarketEvent::Tick {
-                    ts: cycle.block.timestamp as i64,
+                    ts: (cycle.block.timestamp as i64).max(self.last_ts),
                 }));
             }
             if let Some(event) = self

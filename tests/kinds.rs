@@ -1,0 +1,451 @@
+//! Every kind through the one agent loop on the devnet: the bettor and the rebalancer get the
+//! kill switch's flatten, the loss limits on equity across everything they hold, the chain-id
+//! re-check and the trip after consecutive failures, as the trading agent does.
+
+mod common;
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+
+use common::defai;
+use defai::connectors::evm::alloy::primitives::U256;
+use defai::connectors::evm::{Devnet, DevnetConfig, DevnetInfo, MarketMover};
+
+const PRICE: f64 = 1338.12;
+
+fn rt() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap()
+}
+
+/// An example config with `edits` (each `from` must be in the file), written into `dir`.
+fn config(dir: &Path, example: &str, edits: &[(&str, &str)]) -> PathBuf {
+    let mut text = common::example_config(example);
+    for (from, to) in edits {
+        assert!(text.contains(from), "{example} has no `{from}`");
+        text = text.replacen(from, to, 1);
+    }
+    let path = dir.join(example);
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+/// `defai run` on the devnet with the state folder `state`; its JSON summary (the run must
+/// succeed).
+fn run(config: &Path, json: &Path, state: &Path, key: &str, cycles: u32) -> serde_json::Value {
+    let out = defai(
+        &[
+            "run",
+            "--config",
+            config.to_str().unwrap(),
+            "--devnet",
+            json.to_str().unwrap(),
+            "--state",
+            state.to_str().unwrap(),
+            "--max-cycles",
+            &cycles.to_string(),
+            "--json",
+            "--no-api",
+        ],
+        &[("DEFAI_PRIVATE_KEY", key)],
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+fn kill(state: &Path, mode: &str) {
+    let out = defai(
+        &[
+            "kill",
+            "--state",
+            state.to_str().unwrap(),
+            "--mode",
+            mode,
+            "--reason",
+            "operator test",
+        ],
+        &[],
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// Runs the agent as a child with `RUST_LOG=info`, calls `when` once a stderr line contains
+/// `marker` (the agent's own log: no guess of how long it takes), and returns the summary.
+fn run_and_act_on(
+    config: &Path,
+    json: &Path,
+    key: &str,
+    cycles: u32,
+    marker: &str,
+    when: impl FnOnce(),
+) -> serde_json::Value {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_defai"))
+        .env("DEFAI_STATE_ROOT", common::state_root())
+        .env("DEFAI_PRIVATE_KEY", key)
+        .env("RUST_LOG", "info")
+        .args([
+            "run",
+            "--config",
+            config.to_str().unwrap(),
+            "--devnet",
+            json.to_str().unwrap(),
+            "--max-cycles",
+            &cycles.to_string(),
+            "--json",
+            "--no-api",
+        ])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stderr = child.stderr.take().unwrap();
+    let mut lines = BufReader::new(stderr).lines().map_while(Result::ok);
+    let mut seen = Vec::new();
+    for line in lines.by_ref() {
+        let line = plain(&line);
+        let hit = line.contains(marker);
+        seen.push(line);
+        if hit {
+            break;
+        }
+    }
+    assert!(
+        seen.last().is_some_and(|l| l.contains(marker)),
+        "the agent never logged `{marker}`:\n{}",
+        seen.join("\n")
+    );
+    when();
+    seen.extend(lines);
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success(), "{}", seen.join("\n"));
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+/// `line` without its terminal colour codes (`ESC [ … m`).
+fn plain(line: &str) -> String {
+    let mut out = String::with_capacity(line.len());
+    let mut chars = line.chars();
+    while let Some(c) = chars.next() {
+        if c == '\u{1b}' {
+            for d in chars.by_ref() {
+                if d == 'm' {
+                    break;
+                }
+            }
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
+struct Bettor {
+    devnet: Devnet,
+    info: DevnetInfo,
+    dir: tempfile::TempDir,
+    json: PathBuf,
+    key: String,
+}
+
+/// A devnet with its prediction markets, and forecasts making market 0 (priced 0.5) worth 0.8.
+fn bettor(rt: &tokio::runtime::Runtime) -> Bettor {
+    let devnet = rt
+        .block_on(Devnet::start(DevnetConfig::at_price(PRICE)))
+        .unwrap();
+    let info = devnet.info().clone();
+    let dir = tempfile::tempdir().unwrap();
+    let json = dir.path().join("devnet.json");
+    info.write(&json).unwrap();
+    forecast(dir.path(), &[(&info, 0, 0.8)]);
+    let key = devnet.test_key_hex(2).unwrap();
+    Bettor {
+        devnet,
+        info,
+        dir,
+        json,
+        key,
+    }
+}
+
+fn forecast(dir: &Path, markets: &[(&DevnetInfo, usize, f64)]) {
+    let body: Vec<String> = markets
+        .iter()
+        .map(|(info, i, p)| format!("\"{}\": {p}", info.markets[*i].address))
+        .collect();
+    std::fs::write(
+        dir.join("forecasts.json"),
+        format!("{{{}}}", body.join(", ")),
+    )
+    .unwrap();
+}
+
+/// The bettor's config: forecasts.json, a 1 s cycle timer on the idle devnet, `edits`.
+fn bettor_config(dir: &Path, edits: &[(&str, &str)]) -> PathBuf {
+    let mut all = vec![
+        (
+            "forecasts = \"forecasts-devnet.json\"",
+            "forecasts = \"forecasts.json\"",
+        ),
+        ("[chain]\n", "[chain]\ncycle_interval_s = 1.0\n"),
+    ];
+    all.extend_from_slice(edits);
+    config(dir, "prediction-devnet.toml", &all)
+}
+
+/// The oracle resolves devnet market `i` for `outcome` (0 or 1).
+fn resolve(rt: &tokio::runtime::Runtime, b: &Bettor, i: usize, outcome: usize) {
+    rt.block_on(async {
+        let mut oracle = b.devnet.prediction_markets(8).unwrap();
+        let m = &b.info.markets[i];
+        let market = oracle
+            .market(m.address, m.question_id, b.info.oracle)
+            .await
+            .unwrap();
+        let mut payouts = [U256::ZERO, U256::ZERO];
+        payouts[outcome] = U256::from(1);
+        oracle.resolve(&market, &payouts).await.unwrap();
+    });
+}
+
+#[test]
+fn a_killed_bettor_bets_no_more_holds_its_positions_to_redemption_then_halts() {
+    let rt = rt();
+    let b = bettor(&rt);
+    let cfg = bettor_config(b.dir.path(), &[]);
+    let state = b.dir.path().join("state");
+    let v = run(&cfg, &b.json, &state, &b.key, 1);
+    assert_eq!(v["bets"], 1, "{v}");
+
+    // The operator flattens. Market 1 now looks mispriced too: no bet on it, and the position
+    // in market 0 is held (it is not sold back), the switch stays in its flatten.
+    kill(&state, "flatten");
+    forecast(b.dir.path(), &[(&b.info, 0, 0.8), (&b.info, 1, 0.9)]);
+    let v = run(&cfg, &b.json, &state, &b.key, 2);
+    assert_eq!(v["bets"], 0, "{v}");
+    assert!(
+        v["risk"]["refused_by_reason"]["kill_switch_reduce_only"]
+            .as_u64()
+            .unwrap()
+            >= 1,
+        "{v}"
+    );
+    assert_eq!(v["kill_switch"]["state"], "reduce_only", "{v}");
+
+    // Market 0 resolves for us: the redemption still goes through (it removes risk), and with
+    // nothing held the flatten is done: halted.
+    resolve(&rt, &b, 0, 0);
+    let v = run(&cfg, &b.json, &state, &b.key, 1);
+    assert_ne!(v["redeemed"], "0", "{v}");
+    assert_eq!(v["kill_switch"]["state"], "halted", "{v}");
+    let reason = v["kill_switch"]["reason"].as_str().unwrap();
+    assert!(reason.contains("flattened"), "{reason}");
+}
+
+#[test]
+fn the_bettors_drawdown_limit_trips_when_a_market_resolves_against_it() {
+    let rt = rt();
+    let b = bettor(&rt);
+    // 100,000 dUSD of bankroll, bets of up to 500: a lost bet is a fall of up to 0.5 %.
+    let cfg = bettor_config(
+        b.dir.path(),
+        &[("[risk]\n", "[risk]\nmax_drawdown_pct = 0.2\n")],
+    );
+    let state = b.dir.path().join("state");
+    let v = run(&cfg, &b.json, &state, &b.key, 1);
+    assert_eq!(v["bets"], 1, "{v}");
+    assert_eq!(v["kill_switch"]["state"], "active", "{v}");
+    let invested: f64 = v["bet_fills"][0]["investment"]
+        .as_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!(
+        invested > 200.0,
+        "a loss above 0.2 % of 100,000: {invested}"
+    );
+
+    // Market 0 resolves for outcome 1: the position is worth nothing. Equity is measured from
+    // the peak the first run saved, so the restart sees the fall.
+    resolve(&rt, &b, 0, 1);
+    let v = run(&cfg, &b.json, &state, &b.key, 1);
+    assert_eq!(v["kill_switch"]["state"], "halted", "{v}");
+    let reason = v["kill_switch"]["reason"].as_str().unwrap();
+    assert!(reason.contains("max_drawdown"), "{reason}");
+    assert_eq!(v["bets"], 0, "{v}");
+}
+
+#[test]
+fn the_bettor_halts_after_consecutive_failed_bets_and_sends_nothing() {
+    let rt = rt();
+    let b = bettor(&rt);
+    // The sender refuses every transaction above a gas price far below the devnet's.
+    let cfg = bettor_config(
+        b.dir.path(),
+        &[
+            ("max_gas_price_gwei = 50.0", "max_gas_price_gwei = 0.001"),
+            (
+                "[risk]\n",
+                "[kill_switch]\nmax_consecutive_failures = 2\n\n[risk]\n",
+            ),
+        ],
+    );
+    let me = b.info.accounts[2];
+    let nonce =
+        |rt: &tokio::runtime::Runtime| rt.block_on(b.devnet.chain().nonce(me, false)).unwrap();
+    let before = nonce(&rt);
+    let state = b.dir.path().join("state");
+    let v = run(&cfg, &b.json, &state, &b.key, 4);
+    assert_eq!(v["bets"], 0, "{v}");
+    assert_eq!(v["execution_failures"], 2, "{v}");
+    assert_eq!(v["kill_switch"]["state"], "halted", "{v}");
+    let reason = v["kill_switch"]["reason"].as_str().unwrap();
+    assert!(
+        reason.contains("2 consecutive execution failures"),
+        "{reason}"
+    );
+    assert_eq!(nonce(&rt), before, "nothing was sent");
+}
+
+#[test]
+fn the_bettor_halts_when_the_rpc_changes_chain_mid_run() {
+    let rt = rt();
+    let b = bettor(&rt);
+    let cfg = bettor_config(
+        b.dir.path(),
+        &[("[chain]\n", "[chain]\nchain_check_every = 1\n")],
+    );
+    let chain = b.devnet.chain().clone();
+    // Once its first bet is booked (its own log says so); each bet's blocks start a cycle.
+    let v = run_and_act_on(
+        &cfg,
+        &b.json,
+        &b.key,
+        8,
+        "defai::audit: bet market=",
+        || {
+            rt.block_on(async {
+                let _: serde_json::Value =
+                    chain.dev_call("anvil_setChainId", (999u64,)).await.unwrap();
+            })
+        },
+    );
+    assert!(v["bets"].as_u64().unwrap() >= 1, "{v}");
+    assert_eq!(v["kill_switch"]["state"], "halted", "{v}");
+    let reason = v["kill_switch"]["reason"].as_str().unwrap();
+    assert!(reason.contains("chain id changed"), "{reason}");
+}
+
+struct Rebalancer {
+    devnet: Devnet,
+    dir: tempfile::TempDir,
+    json: PathBuf,
+    key: String,
+}
+
+fn rebalancer(rt: &tokio::runtime::Runtime) -> Rebalancer {
+    let devnet = rt
+        .block_on(Devnet::start(DevnetConfig::at_price(PRICE)))
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let json = dir.path().join("devnet.json");
+    devnet.info().write(&json).unwrap();
+    let key = devnet.test_key_hex(7).unwrap();
+    Rebalancer {
+        devnet,
+        dir,
+        json,
+        key,
+    }
+}
+
+fn rebalance_config(dir: &Path, edits: &[(&str, &str)]) -> PathBuf {
+    let mut all = vec![("[chain]\n", "[chain]\ncycle_interval_s = 1.0\n")];
+    all.extend_from_slice(edits);
+    config(dir, "rebalance-devnet.toml", &all)
+}
+
+fn held(v: &serde_json::Value, token: &str) -> f64 {
+    v["balances"][token].as_str().unwrap().parse().unwrap()
+}
+
+#[test]
+fn a_killed_rebalancer_sells_every_asset_into_the_quote_token_then_halts() {
+    let rt = rt();
+    let r = rebalancer(&rt);
+    let cfg = rebalance_config(r.dir.path(), &[]);
+    let state = r.dir.path().join("state");
+    let v = run(&cfg, &r.json, &state, &r.key, 1);
+    assert!(held(&v, "WETH") > 50.0 && held(&v, "DVT") > 1000.0, "{v}");
+
+    // Flatten within the 100 bps price-impact limit: a slice per block until nothing is left.
+    kill(&state, "flatten");
+    let v = run(&cfg, &r.json, &state, &r.key, 12);
+    assert_eq!(v["kill_switch"]["state"], "halted", "{v}");
+    let reason = v["kill_switch"]["reason"].as_str().unwrap();
+    assert!(reason.contains("flattened"), "{reason}");
+    // What is left is worth less than a cent.
+    assert!(held(&v, "WETH") * PRICE < 0.01, "{v}");
+    assert!(held(&v, "DVT") * 2.0 < 0.01, "{v}");
+    assert!(held(&v, "dUSD") > 200_000.0, "{v}");
+    assert!(v["risk"]["partial_unwinds"].as_u64().unwrap() >= 1, "{v}");
+    assert_eq!(v["reconciliations"], 0, "booked to the wei: {v}");
+}
+
+#[test]
+fn the_rebalancers_drawdown_limit_trips_on_a_price_fall_across_its_assets() {
+    let rt = rt();
+    let r = rebalancer(&rt);
+    let cfg = rebalance_config(
+        r.dir.path(),
+        &[("[risk]\n", "[risk]\nmax_drawdown_pct = 5.0\n")],
+    );
+    let state = r.dir.path().join("state");
+    let v = run(&cfg, &r.json, &state, &r.key, 1);
+    assert_eq!(v["kill_switch"]["state"], "active", "{v}");
+
+    // WETH falls by a quarter: ~40 % of the book loses a quarter, a fall of ~10 % from the peak
+    // (past the 5 % drawdown limit, short of the 20 % daily-loss limit).
+    rt.block_on(async {
+        let mover = MarketMover::new(r.devnet.info(), r.devnet.deployer().clone(), 3600)
+            .await
+            .unwrap();
+        mover.step(PRICE * 0.75).await.unwrap();
+    });
+    let v = run(&cfg, &r.json, &state, &r.key, 12);
+    assert_eq!(v["kill_switch"]["state"], "halted", "{v}");
+    let reason = v["kill_switch"]["reason"].as_str().unwrap();
+    assert!(reason.contains("max_drawdown"), "{reason}");
+    assert!(held(&v, "WETH") * PRICE < 0.01, "{v}");
+}
+
+#[test]
+fn the_rebalancer_halts_when_the_rpc_changes_chain_mid_run() {
+    let rt = rt();
+    let r = rebalancer(&rt);
+    let cfg = rebalance_config(
+        r.dir.path(),
+        &[("[chain]\n", "[chain]\nchain_check_every = 1\n")],
+    );
+    let chain = r.devnet.chain().clone();
+    // Once its first rebalance is done and the devnet is quiet (its own log says so).
+    let v = run_and_act_on(&cfg, &r.json, &r.key, 6, "no new block", || {
+        rt.block_on(async {
+            let _: serde_json::Value = chain.dev_call("anvil_setChainId", (999u64,)).await.unwrap();
+        })
+    });
+    assert_eq!(v["kill_switch"]["state"], "halted", "{v}");
+    let reason = v["kill_switch"]["reason"].as_str().unwrap();
+    assert!(reason.contains("chain id changed"), "{reason}");
+}
