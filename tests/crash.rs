@@ -52,7 +52,12 @@ fn agent_cmd(devnet_json: &Path, state: &Path, key: &str, max_cycles: u32) -> Co
 
 /// Runs the agent until it reports the armed point, then SIGKILLs it there.
 fn kill_at(devnet_json: &Path, state: &Path, key: &str, point: &str) {
-    let mut child = agent_cmd(devnet_json, state, key, 100_000)
+    kill_cmd_at(agent_cmd(devnet_json, state, key, 100_000), point);
+}
+
+/// Runs `cmd` until the agent reports the armed point, then SIGKILLs it there.
+fn kill_cmd_at(mut cmd: Command, point: &str) {
+    let mut child = cmd
         .env("DEFAI_PAUSE_AT", point)
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
@@ -359,4 +364,254 @@ fn a_balance_changed_behind_the_agents_back_latches_reduce_only_with_the_reason(
         "{}",
         last_restart.body
     );
+}
+
+/// `defai run --config CONFIG` for any kind, on the devnet, with a state folder.
+fn kind_cmd(config: &Path, devnet_json: &Path, state: &Path, key: &str, cycles: u32) -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_defai"));
+    cmd.env("DEFAI_STATE_ROOT", common::state_root())
+        .env_remove("DEFAI_PAUSE_AT")
+        .env("DEFAI_PRIVATE_KEY", key)
+        .env("RUST_LOG", "warn")
+        .args([
+            "run",
+            "--config",
+            config.to_str().unwrap(),
+            "--devnet",
+            devnet_json.to_str().unwrap(),
+            "--state",
+            state.to_str().unwrap(),
+            "--max-cycles",
+            &cycles.to_string(),
+            "--json",
+            "--no-api",
+        ]);
+    cmd
+}
+
+/// What every restart of a killed agent must show: each restart settled what was open and
+/// found the book equal to the chain, the journal verifies, and every transaction the wallet
+/// put on chain is in the journal, serving its intent once.
+fn restarts_settled_and_nothing_sent_twice(
+    rt: &tokio::runtime::Runtime,
+    devnet: &defai::connectors::evm::Devnet,
+    account: usize,
+    state: &Path,
+    starts: usize,
+) {
+    let verify = Command::new(env!("CARGO_BIN_EXE_defai"))
+        .args(["audit", "verify", "--state", state.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert!(
+        verify.status.success(),
+        "{}",
+        String::from_utf8_lossy(&verify.stderr)
+    );
+    let records = Journal::open(&state.join("journal.sqlite"))
+        .unwrap()
+        .records()
+        .unwrap();
+    let restarts: Vec<serde_json::Value> = records
+        .iter()
+        .filter(|r| r.kind == "restart")
+        .map(|r| serde_json::from_str(&r.body).unwrap())
+        .collect();
+    assert_eq!(
+        restarts.len(),
+        starts,
+        "one per start (the first resumes an empty journal)"
+    );
+    for r in &restarts {
+        assert_eq!(r["problems"], serde_json::json!([]), "{r}");
+    }
+    let settled: Vec<&serde_json::Value> = restarts
+        .iter()
+        .flat_map(|r| r["settled"].as_array().unwrap())
+        .collect();
+    assert!(
+        settled.iter().any(|s| s["outcome"] == "mined"),
+        "a kill left a mined transaction to settle: {settled:?}"
+    );
+    let mut intent_of: BTreeMap<String, (String, String)> = BTreeMap::new();
+    for r in records.iter().filter(|r| r.kind == "tx") {
+        let body: serde_json::Value = serde_json::from_str(&r.body).unwrap();
+        if let (Some(h), Some(i)) = (&r.tx_hash, &r.intent_id)
+            && matches!(body["step"].as_str(), Some("signed" | "replaced"))
+        {
+            intent_of.insert(
+                h.to_lowercase(),
+                (i.clone(), body["label"].as_str().unwrap().to_string()),
+            );
+        }
+    }
+    rt.block_on(async {
+        let chain = devnet.chain();
+        let me = devnet.info().accounts[account];
+        let head = chain.block_number().await.unwrap();
+        let mut on_chain = Vec::new();
+        for n in 0..=head {
+            let block = chain
+                .provider()
+                .get_block_by_number(n.into())
+                .full()
+                .await
+                .unwrap()
+                .unwrap();
+            for tx in block.transactions.txns() {
+                if tx.from() == me {
+                    on_chain.push(tx.tx_hash().to_string().to_lowercase());
+                }
+            }
+        }
+        assert!(on_chain.len() >= 4, "the agent traded: {on_chain:?}");
+        assert_eq!(
+            on_chain.len() as u64,
+            chain.nonce(me, false).await.unwrap(),
+            "every nonce accounted for"
+        );
+        let mut served = BTreeSet::new();
+        for h in &on_chain {
+            let Some(key) = intent_of.get(h) else {
+                panic!("transaction {h} is on chain but not in the journal");
+            };
+            assert!(
+                served.insert(key.clone()),
+                "intent {key:?} reached the chain twice"
+            );
+        }
+    });
+}
+
+#[test]
+fn sigkilled_mid_transaction_the_bettor_restarts_settled_reconciled_and_sends_nothing_twice() {
+    let rt = common::devnet_rt();
+    let devnet = rt
+        .block_on(defai::connectors::evm::Devnet::start(
+            defai::connectors::evm::DevnetConfig::at_price(1338.12),
+        ))
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let devnet_json = dir.path().join("devnet.json");
+    devnet.info().write(&devnet_json).unwrap();
+    let state = dir.path().join("state");
+    // Market 0 (priced 0.5) is worth 0.8: a bet every cycle until its exposure cap.
+    std::fs::write(
+        dir.path().join("forecasts.json"),
+        format!("{{\"{}\": 0.8}}", devnet.info().markets[0].address),
+    )
+    .unwrap();
+    let config = dir.path().join("prediction.toml");
+    let text = common::example_config("prediction-devnet.toml")
+        .replace(
+            "forecasts = \"forecasts-devnet.json\"",
+            "forecasts = \"forecasts.json\"",
+        )
+        .replace("[chain]\n", "[chain]\ncycle_interval_s = 1.0\n");
+    std::fs::write(&config, text).unwrap();
+    let key = devnet.test_key_hex(2).unwrap();
+    // A buy broadcast with no receipt read; a buy mined but not booked; an approval signed
+    // and never broadcast.
+    let points = ["sent:2", "mined:2", "signed:1"];
+    for point in points {
+        kill_cmd_at(
+            kind_cmd(&config, &devnet_json, &state, &key, 100_000),
+            point,
+        );
+    }
+    let out = kind_cmd(&config, &devnet_json, &state, &key, 3)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["kill_switch"]["state"], "active", "{v}");
+    restarts_settled_and_nothing_sent_twice(&rt, &devnet, 2, &state, points.len() + 1);
+    // Every bet that reached the chain counts against the market's 1,000 dUSD cap, across
+    // every life: the outcome tokens held were bought with at most that.
+    let journal = Journal::open(&state.join("journal.sqlite")).unwrap();
+    let resume = journal.resume().unwrap();
+    let cap = defai::core::U256::from(1_000_000_000u64);
+    assert!(
+        resume.bet_exposure.values().all(|v| *v <= cap),
+        "{:?}",
+        resume.bet_exposure
+    );
+}
+
+#[test]
+fn sigkilled_mid_transaction_the_rebalancer_restarts_settled_reconciled_and_sends_nothing_twice() {
+    let rt = common::devnet_rt();
+    let devnet = rt
+        .block_on(defai::connectors::evm::Devnet::start(
+            defai::connectors::evm::DevnetConfig::at_price(1338.12),
+        ))
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let devnet_json = dir.path().join("devnet.json");
+    devnet.info().write(&devnet_json).unwrap();
+    let state = dir.path().join("state");
+    let config = dir.path().join("rebalance.toml");
+    let text = common::example_config("rebalance-devnet.toml")
+        .replace("[chain]\n", "[chain]\ncycle_interval_s = 1.0\n");
+    std::fs::write(&config, text).unwrap();
+    let key = devnet.test_key_hex(7).unwrap();
+    // A swap broadcast with no receipt read; a leg mined but not booked; an approval signed and
+    // never broadcast. Before each life WETH moves, so that every life has legs to trade.
+    let points = ["sent:2", "mined:3", "signed:1"];
+    let prices = [1.0, 1.6, 0.8];
+    for (point, move_to) in points.iter().zip(prices) {
+        rt.block_on(async {
+            let mover = defai::connectors::evm::MarketMover::new(
+                devnet.info(),
+                devnet.deployer().clone(),
+                3600,
+            )
+            .await
+            .unwrap();
+            mover.step(1338.12 * move_to).await.unwrap();
+        });
+        kill_cmd_at(
+            kind_cmd(&config, &devnet_json, &state, &key, 100_000),
+            point,
+        );
+    }
+    let out = kind_cmd(&config, &devnet_json, &state, &key, 4)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["kill_switch"]["state"], "active", "{v}");
+    assert_eq!(v["reconciliations"], 0, "{v}");
+    restarts_settled_and_nothing_sent_twice(&rt, &devnet, 7, &state, points.len() + 1);
+    // The final book is the chain's, to the wei.
+    rt.block_on(async {
+        let chain = devnet.chain();
+        let me = devnet.info().accounts[7];
+        for (token, address, decimals) in [
+            ("WETH", devnet.info().weth, 18),
+            ("DVT", devnet.info().dvt, 18),
+            ("dUSD", devnet.info().usd, 6),
+        ] {
+            let held = chain
+                .view(
+                    address,
+                    defai::connectors::evm::bindings::IERC20::balanceOfCall { owner: me },
+                    BlockId::latest(),
+                )
+                .await
+                .unwrap();
+            assert_eq!(
+                v["balances"][token],
+                Token::new(token, decimals).format(held)
+            );
+        }
+    });
 }

@@ -96,6 +96,24 @@ pub trait PredictionVenue: Send {
     /// Where to record transaction steps as they happen (the journal), before each is taken.
     /// Venues that send nothing ignore it.
     fn set_recorder(&mut self, _recorder: std::sync::Arc<dyn crate::venue::StepRecorder>) {}
+    /// After a restart: what became of the transactions the journal saw leave but not finish,
+    /// with their effect on the collateral (as [`crate::Venue::settle`]). Venues that send
+    /// nothing have nothing to settle.
+    fn settle(
+        &mut self,
+        unsettled: &[crate::venue::UnsettledTx],
+    ) -> impl Future<Output = Result<Vec<crate::venue::SettledTx>, VenueError>> + Send {
+        let n = unsettled.len();
+        async move {
+            if n == 0 {
+                Ok(Vec::new())
+            } else {
+                Err(VenueError::Unsupported(format!(
+                    "{n} unsettled transaction(s) in the journal, and this venue cannot look them up"
+                )))
+            }
+        }
+    }
 }
 
 /// A [`PredictionVenue`] as the agent's [`crate::Venue`]: the agent lists its markets every
@@ -145,6 +163,13 @@ impl<P: PredictionVenue> crate::Venue for Betting<P> {
 
     fn set_recorder(&mut self, recorder: std::sync::Arc<dyn crate::venue::StepRecorder>) {
         self.0.set_recorder(recorder);
+    }
+
+    async fn settle(
+        &mut self,
+        unsettled: &[crate::venue::UnsettledTx],
+    ) -> Result<Vec<crate::venue::SettledTx>, VenueError> {
+        self.0.settle(unsettled).await
     }
 
     fn lists_markets(&self) -> bool {

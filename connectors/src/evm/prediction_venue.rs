@@ -184,6 +184,32 @@ impl PredictionVenue for ChainPredictionVenue {
         self.pm.set_recorder(recorder);
     }
 
+    /// Settles a restart's open transactions (approvals, buys, redemptions) from their
+    /// receipts: the collateral each moved in or out of the wallet (outcome tokens are the
+    /// markets' to report, not the book's).
+    async fn settle(
+        &mut self,
+        unsettled: &[agent_core::venue::UnsettledTx],
+    ) -> Result<Vec<agent_core::venue::SettledTx>, VenueError> {
+        if unsettled.is_empty() {
+            return Ok(Vec::new());
+        }
+        let Some(m) = self.markets.first() else {
+            return Err(VenueError::Unsupported(
+                "open transactions in the journal and no market to read the collateral of".into(),
+            ));
+        };
+        let tracked = super::recovery::Tracked {
+            wallet: self.pm.address(),
+            tokens: vec![(self.collateral.clone(), m.collateral)],
+            native: Token::new("native", 18),
+        };
+        let wait = self.pm.sender().policy().receipt_timeout;
+        super::recovery::settle(self.pm.chain(), &tracked, unsettled, wait)
+            .await
+            .map_err(venue_error)
+    }
+
     async fn health(&mut self) -> Result<(), String> {
         let Some((want, every)) = self.chain_check else {
             return Ok(());
