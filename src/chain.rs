@@ -116,6 +116,29 @@ fn live_only(spec: &RunSpec, otherwise: &str) -> Result<(), RunError> {
     }
 }
 
+/// `[risk] allowed_contracts`: every contract the agent would send to or read from must be
+/// listed (unset: the configured ones). The first that is not stops the run, named.
+fn check_allowed_contracts(
+    cfg: &crate::config::Config,
+    contracts: &[(String, Address)],
+) -> Result<(), RunError> {
+    let Some(allowed) = &cfg.risk_limits()?.allowed_contracts else {
+        return Ok(());
+    };
+    let listed = |a: &Address| {
+        allowed
+            .iter()
+            .any(|s| s.parse::<Address>().is_ok_and(|x| x == *a))
+    };
+    match contracts.iter().find(|(_, a)| !listed(a)) {
+        Some((what, addr)) => Err(EvmError::ChainGuard(format!(
+            "{what} {addr} is not in [risk] allowed_contracts"
+        ))
+        .into()),
+        None => Ok(()),
+    }
+}
+
 /// Runs `spec` on a chain: `Mode::Live` trades, `Mode::Paper` only reads.
 pub async fn run_chain(spec: RunSpec, args: ChainArgs) -> Result<RunOutput, RunError> {
     let cfg = &spec.config;
@@ -124,28 +147,15 @@ pub async fn run_chain(spec: RunSpec, args: ChainArgs) -> Result<RunOutput, RunE
     let chain = Chain::connect(&target.rpc_url)?;
     check_chain(&chain, target.chain_id, args.allow_mainnet).await?;
 
-    // `[risk] allowed_contracts`: every contract this agent would send to or read from must be
-    // listed (unset: the configured router, pool and tokens).
-    if let Some(allowed) = &cfg.risk_limits()?.allowed_contracts {
-        let listed = |a: &Address| {
-            allowed
-                .iter()
-                .any(|s| s.parse::<Address>().is_ok_and(|x| x == *a))
-        };
-        for (what, addr) in [
-            ("router", target.router),
-            ("pool", target.pool),
-            ("base token", target.base_token),
-            ("quote token", target.quote_token),
-        ] {
-            if !listed(&addr) {
-                return Err(EvmError::ChainGuard(format!(
-                    "{what} {addr} is not in [risk] allowed_contracts"
-                ))
-                .into());
-            }
-        }
-    }
+    check_allowed_contracts(
+        cfg,
+        &[
+            ("router".into(), target.router),
+            ("pool".into(), target.pool),
+            ("base token".into(), target.base_token),
+            ("quote token".into(), target.quote_token),
+        ],
+    )?;
     let pair = Pair::new(cfg.base(), cfg.quote());
     check_decimals(&chain, target.base_token, &pair.base).await?;
     check_decimals(&chain, target.quote_token, &pair.quote).await?;
@@ -520,6 +530,14 @@ pub async fn run_rebalancer(spec: RunSpec, args: ChainArgs) -> Result<RebalanceS
     };
     let every_token: Vec<(Token, Address)> =
         target.tokens.iter().map(|t| (t.0.clone(), t.1)).collect();
+    let mut contracts = vec![("router".to_string(), target.router)];
+    for (token, address, pool, _) in &target.tokens {
+        contracts.push((format!("token {token}"), *address));
+        if let Some(p) = pool {
+            contracts.push((format!("pool of {token}"), *p));
+        }
+    }
+    check_allowed_contracts(cfg, &contracts)?;
     let mut pools = Vec::with_capacity(quote);
     let mut venues = Vec::with_capacity(quote);
     for (token, address, pool, _) in &target.tokens[..quote] {

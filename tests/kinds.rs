@@ -449,3 +449,41 @@ fn the_rebalancer_halts_when_the_rpc_changes_chain_mid_run() {
     let reason = v["kill_switch"]["reason"].as_str().unwrap();
     assert!(reason.contains("chain id changed"), "{reason}");
 }
+
+#[test]
+fn the_rebalancer_refuses_to_start_on_a_contract_outside_allowed_contracts() {
+    let rt = rt();
+    let r = rebalancer(&rt);
+    let pools = format!(
+        "[risk]\nallowed_contracts = [\"{}\", \"{}\", \"{}\", \"{}\", \"{}\"]\n",
+        r.devnet.info().weth,
+        r.devnet.info().dvt,
+        r.devnet.info().usd,
+        r.devnet.info().weth_usd_pair,
+        r.devnet.info().dvt_usd_pair,
+    );
+    let cfg = rebalance_config(r.dir.path(), &[("[risk]\n", &pools)]);
+    let me = r.devnet.info().accounts[7];
+    let before = rt.block_on(r.devnet.chain().nonce(me, false)).unwrap();
+    let out = defai(
+        &[
+            "run",
+            "--config",
+            cfg.to_str().unwrap(),
+            "--devnet",
+            r.json.to_str().unwrap(),
+            "--max-cycles",
+            "1",
+            "--json",
+        ],
+        &[("DEFAI_PRIVATE_KEY", &r.key)],
+    );
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("router") && stderr.contains("allowed_contracts"),
+        "{stderr}"
+    );
+    let after = rt.block_on(r.devnet.chain().nonce(me, false)).unwrap();
+    assert_eq!(after, before, "nothing was sent");
+}
