@@ -219,11 +219,13 @@ pub async fn backtest_with_limits(
                         pair: weth_pair.clone(),
                         bar: *bar,
                         pool: None,
+                        venue: None,
                     },
                     PairMarket {
                         pair: dvt_pair.clone(),
                         bar: flat,
                         pool: None,
+                        venue: None,
                     },
                 ],
             }))

@@ -183,6 +183,7 @@ fn paper_fills_equal_on_chain_swaps_wei_for_wei() {
                     sell: pair.base.clone(),
                     buy: pair.quote.clone(),
                     amount_in: amount,
+                    venue: None,
                 }
             } else {
                 buys += 1;
@@ -192,6 +193,7 @@ fn paper_fills_equal_on_chain_swaps_wei_for_wei() {
                     sell: pair.quote.clone(),
                     buy: pair.base.clone(),
                     amount_in: amount,
+                    venue: None,
                 }
             };
             let expected = paper.quote(&swap).await.unwrap().amount_out;
@@ -372,6 +374,7 @@ fn weth_to_usd(pair: &Pair, amount: u64) -> Swap {
         sell: pair.base.clone(),
         buy: pair.quote.clone(),
         amount_in: U256::from(amount),
+        venue: None,
     }
 }
 

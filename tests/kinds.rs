@@ -487,3 +487,108 @@ fn the_rebalancer_refuses_to_start_on_a_contract_outside_allowed_contracts() {
     let after = rt.block_on(r.devnet.chain().nonce(me, false)).unwrap();
     assert_eq!(after, before, "nothing was sent");
 }
+
+/// The example binary `name`, built by `cargo test` beside this test's own binary.
+fn example_bin(name: &str) -> PathBuf {
+    let exe = std::env::current_exe().unwrap();
+    let dir = exe.parent().and_then(Path::parent).unwrap();
+    dir.join("examples").join(name)
+}
+
+/// Issue 12's proof that the runtime is open: `examples/cross_dex_arbitrage.rs` (public API
+/// only) runs live on the devnet's two Uniswap V2 deployments after the market mover moved the
+/// first, through the gate, the kill switch and the journal, and leaves the pools closer.
+#[test]
+fn the_cross_dex_arbitrage_example_runs_live_and_leaves_the_two_pools_closer() {
+    let rt = rt();
+    let devnet = rt
+        .block_on(Devnet::start(DevnetConfig::at_price(PRICE)))
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let json = dir.path().join("devnet.json");
+    devnet.info().write(&json).unwrap();
+    // The mover moves only the first DEX: 2 % apart.
+    rt.block_on(async {
+        let mover = MarketMover::new(devnet.info(), devnet.deployer().clone(), 3600)
+            .await
+            .unwrap();
+        mover.step(PRICE * 1.02).await.unwrap();
+    });
+    let journal = dir.path().join("journal.sqlite");
+    let out = Command::new(example_bin("cross_dex_arbitrage"))
+        .env("DEFAI_PRIVATE_KEY", devnet.test_key_hex(3).unwrap())
+        .args([json.to_str().unwrap(), journal.to_str().unwrap(), "6"])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let gap = |prices: &serde_json::Value| {
+        let p: Vec<f64> = prices
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|x| x.as_f64().unwrap())
+            .collect();
+        (p[0] / p[1] - 1.0).abs()
+    };
+    let (before, after) = (gap(&v["prices_before"]), gap(&v["prices_after"]));
+    assert!(before > 0.015, "{v}");
+    assert!(
+        after < before / 2.0,
+        "the pools closer: {before} → {after}: {v}"
+    );
+    assert!(v["fills"].as_u64().unwrap() >= 2, "{v}");
+    assert_eq!(
+        v["fills"].as_u64().unwrap() % 2,
+        0,
+        "legs come in pairs: {v}"
+    );
+    assert_eq!(v["execution_failures"], 0, "{v}");
+    assert_eq!(v["reconciliations"], 0, "booked to the wei: {v}");
+    assert_eq!(v["kill_switch"], "Active", "{v}");
+    // The journal: the bundle's intent, each leg's verdict and transactions under the leg's
+    // id, the bundle's own verdict.
+    let records = defai::core::journal::Journal::open(&journal)
+        .unwrap()
+        .records()
+        .unwrap();
+    // A bundle that filled: its first leg's swap mined under the leg's id.
+    let leg0 = records
+        .iter()
+        .filter(|r| r.kind == "tx" && r.body.contains(r#""step":"mined""#))
+        .filter_map(|r| r.intent_id.clone())
+        .find(|i| i.contains("#0:"))
+        .expect("a mined transaction of a bundle's first leg");
+    let id = leg0.replacen("#0:", ":", 1);
+    assert!(
+        records.iter().any(|r| r.kind == "intent"
+            && r.intent_id.as_deref() == Some(&id)
+            && r.body.contains("Bundle")),
+        "the bundle {id} is on record as one intent"
+    );
+    let (strategy, rest) = id.split_once(':').unwrap();
+    for leg in 0..2 {
+        let leg_id = format!("{strategy}#{leg}:{rest}");
+        assert!(
+            records
+                .iter()
+                .any(|r| r.kind == "verdict" && r.intent_id.as_deref() == Some(&leg_id)),
+            "no verdict for {leg_id}"
+        );
+        assert!(
+            records.iter().any(|r| r.kind == "tx"
+                && r.intent_id.as_deref() == Some(&leg_id)
+                && r.body.contains(r#""step":"mined""#)),
+            "no mined transaction for {leg_id}"
+        );
+    }
+    assert!(
+        records
+            .iter()
+            .any(|r| r.kind == "verdict" && r.intent_id.as_deref() == Some(&id))
+    );
+}

@@ -682,7 +682,8 @@ impl<S: MarketSource, V: Venue> Agent<S, V> {
 
     /// Checks the other pairs of a multi-market event, then records their bars (all or none):
     /// the first entry must be the agent's pair; every other bar must be valid, at the set's
-    /// time and priced in the numéraire.
+    /// time and priced in the numéraire. A pair's first entry prices its base; later entries of
+    /// the same pair (other venues) only inform the strategy.
     fn observe_others(&mut self, set: &MarketSet) -> Result<(), String> {
         let Some(first) = set.markets.first() else {
             return Err("a market set with no markets".into());
@@ -702,7 +703,9 @@ impl<S: MarketSource, V: Venue> Agent<S, V> {
                     m.bar.ts, set.ts
                 ));
             }
-            if m.pair.quote != self.pair.quote || m.pair.base == self.pair.base {
+            if m.pair.quote != self.pair.quote
+                || (m.pair.base == self.pair.base && m.pair != self.pair)
+            {
                 return Err(format!(
                     "{name} is not an asset priced in {}",
                     self.pair.quote
@@ -712,7 +715,12 @@ impl<S: MarketSource, V: Venue> Agent<S, V> {
                 return Err(format!("{name}: close is not representable"));
             }
         }
-        for m in &set.markets[1..] {
+        for (i, m) in set.markets.iter().enumerate().skip(1) {
+            // Another venue of a pair already in the set (a second DEX): the first entry prices
+            // the asset.
+            if set.markets[..i].iter().any(|e| e.pair == m.pair) {
+                continue;
+            }
             match self.others.iter_mut().find(|o| o.pair == m.pair) {
                 Some(o) => o.bar = Some(m.bar),
                 None => {
@@ -953,18 +961,39 @@ impl<S: MarketSource, V: Venue> Agent<S, V> {
 
     /// Kill switch, gate pre-check, venue quote, gate verdict: the decision on one intent.
     async fn judge(&mut self, id: &IntentId, intent: &Intent, bar: &Bar, now: i64) -> Verdict {
+        self.judge_quoted(id, intent, bar, now).await.0
+    }
+
+    /// [`Agent::judge`], with the venue's quoted output of a swap that reached the quote.
+    async fn judge_quoted(
+        &mut self,
+        id: &IntentId,
+        intent: &Intent,
+        bar: &Bar,
+        now: i64,
+    ) -> (Verdict, Option<U256>) {
         let swap = match intent {
             Intent::Swap(swap) => swap,
-            Intent::Bet(bet) => return self.judge_bet(bet, bar, now).await,
+            Intent::Bet(bet) => return (self.judge_bet(bet, bar, now).await, None),
+            Intent::Bundle(_) => {
+                return (
+                    Verdict::Refuse(Refusal::new(
+                        "unsupported_intent",
+                        "a bundle is judged leg by leg",
+                    )),
+                    None,
+                );
+            }
             // A redemption turns resolved positions into collateral: it removes risk, so only
             // `halted` (and an open transaction) stops it.
             Intent::Redeem(_) => {
-                return match self.kill.allows(true).and_then(|()| self.open_check()) {
+                let v = match self.kill.allows(true).and_then(|()| self.open_check()) {
                     Ok(()) => Verdict::Approve {
                         min_amount_out: U256::ZERO,
                     },
                     Err(r) => Verdict::Refuse(r),
                 };
+                return (v, None);
             }
         };
         let reduces = self.pair.reduces_exposure(&swap.sell, &swap.buy);
@@ -987,13 +1016,18 @@ impl<S: MarketSource, V: Venue> Agent<S, V> {
             .and_then(|()| self.open_check())
             .and_then(|()| self.gate.pre_check(id, intent, &ctx))
         {
-            return Verdict::Refuse(r);
+            return (Verdict::Refuse(r), None);
         }
         let quote = self.venue.quote(swap).await;
         self.venue_events(bar.ts);
         let quote = match quote {
             Ok(q) => q,
-            Err(e) => return Verdict::Refuse(Refusal::new("quote_failed", e.to_string())),
+            Err(e) => {
+                return (
+                    Verdict::Refuse(Refusal::new("quote_failed", e.to_string())),
+                    None,
+                );
+            }
         };
         let mut ctx = risk_ctx(
             &self.pair,
@@ -1006,7 +1040,7 @@ impl<S: MarketSource, V: Venue> Agent<S, V> {
         );
         ctx.ignore_price_impact = reduces && self.kill.flatten_now();
         ctx.data_age_s = age;
-        match self.gate.evaluate(id, intent, &quote, &ctx) {
+        let verdict = match self.gate.evaluate(id, intent, &quote, &ctx) {
             // The loop enforces what a gate promises: a resize never grows an intent.
             Verdict::Resize { amount_in, .. }
                 if amount_in > swap.amount_in || amount_in.is_zero() =>
@@ -1017,7 +1051,8 @@ impl<S: MarketSource, V: Venue> Agent<S, V> {
                 ))
             }
             v => v,
-        }
+        };
+        (verdict, Some(quote.amount_out))
     }
 
     /// One intent, start to end: judged, audited, executed, booked.
@@ -1045,7 +1080,20 @@ impl<S: MarketSource, V: Venue> Agent<S, V> {
         });
         // Nothing is judged or sent for an intent that is not on record.
         self.audit_ok(now)?;
+        if let Intent::Bundle(legs) = &intent {
+            return self.process_bundle(id, legs, bar, now, name).await;
+        }
+        self.judge_and_execute(id, intent, bar, now).await
+    }
 
+    /// An intent on record, judged and carried out (anything but a bundle).
+    async fn judge_and_execute(
+        &mut self,
+        id: IntentId,
+        intent: Intent,
+        bar: &Bar,
+        now: i64,
+    ) -> Result<(), AgentError> {
         let verdict = self.judge(&id, &intent, bar, now).await;
         tracing::debug!(target: "defai::audit", %id, ?verdict, "verdict");
         self.audit.emit(AuditEvent::Verdict {
@@ -1080,6 +1128,8 @@ impl<S: MarketSource, V: Venue> Agent<S, V> {
             Intent::Redeem(r) => {
                 return self.redeem_positions(id, &r.collateral, bar, now).await;
             }
+            // Handled before judging.
+            Intent::Bundle(_) => return Ok(()),
         };
         let mut swap = swap.clone();
         swap.amount_in = amount_in.unwrap_or(swap.amount_in);
@@ -1092,31 +1142,243 @@ impl<S: MarketSource, V: Venue> Agent<S, V> {
         let executed = self.venue.execute(&order, bar.ts).await;
         self.venue_events(bar.ts);
         match executed {
-            Ok(fill) => {
-                self.consecutive_failures = 0;
-                self.portfolio.apply_fill(&fill)?;
-                let ctx = risk_ctx(
-                    &self.pair,
-                    bar,
-                    &self.others,
-                    &self.portfolio,
-                    &fill.sell,
-                    &fill.buy,
-                    now,
-                );
-                self.gate.record_fill(&fill, &ctx);
-                self.persist_baselines(now)?;
-                tracing::debug!(target: "defai::audit", id = %fill.id, amount_in = %fill.amount_in, amount_out = %fill.amount_out, "fill");
-                self.audit.emit(AuditEvent::Fill(&fill));
-                if self.venue.has_bookings() {
-                    self.take_bookings(bar, now).await?;
-                }
-                if let Err(e) = self.sync_balances(bar.ts, true).await {
-                    tracing::warn!(target: "defai::audit", error = %e, "cannot read balances back after a fill");
-                }
-                self.snapshot(bar.ts);
-            }
+            Ok(fill) => self.book_fill(&fill, bar, now).await?,
             Err(error) => self.execution_failed(&order.id, &error, bar, now).await?,
+        }
+        Ok(())
+    }
+
+    /// Books a swap's fill: the portfolio, the gate's trade record, the baselines, the journal,
+    /// what the venue learnt besides, and the balances read back.
+    async fn book_fill(&mut self, fill: &Fill, bar: &Bar, now: i64) -> Result<(), AgentError> {
+        self.consecutive_failures = 0;
+        self.portfolio.apply_fill(fill)?;
+        let ctx = risk_ctx(
+            &self.pair,
+            bar,
+            &self.others,
+            &self.portfolio,
+            &fill.sell,
+            &fill.buy,
+            now,
+        );
+        self.gate.record_fill(fill, &ctx);
+        self.persist_baselines(now)?;
+        tracing::debug!(target: "defai::audit", id = %fill.id, amount_in = %fill.amount_in, amount_out = %fill.amount_out, "fill");
+        self.audit.emit(AuditEvent::Fill(fill));
+        if self.venue.has_bookings() {
+            self.take_bookings(bar, now).await?;
+        }
+        if let Err(e) = self.sync_balances(bar.ts, true).await {
+            tracing::warn!(target: "defai::audit", error = %e, "cannot read balances back after a fill");
+        }
+        self.snapshot(bar.ts);
+        Ok(())
+    }
+
+    /// A bundle of swaps, judged as a whole, then executed leg by leg (see [`Intent::Bundle`]).
+    /// The journal holds the bundle's intent, each leg's verdict (id `strategy#k:ts:seq`), the
+    /// bundle's verdict, then each leg's intent as sent with its transactions and fill.
+    /// Each leg is judged (kill switch, gate, the venue's quote) on the book as the earlier legs
+    /// would leave it, a leg that sells what the previous one buys sized to that one's quoted
+    /// output; one refusal or cut refuses the bundle before anything is sent. At execution a
+    /// chained leg sells what the previous leg filled (never more than was judged, its minimum
+    /// output scaled down with it); a leg that fails after earlier legs filled is reported, and
+    /// what the earlier legs bought is sold back on their venues as ordinary intents, within the
+    /// limits.
+    async fn process_bundle(
+        &mut self,
+        id: IntentId,
+        legs: &[crate::intent::Swap],
+        bar: &Bar,
+        now: i64,
+        name: &std::sync::Arc<str>,
+    ) -> Result<(), AgentError> {
+        let real = self.portfolio.clone();
+        let mut judged: Vec<(crate::intent::Swap, U256, U256)> = Vec::with_capacity(legs.len());
+        let mut refusal: Option<Refusal> = None;
+        let mut prev: Option<(Token, U256)> = None;
+        for (k, leg) in legs.iter().enumerate() {
+            let mut swap = leg.clone();
+            if let Some((bought, out)) = &prev
+                && *bought == swap.sell
+            {
+                swap.amount_in = *out;
+            }
+            let leg_id = id.leg(k);
+            let intent = Intent::Swap(swap.clone());
+            let (verdict, quoted) = self.judge_quoted(&leg_id, &intent, bar, now).await;
+            self.audit.emit(AuditEvent::Verdict {
+                ts: bar.ts,
+                id: &leg_id,
+                verdict: &verdict,
+            });
+            self.risk.record(&verdict);
+            match (&verdict, quoted) {
+                (Verdict::Approve { min_amount_out }, Some(out)) => {
+                    // The book as this leg would leave it, for the next leg's checks.
+                    let sold = self
+                        .portfolio
+                        .balance(&swap.sell)
+                        .saturating_sub(swap.amount_in);
+                    self.portfolio.set_balance(&swap.sell, sold);
+                    let got = self.portfolio.balance(&swap.buy).saturating_add(out);
+                    self.portfolio.set_balance(&swap.buy, got);
+                    prev = Some((swap.buy.clone(), out));
+                    judged.push((swap, *min_amount_out, out));
+                }
+                (Verdict::Resize { reason, .. }, _) => {
+                    refusal = Some(Refusal::new(
+                        "bundle_leg_cut",
+                        format!(
+                            "leg {k} would be cut ({}: {}): the legs no longer match",
+                            reason.code, reason.detail
+                        ),
+                    ));
+                    break;
+                }
+                (Verdict::Refuse(r), _) => {
+                    refusal = Some(Refusal::new(
+                        "bundle_leg_refused",
+                        format!("leg {k} refused ({}: {})", r.code, r.detail),
+                    ));
+                    break;
+                }
+                (Verdict::Approve { .. }, None) => {
+                    refusal = Some(Refusal::new(
+                        "bundle_leg_refused",
+                        format!("leg {k} has no quote"),
+                    ));
+                    break;
+                }
+            }
+        }
+        self.portfolio = real;
+        let verdict = match refusal {
+            Some(r) => Verdict::Refuse(r),
+            None => Verdict::Approve {
+                min_amount_out: judged.last().map_or(U256::ZERO, |(_, min, _)| *min),
+            },
+        };
+        tracing::debug!(target: "defai::audit", %id, ?verdict, "bundle verdict");
+        self.audit.emit(AuditEvent::Verdict {
+            ts: bar.ts,
+            id: &id,
+            verdict: &verdict,
+        });
+        self.audit_ok(now)?;
+        if let Verdict::Refuse(r) = &verdict {
+            self.risk.refuse(r.code);
+            return Ok(());
+        }
+        let mut filled: Vec<(crate::intent::Swap, U256)> = Vec::with_capacity(judged.len());
+        for (k, (mut swap, min_out, _)) in judged.into_iter().enumerate() {
+            if let Some((prev_swap, got)) = filled.last()
+                && prev_swap.buy == swap.sell
+            {
+                // Sell what the previous leg filled, never more than was judged.
+                let planned = swap.amount_in;
+                let actual = (*got).min(planned);
+                swap.amount_in = actual;
+                let min = if planned.is_zero() {
+                    U256::ZERO
+                } else {
+                    min_out.saturating_mul(actual) / planned
+                };
+                self.audit_ok(now)?;
+                let order = Order {
+                    id: id.leg(k),
+                    swap: swap.clone(),
+                    min_amount_out: min,
+                };
+                if !self.execute_leg(&order, &mut filled, bar, now).await? {
+                    return self.unwind(&id, filled, bar, now, name).await;
+                }
+                continue;
+            }
+            self.audit_ok(now)?;
+            let order = Order {
+                id: id.leg(k),
+                swap: swap.clone(),
+                min_amount_out: min_out,
+            };
+            if !self.execute_leg(&order, &mut filled, bar, now).await? {
+                return self.unwind(&id, filled, bar, now, name).await;
+            }
+        }
+        Ok(())
+    }
+
+    /// Executes one leg of a bundle; `true` when it filled (booked, and added to `filled`).
+    async fn execute_leg(
+        &mut self,
+        order: &Order,
+        filled: &mut Vec<(crate::intent::Swap, U256)>,
+        bar: &Bar,
+        now: i64,
+    ) -> Result<bool, AgentError> {
+        // The leg as it is sent (a chained leg sized to what the previous one filled), on record
+        // before its transactions, which the journal files under it.
+        let intent = Intent::Swap(order.swap.clone());
+        self.audit.emit(AuditEvent::Intent {
+            ts: bar.ts,
+            id: &order.id,
+            intent: &intent,
+        });
+        self.audit_ok(now)?;
+        let executed = self.venue.execute(order, bar.ts).await;
+        self.venue_events(bar.ts);
+        match executed {
+            Ok(fill) => {
+                self.book_fill(&fill, bar, now).await?;
+                filled.push((order.swap.clone(), fill.amount_out));
+                Ok(true)
+            }
+            Err(error) => {
+                self.execution_failed(&order.id, &error, bar, now).await?;
+                Ok(false)
+            }
+        }
+    }
+
+    /// After a bundle's leg failed: sells back what each earlier leg bought, on its venue, as
+    /// ordinary intents (`strategy#unwind`), judged by the kill switch and the gate like any
+    /// other (an unwind into the numéraire reduces exposure).
+    async fn unwind(
+        &mut self,
+        id: &IntentId,
+        filled: Vec<(crate::intent::Swap, U256)>,
+        bar: &Bar,
+        now: i64,
+        name: &std::sync::Arc<str>,
+    ) -> Result<(), AgentError> {
+        if filled.is_empty() {
+            return Ok(());
+        }
+        tracing::warn!(target: "defai::audit", %id, legs = filled.len(), "a bundle leg failed after earlier legs filled: unwinding them");
+        let unwind_name: std::sync::Arc<str> = format!("{name}#unwind").into();
+        for (k, (swap, got)) in filled.into_iter().rev().enumerate() {
+            let held = self.portfolio.balance(&swap.buy);
+            let back = crate::intent::Swap {
+                sell: swap.buy.clone(),
+                buy: swap.sell.clone(),
+                amount_in: got.min(held),
+                venue: swap.venue.clone(),
+            };
+            if back.amount_in.is_zero() {
+                continue;
+            }
+            let seq = id.seq().saturating_mul(16).saturating_add(k as u32);
+            let unwind_id = IntentId::new(unwind_name.clone(), bar.ts, seq);
+            let intent = Intent::Swap(back);
+            self.intents_seen += 1;
+            self.audit.emit(AuditEvent::Intent {
+                ts: bar.ts,
+                id: &unwind_id,
+                intent: &intent,
+            });
+            self.audit_ok(now)?;
+            self.judge_and_execute(unwind_id, intent, bar, now).await?;
         }
         Ok(())
     }

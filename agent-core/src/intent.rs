@@ -27,6 +27,10 @@ impl IntentId {
     pub fn strategy(&self) -> &str {
         &self.strategy
     }
+    /// The id of leg `k` of this bundle: `strategy#k:ts:seq`, as deterministic as the bundle's.
+    pub fn leg(&self, k: usize) -> Self {
+        Self::new(format!("{}#{k}", self.strategy), self.ts, self.seq)
+    }
     pub fn ts(&self) -> i64 {
         self.ts
     }
@@ -47,6 +51,27 @@ pub struct Swap {
     pub sell: Token,
     pub buy: Token,
     pub amount_in: U256,
+    /// The venue to trade on, by its key in a [`crate::VenueSet`] (two DEXes of one pair);
+    /// `None`: the venue of the pair.
+    pub venue: Option<String>,
+}
+
+impl Swap {
+    /// Sells `amount_in` of `sell` for `buy` on the venue of the pair.
+    pub fn new(sell: &Token, buy: &Token, amount_in: U256) -> Self {
+        Self {
+            sell: sell.clone(),
+            buy: buy.clone(),
+            amount_in,
+            venue: None,
+        }
+    }
+
+    /// The same swap on the venue keyed `venue` in a [`crate::VenueSet`].
+    pub fn on(mut self, venue: &str) -> Self {
+        self.venue = Some(venue.to_string());
+        self
+    }
 }
 
 /// What a strategy asks for. The risk gate decides whether it happens.
@@ -58,6 +83,12 @@ pub enum Intent {
     Bet(Bet),
     /// Redeem the positions held in resolved prediction markets for collateral.
     Redeem(Redeem),
+    /// Swaps judged as a whole and executed in order (a cross-venue arbitrage): every leg is
+    /// judged before the first is sent, and the bundle is refused if any leg would be refused or
+    /// cut; a leg that sells what the previous one buys sells exactly what that one filled. A
+    /// leg that fails after an earlier one filled is reported and the earlier legs are unwound
+    /// (sold back on their venue within the limits).
+    Bundle(Vec<Swap>),
 }
 
 /// Redeem every position held in the resolved `markets` (addresses or ids) for `collateral`.
@@ -78,22 +109,18 @@ pub struct Bet {
 
 impl Intent {
     pub fn swap(sell: &Token, buy: &Token, amount_in: U256) -> Self {
-        Intent::Swap(Swap {
-            sell: sell.clone(),
-            buy: buy.clone(),
-            amount_in,
-        })
+        Intent::Swap(Swap::new(sell, buy, amount_in))
     }
     pub fn as_swap(&self) -> Option<&Swap> {
         match self {
             Intent::Swap(s) => Some(s),
-            Intent::Bet(_) | Intent::Redeem(_) => None,
+            Intent::Bet(_) | Intent::Redeem(_) | Intent::Bundle(_) => None,
         }
     }
     pub fn as_bet(&self) -> Option<&Bet> {
         match self {
             Intent::Bet(b) => Some(b),
-            Intent::Swap(_) | Intent::Redeem(_) => None,
+            Intent::Swap(_) | Intent::Redeem(_) | Intent::Bundle(_) => None,
         }
     }
 }

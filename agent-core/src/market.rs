@@ -151,12 +151,22 @@ pub struct PairMarket {
     pub bar: Bar,
     /// The pool's exact state, when read from a chain (a paper venue fills against it).
     pub pool: Option<PoolSnapshot>,
+    /// The venue this market was read on, by its key in a [`crate::VenueSet`], when several
+    /// venues trade the pair (two DEXes); `None`: the pair's only venue.
+    pub venue: Option<String>,
 }
 
 impl MarketSet {
     /// The entry of `pair`, if the set has one.
     pub fn get(&self, pair: &Pair) -> Option<&PairMarket> {
         self.markets.iter().find(|m| &m.pair == pair)
+    }
+
+    /// The entry read on the venue keyed `venue`, if any.
+    pub fn at(&self, venue: &str) -> Option<&PairMarket> {
+        self.markets
+            .iter()
+            .find(|m| m.venue.as_deref() == Some(venue))
     }
 
     /// The entry whose base token is `token` (its price in the numéraire), if any.

@@ -247,32 +247,58 @@ pub trait Venue: Send {
 /// and merge; the first venue settles a restart's open transactions, so it must book every
 /// token of the set (a chain venue tracking all of them).
 ///
-/// Routing is by pair: at most one venue per pair.
+/// Routing is by the swap's venue key when it names one ([`Swap::venue`]: two DEXes of one
+/// pair), else by pair: the first venue of the pair.
 #[derive(Debug)]
 pub struct VenueSet<V> {
     venues: Vec<(crate::market::Pair, V)>,
+    /// Each venue's key, in order.
+    keys: Vec<String>,
     /// The venue whose gas estimate strategies see (the one whose base is the gas token).
     gas_from: usize,
     name: String,
 }
 
 impl<V: Venue> VenueSet<V> {
-    /// One venue per pair, in order.
+    /// One venue per pair, in order, each keyed `BASE/QUOTE`.
     ///
     /// # Errors
     /// No venue, or two venues for the same pair (in either direction).
     pub fn new(venues: Vec<(crate::market::Pair, V)>) -> Result<Self, String> {
-        let Some((_, first)) = venues.first() else {
-            return Err("a venue set needs at least one venue".into());
-        };
-        let name = format!("{}×{}", first.name(), venues.len());
         for (i, (p, _)) in venues.iter().enumerate() {
             if venues[..i].iter().any(|(q, _)| q.trades(&p.base, &p.quote)) {
                 return Err(format!("two venues for the pair {}/{}", p.base, p.quote));
             }
         }
+        let keyed = venues
+            .into_iter()
+            .map(|(p, v)| (format!("{}/{}", p.base, p.quote), p, v))
+            .collect();
+        Self::keyed(keyed)
+    }
+
+    /// Venues under keys of their own (several may trade one pair: two DEXes), in order; a swap
+    /// names its venue by key ([`Swap::on`]), or goes to the first venue of its pair.
+    ///
+    /// # Errors
+    /// No venue, or a key used twice.
+    pub fn keyed(venues: Vec<(String, crate::market::Pair, V)>) -> Result<Self, String> {
+        let Some((_, _, first)) = venues.first() else {
+            return Err("a venue set needs at least one venue".into());
+        };
+        let name = format!("{}×{}", first.name(), venues.len());
+        let mut keys: Vec<String> = Vec::with_capacity(venues.len());
+        let mut out = Vec::with_capacity(venues.len());
+        for (key, pair, venue) in venues {
+            if keys.contains(&key) {
+                return Err(format!("two venues keyed {key}"));
+            }
+            keys.push(key);
+            out.push((pair, venue));
+        }
         Ok(Self {
-            venues,
+            venues: out,
+            keys,
             gas_from: 0,
             name,
         })
@@ -292,12 +318,33 @@ impl<V: Venue> VenueSet<V> {
         &self.venues
     }
 
-    fn route(&mut self, sell: &Token, buy: &Token) -> Result<&mut V, VenueError> {
-        self.venues
-            .iter_mut()
-            .find(|(p, _)| p.trades(sell, buy))
-            .map(|(_, v)| v)
-            .ok_or_else(|| VenueError::Unsupported(format!("no venue trades {sell} → {buy}")))
+    /// The keys, in the venues' order.
+    pub fn keys(&self) -> &[String] {
+        &self.keys
+    }
+
+    fn route(&mut self, swap: &Swap) -> Result<&mut V, VenueError> {
+        let (sell, buy) = (&swap.sell, &swap.buy);
+        let at = match &swap.venue {
+            Some(key) => self.keys.iter().position(|k| k == key).ok_or_else(|| {
+                VenueError::Unsupported(format!("no venue keyed {key} in this set"))
+            })?,
+            None => self
+                .venues
+                .iter()
+                .position(|(p, _)| p.trades(sell, buy))
+                .ok_or_else(|| {
+                    VenueError::Unsupported(format!("no venue trades {sell} → {buy}"))
+                })?,
+        };
+        let (pair, venue) = &mut self.venues[at];
+        if !pair.trades(sell, buy) {
+            return Err(VenueError::Unsupported(format!(
+                "venue {} trades {}/{}, not {sell} → {buy}",
+                self.keys[at], pair.base, pair.quote
+            )));
+        }
+        Ok(venue)
     }
 }
 
@@ -317,13 +364,11 @@ impl<V: Venue> Venue for VenueSet<V> {
     }
 
     async fn quote(&mut self, swap: &Swap) -> Result<Quote, VenueError> {
-        self.route(&swap.sell, &swap.buy)?.quote(swap).await
+        self.route(swap)?.quote(swap).await
     }
 
     async fn execute(&mut self, order: &Order, ts: i64) -> Result<Fill, VenueError> {
-        self.route(&order.swap.sell, &order.swap.buy)?
-            .execute(order, ts)
-            .await
+        self.route(&order.swap)?.execute(order, ts).await
     }
 
     /// Every venue's balances, merged by token (a later venue's reading of a token wins: the

@@ -61,6 +61,9 @@ pub struct PaperVenue {
     gas_token: Option<Token>,
     /// That token's latest close, quote per whole token.
     gas_close: Option<f64>,
+    /// This venue's key in the agent's `VenueSet`, when several venues trade the pair: it
+    /// follows that entry of a [`MarketEvent::Markets`] set.
+    key: Option<String>,
 }
 
 impl PaperVenue {
@@ -77,8 +80,16 @@ impl PaperVenue {
             gas_native_tokens: agent_core::amount::to_f64(gas_native, 18),
             gas_token: None,
             gas_close: None,
+            key: None,
             cfg,
         }
+    }
+
+    /// Follows the set entry read on the venue keyed `key` (a second DEX of the same pair),
+    /// rather than the pair's first entry.
+    pub fn at_venue(mut self, key: &str) -> Self {
+        self.key = Some(key.to_string());
+        self
     }
 
     /// Values gas at the price of `token` — the chain's gas token, another pair of the
@@ -192,8 +203,12 @@ impl Venue for PaperVenue {
         {
             self.gas_close = Some(m.bar.close);
         }
-        // This pool's own market: a one-pair event, or this pair's entry in a set.
-        let Some((bar, pool)) = event.for_pair(&self.pair) else {
+        // This pool's own market: a one-pair event, or this venue's (this pair's) entry in a set.
+        let own = match (&self.key, event.markets()) {
+            (Some(k), Some(set)) => set.at(k).map(|m| (&m.bar, m.pool.as_ref())),
+            _ => event.for_pair(&self.pair),
+        };
+        let Some((bar, pool)) = own else {
             return;
         };
         self.close = bar.close;
@@ -311,6 +326,7 @@ mod tests {
             sell: pair.base.clone(),
             buy: pair.quote.clone(),
             amount_in: U256::from(10u128.pow(18)),
+            venue: None,
         };
         let order = Order {
             id: IntentId::new("t", 0, 0),
@@ -367,6 +383,7 @@ mod tests {
             sell: pair.quote.clone(),
             buy: pair.base.clone(),
             amount_in: U256::from(1_000_000_000u64),
+            venue: None,
         };
         let before = v.reserves();
         let order = Order {
@@ -389,6 +406,7 @@ mod tests {
             sell: pair.quote.clone(),
             buy: pair.base.clone(),
             amount_in: U256::from(1u8),
+            venue: None,
         };
         assert!(matches!(
             block_on(v.quote(&swap)),
@@ -399,6 +417,7 @@ mod tests {
             sell: Token::new("DAI", 18),
             buy: pair.base.clone(),
             amount_in: U256::from(1u8),
+            venue: None,
         };
         assert!(matches!(
             block_on(v.quote(&odd)),

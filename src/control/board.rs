@@ -329,6 +329,21 @@ fn describe(intent: &Intent) -> String {
             r.markets.join(", "),
             r.collateral.symbol()
         ),
+        Intent::Bundle(legs) => {
+            let legs: Vec<String> = legs
+                .iter()
+                .map(|s| {
+                    format!(
+                        "swap {} {} for {} on {}",
+                        s.sell.format(s.amount_in),
+                        s.sell.symbol(),
+                        s.buy.symbol(),
+                        s.venue.as_deref().unwrap_or("its pair's venue")
+                    )
+                })
+                .collect();
+            format!("bundle: {}", legs.join(", then "))
+        }
         other => format!("{other:?}"),
     }
 }

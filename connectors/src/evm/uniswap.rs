@@ -148,6 +148,8 @@ pub struct ChainSource {
     last_ts: i64,
     /// The previous close of each pool, the next bar's open.
     last_close: Vec<Option<f64>>,
+    /// Each pool's venue key in the agent's `VenueSet`, when two venues trade one pair.
+    keys: Vec<Option<String>>,
 }
 
 impl ChainSource {
@@ -162,10 +164,20 @@ impl ChainSource {
         Self {
             chain,
             last_close: vec![None; pools.len()],
+            keys: vec![None; pools.len()],
             pools,
             clock,
             last_ts: i64::MIN,
         }
+    }
+
+    /// Pools on venues of their own, each under its key in the agent's `VenueSet` (two DEXes of
+    /// one pair: the events carry both, each entry named by its key), the agent's own first.
+    pub fn keyed_pools(chain: Chain, pools: Vec<(String, PoolRef)>, clock: CycleClock) -> Self {
+        let (keys, pools): (Vec<_>, Vec<_>) = pools.into_iter().map(|(k, p)| (Some(k), p)).unzip();
+        let mut source = Self::pools(chain, pools, clock);
+        source.keys = keys;
+        source
     }
 
     /// The pools at block `number`. A block stamped no later than the previous event (several
@@ -178,7 +190,7 @@ impl ChainSource {
         let tip = self.chain.priority_fee().await?;
         let gas_price_wei = U256::from(block.base_fee_wei.saturating_add(tip));
         let mut markets = Vec::with_capacity(self.pools.len());
-        for (pool, last) in self.pools.iter().zip(&self.last_close) {
+        for ((pool, last), key) in self.pools.iter().zip(&self.last_close).zip(&self.keys) {
             let (rb, rq) = pool.reserves(&self.chain, number.into()).await?;
             let close = pool.price_f64(rb, rq);
             let open = last.unwrap_or(close);
@@ -200,6 +212,7 @@ impl ChainSource {
                 pair: pool.pair.clone(),
                 bar,
                 pool: Some(snapshot),
+                venue: key.clone(),
             });
         }
         // Every read succeeded: only now does the source move on.
@@ -301,6 +314,8 @@ pub struct UniswapV2Venue {
     charges: Vec<Booking>,
     /// The journal, for steps the venue takes itself (a late receipt).
     recorder: Option<std::sync::Arc<dyn agent_core::venue::StepRecorder>>,
+    /// This venue's key in the agent's `VenueSet`, when two venues trade the pair.
+    key: Option<String>,
 }
 
 impl UniswapV2Venue {
@@ -319,7 +334,15 @@ impl UniswapV2Venue {
             charges: Vec::new(),
             recorder: None,
             also_tracks: Vec::new(),
+            key: None,
         }
+    }
+
+    /// Follows the set entry read on the venue keyed `key` (a second DEX of the same pair) for
+    /// its price and gas, rather than the pair's first entry.
+    pub fn at_venue(mut self, key: &str) -> Self {
+        self.key = Some(key.to_string());
+        self
     }
 
     /// Also books the movements of `tokens` (symbol and contract) when it settles a
@@ -775,8 +798,12 @@ impl Venue for UniswapV2Venue {
     }
 
     fn observe(&mut self, event: &MarketEvent) {
-        // This pool's own market: a one-pair event, or this pair's entry in a set.
-        let Some((bar, pool)) = event.for_pair(&self.pool.pair) else {
+        // This pool's own market: a one-pair event, or this venue's (this pair's) entry in a set.
+        let own = match (&self.key, event.markets()) {
+            (Some(k), Some(set)) => set.at(k).map(|m| (&m.bar, m.pool.as_ref())),
+            _ => event.for_pair(&self.pool.pair),
+        };
+        let Some((bar, pool)) = own else {
             return;
         };
         self.last_price = bar.close;
