@@ -401,6 +401,87 @@ pub struct StrategyBench {
     /// One rebalancer decision (weights, drift check, plan) for 10 assets, µs.
     pub rebalancer_10_assets_p50_us: f64,
     pub rebalancer_10_assets_p99_us: f64,
+    /// A two-leg bundle through the agent loop on two paper pools of one pair, µs per bundle:
+    /// the decision, both legs judged (kill switch, gate, quotes), both executed and booked.
+    /// Signing adds what `defai bench --chain` measures per transaction.
+    pub arbitrage_bundle_us: f64,
+}
+
+/// Proposes the same two-leg round trip (pool "a" then pool "b") on every event.
+struct EveryEventBundle;
+
+impl agent_core::Strategy for EveryEventBundle {
+    fn name(&self) -> &str {
+        "bundle_bench"
+    }
+    fn on_event(
+        &mut self,
+        _: &agent_core::MarketEvent,
+        ctx: &agent_core::Context<'_>,
+    ) -> Result<Vec<agent_core::Intent>, agent_core::StrategyError> {
+        use agent_core::{Intent, Swap, U256};
+        let (base, quote) = (&ctx.pair.base, &ctx.pair.quote);
+        Ok(vec![Intent::Bundle(vec![
+            Swap::new(quote, base, U256::from(100u64) * quote.one()).on("a"),
+            Swap::new(base, quote, base.one() / U256::from(25u8)).on("b"),
+        ])])
+    }
+}
+
+/// µs per bundle of [`EveryEventBundle`] over `events` two-pool events.
+async fn bundle_bench(events: usize) -> Result<f64, agent_core::VenueError> {
+    use agent_core::{
+        Agent, Bar, EventReplay, MarketEvent, MarketSet, Pair, PairMarket, Portfolio, RiskLimits,
+        U256,
+    };
+    let pair = Pair::eth_usdc();
+    let bar = |ts: i64, p: f64| Bar {
+        ts,
+        open: p,
+        high: p,
+        low: p,
+        close: p,
+        volume: 1.0,
+    };
+    let replay = (0..events as i64)
+        .map(|i| {
+            let entry = |key: &str, p: f64| PairMarket {
+                pair: pair.clone(),
+                bar: bar(i * 60, p),
+                pool: None,
+                venue: Some(key.to_string()),
+            };
+            MarketEvent::Markets(Box::new(MarketSet {
+                ts: i * 60,
+                markets: vec![entry("a", 2000.0), entry("b", 2040.0)],
+            }))
+        })
+        .collect();
+    let cfg = connectors::PaperAmmConfig::default_for(&pair);
+    let venue = |key: &str| connectors::PaperVenue::new(pair.clone(), cfg.clone()).at_venue(key);
+    let venues = agent_core::VenueSet::keyed(vec![
+        ("a".into(), pair.clone(), venue("a")),
+        ("b".into(), pair.clone(), venue("b")),
+    ])
+    .map_err(agent_core::VenueError::Rejected)?;
+    let start = U256::from(1_000_000u64) * pair.quote.one();
+    let agent = Agent::new(
+        pair.clone(),
+        EventReplay::new(replay),
+        venues,
+        Box::new(EveryEventBundle),
+        Portfolio::with_balances([(pair.quote.clone(), start)]),
+    )
+    .with_gate(Box::new(agent_core::LimitGate::new(
+        RiskLimits::permissive(),
+    )));
+    let t = std::time::Instant::now();
+    let report = agent
+        .run()
+        .await
+        .map_err(|e| agent_core::VenueError::Rejected(e.to_string()))?;
+    let bundles = (report.fills / 2).max(1);
+    Ok(t.elapsed().as_secs_f64() * 1e6 / bundles as f64)
 }
 
 pub async fn strategy_bench() -> Result<StrategyBench, agent_core::VenueError> {
@@ -432,7 +513,9 @@ pub async fn strategy_bench() -> Result<StrategyBench, agent_core::VenueError> {
         std::hint::black_box(legs);
     }
     lat.sort_by(f64::total_cmp);
+    let arbitrage_bundle_us = bundle_bench(20_000).await?;
     Ok(StrategyBench {
+        arbitrage_bundle_us,
         bettor_cycles_per_s: cycles_per_s,
         markets: gen_cfg.markets,
         rebalancer_10_assets_p50_us: percentile(&lat, 0.5),

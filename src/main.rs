@@ -504,6 +504,10 @@ fn run_cli() -> Result<()> {
                         "rebalancer, 10 assets: p50 {:.2} µs, p99 {:.2} µs per decision",
                         r.rebalancer_10_assets_p50_us, r.rebalancer_10_assets_p99_us
                     );
+                    println!(
+                        "two-leg bundle (decision, both legs judged, filled and booked on paper): {:.2} µs",
+                        r.arbitrage_bundle_us
+                    );
                 }
                 Ok(())
             }

@@ -1849,11 +1849,16 @@ impl<S: MarketSource, V: Venue> Agent<S, V> {
             markets,
             exposure,
         };
-        self.predictions = Some(set.clone());
+        self.predictions = Some(set);
         let before = self.prediction_equity().0;
-        let event = MarketEvent::Predictions(Box::new(set));
+        // The event holds the set while the strategy decides; the bets are then judged on it.
+        let set = self.predictions.take().map(Box::new);
+        let event = MarketEvent::Predictions(set.unwrap_or_default());
         self.audit.emit(AuditEvent::Market { ts, event: &event });
         let intents = self.decide(&event, &bar, now);
+        if let MarketEvent::Predictions(set) = event {
+            self.predictions = Some(*set);
+        }
         for (seq, intent) in intents.into_iter().enumerate() {
             self.process(seq as u32, intent, &bar, now, name).await?;
         }

@@ -41,7 +41,7 @@ impl MarketView {
 }
 
 /// The markets of a [`crate::MarketEvent::Predictions`] event.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct PredictionSet {
     /// Cycle time, unix seconds.
     pub ts: i64,
