@@ -592,3 +592,74 @@ fn the_cross_dex_arbitrage_example_runs_live_and_leaves_the_two_pools_closer() {
             .any(|r| r.kind == "verdict" && r.intent_id.as_deref() == Some(&id))
     );
 }
+
+/// The rebalancer's legs fail at execution (its router breaks: every swap's simulation
+/// reverts, nothing is sent): after `max_consecutive_failures` in a row the kill switch halts.
+#[test]
+fn the_rebalancer_halts_after_consecutive_failed_legs() {
+    use defai::connectors::evm::TxRequest;
+    use defai::connectors::evm::alloy::sol_types::SolCall;
+    let rt = rt();
+    let r = rebalancer(&rt);
+    let cfg = rebalance_config(
+        r.dir.path(),
+        &[(
+            "[risk]\n",
+            "[kill_switch]\nmax_consecutive_failures = 2\n\n[risk]\n",
+        )],
+    );
+    let info = r.devnet.info().clone();
+    let chain = r.devnet.chain().clone();
+    let deployer = r.devnet.deployer().clone();
+    // Once the first rebalance is done and the devnet is quiet: the router breaks, then WETH
+    // jumps 60 % (dUSD minted into the pool and synced: no router needed), so the rebalancer
+    // has legs to trade and every one of them fails.
+    let v = run_and_act_on(&cfg, &r.json, &r.key, 8, "no new block", || {
+        rt.block_on(async {
+            let _: serde_json::Value = chain
+                .dev_call("anvil_setCode", (info.router, "0xfe"))
+                .await
+                .unwrap();
+            let (_, rq) = {
+                let pool = defai::connectors::evm::PoolRef::resolve(
+                    &chain,
+                    defai::core::Pair::new(
+                        defai::core::Token::new("WETH", 18),
+                        defai::core::Token::new("dUSD", 6),
+                    ),
+                    info.weth_usd_pair,
+                    info.weth,
+                    info.usd,
+                )
+                .await
+                .unwrap();
+                pool.reserves(
+                    &chain,
+                    defai::connectors::evm::alloy::eips::BlockId::latest(),
+                )
+                .await
+                .unwrap()
+            };
+            let mint = TxRequest::call(
+                "mint",
+                info.usd,
+                defai::connectors::evm::bindings::DevToken::mintCall {
+                    to: info.weth_usd_pair,
+                    value: rq * U256::from(6u8) / U256::from(10u8),
+                }
+                .abi_encode(),
+            );
+            let sync = TxRequest::call("sync", info.weth_usd_pair, vec![0xff, 0xf6, 0xca, 0xe9]);
+            let mut log = Vec::new();
+            deployer.send(&mint, &mut log).await.unwrap();
+            deployer.send(&sync, &mut log).await.unwrap();
+        })
+    });
+    assert_eq!(v["kill_switch"]["state"], "halted", "{v}");
+    let reason = v["kill_switch"]["reason"].as_str().unwrap();
+    assert!(
+        reason.contains("2 consecutive execution failures"),
+        "{reason}"
+    );
+    assert!(v["execution_failures"].as_u64().unwrap() >= 2, "{v}");
+}
