@@ -169,7 +169,14 @@ impl AgentStatus {
                     ts: *ts,
                     id: (*id).clone(),
                     intent: describe(intent),
-                    sell: intent.as_swap().map(|s| s.sell.clone()),
+                    // The token it spends: a swap's sell token, a bet's collateral.
+                    sell: match intent {
+                        Intent::Swap(s) => Some(s.sell.clone()),
+                        Intent::Bet(b) => Some(b.collateral.clone()),
+                        Intent::Redeem(r) => Some(r.collateral.clone()),
+                        Intent::Bundle(legs) => legs.first().map(|s| s.sell.clone()),
+                        _ => None,
+                    },
                     model,
                     verdict: None,
                     outcome: None,
@@ -221,6 +228,40 @@ impl AgentStatus {
                         sold: format!("{} {}", f.sell.format(f.amount_in), f.sell.symbol()),
                         bought: format!("{} {}", f.buy.format(f.amount_out), f.buy.symbol()),
                         tx_hash: f.tx_hash.clone(),
+                    });
+                }
+            }
+            AuditEvent::BetFill(b) => {
+                self.counters.fills += 1;
+                if let Some(r) = self.record(&b.id) {
+                    let amount = |units: U256| match &r.sell {
+                        Some(t) => format!("{} {}", t.format(units), t.symbol()),
+                        None => format!("{units} units"),
+                    };
+                    r.outcome = Some(Outcome::Filled {
+                        sold: amount(b.investment),
+                        bought: format!(
+                            "{} of outcome {} of market {}",
+                            amount(b.tokens),
+                            b.outcome,
+                            b.market
+                        ),
+                        tx_hash: b.tx_hash.clone(),
+                    });
+                }
+            }
+            AuditEvent::Redeemed {
+                id,
+                collateral,
+                amount,
+                ..
+            } => {
+                self.counters.fills += 1;
+                if let Some(r) = self.record(id) {
+                    r.outcome = Some(Outcome::Filled {
+                        sold: "resolved positions".into(),
+                        bought: format!("{} {}", collateral.format(*amount), collateral.symbol()),
+                        tx_hash: None,
                     });
                 }
             }
@@ -561,6 +602,74 @@ mod tests {
         }
         assert_eq!(s.decisions.len(), DECISIONS_KEPT);
         assert!(s.decisions[0].model.is_none(), "no decision at ts 200");
+    }
+
+    /// Bets and redemptions are shown with their fills, not dropped.
+    #[test]
+    fn bet_fills_and_redemptions_are_shown_on_their_intents() {
+        let usd = Token::new("dUSD", 6);
+        let mut s = AgentStatus::default();
+        let bet = Intent::Bet(defai_core_bet(&usd));
+        let id = IntentId::new("kelly_bettor", 100, 0);
+        s.apply(&AuditEvent::Intent {
+            ts: 100,
+            id: &id,
+            intent: &bet,
+        });
+        let fill = agent_core::BetFill {
+            id: id.clone(),
+            market: "0xabc".into(),
+            outcome: 1,
+            investment: U256::from(25_500_000u64),
+            tokens: U256::from(40_000_000u64),
+            gas_native: U256::ZERO,
+            tx_hash: Some("0xfeed".into()),
+        };
+        s.apply(&AuditEvent::BetFill(&fill));
+        assert_eq!(s.counters.fills, 1);
+        match &s.decisions[0].outcome {
+            Some(Outcome::Filled {
+                sold,
+                bought,
+                tx_hash,
+            }) => {
+                assert_eq!(sold, "25.5 dUSD");
+                assert!(bought.starts_with("40 dUSD of outcome 1"), "{bought}");
+                assert_eq!(tx_hash.as_deref(), Some("0xfeed"));
+            }
+            other => panic!("{other:?}"),
+        }
+        let rid = IntentId::new("kelly_bettor", 200, u32::MAX);
+        let redeem = Intent::Redeem(agent_core::Redeem {
+            markets: vec!["0xabc".into()],
+            collateral: usd.clone(),
+        });
+        s.apply(&AuditEvent::Intent {
+            ts: 200,
+            id: &rid,
+            intent: &redeem,
+        });
+        s.apply(&AuditEvent::Redeemed {
+            ts: 200,
+            id: &rid,
+            collateral: &usd,
+            amount: U256::from(40_000_000u64),
+        });
+        assert_eq!(s.counters.fills, 2);
+        assert!(
+            matches!(&s.decisions[1].outcome, Some(Outcome::Filled { bought, .. }) if bought == "40 dUSD"),
+            "{:?}",
+            s.decisions[1].outcome
+        );
+    }
+
+    fn defai_core_bet(usd: &Token) -> agent_core::Bet {
+        agent_core::Bet {
+            market: "0xabc".into(),
+            outcome: 1,
+            investment: U256::from(25_500_000u64),
+            collateral: usd.clone(),
+        }
     }
 
     #[test]
