@@ -1271,6 +1271,7 @@ impl<S: MarketSource, V: Venue> Agent<S, V> {
             self.risk.refuse(r.code);
             return Ok(());
         }
+        let before = self.portfolio.clone();
         let mut filled: Vec<(crate::intent::Swap, U256)> = Vec::with_capacity(judged.len());
         for (k, (mut swap, min_out, _)) in judged.into_iter().enumerate() {
             if let Some((prev_swap, got)) = filled.last()
@@ -1292,7 +1293,7 @@ impl<S: MarketSource, V: Venue> Agent<S, V> {
                     min_amount_out: min,
                 };
                 if !self.execute_leg(&order, &mut filled, bar, now).await? {
-                    return self.unwind(&id, filled, bar, now, name).await;
+                    return self.unwind(&id, &before, filled, bar, now, name).await;
                 }
                 continue;
             }
@@ -1303,7 +1304,7 @@ impl<S: MarketSource, V: Venue> Agent<S, V> {
                 min_amount_out: min_out,
             };
             if !self.execute_leg(&order, &mut filled, bar, now).await? {
-                return self.unwind(&id, filled, bar, now, name).await;
+                return self.unwind(&id, &before, filled, bar, now, name).await;
             }
         }
         Ok(())
@@ -1347,6 +1348,7 @@ impl<S: MarketSource, V: Venue> Agent<S, V> {
     async fn unwind(
         &mut self,
         id: &IntentId,
+        before: &Portfolio,
         filled: Vec<(crate::intent::Swap, U256)>,
         bar: &Bar,
         now: i64,
@@ -1356,20 +1358,22 @@ impl<S: MarketSource, V: Venue> Agent<S, V> {
             return Ok(());
         }
         tracing::warn!(target: "defai::audit", %id, legs = filled.len(), "a bundle leg failed after earlier legs filled: unwinding them");
-        let unwind_name: std::sync::Arc<str> = format!("{name}#unwind").into();
+        let unwind_name: std::sync::Arc<str> = format!("{name}#unwind{}", id.seq()).into();
         for (k, (swap, got)) in filled.into_iter().rev().enumerate() {
+            // Only what the bundle added: never holdings it found (a chained leg may have
+            // spent what an earlier one bought).
             let held = self.portfolio.balance(&swap.buy);
+            let added = held.saturating_sub(before.balance(&swap.buy));
             let back = crate::intent::Swap {
                 sell: swap.buy.clone(),
                 buy: swap.sell.clone(),
-                amount_in: got.min(held),
+                amount_in: got.min(added),
                 venue: swap.venue.clone(),
             };
             if back.amount_in.is_zero() {
                 continue;
             }
-            let seq = id.seq().saturating_mul(16).saturating_add(k as u32);
-            let unwind_id = IntentId::new(unwind_name.clone(), bar.ts, seq);
+            let unwind_id = IntentId::new(unwind_name.clone(), bar.ts, k as u32);
             let intent = Intent::Swap(back);
             self.intents_seen += 1;
             self.audit.emit(AuditEvent::Intent {
@@ -1437,16 +1441,11 @@ impl<S: MarketSource, V: Venue> Agent<S, V> {
             Err(error) => return self.execution_failed(&id, &error, bar, now).await,
         };
         self.consecutive_failures = 0;
+        // The bet happened: it is booked and journaled whatever the book said; a book that
+        // held less is corrected from the venue's record below (and counted).
         let held = self.portfolio.balance(&bet.collateral);
-        let left =
-            held.checked_sub(fill.investment)
-                .ok_or_else(|| PortfolioError::Insufficient {
-                    id: id.to_string(),
-                    token: bet.collateral.clone(),
-                    have: held,
-                    need: fill.investment,
-                })?;
-        self.portfolio.set_balance(&bet.collateral, left);
+        self.portfolio
+            .set_balance(&bet.collateral, held.saturating_sub(fill.investment));
         *self.bet_exposure.entry(fill.market.clone()).or_default() += fill.investment;
         if let Some(m) = self
             .predictions
@@ -1540,7 +1539,7 @@ impl<S: MarketSource, V: Venue> Agent<S, V> {
             .copied()
             .unwrap_or_default();
         let quoted = self.venue.quote_bet(bet).await;
-        self.venue_events(0);
+        self.venue_events(bar.ts);
         match quoted {
             Ok(tokens) => self
                 .bet_gate

@@ -67,3 +67,8 @@ fn unix_now() -> f64 {
         .map(|d| d.as_secs_f64())
         .unwrap_or(0.0)
 }
+
+/// The wall clock, unix seconds (0 if the system clock is before 1970).
+pub fn wall_s() -> i64 {
+    crate::agent::wall_clock_s()
+}

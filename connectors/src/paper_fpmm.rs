@@ -265,6 +265,9 @@ impl PredictionVenue for PaperFpmmVenue {
     /// Moves the simulation to the event's time: one [`PaperFpmmVenue::advance`] per
     /// `cycle_seconds` passed, each resolving the markets due.
     fn observe(&mut self, event: &agent_core::MarketEvent) {
+        if self.cycle_seconds <= 0 {
+            return;
+        }
         while self.now() < event.ts() {
             self.advance();
         }

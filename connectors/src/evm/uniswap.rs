@@ -150,6 +150,8 @@ pub struct ChainSource {
     last_close: Vec<Option<f64>>,
     /// Each pool's venue key in the agent's `VenueSet`, when two venues trade one pair.
     keys: Vec<Option<String>>,
+    /// The last block turned into an event.
+    last_block: Option<u64>,
 }
 
 impl ChainSource {
@@ -168,6 +170,7 @@ impl ChainSource {
             pools,
             clock,
             last_ts: i64::MIN,
+            last_block: None,
         }
     }
 
@@ -183,10 +186,17 @@ impl ChainSource {
     /// The pools at block `number`. A block stamped no later than the previous event (several
     /// blocks in one second: the agent's own transactions on an automine devnet) is stamped
     /// one second after it, so that event times only move forward and the agent sees what its
-    /// own trades did to the pools (a flatten's next slice is judged on them).
+    /// own trades did to the pools (a flatten's next slice is judged on them) — but never more
+    /// than a second ahead of both the block's time and the wall clock (trade-rate windows,
+    /// UTC days and data ages stay honest): such a block is held back (`None`) until a later
+    /// cycle, when time has caught up.
     async fn event_at(&mut self, number: u64) -> Result<Option<MarketEvent>, EvmError> {
         let block = self.chain.block(Some(number)).await?;
-        let ts = (block.timestamp as i64).max(self.last_ts.saturating_add(1));
+        let block_ts = block.timestamp as i64;
+        let ts = block_ts.max(self.last_ts.saturating_add(1));
+        if ts > block_ts.max(agent_core::clock::wall_s()).saturating_add(1) {
+            return Ok(None);
+        }
         let tip = self.chain.priority_fee().await?;
         let gas_price_wei = U256::from(block.base_fee_wei.saturating_add(tip));
         let mut markets = Vec::with_capacity(self.pools.len());
@@ -217,6 +227,7 @@ impl ChainSource {
         }
         // Every read succeeded: only now does the source move on.
         self.last_ts = ts;
+        self.last_block = Some(number);
         for (last, m) in self.last_close.iter_mut().zip(&markets) {
             *last = Some(m.bar.close);
         }
@@ -248,19 +259,22 @@ impl MarketSource for ChainSource {
                 .next()
                 .await
                 .map_err(|e| SourceError(e.to_string()))?;
+            // A block not yet turned into an event (new, or held back while its time would
+            // have run ahead): its event now, if its time allows.
+            if self.last_block.is_none_or(|b| cycle.block.number > b)
+                && let Some(event) = self
+                    .event_at(cycle.block.number)
+                    .await
+                    .map_err(|e| SourceError(e.to_string()))?
+            {
+                return Ok(Some(event));
+            }
             if cycle.trigger == Trigger::Timer {
-                // No new block: no new data. The agent still cycles (kill switch, health,
-                // stale-data limit against the latest block's time); strategies see no bar.
+                // No new data. The agent still cycles (kill switch, health, stale-data limit
+                // against the latest block's time); strategies see no bar.
                 return Ok(Some(MarketEvent::Tick {
                     ts: (cycle.block.timestamp as i64).max(self.last_ts),
                 }));
-            }
-            if let Some(event) = self
-                .event_at(cycle.block.number)
-                .await
-                .map_err(|e| SourceError(e.to_string()))?
-            {
-                return Ok(Some(event));
             }
         }
     }
