@@ -760,7 +760,7 @@ fn a_wrong_chain_id_stops_the_agent_at_start_and_halts_it_when_the_rpc_changes_c
             "--devnet",
             good_json.to_str().unwrap(),
             "--max-cycles",
-            "80",
+            "300",
             "--json",
         ],
         &[("DEFAI_PRIVATE_KEY", &key)],

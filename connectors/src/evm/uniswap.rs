@@ -135,6 +135,10 @@ impl PoolRef {
     }
 }
 
+/// How far an event's time may run ahead of both its block's time and the wall clock, seconds,
+/// when several blocks come in one second (see `ChainSource`).
+pub const MAX_AHEAD_S: i64 = 60;
+
 /// Market events from one pool or several: one per new block, carrying the block's exact
 /// reserves (a block in the same second as the previous event is stamped a second later) (several pools: one [`MarketEvent::Markets`] with every pool read
 /// at that block, the first pool the agent's own pair); on a quiet chain, a
@@ -187,14 +191,18 @@ impl ChainSource {
     /// blocks in one second: the agent's own transactions on an automine devnet) is stamped
     /// one second after it, so that event times only move forward and the agent sees what its
     /// own trades did to the pools (a flatten's next slice is judged on them) — but never more
-    /// than a second ahead of both the block's time and the wall clock (trade-rate windows,
-    /// UTC days and data ages stay honest): such a block is held back (`None`) until a later
-    /// cycle, when time has caught up.
+    /// than [`MAX_AHEAD_S`] ahead of both the block's time and the wall clock (trade-rate
+    /// windows, UTC days and data ages stay close to honest): such a block is held back
+    /// (`None`) until a later cycle, when time has caught up.
     async fn event_at(&mut self, number: u64) -> Result<Option<MarketEvent>, EvmError> {
         let block = self.chain.block(Some(number)).await?;
         let block_ts = block.timestamp as i64;
         let ts = block_ts.max(self.last_ts.saturating_add(1));
-        if ts > block_ts.max(agent_core::clock::wall_s()).saturating_add(1) {
+        if ts
+            > block_ts
+                .max(agent_core::clock::wall_s())
+                .saturating_add(MAX_AHEAD_S)
+        {
             return Ok(None);
         }
         let tip = self.chain.priority_fee().await?;
