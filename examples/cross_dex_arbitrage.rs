@@ -22,8 +22,8 @@ use defai::connectors::evm::{
 use defai::core::amm::get_amount_out;
 use defai::core::journal::{Journal, JournalObserver};
 use defai::core::{
-    Agent, Context, Intent, LimitGate, MarketEvent, MarketSource, Pair, Portfolio, RiskLimits,
-    SourceError, Strategy, StrategyError, Swap, Token, U256, Venue, VenueSet,
+    Agent, Context, Intent, LimitGate, MarketEvent, Pair, Portfolio, RiskLimits, Strategy,
+    StrategyError, Swap, TakeEvents, Token, U256, Venue, VenueSet,
 };
 
 /// Buys WETH on the cheaper pool and sells it on the dearer when the round trip, at the pools'
@@ -91,19 +91,6 @@ impl Strategy for CrossDexArbitrage {
     }
 }
 
-/// The chain's events for `left` cycles, then the end of the run.
-struct Cycles(ChainSource, u32);
-
-impl MarketSource for Cycles {
-    async fn next_event(&mut self) -> Result<Option<MarketEvent>, SourceError> {
-        if self.1 == 0 {
-            return Ok(None);
-        }
-        self.1 -= 1;
-        self.0.next_event().await
-    }
-}
-
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let args: Vec<String> = std::env::args().collect();
@@ -162,24 +149,31 @@ async fn main() -> anyhow::Result<()> {
     };
     let before = prices(&keyed).await?;
     let mut venues = VenueSet::keyed(venues).map_err(anyhow::Error::msg)?;
-    let mut journal = JournalObserver::new(Journal::open(std::path::Path::new(journal))?);
+    // A journal from an earlier run: resume from it (a bundle it cut short is sold back).
+    let path = std::path::Path::new(journal);
+    let existed = path.exists();
+    let journal = Journal::open(path)?;
+    let resume = existed.then(|| journal.resume()).transpose()?;
+    let mut journal = JournalObserver::new(journal);
     venues.set_recorder(journal.recorder());
     let clock = CycleClock::new(
         chain.clone(),
         Duration::from_millis(20),
         Duration::from_secs(1),
     );
-    let source = Cycles(
+    let source = TakeEvents::new(
         ChainSource::keyed_pools(chain.clone(), keyed.clone(), clock),
         cycles.parse()?,
     );
     let strategy = CrossDexArbitrage { min_profit: 1.0 };
-    let report = Agent::new(pair, source, venues, Box::new(strategy), Portfolio::new())
+    let mut agent = Agent::new(pair, source, venues, Box::new(strategy), Portfolio::new())
         .with_gate(Box::new(LimitGate::new(RiskLimits::default())))
         .with_wall_data_age()
-        .with_observer(Box::new(journal))
-        .run()
-        .await?;
+        .with_observer(Box::new(journal));
+    if let Some(resume) = resume {
+        agent = agent.resuming(resume);
+    }
+    let report = agent.run().await?;
     let after = prices(&keyed).await?;
     let line = serde_json::json!({
         "intents": report.intents, "fills": report.fills, "risk": format!("{:?}", report.risk),

@@ -407,8 +407,9 @@ pub struct StrategyBench {
     pub arbitrage_bundle_us: f64,
 }
 
-/// Proposes the same two-leg round trip (pool "a" then pool "b") on every event.
-struct EveryEventBundle;
+/// Proposes the same two-leg round trip on every event: 100 quote tokens of base on venue
+/// `.0`, sold on venue `.1` (the second leg sells what the first filled).
+struct EveryEventBundle(&'static str, &'static str);
 
 impl agent_core::Strategy for EveryEventBundle {
     fn name(&self) -> &str {
@@ -422,10 +423,142 @@ impl agent_core::Strategy for EveryEventBundle {
         use agent_core::{Intent, Swap, U256};
         let (base, quote) = (&ctx.pair.base, &ctx.pair.quote);
         Ok(vec![Intent::Bundle(vec![
-            Swap::new(quote, base, U256::from(100u64) * quote.one()).on("a"),
-            Swap::new(base, quote, base.one() / U256::from(25u8)).on("b"),
+            Swap::new(quote, base, U256::from(100u64) * quote.one()).on(self.0),
+            Swap::new(base, quote, base.one() / U256::from(25u8)).on(self.1),
         ])])
     }
+}
+
+/// Decision → signed latency of a two-leg bundle on chain ([`chain_bundle_latency`]), µs.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct BundleLatency {
+    pub bundles: usize,
+    /// From the bundle's intent (right after the decision; both legs are then judged, each
+    /// with its quote) to the first leg's signed swap.
+    pub to_first_leg_signed_p50_us: f64,
+    /// To the second leg's signed swap: the first leg sent, mined (anvil automines) and
+    /// booked from its receipt, the second sized to what it filled, simulated and signed.
+    pub to_bundle_signed_p50_us: f64,
+    pub to_bundle_signed_p99_us: f64,
+}
+
+/// Wall-clock times of a bundle's intent and of every signed swap, shared by the observer and
+/// the step recorder of [`chain_bundle_latency`].
+#[derive(Default)]
+struct BundleClock(std::sync::Mutex<Vec<(bool, std::time::Instant)>>);
+
+impl BundleClock {
+    fn push(&self, bundle: bool) {
+        if let Ok(mut v) = self.0.lock() {
+            v.push((bundle, std::time::Instant::now()));
+        }
+    }
+}
+
+struct BundleObserver(Arc<BundleClock>);
+
+impl agent_core::Observer for BundleObserver {
+    fn on_audit(&mut self, e: &agent_core::AuditEvent<'_>) -> Result<(), agent_core::AuditError> {
+        if let agent_core::AuditEvent::Intent { intent, .. } = e
+            && matches!(intent, agent_core::Intent::Bundle(_))
+        {
+            self.0.push(true);
+        }
+        Ok(())
+    }
+}
+
+struct SignedSteps(Arc<BundleClock>);
+
+impl agent_core::venue::StepRecorder for SignedSteps {
+    fn record(&self, e: &agent_core::venue::VenueEvent) -> Result<(), String> {
+        if e.step == "signed" && e.label == "swap" {
+            self.0.push(false);
+        }
+        Ok(())
+    }
+}
+
+/// Runs a two-leg bundle per cycle for `bundles` cycles on a fresh devnet's two Uniswap V2
+/// deployments (the same artifacts, two factories and routers, one WETH/dUSD pool each)
+/// through the agent loop, the limit gate and the real transaction sender, and times each
+/// from its intent to its legs' signed swaps.
+pub async fn chain_bundle_latency(bundles: usize) -> Result<BundleLatency, RunError> {
+    use agent_core::{Agent, LimitGate, Pair, Portfolio, RiskLimits, TakeEvents, Token, Venue};
+    use connectors::evm::{
+        ChainSource, CycleClock, Devnet, DevnetConfig, NonceManager, PoolRef, TxPolicy, TxSender,
+        UniswapV2Config, UniswapV2Venue,
+    };
+    let devnet = Devnet::start(DevnetConfig::at_price(1338.12)).await?;
+    let (info, chain) = (devnet.info().clone(), devnet.chain().clone());
+    let wallet = devnet.wallet(3)?;
+    let nonces = Arc::new(NonceManager::new(wallet.address()));
+    let tx = TxSender::new(
+        chain.clone(),
+        wallet,
+        info.chain_id,
+        nonces,
+        TxPolicy::default(),
+    )?;
+    let pair = Pair::new(Token::new("WETH", 18), Token::new("dUSD", 6));
+    let (mut keyed, mut venues) = (Vec::new(), Vec::new());
+    for (key, address, router) in [
+        ("dex1", info.weth_usd_pair, info.router),
+        ("dex2", info.dex2_weth_usd_pair, info.dex2_router),
+    ] {
+        let pool = PoolRef::resolve(&chain, pair.clone(), address, info.weth, info.usd).await?;
+        pool.check_router(&chain, router).await?;
+        let cfg = UniswapV2Config {
+            router,
+            deadline_s: 60,
+            gas_per_swap: 150_000,
+            chain_id: info.chain_id,
+            chain_check_every: 1,
+        };
+        let venue = UniswapV2Venue::new(pool.clone(), tx.clone(), Token::new("ETH", 18), cfg);
+        venues.push((key.to_string(), pair.clone(), venue.at_venue(key)));
+        keyed.push((key.to_string(), pool));
+    }
+    let mut venues = agent_core::VenueSet::keyed(venues).map_err(RunError::Setup)?;
+    let clock = Arc::new(BundleClock::default());
+    venues.set_recorder(Arc::new(SignedSteps(clock.clone())));
+    let cycles = CycleClock::new(
+        chain.clone(),
+        std::time::Duration::from_millis(20),
+        std::time::Duration::from_secs(1),
+    );
+    let source = TakeEvents::new(ChainSource::keyed_pools(chain, keyed, cycles), bundles);
+    let strategy = Box::new(EveryEventBundle("dex1", "dex2"));
+    Agent::new(pair, source, venues, strategy, Portfolio::new())
+        .with_gate(Box::new(LimitGate::new(RiskLimits::permissive())))
+        .with_wall_data_age()
+        .with_observer(Box::new(BundleObserver(clock.clone())))
+        .run()
+        .await?;
+    let times = clock.0.lock().map(|v| v.clone()).unwrap_or_default();
+    let (mut first, mut both) = (Vec::new(), Vec::new());
+    for (i, (is_bundle, t0)) in times.iter().enumerate() {
+        if !is_bundle {
+            continue;
+        }
+        let signed: Vec<_> = times[i + 1..]
+            .iter()
+            .take_while(|(b, _)| !b)
+            .map(|(_, t)| t.duration_since(*t0).as_secs_f64() * 1e6)
+            .collect();
+        if let [a, b, ..] = signed[..] {
+            first.push(a);
+            both.push(b);
+        }
+    }
+    first.sort_by(f64::total_cmp);
+    both.sort_by(f64::total_cmp);
+    Ok(BundleLatency {
+        bundles: both.len(),
+        to_first_leg_signed_p50_us: percentile(&first, 0.5),
+        to_bundle_signed_p50_us: percentile(&both, 0.5),
+        to_bundle_signed_p99_us: percentile(&both, 0.99),
+    })
 }
 
 /// µs per bundle of [`EveryEventBundle`] over `events` two-pool events.
@@ -469,7 +602,7 @@ async fn bundle_bench(events: usize) -> Result<f64, agent_core::VenueError> {
         pair.clone(),
         EventReplay::new(replay),
         venues,
-        Box::new(EveryEventBundle),
+        Box::new(EveryEventBundle("a", "b")),
         Portfolio::with_balances([(pair.quote.clone(), start)]),
     )
     .with_gate(Box::new(agent_core::LimitGate::new(

@@ -116,21 +116,25 @@ fn live_only(spec: &RunSpec, otherwise: &str) -> Result<(), RunError> {
     }
 }
 
+/// `[risk] allowed_contracts` as addresses (`None`: unset). The config checked each parses.
+fn allowed_contracts(cfg: &crate::config::Config) -> Result<Option<Vec<Address>>, RunError> {
+    Ok(cfg.risk_limits()?.allowed_contracts.map(|list| {
+        list.iter()
+            .filter_map(|s| s.parse::<Address>().ok())
+            .collect()
+    }))
+}
+
 /// `[risk] allowed_contracts`: every contract the agent would send to or read from must be
 /// listed (unset: the configured ones). The first that is not stops the run, named.
 fn check_allowed_contracts(
     cfg: &crate::config::Config,
     contracts: &[(String, Address)],
 ) -> Result<(), RunError> {
-    let Some(allowed) = &cfg.risk_limits()?.allowed_contracts else {
+    let Some(allowed) = allowed_contracts(cfg)? else {
         return Ok(());
     };
-    let listed = |a: &Address| {
-        allowed
-            .iter()
-            .any(|s| s.parse::<Address>().is_ok_and(|x| x == *a))
-    };
-    match contracts.iter().find(|(_, a)| !listed(a)) {
+    match contracts.iter().find(|(_, a)| !allowed.contains(a)) {
         Some((what, addr)) => Err(EvmError::ChainGuard(format!(
             "{what} {addr} is not in [risk] allowed_contracts"
         ))
@@ -321,7 +325,6 @@ pub async fn run_bettor(spec: RunSpec, args: ChainArgs) -> Result<PredictionSumm
         read_forecasts(&cfg.resolve(std::path::Path::new(&forecasts_path)))?
     };
 
-    let limits = cfg.risk_limits()?;
     let tx = live_sender(cfg, &args, &chain, target.chain_id)?;
     let pm = PredictionMarkets::new(tx, target.conditional_tokens, target.fpmm_factory);
     let collateral = Token::new(&cfg.market.quote, cfg.market.quote_decimals);
@@ -336,6 +339,34 @@ pub async fn run_bettor(spec: RunSpec, args: ChainArgs) -> Result<PredictionSumm
             &target.list,
         )
         .await?;
+    // `[risk] allowed_contracts`: the contracts every bet and redemption sends to must be
+    // listed, and so must each market named in the config; a discovered market that is not
+    // listed is left out (the gate would refuse every bet on it anyway).
+    let mut required = vec![
+        ("collateral".to_string(), target.collateral),
+        ("conditional tokens".to_string(), target.conditional_tokens),
+        ("FPMM factory".to_string(), target.fpmm_factory),
+    ];
+    required.extend(
+        target
+            .list
+            .iter()
+            .map(|a| ("listed market".to_string(), *a)),
+    );
+    check_allowed_contracts(cfg, &required)?;
+    let markets: Vec<_> = match allowed_contracts(cfg)? {
+        None => markets,
+        Some(allowed) => markets
+            .into_iter()
+            .filter(|(m, _)| {
+                let listed = allowed.contains(m);
+                if !listed {
+                    tracing::warn!(target: "defai::markets", market = %m, "a discovered market is not in [risk] allowed_contracts: left out");
+                }
+                listed
+            })
+            .collect(),
+    };
     tracing::info!(target: "defai::markets", markets = markets.len(), from_block = target.from_block, "prediction markets found on chain");
     let venue =
         ChainPredictionVenue::open(pm, &markets, target.oracle, collateral.clone(), forecasts)
@@ -346,14 +377,8 @@ pub async fn run_bettor(spec: RunSpec, args: ChainArgs) -> Result<PredictionSumm
         collateral.clone(),
         kelly.clone(),
     );
-    let mut bet_limits =
-        crate::predict::bet_limits(&kelly, &collateral).map_err(RunError::Limit)?;
-    // `[risk] max_bet` can only tighten the strategy's own cap.
-    if let Some(max) = cfg.max_bet()? {
-        bet_limits.max_bet = Some(bet_limits.max_bet.map_or(max, |m| m.min(max)));
-    }
-    bet_limits.max_slippage_bps = limits.max_slippage_bps;
-    bet_limits.max_price_impact_bps = limits.max_price_impact_bps;
+    // `[risk]` tightens these in the wiring (`Drive::go_with`), as for every kind.
+    let bet_limits = crate::predict::bet_limits(&kelly, &collateral).map_err(RunError::Limit)?;
     let drive = Drive {
         // The book is the collateral; positions are valued market by market.
         pair: Pair::new(

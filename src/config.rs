@@ -474,32 +474,17 @@ impl RiskSection {
         }
         risk_keys!(overlay)
     }
-
-    /// The keys set, with where each is in the file.
-    fn set_keys(&self) -> Vec<(&'static str, std::ops::Range<usize>)> {
-        macro_rules! set {
-            ($($f:ident),*) => {{
-                let mut v = Vec::new();
-                $(if let Some(x) = &self.$f { v.push((stringify!($f), x.span())); })*
-                v
-            }};
-        }
-        risk_keys!(set)
-    }
 }
 
-/// What kind of agent a strategy runs as: which loop, and so which limits it honours.
+/// What kind of agent a strategy runs as: how the binary wires it (every kind runs in the one
+/// agent loop, under every `[risk]` and `[kill_switch]` key).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum StrategyKind {
-    /// Trades a pair bar by bar (ema_cross, ml_signal, registered bar strategies): every
-    /// `[risk]` and `[kill_switch]` key but `max_bet`.
+    /// Trades a pair bar by bar (ema_cross, ml_signal, registered bar strategies).
     Bar,
-    /// Bets on prediction markets (kelly_bettor), through the same agent loop: the bet limits,
-    /// the loss limits on equity (collateral plus positions at their marginal prices), the
-    /// data-age limit and every `[kill_switch]` key (a flatten holds positions to redemption).
+    /// Bets on prediction markets (kelly_bettor); a flatten holds positions to redemption.
     Prediction,
-    /// Holds target weights (rebalancer), through the same agent loop as a bar strategy: every
-    /// `[risk]` and `[kill_switch]` key but `max_bet`.
+    /// Holds target weights (rebalancer); a flatten sells every asset into the quote token.
     Rebalance,
 }
 
@@ -510,24 +495,6 @@ impl StrategyKind {
             "kelly_bettor" => StrategyKind::Prediction,
             "rebalancer" => StrategyKind::Rebalance,
             _ => StrategyKind::Bar,
-        }
-    }
-
-    /// Whether this kind's loop enforces `[risk] key`.
-    pub fn honours_risk(self, key: &str) -> bool {
-        match self {
-            StrategyKind::Bar | StrategyKind::Rebalance => key != "max_bet",
-            // The transaction sender enforces the gas-price cap for every live kind.
-            StrategyKind::Prediction => matches!(
-                key,
-                "max_slippage_bps"
-                    | "max_price_impact_bps"
-                    | "max_gas_price_gwei"
-                    | "max_bet"
-                    | "max_daily_loss_pct"
-                    | "max_drawdown_pct"
-                    | "max_data_age_s"
-            ),
         }
     }
 }
@@ -798,36 +765,12 @@ impl Config {
         StrategyKind::of(&self.strategy.name)
     }
 
-    /// Refuses a `[risk]` key the configured strategy's kind does not enforce: a user must never believe a limit is on when it is not.
-    pub fn check_kind(&self) -> Result<(), ConfigError> {
-        let kind = self.kind();
-        let not_honoured = |section: &str, key: &str, span| {
-            self.invalid(
-                span,
-                &format!("{section}.{key}"),
-                format!(
-                    "is not enforced for `{}` ({kind:?} strategies); remove it rather than believe it is on",
-                    self.strategy.name
-                ),
-            )
-        };
-        for (section, risk) in [("risk", &self.risk), ("strategy.risk", &self.strategy.risk)] {
-            for (key, span) in risk.set_keys() {
-                if !kind.honours_risk(key) {
-                    return Err(not_honoured(section, key, span));
-                }
-            }
-        }
-        // Every kind runs through the one agent loop, whose kill switch has every key.
-        Ok(())
-    }
-
     /// The risk limits: defaults, then `[risk]`, then `[strategy.risk]`, in exact units. Every
     /// value fails closed: a maximum with more decimals than its token rounds down, a value that
-    /// cannot be honoured (negative, out of range, rounding to nothing, not enforced for this
-    /// kind of strategy) is an error naming the key and the line.
+    /// cannot be honoured (negative, out of range, rounding to nothing) is an error naming the
+    /// key and the line. Every key applies to every kind: each limit judges the actions it
+    /// concerns (swaps, bets, the legs of a bundle; see `docs/runtime.md`).
     pub fn risk_limits(&self) -> Result<RiskLimits, ConfigError> {
-        self.check_kind()?;
         let r = self.risk.overlay(&self.strategy.risk);
         let d = RiskLimits::default();
         let pct = |v: &Option<Spanned<f64>>,
@@ -1477,31 +1420,25 @@ mod tests {
     }
 
     #[test]
-    fn keys_a_strategy_kind_does_not_enforce_are_errors() {
-        let check = |text: &str| {
-            Config::parse(text, Some(Path::new("kind.toml")))
-                .map(|_| ())
-                .map_err(|e| e.to_string())
-        };
-        for (kind, key) in [
-            ("kelly_bettor", "max_trade_notional = 10.0"),
-            ("kelly_bettor", "max_trades_per_hour = 5"),
-            ("kelly_bettor", "allowed_tokens = [\"dUSD\"]"),
-            ("rebalancer", "max_bet = 5.0"),
-            ("ema_cross", "max_bet = 5.0"),
-        ] {
-            let err =
-                check(&format!("[strategy]\nname = \"{kind}\"\n[risk]\n{key}\n")).expect_err(key);
-            assert!(
-                err.contains("kind.toml line 4") && err.contains("not enforced"),
-                "{kind} {key}: {err}"
+    fn every_risk_and_kill_switch_key_is_accepted_for_every_kind() {
+        let all = "[risk]\nmax_trade_notional = 10.0\nmax_position_pct = 50.0\nmax_gross_exposure_pct = 80.0\nmax_daily_loss_pct = 5.0\nmax_drawdown_pct = 10.0\nmax_slippage_bps = 50\nmax_price_impact_bps = 60\nmax_gas_price_gwei = 5.0\nmax_gas_spend_per_day = 0.01\nmax_trades_per_hour = 5\nmin_seconds_between_trades = 30\nallowed_tokens = [\"dUSD\", \"WETH\"]\nallowed_contracts = [\"0x0000000000000000000000000000000000000001\"]\nmax_price_deviation_bps = 200\nmax_data_age_s = 60\nmax_bet = 5.0\n[kill_switch]\nstart_halted = true\nmax_consecutive_failures = 2\non_breach = \"halt\"\nstale_data_multiple = 2\n";
+        for kind in ["kelly_bettor", "rebalancer", "ema_cross", "ml_signal"] {
+            let text = format!("[strategy]\nname = \"{kind}\"\n{all}");
+            let cfg = Config::parse(&text, Some(Path::new("kind.toml")))
+                .unwrap_or_else(|e| panic!("{kind}: {e}"));
+            let l = cfg.risk_limits().unwrap();
+            assert_eq!(l.max_trades_per_hour, Some(5), "{kind}");
+            assert_eq!(
+                l.max_trade_notional,
+                Some(U256::from(10_000_000u64)),
+                "{kind}"
+            );
+            assert_eq!(
+                cfg.max_bet().unwrap(),
+                Some(U256::from(5_000_000u64)),
+                "{kind}"
             );
         }
-        // What each kind enforces is accepted.
-        check("[strategy]\nname = \"kelly_bettor\"\n[risk]\nmax_bet = 5.0\nmax_price_impact_bps = 50\nmax_drawdown_pct = 10.0\n[kill_switch]\nstart_halted = true\nmax_consecutive_failures = 2\non_breach = \"halt\"\n").unwrap();
-        // The rebalancer runs through the agent loop: every key but max_bet.
-        check("[strategy]\nname = \"rebalancer\"\n[risk]\nmax_slippage_bps = 50\nmax_gas_price_gwei = 5.0\nmax_daily_loss_pct = 5.0\nmax_drawdown_pct = 10.0\n[kill_switch]\non_breach = \"halt\"\nstale_data_multiple = 2\n").unwrap();
-        check("[risk]\nmax_drawdown_pct = 10.0\n[kill_switch]\non_breach = \"halt\"\n").unwrap();
     }
 
     #[test]

@@ -673,8 +673,9 @@ impl Drive {
             stop: spec.stop.clone(),
             cycles_left: spec.max_cycles,
         };
-        let gate = LimitGate::new(cfg.risk_limits()?);
-        let limits_age = gate.limits().max_data_age_s;
+        let limits = cfg.risk_limits()?;
+        let limits_age = limits.max_data_age_s;
+        let gate = LimitGate::new(limits.clone());
         let StateParts {
             lock: _lock,
             kill,
@@ -693,9 +694,15 @@ impl Drive {
             .with_clock(self.clock)
             .with_pairs(others)
             .map_err(RunError::Setup)?;
-        if let Some(limits) = self.bet_limits.clone() {
-            agent = agent.with_bet_limits(limits);
+        // The bet limits judge any bet of any kind: `[risk] max_bet` can only tighten the
+        // strategy's own cap, and the swap limits' slippage and price impact apply to bets too.
+        let mut bet_limits = self.bet_limits.clone().unwrap_or_default();
+        if let Some(max) = cfg.max_bet()? {
+            bet_limits.max_bet = Some(bet_limits.max_bet.map_or(max, |m| m.min(max)));
         }
+        bet_limits.max_slippage_bps = limits.max_slippage_bps;
+        bet_limits.max_price_impact_bps = limits.max_price_impact_bps;
+        agent = agent.with_bet_limits(bet_limits);
         if cfg.kill_switch.start_halted() {
             agent = agent.start_halted("kill_switch.start_halted = true");
         }

@@ -1127,8 +1127,9 @@ fn chain_bench(swaps: usize, concurrency: usize, json: bool) -> Result<()> {
         .enable_all()
         .build()?;
     let r = rt.block_on(defai::bench::chain_throughput(swaps, concurrency))?;
+    let b = rt.block_on(defai::bench::chain_bundle_latency(20))?;
     if json {
-        println!("{}", serde_json::to_string(&r)?);
+        println!("{}", serde_json::json!({ "swaps": r, "bundles": b }));
     } else {
         println!(
             "on-chain swaps (anvil, real Uniswap V2 router), {} swaps, {} in flight, one wallet",
@@ -1145,6 +1146,13 @@ fn chain_bench(swaps: usize, concurrency: usize, json: bool) -> Result<()> {
         for e in &r.error_samples {
             println!("  error: {e}");
         }
+        println!(
+            "two-leg bundles (agent loop, two Uniswap V2 deployments), {} bundles: decision → first leg signed p50 {:.0} µs; → both legs signed p50 {:.0} µs, p99 {:.0} µs (the first mined and booked in between)",
+            b.bundles,
+            b.to_first_leg_signed_p50_us,
+            b.to_bundle_signed_p50_us,
+            b.to_bundle_signed_p99_us
+        );
     }
     Ok(())
 }

@@ -5,32 +5,36 @@
 
 use defai::connectors::{PaperAmmConfig, PaperVenue};
 use defai::core::{
-    Agent, AgentReport, Bar, Context, EventReplay, Fill, Intent, MarketEvent, MarketSet, Order,
-    Pair, PairMarket, Portfolio, Quote, Strategy, StrategyError, Swap, U256, Venue, VenueError,
-    VenueSet,
+    Agent, AgentReport, Bar, Booking, Context, EventReplay, Fill, Intent, LimitGate, MarketEvent,
+    MarketSet, Order, Pair, PairMarket, Portfolio, Quote, RiskLimits, Strategy, StrategyError,
+    Swap, U256, Venue, VenueError, VenueSet,
 };
 
-/// Proposes `legs` as one bundle on the first event, nothing after.
-struct OneBundle(Option<Vec<Swap>>);
+/// Proposes each event's intents from a script, in order (nothing once it runs out).
+struct Script(std::collections::VecDeque<Vec<Intent>>);
 
-impl Strategy for OneBundle {
+impl Strategy for Script {
     fn name(&self) -> &str {
-        "bundle"
+        "script"
     }
     fn on_event(&mut self, _: &MarketEvent, _: &Context<'_>) -> Result<Vec<Intent>, StrategyError> {
-        Ok(self.0.take().map(Intent::Bundle).into_iter().collect())
+        Ok(self.0.pop_front().unwrap_or_default())
     }
 }
 
-/// A paper pool whose executions fail when `fail` is set (a leg the chain would revert).
-struct Failing {
+/// A paper pool whose executions fail when `fail` is set (a leg the chain would revert), or,
+/// when `late` is set, whose first execution fills but is reported as given up on (a
+/// transaction that timed out) and then booked as a late fill.
+struct Flaky {
     inner: PaperVenue,
     fail: bool,
+    late: bool,
+    stash: Option<Fill>,
 }
 
-impl Venue for Failing {
+impl Venue for Flaky {
     fn name(&self) -> &str {
-        "failing"
+        "flaky"
     }
     fn observe(&mut self, event: &MarketEvent) {
         self.inner.observe(event);
@@ -42,7 +46,23 @@ impl Venue for Failing {
         if self.fail {
             return Err(VenueError::Rejected("reverted".into()));
         }
-        self.inner.execute(order, ts).await
+        let fill = self.inner.execute(order, ts).await?;
+        if std::mem::take(&mut self.late) {
+            self.stash = Some(fill);
+            return Err(VenueError::Transport("no receipt in time".into()));
+        }
+        Ok(fill)
+    }
+    fn has_bookings(&self) -> bool {
+        self.stash.is_some()
+    }
+    async fn bookings(&mut self) -> Result<Vec<Booking>, VenueError> {
+        Ok(self
+            .stash
+            .take()
+            .map(|f| Booking::LateFill(Box::new(f)))
+            .into_iter()
+            .collect())
     }
 }
 
@@ -59,6 +79,19 @@ fn flat(ts: i64, p: f64) -> Bar {
 
 /// Pools "a" (2,000 USDC per ETH) and "b" (2,040), `depth_b` USDC deep, for three hours.
 fn run(legs: impl Fn(&Pair) -> Vec<Swap>, depth_b: u64, fail_b: bool) -> AgentReport {
+    let pair = Pair::eth_usdc();
+    let script = vec![vec![Intent::Bundle(legs(&pair))]];
+    run_script(script, depth_b, fail_b, false, RiskLimits::default())
+}
+
+/// [`run`] with a strategy proposing `script` (one entry per hour) under `limits`.
+fn run_script(
+    script: Vec<Vec<Intent>>,
+    depth_b: u64,
+    fail_b: bool,
+    late_a: bool,
+    limits: RiskLimits,
+) -> AgentReport {
     let pair = Pair::eth_usdc();
     let events = (0..3)
         .map(|i| {
@@ -79,13 +112,15 @@ fn run(legs: impl Fn(&Pair) -> Vec<Swap>, depth_b: u64, fail_b: bool) -> AgentRe
         depth_quote: U256::from(depth_b) * pair.quote.one(),
         ..deep.clone()
     };
-    let venue = |key: &str, cfg: PaperAmmConfig, fail: bool| Failing {
+    let venue = |key: &str, cfg: PaperAmmConfig, fail: bool, late: bool| Flaky {
         inner: PaperVenue::new(pair.clone(), cfg).at_venue(key),
         fail,
+        late,
+        stash: None,
     };
     let venues = VenueSet::keyed(vec![
-        ("a".into(), pair.clone(), venue("a", deep, false)),
-        ("b".into(), pair.clone(), venue("b", shallow, fail_b)),
+        ("a".into(), pair.clone(), venue("a", deep, false, late_a)),
+        ("b".into(), pair.clone(), venue("b", shallow, fail_b, false)),
     ])
     .unwrap();
     let start = U256::from(10_000u64) * pair.quote.one();
@@ -93,9 +128,10 @@ fn run(legs: impl Fn(&Pair) -> Vec<Swap>, depth_b: u64, fail_b: bool) -> AgentRe
         pair.clone(),
         EventReplay::new(events),
         venues,
-        Box::new(OneBundle(Some(legs(&pair)))),
+        Box::new(Script(script.into())),
         Portfolio::with_balances([(pair.quote.clone(), start)]),
-    );
+    )
+    .with_gate(Box::new(LimitGate::new(limits)));
     tokio::runtime::Builder::new_current_thread()
         .build()
         .unwrap()
@@ -169,4 +205,69 @@ fn a_failed_second_leg_is_reported_and_the_first_leg_is_sold_back() {
     let lost = r.start_equity - r.end_equity;
     assert!(lost < U256::from(17u64) * r.pair.quote.one(), "lost {lost}");
     assert!(lost > U256::from(15u64) * r.pair.quote.one(), "lost {lost}");
+}
+
+/// Two buys of 1,000 USDC, one on each pool: both legs add exposure.
+fn two_buys(pair: &Pair) -> Vec<Swap> {
+    let usd = U256::from(1_000u64) * pair.quote.one();
+    vec![
+        Swap::new(&pair.quote, &pair.base, usd).on("a"),
+        Swap::new(&pair.quote, &pair.base, usd).on("b"),
+    ]
+}
+
+#[test]
+fn a_bundles_legs_together_meet_the_trade_rate_and_the_counts_are_not_left_behind_by_judging() {
+    let pair = Pair::eth_usdc();
+    let single = Intent::Swap(Swap::new(&pair.quote, &pair.base, pair.quote.one()).on("a"));
+    let rate = |n: u32| RiskLimits {
+        max_trades_per_hour: Some(n),
+        ..RiskLimits::default()
+    };
+    // One trade an hour: the second leg would be the second trade, so the bundle is refused
+    // whole and nothing is sent.
+    let r = run_script(
+        vec![vec![Intent::Bundle(two_buys(&pair))]],
+        5_000_000,
+        false,
+        false,
+        rate(1),
+    );
+    assert_eq!(r.fills, 0, "{:?}", r.risk);
+    assert_eq!(
+        r.risk.refused_by_reason.get("bundle_leg_refused"),
+        Some(&1),
+        "{:?}",
+        r.risk
+    );
+    assert_eq!(r.risk.refused_by_reason.get("trade_rate"), Some(&1));
+    // Three an hour: the bundle's two legs fill, and a single buy right after it is the third
+    // (the legs were counted once, by their fills, not again for having been judged).
+    let script = vec![vec![Intent::Bundle(two_buys(&pair)), single]];
+    let r = run_script(script.clone(), 5_000_000, false, false, rate(3));
+    assert_eq!(r.fills, 3, "{:?}", r.risk);
+    // Two an hour: the single buy is the one refused.
+    let r = run_script(script, 5_000_000, false, false, rate(2));
+    assert_eq!(r.fills, 2, "{:?}", r.risk);
+    assert_eq!(r.risk.refused_by_reason.get("trade_rate"), Some(&1));
+}
+
+/// The first leg's transaction is given up on (no receipt in time), so the bundle stops there
+/// and nothing else is sent; it is then mined after all. Its late fill is booked and what it
+/// bought is sold back on its venue before the strategy sees the next event: the book ends
+/// flat in ETH, and the journal stream carries the unwind under the bundle's unwind id.
+#[test]
+fn a_first_leg_given_up_on_and_mined_late_is_sold_back_on_its_venue() {
+    let pair = Pair::eth_usdc();
+    let script = vec![vec![Intent::Bundle(arbitrage(&pair))]];
+    let r = run_script(script, 5_000_000, false, true, RiskLimits::default());
+    assert_eq!(r.execution_failures, 1, "the first leg: {:?}", r.risk);
+    assert_eq!(
+        r.fills, 2,
+        "the late first leg and its unwind, not the second leg"
+    );
+    assert_eq!(r.portfolio.balance(&pair.base), U256::ZERO, "flat in ETH");
+    // The round trip on pool "a" costs its fees and gas, no more (see the unwind test above).
+    let lost = r.start_equity - r.end_equity;
+    assert!(lost < U256::from(17u64) * pair.quote.one(), "lost {lost}");
 }

@@ -615,3 +615,100 @@ fn sigkilled_mid_transaction_the_rebalancer_restarts_settled_reconciled_and_send
         }
     });
 }
+
+/// A bundle cut short: the cross-DEX arbitrage example (public API only) is SIGKILLed after
+/// its first bundle's first leg filled and was journaled, before the second leg was sent. The
+/// restart settles the first leg's transactions, finds the bundle open in the journal, sells
+/// back on the first DEX exactly what the first leg bought (the wallet's WETH is where it
+/// started), closes the bundle, and never sends the cut second leg.
+#[test]
+fn sigkilled_between_a_bundles_legs_the_restart_sells_back_what_the_first_leg_bought() {
+    use defai::connectors::evm::{Devnet, DevnetConfig, MarketMover};
+    const PRICE: f64 = 1338.12;
+    let rt = common::devnet_rt();
+    let devnet = rt
+        .block_on(Devnet::start(DevnetConfig::at_price(PRICE)))
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let json = dir.path().join("devnet.json");
+    devnet.info().write(&json).unwrap();
+    rt.block_on(async {
+        let mover = MarketMover::new(devnet.info(), devnet.deployer().clone(), 3600)
+            .await
+            .unwrap();
+        mover.step(PRICE * 1.02).await.unwrap();
+    });
+    let me = devnet.info().accounts[3];
+    let weth = || {
+        rt.block_on(devnet.chain().view(
+            devnet.info().weth,
+            defai::connectors::evm::bindings::IERC20::balanceOfCall { owner: me },
+            BlockId::latest(),
+        ))
+        .unwrap()
+    };
+    let start = weth();
+    let journal = dir.path().join("journal.sqlite");
+    let cmd = |cycles: &str| {
+        let mut cmd = Command::new(common::example_bin("cross_dex_arbitrage"));
+        cmd.env("DEFAI_PRIVATE_KEY", devnet.test_key_hex(3).unwrap())
+            .env("RUST_LOG", "warn")
+            .env_remove("DEFAI_PAUSE_AT")
+            .args([json.to_str().unwrap(), journal.to_str().unwrap(), cycles]);
+        cmd
+    };
+    kill_cmd_at(cmd("6"), "fill:1");
+    assert!(weth() > start, "the first leg bought WETH before the kill");
+
+    let out = cmd("2").output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["kill_switch"], "Active", "{v}");
+    assert_eq!(v["reconciliations"], 0, "settled to the wei: {v}");
+    assert_eq!(
+        weth(),
+        start,
+        "what the cut bundle bought was sold back: {v}"
+    );
+
+    let j = Journal::open(&journal).unwrap();
+    j.verify().unwrap();
+    let records = j.records().unwrap();
+    let first = records
+        .iter()
+        .find(|r| r.kind == "intent" && r.body.contains("Bundle"))
+        .and_then(|r| r.intent_id.clone())
+        .expect("the first bundle is on record");
+    let id = defai::core::IntentId::parse(&first).unwrap();
+    let of = |kind: &str, id: &str| {
+        records
+            .iter()
+            .filter(|r| r.kind == kind && r.intent_id.as_deref() == Some(id))
+            .collect::<Vec<_>>()
+    };
+    let unwind = id.unwind(0).to_string();
+    assert_eq!(of("intent", &unwind).len(), 1, "one unwind of {first}");
+    assert_eq!(of("fill", &unwind).len(), 1, "the unwind filled");
+    assert!(
+        of("intent", &unwind)[0].body.contains(r#""venue":"dex"#),
+        "sold back on the venue that bought it: {}",
+        of("intent", &unwind)[0].body
+    );
+    let closed = of("bundle_closed", &first);
+    assert_eq!(closed.len(), 1, "the bundle closed once");
+    assert!(
+        closed[0].body.contains("unwound_late"),
+        "{}",
+        closed[0].body
+    );
+    // The cut second leg was never sent: no transaction step under its id.
+    assert!(
+        of("tx", &id.leg(1).to_string()).is_empty(),
+        "the second leg of a bundle cut short is never sent"
+    );
+    assert_eq!(of("intent", &id.leg(1).to_string()).len(), 0);
+}

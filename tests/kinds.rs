@@ -488,13 +488,6 @@ fn the_rebalancer_refuses_to_start_on_a_contract_outside_allowed_contracts() {
     assert_eq!(after, before, "nothing was sent");
 }
 
-/// The example binary `name`, built by `cargo test` beside this test's own binary.
-fn example_bin(name: &str) -> PathBuf {
-    let exe = std::env::current_exe().unwrap();
-    let dir = exe.parent().and_then(Path::parent).unwrap();
-    dir.join("examples").join(name)
-}
-
 /// Issue 12's proof that the runtime is open: `examples/cross_dex_arbitrage.rs` (public API
 /// only) runs live on the devnet's two Uniswap V2 deployments after the market mover moved the
 /// first, through the gate, the kill switch and the journal, and leaves the pools closer.
@@ -515,7 +508,7 @@ fn the_cross_dex_arbitrage_example_runs_live_and_leaves_the_two_pools_closer() {
         mover.step(PRICE * 1.02).await.unwrap();
     });
     let journal = dir.path().join("journal.sqlite");
-    let out = Command::new(example_bin("cross_dex_arbitrage"))
+    let out = Command::new(common::example_bin("cross_dex_arbitrage"))
         .env("DEFAI_PRIVATE_KEY", devnet.test_key_hex(3).unwrap())
         .args([json.to_str().unwrap(), journal.to_str().unwrap(), "6"])
         .output()

@@ -18,6 +18,28 @@ async fn cycles(
     observer: Option<Box<dyn Observer>>,
     resume: Option<Resume>,
 ) -> (AgentReport, PaperFpmmVenue) {
+    cycles_under(
+        venue,
+        strategy,
+        RiskLimits::permissive(),
+        limits,
+        ticks,
+        observer,
+        resume,
+    )
+    .await
+}
+
+/// [`cycles`] under the `[risk]` limits `risk` as well.
+async fn cycles_under(
+    venue: PaperFpmmVenue,
+    strategy: Box<dyn BettingStrategy>,
+    risk: RiskLimits,
+    limits: BetLimits,
+    ticks: &[i64],
+    observer: Option<Box<dyn Observer>>,
+    resume: Option<Resume>,
+) -> (AgentReport, PaperFpmmVenue) {
     let usd = Token::new("dUSD", 6);
     let events = ticks
         .iter()
@@ -30,7 +52,7 @@ async fn cycles(
         Box::new(Bettor::new(strategy)),
         Portfolio::new(),
     )
-    .with_gate(Box::new(LimitGate::new(RiskLimits::permissive())))
+    .with_gate(Box::new(LimitGate::new(risk)))
     .with_bet_limits(limits);
     if let Some(o) = observer {
         agent = agent.with_observer(o);
@@ -193,6 +215,147 @@ fn a_bet_that_moves_the_outcome_price_past_the_impact_limit_is_refused() {
     }
 }
 
+/// Bets `0` dUSD units on outcome 0 of every market.
+struct FixedBettor(u64);
+impl BettingStrategy for FixedBettor {
+    fn name(&self) -> &str {
+        "fixed"
+    }
+    fn on_market(
+        &mut self,
+        m: &MarketView,
+        _: U256,
+        _: U256,
+        _: i64,
+    ) -> Result<Option<Bet>, StrategyError> {
+        Ok(Some(Bet {
+            market: m.id.clone(),
+            outcome: 0,
+            investment: U256::from(self.0),
+            collateral: Token::new("dUSD", 6),
+        }))
+    }
+}
+
+/// Every `[risk]` key that once "was not enforced for prediction strategies" judges bets now:
+/// five markets, one 50 dUSD bet offered on each per cycle, from 10,000 dUSD; each limit set on
+/// its own lets through exactly the bets it should and names itself on the rest.
+#[test]
+fn every_risk_limit_judges_bets_and_names_itself_on_the_bets_it_refuses() {
+    let rt = rt();
+    let bet = 50_000_000u64;
+    let run = |risk: RiskLimits, ticks: &[i64]| {
+        let venue = PaperFpmmVenue::generated(
+            4,
+            &GenConfig {
+                markets: 5,
+                ..GenConfig::default()
+            },
+            Token::new("dUSD", 6),
+            10_000.0,
+        );
+        let limits = BetLimits {
+            max_price_impact_bps: None,
+            ..BetLimits::default()
+        };
+        rt.block_on(cycles_under(
+            venue,
+            Box::new(FixedBettor(bet)),
+            risk,
+            limits,
+            ticks,
+            None,
+            None,
+        ))
+        .0
+    };
+    let p = RiskLimits::permissive;
+    let cases: Vec<(&str, RiskLimits, &[i64], usize)> = vec![
+        // 40 dUSD a trade: no 50 dUSD bet passes.
+        (
+            "max_trade_notional",
+            RiskLimits {
+                max_trade_notional: Some(U256::from(40_000_000u64)),
+                ..p()
+            },
+            &[0],
+            0,
+        ),
+        // 0.4 % of 10,000 in one market: under one bet.
+        (
+            "max_position",
+            RiskLimits {
+                max_position_pct: 0.4,
+                ..p()
+            },
+            &[0],
+            0,
+        ),
+        // 1.2 % of ~10,000 over every market: two bets (~100 with what they are worth), not a
+        // third (~150).
+        (
+            "max_gross_exposure",
+            RiskLimits {
+                max_gross_exposure_pct: 1.2,
+                ..p()
+            },
+            &[0],
+            2,
+        ),
+        (
+            "trade_rate",
+            RiskLimits {
+                max_trades_per_hour: Some(3),
+                ..p()
+            },
+            &[0],
+            3,
+        ),
+        // One bet per 60 s: cycles at 0 and 30 s give one bet, at 90 s another.
+        (
+            "trade_spacing",
+            RiskLimits {
+                min_seconds_between_trades: 60,
+                ..p()
+            },
+            &[0, 30, 90],
+            2,
+        ),
+        (
+            "token_not_allowed",
+            RiskLimits {
+                allowed_tokens: Some(vec!["WETH".into()]),
+                ..p()
+            },
+            &[0],
+            0,
+        ),
+        // The paper markets' ids are not addresses: none is an allowed contract.
+        (
+            "contract_not_allowed",
+            RiskLimits {
+                allowed_contracts: Some(vec!["0x0000000000000000000000000000000000000001".into()]),
+                ..p()
+            },
+            &[0],
+            0,
+        ),
+    ];
+    for (code, risk, ticks, placed) in cases {
+        let report = run(risk, ticks);
+        let offered = 5 * ticks.len();
+        assert_eq!(report.bets.len(), placed, "{code}: {:?}", report.risk);
+        assert_eq!(
+            report.risk.refused_by_reason.get(code).copied(),
+            Some((offered - placed) as u64),
+            "{code}: {:?}",
+            report.risk
+        );
+    }
+    // With none of them set, every bet is placed.
+    assert_eq!(run(p(), &[0]).bets.len(), 5);
+}
+
 #[test]
 fn the_floor_balance_and_per_market_exposure_hold() {
     let rt = rt();
@@ -204,19 +367,21 @@ fn the_floor_balance_and_per_market_exposure_hold() {
             ..GenConfig::default()
         },
         usd,
-        1_200.0,
+        1_100.0,
     );
-    // 500 a bet, floor 100: two bets fit (1,200 → 700 → 200), the third would leave 200 − 500.
-    // The floor is under test here, not the price impact of a 500 bet.
+    // 500 a bet, floor 150: one bet fits (1,100 → 600); each later one would leave 100, under
+    // the floor, though the bankroll holds it. (A bet larger than the bankroll is refused
+    // before any limit, as `insufficient_balance`.) The floor is under test here, not the price
+    // impact of a 500 bet.
     let limits = BetLimits {
-        floor_balance: U256::from(100_000_000u64),
+        floor_balance: U256::from(150_000_000u64),
         max_price_impact_bps: None,
         ..BetLimits::default()
     };
     let (report, _) = rt.block_on(cycles(venue, Box::new(BigBettor), limits, &[0], None, None));
-    assert_eq!(report.bets.len(), 2);
-    assert_eq!(report.risk.refused_by_reason.get("floor_balance"), Some(&3));
-    assert_eq!(collateral(&report), U256::from(200_000_000u64));
+    assert_eq!(report.bets.len(), 1);
+    assert_eq!(report.risk.refused_by_reason.get("floor_balance"), Some(&4));
+    assert_eq!(collateral(&report), U256::from(600_000_000u64));
 }
 
 /// A restarted bettor resumes from its journal: the same cycle's intents are not placed again,

@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use crate::amount::{Token, U256, price_to_units};
 use crate::clock::Clock;
-use crate::intent::{Fill, Intent, IntentId, Order};
+use crate::intent::{Fill, Intent, IntentId, Order, Quote};
 use crate::kill_switch::{KillMode, KillSwitch, SwitchChange, SwitchRecord, SwitchState};
 use crate::market::{Bar, BarFault, MarketEvent, MarketSet, Pair};
 use crate::metrics::PerformanceTracker;
@@ -99,6 +99,15 @@ pub enum AuditEvent<'a> {
         ts: i64,
         settled: &'a [SettledTx],
         problems: &'a [String],
+    },
+    /// A bundle is done with: `filled` (every leg), `unwound` (a leg failed; what the earlier
+    /// legs bought was offered back), or `unwound_late` (after a restart or a leg's late fill,
+    /// what its legs left was offered back). A restart unwinds a bundle with legs sent and no
+    /// such record.
+    BundleClosed {
+        ts: i64,
+        id: &'a IntentId,
+        outcome: &'static str,
     },
     /// End of an event: equity marked at the close (float, for reports).
     Mark { ts: i64, price: f64, equity: f64 },
@@ -522,6 +531,29 @@ pub struct Resume {
     /// Collateral put into each prediction market: every bet that may have reached the chain
     /// (filled, or its buy signed), so a restart never bets past a market's exposure limit.
     pub bet_exposure: BTreeMap<String, U256>,
+    /// Bundles with legs sent and no [`AuditEvent::BundleClosed`] (a crash between legs or
+    /// with one in flight), by bundle id: what a restart sells back.
+    pub open_bundles: BTreeMap<String, Vec<BundleMember>>,
+}
+
+/// A leg or an unwind of a bundle a restart found open ([`Resume::open_bundles`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BundleMember {
+    /// The intent's id (`strategy#k:ts:seq` or `strategy#unwind{seq}:ts:k`).
+    pub id: String,
+    /// The venue key it was sent to ([`crate::Swap::venue`]).
+    pub venue: Option<String>,
+    /// Its journaled fill: (token sold, amount in, token bought, amount out), token units.
+    /// `None`: no fill on record (the restart's settlement of its transactions says).
+    pub fill: Option<(String, U256, String, U256)>,
+}
+
+/// Selling back what a bundle's legs left (after a restart or a leg's late fill), on the next
+/// event.
+#[derive(Debug, Clone)]
+struct PendingUnwind {
+    bundle: IntentId,
+    swap: crate::intent::Swap,
 }
 
 /// One strategy, one pair, one venue. Build it, then [`Agent::run`] it to the end of the source.
@@ -568,6 +600,10 @@ pub struct Agent<S, V> {
     bets: Vec<crate::prediction::BetFill>,
     redeemed: U256,
     markets_seen: u64,
+    /// Legs that failed (a timeout may yet fill): leg id → its swap, so a late fill is sold back.
+    failed_legs: BTreeMap<String, crate::intent::Swap>,
+    /// What a restart or a late fill left of a bundle, sold back on the next event.
+    pending_unwinds: Vec<PendingUnwind>,
 }
 
 impl<S: MarketSource, V: Venue> Agent<S, V> {
@@ -614,6 +650,8 @@ impl<S: MarketSource, V: Venue> Agent<S, V> {
             bets: Vec::new(),
             redeemed: U256::ZERO,
             markets_seen: 0,
+            failed_legs: BTreeMap::new(),
+            pending_unwinds: Vec::new(),
         }
     }
 
@@ -964,17 +1002,17 @@ impl<S: MarketSource, V: Venue> Agent<S, V> {
         self.judge_quoted(id, intent, bar, now).await.0
     }
 
-    /// [`Agent::judge`], with the venue's quoted output of a swap that reached the quote.
+    /// [`Agent::judge`], with the venue's quote of a swap that reached the quote.
     async fn judge_quoted(
         &mut self,
         id: &IntentId,
         intent: &Intent,
         bar: &Bar,
         now: i64,
-    ) -> (Verdict, Option<U256>) {
+    ) -> (Verdict, Option<Quote>) {
         let swap = match intent {
             Intent::Swap(swap) => swap,
-            Intent::Bet(bet) => return (self.judge_bet(bet, bar, now).await, None),
+            Intent::Bet(bet) => return (self.judge_bet(id, intent, bet, bar, now).await, None),
             Intent::Bundle(_) => {
                 return (
                     Verdict::Refuse(Refusal::new(
@@ -1052,7 +1090,7 @@ impl<S: MarketSource, V: Venue> Agent<S, V> {
             }
             v => v,
         };
-        (verdict, Some(quote.amount_out))
+        (verdict, Some(quote))
     }
 
     /// One intent, start to end: judged, audited, executed, booked.
@@ -1081,7 +1119,7 @@ impl<S: MarketSource, V: Venue> Agent<S, V> {
         // Nothing is judged or sent for an intent that is not on record.
         self.audit_ok(now)?;
         if let Intent::Bundle(legs) = &intent {
-            return self.process_bundle(id, legs, bar, now, name).await;
+            return self.process_bundle(id, legs, bar, now).await;
         }
         self.judge_and_execute(id, intent, bar, now).await
     }
@@ -1192,9 +1230,12 @@ impl<S: MarketSource, V: Venue> Agent<S, V> {
         legs: &[crate::intent::Swap],
         bar: &Bar,
         now: i64,
-        name: &std::sync::Arc<str>,
     ) -> Result<(), AgentError> {
         let real = self.portfolio.clone();
+        // The gate's trade and gas counters as they stand: each approved leg is counted
+        // (tentatively) before the next is judged, so the legs together meet the trade rate,
+        // the spacing and the day's gas budget; put back before anything is sent.
+        let counters = self.gate.baselines();
         let mut judged: Vec<(crate::intent::Swap, U256, U256)> = Vec::with_capacity(legs.len());
         let mut refusal: Option<Refusal> = None;
         let mut prev: Option<(Token, U256)> = None;
@@ -1215,7 +1256,34 @@ impl<S: MarketSource, V: Venue> Agent<S, V> {
             });
             self.risk.record(&verdict);
             match (&verdict, quoted) {
-                (Verdict::Approve { min_amount_out }, Some(out)) => {
+                (Verdict::Approve { min_amount_out }, Some(quote)) => {
+                    let out = quote.amount_out;
+                    if counters.is_some() {
+                        let fill = Fill {
+                            id: leg_id.clone(),
+                            ts: bar.ts,
+                            sell: swap.sell.clone(),
+                            buy: swap.buy.clone(),
+                            amount_in: swap.amount_in,
+                            amount_out: out,
+                            fee: quote.fee,
+                            fee_quote: U256::ZERO,
+                            gas_native: quote.gas_native,
+                            gas_cost: quote.gas_cost.clone(),
+                            gas_quote: U256::ZERO,
+                            tx_hash: None,
+                        };
+                        let ctx = risk_ctx(
+                            &self.pair,
+                            bar,
+                            &self.others,
+                            &self.portfolio,
+                            &swap.sell,
+                            &swap.buy,
+                            now,
+                        );
+                        self.gate.record_fill(&fill, &ctx);
+                    }
                     // The book as this leg would leave it, for the next leg's checks.
                     let sold = self
                         .portfolio
@@ -1254,6 +1322,11 @@ impl<S: MarketSource, V: Venue> Agent<S, V> {
             }
         }
         self.portfolio = real;
+        if let Some(saved) = counters {
+            self.gate
+                .restore_baselines(saved)
+                .map_err(AgentError::Baselines)?;
+        }
         let verdict = match refusal {
             Some(r) => Verdict::Refuse(r),
             None => Verdict::Approve {
@@ -1293,7 +1366,7 @@ impl<S: MarketSource, V: Venue> Agent<S, V> {
                     min_amount_out: min,
                 };
                 if !self.execute_leg(&order, &mut filled, bar, now).await? {
-                    return self.unwind(&id, &before, filled, bar, now, name).await;
+                    return self.unwind(&id, &before, filled, bar, now).await;
                 }
                 continue;
             }
@@ -1304,10 +1377,15 @@ impl<S: MarketSource, V: Venue> Agent<S, V> {
                 min_amount_out: min_out,
             };
             if !self.execute_leg(&order, &mut filled, bar, now).await? {
-                return self.unwind(&id, &before, filled, bar, now, name).await;
+                return self.unwind(&id, &before, filled, bar, now).await;
             }
         }
-        Ok(())
+        self.audit.emit(AuditEvent::BundleClosed {
+            ts: bar.ts,
+            id: &id,
+            outcome: "filled",
+        });
+        self.audit_ok(now)
     }
 
     /// Executes one leg of a bundle; `true` when it filled (booked, and added to `filled`).
@@ -1336,6 +1414,9 @@ impl<S: MarketSource, V: Venue> Agent<S, V> {
                 Ok(true)
             }
             Err(error) => {
+                // A leg given up on may still be mined: its late fill is then sold back.
+                self.failed_legs
+                    .insert(order.id.to_string(), order.swap.clone());
                 self.execution_failed(&order.id, &error, bar, now).await?;
                 Ok(false)
             }
@@ -1343,8 +1424,8 @@ impl<S: MarketSource, V: Venue> Agent<S, V> {
     }
 
     /// After a bundle's leg failed: sells back what each earlier leg bought, on its venue, as
-    /// ordinary intents (`strategy#unwind`), judged by the kill switch and the gate like any
-    /// other (an unwind into the numéraire reduces exposure).
+    /// ordinary intents ([`IntentId::unwind`]), judged by the kill switch and the gate like any
+    /// other (an unwind into the numéraire reduces exposure); then the bundle is closed.
     async fn unwind(
         &mut self,
         id: &IntentId,
@@ -1352,28 +1433,47 @@ impl<S: MarketSource, V: Venue> Agent<S, V> {
         filled: Vec<(crate::intent::Swap, U256)>,
         bar: &Bar,
         now: i64,
-        name: &std::sync::Arc<str>,
     ) -> Result<(), AgentError> {
-        if filled.is_empty() {
-            return Ok(());
+        if !filled.is_empty() {
+            tracing::warn!(target: "defai::audit", %id, legs = filled.len(), "a bundle leg failed after earlier legs filled: unwinding them");
         }
-        tracing::warn!(target: "defai::audit", %id, legs = filled.len(), "a bundle leg failed after earlier legs filled: unwinding them");
-        let unwind_name: std::sync::Arc<str> = format!("{name}#unwind{}", id.seq()).into();
-        for (k, (swap, got)) in filled.into_iter().rev().enumerate() {
+        let backs = filled.into_iter().rev().map(|(swap, got)| {
             // Only what the bundle added: never holdings it found (a chained leg may have
             // spent what an earlier one bought).
             let held = self.portfolio.balance(&swap.buy);
             let added = held.saturating_sub(before.balance(&swap.buy));
-            let back = crate::intent::Swap {
+            crate::intent::Swap {
                 sell: swap.buy.clone(),
                 buy: swap.sell.clone(),
                 amount_in: got.min(added),
                 venue: swap.venue.clone(),
-            };
+            }
+        });
+        let backs: Vec<_> = backs.collect();
+        self.sell_back(id, backs, "unwound", bar, now).await
+    }
+
+    /// Offers `backs` (each selling back what a leg of bundle `id` bought) as ordinary intents
+    /// under the bundle's unwind ids (the first `k` not handled yet, so a restart never reuses
+    /// one), each judged and executed like any other; then closes the bundle as `outcome`.
+    async fn sell_back(
+        &mut self,
+        id: &IntentId,
+        backs: Vec<crate::intent::Swap>,
+        outcome: &'static str,
+        bar: &Bar,
+        now: i64,
+    ) -> Result<(), AgentError> {
+        let mut k = 0u32;
+        for back in backs {
             if back.amount_in.is_zero() {
                 continue;
             }
-            let unwind_id = IntentId::new(unwind_name.clone(), bar.ts, k as u32);
+            while self.handled.contains(&id.unwind(k).to_string()) {
+                k += 1;
+            }
+            let unwind_id = id.unwind(k);
+            self.handled.insert(unwind_id.to_string());
             let intent = Intent::Swap(back);
             self.intents_seen += 1;
             self.audit.emit(AuditEvent::Intent {
@@ -1383,6 +1483,34 @@ impl<S: MarketSource, V: Venue> Agent<S, V> {
             });
             self.audit_ok(now)?;
             self.judge_and_execute(unwind_id, intent, bar, now).await?;
+        }
+        self.audit.emit(AuditEvent::BundleClosed {
+            ts: bar.ts,
+            id,
+            outcome,
+        });
+        self.audit_ok(now)
+    }
+
+    /// Sells back what a restart or a late fill left of bundles (see
+    /// [`Resume::open_bundles`]), capped at what the book holds, before the strategy decides.
+    async fn run_pending_unwinds(&mut self, bar: &Bar, now: i64) -> Result<(), AgentError> {
+        let pending = std::mem::take(&mut self.pending_unwinds);
+        let mut bundles: Vec<IntentId> = pending.iter().map(|p| p.bundle.clone()).collect();
+        bundles.dedup();
+        for bundle in bundles {
+            let backs: Vec<_> = pending
+                .iter()
+                .filter(|p| p.bundle == bundle)
+                .map(|p| {
+                    let mut swap = p.swap.clone();
+                    swap.amount_in = swap.amount_in.min(self.portfolio.balance(&swap.sell));
+                    swap
+                })
+                .collect();
+            tracing::warn!(target: "defai::audit", %bundle, legs = backs.len(), "selling back what a bundle left open");
+            self.sell_back(&bundle, backs, "unwound_late", bar, now)
+                .await?;
         }
         Ok(())
     }
@@ -1455,6 +1583,9 @@ impl<S: MarketSource, V: Venue> Agent<S, V> {
         {
             *h = h.saturating_add(fill.tokens);
         }
+        let ctx = RiskContext::new(&self.pair, &self.portfolio, bar, now);
+        self.gate.record_bet(&fill, &ctx);
+        self.persist_baselines(now)?;
         tracing::info!(target: "defai::audit", market = %fill.market, outcome = fill.outcome, investment = %fill.investment, tokens = %fill.tokens, "bet");
         self.audit.emit(AuditEvent::BetFill(&fill));
         self.bets.push(fill);
@@ -1499,21 +1630,28 @@ impl<S: MarketSource, V: Venue> Agent<S, V> {
     }
 
     /// The verdict on a bet: the kill switch (a bet adds exposure), no open transaction, the
-    /// data-age limit (`max_data_age_s`, on the cycle's time), then
-    /// the bet limits on the market as listed this cycle, the bankroll in the book, the
-    /// collateral already in the market and the venue's quote.
-    async fn judge_bet(&mut self, bet: &crate::intent::Bet, bar: &Bar, now: i64) -> Verdict {
-        if let Err(r) = self.kill.allows(false).and_then(|()| self.open_check()) {
+    /// gate's pre-check (data age on the cycle's time, tokens, contracts, loss and rate limits),
+    /// the market as listed this cycle, the venue's quote, then the gate's parts for bets
+    /// ([`RiskGate::check_bet`]: deviation, gas budget, notional, position and gross exposure
+    /// against equity across every position) and the bet limits (max bet, floor, the market's
+    /// exposure, price impact, slippage).
+    async fn judge_bet(
+        &mut self,
+        id: &IntentId,
+        intent: &Intent,
+        bet: &crate::intent::Bet,
+        bar: &Bar,
+        now: i64,
+    ) -> Verdict {
+        let mut ctx = RiskContext::new(&self.pair, &self.portfolio, bar, now);
+        ctx.data_age_s = self.data_age(bar, now);
+        if let Err(r) = self
+            .kill
+            .allows(false)
+            .and_then(|()| self.open_check())
+            .and_then(|()| self.gate.pre_check(id, intent, &ctx))
+        {
             return Verdict::Refuse(r);
-        }
-        if let Some(max) = self.max_data_age_s {
-            let age = self.data_age(bar, now);
-            if age > max {
-                return Verdict::Refuse(Refusal::new(
-                    "stale_data",
-                    format!("the markets were listed at a block {age} s old (max {max})"),
-                ));
-            }
         }
         let Some(market) = self
             .predictions
@@ -1540,12 +1678,30 @@ impl<S: MarketSource, V: Venue> Agent<S, V> {
             .unwrap_or_default();
         let quoted = self.venue.quote_bet(bet).await;
         self.venue_events(bar.ts);
-        match quoted {
-            Ok(tokens) => self
-                .bet_gate
-                .judge(bet, &market, bankroll, exposure, tokens),
-            Err(e) => Verdict::Refuse(Refusal::new("quote_failed", e.to_string())),
+        let tokens = match quoted {
+            Ok(tokens) => tokens,
+            Err(e) => return Verdict::Refuse(Refusal::new("quote_failed", e.to_string())),
+        };
+        let total_value = self.predictions.as_ref().map_or(U256::ZERO, |set| {
+            set.markets
+                .iter()
+                .filter(|m| !m.resolved)
+                .fold(U256::ZERO, |sum, m| sum.saturating_add(m.position_value()))
+        });
+        let quote = crate::risk::BetQuote {
+            market: &market,
+            tokens,
+            market_value: market.position_value(),
+            total_value,
+            equity: bankroll.saturating_add(total_value),
+        };
+        let mut ctx = RiskContext::new(&self.pair, &self.portfolio, bar, now);
+        ctx.data_age_s = self.data_age(bar, now);
+        if let Err(r) = self.gate.check_bet(id, bet, &quote, &ctx) {
+            return Verdict::Refuse(r);
         }
+        self.bet_gate
+            .judge(bet, &market, bankroll, exposure, tokens)
     }
 
     /// Books what the venue learnt outside a fill ([`Venue::bookings`])    /// Books what the venue learnt outside a fill ([`Venue::bookings`]): a transaction given up
@@ -1577,6 +1733,22 @@ impl<S: MarketSource, V: Venue> Agent<S, V> {
                         now,
                     );
                     self.gate.record_fill(fill, &ctx);
+                    // A bundle's leg given up on and mined after all: what it bought is sold
+                    // back (a purchase of the numéraire is no exposure to undo).
+                    if let Some(leg) = self.failed_legs.remove(&fill.id.to_string())
+                        && let Some(bundle) = IntentId::bundle_of(&fill.id.to_string())
+                        && fill.buy != self.pair.quote
+                    {
+                        self.pending_unwinds.push(PendingUnwind {
+                            bundle,
+                            swap: crate::intent::Swap {
+                                sell: fill.buy.clone(),
+                                buy: fill.sell.clone(),
+                                amount_in: fill.amount_out,
+                                venue: leg.venue,
+                            },
+                        });
+                    }
                 }
                 Booking::Gas {
                     id, token, amount, ..
@@ -1683,8 +1855,80 @@ impl<S: MarketSource, V: Venue> Agent<S, V> {
             tracing::warn!(target: "defai::audit", %reason, "reduce_only");
             self.trip(KillMode::ReduceOnly, &reason, now);
         }
+        self.unwind_open_bundles(&resume, &settled, now);
         self.handled = resume.handled;
         self.bet_exposure = resume.bet_exposure;
+    }
+
+    /// Bundles a crash cut short ([`Resume::open_bundles`]): what their legs and unwinds left —
+    /// from their journaled fills, or for one without a fill the restart's settlement of its
+    /// transactions — is queued to be sold into the numéraire on the first event, on the venue
+    /// that bought it. A bundle that left nothing is closed at once.
+    fn unwind_open_bundles(&mut self, resume: &Resume, settled: &[SettledTx], now: i64) {
+        for (bundle, members) in &resume.open_bundles {
+            let Some(bundle) = IntentId::parse(bundle) else {
+                continue;
+            };
+            // Per token symbol: bought, sold, and the venue that bought it.
+            let mut net: BTreeMap<String, (U256, U256, Option<String>)> = BTreeMap::new();
+            let mut add = |sym: &str, bought: U256, sold: U256, venue: &Option<String>| {
+                let e = net.entry(sym.to_string()).or_default();
+                e.0 = e.0.saturating_add(bought);
+                e.1 = e.1.saturating_add(sold);
+                if !bought.is_zero() {
+                    e.2.clone_from(venue);
+                }
+            };
+            for m in members {
+                if let Some((sell, amount_in, buy, amount_out)) = &m.fill {
+                    add(buy, *amount_out, U256::ZERO, &m.venue);
+                    add(sell, U256::ZERO, *amount_in, &m.venue);
+                    continue;
+                }
+                let mined = resume
+                    .unsettled
+                    .iter()
+                    .filter(|u| u.intent_id.as_deref() == Some(m.id.as_str()))
+                    .filter_map(|u| settled.iter().find(|s| s.nonce == u.nonce))
+                    .filter(|s| matches!(s.outcome, Settlement::Mined { success: true, .. }));
+                for s in mined {
+                    for (t, a) in &s.credits {
+                        add(t.symbol(), *a, U256::ZERO, &m.venue);
+                    }
+                    for (t, a) in &s.debits {
+                        add(t.symbol(), U256::ZERO, *a, &m.venue);
+                    }
+                }
+            }
+            let tokens: Vec<Token> = std::iter::once(self.pair.base.clone())
+                .chain(self.others.iter().map(|o| o.pair.base.clone()))
+                .collect();
+            let before = self.pending_unwinds.len();
+            for (sym, (bought, sold, venue)) in net {
+                let Some(token) = tokens.iter().find(|t| t.symbol() == sym) else {
+                    continue;
+                };
+                if bought > sold {
+                    self.pending_unwinds.push(PendingUnwind {
+                        bundle: bundle.clone(),
+                        swap: crate::intent::Swap {
+                            sell: token.clone(),
+                            buy: self.pair.quote.clone(),
+                            amount_in: bought - sold,
+                            venue,
+                        },
+                    });
+                }
+            }
+            tracing::warn!(target: "defai::audit", %bundle, to_sell = self.pending_unwinds.len() - before, "a bundle was cut short by a stop");
+            if self.pending_unwinds.len() == before {
+                self.audit.emit(AuditEvent::BundleClosed {
+                    ts: now,
+                    id: &bundle,
+                    outcome: "nothing_left",
+                });
+            }
+        }
     }
 
     /// An operator resumed while a transaction the restart found pending may still be: ask the
@@ -2015,6 +2259,10 @@ impl<S: MarketSource, V: Venue> Agent<S, V> {
             });
             if first.is_none() {
                 first = Some((bar, self.equity_units(price_units)));
+            }
+            if !self.pending_unwinds.is_empty() {
+                // What a restart or a late fill left of a bundle goes before anything new.
+                self.run_pending_unwinds(&bar, now).await?;
             }
 
             let intents = self.decide(&event, &bar, now);

@@ -31,6 +31,36 @@ impl IntentId {
     pub fn leg(&self, k: usize) -> Self {
         Self::new(format!("{}#{k}", self.strategy), self.ts, self.seq)
     }
+    /// The id of unwind `k` of this bundle (selling back what its legs bought):
+    /// `strategy#unwind{seq}:ts:k`, under the bundle's own time.
+    pub fn unwind(&self, k: u32) -> Self {
+        Self::new(format!("{}#unwind{}", self.strategy, self.seq), self.ts, k)
+    }
+
+    /// Parses an id's text form `strategy:ts:seq` (the strategy may hold `:` itself).
+    pub fn parse(id: &str) -> Option<IntentId> {
+        let mut parts = id.rsplitn(3, ':');
+        let (seq, ts, strategy) = (parts.next()?, parts.next()?, parts.next()?);
+        Some(Self::new(strategy, ts.parse().ok()?, seq.parse().ok()?))
+    }
+
+    /// The bundle a leg's id (`strategy#k:ts:seq`) or an unwind's id
+    /// (`strategy#unwind{seq}:ts:k`) belongs to, as `strategy:ts:seq`; `None` for any other id.
+    pub fn bundle_of(id: &str) -> Option<IntentId> {
+        let member = Self::parse(id)?;
+        let (base, tag) = member.strategy.rsplit_once('#')?;
+        let digits = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit());
+        let seq = if digits(tag) {
+            member.seq
+        } else {
+            tag.strip_prefix("unwind")
+                .filter(|n| digits(n))?
+                .parse()
+                .ok()?
+        };
+        Some(Self::new(base, member.ts, seq))
+    }
+
     pub fn ts(&self) -> i64 {
         self.ts
     }
@@ -190,4 +220,35 @@ pub struct Fill {
     pub gas_quote: U256,
     /// Transaction hash, when the venue is a chain.
     pub tx_hash: Option<String>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::IntentId;
+
+    #[test]
+    fn a_legs_and_an_unwinds_id_name_their_bundle_and_no_other_id_does() {
+        let bundle = IntentId::new("arb", 3600, 2);
+        for member in [
+            bundle.leg(0),
+            bundle.leg(11),
+            bundle.unwind(0),
+            bundle.unwind(7),
+        ] {
+            assert_eq!(
+                IntentId::bundle_of(&member.to_string()),
+                Some(bundle.clone()),
+                "{member}"
+            );
+        }
+        for other in [
+            "arb:3600:2",
+            "arb#x:3600:2",
+            "arb#unwind:3600:0",
+            "arb#1:t:2",
+            "a#1",
+        ] {
+            assert_eq!(IntentId::bundle_of(other), None, "{other}");
+        }
+    }
 }

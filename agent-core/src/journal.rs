@@ -15,7 +15,7 @@ use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 
 use crate::U256;
-use crate::agent::{AuditError, AuditEvent, Observer, Resume};
+use crate::agent::{AuditError, AuditEvent, BundleMember, Observer, Resume};
 use crate::venue::{Settlement, StepRecorder, UnsettledTx, VenueEvent};
 
 #[derive(Debug, thiserror::Error)]
@@ -484,7 +484,19 @@ impl Observer for JournalObserver {
                         "market": b.market, "outcome": b.outcome, "investment": b.investment.to_string(),
                     })
                     .to_string(),
-                    None => json_str(&format!("{intent:?}")),
+                    None => match intent.as_swap() {
+                        // A bundle's leg or unwind: a restart sells back what it left, on
+                        // the venue it was sent to.
+                        Some(w) if crate::IntentId::bundle_of(&id.to_string()).is_some() => {
+                            serde_json::json!({
+                                "intent": format!("{intent:?}"), "sell": w.sell.symbol(),
+                                "buy": w.buy.symbol(), "amount_in": w.amount_in.to_string(),
+                                "venue": w.venue,
+                            })
+                            .to_string()
+                        }
+                        _ => json_str(&format!("{intent:?}")),
+                    },
                 };
                 (*ts, "intent", Some(id.to_string()), None, body)
             }
@@ -635,6 +647,13 @@ impl Observer for JournalObserver {
             AuditEvent::StrategyFault { ts, error } => (*ts, "strategy_fault", None, None, json_str(&error.to_string())),
             // Marks are per bar: the equity curve lives in the run's outputs, not the journal.
             AuditEvent::Mark { .. } => return Ok(()),
+            AuditEvent::BundleClosed { ts, id, outcome } => (
+                *ts,
+                "bundle_closed",
+                Some(id.to_string()),
+                None,
+                serde_json::json!({ "outcome": outcome }).to_string(),
+            ),
         };
         shared
             .append(ts, kind, intent.as_deref(), tx.as_deref(), &body)
@@ -668,14 +687,56 @@ impl Journal {
         fn parse<T: serde::de::DeserializeOwned>(r: &Record) -> Result<T, String> {
             serde_json::from_str(&r.body).map_err(|e| e.to_string())
         }
+        // Bundles by id: their legs and unwinds as sent, and whether each closed.
+        let mut bundles: BTreeMap<String, Vec<BundleMember>> = BTreeMap::new();
+        let mut closed: std::collections::BTreeSet<String> = Default::default();
         for r in self.rows(
-            "WHERE kind IN ('intent', 'tx', 'portfolio', 'restart', 'bet_fill') ORDER BY seq",
+            "WHERE kind IN ('intent', 'tx', 'portfolio', 'restart', 'bet_fill', 'fill', 'bundle_closed') ORDER BY seq",
             [],
         )? {
             match r.kind.as_str() {
+                "bundle_closed" => {
+                    if let Some(id) = &r.intent_id {
+                        closed.insert(id.clone());
+                    }
+                }
+                "fill" => {
+                    let Some(id) = &r.intent_id else { continue };
+                    let Some(bundle) = crate::IntentId::bundle_of(id) else {
+                        continue;
+                    };
+                    let body: serde_json::Value = parse(&r).map_err(|e| corrupt(&r, &e))?;
+                    let field = |k: &str| body[k].as_str().map(str::to_string);
+                    let amount = |k: &str| {
+                        body[k]
+                            .as_str()
+                            .and_then(|v| v.parse::<U256>().ok())
+                            .ok_or_else(|| corrupt(&r, &format!("{k} is not an amount")))
+                    };
+                    let (Some(sell), Some(buy)) = (field("sell"), field("buy")) else {
+                        return Err(corrupt(&r, "no sell or buy token"));
+                    };
+                    let fill = (sell, amount("amount_in")?, buy, amount("amount_out")?);
+                    if let Some(m) = bundles
+                        .get_mut(&bundle.to_string())
+                        .and_then(|ms| ms.iter_mut().find(|m| &m.id == id))
+                    {
+                        m.fill = Some(fill);
+                    }
+                }
                 "intent" => {
                     if let Some(id) = &r.intent_id {
                         resume.handled.insert(id.clone());
+                        if let Some(bundle) = crate::IntentId::bundle_of(id) {
+                            let body: serde_json::Value =
+                                parse(&r).map_err(|e| corrupt(&r, &e))?;
+                            bundles.entry(bundle.to_string()).or_default().push(BundleMember {
+                                id: id.clone(),
+                                venue: body["venue"].as_str().map(str::to_string),
+                                fill: None,
+                            });
+                            continue;
+                        }
                         if r.body.starts_with('{') {
                             let body: serde_json::Value = parse(&r).map_err(|e| corrupt(&r, &e))?;
                             if let (Some(m), Some(inv)) =
@@ -774,6 +835,10 @@ impl Journal {
                 *e = e.saturating_add(*inv);
             }
         }
+        resume.open_bundles = bundles
+            .into_iter()
+            .filter(|(id, _)| !closed.contains(id))
+            .collect();
         resume.unsettled = open
             .into_iter()
             .map(|(nonce, o)| UnsettledTx {

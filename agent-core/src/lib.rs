@@ -43,9 +43,10 @@ pub use prediction::{
     PredictionVenue,
 };
 pub use risk::{
-    BaselineStore, LimitGate, Refusal, RiskBaselines, RiskContext, RiskGate, RiskLimits, Verdict,
+    BaselineStore, BetQuote, LimitGate, Refusal, RiskBaselines, RiskContext, RiskGate, RiskLimits,
+    Verdict,
 };
-pub use source::{BarReplay, EventReplay, MarketSource, SourceError};
+pub use source::{BarReplay, EventReplay, MarketSource, SourceError, TakeEvents};
 pub use strategy::{Context, Decision, ParamError, ParamValue, Params, Strategy, StrategyError};
 pub use venue::{
     Booking, SettledTx, Settlement, StepRecorder, UnsettledTx, Venue, VenueError, VenueEvent,

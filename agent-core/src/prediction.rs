@@ -34,6 +34,24 @@ pub struct MarketView {
 }
 
 impl MarketView {
+    /// What our outcome tokens here are worth at their exact marginal prices
+    /// ([`crate::fpmm::marginal_price`]), collateral units, rounded down. A token whose price
+    /// cannot be computed (an empty pool) counts at one collateral unit, the most an outcome
+    /// token redeems for: an exposure measured with it is never understated.
+    pub fn position_value(&self) -> U256 {
+        self.held
+            .iter()
+            .enumerate()
+            .filter(|(_, h)| !h.is_zero())
+            .fold(U256::ZERO, |sum, (i, h)| {
+                let v = crate::fpmm::marginal_price(i, &self.pool)
+                    .ok()
+                    .and_then(|(num, den)| h.checked_mul(num).map(|x| x / den))
+                    .unwrap_or(*h);
+                sum.saturating_add(v)
+            })
+    }
+
     /// Collateral-equivalent liquidity: the smallest pool balance.
     pub fn liquidity(&self) -> U256 {
         self.pool.iter().copied().min().unwrap_or_default()

@@ -1,9 +1,10 @@
 //! The risk gate: every intent passes through it before any venue sees it.
 
 use crate::amount::U256;
-use crate::intent::{Fill, Intent, IntentId, Quote, Swap};
+use crate::intent::{Bet, Fill, Intent, IntentId, Quote, Swap};
 use crate::market::{Bar, Pair};
 use crate::portfolio::Portfolio;
+use crate::prediction::{BetFill, MarketView};
 
 /// Why an intent was refused: a stable machine code (counted in summaries) and a human detail.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -77,6 +78,24 @@ impl<'a> RiskContext<'a> {
     }
 }
 
+/// What a gate judges a bet on, beside the bet itself: the market as listed this cycle, the
+/// venue's quote and the agent's exposure and equity, all in collateral units (the collateral
+/// is the agent's numéraire, [`RiskContext::pair`]'s quote token).
+#[derive(Debug, Clone, Copy)]
+pub struct BetQuote<'a> {
+    /// The market as the venue listed it at the start of the cycle (pool before the bet).
+    pub market: &'a MarketView,
+    /// Outcome tokens the venue says the bet buys now.
+    pub tokens: U256,
+    /// Our position in this market at its outcomes' marginal prices
+    /// ([`MarketView::position_value`]).
+    pub market_value: U256,
+    /// Our positions in every unresolved market together (this one included), valued so.
+    pub total_value: U256,
+    /// Collateral held plus [`BetQuote::total_value`].
+    pub equity: U256,
+}
+
 /// Decides on every intent. Implementations must fail closed: when a limit cannot be evaluated
 /// (missing price, overflow), the answer is [`Verdict::Refuse`].
 pub trait RiskGate: Send {
@@ -102,8 +121,32 @@ pub trait RiskGate: Send {
         ctx: &RiskContext<'_>,
     ) -> Verdict;
 
+    /// Judges a bet that passed [`RiskGate::pre_check`], given the venue's quote. A bet is never
+    /// resized (the strategy sized it for a reason; a different size is a different bet): each
+    /// part of the gate passes it or refuses it, and the bet limits
+    /// ([`crate::prediction::BetGate`]) then set its minimum of outcome tokens. The default
+    /// refuses every bet: a gate that does not know bets fails closed.
+    fn check_bet(
+        &mut self,
+        _id: &IntentId,
+        _bet: &Bet,
+        _quote: &BetQuote<'_>,
+        _ctx: &RiskContext<'_>,
+    ) -> Result<(), Refusal> {
+        Err(Refusal::new(
+            "unsupported_intent",
+            "this risk gate does not judge bets",
+        ))
+    }
+
     /// Told of every fill, for limits that count trades or spend.
     fn record_fill(&mut self, _fill: &Fill, _ctx: &RiskContext<'_>) {}
+
+    /// Told of every bet placed, for limits that count trades or spend (the default counts its
+    /// gas, as [`RiskGate::record_gas`]).
+    fn record_bet(&mut self, fill: &BetFill, ctx: &RiskContext<'_>) {
+        self.record_gas(fill.gas_native, ctx);
+    }
 
     /// Told of gas (`gas_native`, wei) burned by a transaction that filled nothing (a revert,
     /// an approval whose swap failed): it counts toward the day's gas spend like a fill's.
@@ -166,9 +209,12 @@ pub fn min_out_for_slippage(quoted: U256, slippage_bps: u32) -> Option<U256> {
     Some(quoted.checked_mul(U256::from(keep))? / U256::from(10_000u32))
 }
 
-/// Checks any gate makes before quoting: a non-zero swap of the agent's pair that the portfolio
-/// holds enough of.
+/// Checks any gate makes before quoting: a non-zero swap of the agent's pair, or a non-zero bet
+/// in the agent's numéraire, that the portfolio holds enough of.
 pub fn check_intent(intent: &Intent, ctx: &RiskContext<'_>) -> Result<(), Refusal> {
+    if let Intent::Bet(bet) = intent {
+        return check_bet_intent(bet, ctx);
+    }
     let Some(swap) = intent.as_swap() else {
         return Err(Refusal::new(
             "unsupported_intent",
@@ -191,6 +237,34 @@ pub fn check_intent(intent: &Intent, ctx: &RiskContext<'_>) -> Result<(), Refusa
             format!(
                 "needs {} units of {}, holds {have}",
                 swap.amount_in, swap.sell
+            ),
+        ));
+    }
+    Ok(())
+}
+
+/// [`check_intent`] for a bet: its collateral is the agent's numéraire (every bet limit is in
+/// it), the amount is not zero and the book holds it.
+fn check_bet_intent(bet: &Bet, ctx: &RiskContext<'_>) -> Result<(), Refusal> {
+    if bet.collateral != ctx.pair.quote {
+        return Err(Refusal::new(
+            "token_not_allowed",
+            format!(
+                "a bet in {} is not in the agent's numéraire {}",
+                bet.collateral, ctx.pair.quote
+            ),
+        ));
+    }
+    if bet.investment.is_zero() {
+        return Err(Refusal::new("zero_amount", "bet of zero"));
+    }
+    let have = ctx.portfolio.balance(&bet.collateral);
+    if have < bet.investment {
+        return Err(Refusal::new(
+            "insufficient_balance",
+            format!(
+                "needs {} units of {}, holds {have}",
+                bet.investment, bet.collateral
             ),
         ));
     }

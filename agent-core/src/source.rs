@@ -21,6 +21,39 @@ pub trait MarketSource: Send {
     }
 }
 
+/// The first `n` events of a source, then its end (e.g. a live chain source run for `n`
+/// cycles).
+#[derive(Debug, Clone)]
+pub struct TakeEvents<S> {
+    inner: S,
+    left: usize,
+}
+
+impl<S: MarketSource> TakeEvents<S> {
+    /// At most `n` events of `inner`.
+    pub fn new(inner: S, n: usize) -> Self {
+        Self { inner, left: n }
+    }
+}
+
+impl<S: MarketSource> MarketSource for TakeEvents<S> {
+    async fn next_event(&mut self) -> Result<Option<MarketEvent>, SourceError> {
+        if self.left == 0 {
+            return Ok(None);
+        }
+        self.left -= 1;
+        self.inner.next_event().await
+    }
+
+    fn remaining(&self) -> Option<usize> {
+        Some(
+            self.inner
+                .remaining()
+                .map_or(self.left, |r| r.min(self.left)),
+        )
+    }
+}
+
 /// Replays bars held in memory, in order. Cheap to clone: the bars are shared.
 #[derive(Debug, Clone)]
 pub struct BarReplay {

@@ -182,3 +182,11 @@ pub fn example_config(name: &str) -> String {
     ))
     .unwrap()
 }
+
+/// The example binary `name`, built by `cargo test` beside the test's own binary (a test
+/// run alone needs `cargo build --release --example NAME` first).
+pub fn example_bin(name: &str) -> std::path::PathBuf {
+    let exe = std::env::current_exe().unwrap();
+    let dir = exe.parent().and_then(std::path::Path::parent).unwrap();
+    dir.join("examples").join(name)
+}

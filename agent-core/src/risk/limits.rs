@@ -7,8 +7,10 @@ use crate::intent::{Fill, Intent, IntentId, Quote};
 
 use super::impact;
 use super::{
-    Refusal, RiskBaselines, RiskContext, RiskGate, Verdict, check_affordable, check_intent,
+    BetQuote, Refusal, RiskBaselines, RiskContext, RiskGate, Verdict, check_affordable,
+    check_intent,
 };
+use crate::intent::Bet;
 
 /// Risk limits. Every field has a default chosen to protect capital without getting in the way
 /// of a sane strategy; `None` switches a limit off.
@@ -106,6 +108,8 @@ pub struct LimitGate {
     last_trade: Option<i64>,
     gas_day: i64,
     gas_today: U256,
+    /// The gas of the last bet placed, wei: the estimate for the next one's budget check.
+    last_bet_gas: U256,
 }
 
 fn pct_to_ppm(pct: f64) -> Option<U256> {
@@ -125,6 +129,7 @@ impl LimitGate {
             last_trade: None,
             gas_day: i64::MIN,
             gas_today: U256::ZERO,
+            last_bet_gas: U256::ZERO,
         }
     }
 
@@ -166,32 +171,21 @@ fn loss_breach(
     })
 }
 
-impl RiskGate for LimitGate {
-    fn pre_check(
-        &mut self,
-        _id: &IntentId,
-        intent: &Intent,
-        ctx: &RiskContext<'_>,
-    ) -> Result<(), Refusal> {
-        check_intent(intent, ctx)?;
-        let Some(swap) = intent.as_swap() else {
-            return Err(Refusal::new(
-                "unsupported_intent",
-                "only swaps are supported",
-            ));
-        };
+impl LimitGate {
+    /// The data-age and token checks every intent faces, whichever way it moves exposure.
+    fn input_checks(&self, tokens: &[&crate::Token], ctx: &RiskContext<'_>) -> Result<(), Refusal> {
         let l = &self.limits;
         if let Some(max_age) = l.max_data_age_s {
             let age = ctx.data_age_s;
             if age > max_age {
                 return Err(Refusal::new(
                     "stale_data",
-                    format!("latest bar is {age} s old (max {max_age})"),
+                    format!("latest data is {age} s old (max {max_age})"),
                 ));
             }
         }
         if let Some(allowed) = &l.allowed_tokens {
-            for t in [&swap.sell, &swap.buy] {
+            for t in tokens {
                 if !allowed.iter().any(|a| a == t.symbol()) {
                     return Err(Refusal::new(
                         "token_not_allowed",
@@ -200,9 +194,13 @@ impl RiskGate for LimitGate {
                 }
             }
         }
-        if ctx.pair.reduces_exposure(&swap.sell, &swap.buy) {
-            return Ok(());
-        }
+        Ok(())
+    }
+
+    /// The checks on taking risk before a quote: the loss limits not breached, the trade rate
+    /// and the spacing since the last exposure-increasing trade.
+    fn increase_checks(&mut self, now: i64) -> Result<(), Refusal> {
+        let l = &self.limits;
         if self.daily_breached {
             return Err(Refusal::new(
                 "max_daily_loss",
@@ -213,11 +211,7 @@ impl RiskGate for LimitGate {
             return Err(Refusal::new("max_drawdown", "drawdown limit breached"));
         }
         if let Some(max) = l.max_trades_per_hour {
-            while self
-                .recent_trades
-                .front()
-                .is_some_and(|t| *t <= ctx.now - 3600)
-            {
+            while self.recent_trades.front().is_some_and(|t| *t <= now - 3600) {
                 self.recent_trades.pop_front();
             }
             if self.recent_trades.len() >= max as usize {
@@ -228,13 +222,13 @@ impl RiskGate for LimitGate {
             }
         }
         if let Some(last) = self.last_trade
-            && ctx.now - last < l.min_seconds_between_trades
+            && now - last < l.min_seconds_between_trades
         {
             return Err(Refusal::new(
                 "trade_spacing",
                 format!(
                     "{} s since the last trade (min {})",
-                    ctx.now - last,
+                    now - last,
                     l.min_seconds_between_trades
                 ),
             ));
@@ -242,6 +236,167 @@ impl RiskGate for LimitGate {
         Ok(())
     }
 
+    /// Gas spent today (UTC day of `now`), wei.
+    fn gas_spent_today(&self, now: i64) -> U256 {
+        if now.div_euclid(86_400) == self.gas_day {
+            self.gas_today
+        } else {
+            U256::ZERO
+        }
+    }
+
+    /// `max_gas_spend_per_day`: refuses when `gas` more would pass the day's budget.
+    fn gas_budget_check(&self, gas: U256, now: i64) -> Result<(), Refusal> {
+        if let Some(budget) = self.limits.max_gas_spend_per_day {
+            let spent = self.gas_spent_today(now);
+            if spent.saturating_add(gas) > budget {
+                return Err(Refusal::new(
+                    "gas_budget",
+                    format!("gas today {spent} + {gas} wei exceeds {budget}"),
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// `allowed_contracts` for a bet: the market's contract must be listed (its id is its
+    /// address on chain; an id that is not an address is never listed).
+    fn contract_check(&self, market: &str) -> Result<(), Refusal> {
+        let Some(allowed) = &self.limits.allowed_contracts else {
+            return Ok(());
+        };
+        let addr = market.parse::<alloy_primitives::Address>().ok();
+        let listed = addr.is_some_and(|a| {
+            allowed
+                .iter()
+                .any(|s| s.parse::<alloy_primitives::Address>().is_ok_and(|x| x == a))
+        });
+        if listed {
+            Ok(())
+        } else {
+            Err(Refusal::new(
+                "contract_not_allowed",
+                format!("market {market} is not in allowed_contracts"),
+            ))
+        }
+    }
+}
+
+impl RiskGate for LimitGate {
+    /// A swap: the data age and tokens, then, if it adds exposure, the loss, rate and spacing
+    /// limits. A bet (always adding exposure): the same, plus its market's contract.
+    fn pre_check(
+        &mut self,
+        _id: &IntentId,
+        intent: &Intent,
+        ctx: &RiskContext<'_>,
+    ) -> Result<(), Refusal> {
+        check_intent(intent, ctx)?;
+        match intent {
+            Intent::Swap(swap) => {
+                self.input_checks(&[&swap.sell, &swap.buy], ctx)?;
+                if ctx.pair.reduces_exposure(&swap.sell, &swap.buy) {
+                    return Ok(());
+                }
+                self.increase_checks(ctx.now)
+            }
+            Intent::Bet(bet) => {
+                self.input_checks(&[&bet.collateral], ctx)?;
+                self.contract_check(&bet.market)?;
+                self.increase_checks(ctx.now)
+            }
+            Intent::Redeem(_) | Intent::Bundle(_) => Err(Refusal::new(
+                "unsupported_intent",
+                "the limit gate judges swaps and bets",
+            )),
+        }
+    }
+
+    /// Every `[risk]` limit that concerns a bet, in collateral units: `max_price_deviation_bps`
+    /// (the venue's quote against what the market as listed gives, by the FPMM's
+    /// `calcBuyAmount`: a market that moved since it was listed), `max_gas_spend_per_day` (the
+    /// last bet's gas as the estimate), `max_trade_notional` (the investment),
+    /// `max_position_pct` (this market's position after the bet — its value at marginal prices
+    /// plus the investment — of equity) and `max_gross_exposure_pct` (every market's, so). The
+    /// transaction sender enforces `max_gas_price_gwei`; the bet limits, slippage and price
+    /// impact.
+    fn check_bet(
+        &mut self,
+        _id: &IntentId,
+        bet: &Bet,
+        quote: &BetQuote<'_>,
+        ctx: &RiskContext<'_>,
+    ) -> Result<(), Refusal> {
+        let l = &self.limits;
+        if let Some(max_bps) = l.max_price_deviation_bps {
+            let m = quote.market;
+            let listed = crate::fpmm::calc_buy_amount(bet.investment, bet.outcome, &m.pool, m.fee)
+                .ok()
+                .filter(|t| !t.is_zero())
+                .ok_or_else(|| {
+                    Refusal::new(
+                        "no_reference_price",
+                        format!("market {} as listed gives nothing for the bet", bet.market),
+                    )
+                })?;
+            let bps = quote
+                .tokens
+                .abs_diff(listed)
+                .saturating_mul(U256::from(10_000u32))
+                / listed;
+            if bps > U256::from(max_bps) {
+                return Err(Refusal::new(
+                    "price_deviation",
+                    format!(
+                        "the venue quotes {} outcome tokens, {bps} bps from the {listed} the listed market gives (max {max_bps})",
+                        quote.tokens
+                    ),
+                ));
+            }
+        }
+        self.gas_budget_check(self.last_bet_gas, ctx.now)?;
+        if let Some(cap) = l.max_trade_notional
+            && bet.investment > cap
+        {
+            return Err(Refusal::new(
+                "max_trade_notional",
+                format!("bet {} exceeds max_trade_notional {cap}", bet.investment),
+            ));
+        }
+        for (pct, held, code, what) in [
+            (
+                l.max_position_pct,
+                quote.market_value,
+                "max_position",
+                "in this market",
+            ),
+            (
+                l.max_gross_exposure_pct,
+                quote.total_value,
+                "max_gross_exposure",
+                "in all markets",
+            ),
+        ] {
+            let Some(ppm) = pct_to_ppm(pct) else {
+                return Err(Refusal::new(
+                    "bad_limit",
+                    "position limits must be finite and non-negative",
+                ));
+            };
+            let cap = quote.equity.saturating_mul(ppm) / U256::from(1_000_000u32);
+            let after = held.saturating_add(bet.investment);
+            if after > cap {
+                return Err(Refusal::new(
+                    code,
+                    format!(
+                        "{after} {what} after the bet exceeds {pct} % of equity {}",
+                        quote.equity
+                    ),
+                ));
+            }
+        }
+        Ok(())
+    }
     fn evaluate(
         &mut self,
         _id: &IntentId,
@@ -288,21 +443,8 @@ impl RiskGate for LimitGate {
                 format!("gas price {} wei exceeds {max}", quote.gas_price_wei),
             );
         }
-        if let Some(budget) = l.max_gas_spend_per_day {
-            let spent = if ctx.now.div_euclid(86_400) == self.gas_day {
-                self.gas_today
-            } else {
-                U256::ZERO
-            };
-            if spent.saturating_add(quote.gas_native) > budget {
-                return Self::refuse(
-                    "gas_budget",
-                    format!(
-                        "gas today {spent} + {} wei exceeds {budget}",
-                        quote.gas_native
-                    ),
-                );
-            }
+        if let Err(r) = self.gas_budget_check(quote.gas_native, ctx.now) {
+            return Verdict::Refuse(r);
         }
 
         let mut amount = swap.amount_in;
@@ -404,6 +546,15 @@ impl RiskGate for LimitGate {
         }
     }
 
+    /// A bet adds exposure: it counts toward the trade rate and spacing, and its gas toward the
+    /// day's budget (and is the next bet's gas estimate).
+    fn record_bet(&mut self, fill: &crate::prediction::BetFill, ctx: &RiskContext<'_>) {
+        self.record_gas(fill.gas_native, ctx);
+        self.last_bet_gas = fill.gas_native;
+        self.recent_trades.push_back(ctx.now);
+        self.last_trade = Some(ctx.now);
+    }
+
     fn record_gas(&mut self, gas_native: U256, ctx: &RiskContext<'_>) {
         let day = ctx.now.div_euclid(86_400);
         if day != self.gas_day {
@@ -488,5 +639,194 @@ impl RiskGate for LimitGate {
             .parse()
             .map_err(|e| format!("saved gas_today_wei `{}`: {e}", b.gas_today_wei))?;
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::amount::Token;
+    use crate::market::{Bar, Pair};
+    use crate::portfolio::Portfolio;
+    use crate::prediction::{BetFill, MarketView};
+
+    fn usd() -> Token {
+        Token::new("dUSD", 6)
+    }
+
+    fn market() -> MarketView {
+        MarketView {
+            id: "0x0000000000000000000000000000000000000001".into(),
+            pool: vec![U256::from(1_000_000_000u64); 2],
+            fee: U256::from(20_000_000_000_000_000u64),
+            prices: vec![0.5, 0.5],
+            closes_at: None,
+            resolved: false,
+            held: vec![U256::ZERO; 2],
+            features: Vec::new(),
+        }
+    }
+
+    fn bet(investment: u64) -> Bet {
+        Bet {
+            market: market().id,
+            outcome: 0,
+            investment: U256::from(investment),
+            collateral: usd(),
+        }
+    }
+
+    /// Judges `bet` with the venue quoting `tokens`, from 1,000 dUSD with nothing bet yet.
+    fn judge(gate: &mut LimitGate, bet: &Bet, tokens: U256, now: i64) -> Result<(), Refusal> {
+        let pair = Pair::new(Token::new("positions", 6), usd());
+        let book = Portfolio::with_balances([(usd(), U256::from(1_000_000_000u64))]);
+        let bar = Bar {
+            ts: now,
+            open: 1.0,
+            high: 1.0,
+            low: 1.0,
+            close: 1.0,
+            volume: 0.0,
+        };
+        let ctx = RiskContext::new(&pair, &book, &bar, now);
+        let id = IntentId::new("t", now, 0);
+        let m = market();
+        gate.pre_check(&id, &Intent::Bet(bet.clone()), &ctx)?;
+        let quote = BetQuote {
+            market: &m,
+            tokens,
+            market_value: U256::ZERO,
+            total_value: U256::ZERO,
+            equity: U256::from(1_000_000_000u64),
+        };
+        gate.check_bet(&id, bet, &quote, &ctx)
+    }
+
+    fn listed(investment: u64) -> U256 {
+        let m = market();
+        crate::fpmm::calc_buy_amount(U256::from(investment), 0, &m.pool, m.fee).unwrap()
+    }
+
+    #[test]
+    fn a_bet_quoted_away_from_what_the_listed_market_gives_is_refused_as_a_price_deviation() {
+        let mut gate = LimitGate::new(RiskLimits {
+            max_price_deviation_bps: Some(100),
+            ..RiskLimits::permissive()
+        });
+        let b = bet(10_000_000);
+        let t = listed(10_000_000);
+        assert_eq!(
+            judge(&mut gate, &b, t, 0),
+            Ok(()),
+            "the quote is the listing"
+        );
+        let within = t - t * U256::from(99u32) / U256::from(10_000u32);
+        assert_eq!(judge(&mut gate, &b, within, 0), Ok(()), "99 bps off");
+        let off = t - t * U256::from(102u32) / U256::from(10_000u32);
+        let r = judge(&mut gate, &b, off, 0).unwrap_err();
+        assert_eq!(r.code, "price_deviation", "{r:?}");
+    }
+
+    #[test]
+    fn bets_count_their_gas_toward_the_days_budget_and_their_trades_toward_the_rate() {
+        let mut gate = LimitGate::new(RiskLimits {
+            max_gas_spend_per_day: Some(U256::from(1_000u32)),
+            max_trades_per_hour: Some(5),
+            ..RiskLimits::permissive()
+        });
+        let b = bet(10_000_000);
+        let t = listed(10_000_000);
+        let pair = Pair::new(Token::new("positions", 6), usd());
+        let book = Portfolio::new();
+        let bar = Bar {
+            ts: 0,
+            open: 1.0,
+            high: 1.0,
+            low: 1.0,
+            close: 1.0,
+            volume: 0.0,
+        };
+        let placed = |gate: &mut LimitGate, gas: u32, now: i64| {
+            let fill = BetFill {
+                id: IntentId::new("t", now, 0),
+                market: b.market.clone(),
+                outcome: 0,
+                investment: b.investment,
+                tokens: t,
+                gas_native: U256::from(gas),
+                tx_hash: None,
+            };
+            gate.record_bet(&fill, &RiskContext::new(&pair, &book, &bar, now));
+        };
+        assert_eq!(judge(&mut gate, &b, t, 10), Ok(()));
+        placed(&mut gate, 600, 10);
+        // 600 spent, the next bet estimated at the last one's 600: over 1,000.
+        let r = judge(&mut gate, &b, t, 20).unwrap_err();
+        assert_eq!(r.code, "gas_budget", "{r:?}");
+        // A new UTC day starts a new budget.
+        assert_eq!(judge(&mut gate, &b, t, 86_400 + 10), Ok(()));
+        // The rate counts bets: five in the hour, then no sixth.
+        let mut gate = LimitGate::new(RiskLimits {
+            max_trades_per_hour: Some(5),
+            ..RiskLimits::permissive()
+        });
+        for k in 0..5 {
+            assert_eq!(judge(&mut gate, &b, t, k), Ok(()));
+            placed(&mut gate, 0, k);
+        }
+        assert_eq!(judge(&mut gate, &b, t, 6).unwrap_err().code, "trade_rate");
+        assert_eq!(judge(&mut gate, &b, t, 3_601), Ok(()), "an hour later");
+    }
+
+    #[test]
+    fn a_bet_in_another_token_than_the_numeraire_is_refused_before_any_limit() {
+        let mut gate = LimitGate::new(RiskLimits::permissive());
+        let mut b = bet(10_000_000);
+        b.collateral = Token::new("WXDAI", 18);
+        let r = judge(&mut gate, &b, listed(10_000_000), 0).unwrap_err();
+        assert_eq!(r.code, "token_not_allowed", "{r:?}");
+    }
+
+    #[test]
+    fn a_gate_that_does_not_know_bets_refuses_them() {
+        struct SwapsOnly;
+        impl RiskGate for SwapsOnly {
+            fn evaluate(
+                &mut self,
+                _: &IntentId,
+                _: &Intent,
+                _: &Quote,
+                _: &RiskContext<'_>,
+            ) -> Verdict {
+                Verdict::Refuse(Refusal::new("x", "x"))
+            }
+        }
+        let m = market();
+        let pair = Pair::new(Token::new("positions", 6), usd());
+        let book = Portfolio::new();
+        let bar = Bar {
+            ts: 0,
+            open: 1.0,
+            high: 1.0,
+            low: 1.0,
+            close: 1.0,
+            volume: 0.0,
+        };
+        let quote = BetQuote {
+            market: &m,
+            tokens: U256::from(1u8),
+            market_value: U256::ZERO,
+            total_value: U256::ZERO,
+            equity: U256::ZERO,
+        };
+        let r = SwapsOnly
+            .check_bet(
+                &IntentId::new("t", 0, 0),
+                &bet(1),
+                &quote,
+                &RiskContext::new(&pair, &book, &bar, 0),
+            )
+            .unwrap_err();
+        assert_eq!(r.code, "unsupported_intent");
     }
 }
