@@ -600,6 +600,10 @@ pub struct Agent<S, V> {
     bets: Vec<crate::prediction::BetFill>,
     redeemed: U256,
     markets_seen: u64,
+    /// Each listed market's [`crate::prediction::MarketView::position_value`] this cycle (index
+    /// as in `predictions`), with the cycle's time: computed at the cycle's first bet, updated
+    /// for the market of each bet placed.
+    position_values: (i64, Vec<U256>),
     /// Legs that failed (a timeout may yet fill): leg id → its swap, so a late fill is sold back.
     failed_legs: BTreeMap<String, crate::intent::Swap>,
     /// What a restart or a late fill left of a bundle, sold back on the next event.
@@ -650,6 +654,7 @@ impl<S: MarketSource, V: Venue> Agent<S, V> {
             bets: Vec::new(),
             redeemed: U256::ZERO,
             markets_seen: 0,
+            position_values: (i64::MIN, Vec::new()),
             failed_legs: BTreeMap::new(),
             pending_unwinds: Vec::new(),
         }
@@ -1235,7 +1240,7 @@ impl<S: MarketSource, V: Venue> Agent<S, V> {
         // The gate's trade and gas counters as they stand: each approved leg is counted
         // (tentatively) before the next is judged, so the legs together meet the trade rate,
         // the spacing and the day's gas budget; put back before anything is sent.
-        let counters = self.gate.baselines();
+        let counters = self.gate.checkpoint();
         let mut judged: Vec<(crate::intent::Swap, U256, U256)> = Vec::with_capacity(legs.len());
         let mut refusal: Option<Refusal> = None;
         let mut prev: Option<(Token, U256)> = None;
@@ -1258,7 +1263,7 @@ impl<S: MarketSource, V: Venue> Agent<S, V> {
             match (&verdict, quoted) {
                 (Verdict::Approve { min_amount_out }, Some(quote)) => {
                     let out = quote.amount_out;
-                    if counters.is_some() {
+                    if counters {
                         let fill = Fill {
                             id: leg_id.clone(),
                             ts: bar.ts,
@@ -1322,10 +1327,8 @@ impl<S: MarketSource, V: Venue> Agent<S, V> {
             }
         }
         self.portfolio = real;
-        if let Some(saved) = counters {
-            self.gate
-                .restore_baselines(saved)
-                .map_err(AgentError::Baselines)?;
+        if counters {
+            self.gate.rollback();
         }
         let verdict = match refusal {
             Some(r) => Verdict::Refuse(r),
@@ -1575,13 +1578,18 @@ impl<S: MarketSource, V: Venue> Agent<S, V> {
         self.portfolio
             .set_balance(&bet.collateral, held.saturating_sub(fill.investment));
         *self.bet_exposure.entry(fill.market.clone()).or_default() += fill.investment;
-        if let Some(m) = self
-            .predictions
-            .as_mut()
-            .and_then(|set| set.markets.iter_mut().find(|m| m.id == fill.market))
-            && let Some(h) = m.held.get_mut(fill.outcome)
+        if let Some(set) = self.predictions.as_mut()
+            && let Some(i) = set.markets.iter().position(|m| m.id == fill.market)
         {
-            *h = h.saturating_add(fill.tokens);
+            let m = &mut set.markets[i];
+            if let Some(h) = m.held.get_mut(fill.outcome) {
+                *h = h.saturating_add(fill.tokens);
+            }
+            if self.position_values.0 == set.ts
+                && let Some(v) = self.position_values.1.get_mut(i)
+            {
+                *v = m.position_value();
+            }
         }
         let ctx = RiskContext::new(&self.pair, &self.portfolio, bar, now);
         self.gate.record_bet(&fill, &ctx);
@@ -1682,16 +1690,11 @@ impl<S: MarketSource, V: Venue> Agent<S, V> {
             Ok(tokens) => tokens,
             Err(e) => return Verdict::Refuse(Refusal::new("quote_failed", e.to_string())),
         };
-        let total_value = self.predictions.as_ref().map_or(U256::ZERO, |set| {
-            set.markets
-                .iter()
-                .filter(|m| !m.resolved)
-                .fold(U256::ZERO, |sum, m| sum.saturating_add(m.position_value()))
-        });
+        let (market_value, total_value) = self.position_values_for(&bet.market);
         let quote = crate::risk::BetQuote {
             market: &market,
             tokens,
-            market_value: market.position_value(),
+            market_value,
             total_value,
             equity: bankroll.saturating_add(total_value),
         };
@@ -1702,6 +1705,31 @@ impl<S: MarketSource, V: Venue> Agent<S, V> {
         }
         self.bet_gate
             .judge(bet, &market, bankroll, exposure, tokens)
+    }
+
+    /// Our position in `market` and in every unresolved market this cycle, at exact marginal
+    /// prices (collateral units): computed once a cycle, each bet's market updated as placed.
+    fn position_values_for(&mut self, market: &str) -> (U256, U256) {
+        let Some(set) = self.predictions.as_ref() else {
+            return (U256::ZERO, U256::ZERO);
+        };
+        if self.position_values.0 != set.ts || self.position_values.1.len() != set.markets.len() {
+            let values = set.markets.iter().map(|m| m.position_value()).collect();
+            self.position_values = (set.ts, values);
+        }
+        let values = &self.position_values.1;
+        let mut total = U256::ZERO;
+        let mut this = U256::ZERO;
+        for (m, v) in set.markets.iter().zip(values) {
+            if m.resolved {
+                continue;
+            }
+            total = total.saturating_add(*v);
+            if m.id == market {
+                this = *v;
+            }
+        }
+        (this, total)
     }
 
     /// Books what the venue learnt outside a fill ([`Venue::bookings`])    /// Books what the venue learnt outside a fill ([`Venue::bookings`]): a transaction given up

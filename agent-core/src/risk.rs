@@ -139,6 +139,17 @@ pub trait RiskGate: Send {
         ))
     }
 
+    /// Marks the counters fills move (trade rate, spacing, the day's gas) so that fills
+    /// recorded tentatively — a bundle's legs, each counted before the next is judged — can be
+    /// taken back with [`RiskGate::rollback`]. Returns whether the gate can (the default
+    /// cannot: then nothing is recorded tentatively).
+    fn checkpoint(&mut self) -> bool {
+        false
+    }
+
+    /// Puts the counters back as they were at the last [`RiskGate::checkpoint`].
+    fn rollback(&mut self) {}
+
     /// Told of every fill, for limits that count trades or spend.
     fn record_fill(&mut self, _fill: &Fill, _ctx: &RiskContext<'_>) {}
 

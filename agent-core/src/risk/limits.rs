@@ -110,6 +110,17 @@ pub struct LimitGate {
     gas_today: U256,
     /// The gas of the last bet placed, wei: the estimate for the next one's budget check.
     last_bet_gas: U256,
+    /// The trade and gas counters at the last checkpoint.
+    saved: Option<Counters>,
+}
+
+/// What [`RiskGate::checkpoint`] saves: the counters fills move.
+#[derive(Debug, Clone)]
+struct Counters {
+    recent_trades: VecDeque<i64>,
+    last_trade: Option<i64>,
+    gas_day: i64,
+    gas_today: U256,
 }
 
 fn pct_to_ppm(pct: f64) -> Option<U256> {
@@ -130,6 +141,7 @@ impl LimitGate {
             gas_day: i64::MIN,
             gas_today: U256::ZERO,
             last_bet_gas: U256::ZERO,
+            saved: None,
         }
     }
 
@@ -234,6 +246,16 @@ impl LimitGate {
             ));
         }
         Ok(())
+    }
+
+    /// An exposure-increasing trade at `now`: the rolling hour keeps only the last hour's
+    /// (bounded whether or not a rate limit is set), and it is the last trade.
+    fn count_trade(&mut self, now: i64) {
+        while self.recent_trades.front().is_some_and(|t| *t <= now - 3600) {
+            self.recent_trades.pop_front();
+        }
+        self.recent_trades.push_back(now);
+        self.last_trade = Some(now);
     }
 
     /// Gas spent today (UTC day of `now`), wei.
@@ -541,8 +563,26 @@ impl RiskGate for LimitGate {
     fn record_fill(&mut self, fill: &Fill, ctx: &RiskContext<'_>) {
         self.record_gas(fill.gas_native, ctx);
         if !ctx.pair.reduces_exposure(&fill.sell, &fill.buy) {
-            self.recent_trades.push_back(ctx.now);
-            self.last_trade = Some(ctx.now);
+            self.count_trade(ctx.now);
+        }
+    }
+
+    fn checkpoint(&mut self) -> bool {
+        self.saved = Some(Counters {
+            recent_trades: self.recent_trades.clone(),
+            last_trade: self.last_trade,
+            gas_day: self.gas_day,
+            gas_today: self.gas_today,
+        });
+        true
+    }
+
+    fn rollback(&mut self) {
+        if let Some(c) = self.saved.take() {
+            self.recent_trades = c.recent_trades;
+            self.last_trade = c.last_trade;
+            self.gas_day = c.gas_day;
+            self.gas_today = c.gas_today;
         }
     }
 
@@ -551,8 +591,7 @@ impl RiskGate for LimitGate {
     fn record_bet(&mut self, fill: &crate::prediction::BetFill, ctx: &RiskContext<'_>) {
         self.record_gas(fill.gas_native, ctx);
         self.last_bet_gas = fill.gas_native;
-        self.recent_trades.push_back(ctx.now);
-        self.last_trade = Some(ctx.now);
+        self.count_trade(ctx.now);
     }
 
     fn record_gas(&mut self, gas_native: U256, ctx: &RiskContext<'_>) {
@@ -776,6 +815,41 @@ mod tests {
         }
         assert_eq!(judge(&mut gate, &b, t, 6).unwrap_err().code, "trade_rate");
         assert_eq!(judge(&mut gate, &b, t, 3_601), Ok(()), "an hour later");
+    }
+
+    #[test]
+    fn the_rolling_hour_of_trades_stays_an_hour_long_without_a_rate_limit() {
+        let mut gate = LimitGate::new(RiskLimits::permissive());
+        assert_eq!(gate.limits().max_trades_per_hour, None);
+        let pair = Pair::new(Token::new("positions", 6), usd());
+        let book = Portfolio::new();
+        let bar = Bar {
+            ts: 0,
+            open: 1.0,
+            high: 1.0,
+            low: 1.0,
+            close: 1.0,
+            volume: 0.0,
+        };
+        for k in 0..10_000i64 {
+            let fill = BetFill {
+                id: IntentId::new("t", k * 60, 0),
+                market: market().id,
+                outcome: 0,
+                investment: U256::from(1u8),
+                tokens: U256::from(1u8),
+                gas_native: U256::ZERO,
+                tx_hash: None,
+            };
+            gate.record_bet(&fill, &RiskContext::new(&pair, &book, &bar, k * 60));
+        }
+        let kept = gate.baselines().unwrap().recent_trades;
+        assert_eq!(
+            kept.len(),
+            60,
+            "one an minute for the last hour, not all 10,000"
+        );
+        assert_eq!(kept.last(), Some(&(9_999 * 60)));
     }
 
     #[test]
