@@ -22,14 +22,20 @@ impl Strategy for Script {
     }
 }
 
-/// A paper pool whose executions fail when `fail` is set (a leg the chain would revert), or,
-/// when `late` is set, whose first execution fills but is reported as given up on (a
-/// transaction that timed out) and then booked as a late fill.
+/// A paper pool whose executions fail when `fail` is set (a leg the chain would revert). With
+/// `late`, its first execution fills but is reported as given up on (no receipt in time): the
+/// transaction stays open until the next event's bookings make it a late fill. With `hang`,
+/// its first execution is given up on and stays open (the bookings asked right after the
+/// failure know nothing yet) until the next event's bookings report it dropped, having filled
+/// nothing.
 struct Flaky {
     inner: PaperVenue,
     fail: bool,
     late: bool,
-    stash: Option<Fill>,
+    hang: bool,
+    open: Option<Booking>,
+    /// Bookings asks that answer "still open" before the open transaction settles.
+    quiet: u8,
 }
 
 impl Venue for Flaky {
@@ -46,23 +52,34 @@ impl Venue for Flaky {
         if self.fail {
             return Err(VenueError::Rejected("reverted".into()));
         }
+        if std::mem::take(&mut self.hang) {
+            self.open = Some(Booking::Dropped {
+                id: order.id.clone(),
+                label: "swap".into(),
+                nonce: 0,
+            });
+            self.quiet = 1;
+            return Err(VenueError::Transport("no receipt in time".into()));
+        }
         let fill = self.inner.execute(order, ts).await?;
         if std::mem::take(&mut self.late) {
-            self.stash = Some(fill);
+            self.open = Some(Booking::LateFill(Box::new(fill)));
             return Err(VenueError::Transport("no receipt in time".into()));
         }
         Ok(fill)
     }
+    fn open_transactions(&self) -> usize {
+        usize::from(self.open.is_some())
+    }
     fn has_bookings(&self) -> bool {
-        self.stash.is_some()
+        self.open.is_some()
     }
     async fn bookings(&mut self) -> Result<Vec<Booking>, VenueError> {
-        Ok(self
-            .stash
-            .take()
-            .map(|f| Booking::LateFill(Box::new(f)))
-            .into_iter()
-            .collect())
+        if self.quiet > 0 {
+            self.quiet -= 1;
+            return Ok(Vec::new());
+        }
+        Ok(self.open.take().into_iter().collect())
     }
 }
 
@@ -92,6 +109,18 @@ fn run_script(
     late_a: bool,
     limits: RiskLimits,
 ) -> AgentReport {
+    run_flaky(script, depth_b, fail_b, late_a, false, limits)
+}
+
+/// [`run_script`], the second pool's first execution given up on and dropped when `hang_b`.
+fn run_flaky(
+    script: Vec<Vec<Intent>>,
+    depth_b: u64,
+    fail_b: bool,
+    late_a: bool,
+    hang_b: bool,
+    limits: RiskLimits,
+) -> AgentReport {
     let pair = Pair::eth_usdc();
     let events = (0..3)
         .map(|i| {
@@ -112,15 +141,25 @@ fn run_script(
         depth_quote: U256::from(depth_b) * pair.quote.one(),
         ..deep.clone()
     };
-    let venue = |key: &str, cfg: PaperAmmConfig, fail: bool, late: bool| Flaky {
+    let venue = |key: &str, cfg: PaperAmmConfig, fail: bool, late: bool, hang: bool| Flaky {
         inner: PaperVenue::new(pair.clone(), cfg).at_venue(key),
         fail,
         late,
-        stash: None,
+        hang,
+        open: None,
+        quiet: 0,
     };
     let venues = VenueSet::keyed(vec![
-        ("a".into(), pair.clone(), venue("a", deep, false, late_a)),
-        ("b".into(), pair.clone(), venue("b", shallow, fail_b, false)),
+        (
+            "a".into(),
+            pair.clone(),
+            venue("a", deep, false, late_a, false),
+        ),
+        (
+            "b".into(),
+            pair.clone(),
+            venue("b", shallow, fail_b, false, hang_b),
+        ),
     ])
     .unwrap();
     let start = U256::from(10_000u64) * pair.quote.one();
@@ -270,4 +309,60 @@ fn a_first_leg_given_up_on_and_mined_late_is_sold_back_on_its_venue() {
     // The round trip on pool "a" costs its fees and gas, no more (see the unwind test above).
     let lost = r.start_equity - r.end_equity;
     assert!(lost < U256::from(17u64) * pair.quote.one(), "lost {lost}");
+}
+
+/// The second leg is given up on (no receipt) and its transaction stays open, so the unwind
+/// of the first leg is refused at first (nothing is sent while a transaction may still be
+/// mined); it is not forgotten: once the open transaction is known dropped, the next event
+/// sells the first leg's ETH back.
+#[test]
+fn an_unwind_refused_while_a_leg_is_open_is_offered_again_once_it_settles() {
+    let pair = Pair::eth_usdc();
+    let script = vec![vec![Intent::Bundle(arbitrage(&pair))]];
+    let r = run_flaky(script, 5_000_000, false, false, true, RiskLimits::default());
+    assert_eq!(r.execution_failures, 1, "the second leg: {:?}", r.risk);
+    assert_eq!(
+        r.risk.refused_by_reason.get("open_transaction"),
+        Some(&1),
+        "the first try of the unwind: {:?}",
+        r.risk
+    );
+    assert_eq!(
+        r.fills, 2,
+        "the first leg and, on the next event, its unwind"
+    );
+    assert_eq!(r.portfolio.balance(&pair.base), U256::ZERO, "flat in ETH");
+}
+
+/// A strategy whose name holds `#` (which intent ids reserve for a bundle's legs) is refused
+/// before anything runs.
+#[test]
+fn a_strategy_named_with_a_hash_is_refused_at_start() {
+    struct Hashy;
+    impl Strategy for Hashy {
+        fn name(&self) -> &str {
+            "grid#2"
+        }
+        fn on_event(
+            &mut self,
+            _: &MarketEvent,
+            _: &Context<'_>,
+        ) -> Result<Vec<Intent>, StrategyError> {
+            Ok(vec![])
+        }
+    }
+    let pair = Pair::eth_usdc();
+    let agent = Agent::new(
+        pair.clone(),
+        EventReplay::new(vec![]),
+        PaperVenue::new(pair.clone(), PaperAmmConfig::default_for(&pair)),
+        Box::new(Hashy),
+        Portfolio::new(),
+    );
+    let err = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .unwrap()
+        .block_on(agent.run())
+        .unwrap_err();
+    assert!(err.to_string().contains("grid#2"), "{err}");
 }

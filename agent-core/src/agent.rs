@@ -186,6 +186,9 @@ pub enum AgentError {
     /// measure the loss limits from the wrong place, so the agent halts.
     #[error("risk baselines: {0}")]
     Baselines(String),
+    /// The agent cannot run as built (e.g. a strategy name the runtime's ids cannot carry).
+    #[error("agent setup: {0}")]
+    Setup(String),
 }
 
 /// Counts of what the risk gate decided.
@@ -531,8 +534,9 @@ pub struct Resume {
     /// Collateral put into each prediction market: every bet that may have reached the chain
     /// (filled, or its buy signed), so a restart never bets past a market's exposure limit.
     pub bet_exposure: BTreeMap<String, U256>,
-    /// Bundles with legs sent and no [`AuditEvent::BundleClosed`] (a crash between legs or
-    /// with one in flight), by bundle id: what a restart sells back.
+    /// Bundles with legs or unwinds journaled as sent and no [`AuditEvent::BundleClosed`] (a
+    /// stop between legs, with one in flight, or before an unwind completed), by bundle id:
+    /// what a restart sells back.
     pub open_bundles: BTreeMap<String, Vec<BundleMember>>,
 }
 
@@ -543,9 +547,13 @@ pub struct BundleMember {
     pub id: String,
     /// The venue key it was sent to ([`crate::Swap::venue`]).
     pub venue: Option<String>,
-    /// Its journaled fill: (token sold, amount in, token bought, amount out), token units.
-    /// `None`: no fill on record (the restart's settlement of its transactions says).
-    pub fill: Option<(String, U256, String, U256)>,
+    /// What it moved, `(token symbol, in, out)` in token units (gas included when read from a
+    /// receipt): from its journaled fill, or from the receipt an earlier restart settled.
+    /// Empty: nothing on record.
+    pub moved: Vec<(String, U256, U256)>,
+    /// Nothing on record and a transaction of it still open when the agent stopped: this
+    /// restart's settlement says what became of it.
+    pub pending: bool,
 }
 
 /// Selling back what a bundle's legs left (after a restart or a leg's late fill), on the next
@@ -1458,7 +1466,10 @@ impl<S: MarketSource, V: Venue> Agent<S, V> {
 
     /// Offers `backs` (each selling back what a leg of bundle `id` bought) as ordinary intents
     /// under the bundle's unwind ids (the first `k` not handled yet, so a restart never reuses
-    /// one), each judged and executed like any other; then closes the bundle as `outcome`.
+    /// one), each judged and executed like any other. What is not sold (refused, cut to the
+    /// price-impact slice, failed, or refused while a transaction is open) stays pending and is
+    /// offered again on the next event; once everything is sold the bundle is closed as
+    /// `outcome`.
     async fn sell_back(
         &mut self,
         id: &IntentId,
@@ -1468,6 +1479,7 @@ impl<S: MarketSource, V: Venue> Agent<S, V> {
         now: i64,
     ) -> Result<(), AgentError> {
         let mut k = 0u32;
+        let mut left = false;
         for back in backs {
             if back.amount_in.is_zero() {
                 continue;
@@ -1477,7 +1489,8 @@ impl<S: MarketSource, V: Venue> Agent<S, V> {
             }
             let unwind_id = id.unwind(k);
             self.handled.insert(unwind_id.to_string());
-            let intent = Intent::Swap(back);
+            let held = self.portfolio.balance(&back.sell);
+            let intent = Intent::Swap(back.clone());
             self.intents_seen += 1;
             self.audit.emit(AuditEvent::Intent {
                 ts: bar.ts,
@@ -1486,6 +1499,21 @@ impl<S: MarketSource, V: Venue> Agent<S, V> {
             });
             self.audit_ok(now)?;
             self.judge_and_execute(unwind_id, intent, bar, now).await?;
+            let sold = held.saturating_sub(self.portfolio.balance(&back.sell));
+            if sold < back.amount_in {
+                left = true;
+                self.pending_unwinds.push(PendingUnwind {
+                    bundle: id.clone(),
+                    swap: crate::intent::Swap {
+                        amount_in: back.amount_in - sold,
+                        ..back
+                    },
+                });
+            }
+        }
+        if left {
+            tracing::warn!(target: "defai::audit", %id, "a bundle's unwind did not sell everything: the rest is offered again next event");
+            return Ok(());
         }
         self.audit.emit(AuditEvent::BundleClosed {
             ts: bar.ts,
@@ -1495,12 +1523,20 @@ impl<S: MarketSource, V: Venue> Agent<S, V> {
         self.audit_ok(now)
     }
 
-    /// Sells back what a restart or a late fill left of bundles (see
-    /// [`Resume::open_bundles`]), capped at what the book holds, before the strategy decides.
+    /// Sells back what a restart, a late fill or an unfinished unwind left of bundles (see
+    /// [`Resume::open_bundles`]), capped at what the book holds (what it no longer holds is
+    /// not sold), before the strategy decides. Halted: nothing is offered; they wait.
     async fn run_pending_unwinds(&mut self, bar: &Bar, now: i64) -> Result<(), AgentError> {
+        if self.kill.allows(true).is_err() {
+            return Ok(());
+        }
         let pending = std::mem::take(&mut self.pending_unwinds);
-        let mut bundles: Vec<IntentId> = pending.iter().map(|p| p.bundle.clone()).collect();
-        bundles.dedup();
+        let mut bundles: Vec<IntentId> = Vec::new();
+        for p in &pending {
+            if !bundles.contains(&p.bundle) {
+                bundles.push(p.bundle.clone());
+            }
+        }
         for bundle in bundles {
             let backs: Vec<_> = pending
                 .iter()
@@ -1763,6 +1799,18 @@ impl<S: MarketSource, V: Venue> Agent<S, V> {
                     self.gate.record_fill(fill, &ctx);
                     // A bundle's leg given up on and mined after all: what it bought is sold
                     // back (a purchase of the numéraire is no exposure to undo).
+                    if let Some(bundle) = IntentId::bundle_of(&fill.id.to_string()) {
+                        // It sold what an unwind of its bundle still waits to sell: that much
+                        // less to sell back.
+                        for p in self
+                            .pending_unwinds
+                            .iter_mut()
+                            .filter(|p| p.bundle == bundle && p.swap.sell == fill.sell)
+                        {
+                            p.swap.amount_in = p.swap.amount_in.saturating_sub(fill.amount_in);
+                        }
+                        self.pending_unwinds.retain(|p| !p.swap.amount_in.is_zero());
+                    }
                     if let Some(leg) = self.failed_legs.remove(&fill.id.to_string())
                         && let Some(bundle) = IntentId::bundle_of(&fill.id.to_string())
                         && fill.buy != self.pair.quote
@@ -1888,16 +1936,21 @@ impl<S: MarketSource, V: Venue> Agent<S, V> {
         self.bet_exposure = resume.bet_exposure;
     }
 
-    /// Bundles a crash cut short ([`Resume::open_bundles`]): what their legs and unwinds left —
-    /// from their journaled fills, or for one without a fill the restart's settlement of its
-    /// transactions — is queued to be sold into the numéraire on the first event, on the venue
-    /// that bought it. A bundle that left nothing is closed at once.
+    /// Bundles a stop cut short ([`Resume::open_bundles`]): what their legs and unwinds left —
+    /// from what each moved on record, or for one whose transaction was open from this
+    /// restart's settlement of it — is queued to be sold into the numéraire on the first event,
+    /// on the venue that bought it. A bundle with a transaction still pending, or left holding
+    /// a token this agent does not trade, stays open (warned; a later restart looks again). A
+    /// bundle that left nothing is closed at once.
     fn unwind_open_bundles(&mut self, resume: &Resume, settled: &[SettledTx], now: i64) {
-        for (bundle, members) in &resume.open_bundles {
+        let tokens: Vec<Token> = std::iter::once(self.pair.base.clone())
+            .chain(self.others.iter().map(|o| o.pair.base.clone()))
+            .collect();
+        'bundles: for (bundle, members) in &resume.open_bundles {
             let Some(bundle) = IntentId::parse(bundle) else {
                 continue;
             };
-            // Per token symbol: bought, sold, and the venue that bought it.
+            // Per token symbol: in, out, and the venue that bought it.
             let mut net: BTreeMap<String, (U256, U256, Option<String>)> = BTreeMap::new();
             let mut add = |sym: &str, bought: U256, sold: U256, venue: &Option<String>| {
                 let e = net.entry(sym.to_string()).or_default();
@@ -1908,54 +1961,63 @@ impl<S: MarketSource, V: Venue> Agent<S, V> {
                 }
             };
             for m in members {
-                if let Some((sell, amount_in, buy, amount_out)) = &m.fill {
-                    add(buy, *amount_out, U256::ZERO, &m.venue);
-                    add(sell, U256::ZERO, *amount_in, &m.venue);
+                for (sym, bought, sold) in &m.moved {
+                    add(sym, *bought, *sold, &m.venue);
+                }
+                if !m.pending {
                     continue;
                 }
-                let mined = resume
+                let outcomes = resume
                     .unsettled
                     .iter()
                     .filter(|u| u.intent_id.as_deref() == Some(m.id.as_str()))
-                    .filter_map(|u| settled.iter().find(|s| s.nonce == u.nonce))
-                    .filter(|s| matches!(s.outcome, Settlement::Mined { success: true, .. }));
-                for s in mined {
-                    for (t, a) in &s.credits {
-                        add(t.symbol(), *a, U256::ZERO, &m.venue);
-                    }
-                    for (t, a) in &s.debits {
-                        add(t.symbol(), U256::ZERO, *a, &m.venue);
+                    .filter_map(|u| settled.iter().find(|s| s.nonce == u.nonce));
+                for s in outcomes {
+                    match &s.outcome {
+                        Settlement::Mined { success: true, .. } => {
+                            for (t, a) in &s.credits {
+                                add(t.symbol(), *a, U256::ZERO, &m.venue);
+                            }
+                            for (t, a) in &s.debits {
+                                add(t.symbol(), U256::ZERO, *a, &m.venue);
+                            }
+                        }
+                        Settlement::Pending { .. } => {
+                            tracing::warn!(target: "defai::audit", %bundle, leg = %m.id, "a bundle's transaction is still pending: the bundle stays open until it settles");
+                            continue 'bundles;
+                        }
+                        Settlement::Mined { .. } | Settlement::Dropped => {}
                     }
                 }
             }
-            let tokens: Vec<Token> = std::iter::once(self.pair.base.clone())
-                .chain(self.others.iter().map(|o| o.pair.base.clone()))
-                .collect();
-            let before = self.pending_unwinds.len();
+            let mut backs = Vec::new();
             for (sym, (bought, sold, venue)) in net {
-                let Some(token) = tokens.iter().find(|t| t.symbol() == sym) else {
+                if bought <= sold || sym == self.pair.quote.symbol() {
                     continue;
-                };
-                if bought > sold {
-                    self.pending_unwinds.push(PendingUnwind {
-                        bundle: bundle.clone(),
-                        swap: crate::intent::Swap {
-                            sell: token.clone(),
-                            buy: self.pair.quote.clone(),
-                            amount_in: bought - sold,
-                            venue,
-                        },
-                    });
                 }
+                let Some(token) = tokens.iter().find(|t| t.symbol() == sym) else {
+                    tracing::warn!(target: "defai::audit", %bundle, token = %sym, "a bundle cut short left a token this agent does not trade: it stays open");
+                    continue 'bundles;
+                };
+                backs.push(PendingUnwind {
+                    bundle: bundle.clone(),
+                    swap: crate::intent::Swap {
+                        sell: token.clone(),
+                        buy: self.pair.quote.clone(),
+                        amount_in: bought - sold,
+                        venue,
+                    },
+                });
             }
-            tracing::warn!(target: "defai::audit", %bundle, to_sell = self.pending_unwinds.len() - before, "a bundle was cut short by a stop");
-            if self.pending_unwinds.len() == before {
+            tracing::warn!(target: "defai::audit", %bundle, to_sell = backs.len(), "a bundle was cut short by a stop");
+            if backs.is_empty() {
                 self.audit.emit(AuditEvent::BundleClosed {
                     ts: now,
                     id: &bundle,
                     outcome: "nothing_left",
                 });
             }
+            self.pending_unwinds.extend(backs);
         }
     }
 
@@ -2194,6 +2256,13 @@ impl<S: MarketSource, V: Venue> Agent<S, V> {
         let mut first: Option<(Bar, U256)> = None;
         let mut last: Option<Bar> = None;
         let strategy_name: std::sync::Arc<str> = self.strategy.name().into();
+        // `#` marks a bundle's legs and unwinds in intent ids (`strategy#k:ts:seq`): a name
+        // holding one would make every intent look like a leg to a restart.
+        if strategy_name.contains('#') {
+            return Err(AgentError::Setup(format!(
+                "strategy name `{strategy_name}` holds `#`, which intent ids reserve for bundle legs"
+            )));
+        }
         let flatten_name: std::sync::Arc<str> = "kill_switch_flatten".into();
         if let Some(saved) = self.restore_baselines.take() {
             self.gate

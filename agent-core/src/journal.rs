@@ -637,7 +637,12 @@ impl Observer for JournalObserver {
                             Settlement::Dropped => ("dropped", None, None, None),
                             Settlement::Pending { hash } => ("pending", Some(hash.as_str()), None, None),
                         };
-                        serde_json::json!({"nonce": s.nonce, "outcome": outcome, "hash": hash, "block": block, "success": success})
+                        // What it moved, so a later restart still knows (a bundle's leg mined
+                        // while the agent was stopped has no fill record of its own).
+                        let moved = |side: &[(crate::Token, U256)]| {
+                            side.iter().map(|(t, a)| serde_json::json!([t.symbol(), a.to_string()])).collect::<Vec<_>>()
+                        };
+                        serde_json::json!({"nonce": s.nonce, "outcome": outcome, "hash": hash, "block": block, "success": success, "credits": moved(&s.credits), "debits": moved(&s.debits)})
                     }).collect::<Vec<_>>(),
                     "problems": problems,
                 })
@@ -662,6 +667,23 @@ impl Observer for JournalObserver {
         crate::failpoint::hit(kind);
         Ok(())
     }
+}
+
+/// What a restart record's settled entry moved (`credits` and `debits` as `[symbol, amount]`
+/// pairs): `(symbol, in, out)` per token, gas included. `None` when the entry has no such lists
+/// (a record from before they were kept).
+fn receipt_moves(s: &serde_json::Value) -> Option<Vec<(String, U256, U256)>> {
+    let side = |k: &str| -> Option<Vec<(String, U256)>> {
+        s[k].as_array()?
+            .iter()
+            .map(|e| Some((e[0].as_str()?.to_string(), e[1].as_str()?.parse().ok()?)))
+            .collect()
+    };
+    let credits = side("credits")?
+        .into_iter()
+        .map(|(t, a)| (t, a, U256::ZERO));
+    let debits = side("debits")?.into_iter().map(|(t, a)| (t, U256::ZERO, a));
+    Some(credits.chain(debits).collect())
 }
 
 impl Journal {
@@ -716,12 +738,15 @@ impl Journal {
                     let (Some(sell), Some(buy)) = (field("sell"), field("buy")) else {
                         return Err(corrupt(&r, "no sell or buy token"));
                     };
-                    let fill = (sell, amount("amount_in")?, buy, amount("amount_out")?);
+                    let moved = vec![
+                        (buy, amount("amount_out")?, U256::ZERO),
+                        (sell, U256::ZERO, amount("amount_in")?),
+                    ];
                     if let Some(m) = bundles
                         .get_mut(&bundle.to_string())
                         .and_then(|ms| ms.iter_mut().find(|m| &m.id == id))
                     {
-                        m.fill = Some(fill);
+                        m.moved = moved;
                     }
                 }
                 "intent" => {
@@ -730,11 +755,19 @@ impl Journal {
                         if let Some(bundle) = crate::IntentId::bundle_of(id) {
                             let body: serde_json::Value =
                                 parse(&r).map_err(|e| corrupt(&r, &e))?;
-                            bundles.entry(bundle.to_string()).or_default().push(BundleMember {
-                                id: id.clone(),
-                                venue: body["venue"].as_str().map(str::to_string),
-                                fill: None,
-                            });
+                            // A leg or an unwind as sent, in the format that closes bundles
+                            // (`venue` key): a journal from before it has no `bundle_closed`
+                            // records, and its bundles are not taken for open ones.
+                            if body.get("venue").is_some() {
+                                bundles.entry(bundle.to_string()).or_default().push(
+                                    BundleMember {
+                                        id: id.clone(),
+                                        venue: body["venue"].as_str().map(str::to_string),
+                                        moved: Vec::new(),
+                                        pending: false,
+                                    },
+                                );
+                            }
                             continue;
                         }
                         if r.body.starts_with('{') {
@@ -773,9 +806,24 @@ impl Journal {
                     // Settled for good: mined or dropped. One still pending stays open, so
                     // every later restart asks about it again (and latches reduce_only).
                     for s in body["settled"].as_array().into_iter().flatten() {
-                        if let Some(n) = s["nonce"].as_u64()
-                            && s["outcome"] != "pending"
+                        let Some(n) = s["nonce"].as_u64() else {
+                            continue;
+                        };
+                        // A bundle's leg mined while the agent was stopped: its effect, as the
+                        // restart read it from the receipt, is the leg's fill.
+                        if s["outcome"] == "mined"
+                            && s["success"] == true
+                            && let Some(intent) = open.get(&n).and_then(|o| o.intent.clone())
+                            && let Some(bundle) = crate::IntentId::bundle_of(&intent)
+                            && let Some(m) = bundles
+                                .get_mut(&bundle.to_string())
+                                .and_then(|ms| ms.iter_mut().find(|m| m.id == intent))
+                            && m.moved.is_empty()
+                            && let Some(moved) = receipt_moves(s)
                         {
+                            m.moved = moved;
+                        }
+                        if s["outcome"] != "pending" {
                             open.remove(&n);
                         }
                     }
@@ -833,6 +881,16 @@ impl Journal {
             if let Some((market, inv)) = bets.get(id) {
                 let e = resume.bet_exposure.entry(market.clone()).or_default();
                 *e = e.saturating_add(*inv);
+            }
+        }
+        // A member whose transaction is still open (signed, not known to have finished):
+        // the restart's settlement says what became of it.
+        for members in bundles.values_mut() {
+            for m in members.iter_mut() {
+                m.pending = m.moved.is_empty()
+                    && open
+                        .values()
+                        .any(|o| o.intent.as_deref() == Some(m.id.as_str()));
             }
         }
         resume.open_bundles = bundles
@@ -903,6 +961,76 @@ mod tests {
         let body = serde_json::json!({"step": step, "label": "swap", "nonce": nonce, "detail": ""});
         j.append(1, "tx", Some(intent), Some(hash), &body.to_string())
             .unwrap();
+    }
+
+    /// A leg's intent as the agent journals it (the format that closes bundles).
+    fn leg(j: &mut Journal, id: &str, venue: &str) {
+        let body = serde_json::json!({"intent": "Swap", "sell": "dUSD", "buy": "WETH", "amount_in": "100", "venue": venue});
+        j.append(1, "intent", Some(id), None, &body.to_string())
+            .unwrap();
+    }
+
+    #[test]
+    fn resume_finds_the_bundles_left_open_with_what_each_leg_moved() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut j = Journal::open(&dir.path().join("j.sqlite")).unwrap();
+        // Bundle 1: both legs filled, closed.
+        leg(&mut j, "arb#0:1:0", "dex1");
+        leg(&mut j, "arb#1:1:0", "dex2");
+        j.append(
+            1,
+            "bundle_closed",
+            Some("arb:1:0"),
+            None,
+            r#"{"outcome":"filled"}"#,
+        )
+        .unwrap();
+        // Bundle 2: the first leg filled, then the stop.
+        leg(&mut j, "arb#0:2:0", "dex1");
+        let fill = r#"{"sell":"dUSD","buy":"WETH","amount_in":"100","amount_out":"7","fee":"0","gas_native":"0"}"#;
+        j.append(2, "fill", Some("arb#0:2:0"), Some("0xf"), fill)
+            .unwrap();
+        // Bundle 3: the first leg signed, the stop; an earlier restart found it mined.
+        leg(&mut j, "arb#0:3:0", "dex2");
+        tx(&mut j, "arb#0:3:0", "signed", "0xd1", Some(4));
+        let restart = serde_json::json!({"settled": [{"nonce": 4, "outcome": "mined", "success": true,
+            "credits": [["WETH", "9"]], "debits": [["dUSD", "120"], ["ETH", "30"]]}], "problems": []});
+        j.append(3, "restart", None, None, &restart.to_string())
+            .unwrap();
+        // Bundle 4: the first leg signed and still open.
+        leg(&mut j, "arb#0:4:0", "dex1");
+        tx(&mut j, "arb#0:4:0", "signed", "0xe1", Some(5));
+        // Bundle 5: journaled before legs carried their venue (no `bundle_closed` then): not
+        // taken for an open one.
+        j.append(5, "intent", Some("arb#0:5:0"), None, "\"Swap(..)\"")
+            .unwrap();
+
+        let open = j.resume().unwrap().open_bundles;
+        assert_eq!(
+            open.keys().collect::<Vec<_>>(),
+            ["arb:2:0", "arb:3:0", "arb:4:0"]
+        );
+        let m = &open["arb:2:0"][0];
+        assert_eq!(m.venue.as_deref(), Some("dex1"));
+        assert!(!m.pending);
+        assert_eq!(
+            m.moved,
+            vec![
+                ("WETH".into(), U256::from(7u8), U256::ZERO),
+                ("dUSD".into(), U256::ZERO, U256::from(100u8)),
+            ]
+        );
+        let m = &open["arb:3:0"][0];
+        assert!(!m.pending, "settled by the earlier restart");
+        assert!(
+            m.moved
+                .contains(&("WETH".into(), U256::from(9u8), U256::ZERO))
+        );
+        assert!(
+            m.moved
+                .contains(&("ETH".into(), U256::ZERO, U256::from(30u8)))
+        );
+        assert!(open["arb:4:0"][0].pending, "its transaction is open");
     }
 
     #[test]

@@ -376,7 +376,20 @@ impl RiskGate for LimitGate {
                 ));
             }
         }
+        // The next bet's gas is estimated at the last one's (none yet after a start): a day's
+        // budget already spent refuses the bet whatever the estimate.
         self.gas_budget_check(self.last_bet_gas, ctx.now)?;
+        if let Some(budget) = l.max_gas_spend_per_day
+            && self.gas_spent_today(ctx.now) >= budget
+        {
+            return Err(Refusal::new(
+                "gas_budget",
+                format!(
+                    "gas today {} wei has used the budget {budget}",
+                    self.gas_spent_today(ctx.now)
+                ),
+            ));
+        }
         if let Some(cap) = l.max_trade_notional
             && bet.investment > cap
         {
