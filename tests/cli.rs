@@ -238,13 +238,42 @@ fn kill_halts_a_running_agent_latches_across_restart_and_resume_trades_again() {
         "paper", "--json", "--data", &data, "--state", &state_s, "--param", "fast=2", "--param",
         "slow=4", "--speed", "100000",
     ];
-    let child = Command::new(env!("CARGO_BIN_EXE_defai"))
+    let mut child = Command::new(env!("CARGO_BIN_EXE_defai"))
         .env("DEFAI_STATE_ROOT", common::state_root())
+        .env("RUST_LOG", "warn,defai::audit=debug")
+        .env("NO_COLOR", "1")
         .args(args)
         .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
         .spawn()
         .unwrap();
-    std::thread::sleep(std::time::Duration::from_millis(2500));
+    // Kill it once it has traded: its own audit log says when (no guess at a duration). The
+    // reader drains the log to the end so the agent never blocks on it.
+    let stderr = child.stderr.take().unwrap();
+    let (filled, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        use std::io::BufRead;
+        for line in std::io::BufReader::new(stderr)
+            .lines()
+            .map_while(Result::ok)
+        {
+            // Without colour codes, whatever the logger decided about them.
+            let (mut plain, mut esc) = (String::new(), false);
+            for c in line.chars() {
+                match (esc, c) {
+                    (false, '\u{1b}') => esc = true,
+                    (true, 'm') => esc = false,
+                    (false, c) => plain.push(c),
+                    (true, _) => {}
+                }
+            }
+            if plain.contains("defai::audit: fill") {
+                let _ = filled.send(());
+            }
+        }
+    });
+    rx.recv_timeout(std::time::Duration::from_secs(60))
+        .expect("the agent traded");
     let kill = defai(&["kill", "--state", &state_s, "--reason", "e2e test"]);
     assert!(
         kill.status.success(),

@@ -1,4 +1,4 @@
-//! The loader on the real market data, bundled and shared.
+//! The loader on the real market data bundled with the repository.
 
 use std::path::Path;
 
@@ -34,13 +34,15 @@ fn bundled_copy_loads_ascending_with_gaps_reported() {
 }
 
 #[test]
-fn shared_original_loads_identically() {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/data/Binance_ETHUSDC_1h.csv");
-    let shared = load_csv_file(&path, LoadOptions::default()).expect("shared/data beside the repo");
-    check_eth_usdc(&shared);
-    let bundled = load_csv_bytes(EMBEDDED_NAME, EMBEDDED_DATA, LoadOptions::default()).unwrap();
+fn the_file_loader_reads_the_bundled_copy_as_the_embedded_loader_does() {
+    // The bundled file as a user would point `--data` at it (gzip included), against the copy
+    // embedded in the binary: one loader path, the same bars. Only files of this repository.
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("data/Binance_ETHUSDC_1h.csv.gz");
+    let from_file = load_csv_file(&path, LoadOptions::default()).expect("data/ in the repository");
+    check_eth_usdc(&from_file);
+    let embedded = load_csv_bytes(EMBEDDED_NAME, EMBEDDED_DATA, LoadOptions::default()).unwrap();
     assert_eq!(
-        shared.bars, bundled.bars,
-        "the bundled copy is the shared file"
+        from_file.bars, embedded.bars,
+        "the embedded copy is the file"
     );
 }
