@@ -18,6 +18,7 @@ pub use strategies;
 
 pub mod bench;
 pub mod chain;
+pub mod cli;
 pub mod config;
 pub mod control;
 pub mod engine;

@@ -434,3 +434,60 @@ fn a_run_that_fails_with_json_still_prints_one_json_object_naming_the_error() {
         "{err}"
     );
 }
+
+/// `examples/custom_cli.rs`: a user's binary registers its own strategy (`momentum`) and reuses
+/// the `defai` command line. `backtest` runs it by name with its parameters, with a state folder
+/// whose journal `audit verify` (of the same binary) passes; a parameter it does not take is an
+/// error naming it; the built-ins still run; a name registered by no one is refused, listing
+/// the known ones.
+#[test]
+fn a_users_binary_runs_its_registered_strategy_through_the_defai_commands() {
+    let dir = tempfile::tempdir().unwrap();
+    let state = dir.path().join("state");
+    let state_s = state.to_str().unwrap();
+    let user = |args: &[&str]| {
+        Command::new(common::example_bin("custom_cli"))
+            .env("DEFAI_STATE_ROOT", dir.path())
+            .env_remove("RUST_LOG")
+            .args(args)
+            .output()
+            .expect("run the user's binary")
+    };
+    let v = json_of(&user(&[
+        "backtest",
+        "--strategy",
+        "momentum",
+        "--param",
+        "lookback=12",
+        "--state",
+        state_s,
+        "--json",
+    ]));
+    assert_eq!(v["strategy"], "momentum", "{v}");
+    assert!(v["trades"].as_u64().unwrap() > 0, "{v}");
+    let verify = user(&["audit", "verify", "--state", state_s]);
+    assert!(
+        verify.status.success(),
+        "{}",
+        String::from_utf8_lossy(&verify.stderr)
+    );
+
+    let bad = user(&[
+        "backtest",
+        "--strategy",
+        "momentum",
+        "--param",
+        "lookbak=12",
+        "--json",
+    ]);
+    assert!(!bad.status.success());
+    assert!(String::from_utf8_lossy(&bad.stdout).contains("lookbak"));
+
+    let builtin = json_of(&user(&["backtest", "--strategy", "ema_cross", "--json"]));
+    assert_eq!(builtin["strategy"], "ema_cross");
+
+    let unknown = user(&["backtest", "--strategy", "nobody", "--json"]);
+    assert!(!unknown.status.success());
+    let err = String::from_utf8_lossy(&unknown.stdout);
+    assert!(err.contains("nobody") && err.contains("momentum"), "{err}");
+}
