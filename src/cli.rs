@@ -4,7 +4,10 @@
 //! ```no_run
 //! # use defai::strategies::{BuildError, Registry};
 //! # use defai::core::{Params, Strategy};
-//! # fn my_strategy(p: Params) -> Result<Box<dyn Strategy>, BuildError> { unimplemented!() }
+//! // Your own factory builds your strategy from its parameters; here, ema_cross under a new name.
+//! fn my_strategy(p: Params) -> Result<Box<dyn Strategy>, BuildError> {
+//!     Ok(Box::new(defai::strategies::EmaCross::from_params(p)?))
+//! }
 //! fn main() -> anyhow::Result<()> {
 //!     let mut registry = Registry::builtin();
 //!     registry.register("my_strategy", my_strategy)?;

@@ -7,7 +7,7 @@ use agent_core::agent::AuditError;
 use agent_core::{
     Agent, AgentError, AgentReport, AuditEvent, Bar, BarReplay, Clock, KillSwitch, LimitGate,
     MarketEvent, MarketSource, Observer, Pair, Portfolio, SourceError, Strategy, SwitchRecord,
-    SwitchState, Venue,
+    SwitchState, U256, Venue,
 };
 use connectors::{DataError, LoadOptions, LoadReport, PaperVenue, Series, StateDir, StateError};
 use serde::Serialize;
@@ -696,7 +696,12 @@ impl Drive {
             .map_err(RunError::Setup)?;
         // The bet limits judge any bet of any kind: `[risk] max_bet` can only tighten the
         // strategy's own cap, and the swap limits' slippage and price impact apply to bets too.
-        let mut bet_limits = self.bet_limits.clone().unwrap_or_default();
+        // A kind with no bet limits of its own places no bet: any bet it proposed would be
+        // refused (a largest bet of zero), never judged on default limits.
+        let mut bet_limits = self.bet_limits.clone().unwrap_or(agent_core::BetLimits {
+            max_bet: Some(U256::ZERO),
+            ..agent_core::BetLimits::default()
+        });
         if let Some(max) = cfg.max_bet()? {
             bet_limits.max_bet = Some(bet_limits.max_bet.map_or(max, |m| m.min(max)));
         }

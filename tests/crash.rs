@@ -623,21 +623,9 @@ fn sigkilled_mid_transaction_the_rebalancer_restarts_settled_reconciled_and_send
 /// started), closes the bundle, and never sends the cut second leg.
 #[test]
 fn sigkilled_between_a_bundles_legs_the_restart_sells_back_what_the_first_leg_bought() {
-    use defai::connectors::evm::{Devnet, DevnetConfig, MarketMover};
-    const PRICE: f64 = 1338.12;
     let rt = common::devnet_rt();
-    let devnet = rt
-        .block_on(Devnet::start(DevnetConfig::at_price(PRICE)))
-        .unwrap();
     let dir = tempfile::tempdir().unwrap();
-    let json = dir.path().join("devnet.json");
-    devnet.info().write(&json).unwrap();
-    rt.block_on(async {
-        let mover = MarketMover::new(devnet.info(), devnet.deployer().clone(), 3600)
-            .await
-            .unwrap();
-        mover.step(PRICE * 1.02).await.unwrap();
-    });
+    let (devnet, json) = common::devnet_two_dexes_apart(&rt, 1338.12, dir.path());
     let me = devnet.info().accounts[3];
     let weth = || {
         rt.block_on(devnet.chain().view(

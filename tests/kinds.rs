@@ -494,19 +494,9 @@ fn the_rebalancer_refuses_to_start_on_a_contract_outside_allowed_contracts() {
 #[test]
 fn the_cross_dex_arbitrage_example_runs_live_and_leaves_the_two_pools_closer() {
     let rt = rt();
-    let devnet = rt
-        .block_on(Devnet::start(DevnetConfig::at_price(PRICE)))
-        .unwrap();
     let dir = tempfile::tempdir().unwrap();
-    let json = dir.path().join("devnet.json");
-    devnet.info().write(&json).unwrap();
     // The mover moves only the first DEX: 2 % apart.
-    rt.block_on(async {
-        let mover = MarketMover::new(devnet.info(), devnet.deployer().clone(), 3600)
-            .await
-            .unwrap();
-        mover.step(PRICE * 1.02).await.unwrap();
-    });
+    let (devnet, json) = common::devnet_two_dexes_apart(&rt, PRICE, dir.path());
     let journal = dir.path().join("journal.sqlite");
     let out = Command::new(common::example_bin("cross_dex_arbitrage"))
         .env("DEFAI_PRIVATE_KEY", devnet.test_key_hex(3).unwrap())

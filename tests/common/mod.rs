@@ -190,3 +190,26 @@ pub fn example_bin(name: &str) -> std::path::PathBuf {
     let dir = exe.parent().and_then(std::path::Path::parent).unwrap();
     dir.join("examples").join(name)
 }
+
+/// A devnet at `price` whose market mover moved only the first DEX's WETH/dUSD pool 2 % up (the
+/// second DEX's stays at `price`), with its `devnet.json` written into `dir`: the two pools the
+/// cross-DEX arbitrage example trades, apart.
+pub fn devnet_two_dexes_apart(
+    rt: &tokio::runtime::Runtime,
+    price: f64,
+    dir: &std::path::Path,
+) -> (defai::connectors::evm::Devnet, std::path::PathBuf) {
+    use defai::connectors::evm::{Devnet, DevnetConfig, MarketMover};
+    let devnet = rt
+        .block_on(Devnet::start(DevnetConfig::at_price(price)))
+        .unwrap();
+    let json = dir.join("devnet.json");
+    devnet.info().write(&json).unwrap();
+    rt.block_on(async {
+        let mover = MarketMover::new(devnet.info(), devnet.deployer().clone(), 3600)
+            .await
+            .unwrap();
+        mover.step(price * 1.02).await.unwrap();
+    });
+    (devnet, json)
+}

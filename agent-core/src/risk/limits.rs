@@ -702,6 +702,18 @@ mod tests {
     use crate::portfolio::Portfolio;
     use crate::prediction::{BetFill, MarketView};
 
+    /// A bettor's cycle bar at `ts`: prices 1 (collateral in collateral).
+    fn unit_bar(ts: i64) -> Bar {
+        Bar {
+            ts,
+            open: 1.0,
+            high: 1.0,
+            low: 1.0,
+            close: 1.0,
+            volume: 0.0,
+        }
+    }
+
     fn usd() -> Token {
         Token::new("dUSD", 6)
     }
@@ -732,14 +744,7 @@ mod tests {
     fn judge(gate: &mut LimitGate, bet: &Bet, tokens: U256, now: i64) -> Result<(), Refusal> {
         let pair = Pair::new(Token::new("positions", 6), usd());
         let book = Portfolio::with_balances([(usd(), U256::from(1_000_000_000u64))]);
-        let bar = Bar {
-            ts: now,
-            open: 1.0,
-            high: 1.0,
-            low: 1.0,
-            close: 1.0,
-            volume: 0.0,
-        };
+        let bar = unit_bar(now);
         let ctx = RiskContext::new(&pair, &book, &bar, now);
         let id = IntentId::new("t", now, 0);
         let m = market();
@@ -790,14 +795,7 @@ mod tests {
         let t = listed(10_000_000);
         let pair = Pair::new(Token::new("positions", 6), usd());
         let book = Portfolio::new();
-        let bar = Bar {
-            ts: 0,
-            open: 1.0,
-            high: 1.0,
-            low: 1.0,
-            close: 1.0,
-            volume: 0.0,
-        };
+        let bar = unit_bar(0);
         let placed = |gate: &mut LimitGate, gas: u32, now: i64| {
             let fill = BetFill {
                 id: IntentId::new("t", now, 0),
@@ -836,14 +834,7 @@ mod tests {
         assert_eq!(gate.limits().max_trades_per_hour, None);
         let pair = Pair::new(Token::new("positions", 6), usd());
         let book = Portfolio::new();
-        let bar = Bar {
-            ts: 0,
-            open: 1.0,
-            high: 1.0,
-            low: 1.0,
-            close: 1.0,
-            volume: 0.0,
-        };
+        let bar = unit_bar(0);
         for k in 0..10_000i64 {
             let fill = BetFill {
                 id: IntentId::new("t", k * 60, 0),
@@ -891,14 +882,7 @@ mod tests {
         let m = market();
         let pair = Pair::new(Token::new("positions", 6), usd());
         let book = Portfolio::new();
-        let bar = Bar {
-            ts: 0,
-            open: 1.0,
-            high: 1.0,
-            low: 1.0,
-            close: 1.0,
-            volume: 0.0,
-        };
+        let bar = unit_bar(0);
         let quote = BetQuote {
             market: &m,
             tokens: U256::from(1u8),
