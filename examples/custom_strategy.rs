@@ -1,16 +1,17 @@
-//! A strategy written only against defai's public API: mean reversion on the z-score of the
-//! close against its rolling mean. Run it with
+//! A strategy of your own, run through [`AgentBuilder`] with everything the `defai` commands
+//! give it (risk gate, kill switch, journal, restart): mean reversion on the z-score of the
+//! close against its rolling mean. Only the public API.
 //!
 //! ```text
-//! cargo run --release --example custom_strategy
+//! cargo run --release --example custom_strategy                  # backtest, bundled data
+//! DEFAI_PRIVATE_KEY=<an anvil test key> cargo run --release --example custom_strategy -- \
+//!     devnet.json state/mean-reversion 50                         # live on `defai devnet`
 //! ```
 use std::collections::VecDeque;
 
-use defai::connectors::{LoadOptions, PaperAmmConfig, PaperVenue, load_csv_bytes};
-use defai::core::{
-    Agent, BarReplay, Context, Intent, MarketEvent, Pair, Portfolio, Strategy, StrategyError,
-};
-use defai::engine::{EMBEDDED_DATA, EMBEDDED_NAME};
+use defai::AgentBuilder;
+use defai::config::Config;
+use defai::core::{Context, Intent, MarketEvent, Strategy, StrategyError};
 
 /// Buys `size` of equity when the close is `entry_z` standard deviations below its mean over
 /// `window` bars; goes flat once it is back above the mean.
@@ -50,67 +51,57 @@ impl Strategy for MeanReversion {
         let z = (bar.close - mean) / var.sqrt();
         let holding = ctx.exposure() > self.size / 2.0;
         let target = match (holding, z) {
-            (false, z) if z < -self.entry_z => Some(self.size),
-            (true, z) if z > 0.0 => Some(0.0),
-            _ => None,
+            (false, z) if z < -self.entry_z => self.size,
+            (true, z) if z > 0.0 => 0.0,
+            _ => return Ok(vec![]),
         };
-        match target {
-            Some(t) => Ok(ctx.target_exposure(t)?.into_iter().collect()),
-            None => Ok(vec![]),
-        }
+        Ok(ctx.target_exposure(target)?.into_iter().collect())
     }
 }
 
-#[tokio::main(flavor = "current_thread")]
+/// The devnet's WETH/dUSD pool, the gate's limits and the kill switch; the addresses come from
+/// the `devnet.json` `defai devnet` wrote, the key from `DEFAI_PRIVATE_KEY`.
+const LIVE: &str = r#"
+[market]
+base = "WETH"
+quote = "dUSD"
+quote_decimals = 6
+[venue]
+kind = "uniswap_v2"
+[chain]
+poll_interval_ms = 20
+[risk]
+max_trade_notional = 20000.0
+max_slippage_bps = 100
+[kill_switch]
+on_breach = "flatten"
+max_consecutive_failures = 3
+"#;
+
+#[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let series = load_csv_bytes(EMBEDDED_NAME, EMBEDDED_DATA, LoadOptions::default())?;
-    let pair = Pair::eth_usdc();
-    let venue = PaperVenue::new(pair.clone(), PaperAmmConfig::default_for(&pair));
-    let start = pair.quote.parse("10000")?;
-    let portfolio = Portfolio::with_balances([(pair.quote.clone(), start)]);
-    let strategy = MeanReversion {
-        window: 48,
-        entry_z: 2.5,
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let (window, entry_z) = if args.is_empty() { (48, 2.5) } else { (8, 1.0) };
+    let strategy = Box::new(MeanReversion {
+        window,
+        entry_z,
         size: 0.9,
         closes: VecDeque::new(),
+    });
+    let out = match args.as_slice() {
+        [] => {
+            let config = Config::default();
+            let series = defai::engine::load_data(&config, None, false)?;
+            let agent = AgentBuilder::new(config).strategy(strategy);
+            agent.backtest(&series).await?
+        }
+        [devnet, state, cycles] => {
+            let agent = AgentBuilder::new(Config::parse(LIVE, None)?).strategy(strategy);
+            let agent = agent.devnet(devnet).state_dir(state);
+            agent.max_cycles(cycles.parse()?).live().await?
+        }
+        _ => return Err("usage: custom_strategy [DEVNET_JSON STATE_DIR CYCLES]".into()),
     };
-
-    let report = Agent::new(
-        pair.clone(),
-        BarReplay::new(series.bars),
-        venue,
-        Box::new(strategy),
-        portfolio,
-    )
-    .run()
-    .await?;
-
-    println!("strategy      mean_reversion (window 48, entry z < -2.5)");
-    println!("bars          {}", report.bars);
-    println!("trades        {}", report.fills);
-    println!("refused       {}", report.risk.refused);
-    println!(
-        "start equity  {} {}",
-        pair.quote.format(report.start_equity),
-        pair.quote
-    );
-    println!(
-        "end equity    {} {}",
-        pair.quote.format(report.end_equity),
-        pair.quote
-    );
-    println!("return        {:+.2} %", report.return_pct());
-    println!("buy & hold    {:+.2} %", report.buy_hold_return_pct());
-    println!("max drawdown  {:.2} %", report.max_drawdown_pct);
-    println!(
-        "fees paid     {} {}",
-        pair.quote.format(report.portfolio.fees_quote()),
-        pair.quote
-    );
-    println!(
-        "gas paid      {} {}",
-        pair.quote.format(report.portfolio.gas_quote()),
-        pair.quote
-    );
+    println!("{}", serde_json::to_string(&out.summary)?);
     Ok(())
 }

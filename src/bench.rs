@@ -28,6 +28,10 @@ pub fn repeat_bars(bars: &[Bar], min_len: usize) -> Vec<Bar> {
 
 /// The default config with the loss limits out of reach: the benchmark measures the engine while
 /// the strategy keeps trading, not a halted agent refusing intents.
+///
+/// # Panics
+/// Only if the built-in config text (two `[risk]` keys) stopped parsing: a bug in this crate,
+/// not something input can cause.
 pub fn bench_config() -> Config {
     Config::parse(
         "[risk]\nmax_drawdown_pct = 100.0\nmax_daily_loss_pct = 100.0\n",
@@ -36,16 +40,24 @@ pub fn bench_config() -> Config {
     .expect("bench config parses")
 }
 
-/// One measured run.
+/// One measured backtest run of [`throughput`]: an element of `runs` in `defai bench --json`.
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct BenchRun {
+    /// Bars the agent loop processed (the series repeated to at least `--bars`).
     pub bars: u64,
+    /// Fills the run booked.
     pub trades: u64,
+    /// Wall-clock time of the agent loop alone (set-up and summary excluded), seconds.
     pub elapsed_s: f64,
+    /// `bars / elapsed_s`, bars per second (0 when no time was measured).
     pub bars_per_s: f64,
 }
 
 /// Runs `ema_cross` with default parameters over `series` repeated to `min_bars`, `runs` times.
+///
+/// # Errors
+/// The first [`RunError`] of a run: the strategy, venue or agent cannot be set up, or the
+/// agent loop fails.
 pub async fn throughput(
     series: &Series,
     min_bars: usize,
@@ -71,9 +83,11 @@ pub async fn throughput(
 }
 
 /// The risk gate's cost per intent: pre-check and verdict of one exposure-increasing swap on a
-/// paper pool, with and without the price-impact check (nanoseconds, median of `rounds`).
+/// paper pool, with and without the price-impact check (nanoseconds, median of 5 rounds): the
+/// `gate` object of `defai bench --json`.
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct GateBench {
+    /// Intents judged (pre-check plus verdict) per round of each variant.
     pub intents: u64,
     /// Every default limit, the price-impact check included; a trade within all of them.
     pub ns_per_intent: f64,
@@ -85,6 +99,10 @@ pub struct GateBench {
 }
 
 /// Measures [`GateBench`]: `intents` judgements per round, median of 5 rounds.
+///
+/// # Panics
+/// Only if the constant-product quote of the fixed 5,000 USDC trade into the fixed pool
+/// failed, which its constant inputs rule out.
 pub fn gate_bench(intents: u64) -> GateBench {
     use agent_core::{
         Depth, Intent, IntentId, LimitGate, Pair, Portfolio, Quote, RiskContext, RiskGate,
@@ -165,11 +183,14 @@ pub fn gate_bench(intents: u64) -> GateBench {
     }
 }
 
-/// Figures of the on-chain benchmark.
+/// Figures of the on-chain benchmark (`defai bench --chain --json`, top level).
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct ChainBench {
+    /// Swaps sent (`--swaps`).
     pub swaps: usize,
+    /// Swaps in flight at once from the one wallet (`--concurrency`).
     pub concurrency: usize,
+    /// Wall-clock time from the first send to the last receipt or error, seconds.
     pub elapsed_s: f64,
     /// Swaps with a status-1 receipt per second, first send to last receipt.
     pub confirmed_swaps_per_s: f64,
@@ -179,7 +200,9 @@ pub struct ChainBench {
     pub error_samples: Vec<String>,
     /// From `send` (right after the decision) to a signed transaction: fee lookup, `eth_call`
     /// simulation, gas estimate, nonce lease and signing.
+    /// Median over the sends that got as far as signing, microseconds.
     pub decision_to_signed_p50_us: f64,
+    /// The same, 99th percentile (nearest rank), microseconds.
     pub decision_to_signed_p99_us: f64,
     /// Whether the nonces used were exactly start..start+swaps.
     pub nonces_contiguous: bool,
@@ -198,6 +221,12 @@ fn percentile(sorted: &[f64], q: f64) -> f64 {
 
 /// Sends `swaps` small WETH→dUSD swaps through the real router on a fresh devnet, from one
 /// wallet and one [`NonceManager`](connectors::evm::NonceManager), `concurrency` at a time.
+///
+/// # Errors
+/// An [`EvmError`](connectors::evm::EvmError) when anvil cannot be started or the devnet
+/// deployed, the wallet or transaction sender cannot be made, the one approval fails, or the
+/// starting nonce cannot be read. A failed swap is counted in [`ChainBench::errors`], not
+/// returned.
 pub async fn chain_throughput(
     swaps: usize,
     concurrency: usize,
@@ -323,23 +352,32 @@ pub async fn chain_throughput(
     })
 }
 
-/// Figures of the model benchmark.
+/// Figures of the model benchmark (`defai bench --model --json`).
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct ModelBench {
+    /// SHA-256 (hex) of the shipped model's weights and metadata: which model was measured.
     pub model_hash: String,
-    /// One decision (features already computed → probability), batch 1, one thread.
+    /// One decision (features already computed → probability), batch 1, one thread: median
+    /// over `inference_samples` timed calls after up to 1,000 warm-up calls, microseconds.
     pub inference_p50_us: f64,
+    /// The same, 99th percentile (nearest rank), microseconds.
     pub inference_p99_us: f64,
+    /// Timed single-decision calls the percentiles are over.
     pub inference_samples: usize,
-    /// Incremental features plus inference over every bundled bar.
+    /// Incremental features plus inference over every bundled bar, bars per second (one pass).
     pub features_and_inference_bars_per_s: f64,
-    /// Training the shipped model's configuration on the bundled data.
+    /// Training the shipped model's configuration on the bundled data: wall time, seconds.
     pub training_s: f64,
+    /// Epochs that training ran (early stopping may end it before the maximum).
     pub training_epochs: usize,
 }
 
 /// Measures the shipped `PriceDirection` model: single-decision latency, per-bar throughput of
 /// the live path, and training time.
+///
+/// # Errors
+/// A [`models::ModelError`] when the shipped model cannot be loaded, `series` has no bar with
+/// complete features ([`models::ModelError::Input`]), or inference or training fails.
 pub fn model_bench(series: &Series, samples: usize) -> Result<ModelBench, models::ModelError> {
     use models::{FeatureState, PriceDirection, batch_features};
     let model = PriceDirection::shipped()?;
@@ -391,15 +429,19 @@ pub fn model_bench(series: &Series, samples: usize) -> Result<ModelBench, models
     })
 }
 
-/// Decision-time figures of the prediction and rebalancing strategies.
+/// Decision-time figures of the prediction and rebalancing strategies (`defai bench
+/// --strategies --json`).
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct StrategyBench {
     /// Paper-mode bettor cycles per second through the agent loop over `markets` markets (kelly_bettor,
     /// redeem + look at every market + bets).
     pub bettor_cycles_per_s: f64,
+    /// Generated paper prediction markets the bettor cycles over.
     pub markets: usize,
-    /// One rebalancer decision (weights, drift check, plan) for 10 assets, µs.
+    /// One rebalancer decision (weights, drift check, plan) for 10 assets: median over 20,000
+    /// decisions on random holdings, µs.
     pub rebalancer_10_assets_p50_us: f64,
+    /// The same, 99th percentile (nearest rank), µs.
     pub rebalancer_10_assets_p99_us: f64,
     /// A two-leg bundle through the agent loop on two paper pools of one pair, µs per bundle:
     /// the decision, both legs judged (kill switch, gate, quotes), both executed and booked.
@@ -429,16 +471,20 @@ impl agent_core::Strategy for EveryEventBundle {
     }
 }
 
-/// Decision → signed latency of a two-leg bundle on chain ([`chain_bundle_latency`]), µs.
+/// Decision → signed latency of a two-leg bundle on chain ([`chain_bundle_latency`]), µs: the
+/// `bundles` object of `defai bench --chain --json`.
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct BundleLatency {
+    /// Bundles with both legs signed: the samples the percentiles are over.
     pub bundles: usize,
     /// From the bundle's intent (right after the decision; both legs are then judged, each
-    /// with its quote) to the first leg's signed swap.
+    /// with its quote) to the first leg's signed swap. Median, µs.
     pub to_first_leg_signed_p50_us: f64,
     /// To the second leg's signed swap: the first leg sent, mined (anvil automines) and
     /// booked from its receipt, the second sized to what it filled, simulated and signed.
+    /// Median, µs.
     pub to_bundle_signed_p50_us: f64,
+    /// The same, 99th percentile (nearest rank), µs.
     pub to_bundle_signed_p99_us: f64,
 }
 
@@ -483,6 +529,12 @@ impl agent_core::venue::StepRecorder for SignedSteps {
 /// deployments (the same artifacts, two factories and routers, one WETH/dUSD pool each)
 /// through the agent loop, the limit gate and the real transaction sender, and times each
 /// from its intent to its legs' signed swaps.
+///
+/// # Errors
+/// A [`RunError`] when anvil cannot be started or the devnet deployed, the wallet or sender
+/// cannot be made, a pool cannot be resolved or does not belong to its router
+/// ([`RunError::Chain`]), the two venues cannot form one set ([`RunError::Setup`]), or the
+/// agent loop fails ([`RunError::Agent`]).
 pub async fn chain_bundle_latency(bundles: usize) -> Result<BundleLatency, RunError> {
     use agent_core::{Agent, LimitGate, Pair, Portfolio, RiskLimits, TakeEvents, Token, Venue};
     use connectors::evm::{
@@ -617,6 +669,13 @@ async fn bundle_bench(events: usize) -> Result<f64, agent_core::VenueError> {
     Ok(t.elapsed().as_secs_f64() * 1e6 / bundles as f64)
 }
 
+/// Measures [`StrategyBench`]: the kelly_bettor paper evaluation over 100 generated markets
+/// (seed 3, resolving within 200 cycles, 1,000 dUSD bankroll), 20,000 rebalancer decisions
+/// for 10 random holdings, and 20,000 two-pool bundle events on paper venues.
+///
+/// # Errors
+/// A [`agent_core::VenueError`] when the bettor's evaluation or the bundle run fails (an agent
+/// error is reported as [`agent_core::VenueError::Rejected`] with its message).
 pub async fn strategy_bench() -> Result<StrategyBench, agent_core::VenueError> {
     use agent_core::amount::{Token, U256};
     use strategies::rebalancer::{Holding, RebalanceConfig, plan};
@@ -669,18 +728,36 @@ impl From<RunError> for BenchError {
 /// Why a fleet or journal benchmark could not run.
 #[derive(Debug, thiserror::Error)]
 pub enum BenchError {
+    /// A run through the engine failed: the strategy could not be built, the state folder
+    /// opened, or a backtest failed.
     #[error(transparent)]
     Run(Box<RunError>),
+    /// A config value was refused (the error names file, line and key).
     #[error(transparent)]
     Config(#[from] crate::config::ConfigError),
+    /// A journal could not be opened, verified or read.
     #[error(transparent)]
     Journal(#[from] agent_core::journal::JournalError),
+    /// A file-system operation on the benchmark's scratch folders failed.
     #[error("{path}: {error}")]
-    Io { path: String, error: std::io::Error },
+    Io {
+        /// The file or folder.
+        path: String,
+        /// What the operation failed with.
+        error: std::io::Error,
+    },
+    /// A benchmark option out of range, an unknown durability or no bars to replay; the
+    /// message names the option.
     #[error("{0}")]
     Input(String),
+    /// One agent of the fleet failed (the first failure; the others still ran to the end).
     #[error("agent {agent}: {error}")]
-    Agent { agent: usize, error: String },
+    Agent {
+        /// The agent's index, from 0 (its state folder is `agent-NNNNN`).
+        agent: usize,
+        /// Its error's message.
+        error: String,
+    },
     /// An agent's task ended without a result (it panicked).
     #[error("agent task: {0}")]
     Task(String),
@@ -704,8 +781,9 @@ pub struct MemSample {
     pub anon_kb: u64,
     /// `RssFile`: mapped files (the binary's code and data, SQLite's shared-memory index).
     pub file_kb: u64,
-    /// `RssShmem`.
+    /// `RssShmem`: shared memory (tmpfs, shared anonymous mappings).
     pub shmem_kb: u64,
+    /// `Threads`: the process's threads (a count, not kB).
     pub threads: u64,
 }
 
@@ -829,6 +907,9 @@ fn bytes_under(dir: &std::path::Path) -> u64 {
 
 /// Exactly `n` bars: the first `n` of `bars`, or `bars` repeated (see [`repeat_bars`]) and cut
 /// at `n`. `None`: all of `bars`.
+///
+/// # Errors
+/// [`BenchError::Input`] when `bars` is empty or `n` is `Some(0)`.
 pub fn bars_exact(bars: &[Bar], n: Option<usize>) -> Result<Arc<[Bar]>, BenchError> {
     if bars.is_empty() {
         return Err(BenchError::Input("no bars to replay".into()));
@@ -862,6 +943,9 @@ fn durability_name(d: agent_core::journal::Durability) -> &'static str {
 }
 
 /// Parses `full` or `replay`.
+///
+/// # Errors
+/// [`BenchError::Input`] for any other text (matching is exact and case-sensitive).
 pub fn parse_durability(s: &str) -> Result<agent_core::journal::Durability, BenchError> {
     match s {
         "full" => Ok(agent_core::journal::Durability::Full),
@@ -884,42 +968,58 @@ pub fn rss_target_mb(agents: usize) -> Option<f64> {
 /// What `defai bench --agents N` runs.
 #[derive(Debug, Clone)]
 pub struct FleetOptions {
+    /// Paper agents to run in the one process, 1 to 10,000 (`--agents`).
     pub agents: usize,
     /// Bars each agent replays (`None`: the whole series).
     pub bars: Option<usize>,
     /// Wall time every agent's replay is paced to (the paper clock at span / seconds × real
     /// time); 0 = as fast as possible.
     pub seconds: f64,
+    /// The built-in strategy every agent runs (with its default parameters unless it is the
+    /// benchmark config's own, `ema_cross`).
     pub strategy: String,
     /// The journal's commits: `Full` (fsync per record) is what a live agent uses.
     pub durability: agent_core::journal::Durability,
 }
 
-/// One agent of the fleet.
+/// One agent of the fleet: an element of `per_agent` in `defai bench --agents N --json`.
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct FleetAgent {
+    /// Bars its agent loop processed.
     pub bars: u64,
+    /// Fills it booked.
     pub trades: u64,
+    /// Intents its strategy proposed.
     pub intents: u64,
-    /// The agent loop's own time.
+    /// The agent loop's own wall-clock time, seconds.
     pub elapsed_s: f64,
-    /// When its task first ran and when it returned, from the fleet's start.
+    /// When its task first ran, seconds from the fleet's start.
     pub started_s: f64,
+    /// When its task returned, seconds from the fleet's start.
     pub finished_s: f64,
 }
 
-/// Figures of `defai bench --agents N`.
+/// Figures of `defai bench --agents N` (the object `--json` prints). Memory figures are kB as
+/// Linux reports them in `/proc/self/status`.
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct FleetBench {
+    /// Always `fleet_memory`: which benchmark produced the object.
     pub bench: &'static str,
+    /// Agents run (`--agents`).
     pub agents: usize,
+    /// The strategy every agent ran.
     pub strategy: String,
+    /// Bars each agent replayed.
     pub bars_per_agent: usize,
-    /// The pacing asked for (0 = as fast as possible) and the replay speed it gives (× real
-    /// time; `null` when unpaced).
+    /// The pacing asked for (`--seconds`, wall seconds each replay is stretched to; 0 = as fast
+    /// as possible).
     pub paced_s: f64,
+    /// The replay speed the pacing gives: the bars' time span over `paced_s`, × real time
+    /// (`null` when unpaced).
     pub speed: Option<f64>,
+    /// The journal's durability: `full` (fsync per record, as live) or `replay` (no fsync).
     pub durability: &'static str,
+    /// The tokio runtime the agents ran on (flavour, and that they are tasks of one `JoinSet`).
     pub runtime: &'static str,
     /// File system of the state folders.
     pub state_fs: String,
@@ -933,25 +1033,36 @@ pub struct FleetBench {
     pub peak_rss_agents_kb: Option<u64>,
     /// The highest RSS the 50 ms sampler saw while the agents ran, and the most threads.
     pub sampled_max_rss_kb: u64,
+    /// The most threads the sampler saw while the agents ran (a count).
     pub max_threads: u64,
+    /// Samples the 50 ms sampler took.
     pub rss_samples: u64,
     /// (peak while running − baseline RSS) / agents.
     pub per_agent_kb: f64,
     /// After every agent returned and was dropped.
     pub after: MemSample,
+    /// The issue-7 RSS target for this many agents, MB of 1024 kB ([`rss_target_mb`]: 40 for
+    /// one agent, 400 for 100; `null` for other counts).
     pub target_mb: Option<f64>,
+    /// Whether `peak_rss_kb` / 1024 is within `target_mb` (`null` without a target).
     pub target_met: Option<bool>,
     /// The most agents alive at once (all of them when they truly coexist).
     pub max_coexisting: usize,
+    /// Agents that returned a result (all of them: a failed agent fails the benchmark).
     pub finished: usize,
+    /// Wall-clock time from spawning the first agent to the last one returning, seconds.
     pub wall_s: f64,
     /// CPU time of the whole process while the agents ran (user + system).
     pub cpu_s: Option<f64>,
+    /// Bars processed by all agents together.
     pub total_bars: u64,
+    /// `total_bars / wall_s`: the fleet's bars per second (0 when no time was measured).
     pub bars_per_s: f64,
+    /// Fills booked by all agents together.
     pub trades: u64,
     /// Journal, kill switch and lock files of all agents at the end.
     pub state_bytes: u64,
+    /// Each agent's figures, by agent index.
     pub per_agent: Vec<FleetAgent>,
 }
 
@@ -997,6 +1108,13 @@ fn max_overlap(intervals: &[(f64, f64)]) -> usize {
 ///
 /// Takes the series by value: the agents share one copy of the bars, and the loaded one is
 /// freed before the baseline is measured.
+///
+/// # Errors
+/// [`BenchError::Input`] when `opts.agents` is not in 1..=10000, `opts.seconds` is negative or
+/// not finite, or there are no bars to replay (or `opts.bars` is 0); [`BenchError::Run`] when
+/// the strategy cannot be built; [`BenchError::Io`] when the scratch folder cannot be
+/// created; after all agents ended, [`BenchError::Agent`] for the first agent that failed or
+/// [`BenchError::Task`] for one whose task panicked.
 pub async fn fleet(series: Series, opts: &FleetOptions) -> Result<FleetBench, BenchError> {
     use agent_core::journal::Durability;
     use std::sync::atomic::{AtomicBool, Ordering};
@@ -1046,7 +1164,8 @@ pub async fn fleet(series: Series, opts: &FleetOptions) -> Result<FleetBench, Be
             // A fresh folder either way; `fresh_state` picks the journal's durability.
             fresh_state: opts.durability == Durability::Replay,
             reset_switch: true,
-            board: None,
+            strategy: None,
+            observers: Vec::new(),
         };
         let (bars, report) = (bars.clone(), report.clone());
         set.spawn(async move {
@@ -1246,9 +1365,13 @@ impl FleetBench {
 /// What `defai bench --journal` runs.
 #[derive(Debug, Clone)]
 pub struct JournalOptions {
+    /// Bars every backtest replays (`--bars`; `None`: the whole series), cut from or repeated
+    /// to exactly that many ([`bars_exact`]).
     pub bars: Option<usize>,
-    /// Runs of each variant (medians are reported).
+    /// Runs of each variant (medians are reported), 1 to 1,000.
     pub runs: usize,
+    /// Built-in strategies to measure, one after another (`--strategy`, else `ema_cross` and
+    /// `ml_signal`).
     pub strategies: Vec<String>,
 }
 
@@ -1260,7 +1383,9 @@ pub struct JournalCost {
     pub loop_s: f64,
     /// `loop_s` minus the same without a state folder: the cost of the records.
     pub overhead_s: f64,
+    /// `overhead_s` per journal record of a run, µs (0 without records).
     pub per_record_us: f64,
+    /// `overhead_s` per intent of a run, µs (0 without intents).
     pub per_intent_us: f64,
     /// Per bar: every bar is one strategy decision (hold or trade).
     pub per_decision_us: f64,
@@ -1272,43 +1397,63 @@ pub struct JournalCost {
     pub per_run_s: f64,
 }
 
-/// One strategy's journal figures.
+/// One strategy's journal figures: an element of `strategies` in `defai bench --journal --json`.
+/// Counts are of one run (every run replays the same bars).
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct JournalStrategyBench {
+    /// The strategy measured.
     pub strategy: String,
+    /// Bars each run replayed.
     pub bars: u64,
+    /// Intents the strategy proposed per run.
     pub intents: u64,
+    /// Fills per run.
     pub trades: u64,
-    /// Records per run and by kind.
+    /// Records a full-durability journal holds after one run.
     pub records: u64,
+    /// The same records counted by record kind.
     pub records_by_kind: std::collections::BTreeMap<String, u64>,
+    /// `records / intents` (0 without intents).
     pub records_per_intent: f64,
-    /// Median loop and wall time without a state folder (no journal, in-memory kill switch).
+    /// Median loop time without a state folder (no journal, in-memory kill switch), seconds.
     pub none_loop_s: f64,
+    /// Median wall time of the whole run without a state folder, seconds.
     pub none_wall_s: f64,
     /// `Durability::Replay`: no fsync (replays).
     pub replay: JournalCost,
     /// `Durability::Full`: fsync per record (live).
     pub full: JournalCost,
-    /// `Journal::verify` over the full-durability journal (median).
+    /// `Journal::verify` over the full-durability journal: median wall time, seconds.
     pub verify_s: f64,
+    /// `records / verify_s`: records verified per second (0 when no time was measured).
     pub verify_records_per_s: f64,
-    /// Size of the journal file.
+    /// Size of the full-durability journal file after one run, bytes.
     pub journal_bytes: u64,
 }
 
-/// Figures of `defai bench --journal`.
+/// Figures of `defai bench --journal` (the object `--json` prints).
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct JournalBench {
+    /// Always `journal_overhead`: which benchmark produced the object.
     pub bench: &'static str,
+    /// Runs of each variant the medians are over (`--runs`).
     pub runs: usize,
+    /// File system type of the state folders (e.g. `tmpfs`, `ext4`; `unknown` where
+    /// `/proc/self/mounts` cannot tell): fsync is free on tmpfs.
     pub state_fs: String,
+    /// One entry per strategy, in the order asked.
     pub strategies: Vec<JournalStrategyBench>,
 }
 
 /// Backtests each strategy over the same bars without a state folder, with a journal at
 /// `Durability::Replay` and with one at `Durability::Full`, `runs` times each (interleaved),
 /// and times [`Journal::verify`](agent_core::journal::Journal::verify) over the result.
+///
+/// # Errors
+/// [`BenchError::Input`] when `opts.runs` is not in 1..=1000 or there are no bars to replay
+/// (or `opts.bars` is 0); [`BenchError::Io`] when a scratch or state folder cannot be created
+/// or removed; [`BenchError::Run`] when a strategy cannot be built or a run fails;
+/// [`BenchError::Journal`] when a journal cannot be opened, verified or read.
 pub async fn journal_overhead(
     series: &Series,
     opts: &JournalOptions,

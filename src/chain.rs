@@ -25,6 +25,7 @@ pub struct ChainArgs {
     pub devnet: Option<PathBuf>,
     /// Keystore (overrides `wallet.keystore`).
     pub keystore: Option<PathBuf>,
+    /// Allow a mainnet chain id (`--allow-mainnet`); refused otherwise.
     pub allow_mainnet: bool,
     /// Shared by every agent of the process: one [`NonceManager`] per wallet address, so
     /// several strategies can send from one wallet without gaps or reuse.
@@ -36,6 +37,7 @@ pub struct ChainArgs {
 pub struct NonceRegistry(std::sync::Mutex<std::collections::HashMap<Address, Arc<NonceManager>>>);
 
 impl NonceRegistry {
+    /// The nonce manager of `address`, created on first use.
     pub fn get(&self, address: Address) -> Arc<NonceManager> {
         let mut map = self.0.lock().unwrap_or_else(|e| e.into_inner());
         map.entry(address)
@@ -144,8 +146,13 @@ fn check_allowed_contracts(
 }
 
 /// Runs `spec` on a chain: `Mode::Live` trades, `Mode::Paper` only reads.
-pub async fn run_chain(spec: RunSpec, args: ChainArgs) -> Result<RunOutput, RunError> {
-    let cfg = &spec.config;
+///
+/// # Errors
+/// The chain (unreachable, a refused chain id, a contract not in `[risk] allowed_contracts`,
+/// token decimals unlike the config's, a pool not of the router), the wallet, the config, the
+/// strategy, the state folder or the journal.
+pub async fn run_chain(mut spec: RunSpec, args: ChainArgs) -> Result<RunOutput, RunError> {
+    let cfg = &spec.config.clone();
     let devnet = args.devnet_info()?;
     let target = cfg.chain_target(devnet.as_ref())?;
     let chain = Chain::connect(&target.rpc_url)?;
@@ -205,7 +212,7 @@ pub async fn run_chain(spec: RunSpec, args: ChainArgs) -> Result<RunOutput, RunE
                     chain_check_every: *c.chain_check_every.get_ref(),
                 },
             );
-            drive.go(&spec, source, venue).await
+            drive.go(&mut spec, source, venue).await
         }
         Mode::Paper | Mode::Backtest => {
             let mut paper = cfg.paper_amm()?;
@@ -215,7 +222,7 @@ pub async fn run_chain(spec: RunSpec, args: ChainArgs) -> Result<RunOutput, RunE
                 portfolio: Portfolio::with_balances([(pair.quote.clone(), cfg.starting_quote()?)]),
                 ..drive
             };
-            drive.go(&spec, source, venue).await
+            drive.go(&mut spec, source, venue).await
         }
     }
 }
@@ -223,37 +230,54 @@ pub async fn run_chain(spec: RunSpec, args: ChainArgs) -> Result<RunOutput, RunE
 /// One bet in the prediction summary.
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct BetRow {
+    /// The market's FPMM contract address.
     pub market: String,
+    /// The outcome bet on (index into the market's outcomes).
     pub outcome: usize,
     /// Collateral put in, decimal.
     pub investment: String,
     /// Outcome tokens received, decimal (collateral decimals).
     pub tokens: String,
+    /// The bet's mined transaction.
     pub tx_hash: Option<String>,
 }
 
 /// The JSON summary of a prediction-market run.
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct PredictionSummary {
+    /// How it ran (live).
     pub mode: crate::engine::Mode,
+    /// The strategy's name.
     pub strategy: String,
+    /// The chain it bet on.
     pub chain_id: u64,
+    /// Cycles run (blocks or timer ticks).
     pub cycles: u64,
+    /// Distinct markets the strategy was shown.
     pub markets_seen: u64,
     /// Number of bets placed.
     pub bets: usize,
+    /// Every bet filled, in order.
     pub bet_fills: Vec<BetRow>,
     /// Collateral received from redemptions, in collateral units (the token's smallest unit).
     pub redeemed: String,
     /// The same, as a decimal of whole tokens.
     pub redeemed_collateral: String,
+    /// Collateral at the start, whole tokens (decimal string).
     pub start_collateral: String,
+    /// Collateral at the end, whole tokens (decimal string); open positions are not in it.
     pub end_collateral: String,
+    /// What the gate decided on the bets.
     pub risk: crate::engine::RiskSummary,
+    /// Approved bets or redemptions that failed on chain.
     pub execution_failures: u64,
+    /// Cycles on which the strategy returned an error.
     pub strategy_faults: u64,
+    /// Every mined transaction (approvals, bets, redemptions), in order.
     pub tx_hashes: Vec<String>,
+    /// Gas paid by the bets, wei, exact.
     pub gas_paid_wei: String,
+    /// The kill switch at the end.
     pub kill_switch: crate::engine::KillSwitchSummary,
 }
 
@@ -286,15 +310,19 @@ fn read_forecasts(
 /// Wires `kelly_bettor` live on a chain's prediction markets (the devnet's, or those `[markets]`
 /// finds): the Gnosis CTF/FPMM venue behind [`Betting`](agent_core::Betting), a cycle per new
 /// block or timer tick (up to `--max-cycles`), and the same agent loop, gate, kill switch,
-/// journal and restart as every strategy ([`Drive::go_with`]). Each cycle redeems resolved
+/// journal and restart as every strategy ([`AgentBuilder`](crate::AgentBuilder)). Each cycle redeems resolved
 /// positions, then judges every market; a flatten holds the positions to redemption.
-pub async fn run_bettor(spec: RunSpec, args: ChainArgs) -> Result<PredictionSummary, RunError> {
+///
+/// # Errors
+/// Not live mode, a key the chain cannot honour (`min_time_to_close_s`), the forecasts file,
+/// and everything [`run_chain`] can fail on.
+pub async fn run_bettor(mut spec: RunSpec, args: ChainArgs) -> Result<PredictionSummary, RunError> {
     use agent_core::{Betting, Bettor};
     use connectors::evm::{ChainPredictionVenue, CycleSource, PredictionMarkets};
     use models::calibration::FeatureProbability;
     use strategies::{KellyBettor, KellyConfig};
 
-    let cfg = &spec.config;
+    let cfg = &spec.config.clone();
     live_only(
         &spec,
         "prediction markets run live (`defai run`); evaluate offline with `defai predict-eval`",
@@ -372,11 +400,17 @@ pub async fn run_bettor(spec: RunSpec, args: ChainArgs) -> Result<PredictionSumm
         ChainPredictionVenue::open(pm, &markets, target.oracle, collateral.clone(), forecasts)
             .await?
             .with_chain_check(target.chain_id, *cfg.chain.chain_check_every.get_ref());
-    let strategy = KellyBettor::new(
-        Box::new(FeatureProbability::new(0)),
-        collateral.clone(),
-        kelly.clone(),
-    );
+    // The spec's strategy object (any betting strategy behind a `Bettor`), else kelly_bettor
+    // as the config's parameters set it.
+    let strategy: Box<dyn agent_core::Strategy> = match spec.strategy.take() {
+        Some(s) => s,
+        None => Box::new(Bettor::new(Box::new(KellyBettor::new(
+            Box::new(FeatureProbability::new(0)),
+            collateral.clone(),
+            kelly.clone(),
+        )))),
+    };
+    let strategy_name = strategy.name().to_string();
     // `[risk]` tightens these in the wiring (`Drive::go_with`), as for every kind.
     let bet_limits = crate::predict::bet_limits(&kelly, &collateral).map_err(RunError::Limit)?;
     let drive = Drive {
@@ -402,20 +436,14 @@ pub async fn run_bettor(spec: RunSpec, args: ChainArgs) -> Result<PredictionSumm
     };
     let source = CycleSource(cfg.cycle_clock(&chain)?);
     let out = drive
-        .go_with(
-            &spec,
-            source,
-            Betting(venue),
-            Box::new(Bettor::new(Box::new(strategy))),
-            Vec::new(),
-        )
+        .go_with(&mut spec, source, Betting(venue), strategy, Vec::new())
         .await?;
     let report = &out.report;
     let c = &collateral;
     let gas: U256 = report.bets.iter().map(|b| b.gas_native).sum();
     Ok(PredictionSummary {
         mode: spec.mode,
-        strategy: "kelly_bettor".into(),
+        strategy: strategy_name,
         chain_id: target.chain_id,
         cycles: report.bars,
         markets_seen: report.markets_seen,
@@ -447,21 +475,33 @@ pub async fn run_bettor(spec: RunSpec, args: ChainArgs) -> Result<PredictionSumm
 /// The JSON summary of a live rebalancing run.
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct RebalanceSummary {
+    /// How it ran (live).
     pub mode: crate::engine::Mode,
+    /// The strategy's name.
     pub strategy: String,
+    /// The chain it traded on.
     pub chain_id: u64,
+    /// Cycles run (blocks or timer ticks).
     pub cycles: u64,
+    /// Cycles on which the plan proposed legs (the built-in rebalancer's count).
     pub rebalances: u64,
+    /// Legs filled.
     pub trades: u64,
     /// Legs skipped because gas would exceed `max_gas_share` of their value, or below min_trade.
     pub skipped_cycles: u64,
+    /// Approved legs that failed on chain.
     pub execution_failures: u64,
+    /// Target weight by token symbol (fractions summing to 1).
     pub targets: std::collections::BTreeMap<String, f64>,
+    /// Final weight by token symbol, at the last prices.
     pub weights: std::collections::BTreeMap<String, f64>,
     /// RMS distance of the final weights from the targets, percent.
     pub tracking_error_pct: f64,
+    /// Final balance by token symbol, decimal strings in whole tokens.
     pub balances: std::collections::BTreeMap<String, String>,
+    /// Gas the run's receipts say it paid, wei, exact.
     pub gas_paid_wei: String,
+    /// Every mined transaction, in order.
     pub tx_hashes: Vec<String>,
     /// Legs the risk gate or the kill switch refused.
     pub refused: u64,
@@ -469,6 +509,7 @@ pub struct RebalanceSummary {
     pub risk: crate::engine::RiskSummary,
     /// Balances the chain corrected after the start (0: every leg booked to the wei).
     pub reconciliations: u64,
+    /// The kill switch at the end.
     pub kill_switch: crate::engine::KillSwitchSummary,
 }
 
@@ -476,11 +517,18 @@ pub struct RebalanceSummary {
 /// and dUSD), one Uniswap V2 pool venue per asset against the quote token behind one
 /// [`VenueSet`](agent_core::VenueSet), one wallet and one nonce manager for all of them, and the
 /// same agent loop, gate, kill switch, journal and restart as every strategy
-/// ([`Drive::go_with`]). Gas is valued at the price of the gas token's pool.
-pub async fn run_rebalancer(spec: RunSpec, args: ChainArgs) -> Result<RebalanceSummary, RunError> {
+/// ([`AgentBuilder`](crate::AgentBuilder)). Gas is valued at the price of the gas token's pool.
+///
+/// # Errors
+/// Not live mode, targets that are not fractions summing to 1, an asset without a pool, and
+/// everything [`run_chain`] can fail on.
+pub async fn run_rebalancer(
+    mut spec: RunSpec,
+    args: ChainArgs,
+) -> Result<RebalanceSummary, RunError> {
     use strategies::rebalancer::{Holding, RebalanceConfig, Rebalancer, tracking_error, weights};
 
-    let cfg = &spec.config;
+    let cfg = &spec.config.clone();
     live_only(
         &spec,
         "the live rebalancer runs with `defai run`; backtest it with `defai rebalance`",
@@ -592,6 +640,13 @@ pub async fn run_rebalancer(spec: RunSpec, args: ChainArgs) -> Result<RebalanceS
     )
     .map_err(RunError::Setup)?;
     let stats = strategy.stats();
+    // The spec's strategy object (e.g. a model-driven target) trades the same tokens and pools;
+    // the summary's counters and prices are then the built-in rebalancer's, left at zero.
+    let strategy: Box<dyn agent_core::Strategy> = match spec.strategy.take() {
+        Some(s) => s,
+        None => Box::new(strategy),
+    };
+    let strategy_name = strategy.name().to_string();
     let source = ChainSource::pools(chain.clone(), pools, cfg.cycle_clock(&chain)?);
     let drive = Drive {
         pair: pairs[0].clone(),
@@ -615,13 +670,7 @@ pub async fn run_rebalancer(spec: RunSpec, args: ChainArgs) -> Result<RebalanceS
         bet_limits: None,
     };
     let out = drive
-        .go_with(
-            &spec,
-            source,
-            venue,
-            Box::new(strategy),
-            pairs[1..].to_vec(),
-        )
+        .go_with(&mut spec, source, venue, strategy, pairs[1..].to_vec())
         .await?;
     let report = &out.report;
     let stats = stats.lock().map(|s| s.clone()).unwrap_or_default();
@@ -648,7 +697,7 @@ pub async fn run_rebalancer(spec: RunSpec, args: ChainArgs) -> Result<RebalanceS
     }
     Ok(RebalanceSummary {
         mode: spec.mode,
-        strategy: "rebalancer".into(),
+        strategy: strategy_name,
         chain_id: target.chain_id,
         cycles: report.bars,
         rebalances: stats.rebalances,

@@ -23,10 +23,11 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use crate::chain::ChainArgs;
 use crate::config::{Config, VenueKind};
 use crate::connectors::StateDir;
-use crate::control::{AgentHandle, ApiClient, ApiServer, ApiToken, Board};
+use crate::control::{AgentHandle, ApiClient, ApiServer};
 use crate::core::{KillMode, SwitchAction};
 use crate::engine::{self, Mode, RunSpec};
 use crate::output;
+use crate::runtime::{ApiAgent, ApiOptions, serve_api};
 use anyhow::{Context as _, Result, bail};
 use clap::{Args, Parser, Subcommand};
 
@@ -614,29 +615,11 @@ fn default_state_dir(config: &Config, mode: Mode) -> PathBuf {
     let root = std::env::var_os("DEFAI_STATE_ROOT")
         .map(PathBuf::from)
         .unwrap_or_else(|| PathBuf::from("state"));
-    root.join(format!("{}-{}", config.agent_name(), mode_name(mode)))
-}
-
-fn mode_name(mode: Mode) -> &'static str {
-    match mode {
-        Mode::Backtest => "backtest",
-        Mode::Paper => "paper",
-        Mode::Live => "live",
-    }
-}
-
-/// An agent the control API reports on.
-struct ApiAgent {
-    name: String,
-    state: PathBuf,
-    mode: Mode,
-    strategy: String,
+    root.join(format!("{}-{}", config.agent_name(), mode.name()))
 }
 
 /// Starts the control API and dashboard for `agents` (one server for all of them), unless
-/// `--no-api`: each agent's state folder gets the server's `api.json` and `api-token`. Returns
-/// the agents' board handles, in order, and the server (dropping it stops the server and removes
-/// the files).
+/// `--no-api` ([`serve_api`]).
 fn start_api(
     flags: &ApiFlags,
     agents: &[ApiAgent],
@@ -644,45 +627,11 @@ fn start_api(
     if flags.no_api {
         return Ok(None);
     }
-    if !flags.api.ip().is_loopback() && !flags.api_public {
-        bail!(
-            "--api {}: not a loopback address. The API halts and resumes the agent over plain \
-             HTTP, so its bearer token would cross the network in the clear: keep it on \
-             127.0.0.1 (reach it through an SSH tunnel), or pass --api-public to serve it there \
-             anyway (behind a TLS proxy)",
-            flags.api
-        );
-    }
-    let board = Board::new();
-    let mut handles = Vec::with_capacity(agents.len());
-    let mut dirs = Vec::with_capacity(agents.len());
-    for a in agents {
-        let dir = StateDir::open(&a.state)?;
-        // Refused here, before this process writes its endpoint over the one of an agent that
-        // holds the folder (the run itself takes the lock for good).
-        drop(dir.lock()?);
-        let dir = std::fs::canonicalize(&a.state).unwrap_or_else(|_| a.state.clone());
-        let handle = board.register(&a.name, Some(dir.clone()));
-        handle.describe(mode_name(a.mode), &a.strategy);
-        handles.push(handle);
-        dirs.push(dir);
-    }
-    let mut server = ApiServer::start(board, flags.api, ApiToken::generate()?)?;
-    for dir in &dirs {
-        server.publish(dir)?;
-    }
-    let url = server.url();
-    for (a, dir) in agents.iter().zip(&dirs) {
-        tracing::info!(
-            target: "defai::api",
-            "agent `{}`: control API {url}, dashboard {url}/#token=<the contents of {}> \
-             (`defai status --state {}`)",
-            a.name,
-            dir.join(crate::control::TOKEN_FILE).display(),
-            dir.display()
-        );
-    }
-    Ok(Some((handles, server)))
+    let options = ApiOptions {
+        addr: flags.api,
+        public: flags.api_public,
+    };
+    Ok(Some(serve_api(&options, agents)?))
 }
 
 fn run_config(args: &RunArgs) -> Result<Config> {
@@ -749,7 +698,8 @@ async fn run_agent(
         // A backtest is a pure function of its inputs; a paper replay in a folder the user named
         // keeps its kill switch latched across runs, like a live agent.
         reset_switch: chain.is_none() && (mode == Mode::Backtest || args.state.is_none()),
-        board,
+        strategy: None,
+        observers: board.iter().map(|b| b.observer()).collect(),
     };
     if spec.config.strategy.name == "rebalancer" {
         let Some((chain_args, _)) = chain else {
@@ -1425,7 +1375,8 @@ async fn run_fleet(
             max_cycles,
             fresh_state: false,
             reset_switch: false,
-            board: None,
+            strategy: None,
+            observers: Vec::new(),
         };
         specs.push((i, path, spec));
     }
@@ -1444,7 +1395,7 @@ async fn run_fleet(
     handles.reverse();
     for (i, path, mut spec) in specs {
         let board = handles.pop();
-        spec.board = board.clone();
+        spec.observers.extend(board.iter().map(|b| b.observer()));
         let args = ChainArgs {
             devnet: args.devnet.clone(),
             keystore: args.keystore.clone(),

@@ -10,54 +10,94 @@ use connectors::PaperAmmConfig;
 use connectors::evm::DevnetInfo;
 use connectors::evm::alloy::primitives::Address;
 
-/// A chain and the Uniswap V2 contracts to trade on it.
+/// A chain and the Uniswap V2 contracts to trade on it, resolved by [`Config::chain_target`]
+/// from a devnet's `devnet.json` or from `[chain]` and `[venue]`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ChainTarget {
+    /// The JSON-RPC endpoint, an `http://` or `https://` URL (`[chain] rpc_url`).
     pub rpc_url: String,
+    /// The chain id the RPC must report (`[chain] chain_id`).
     pub chain_id: u64,
+    /// The UniswapV2Router02 contract swaps go through (`[venue] router`).
     pub router: Address,
+    /// The Uniswap V2 pair contract of base/quote the agent prices and trades (`[venue] pool`).
     pub pool: Address,
+    /// The ERC-20 contract of the base token, e.g. WETH (`[venue] base_token`).
     pub base_token: Address,
+    /// The ERC-20 contract of the quote token (`[venue] quote_token`).
     pub quote_token: Address,
 }
 use serde::Deserialize;
 use toml::Spanned;
 
+/// Why a config could not be loaded or a value of it cannot be used. Every message names the
+/// file, and where it can the line and the key.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
+    /// The config file could not be read.
     #[error("{path}: {error}")]
-    Io { path: String, error: std::io::Error },
+    Io {
+        /// The file, as given.
+        path: String,
+        /// What reading it failed with.
+        error: std::io::Error,
+    },
+    /// The text is not valid TOML, or has an unknown key or a value of the wrong type.
     #[error("{path}: {message}")]
-    Parse { path: String, message: String },
+    Parse {
+        /// The file (`config` for text parsed without a path).
+        path: String,
+        /// The TOML parser's message, which names the line, the column and the key.
+        message: String,
+    },
+    /// A well-typed value that cannot be honoured (out of range, not an address, missing where
+    /// required, ...).
     #[error("{path} line {line}: `{key}`: {reason}")]
     Invalid {
+        /// The file (`config` for text parsed without a path, `--param` for a command-line
+        /// override).
         path: String,
+        /// The 1-based line of the value; 0 when the key is absent or came from `--param`.
         line: usize,
+        /// The dotted key, e.g. `risk.max_trade_notional` or `strategy.params.fast`.
         key: String,
+        /// What is wrong with the value (never the value itself for wallet keys).
         reason: String,
     },
+    /// A `--param` override that is not `key=value` (no `=`, or an empty key); holds the
+    /// argument as given.
     #[error("--param `{0}`: expected key=value")]
     BadOverride(String),
 }
 
+/// A parsed and validated agent config file ([`Config::load`], [`Config::parse`]): one field per
+/// TOML section, each optional (a missing section takes its defaults). Unknown sections or keys
+/// and values of the wrong type fail the load naming the file, line and key.
 #[derive(Debug, Clone, Deserialize, Default)]
 #[serde(deny_unknown_fields)]
 pub struct Config {
+    /// `[agent]`: the agent's name and starting balance.
     #[serde(default)]
     pub agent: AgentSection,
+    /// `[market]`: the bar data and the pair's token symbols and decimals.
     #[serde(default)]
     pub market: MarketSection,
+    /// `[venue]`: the paper pool or the Uniswap V2 contracts, fees and gas.
     #[serde(default)]
     pub venue: VenueSection,
+    /// `[strategy]`: which strategy runs, its parameters and its risk overrides.
     #[serde(default)]
     pub strategy: StrategySection,
+    /// `[risk]`: the risk gate's limits (overridden key by key by `[strategy.risk]`).
     #[serde(default)]
     pub risk: RiskSection,
+    /// `[kill_switch]`: what trips the kill switch automatically and what a breach does.
     #[serde(default)]
     pub kill_switch: KillSwitchSection,
     /// The chain, for `defai run` and chain-fed paper trading.
     #[serde(default)]
     pub chain: ChainSection,
+    /// `[wallet]`: where the signing key comes from (never the key itself).
     #[serde(default)]
     pub wallet: WalletSection,
     /// Prediction markets to trade on a chain without `devnet.json` (kelly_bettor).
@@ -72,13 +112,16 @@ pub struct Config {
     text: String,
 }
 
+/// `[agent]`: who the agent is and what it starts with.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct AgentSection {
     /// The agent's name: its state folder is `./state/<name>-<mode>` unless `--state` says
     /// otherwise. Default: the config file's stem, or the strategy's name.
     pub name: Option<String>,
-    /// Quote tokens the agent starts with (default 10,000).
+    /// `[agent] starting_quote`: quote tokens the agent starts with, whole tokens (default
+    /// 10,000). A negative or non-finite value, or one with more decimals than `[market]
+    /// quote_decimals`, fails the load naming file, line and key.
     #[serde(default = "default_starting_quote")]
     pub starting_quote: Spanned<f64>,
 }
@@ -96,18 +139,28 @@ fn default_starting_quote() -> Spanned<f64> {
     Spanned::new(0..0, 10_000.0)
 }
 
+/// `[market]`: the bars a bar strategy replays and the pair they price.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct MarketSection {
     /// OHLCV CSV (optionally .gz); relative paths are relative to the config file. Default: the
     /// bundled ETH/USDC hourly data.
     pub data: Option<PathBuf>,
+    /// `[market] base`: symbol of the base token, the one the agent buys and sells (default
+    /// `ETH`).
     #[serde(default = "default_base")]
     pub base: String,
+    /// `[market] base_decimals`: decimals of the base token, 0 to 255 (default 18); anything
+    /// else is a type error that fails the load naming file, line and key.
     #[serde(default = "default_base_decimals")]
     pub base_decimals: u8,
+    /// `[market] quote`: symbol of the quote token, the one prices, balances and limits are in
+    /// (default `USDC`).
     #[serde(default = "default_quote")]
     pub quote: String,
+    /// `[market] quote_decimals`: decimals of the quote token, 0 to 255 (default 6); whole-token
+    /// amounts in quote (starting balance, pool depth, `max_trade_notional`, `max_bet`) are
+    /// converted to units with it.
     #[serde(default = "default_quote_decimals")]
     pub quote_decimals: u8,
     /// Skip malformed rows instead of stopping (default false).
@@ -141,6 +194,8 @@ impl Default for MarketSection {
     }
 }
 
+/// `[venue] kind`: where trades fill, `paper_amm` (default) or `uniswap_v2`; any other name
+/// fails the load naming file, line and key.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
 #[serde(rename_all = "snake_case")]
 pub enum VenueKind {
@@ -152,9 +207,12 @@ pub enum VenueKind {
     UniswapV2,
 }
 
+/// `[venue]`: the venue trades fill on: the paper pool's fee, depth and gas, or the Uniswap V2
+/// contracts on a chain.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct VenueSection {
+    /// `[venue] kind`: the paper pool (default) or the real Uniswap V2 contracts.
     #[serde(default)]
     pub kind: VenueKind,
     /// LP fee, basis points (default 30, Uniswap V2).
@@ -190,6 +248,9 @@ fn default_deadline() -> Spanned<u64> {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ChainSection {
+    /// `[chain] rpc_url`: the JSON-RPC endpoint (no default; required by the chain modes unless
+    /// `--devnet` gives one). A URL that is not `http://` or `https://` is refused, naming file,
+    /// line and key, when a chain mode resolves it.
     pub rpc_url: Option<Spanned<String>>,
     /// Must equal what the RPC reports, at start and every `chain_check_every` cycles.
     pub chain_id: Option<Spanned<u64>>,
@@ -306,7 +367,9 @@ pub struct RebalanceSection {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RebalanceAsset {
+    /// The token's symbol, as balances and legs name it; each must be listed once.
     pub symbol: String,
+    /// The token's decimals, 0 to 255 (its ERC-20 `decimals()`).
     pub decimals: u8,
     /// The ERC-20 contract.
     pub address: Spanned<String>,
@@ -320,23 +383,39 @@ pub struct RebalanceAsset {
 /// the quote token, which is last) and its target weight; gas is priced by `tokens[gas_token]`.
 #[derive(Debug, Clone, PartialEq)]
 pub struct RebalanceTarget {
+    /// The JSON-RPC endpoint (`[chain] rpc_url`, or the devnet's).
     pub rpc_url: String,
+    /// The chain id the RPC must report (`[chain] chain_id`, or the devnet's).
     pub chain_id: u64,
+    /// The UniswapV2Router02 every leg goes through (`[venue] router`, or the devnet's).
     pub router: Address,
+    /// Per token: the token (symbol, decimals), its ERC-20 contract, its Uniswap V2 pool
+    /// against the quote token (`None` for the quote token, which is last) and its target
+    /// weight in [0, 1]; the weights sum to 1.
     pub tokens: Vec<(Token, Address, Option<Address>, f64)>,
+    /// Index into `tokens` of the asset whose pool prices the gas token.
     pub gas_token: usize,
 }
 
 /// Where a prediction agent's markets are: contracts, filters and explicit markets.
 #[derive(Debug, Clone, PartialEq)]
 pub struct MarketsTarget {
+    /// The JSON-RPC endpoint (`[chain] rpc_url`, or the devnet's).
     pub rpc_url: String,
+    /// The chain id the RPC must report (`[chain] chain_id`, or the devnet's).
     pub chain_id: u64,
+    /// The Gnosis ConditionalTokens contract (`[markets] conditional_tokens`).
     pub conditional_tokens: Address,
+    /// The FixedProductMarketMakerFactory whose creation events list the markets
+    /// (`[markets] fpmm_factory`).
     pub fpmm_factory: Address,
+    /// Only markets whose condition this oracle prepared are traded (`[markets] oracle`).
     pub oracle: Address,
+    /// Only markets with this ERC-20 collateral are traded (`[markets] collateral`).
     pub collateral: Address,
+    /// First block of the factory's events to read (`[markets] from_block`, 0 on a devnet).
     pub from_block: u64,
+    /// Markets traded besides the discovered ones (`[markets] list`; a devnet's markets).
     pub list: Vec<Address>,
 }
 
@@ -385,6 +464,8 @@ impl Default for VenueSection {
     }
 }
 
+/// `[strategy]`: the strategy the agent runs, its `[strategy.params]` and its
+/// `[strategy.risk]` overrides.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct StrategySection {
@@ -419,22 +500,63 @@ impl Default for StrategySection {
 #[derive(Debug, Clone, Deserialize, Default)]
 #[serde(deny_unknown_fields)]
 pub struct RiskSection {
+    /// `[risk] max_trade_notional`: largest notional of one exposure-increasing trade, whole
+    /// quote tokens, rounded down to quote units (default: no limit). A negative, non-finite or
+    /// too large value, or one below one quote unit, fails the load naming file, line and key.
     pub max_trade_notional: Option<Spanned<f64>>,
+    /// `[risk] max_position_pct`: largest value of one asset as a share of equity, percent
+    /// (default 100: no leverage). Outside 0 to 100, or not finite, fails the load naming file,
+    /// line and key.
     pub max_position_pct: Option<Spanned<f64>>,
+    /// `[risk] max_gross_exposure_pct`: largest value of all non-quote assets together as a
+    /// share of equity, percent (default 100). Outside 0 to 100 fails the load naming file,
+    /// line and key.
     pub max_gross_exposure_pct: Option<Spanned<f64>>,
+    /// `[risk] max_daily_loss_pct`: loss from the UTC day's starting equity that trips the kill
+    /// switch, percent (default 20). Outside 0 to 100 fails the load naming file, line and key.
     pub max_daily_loss_pct: Option<Spanned<f64>>,
+    /// `[risk] max_drawdown_pct`: fall from peak equity that trips the kill switch, percent
+    /// (default 50). Outside 0 to 100 fails the load naming file, line and key.
     pub max_drawdown_pct: Option<Spanned<f64>>,
+    /// `[risk] max_slippage_bps`: how far below the quote every swap's minimum output is set,
+    /// basis points (default 100). Above 10000 fails the load naming file, line and key.
     pub max_slippage_bps: Option<Spanned<u32>>,
-    /// How far a trade's average price (LP fee excluded) may be from the venue's marginal price
-    /// before it, bps (default 100).
+    /// `[risk] max_price_impact_bps`: how far a trade's average price (LP fee excluded) may be
+    /// from the venue's marginal price before it, basis points (default 100); larger
+    /// exposure-increasing trades are resized down to it. Outside 1 to 10000 fails the load
+    /// naming file, line and key.
     pub max_price_impact_bps: Option<Spanned<u32>>,
+    /// `[risk] max_gas_price_gwei`: transactions priced above this are refused, gwei, rounded
+    /// down to wei (default 200 gwei). A negative, non-finite or too large value, or one below
+    /// 1 wei, fails the load naming file, line and key.
     pub max_gas_price_gwei: Option<Spanned<f64>>,
+    /// `[risk] max_gas_spend_per_day`: gas the agent may burn per UTC day, whole native tokens
+    /// (e.g. ETH), rounded down to wei (default: no limit). A negative, non-finite or too large
+    /// value, or one below 1 wei, fails the load naming file, line and key.
     pub max_gas_spend_per_day: Option<Spanned<f64>>,
+    /// `[risk] max_trades_per_hour`: exposure-increasing trades per rolling hour, a
+    /// non-negative integer (default 60; 0 allows none). A negative or fractional value fails
+    /// the load naming file, line and key.
     pub max_trades_per_hour: Option<Spanned<u32>>,
+    /// `[risk] min_seconds_between_trades`: seconds between exposure-increasing trades, a
+    /// non-negative integer (default 0). A negative or fractional value fails the load naming
+    /// file, line and key.
     pub min_seconds_between_trades: Option<Spanned<u32>>,
+    /// `[risk] allowed_tokens`: array of the token symbols the agent may trade (default: only
+    /// the agent's own pair). A value that is not an array of strings fails the load naming
+    /// file, line and key.
     pub allowed_tokens: Option<Spanned<Vec<String>>>,
+    /// `[risk] allowed_contracts`: array of the contract addresses (`0x…`) a live venue may send
+    /// transactions to (default: the venue's own router only). An entry that is not an address
+    /// fails the load naming file, line and key.
     pub allowed_contracts: Option<Spanned<Vec<String>>>,
+    /// `[risk] max_price_deviation_bps`: intents are refused when the venue's price is further
+    /// than this from the latest bar's close, basis points (default 300). A negative or
+    /// fractional value fails the load naming file, line and key.
     pub max_price_deviation_bps: Option<Spanned<u32>>,
+    /// `[risk] max_data_age_s`: new intents are refused on data older than this, seconds
+    /// (default: no limit, as replayed data has no age; set it for live trading). A negative or
+    /// fractional value fails the load naming file, line and key.
     pub max_data_age_s: Option<Spanned<u32>>,
     /// Prediction markets: the largest single bet, collateral (whole tokens). The bet gate
     /// refuses anything above it, whatever the strategy asks.
@@ -551,6 +673,10 @@ impl Config {
     }
 
     /// Reads and validates a config file.
+    ///
+    /// # Errors
+    /// [`ConfigError::Io`] when the file cannot be read; otherwise every error of
+    /// [`Config::parse`].
     pub fn load(path: &Path) -> Result<Self, ConfigError> {
         let text = std::fs::read_to_string(path).map_err(|error| ConfigError::Io {
             path: path.display().to_string(),
@@ -560,6 +686,14 @@ impl Config {
     }
 
     /// Parses config text; `path` is used in messages and to resolve relative paths.
+    ///
+    /// # Errors
+    /// [`ConfigError::Parse`] when the text is not TOML or has an unknown section or key or a
+    /// value of the wrong type; [`ConfigError::Invalid`] (naming file, line and key) when
+    /// `[wallet]` holds a `private_key` or a `key_env` that is not an environment variable
+    /// name, or when a value [`Config::starting_quote`], [`Config::paper_amm`],
+    /// [`Config::chain_policy`], [`Config::risk_limits`], [`Config::max_bet`] or
+    /// [`Config::kill_policy`] checks is refused.
     pub fn parse(text: &str, path: Option<&Path>) -> Result<Self, ConfigError> {
         let name = path
             .map(|p| p.display().to_string())
@@ -643,22 +777,34 @@ impl Config {
         Ok(())
     }
 
+    /// The base token: `[market] base` with `[market] base_decimals` (default ETH, 18).
     pub fn base(&self) -> Token {
         Token::new(&self.market.base, self.market.base_decimals)
     }
 
+    /// The quote token: `[market] quote` with `[market] quote_decimals` (default USDC, 6).
     pub fn quote(&self) -> Token {
         Token::new(&self.market.quote, self.market.quote_decimals)
     }
 
     /// `agent.starting_quote` in exact quote units.
+    ///
+    /// # Errors
+    /// [`ConfigError::Invalid`] for `agent.starting_quote` when it is negative, not finite, has
+    /// more decimals than `[market] quote_decimals` or does not fit in 256 bits.
     pub fn starting_quote(&self) -> Result<U256, ConfigError> {
         let s = &self.agent.starting_quote;
         units_from_f64(*s.get_ref(), self.market.quote_decimals)
             .map_err(|e| self.invalid(s.span(), "agent.starting_quote", e.to_string()))
     }
 
-    /// The paper venue's parameters in exact units.
+    /// The paper venue's parameters in exact units (depth in quote units, gas price in wei).
+    ///
+    /// # Errors
+    /// [`ConfigError::Invalid`] naming the key and line when `venue.depth_quote` is negative,
+    /// not finite, finer than a quote unit, too large or zero; when `venue.fee_bps` is 10000 or
+    /// more; or when `venue.gas_price_gwei` is negative, not finite, finer than 1 wei or too
+    /// large.
     pub fn paper_amm(&self) -> Result<PaperAmmConfig, ConfigError> {
         let v = &self.venue;
         let depth = units_from_f64(*v.depth_quote.get_ref(), self.market.quote_decimals)
@@ -713,6 +859,12 @@ impl Config {
 
     /// Checks the transaction and venue settings a live run relies on for safety: each is
     /// refused, naming its key and line, where it would switch a guard off.
+    ///
+    /// # Errors
+    /// [`ConfigError::Invalid`] when `chain.chain_check_every` is 0; when
+    /// `chain.receipt_timeout_s` or `chain.cycle_interval_s` is not a number of seconds above 0
+    /// and at most 86400; when `venue.deadline_s` is not from 1 to 86400; or when
+    /// `chain.gas_per_swap` or `venue.gas_per_swap` is 0.
     pub fn chain_policy(&self) -> Result<(), ConfigError> {
         let c = &self.chain;
         if *c.chain_check_every.get_ref() == 0 {
@@ -770,6 +922,13 @@ impl Config {
     /// cannot be honoured (negative, out of range, rounding to nothing) is an error naming the
     /// key and the line. Every key applies to every kind: each limit judges the actions it
     /// concerns (swaps, bets, the legs of a bundle; see `docs/runtime.md`).
+    ///
+    /// # Errors
+    /// [`ConfigError::Invalid`] naming the key and line when a percentage is not from 0 to 100,
+    /// `max_slippage_bps` is above 10000, `max_price_impact_bps` is not from 1 to 10000, a
+    /// money limit (`max_trade_notional`, `max_gas_price_gwei`, `max_gas_spend_per_day`) is
+    /// negative, not finite, too large or below one unit, or an `allowed_contracts` entry is
+    /// not an address.
     pub fn risk_limits(&self) -> Result<RiskLimits, ConfigError> {
         let r = self.risk.overlay(&self.strategy.risk);
         let d = RiskLimits::default();
@@ -891,7 +1050,13 @@ impl Config {
         Ok(units)
     }
 
-    /// The kill switch's automatic behaviour.
+    /// The kill switch's automatic behaviour: `[kill_switch]` over the defaults of
+    /// [`KillSwitchPolicy`].
+    ///
+    /// # Errors
+    /// [`ConfigError::Invalid`] naming the key and line when `kill_switch.on_breach` is not
+    /// `halt`, `reduce_only` or `flatten` (`flatten_now` is refused: only an operator asks for
+    /// it), or when `max_consecutive_failures` or `stale_data_multiple` is 0.
     pub fn kill_policy(&self) -> Result<KillSwitchPolicy, ConfigError> {
         let k = &self.kill_switch;
         let d = KillSwitchPolicy::default();
@@ -929,13 +1094,13 @@ impl Config {
         })
     }
 
-    /// The data file, resolved against the config file's folder.
-    /// The keystore file, relative to the config file's folder.
-    /// The environment variable holding the key, if the config names one.
+    /// The environment variable holding the key, if the config names one (`[wallet] key_env`).
     pub fn key_env(&self) -> Option<&str> {
         self.wallet.key_env.as_ref().map(|v| v.get_ref().as_str())
     }
 
+    /// The keystore file (`[wallet] keystore`), relative to the config file's folder; `None`
+    /// when unset (the key then comes from an environment variable).
     pub fn keystore_path(&self) -> Option<PathBuf> {
         Some(self.resolve(self.wallet.keystore.as_ref()?))
     }
@@ -1168,6 +1333,11 @@ impl Config {
 
     /// Where to trade: from a devnet's `devnet.json` when given, else from `[chain]` and
     /// `[venue]`. Every missing or malformed field is named with its line.
+    ///
+    /// # Errors
+    /// Without `devnet`: [`ConfigError::Invalid`] when `chain.rpc_url` or `chain.chain_id` is
+    /// missing (line 0) or the URL is not http(s), or when `venue.router`, `venue.pool`,
+    /// `venue.base_token` or `venue.quote_token` is missing or not an address.
     pub fn chain_target(&self, devnet: Option<&DevnetInfo>) -> Result<ChainTarget, ConfigError> {
         if let Some(d) = devnet {
             return Ok(ChainTarget {
@@ -1193,7 +1363,11 @@ impl Config {
     }
 
     /// `[risk] max_bet` (with `[strategy.risk]` over it) in units of the collateral (the
-    /// market's quote token): rounded down, refused when it rounds to nothing.
+    /// market's quote token): rounded down, refused when it rounds to nothing. `None` when unset.
+    ///
+    /// # Errors
+    /// [`ConfigError::Invalid`] for `risk.max_bet` when it is negative, not finite, too large,
+    /// or below one unit of the collateral.
     pub fn max_bet(&self) -> Result<Option<U256>, ConfigError> {
         let risk = self.risk.overlay(&self.strategy.risk);
         risk.max_bet
@@ -1202,6 +1376,8 @@ impl Config {
             .transpose()
     }
 
+    /// The data file (`[market] data`), resolved against the config file's folder; `None` when
+    /// unset (the bundled data is replayed).
     pub fn data_path(&self) -> Option<PathBuf> {
         Some(self.resolve(self.market.data.as_ref()?))
     }
@@ -1240,6 +1416,11 @@ impl Config {
     }
 
     /// Strategy parameters from the file, then `key=value` overrides from the command line.
+    ///
+    /// # Errors
+    /// [`ConfigError::Invalid`] naming the line when a `[strategy.params]` value is not an
+    /// integer, float, boolean or string; [`ConfigError::BadOverride`] when an override has no
+    /// `=` or an empty key.
     pub fn strategy_params(&self, overrides: &[String]) -> Result<Params, ConfigError> {
         let mut params = Params::new(&self.strategy.name);
         for (key, value) in &self.strategy.params {

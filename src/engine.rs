@@ -14,34 +14,59 @@ use serde::Serialize;
 
 use crate::config::{Config, ConfigError};
 
-/// The bundled ETH/USDC hourly candles (CryptoDataDownload, Binance spot), gzip-compressed.
+/// The bundled ETH/USDC hourly candles (CryptoDataDownload, Binance spot), gzip-compressed
+/// (feature `embedded-data`).
+#[cfg(feature = "embedded-data")]
 pub const EMBEDDED_DATA: &[u8] = include_bytes!("../data/Binance_ETHUSDC_1h.csv.gz");
 /// How the bundled data is named in reports and messages.
 pub const EMBEDDED_NAME: &str = "embedded:Binance_ETHUSDC_1h.csv";
 
+/// How an agent runs: the same strategy, gate and journal in every mode.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Mode {
+    /// Replaying bars on the simulated pool with the simulated clock (`defai backtest`).
     Backtest,
+    /// Filling on the simulated pool: over a replayed file (optionally paced), or over a chain's
+    /// pool read every block (`defai paper`); never signs anything.
     Paper,
     /// Signing and sending transactions on a chain (`defai run`).
     Live,
 }
 
+impl Mode {
+    /// `backtest`, `paper` or `live`: the name in summaries, state folders and the API.
+    pub fn name(self) -> &'static str {
+        match self {
+            Mode::Backtest => "backtest",
+            Mode::Paper => "paper",
+            Mode::Live => "live",
+        }
+    }
+}
+
+/// Why a run could not start or stopped with an error; each variant names what failed.
 #[derive(Debug, thiserror::Error)]
 pub enum RunError {
+    /// A config value that is missing, malformed or cannot be converted (file, line, key).
     #[error(transparent)]
     Config(#[from] ConfigError),
+    /// The market data file (unreadable, a bad row named by line and field, no rows).
     #[error(transparent)]
     Data(#[from] DataError),
+    /// The strategy's name or parameters.
     #[error(transparent)]
     Strategy(#[from] strategies::BuildError),
+    /// The agent loop stopped: the journal could not write, the venue lost track, a setup error.
     #[error(transparent)]
     Agent(#[from] AgentError),
+    /// The state folder: held by another agent, unreadable or unwritable.
     #[error(transparent)]
     State(#[from] StateError),
+    /// The chain: unreachable, a refused chain id, a contract unlike the config, the wallet.
     #[error(transparent)]
     Chain(#[from] connectors::evm::EvmError),
+    /// The journal could not be opened or read back for a restart.
     #[error(transparent)]
     Journal(#[from] agent_core::journal::JournalError),
     /// A limit that cannot be honoured (it names the key).
@@ -53,6 +78,11 @@ pub enum RunError {
 }
 
 /// Loads the configured data: `override_path`, else `market.data`, else the bundled series.
+///
+/// # Errors
+/// The file cannot be read, a row is malformed (named by line and field, unless
+/// `skip_bad_rows`), there are no rows, or neither a file nor the bundled data (feature
+/// `embedded-data`) is there.
 pub fn load_data(
     cfg: &Config,
     override_path: Option<&std::path::Path>,
@@ -66,29 +96,51 @@ pub fn load_data(
         .or_else(|| cfg.data_path())
     {
         Some(path) => connectors::load_csv_file(&path, opts),
+        #[cfg(feature = "embedded-data")]
         None => connectors::load_csv_bytes(EMBEDDED_NAME, EMBEDDED_DATA, opts),
+        #[cfg(not(feature = "embedded-data"))]
+        None => Err(DataError::Io {
+            source_name: EMBEDDED_NAME.into(),
+            error: std::io::Error::new(
+                std::io::ErrorKind::NotFound,
+                "no `market.data` in the config, and this build has no bundled data (enable the \
+                 `embedded-data` feature, or name a CSV file)",
+            ),
+        }),
     }
 }
 
 /// One row of `trades.csv`.
 #[derive(Debug, Clone, Serialize)]
 pub struct TradeRow {
+    /// The intent's id (`strategy:sequence`).
     pub id: String,
+    /// When it filled (unix seconds; bar time in a replay, block time on a chain).
     pub ts: i64,
+    /// `buy` (quote into base) or `sell` (base into quote).
     pub side: &'static str,
+    /// The token sold (symbol).
     pub sell: String,
+    /// The token bought (symbol).
     pub buy: String,
+    /// What was sold, a decimal string in the sold token's units.
     pub amount_in: String,
+    /// What was bought, a decimal string in the bought token's units.
     pub amount_out: String,
+    /// The fill's price, quote per whole base token (for reports only).
     pub price: f64,
+    /// The LP fee, a decimal string in quote token units.
     pub fee_quote: String,
+    /// The gas, valued in quote token units (decimal string).
     pub gas_quote: String,
+    /// The gas in the native token's smallest unit (wei), exact.
     pub gas_native_wei: String,
 }
 
 /// What `--out` writes: every fill and the equity at every bar.
 #[derive(Debug, Default)]
 pub struct Recording {
+    /// Every fill, in order.
     pub trades: Vec<TradeRow>,
     /// (ts, price, equity)
     pub marks: Vec<(i64, f64, f64)>,
@@ -141,8 +193,10 @@ impl Observer for Recorder {
 }
 
 /// Ticks a progress bar every few thousand bars (cheap enough for the backtest loop).
+#[cfg(feature = "cli")]
 struct Progress(indicatif::ProgressBar, u64);
 
+#[cfg(feature = "cli")]
 impl Observer for Progress {
     fn on_audit(&mut self, event: &AuditEvent<'_>) -> Result<(), AuditError> {
         if let AuditEvent::Mark { .. } = event {
@@ -178,15 +232,22 @@ impl<S: MarketSource> MarketSource for StoppableSource<S> {
     }
 }
 
-/// How to run.
+/// How to run one agent: the mode, the config and everything besides it. Build one with
+/// [`RunSpec::backtest`] or through [`AgentBuilder`](crate::runtime::AgentBuilder).
 pub struct RunSpec {
+    /// Backtest, paper or live.
     pub mode: Mode,
+    /// The agent's config (market, strategy, risk, kill switch, venue, chain).
     pub config: Config,
+    /// `key=value` overrides of `[strategy] params` (`--param`).
     pub params: Vec<String>,
     /// Replay speed (× real time); `None` = as fast as possible.
     pub speed: Option<f64>,
+    /// Show a progress bar on stderr (feature `cli`; ignored without it).
     pub progress: bool,
+    /// Keep every fill and the equity at every bar in [`RunOutput::recording`].
     pub record: bool,
+    /// Set it (e.g. on Ctrl-C) to end the run after the current event, with its report.
     pub stop: Arc<AtomicBool>,
     /// State folder: the kill switch is latched there and operator commands are read from it.
     /// `None`: nothing persists (the switch starts active every run).
@@ -199,16 +260,24 @@ pub struct RunSpec {
     /// Also start the latched kill switch afresh (backtests, and replays in a default folder);
     /// a replay in a folder the user named keeps its switch latched across runs.
     pub reset_switch: bool,
-    /// Reports the agent to the process's operator board (control API, dashboard).
-    pub board: Option<crate::control::AgentHandle>,
+    /// The strategy object to run. `None`: the one `config.strategy` names, built by the
+    /// installed registry ([`strategies::build`]) with `params` as overrides.
+    pub strategy: Option<Box<dyn Strategy>>,
+    /// Observers of the audit stream besides the state folder's journal (which comes first):
+    /// e.g. the operator board's (`control::AgentHandle::observer`).
+    pub observers: Vec<Box<dyn Observer>>,
 }
 
 /// What the risk gate decided.
 #[derive(Debug, Clone, Serialize)]
 pub struct RiskSummary {
+    /// Intents the gate passed as proposed.
     pub approved: u64,
+    /// Intents it cut down (then sent).
     pub resized: u64,
+    /// Intents it refused (never sent).
     pub refused: u64,
+    /// Refusals by reason code (e.g. `max_position`, `kill_switch`, `stale_data`).
     pub refused_by_reason: std::collections::BTreeMap<String, u64>,
     /// Why intents were cut down (e.g. `price_impact`, `max_trade_notional`).
     pub resized_by_reason: std::collections::BTreeMap<String, u64>,
@@ -236,8 +305,11 @@ impl From<&agent_core::RiskCounts> for RiskSummary {
 /// The kill switch at the end of the run.
 #[derive(Debug, Clone, Serialize)]
 pub struct KillSwitchSummary {
+    /// Active, Reducing (flattening) or Halted.
     pub state: SwitchState,
+    /// When it tripped (unix seconds, agent time); `None` while it never did.
     pub tripped_at: Option<i64>,
+    /// Why (the limit or the operator's reason).
     pub reason: Option<String>,
 }
 
@@ -248,6 +320,21 @@ impl From<&SwitchRecord> for KillSwitchSummary {
             tripped_at: r.tripped_at,
             reason: r.reason.clone(),
         }
+    }
+}
+
+impl std::fmt::Debug for RunSpec {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RunSpec")
+            .field("mode", &self.mode)
+            .field("agent", &self.config.agent_name())
+            .field("params", &self.params)
+            .field("state", &self.state)
+            .field("max_cycles", &self.max_cycles)
+            .field("fresh_state", &self.fresh_state)
+            .field("strategy", &self.strategy.as_ref().map(|s| s.name()))
+            .field("observers", &self.observers.len())
+            .finish_non_exhaustive()
     }
 }
 
@@ -266,7 +353,8 @@ impl RunSpec {
             max_cycles: None,
             fresh_state: true,
             reset_switch: true,
-            board: None,
+            strategy: None,
+            observers: Vec::new(),
         }
     }
 }
@@ -274,37 +362,65 @@ impl RunSpec {
 /// The JSON summary; field names are stable.
 #[derive(Debug, Clone, Serialize)]
 pub struct Summary {
+    /// How it ran.
     pub mode: Mode,
+    /// The strategy's name.
     pub strategy: String,
+    /// Where the market data came from (file, `embedded:…`, or the chain and pool).
     pub data: String,
+    /// The agent's pair, `BASE/QUOTE`.
     pub pair: String,
+    /// Market events seen (bars in a replay, cycles on a chain).
     pub bars: u64,
+    /// Rows of the data file skipped as malformed (`--skip-bad-rows`).
     pub skipped_rows: usize,
+    /// Gaps in the data's time series.
     pub gaps: usize,
+    /// Bars missing in those gaps, at the data's spacing.
     pub missing_bars: u64,
+    /// Rows with a timestamp seen before (dropped).
     pub duplicates: usize,
+    /// Market events the agent refused as malformed (non-finite or inconsistent prices).
     pub bad_events: u64,
+    /// Fills.
     pub trades: u64,
+    /// Intents the strategy proposed.
     pub intents: u64,
+    /// Intents the gate refused.
     pub refused: u64,
+    /// Approved intents the venue failed to execute.
     pub execution_failures: u64,
+    /// Events on which the strategy returned an error (no intent was taken from it).
     pub strategy_faults: u64,
     /// Balance corrections from the venue's record after the start (chain modes; 0 = exact).
     pub reconciliations: u64,
+    /// Equity at the first event, whole quote tokens.
     pub start_equity: f64,
+    /// Equity at the last event, whole quote tokens.
     pub end_equity: f64,
+    /// End against start equity, percent, net of fees and gas.
     pub return_pct: f64,
+    /// Holding the base token from the first close to the last, percent.
     pub buy_hold_return_pct: f64,
+    /// The largest fall of equity from a peak, percent.
     pub max_drawdown_pct: f64,
+    /// Annualised Sharpe ratio of the per-event equity returns (zero risk-free rate).
     pub sharpe: f64,
+    /// LP fees paid, whole quote tokens.
     pub fees_paid: f64,
+    /// Gas paid, valued in whole quote tokens.
     pub gas_paid: f64,
+    /// Gas paid in whole native tokens (ETH).
     pub gas_paid_native: f64,
+    /// What the risk gate decided.
     pub risk: RiskSummary,
+    /// The kill switch at the end.
     pub kill_switch: KillSwitchSummary,
     /// Exact final balances as decimal strings, by token symbol.
     pub balances: std::collections::BTreeMap<String, String>,
+    /// Wall time of the agent loop, seconds.
     pub elapsed_s: f64,
+    /// `bars / elapsed_s`.
     pub bars_per_s: f64,
     /// The chain traded on or read from (chain modes).
     pub chain_id: Option<u64>,
@@ -319,20 +435,30 @@ pub struct Summary {
 /// A comparison strategy's result over the same bars.
 #[derive(Debug, Clone, Serialize)]
 pub struct BaselineSummary {
+    /// Its return, percent, net of fees and gas.
     pub return_pct: f64,
+    /// Its fills.
     pub trades: u64,
+    /// Its largest fall from a peak, percent.
     pub max_drawdown_pct: f64,
+    /// LP fees it paid, whole quote tokens.
     pub fees_paid: f64,
+    /// Gas it paid, whole quote tokens.
     pub gas_paid: f64,
 }
 
 /// Where a run's market data came from, for the summary.
 #[derive(Debug, Clone, Default)]
 pub struct DataInfo {
+    /// The file, `embedded:…`, or the chain and pool read.
     pub source: String,
+    /// Malformed rows skipped.
     pub skipped_rows: usize,
+    /// Gaps in the time series.
     pub gaps: usize,
+    /// Bars missing in the gaps.
     pub missing_bars: u64,
+    /// Repeated timestamps dropped.
     pub duplicates: usize,
 }
 
@@ -400,25 +526,40 @@ impl Summary {
     }
 }
 
+/// What a run returns: its summary, the agent's full report, and the recording when asked for.
+#[derive(Debug)]
 pub struct RunOutput {
+    /// The JSON summary (`defai backtest --json`).
     pub summary: Summary,
+    /// The agent's report: exact portfolio, counters, risk verdicts, kill switch, bets.
     pub report: AgentReport,
+    /// Every fill and mark (`RunSpec::record`), `None` otherwise.
     pub recording: Option<Recording>,
 }
 
 /// Builds the strategy the config names, with command-line overrides.
+///
+/// # Errors
+/// An override that is not `key=value`, an unknown strategy name, or a parameter the strategy
+/// refuses (named).
 pub fn build_strategy(cfg: &Config, overrides: &[String]) -> Result<Box<dyn Strategy>, RunError> {
     let params = cfg.strategy_params(overrides)?;
     Ok(strategies::build(&cfg.strategy.name, params)?)
 }
 
 /// Runs one agent over `series` as `spec` says.
+///
+/// # Errors
+/// The config, the strategy, the state folder or the journal ([`RunError`]).
 pub async fn run(spec: RunSpec, series: &Series) -> Result<RunOutput, RunError> {
     run_shared(spec, series.bars.clone().into(), &series.report).await
 }
 
 /// Runs `spec`, then each baseline strategy (default parameters, same config otherwise) over the
 /// same bars, adding their results to the summary and their equity to the recording.
+///
+/// # Errors
+/// As [`run`], for the agent or any baseline.
 pub async fn run_with_baselines(
     spec: RunSpec,
     series: &Series,
@@ -442,7 +583,8 @@ pub async fn run_with_baselines(
             max_cycles: None,
             fresh_state: true,
             reset_switch: true,
-            board: None,
+            strategy: None,
+            observers: Vec::new(),
         };
         base_runs.push((
             name.clone(),
@@ -473,6 +615,9 @@ pub async fn run_with_baselines(
 }
 
 /// [`run`] over bars already shared (benchmarks replay one copy many times without copying).
+///
+/// # Errors
+/// As [`run`].
 pub async fn run_shared(
     spec: RunSpec,
     bars: Arc<[Bar]>,
@@ -499,7 +644,8 @@ pub async fn run_shared(
         bet_limits: None,
         wall_data_age: false,
     };
-    run.go(&spec, BarReplay::new(bars), venue).await
+    let mut spec = spec;
+    run.go(&mut spec, BarReplay::new(bars), venue).await
 }
 
 /// The kill switch latched in the state folder (with its operator-command watcher), or a fresh
@@ -578,7 +724,7 @@ pub(crate) struct StateParts {
 }
 
 /// Claims the state folder, then opens what lives in it: one call per agent run.
-pub(crate) fn state_parts(spec: &RunSpec) -> Result<StateParts, RunError> {
+pub(crate) fn state_parts(spec: &mut RunSpec) -> Result<StateParts, RunError> {
     // Claimed first: a replay's reset must happen before the switch and journal are read.
     let lock = claim_state(spec)?;
     let mut parts = StateParts {
@@ -605,9 +751,7 @@ pub(crate) fn state_parts(spec: &RunSpec) -> Result<StateParts, RunError> {
         parts.resume = resume;
         parts.observers.push(Box::new(j));
     }
-    if let Some(b) = &spec.board {
-        parts.observers.push(b.observer());
-    }
+    parts.observers.append(&mut spec.observers);
     Ok(parts)
 }
 
@@ -631,7 +775,8 @@ pub(crate) struct Drive {
     pub pair: Pair,
     pub portfolio: Portfolio,
     pub clock: Clock,
-    /// Events expected, for the progress bar.
+    /// Events expected, for the progress bar (feature `cli`).
+    #[cfg_attr(not(feature = "cli"), allow(dead_code))]
     pub total: Option<u64>,
     pub data: DataInfo,
     pub chain_id: Option<u64>,
@@ -642,15 +787,18 @@ pub(crate) struct Drive {
 }
 
 impl Drive {
-    /// Builds the agent (the config's strategy, gate, kill switch, observers) and runs it to
-    /// the end.
+    /// Builds the agent (the spec's strategy object, else the config's, the gate, kill switch
+    /// and observers) and runs it to the end.
     pub(crate) async fn go<S: MarketSource, V: Venue>(
         self,
-        spec: &RunSpec,
+        spec: &mut RunSpec,
         source: S,
         venue: V,
     ) -> Result<RunOutput, RunError> {
-        let strategy = build_strategy(&spec.config, &spec.params)?;
+        let strategy = match spec.strategy.take() {
+            Some(s) => s,
+            None => build_strategy(&spec.config, &spec.params)?,
+        };
         self.go_with(spec, source, venue, strategy, Vec::new())
             .await
     }
@@ -659,12 +807,20 @@ impl Drive {
     /// its own pair (a multi-asset agent; every pair quoted in the numéraire).
     pub(crate) async fn go_with<S: MarketSource, V: Venue>(
         self,
-        spec: &RunSpec,
+        spec: &mut RunSpec,
         source: S,
         venue: V,
         strategy: Box<dyn Strategy>,
         others: Vec<Pair>,
     ) -> Result<RunOutput, RunError> {
+        let StateParts {
+            lock: _lock,
+            kill,
+            observers,
+            resume,
+            recorder,
+            baselines,
+        } = state_parts(spec)?;
         let cfg = &spec.config;
         let pair = self.pair;
         let strategy_name = strategy.name().to_string();
@@ -676,14 +832,6 @@ impl Drive {
         let limits = cfg.risk_limits()?;
         let limits_age = limits.max_data_age_s;
         let gate = LimitGate::new(limits.clone());
-        let StateParts {
-            lock: _lock,
-            kill,
-            observers,
-            resume,
-            recorder,
-            baselines,
-        } = state_parts(spec)?;
         let mut venue = venue;
         if let Some(r) = recorder {
             venue.set_recorder(r);
@@ -736,6 +884,7 @@ impl Drive {
         if self.chain_id.is_some() {
             agent = agent.with_observer(Box::new(TxHashes(hashes.clone())));
         }
+        #[cfg(feature = "cli")]
         let bar = spec.progress.then(|| {
             let pb = match self.total {
                 Some(n) => indicatif::ProgressBar::new(n),
@@ -751,10 +900,12 @@ impl Drive {
             pb.set_message(format!("{:?} {strategy_name}", spec.mode).to_lowercase());
             pb
         });
+        #[cfg(feature = "cli")]
         if let Some(pb) = &bar {
             agent = agent.with_observer(Box::new(Progress(pb.clone(), 0)));
         }
         let report = agent.run().await?;
+        #[cfg(feature = "cli")]
         if let Some(pb) = bar {
             pb.finish_and_clear();
         }

@@ -8,14 +8,34 @@ use plotters::prelude::*;
 
 use crate::engine::{Recording, Summary};
 
+/// A run's output files could not be written. Each variant names the file; the run itself
+/// has completed, so fixing the folder (space, permissions) and running again is enough.
 #[derive(Debug, thiserror::Error)]
 pub enum OutputError {
+    /// The output folder could not be created, or a file in it created, written or flushed.
     #[error("{path}: {error}")]
-    Io { path: String, error: std::io::Error },
+    Io {
+        /// The folder or file that could not be written.
+        path: String,
+        /// The I/O error.
+        error: std::io::Error,
+    },
+    /// `trades.csv` could not be created or a row written to it.
     #[error("{path}: {error}")]
-    Csv { path: String, error: csv::Error },
+    Csv {
+        /// The path of `trades.csv`.
+        path: String,
+        /// The CSV writer's error (usually an I/O error underneath).
+        error: csv::Error,
+    },
+    /// The equity chart could not be drawn or saved as PNG.
     #[error("{path}: drawing failed: {error}")]
-    Plot { path: String, error: String },
+    Plot {
+        /// The path of the PNG.
+        path: String,
+        /// What the plotting backend said.
+        error: String,
+    },
 }
 
 /// The human summary, one aligned `key  value` per line.
@@ -90,6 +110,18 @@ pub fn summary_table(s: &Summary) -> String {
 }
 
 /// Writes `trades.csv`, `equity.csv` and `equity.png` into `dir` (created if missing).
+/// `start_equity` (whole quote tokens) sizes the buy-and-hold comparison: that much put into the
+/// base token at the first recorded price.
+///
+/// `trades.csv` has one row per fill (just the header when there were none); `equity.csv` one
+/// row per bar: `ts` (unix seconds), `price` (close, quote per base token), `equity` and
+/// `buy_hold_equity` (whole quote tokens), plus `<name>_equity` for each baseline run over the
+/// same bars.
+///
+/// # Errors
+/// - [`OutputError::Io`] when `dir` or a file in it cannot be created or written;
+/// - [`OutputError::Csv`] when a row of `trades.csv` cannot be written;
+/// - [`OutputError::Plot`] as [`plot_equity`].
 pub fn write_outputs(dir: &Path, rec: &Recording, start_equity: f64) -> Result<(), OutputError> {
     let io = |path: &Path| {
         let path = path.display().to_string();
@@ -167,7 +199,11 @@ fn buy_and_hold(rec: &Recording, start_equity: f64) -> impl Fn(f64) -> f64 {
 
 static FONT: Once = Once::new();
 
-/// Equity curve against buy-and-hold, in quote units over time.
+/// Draws `path` (a 1200×600 PNG): the equity curve against buy-and-hold (and any baselines),
+/// in whole quote tokens over UTC dates; `start_equity` as for [`write_outputs`].
+///
+/// # Errors
+/// [`OutputError::Plot`] when the chart cannot be drawn or the PNG cannot be written.
 pub fn plot_equity(path: &Path, rec: &Recording, start_equity: f64) -> Result<(), OutputError> {
     FONT.call_once(|| {
         // Embedded font: rendering text needs no system font packages.

@@ -13,6 +13,13 @@ use strategies::{KellyBettor, KellyConfig};
 /// Bet limits matching a Kelly config (the gate enforces what the strategy promised), in exact
 /// collateral units and failing closed: the maxima round down, the floor rounds up, and a value
 /// that cannot be represented is an error naming the parameter, never a limit switched off.
+/// The slippage limit is fixed at 100 bps; the price-impact limit is the config's, in bps.
+///
+/// # Errors
+/// A message naming the `strategy.params` key at fault when `max_bet`,
+/// `max_market_exposure` or `floor_balance` is negative, not finite or too large for the
+/// collateral's units, or when `max_bet` or `max_market_exposure` rounds down to zero units
+/// (it would refuse every bet): fix that parameter in the config.
 pub fn bet_limits(cfg: &KellyConfig, collateral: &Token) -> Result<BetLimits, String> {
     let d = collateral.decimals();
     let units = |v: f64, key: &str, rounding: Rounding| {

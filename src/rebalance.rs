@@ -34,24 +34,41 @@ pub fn correlated_series(bars: &[Bar], seed: u64, rho: f64, vol: f64, start: f64
     out
 }
 
+/// What [`backtest`] measured (serialized as the rebalancing report's JSON). Money is in whole
+/// dUSD (floats, for reports), returns and tracking errors in percent.
 #[derive(Debug, Clone, Serialize)]
 pub struct RebalanceReport {
+    /// Bars of the series replayed (one event with both pairs each).
     pub bars: usize,
+    /// How the second token's prices were made (correlation, scale, seed): they are generated,
+    /// not market data.
     pub second_series: String,
+    /// The target weight of each token (WETH, DVT, dUSD), fractions summing to 1.
     pub targets: Vec<(String, f64)>,
+    /// Equity at the first bar's close before any trade (the `start_quote` given), dUSD.
     pub start_equity: f64,
+    /// Equity at the last bar's close, dUSD.
     pub end_equity: f64,
+    /// `(end_equity / start_equity - 1) * 100`, percent.
     pub return_pct: f64,
-    /// The same starting mix, never rebalanced.
+    /// The return, percent, of the mix held after the first bar's trades kept unchanged to the
+    /// end (never rebalanced), valued at the last prices.
     pub hold_return_pct: f64,
+    /// Legs filled.
     pub trades: u64,
+    /// Bars on which the strategy proposed legs.
     pub rebalances: u64,
-    /// Traded value over average equity.
+    /// Value sold (dUSD at each bar's close) over the average equity: a ratio, 1.0 = the
+    /// whole portfolio traded once.
     pub turnover: f64,
+    /// Swap fees paid, dUSD.
     pub fees_paid: f64,
+    /// Gas paid, valued in dUSD.
     pub gas_paid: f64,
-    /// Mean over bars of the RMS weight error after that bar's trades, percent.
+    /// Mean over bars (all but the first) of the RMS weight error after that bar's trades,
+    /// percent.
     pub tracking_error_pct: f64,
+    /// The largest of those RMS weight errors, percent.
     pub max_tracking_error_pct: f64,
     /// What the risk gate decided on the legs.
     pub risk: crate::engine::RiskSummary,

@@ -89,6 +89,10 @@ fn kill_cmd_at(mut cmd: Command, point: &str) {
 }
 
 #[test]
+#[cfg_attr(
+    not(feature = "failpoints"),
+    ignore = "pauses the agent at a failpoint: run with --features failpoints (as .ci/run does)"
+)]
 fn sigkilled_at_every_step_the_live_agent_restarts_without_sending_anything_twice() {
     let rt = common::devnet_rt();
     // A choppy stretch of the bundled data: ema_cross(2, 4) crosses every few bars.
@@ -484,6 +488,10 @@ fn restarts_settled_and_nothing_sent_twice(
 }
 
 #[test]
+#[cfg_attr(
+    not(feature = "failpoints"),
+    ignore = "pauses the agent at a failpoint: run with --features failpoints (as .ci/run does)"
+)]
 fn sigkilled_mid_transaction_the_bettor_restarts_settled_reconciled_and_sends_nothing_twice() {
     let rt = common::devnet_rt();
     let devnet = rt
@@ -543,6 +551,10 @@ fn sigkilled_mid_transaction_the_bettor_restarts_settled_reconciled_and_sends_no
 }
 
 #[test]
+#[cfg_attr(
+    not(feature = "failpoints"),
+    ignore = "pauses the agent at a failpoint: run with --features failpoints (as .ci/run does)"
+)]
 fn sigkilled_mid_transaction_the_rebalancer_restarts_settled_reconciled_and_sends_nothing_twice() {
     let rt = common::devnet_rt();
     let devnet = rt
@@ -622,6 +634,10 @@ fn sigkilled_mid_transaction_the_rebalancer_restarts_settled_reconciled_and_send
 /// back on the first DEX exactly what the first leg bought (the wallet's WETH is where it
 /// started), closes the bundle, and never sends the cut second leg.
 #[test]
+#[cfg_attr(
+    not(feature = "failpoints"),
+    ignore = "pauses the agent at a failpoint: run with --features failpoints (as .ci/run does)"
+)]
 fn sigkilled_between_a_bundles_legs_the_restart_sells_back_what_the_first_leg_bought() {
     let rt = common::devnet_rt();
     let dir = tempfile::tempdir().unwrap();

@@ -22,29 +22,61 @@ use crate::venue::{Booking, SettledTx, Settlement, UnsettledTx, Venue, VenueErro
 #[derive(Debug)]
 pub enum AuditEvent<'a> {
     /// An event the loop refused to process (bad prices, time going backwards).
-    BadEvent { ts: i64, reason: String },
+    BadEvent {
+        /// The bar's time, unix seconds.
+        ts: i64,
+        /// What is wrong with it (a [`BarFault`], a timestamp not after the previous one, a
+        /// multi-market set that does not fit the agent).
+        reason: String,
+    },
     /// The strategy failed or produced an unusable output.
-    StrategyFault { ts: i64, error: &'a StrategyError },
+    StrategyFault {
+        /// Event time, unix seconds.
+        ts: i64,
+        /// What the strategy returned; a non-finite or out-of-range output also halts the
+        /// agent.
+        error: &'a StrategyError,
+    },
     /// The market event the strategy is about to see (its snapshot id is the block, on chain).
-    Market { ts: i64, event: &'a MarketEvent },
+    Market {
+        /// Event time, unix seconds.
+        ts: i64,
+        /// The event as the strategy gets it.
+        event: &'a MarketEvent,
+    },
     /// A model-driven strategy decided (model hash and output).
-    Decision { ts: i64, decision: &'a Decision },
+    Decision {
+        /// Event time, unix seconds.
+        ts: i64,
+        /// What the model said and what the strategy made of it.
+        decision: &'a Decision,
+    },
     /// A strategy asked for something.
     Intent {
+        /// Event time, unix seconds.
         ts: i64,
+        /// The intent's deterministic id.
         id: &'a IntentId,
+        /// The intent as asked (a bundle leg as it is sent, sized to the previous leg's fill).
         intent: &'a Intent,
     },
     /// The risk gate decided.
     Verdict {
+        /// Event time, unix seconds.
         ts: i64,
+        /// The intent judged (a bundle's legs are judged under their own ids, then the
+        /// bundle as a whole under its id).
         id: &'a IntentId,
+        /// What the gate and the kill switch decided.
         verdict: &'a Verdict,
     },
     /// The venue could not fill an approved order.
     ExecutionFailed {
+        /// Event time, unix seconds.
         ts: i64,
+        /// The intent whose order, bet or redemption failed.
         id: &'a IntentId,
+        /// The venue's error.
         error: &'a VenueError,
     },
     /// An order filled and was booked.
@@ -52,65 +84,111 @@ pub enum AuditEvent<'a> {
     /// Gas a transaction burned without a fill (a revert, an approval whose swap failed) was
     /// booked: `amount` units of `token` left the wallet.
     GasCharged {
+        /// Event time, unix seconds.
         ts: i64,
+        /// The intent the transaction served.
         id: &'a IntentId,
+        /// What the transaction was for (`approve`, `swap`).
         label: &'a str,
+        /// The chain's gas token.
         token: &'a Token,
+        /// Gas burned, units of `token` (wei for ETH).
         amount: U256,
+        /// The transaction's hash, when known.
         tx_hash: Option<&'a str>,
     },
     /// A transaction given up on can no longer be mined: its intent closes without a fill.
     TxDropped {
+        /// Event time, unix seconds.
         ts: i64,
+        /// The intent the transaction served.
         id: &'a IntentId,
+        /// What the transaction was for (`approve`, `swap`).
         label: &'a str,
+        /// The transaction's nonce, now used by another or never to be mined.
         nonce: u64,
     },
     /// A bet was placed (prediction markets).
     BetFill(&'a crate::prediction::BetFill),
     /// Resolved positions were redeemed: `amount` units of `collateral` came in.
     Redeemed {
+        /// Event time, unix seconds.
         ts: i64,
+        /// The redemption's intent id (sequence [`crate::prediction::REDEEM_SEQ`]).
         id: &'a IntentId,
+        /// The collateral token paid out.
         collateral: &'a Token,
+        /// Collateral received, its units.
         amount: U256,
     },
     /// The kill switch changed state.
-    KillSwitch { ts: i64, change: &'a SwitchChange },
+    KillSwitch {
+        /// The clock's now at the change, unix seconds (the wall clock before the first
+        /// event).
+        ts: i64,
+        /// From which state to which, and why.
+        change: &'a SwitchChange,
+    },
     /// A venue step (a chain venue: simulated, signed, sent, replaced, mined).
-    Venue { ts: i64, event: &'a VenueEvent },
+    Venue {
+        /// Event time, unix seconds.
+        ts: i64,
+        /// The step.
+        event: &'a VenueEvent,
+    },
     /// The venue's ledger of record (the chain) disagreed with the booked balance; the agent
     /// adopted the venue's.
     Reconciled {
+        /// Event time, unix seconds (0 at the start).
         ts: i64,
+        /// The token whose balance differed.
         token: &'a Token,
+        /// What the book held, units of `token`.
         booked: U256,
+        /// What the venue's record holds, units of `token`: the balance adopted.
         actual: U256,
     },
     /// The book after the start, after each execution and after a restart's reconciliation:
     /// what a restart compares the chain with.
     Portfolio {
+        /// Event time, unix seconds (0 at the start).
         ts: i64,
+        /// Every balance of the book, token units ([`Portfolio::balances`]).
         balances: &'a [(Token, U256)],
     },
     /// A restart settled the transactions the journal left open and compared the book with the
     /// venue's record; `problems` is empty when everything matched exactly.
     Restart {
+        /// Wall-clock time of the reconciliation, unix seconds.
         ts: i64,
+        /// What became of each transaction the journal left open.
         settled: &'a [SettledTx],
+        /// Each mismatch or failure found, in words; any latches the kill switch
+        /// `reduce_only`.
         problems: &'a [String],
     },
     /// A bundle is done with: `filled` (every leg), `unwound` (a leg failed; what the earlier
     /// legs bought was offered back), or `unwound_late` (after a restart or a leg's late fill,
-    /// what its legs left was offered back). A restart unwinds a bundle with legs sent and no
-    /// such record.
+    /// what its legs left was offered back), or `nothing_left` (a restart found nothing of it
+    /// to sell back). A restart unwinds a bundle with legs sent and no such record.
     BundleClosed {
+        /// Event time, unix seconds (the clock's now for `nothing_left`).
         ts: i64,
+        /// The bundle's id (its legs' and unwinds' ids derive from it).
         id: &'a IntentId,
+        /// `filled`, `unwound`, `unwound_late` or `nothing_left`.
         outcome: &'static str,
     },
     /// End of an event: equity marked at the close (float, for reports).
-    Mark { ts: i64, price: f64, equity: f64 },
+    Mark {
+        /// Event time, unix seconds.
+        ts: i64,
+        /// The agent's pair's close, quote per whole base token (1 for a betting cycle).
+        price: f64,
+        /// Every holding valued in the quote token at the latest closes (a betting agent:
+        /// collateral plus positions at their marginal prices), whole tokens.
+        equity: f64,
+    },
 }
 
 impl Booking {
@@ -143,7 +221,8 @@ impl Booking {
     }
 }
 
-/// Why an observer could not take an event: for the journal, the record is not on disk.
+/// Why an observer could not take an event: for the journal, the record is not on disk. The
+/// message says what failed (e.g. the database error).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{0}")]
 pub struct AuditError(pub String);
@@ -154,22 +233,60 @@ pub struct AuditError(pub String);
 /// event: the agent then sends nothing more — its kill switch goes `halted`, latched, with the
 /// reason — and the run ends with [`AgentError::Audit`]. Observers that only report (progress,
 /// dashboard) return `Ok(())` whatever happens to them.
+///
+/// # Example
+///
+/// Count fills and keep the last marked equity:
+///
+/// ```
+/// use agent_core::{AuditError, AuditEvent, Observer};
+///
+/// #[derive(Default)]
+/// struct Tally { fills: u64, equity: f64 }
+///
+/// impl Observer for Tally {
+///     fn on_audit(&mut self, event: &AuditEvent<'_>) -> Result<(), AuditError> {
+///         match event {
+///             AuditEvent::Fill(_) => self.fills += 1,
+///             AuditEvent::Mark { equity, .. } => self.equity = *equity,
+///             _ => {}
+///         }
+///         Ok(())
+///     }
+/// }
+/// ```
 pub trait Observer: Send {
+    /// Takes one event of the stream, in order, synchronously (the loop waits).
+    ///
+    /// # Errors
+    ///
+    /// An [`AuditError`] when the event could not be taken (for a journal: not on disk); the
+    /// agent halts and sends nothing more.
     fn on_audit(&mut self, event: &AuditEvent<'_>) -> Result<(), AuditError>;
 
     /// The run is over: make everything taken durable (a journal commits its last batch).
+    ///
+    /// # Errors
+    ///
+    /// An [`AuditError`] when what was taken cannot be made durable; the run ends with
+    /// [`AgentError::Audit`].
     fn finish(&mut self) -> Result<(), AuditError> {
         Ok(())
     }
 }
 
+/// Why a run ended before its source did (or, for [`AgentError::NoData`], with nothing to
+/// report). The kill switch's state at the stop is in the switch's store.
 #[derive(Debug, thiserror::Error)]
 pub enum AgentError {
+    /// The market source failed to yield its next event.
     #[error(transparent)]
     Source(#[from] SourceError),
     /// The venue filled something the portfolio cannot book: state would diverge, so stop.
     #[error("venue fill could not be booked: {0}")]
     Booking(#[from] PortfolioError),
+    /// The source ended without one valid bar (or betting cycle): there is no start or end
+    /// equity to report.
     #[error("no usable market event: the run saw no valid bar")]
     NoData,
     /// The venue could not report the balances the agent starts from.
@@ -194,9 +311,14 @@ pub enum AgentError {
 /// Counts of what the risk gate decided.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct RiskCounts {
+    /// Verdicts [`Verdict::Approve`] (each leg of a bundle counts).
     pub approved: u64,
+    /// Verdicts [`Verdict::Resize`].
     pub resized: u64,
+    /// Verdicts [`Verdict::Refuse`], by the gate or the kill switch (a refused bundle also
+    /// counts once, as `bundle_leg_refused` or `bundle_leg_cut`, besides its leg's verdict).
     pub refused: u64,
+    /// Refusals by [`Refusal::code`] (`max_drawdown`, `kill_switch_halted`, ...).
     pub refused_by_reason: BTreeMap<&'static str, u64>,
     /// Why intents were cut (`max_trade_notional`, `max_position`, `price_impact`, ...).
     pub resized_by_reason: BTreeMap<&'static str, u64>,
@@ -228,13 +350,23 @@ impl RiskCounts {
 /// What a run did, in exact units where it is money.
 #[derive(Debug, Clone)]
 pub struct AgentReport {
+    /// The agent's pair; its quote token is the unit of every equity figure.
     pub pair: Pair,
+    /// Valid bars processed (for a betting venue: cycles); skipped events and ticks are not
+    /// counted.
     pub bars: u64,
+    /// Events skipped as unusable ([`AuditEvent::BadEvent`]).
     pub bad_events: u64,
+    /// Intents processed: the strategy's, the flatten's, redemptions and bundle unwinds (a
+    /// bundle counts once; intents skipped as already journaled do not count).
     pub intents: u64,
+    /// What the risk gate and the kill switch decided.
     pub risk: RiskCounts,
+    /// Swap fills booked ([`Portfolio::fills`]), late fills included; bets are in `bets`.
     pub fills: u64,
+    /// Approved orders, bets and redemptions the venue could not carry out.
     pub execution_failures: u64,
+    /// Events on which the strategy returned an error ([`AuditEvent::StrategyFault`]).
     pub strategy_faults: u64,
     /// Balances the venue's record (the chain) corrected after the start: 0 means every fill
     /// and its gas were booked exactly as the chain saw them.
@@ -245,13 +377,19 @@ pub struct AgentReport {
     pub start_equity: U256,
     /// Equity in quote units at the last bar's close.
     pub end_equity: U256,
+    /// The first valid bar's close, quote per whole base token.
     pub first_price: f64,
+    /// The last valid bar's close, quote per whole base token.
     pub last_price: f64,
+    /// Largest peak-to-trough fall of the marked equity, percent.
     pub max_drawdown_pct: f64,
+    /// Annualised Sharpe ratio of per-bar equity returns ([`PerformanceTracker::sharpe`]).
     pub sharpe: f64,
+    /// The book at the end of the run.
     pub portfolio: Portfolio,
     /// The kill switch at the end of the run.
     pub kill_switch: SwitchRecord,
+    /// Wall-clock time the run took.
     pub elapsed: Duration,
     /// Bets placed (a venue that lists prediction markets), in order.
     pub bets: Vec<crate::prediction::BetFill>,
@@ -262,11 +400,15 @@ pub struct AgentReport {
 }
 
 impl AgentReport {
+    /// Return over the run, percent: end equity over start equity, minus one (0 when the
+    /// start equity is zero).
     pub fn return_pct(&self) -> f64 {
         let s = self.pair.quote.to_f64(self.start_equity);
         let e = self.pair.quote.to_f64(self.end_equity);
         if s > 0.0 { (e / s - 1.0) * 100.0 } else { 0.0 }
     }
+    /// What holding the base token through the run would have returned, percent: last close
+    /// over first close, minus one (0 when the first close is not positive).
     pub fn buy_hold_return_pct(&self) -> f64 {
         if self.first_price > 0.0 {
             (self.last_price / self.first_price - 1.0) * 100.0
@@ -430,6 +572,10 @@ impl Default for KillSwitchPolicy {
 
 /// Hands `event` to every observer, in order (the audit stream of any agent loop). Every
 /// observer sees it even when one fails; the first failure is returned.
+///
+/// # Errors
+///
+/// The first [`AuditError`] an observer returned, after every observer had the event.
 pub fn notify(
     observers: &mut [Box<dyn Observer>],
     event: AuditEvent<'_>,
@@ -453,7 +599,17 @@ pub struct AuditStream {
     failure: Option<AuditError>,
 }
 
+impl std::fmt::Debug for AuditStream {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AuditStream")
+            .field("observers", &self.observers.len())
+            .field("failure", &self.failure)
+            .finish()
+    }
+}
+
 impl AuditStream {
+    /// A stream to `observers`, which get every event in this order.
     pub fn new(observers: Vec<Box<dyn Observer>>) -> Self {
         Self {
             observers,
@@ -461,6 +617,7 @@ impl AuditStream {
         }
     }
 
+    /// Adds `observer` after the others.
     pub fn push(&mut self, observer: Box<dyn Observer>) {
         self.observers.push(observer);
     }
@@ -486,6 +643,10 @@ impl AuditStream {
     /// Once an observer failed: halts `kill` (latched, with the reason), tells the observers
     /// that still listen, and returns [`AgentError::Audit`]; nothing more may be sent. Every
     /// agent loop calls this before it judges or sends anything.
+    ///
+    /// # Errors
+    ///
+    /// [`AgentError::Audit`] with the first observer failure, if any observer has failed.
     #[inline]
     pub fn halt_on_failure(&mut self, kill: &mut KillSwitch, now: i64) -> Result<(), AgentError> {
         match &self.failure {
@@ -512,6 +673,11 @@ impl AuditStream {
 
     /// Ends the stream: every observer makes what it took durable (a replay's journal commits
     /// its last batch); a failure, now or earlier, halts as [`AuditStream::halt_on_failure`].
+    ///
+    /// # Errors
+    ///
+    /// [`AgentError::Audit`] with the first failure, of [`Observer::finish`] or of any event
+    /// before.
     pub fn finish(&mut self, kill: &mut KillSwitch, now: i64) -> Result<(), AgentError> {
         for o in self.observers.iter_mut() {
             if let Err(e) = o.finish() {
@@ -616,6 +782,21 @@ pub struct Agent<S, V> {
     failed_legs: BTreeMap<String, crate::intent::Swap>,
     /// What a restart or a late fill left of a bundle, sold back on the next event.
     pending_unwinds: Vec<PendingUnwind>,
+}
+
+impl<S, V> std::fmt::Debug for Agent<S, V> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Agent")
+            .field("pair", &self.pair)
+            .field("others", &self.others)
+            .field("strategy", &self.strategy.name())
+            .field("kill", &self.kill)
+            .field("clock", &self.clock)
+            .field("portfolio", &self.portfolio)
+            .field("risk", &self.risk)
+            .field("audit", &self.audit)
+            .finish_non_exhaustive()
+    }
 }
 
 impl<S: MarketSource, V: Venue> Agent<S, V> {
@@ -823,6 +1004,7 @@ impl<S: MarketSource, V: Venue> Agent<S, V> {
             .sum::<f64>()
     }
 
+    /// Judges every intent with `gate` instead of the default [`LimitGate`].
     pub fn with_gate(mut self, gate: Box<dyn RiskGate>) -> Self {
         self.gate = gate;
         self
@@ -884,16 +1066,20 @@ impl<S: MarketSource, V: Venue> Agent<S, V> {
         self
     }
 
+    /// Paces the run and tells its time with `clock` (default [`Clock::Simulated`]: as fast as
+    /// possible, on event time).
     pub fn with_clock(mut self, clock: Clock) -> Self {
         self.clock = clock;
         self
     }
 
+    /// Adds `observer` to the audit stream, after those added before.
     pub fn with_observer(mut self, observer: Box<dyn Observer>) -> Self {
         self.audit.push(observer);
         self
     }
 
+    /// The venue the agent trades on.
     pub fn venue(&self) -> &V {
         &self.venue
     }
@@ -1768,7 +1954,7 @@ impl<S: MarketSource, V: Venue> Agent<S, V> {
         (this, total)
     }
 
-    /// Books what the venue learnt outside a fill ([`Venue::bookings`])    /// Books what the venue learnt outside a fill ([`Venue::bookings`]): a transaction given up
+    /// Books what the venue learnt outside a fill ([`Venue::bookings`]): a transaction given up
     /// on and mined later becomes the fill of its intent (booked, counted, journaled under its
     /// own id), gas of failed transactions is charged, and a dropped one closes its intent.
     async fn take_bookings(&mut self, bar: &Bar, now: i64) -> Result<(), AgentError> {
@@ -2243,12 +2429,28 @@ impl<S: MarketSource, V: Venue> Agent<S, V> {
     }
 
     /// Runs until the source is exhausted.
+    ///
+    /// # Errors
+    ///
+    /// See [`Agent::run_keeping_venue`].
     pub async fn run(self) -> Result<AgentReport, AgentError> {
         self.run_keeping_venue().await.map(|(report, _)| report)
     }
 
     /// [`Agent::run`], handing the venue back with the report (a simulated venue's end state
     /// for an evaluation).
+    ///
+    /// # Errors
+    ///
+    /// - [`AgentError::Setup`] before anything runs if the strategy's name holds `#`;
+    /// - [`AgentError::Baselines`] if the saved baselines cannot be restored, or the gate's
+    ///   cannot be saved during the run;
+    /// - [`AgentError::Balances`] if the venue cannot report the starting balances;
+    /// - [`AgentError::Source`] when the source fails;
+    /// - [`AgentError::Venue`] when a betting venue cannot list its markets;
+    /// - [`AgentError::Booking`] when a fill or a gas charge cannot be booked;
+    /// - [`AgentError::Audit`] when an observer fails (the kill switch is halted first);
+    /// - [`AgentError::NoData`] when the source ends without a valid bar.
     pub async fn run_keeping_venue(mut self) -> Result<(AgentReport, V), AgentError> {
         let started = Instant::now();
         let mut perf = PerformanceTracker::default();

@@ -2,16 +2,27 @@
 
 use crate::amount::U256;
 
+/// Why a constant-product amount could not be computed. The first three are the reverts of
+/// `UniswapV2Library` (their messages are the contract's revert strings); the last two are this
+/// crate's checks on its inputs and arithmetic.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum AmmError {
+    /// [`get_amount_out`] was asked about an input of zero
+    /// (`UniswapV2Library: INSUFFICIENT_INPUT_AMOUNT`).
     #[error("INSUFFICIENT_INPUT_AMOUNT")]
     InsufficientInput,
+    /// [`get_amount_in`] was asked about an output of zero
+    /// (`UniswapV2Library: INSUFFICIENT_OUTPUT_AMOUNT`).
     #[error("INSUFFICIENT_OUTPUT_AMOUNT")]
     InsufficientOutput,
+    /// A reserve is zero, or (for [`get_amount_in`]) the output asked for is not below the
+    /// output reserve (`UniswapV2Library: INSUFFICIENT_LIQUIDITY`).
     #[error("INSUFFICIENT_LIQUIDITY")]
     InsufficientLiquidity,
+    /// The LP fee, in basis points, is 10 000 (100 %) or more, which leaves nothing to trade.
     #[error("fee of {0} bps is not below 10000")]
     BadFee(u32),
+    /// An intermediate product or sum exceeds 256 bits, where the contract's SafeMath reverts.
     #[error("arithmetic overflow")]
     Overflow,
 }
@@ -28,6 +39,17 @@ const BPS: u64 = 10_000;
 /// At 30 bps this equals the contract's `997 / 1000` form exactly: numerator and denominator are
 /// both that form's times ten, so the floor of the ratio is the same. Overflow is an error, as
 /// SafeMath reverts.
+///
+/// All amounts are in token units: `amount_in` and `reserve_in` of the token sold, `reserve_out`
+/// and the result of the token bought.
+///
+/// # Errors
+///
+/// - [`AmmError::InsufficientInput`] if `amount_in` is zero;
+/// - [`AmmError::InsufficientLiquidity`] if either reserve is zero;
+/// - [`AmmError::BadFee`] if `fee_bps` is 10 000 or more;
+/// - [`AmmError::Overflow`] if `amount_in · (10000 − fee_bps) · reserve_out` or the denominator
+///   exceeds 256 bits.
 pub fn get_amount_out(
     amount_in: U256,
     reserve_in: U256,
@@ -58,6 +80,22 @@ pub fn get_amount_out(
 }
 
 /// `UniswapV2Library.getAmountIn`: the input needed for `amount_out`, rounded up.
+///
+/// ```text
+/// amountIn = reserveIn * amountOut * 10000 / ((reserveOut - amountOut) * (10000 - fee_bps)) + 1
+/// ```
+///
+/// Like the contract it adds one unit after the floor, so `get_amount_out` of the result always
+/// gives at least `amount_out` (sometimes one unit more input than strictly needed).
+///
+/// # Errors
+///
+/// - [`AmmError::InsufficientOutput`] if `amount_out` is zero;
+/// - [`AmmError::InsufficientLiquidity`] if either reserve is zero or `amount_out` is not below
+///   `reserve_out`;
+/// - [`AmmError::BadFee`] if `fee_bps` is 10 000 or more;
+/// - [`AmmError::Overflow`] if `reserve_in · amount_out · 10000` or the denominator exceeds 256
+///   bits.
 pub fn get_amount_in(
     amount_out: U256,
     reserve_in: U256,

@@ -17,15 +17,20 @@ pub struct Token {
 }
 
 impl Token {
+    /// A token with ticker `symbol` (e.g. `"USDC"`) whose smallest unit is `10^-decimals` of a
+    /// whole token (6 for USDC, 18 for WETH). Two tokens are equal when both symbol and decimals
+    /// match.
     pub fn new(symbol: &str, decimals: u8) -> Self {
         Self {
             symbol: Arc::from(symbol),
             decimals,
         }
     }
+    /// The ticker, as given to [`Token::new`]; also what `Display` prints.
     pub fn symbol(&self) -> &str {
         &self.symbol
     }
+    /// How many decimal places the smallest unit has: one whole token is `10^decimals` units.
     pub fn decimals(&self) -> u8 {
         self.decimals
     }
@@ -34,6 +39,11 @@ impl Token {
         pow10(self.decimals)
     }
     /// Parses a decimal string ("1234.5") into this token's units, exactly.
+    ///
+    /// # Errors
+    ///
+    /// The [`AmountError`]s of [`parse_units`]: not a plain decimal, negative, more fractional
+    /// digits than the token's decimals, or too large for 256 bits.
     pub fn parse(&self, s: &str) -> Result<U256, AmountError> {
         parse_units(s, self.decimals)
     }
@@ -59,18 +69,45 @@ impl fmt::Display for Token {
     }
 }
 
+/// Why a decimal string or a float could not be turned into exact token units. Each variant
+/// carries the offending `input` as text, so the message names what the user wrote.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub enum AmountError {
+    /// The input is not a plain decimal such as `"12"`, `"12.5"` or `".5"`: it is empty or just
+    /// `"."`, or has a character other than ASCII digits and one `.` (a `+`, an exponent, a
+    /// thousands separator).
     #[error("`{input}` is not a decimal amount")]
-    NotANumber { input: String },
+    NotANumber {
+        /// The input, trimmed of surrounding whitespace.
+        input: String,
+    },
+    /// The input has more significant fractional digits than the token has decimals; it is
+    /// refused rather than silently rounded.
     #[error("`{input}` has more than {decimals} decimals")]
-    TooPrecise { input: String, decimals: u8 },
+    TooPrecise {
+        /// The input, trimmed of surrounding whitespace.
+        input: String,
+        /// The token's decimals, the most fractional digits allowed.
+        decimals: u8,
+    },
+    /// The input starts with `-`: token amounts are unsigned.
     #[error("`{input}` is negative")]
-    Negative { input: String },
+    Negative {
+        /// The input, trimmed of surrounding whitespace.
+        input: String,
+    },
+    /// A float input is NaN or infinite.
     #[error("`{input}` is not finite")]
-    NotFinite { input: String },
+    NotFinite {
+        /// The float as `f64::to_string` prints it (`"NaN"`, `"inf"`).
+        input: String,
+    },
+    /// The amount in units does not fit in a `U256`.
     #[error("`{input}` overflows 256 bits")]
-    Overflow { input: String },
+    Overflow {
+        /// The input, as text.
+        input: String,
+    },
 }
 
 const POW10_U128: [u128; 39] = {
@@ -100,7 +137,16 @@ fn pow10_f64(n: u8) -> f64 {
 }
 
 /// Parses a non-negative decimal string into integer units with `decimals` places, exactly.
-/// More fractional digits than `decimals` is an error rather than a silent rounding.
+/// More fractional digits than `decimals` is an error rather than a silent rounding; trailing
+/// zeros do not count (`"1.500"` parses at 1 decimal).
+///
+/// # Errors
+///
+/// - [`AmountError::Negative`] if the trimmed input starts with `-`;
+/// - [`AmountError::NotANumber`] if it is empty, just `"."`, or has anything but ASCII digits
+///   around a single `.` (so no `+`, exponent or thousands separator);
+/// - [`AmountError::TooPrecise`] if it has more significant fractional digits than `decimals`;
+/// - [`AmountError::Overflow`] if the units do not fit in 256 bits.
 pub fn parse_units(s: &str, decimals: u8) -> Result<U256, AmountError> {
     let input = s.trim();
     let err = || AmountError::NotANumber {
@@ -143,6 +189,13 @@ pub fn parse_units(s: &str, decimals: u8) -> Result<U256, AmountError> {
 /// Converts a float given by a user (a config value such as `starting_quote = 10000.0`) into
 /// units. It goes through the float's shortest exact decimal form, so `0.1` becomes exactly
 /// `100000` units at 6 decimals rather than `99999.99…`.
+///
+/// # Errors
+///
+/// [`AmountError::NotFinite`] for NaN or ±infinity; otherwise the errors of [`parse_units`] on
+/// the float's decimal form: [`AmountError::Negative`] for a negative value,
+/// [`AmountError::TooPrecise`] if it has more fractional digits than `decimals`, and
+/// [`AmountError::Overflow`] if it does not fit in 256 bits.
 pub fn units_from_f64(value: f64, decimals: u8) -> Result<U256, AmountError> {
     if !value.is_finite() {
         return Err(AmountError::NotFinite {
@@ -166,6 +219,13 @@ pub enum Rounding {
 /// Converts a configured limit (a float of whole tokens) into units, rounding digits beyond
 /// `decimals` as `rounding` says instead of refusing them. Errors on a negative, non-finite or
 /// too-large value: a limit that cannot be represented is refused, never dropped.
+///
+/// # Errors
+///
+/// - [`AmountError::NotFinite`] for NaN or ±infinity;
+/// - [`AmountError::Negative`] for a value below zero;
+/// - [`AmountError::Overflow`] if the units (after rounding up, for [`Rounding::Up`]) do not fit
+///   in 256 bits.
 pub fn limit_units_from_f64(
     value: f64,
     decimals: u8,

@@ -5,13 +5,19 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 
+/// Where the agent's "now" comes from and how long it waits between events; see
+/// [`Clock::now`] and [`Clock::wait_until`]. Timestamps are unix seconds.
 #[derive(Debug, Clone)]
 pub enum Clock {
     /// Time is whatever the last event says; never waits.
     Simulated,
     /// Replays event time at `speed` × real time, anchored at the first event.
     Replay {
+        /// Event seconds per real second (`60.0` plays a minute of history each second); finite
+        /// and positive when built by [`Clock::replay`].
         speed: f64,
+        /// The first event's unix timestamp and the instant it was waited for; `None` until the
+        /// first [`Clock::wait_until`], which sets it.
         anchor: Option<(i64, Instant)>,
     },
     /// Real time: waits until the event's timestamp has passed on the wall clock.

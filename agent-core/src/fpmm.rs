@@ -9,14 +9,22 @@ pub fn one() -> U256 {
     U256::from(1_000_000_000_000_000_000u64)
 }
 
+/// Why an FPMM amount or price could not be computed; each is a case where the Gnosis contract
+/// reverts (or, for [`FpmmError::BadFee`], where its math would be meaningless).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum FpmmError {
+    /// The outcome index is not below the number of pool balances (`"invalid outcome index"`).
     #[error("invalid outcome index {0}")]
     InvalidOutcome(usize),
+    /// A pool balance is zero, or the computed ending balance of the traded outcome is
+    /// (`"must have non-zero balances"`).
     #[error("must have non-zero balances")]
     ZeroBalances,
+    /// A step overflows 256 bits, goes below zero or divides by zero; the contract's SafeMath
+    /// would revert. Selling more than a pool balance can return lands here.
     #[error("arithmetic overflow or underflow (SafeMath would revert)")]
     Arithmetic,
+    /// The fee (a fraction of [`one()`], 1e18 = 100 %) is 100 % or more.
     #[error("fee {0} is not below 1e18")]
     BadFee(U256),
 }
@@ -41,6 +49,19 @@ fn sub(a: U256, b: U256) -> Result<U256, FpmmError> {
 
 /// Outcome tokens received for `investment` collateral on `outcome`, given the market's pool
 /// balances of each outcome token and its `fee` (1e18 = 100 %).
+///
+/// This is `FixedProductMarketMaker.calcBuyAmount` of Gnosis' conditional-tokens market makers,
+/// with its `ceildiv` rounding, so the result is exactly what the contract's `buy` pays out.
+/// `investment` is in collateral units; `pool` holds one balance per outcome, in outcome-token
+/// units (which share the collateral's decimals).
+///
+/// # Errors
+///
+/// - [`FpmmError::InvalidOutcome`] if `outcome` is not an index of `pool`;
+/// - [`FpmmError::BadFee`] if `fee` is 1e18 or more;
+/// - [`FpmmError::ZeroBalances`] if the bought outcome's ending balance rounds to zero (a pool
+///   balance is zero);
+/// - [`FpmmError::Arithmetic`] on overflow, underflow or a zero divisor, where SafeMath reverts.
 pub fn calc_buy_amount(
     investment: U256,
     outcome: usize,
@@ -72,6 +93,18 @@ pub fn calc_buy_amount(
 }
 
 /// Outcome tokens that must be sold to receive exactly `return_amount` collateral.
+///
+/// This is `FixedProductMarketMaker.calcSellAmount` of Gnosis' conditional-tokens market makers,
+/// rounding included: the fee is added on top of `return_amount` (`return · 1e18 / (1e18 − fee)`)
+/// and the other outcomes' balances must cover that amount. Units as in [`calc_buy_amount`].
+///
+/// # Errors
+///
+/// - [`FpmmError::InvalidOutcome`] if `outcome` is not an index of `pool`;
+/// - [`FpmmError::BadFee`] if `fee` is 1e18 or more;
+/// - [`FpmmError::ZeroBalances`] if the sold outcome's ending balance rounds to zero;
+/// - [`FpmmError::Arithmetic`] if the return plus fees is not below every other outcome's
+///   balance, or on overflow, where SafeMath reverts.
 pub fn calc_sell_amount(
     return_amount: U256,
     outcome: usize,
@@ -104,6 +137,14 @@ pub fn calc_sell_amount(
 
 /// Pool balances after buying: every balance gains the net investment, the bought outcome then
 /// loses what the buyer receives (the contract splits the collateral into a full set).
+///
+/// Returns the outcome tokens bought (as [`calc_buy_amount`]) and the new balances, one per
+/// outcome. The fee stays out of the pool, as in the contract (it goes to the fee pool).
+///
+/// # Errors
+///
+/// Those of [`calc_buy_amount`]; [`FpmmError::Arithmetic`] also if adding the net investment to
+/// a balance overflows.
 pub fn pool_after_buy(
     investment: U256,
     outcome: usize,
@@ -122,7 +163,13 @@ pub fn pool_after_buy(
 
 /// The exact marginal price of `outcome` before a trade, as a fraction `(num, den)` of collateral
 /// per outcome token: `∏_{j≠i} b_j / Σ_k ∏_{j≠k} b_j` (the FPMM's invariant `∏ b_j = k`; for two
-/// outcomes `b_other / (b_0 + b_1)`). Errors on an invalid outcome, an empty balance or overflow.
+/// outcomes `b_other / (b_0 + b_1)`).
+///
+/// # Errors
+///
+/// [`FpmmError::InvalidOutcome`] if `outcome` is not an index of `pool`,
+/// [`FpmmError::ZeroBalances`] if any balance is zero, and [`FpmmError::Arithmetic`] if a product
+/// of balances or their sum exceeds 256 bits.
 pub fn marginal_price(outcome: usize, pool: &[U256]) -> Result<(U256, U256), FpmmError> {
     if outcome >= pool.len() {
         return Err(FpmmError::InvalidOutcome(outcome));

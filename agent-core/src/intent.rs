@@ -17,6 +17,8 @@ pub struct IntentId {
 }
 
 impl IntentId {
+    /// The id of intent number `seq` of the event at `ts` (unix seconds) from strategy
+    /// `strategy` (its [`crate::Strategy::name`]).
     pub fn new(strategy: impl Into<Arc<str>>, ts: i64, seq: u32) -> Self {
         Self {
             strategy: strategy.into(),
@@ -24,6 +26,8 @@ impl IntentId {
             seq,
         }
     }
+    /// The strategy part: the strategy's name, with a `#k` or `#unwind{seq}` suffix for a
+    /// bundle's legs and unwinds.
     pub fn strategy(&self) -> &str {
         &self.strategy
     }
@@ -61,9 +65,12 @@ impl IntentId {
         Some(Self::new(base, member.ts, seq))
     }
 
+    /// The time of the event that produced the intent, unix seconds.
     pub fn ts(&self) -> i64 {
         self.ts
     }
+    /// The intent's position among its event's intents (from 0), or the unwind number of an
+    /// unwind's id; a cycle's redemption uses [`crate::prediction::REDEEM_SEQ`].
     pub fn seq(&self) -> u32 {
         self.seq
     }
@@ -78,8 +85,11 @@ impl fmt::Display for IntentId {
 /// Sell exactly `amount_in` of `sell` for as much `buy` as the venue gives.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Swap {
+    /// The token given up.
     pub sell: Token,
+    /// The token received.
     pub buy: Token,
+    /// How much of `sell` to spend, in its units (the risk gate may cut it, never raise it).
     pub amount_in: U256,
     /// The venue to trade on, by its key in a [`crate::VenueSet`] (two DEXes of one pair);
     /// `None`: the venue of the pair.
@@ -108,6 +118,7 @@ impl Swap {
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum Intent {
+    /// Sell a token for another on a venue of the agent's pair.
     Swap(Swap),
     /// Buy outcome tokens of a prediction market.
     Bet(Bet),
@@ -124,29 +135,40 @@ pub enum Intent {
 /// Redeem every position held in the resolved `markets` (addresses or ids) for `collateral`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Redeem {
+    /// The resolved markets holding our outcome tokens when the redemption was decided, for the
+    /// audit stream and the journal; the venue redeems every resolved position it holds.
     pub markets: Vec<String>,
+    /// The collateral token the positions pay out in (the agent's numéraire).
     pub collateral: Token,
 }
 
 /// Put `investment` collateral on `outcome` of `market` (an address or id).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Bet {
+    /// The market's address or id, as in [`crate::MarketView::id`].
     pub market: String,
+    /// Index of the outcome bought, into the market's pool balances (0 and 1 for a binary
+    /// market).
     pub outcome: usize,
+    /// Collateral spent, in its units, LP fee included.
     pub investment: U256,
+    /// The collateral token; the risk gate refuses a bet not in the agent's numéraire.
     pub collateral: Token,
 }
 
 impl Intent {
+    /// An [`Intent::Swap`] selling `amount_in` units of `sell` for `buy` on the pair's venue.
     pub fn swap(sell: &Token, buy: &Token, amount_in: U256) -> Self {
         Intent::Swap(Swap::new(sell, buy, amount_in))
     }
+    /// The swap of an [`Intent::Swap`]; `None` for any other intent (a bundle's legs included).
     pub fn as_swap(&self) -> Option<&Swap> {
         match self {
             Intent::Swap(s) => Some(s),
             Intent::Bet(_) | Intent::Redeem(_) | Intent::Bundle(_) => None,
         }
     }
+    /// The bet of an [`Intent::Bet`]; `None` for any other intent.
     pub fn as_bet(&self) -> Option<&Bet> {
         match self {
             Intent::Bet(b) => Some(b),
@@ -158,6 +180,8 @@ impl Intent {
 /// A venue's answer to "what would this swap give right now", before anything is sent.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Quote {
+    /// What the swap would return now, in units of the token bought, LP fee and price impact
+    /// included (gas not deducted).
     pub amount_out: U256,
     /// LP fee, in units of the token sold.
     pub fee: U256,
@@ -184,8 +208,11 @@ pub enum Depth {
     /// token bought, in token units, and the LP fee in bps (30 for Uniswap V2). Outputs follow
     /// [`crate::amm::get_amount_out`].
     ConstantProduct {
+        /// The pool's reserve of the token sold, in its units.
         reserve_in: U256,
+        /// The pool's reserve of the token bought, in its units.
         reserve_out: U256,
+        /// LP fee in basis points of the input (30 = 0.3 %).
         fee_bps: u32,
     },
 }
@@ -194,19 +221,30 @@ pub enum Depth {
 /// honour or refuse the trade.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Order {
+    /// The id of the intent approved (a bundle leg's or unwind's own id for those).
     pub id: IntentId,
+    /// The swap to execute; its `amount_in` is the gate's size when the verdict resized it.
     pub swap: Swap,
+    /// The least the fill may return, in units of `swap.buy`: the venue refuses to fill below
+    /// it ([`crate::VenueError::Slippage`]) and a chain venue passes it as the router's
+    /// `amountOutMin`.
     pub min_amount_out: U256,
 }
 
 /// A completed trade, in exact token units.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Fill {
+    /// The id of the order filled.
     pub id: IntentId,
+    /// Execution time, unix seconds: the event time the order was executed at.
     pub ts: i64,
+    /// The token given up.
     pub sell: Token,
+    /// The token received.
     pub buy: Token,
+    /// What left the book, units of `sell` (LP fee included; gas is in `gas_cost`).
     pub amount_in: U256,
+    /// What arrived, units of `buy`.
     pub amount_out: U256,
     /// LP fee, in units of the token sold.
     pub fee: U256,

@@ -18,15 +18,28 @@ use crate::U256;
 use crate::agent::{AuditError, AuditEvent, BundleMember, Observer, Resume};
 use crate::venue::{Settlement, StepRecorder, UnsettledTx, VenueEvent};
 
+/// Why the journal could not be opened, written or read, or why its content cannot be
+/// trusted.
 #[derive(Debug, thiserror::Error)]
 pub enum JournalError {
+    /// SQLite failed: the file cannot be opened or created, is not a journal database, or a
+    /// read, write or commit failed (disk full, locked, I/O error).
     #[error("journal {}: {detail}", path.display())]
-    Db { path: PathBuf, detail: String },
+    Db {
+        /// The journal's database file.
+        path: PathBuf,
+        /// SQLite's error message.
+        detail: String,
+    },
     /// The chain is broken at `seq`: the record was altered, or one before it is missing.
+    /// [`Journal::resume`] also reports a record it cannot parse this way.
     #[error("journal {}: record {seq} {problem}", path.display())]
     Broken {
+        /// The journal's database file.
         path: PathBuf,
+        /// The first record at fault.
         seq: i64,
+        /// What is wrong with it, e.g. `does not link to the record before it`.
         problem: String,
     },
 }
@@ -34,20 +47,35 @@ pub enum JournalError {
 /// One journal record.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Record {
+    /// Position in the chain, from 1, without gaps.
     pub seq: i64,
+    /// The time the record is about, unix seconds: the event time of its bar or intent (the
+    /// wall clock for a restart's reconciliation).
     pub ts: i64,
+    /// What it records: `market`, `decision`, `intent`, `verdict`, `tx`, `fill`, `bet_fill`,
+    /// `redeem_fill`, `gas`, `tx_dropped`, `execution_failed`, `kill_switch`, `reconciled`,
+    /// `portfolio`, `restart`, `bad_event`, `strategy_fault` or `bundle_closed`.
     pub kind: String,
+    /// The intent it belongs to (`strategy:ts:seq`), if any.
     pub intent_id: Option<String>,
+    /// The transaction it concerns, as hex, if any.
     pub tx_hash: Option<String>,
+    /// The content, as JSON (amounts as decimal strings of token units).
     pub body: String,
+    /// [`Record::hash`] of the record before, hex; 64 zeros for the first.
     pub prev_hash: String,
+    /// SHA-256, hex, of `prev_hash`, `seq`, `ts`, `kind`, `intent_id`, `tx_hash` and `body`,
+    /// each prefixed with its length.
     pub hash: String,
 }
 
 /// What `verify` found.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Verified {
+    /// How many records the chain holds, all verified.
     pub records: i64,
+    /// The last record's hash (64 zeros for an empty journal): quoting it pins the whole
+    /// history.
     pub head: String,
 }
 
@@ -119,11 +147,20 @@ impl std::fmt::Debug for Journal {
 
 impl Journal {
     /// Opens (or creates) the journal at `path`, in WAL mode with full fsync on commit.
+    ///
+    /// # Errors
+    ///
+    /// [`JournalError::Db`] when SQLite cannot open or create the file, set its modes or
+    /// create the table, or read the last record.
     pub fn open(path: &Path) -> Result<Self, JournalError> {
         Self::open_with(path, Durability::Full)
     }
 
     /// Opens with the given durability.
+    ///
+    /// # Errors
+    ///
+    /// As [`Journal::open`]: [`JournalError::Db`] on any SQLite failure.
     pub fn open_with(path: &Path, durability: Durability) -> Result<Self, JournalError> {
         let db = |e: rusqlite::Error| JournalError::Db {
             path: path.to_path_buf(),
@@ -173,6 +210,11 @@ impl Journal {
     }
 
     /// Commits a replay's open batch (live journals have none).
+    ///
+    /// # Errors
+    ///
+    /// [`JournalError::Db`] when the commit fails; the batch's records are then not in the
+    /// file.
     pub fn flush(&mut self) -> Result<(), JournalError> {
         if self.pending > 0 {
             self.pending = 0;
@@ -186,11 +228,18 @@ impl Journal {
         Ok(())
     }
 
+    /// The journal's database file.
     pub fn path(&self) -> &Path {
         &self.path
     }
 
-    /// Appends a record (committed, fsynced) and returns it.
+    /// Appends a record (committed, fsynced) and returns it. A replay's journal
+    /// ([`Durability::Replay`]) commits in batches instead; see [`Journal::flush`].
+    ///
+    /// # Errors
+    ///
+    /// [`JournalError::Db`] when the insert or its commit fails; the head does not move, so
+    /// the next append still links to the last record written.
     pub fn append(
         &mut self,
         ts: i64,
@@ -278,11 +327,21 @@ impl Journal {
     }
 
     /// Every record, in order.
+    ///
+    /// # Errors
+    ///
+    /// [`JournalError::Db`] when the query fails.
     pub fn records(&self) -> Result<Vec<Record>, JournalError> {
         self.rows("ORDER BY seq", [])
     }
 
     /// Recomputes the hash chain; names the first record that was altered or follows a gap.
+    ///
+    /// # Errors
+    ///
+    /// [`JournalError::Broken`] at the first record whose `seq` skips one, whose `prev_hash`
+    /// is not the previous hash, or whose content does not hash to its `hash`;
+    /// [`JournalError::Db`] when the records cannot be read.
     pub fn verify(&self) -> Result<Verified, JournalError> {
         let mut prev = GENESIS.to_string();
         let records = self.records()?;
@@ -323,7 +382,11 @@ impl Journal {
 
     /// What led to transaction `tx_hash`, in order: the market snapshot and model decision of
     /// the event that raised the intent, then the intent's own records (intent, risk verdict,
-    /// transaction steps, fill).
+    /// transaction steps, fill). Empty when no record names the hash.
+    ///
+    /// # Errors
+    ///
+    /// [`JournalError::Db`] when a query fails.
     pub fn explain_tx(&self, tx_hash: &str) -> Result<Vec<Record>, JournalError> {
         let with_tx = self.rows("WHERE lower(tx_hash) = lower(?1) ORDER BY seq", [tx_hash])?;
         let Some(intent) = with_tx.iter().find_map(|r| r.intent_id.clone()) else {
@@ -393,8 +456,8 @@ impl Shared {
 }
 
 /// Writes the audit stream into a [`Journal`]. A write that fails is returned to the agent as an
-/// [`AuditError`](crate::agent::AuditError), which halts it: nothing is sent that is not on
-/// record. After a failure every later write fails too (no gaps in the chain).
+/// [`AuditError`], which halts it: nothing is sent that is not on record. After a failure every
+/// later write fails too (no gaps in the chain).
 ///
 /// With a [`StepRecorder`] handed to the venue ([`JournalObserver::recorder`]), transaction
 /// steps are journaled by the venue as they happen (a signed transaction before its broadcast)
@@ -404,7 +467,25 @@ pub struct JournalObserver {
     venue_recorded: bool,
 }
 
+impl std::fmt::Debug for JournalObserver {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let mut d = f.debug_struct("JournalObserver");
+        // `try_lock`: formatting must not wait on (or deadlock with) a write in progress.
+        match self.shared.try_lock() {
+            Ok(s) => d
+                .field("journal", &s.journal)
+                .field("failures", &s.failures)
+                .field("broken", &s.broken),
+            Err(_) => d.field("journal", &"<in use>"),
+        };
+        d.field("venue_recorded", &self.venue_recorded)
+            .finish_non_exhaustive()
+    }
+}
+
 impl JournalObserver {
+    /// Writes the audit stream into `journal`, venue steps included until
+    /// [`JournalObserver::recorder`] hands their writing to the venue.
     pub fn new(journal: Journal) -> Self {
         Self {
             shared: Arc::new(Mutex::new(Shared {
@@ -689,6 +770,13 @@ fn receipt_moves(s: &serde_json::Value) -> Option<Vec<(String, U256, U256)>> {
 impl Journal {
     /// What a restart starts from: the last book, the transactions signed but not known to have
     /// finished (and reflected in that book), and every intent id already handled.
+    ///
+    /// # Errors
+    ///
+    /// [`JournalError::Broken`] naming the first record a restart needs that does not parse
+    /// (a body that is not the JSON its kind writes, an amount that is not an integer);
+    /// [`JournalError::Db`] when the records cannot be read. The chain itself is not verified
+    /// here: see [`Journal::verify`].
     pub fn resume(&self) -> Result<Resume, JournalError> {
         struct Open {
             intent: Option<String>,

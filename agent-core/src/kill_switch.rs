@@ -27,14 +27,25 @@ pub enum SwitchState {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum KillMode {
+    /// Stop everything: [`SwitchState::Halted`], nothing passes, positions are kept.
     Halt,
+    /// [`SwitchState::ReduceOnly`]: only exposure-reducing intents pass; no unwind is forced.
     ReduceOnly,
+    /// Sell everything into the quote token, the price-impact limit's slice per cycle, then
+    /// halt.
     Flatten,
+    /// Sell everything into the quote token ignoring the price-impact limit, then halt.
     FlattenNow,
 }
 
+/// Parses the config and command-line spelling: `halt`, `reduce_only`, `flatten` or
+/// `flatten_now`.
 impl std::str::FromStr for KillMode {
     type Err = String;
+    /// # Errors
+    ///
+    /// A message listing the accepted names when `s` is none of them (matching is exact and
+    /// case-sensitive).
     fn from_str(s: &str) -> Result<Self, String> {
         match s {
             "halt" => Ok(KillMode::Halt),
@@ -52,6 +63,7 @@ impl std::str::FromStr for KillMode {
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct SwitchRecord {
+    /// How much the agent may do.
     pub state: SwitchState,
     /// A flatten is in progress: reduce-only until the position is gone, then halted.
     #[serde(default)]
@@ -59,7 +71,10 @@ pub struct SwitchRecord {
     /// The flatten in progress ignores the price-impact limit (`flatten_now`).
     #[serde(default)]
     pub flatten_now: bool,
+    /// When the switch last tripped, unix seconds (the clock's now at the trip); `None` while
+    /// active.
     pub tripped_at: Option<i64>,
+    /// Why it tripped (a limit's refusal detail, `operator: …`); `None` while active.
     pub reason: Option<String>,
     /// Id of the last operator command applied, so a command is applied once.
     #[serde(default)]
@@ -72,20 +87,55 @@ pub struct SwitchRecord {
 pub struct SwitchCommand {
     /// Increasing; commands with an id already applied are ignored.
     pub id: u64,
+    /// What to do.
     pub action: SwitchAction,
+    /// Why, in the operator's words; recorded as `operator: {reason}`.
     pub reason: String,
 }
 
+/// What an operator's [`SwitchCommand`] does. Serialised as `{"kill": "flatten"}` or
+/// `"resume"`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum SwitchAction {
+    /// Trip the switch in this mode (never lowering the severity: see [`KillSwitch::trip`]).
     Kill(KillMode),
+    /// Back to [`SwitchState::Active`], ending any flatten; refused if it cannot be saved.
     Resume,
 }
 
 /// Persists the switch and delivers operator commands.
+///
+/// # Example
+///
+/// A store that keeps the record in memory and hands out queued commands:
+///
+/// ```
+/// use agent_core::{KillSwitch, SwitchCommand, SwitchRecord, SwitchStore};
+///
+/// #[derive(Default)]
+/// struct Memory { saved: Option<SwitchRecord>, inbox: Vec<SwitchCommand> }
+///
+/// impl SwitchStore for Memory {
+///     fn save(&mut self, record: &SwitchRecord) -> Result<(), String> {
+///         self.saved = Some(record.clone());
+///         Ok(())
+///     }
+///     fn poll(&mut self) -> Option<SwitchCommand> {
+///         self.inbox.pop()
+///     }
+/// }
+///
+/// let switch = KillSwitch::restore(SwitchRecord::default(), Some(Box::new(Memory::default())));
+/// # let _ = switch;
+/// ```
 pub trait SwitchStore: Send {
     /// Saves durably (the file store writes, fsyncs and renames).
+    ///
+    /// # Errors
+    ///
+    /// A message saying why the record is not on disk. A trip holds in memory regardless; a
+    /// resume is undone.
     fn save(&mut self, record: &SwitchRecord) -> Result<(), String>;
     /// A command not yet seen, if one is waiting. Called every cycle: must be cheap.
     fn poll(&mut self) -> Option<SwitchCommand>;
@@ -94,14 +144,21 @@ pub trait SwitchStore: Send {
 /// A change of state, for the audit stream.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SwitchChange {
+    /// The state before.
     pub from: SwitchState,
+    /// The state after.
     pub to: SwitchState,
+    /// A flatten is in progress after the change.
     pub flattening: bool,
     /// The flatten ignores the price-impact limit (`flatten_now`).
     pub flatten_now: bool,
+    /// Why: the trip's reason, or the resume's.
     pub reason: String,
 }
 
+/// The kill switch itself: a [`SwitchRecord`], saved to its [`SwitchStore`] on every change
+/// and consulted on every intent ([`KillSwitch::allows`]). A trip is latched: only
+/// [`KillSwitch::resume`] (an operator command) lowers it.
 #[derive(Default)]
 pub struct KillSwitch {
     rec: SwitchRecord,
@@ -127,9 +184,11 @@ impl KillSwitch {
         Self { rec: record, store }
     }
 
+    /// The current state.
     pub fn state(&self) -> SwitchState {
         self.rec.state
     }
+    /// A flatten is in progress: reduce-only until the position is sold, then halted.
     pub fn flattening(&self) -> bool {
         self.rec.flattening
     }
@@ -137,6 +196,7 @@ impl KillSwitch {
     pub fn flatten_now(&self) -> bool {
         self.rec.flattening && self.rec.flatten_now
     }
+    /// The record as it is saved.
     pub fn record(&self) -> &SwitchRecord {
         &self.rec
     }
@@ -198,6 +258,13 @@ impl KillSwitch {
 
     /// Back to active, only if that can be saved: otherwise a restart would undo the resume's
     /// opposite and the operator would not know which state holds.
+    ///
+    /// Returns `Ok(None)` when the switch is already active with no flatten in progress.
+    ///
+    /// # Errors
+    ///
+    /// A message with the store's error when the resumed record cannot be saved; the switch
+    /// then stays exactly as it was.
     pub fn resume(&mut self, reason: &str) -> Result<Option<SwitchChange>, String> {
         let before = self.rec.clone();
         if before.state == SwitchState::Active && !before.flattening {
@@ -257,6 +324,12 @@ impl KillSwitch {
 
     /// Whether an intent may pass: anything when active, only exposure-reducing ones when
     /// reduce-only, nothing when halted.
+    ///
+    /// # Errors
+    ///
+    /// A [`Refusal`] with code `kill_switch_reduce_only` for an exposure-increasing intent while
+    /// reduce-only, or `kill_switch_halted` for any intent while halted; its detail is the trip's
+    /// reason.
     pub fn allows(&self, reduces_exposure: bool) -> Result<(), Refusal> {
         match self.rec.state {
             SwitchState::Active => Ok(()),

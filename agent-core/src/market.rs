@@ -8,16 +8,29 @@ use crate::amount::{Token, U256};
 pub struct Bar {
     /// Open time, unix seconds (UTC).
     pub ts: i64,
+    /// First trade price of the interval, quote per whole base token.
     pub open: f64,
+    /// Highest price of the interval, quote per whole base token.
     pub high: f64,
+    /// Lowest price of the interval, quote per whole base token.
     pub low: f64,
+    /// Last price of the interval, quote per whole base token: the reference price strategies
+    /// and the risk gate use.
     pub close: f64,
+    /// Traded volume of the interval in whole base tokens, as the data source reports it; 0 for
+    /// a bar built from a pool read.
     pub volume: f64,
 }
 
 impl Bar {
     /// The first field that makes this bar unusable, if any: non-finite or non-positive prices,
     /// `high < low`, open or close outside `[low, high]`, negative or non-finite volume.
+    ///
+    /// # Errors
+    ///
+    /// A [`BarFault`] naming the first failing check, in this order: each price (open, high,
+    /// low, close) not finite or not positive, volume not finite or negative, `high` below
+    /// `low`, `close` outside `[low, high]`, `open` outside `[low, high]`.
     pub fn validate(&self) -> Result<(), BarFault> {
         for (field, v) in [
             ("open", self.open),
@@ -76,18 +89,23 @@ impl Bar {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 #[error("{field} {problem}")]
 pub struct BarFault {
+    /// The field at fault: `open`, `high`, `low`, `close` or `volume`.
     pub field: &'static str,
+    /// What is wrong with it, e.g. `is not finite`, `is outside [low, high]`.
     pub problem: &'static str,
 }
 
 /// The traded pair: a base token priced in a quote token (ETH/USDC: base ETH, quote USDC).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Pair {
+    /// The token priced and traded (ETH in ETH/USDC).
     pub base: Token,
+    /// The token prices are in (USDC in ETH/USDC); the agent values its equity in it.
     pub quote: Token,
 }
 
 impl Pair {
+    /// The pair `base`/`quote`: `base` priced in `quote`.
     pub fn new(base: Token, quote: Token) -> Self {
         Self { base, quote }
     }
@@ -116,11 +134,20 @@ pub enum MarketEvent {
     /// A pool read at a block: the candle strategies see, plus the exact reserves behind it (a
     /// paper venue fills against these, wei for wei what the chain would give).
     // Boxed: keeps every event (and the backtest's hot loop) as small as a bar.
-    Pool { bar: Bar, pool: Box<PoolSnapshot> },
+    Pool {
+        /// The candle strategies see (a chain source builds it from the pool's price: this
+        /// read's as close, the previous read's as open).
+        bar: Bar,
+        /// The pool's reserves and gas price at the block read.
+        pool: Box<PoolSnapshot>,
+    },
     /// Time passed with no new market data (a quiet chain's timer cycle): `ts` is the time of
     /// the latest data (unix s). The kill switch, health checks and the stale-data limit run on
     /// it; strategies see no bar.
-    Tick { ts: i64 },
+    Tick {
+        /// Time of the latest market data, unix seconds.
+        ts: i64,
+    },
     /// Several markets read at one time (a chain cycle over several pools, a backtest step over
     /// several series), every price in the same quote token — the agent's numéraire. The first
     /// entry is the agent's own pair: [`MarketEvent::as_bar`] gives its bar, so a one-pair
@@ -178,6 +205,7 @@ impl MarketSet {
 /// A constant-product pool's exact state at one block.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct PoolSnapshot {
+    /// The block number the reserves were read at.
     pub block: u64,
     /// Reserve of the pair's base token, in its units.
     pub reserve_base: U256,

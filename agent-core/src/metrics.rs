@@ -16,6 +16,9 @@ pub struct PerformanceTracker {
 }
 
 impl PerformanceTracker {
+    /// Adds a point of the equity curve: `equity` (quote tokens, float) at `ts` (unix seconds).
+    /// Points must come in time order; the return from the previous point counts only when
+    /// that point's equity was positive.
     pub fn update(&mut self, ts: i64, equity: f64) {
         self.first_ts.get_or_insert(ts);
         self.last_ts = ts;

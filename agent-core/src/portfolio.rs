@@ -4,17 +4,29 @@ use crate::amount::{Token, U256, base_to_quote};
 use crate::intent::Fill;
 use crate::market::Pair;
 
+/// Why a fill or a gas charge could not be booked; the portfolio is unchanged when one is
+/// returned.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub enum PortfolioError {
+    /// A token's debits (the amount sold, the gas) exceed its balance plus what the same fill
+    /// credits of it.
     #[error("fill {id} debits {need} units of {token} but the portfolio holds {have}")]
     Insufficient {
+        /// The intent id of the fill or charge, as text.
         id: String,
+        /// The token that would go negative.
         token: Token,
+        /// The total debit of `token`, in its units.
         need: U256,
+        /// The balance of `token` before the booking, in its units.
         have: U256,
     },
+    /// A balance or a debit would exceed 256 bits.
     #[error("balance of {token} overflows")]
-    Overflow { token: Token },
+    Overflow {
+        /// The token whose balance or debit overflows.
+        token: Token,
+    },
 }
 
 /// The agent's holdings. Every change goes through [`Portfolio::apply_fill`], which either
@@ -33,6 +45,7 @@ pub struct Portfolio {
 }
 
 impl Portfolio {
+    /// An empty portfolio: no balances, no fees, gas or fills booked.
     pub fn new() -> Self {
         Self::default()
     }
@@ -46,6 +59,7 @@ impl Portfolio {
         p
     }
 
+    /// The balance of `token` in its units; zero for a token never held.
     pub fn balance(&self, token: &Token) -> U256 {
         self.balances
             .iter()
@@ -78,12 +92,20 @@ impl Portfolio {
             .unwrap_or(0.0)
     }
 
+    /// Every balance set so far (zeros included), in units, in the order tokens were first
+    /// seen.
     pub fn balances(&self) -> &[(Token, U256)] {
         &self.balances
     }
 
     /// Books a fill: debits what was sold and the gas, credits what was bought, adds up fees and
     /// gas. All-or-nothing: on error the portfolio is unchanged.
+    ///
+    /// # Errors
+    ///
+    /// - [`PortfolioError::Insufficient`] when a token's balance plus its credit is less than
+    ///   its debits (the amount sold, the gas when paid in it);
+    /// - [`PortfolioError::Overflow`] when a credited balance or a summed debit exceeds 256 bits.
     pub fn apply_fill(&mut self, fill: &Fill) -> Result<(), PortfolioError> {
         let (gas_token, gas_amount) = &fill.gas_cost;
         // Net each touched token's credit and debits first (gas may be paid in the token sold
@@ -189,6 +211,7 @@ impl Portfolio {
     pub fn gas_quote(&self) -> U256 {
         self.gas_quote
     }
+    /// The number of fills booked by [`Portfolio::apply_fill`] (gas charges not counted).
     pub fn fills(&self) -> u64 {
         self.fills
     }

@@ -26,6 +26,8 @@ pub struct MarketView {
     pub prices: Vec<f64>,
     /// When trading closes (unix s), when known.
     pub closes_at: Option<i64>,
+    /// The market's outcome is known: no more trading, and held winning tokens can be
+    /// redeemed for collateral.
     pub resolved: bool,
     /// Our outcome-token balances.
     pub held: Vec<U256>,
@@ -73,18 +75,65 @@ pub struct PredictionSet {
 /// A bet that was placed.
 #[derive(Debug, Clone, PartialEq)]
 pub struct BetFill {
+    /// The bet's intent id.
     pub id: IntentId,
+    /// The market's address or id.
     pub market: String,
+    /// Index of the outcome bought.
     pub outcome: usize,
+    /// Collateral spent, its units, LP fee included.
     pub investment: U256,
+    /// Outcome tokens received, their units (the collateral's decimals).
     pub tokens: U256,
+    /// Gas burned, wei (0 on a paper venue).
     pub gas_native: U256,
+    /// The buy transaction's hash, on chain.
     pub tx_hash: Option<String>,
 }
 
 /// Where bets are placed and positions redeemed.
+///
+/// # Example
+///
+/// Paper bets on a fixed list of markets, filled with the FPMM's own math (a sketch: the pools
+/// do not move and nothing resolves):
+///
+/// ```
+/// use agent_core::fpmm::calc_buy_amount;
+/// use agent_core::{Bet, BetFill, IntentId, MarketView, PredictionVenue, Token, U256, VenueError};
+///
+/// struct Paper { collateral: Token, cash: U256, markets: Vec<MarketView> }
+///
+/// impl PredictionVenue for Paper {
+///     fn name(&self) -> &str { "paper" }
+///     fn collateral(&self) -> &Token { &self.collateral }
+///     async fn markets(&mut self) -> Result<Vec<MarketView>, VenueError> {
+///         Ok(self.markets.clone())
+///     }
+///     async fn quote_bet(&mut self, bet: &Bet) -> Result<U256, VenueError> {
+///         let no_market = || VenueError::Rejected(format!("no market {}", bet.market));
+///         let m = self.markets.iter().find(|m| m.id == bet.market).ok_or_else(no_market)?;
+///         calc_buy_amount(bet.investment, bet.outcome, &m.pool, m.fee)
+///             .map_err(|e| VenueError::Rejected(e.to_string()))
+///     }
+///     async fn buy(&mut self, id: &IntentId, bet: &Bet, min_tokens: U256)
+///         -> Result<BetFill, VenueError> {
+///         let tokens = self.quote_bet(bet).await?;
+///         if tokens < min_tokens {
+///             return Err(VenueError::Slippage { min: min_tokens, got: tokens });
+///         }
+///         self.cash = self.cash.saturating_sub(bet.investment);
+///         Ok(BetFill { id: id.clone(), market: bet.market.clone(), outcome: bet.outcome,
+///             investment: bet.investment, tokens, gas_native: U256::ZERO, tx_hash: None })
+///     }
+///     async fn redeem(&mut self) -> Result<U256, VenueError> { Ok(U256::ZERO) }
+///     async fn collateral_balance(&mut self) -> Result<U256, VenueError> { Ok(self.cash) }
+/// }
+/// ```
 pub trait PredictionVenue: Send {
+    /// A short name for logs and reports (`paper_fpmm`, `gnosis_fpmm`).
     fn name(&self) -> &str;
+    /// The token bets are paid in and positions redeem for (the agent's numéraire).
     fn collateral(&self) -> &Token;
     /// Every market the venue lists, with our holdings.
     fn markets(&mut self) -> impl Future<Output = Result<Vec<MarketView>, VenueError>> + Send;
@@ -101,6 +150,8 @@ pub trait PredictionVenue: Send {
     fn redeem(&mut self) -> impl Future<Output = Result<U256, VenueError>> + Send;
     /// Collateral the wallet holds.
     fn collateral_balance(&mut self) -> impl Future<Output = Result<U256, VenueError>> + Send;
+    /// Steps taken since the last call (a chain venue's transaction steps), for the audit
+    /// stream.
     fn drain_events(&mut self) -> Vec<VenueEvent> {
         Vec::new()
     }
@@ -217,9 +268,40 @@ impl<P: PredictionVenue> crate::Venue for Betting<P> {
 }
 
 /// Decides bets, one market at a time.
+///
+/// # Example
+///
+/// Bet `stake` on outcome 0 of any market pricing it below 30 %, once per market:
+///
+/// ```
+/// use agent_core::{Bet, BettingStrategy, MarketView, StrategyError, Token, U256};
+///
+/// struct Longshot { stake: U256, collateral: Token }
+///
+/// impl BettingStrategy for Longshot {
+///     fn name(&self) -> &str { "longshot" }
+///     fn on_market(&mut self, market: &MarketView, bankroll: U256, exposure: U256, _now: i64)
+///         -> Result<Option<Bet>, StrategyError> {
+///         let cheap = market.prices.first().is_some_and(|p| *p < 0.3);
+///         if !cheap || !exposure.is_zero() || bankroll < self.stake {
+///             return Ok(None);
+///         }
+///         Ok(Some(Bet { market: market.id.clone(), outcome: 0, investment: self.stake,
+///             collateral: self.collateral.clone() }))
+///     }
+/// }
+/// ```
 pub trait BettingStrategy: Send {
+    /// A short stable name; it prefixes the bets' intent ids.
     fn name(&self) -> &str;
     /// `bankroll`: collateral available; `exposure`: collateral already put into this market.
+    /// Both in collateral units; `now` is the cycle's time, unix seconds. Only called for
+    /// unresolved markets. Returns the bet to propose, if any (the gate may still refuse it).
+    ///
+    /// # Errors
+    ///
+    /// A [`StrategyError`] when the strategy cannot decide on this market (e.g. a model output
+    /// that is not finite); it ends the cycle's decisions, and no bet is placed this cycle.
     fn on_market(
         &mut self,
         market: &MarketView,
@@ -227,6 +309,8 @@ pub trait BettingStrategy: Send {
         exposure: U256,
         now: i64,
     ) -> Result<Option<Bet>, StrategyError>;
+    /// What a model-driven strategy decided on the last market (model, its output), for the
+    /// audit stream; rule-based strategies return `None`.
     fn decision(&self) -> Option<Decision> {
         None
     }
@@ -244,6 +328,7 @@ pub struct Bettor {
 }
 
 impl Bettor {
+    /// Runs `inner` as the agent's strategy.
     pub fn new(inner: Box<dyn BettingStrategy>) -> Self {
         Self {
             inner,
@@ -327,6 +412,7 @@ impl Default for BetLimits {
 /// reason; a different size is a different bet).
 #[derive(Debug, Clone, Default)]
 pub struct BetGate {
+    /// The limits every bet is judged against.
     pub limits: BetLimits,
 }
 

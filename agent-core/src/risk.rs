@@ -9,11 +9,16 @@ use crate::prediction::{BetFill, MarketView};
 /// Why an intent was refused: a stable machine code (counted in summaries) and a human detail.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Refusal {
+    /// Stable snake_case code, e.g. `max_drawdown`, `price_impact`, `insufficient_balance`;
+    /// reports count refusals by it, so it never changes with the figures.
     pub code: &'static str,
+    /// What exactly was wrong, with the figures (amounts in token units, limits in bps or
+    /// percent), for logs and the audit stream.
     pub detail: String,
 }
 
 impl Refusal {
+    /// A refusal with machine `code` and human `detail`.
     pub fn new(code: &'static str, detail: impl Into<String>) -> Self {
         Self {
             code,
@@ -26,11 +31,19 @@ impl Refusal {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Verdict {
     /// Execute as asked, refusing any fill below `min_amount_out`.
-    Approve { min_amount_out: U256 },
+    Approve {
+        /// The least output the venue may fill: units of the token bought (outcome tokens for
+        /// a bet), usually the quote less the slippage limit.
+        min_amount_out: U256,
+    },
     /// Execute a smaller amount (never larger), with the reason it was cut.
     Resize {
+        /// The new input, units of the token sold; non-zero and never above the intent's.
         amount_in: U256,
+        /// The least output the venue may fill for the smaller input, units of the token
+        /// bought.
         min_amount_out: U256,
+        /// The limit that cut the trade (e.g. code `price_impact`, `max_trade_notional`).
         reason: Refusal,
     },
     /// Do not execute.
@@ -39,12 +52,18 @@ pub enum Verdict {
 
 /// What the gate may consult: the pair the intent trades, the portfolio, that pair's latest bar
 /// (the reference price) and the clock's time (event time in simulation, wall time live).
+#[derive(Debug)]
 pub struct RiskContext<'a> {
     /// The pair of the intent judged (an agent holding several assets judges each swap on its
     /// own pair; every pair's quote token is the agent's numéraire).
     pub pair: &'a Pair,
+    /// The agent's book: the balances an intent may spend, in token units.
     pub portfolio: &'a Portfolio,
+    /// The pair's latest bar; its close is the reference price a venue's price is compared
+    /// with (`max_price_deviation_bps`).
     pub bar: &'a Bar,
+    /// The clock's now, unix seconds: event time when simulated or replayed, wall time live
+    /// ([`crate::Clock::now`]). Trade-rate and daily limits count in it.
     pub now: i64,
     /// The operator's `flatten_now`: this unwind ignores the price-impact limit.
     pub ignore_price_impact: bool,
@@ -57,6 +76,8 @@ pub struct RiskContext<'a> {
 }
 
 impl<'a> RiskContext<'a> {
+    /// A context at `now` (unix seconds) with the data age `now − bar.ts`, no holdings outside
+    /// `pair` and the price-impact limit in force.
     pub fn new(pair: &'a Pair, portfolio: &'a Portfolio, bar: &'a Bar, now: i64) -> Self {
         Self {
             pair,
@@ -98,9 +119,36 @@ pub struct BetQuote<'a> {
 
 /// Decides on every intent. Implementations must fail closed: when a limit cannot be evaluated
 /// (missing price, overflow), the answer is [`Verdict::Refuse`].
+///
+/// # Example
+///
+/// Approve swaps of at most `max_in` units with 50 bps of slippage; refuse everything else:
+///
+/// ```
+/// use agent_core::risk::min_out_for_slippage;
+/// use agent_core::{Intent, IntentId, Quote, Refusal, RiskContext, RiskGate, U256, Verdict};
+///
+/// struct Capped { max_in: U256 }
+///
+/// impl RiskGate for Capped {
+///     fn evaluate(&mut self, _id: &IntentId, intent: &Intent, quote: &Quote,
+///                 _ctx: &RiskContext<'_>) -> Verdict {
+///         let too_big = intent.as_swap().is_none_or(|s| s.amount_in > self.max_in);
+///         match min_out_for_slippage(quote.amount_out, 50) {
+///             Some(min_amount_out) if !too_big => Verdict::Approve { min_amount_out },
+///             _ => Verdict::Refuse(Refusal::new("max_trade", "over the cap")),
+///         }
+///     }
+/// }
+/// ```
 pub trait RiskGate: Send {
     /// Checks what can be judged from the intent alone, before the venue is asked for a quote
     /// (in live mode a quote is an RPC call, and a disallowed token is never worth one).
+    ///
+    /// # Errors
+    ///
+    /// A [`Refusal`] when the intent must not go further; the default is [`check_intent`]'s
+    /// (wrong pair or collateral, zero amount, insufficient balance, an unsupported intent).
     fn pre_check(
         &mut self,
         id: &IntentId,
@@ -126,6 +174,11 @@ pub trait RiskGate: Send {
     /// part of the gate passes it or refuses it, and the bet limits
     /// ([`crate::prediction::BetGate`]) then set its minimum of outcome tokens. The default
     /// refuses every bet: a gate that does not know bets fails closed.
+    ///
+    /// # Errors
+    ///
+    /// A [`Refusal`] when a part of the gate refuses the bet; the default always returns one,
+    /// with code `unsupported_intent`.
     fn check_bet(
         &mut self,
         _id: &IntentId,
@@ -180,6 +233,12 @@ pub trait RiskGate: Send {
 
     /// Continues from baselines saved by an earlier run of the same agent. Errors when they
     /// cannot be used (the run must not start from "no baseline").
+    ///
+    /// # Errors
+    ///
+    /// A message saying which saved value cannot be used (e.g. a negative or non-finite
+    /// equity, an unparsable gas amount); the agent then refuses to start. The default accepts
+    /// anything and keeps no state.
     fn restore_baselines(&mut self, _saved: RiskBaselines) -> Result<(), String> {
         Ok(())
     }
@@ -193,24 +252,58 @@ pub trait RiskGate: Send {
 #[derive(Debug, Clone, PartialEq, Default, serde::Serialize, serde::Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RiskBaselines {
+    /// The highest equity marked since the start (or the last operator resume), quote tokens:
+    /// what `max_drawdown_pct` measures from.
     pub peak_equity: f64,
     /// The UTC day (unix s / 86400) whose starting equity is `day_start_equity`.
     pub day: Option<i64>,
+    /// Equity at the first mark of `day`, quote tokens: what `max_daily_loss_pct` measures
+    /// from.
     pub day_start_equity: f64,
+    /// The daily loss limit tripped during `day`: no exposure-increasing trade until the next
+    /// UTC day or an operator resume.
     pub daily_breached: bool,
+    /// The drawdown limit tripped: no exposure-increasing trade until an operator resume.
     pub drawdown_breached: bool,
-    /// Exposure-increasing trades of the last hour.
+    /// Times of the exposure-increasing trades of the last hour, unix seconds, oldest first,
+    /// for `max_trades_per_hour`.
     pub recent_trades: Vec<i64>,
+    /// Time of the last exposure-increasing trade, unix seconds, for
+    /// `min_seconds_between_trades`.
     pub last_trade: Option<i64>,
     /// The UTC day `gas_today_wei` counts.
     pub gas_day: Option<i64>,
+    /// Gas burned on `gas_day`, wei, as a decimal integer string (a `U256` does not fit a
+    /// JSON number), for `max_gas_spend_per_day`.
     pub gas_today_wei: String,
 }
 
 /// Persists [`RiskBaselines`] (the binary: a file in the state folder, replaced atomically and
 /// fsynced, like the kill switch).
+///
+/// # Example
+///
+/// Keep the last saved copy in memory:
+///
+/// ```
+/// use agent_core::{BaselineStore, RiskBaselines};
+///
+/// #[derive(Default)]
+/// struct Memory(Option<RiskBaselines>);
+///
+/// impl BaselineStore for Memory {
+///     fn save(&mut self, baselines: &RiskBaselines) -> Result<(), String> {
+///         self.0 = Some(baselines.clone());
+///         Ok(())
+///     }
+/// }
+/// ```
 pub trait BaselineStore: Send {
     /// Saves durably; an error stops the agent (it would otherwise forget what it lost).
+    ///
+    /// # Errors
+    ///
+    /// A message saying why the baselines could not be written durably (I/O, serialisation).
     fn save(&mut self, baselines: &RiskBaselines) -> Result<(), String>;
 }
 
@@ -222,6 +315,15 @@ pub fn min_out_for_slippage(quoted: U256, slippage_bps: u32) -> Option<U256> {
 
 /// Checks any gate makes before quoting: a non-zero swap of the agent's pair, or a non-zero bet
 /// in the agent's numéraire, that the portfolio holds enough of.
+///
+/// # Errors
+///
+/// A [`Refusal`] with code:
+/// - `unsupported_intent` for any other intent (a redeem, a bundle as a whole);
+/// - `token_not_allowed` for a swap not of `ctx.pair`, or a bet whose collateral is not the
+///   pair's quote token;
+/// - `zero_amount` for a swap of zero `amount_in` or a bet of zero `investment`;
+/// - `insufficient_balance` when the portfolio holds less than the amount.
 pub fn check_intent(intent: &Intent, ctx: &RiskContext<'_>) -> Result<(), Refusal> {
     if let Intent::Bet(bet) = intent {
         return check_bet_intent(bet, ctx);
@@ -284,6 +386,15 @@ fn check_bet_intent(bet: &Bet, ctx: &RiskContext<'_>) -> Result<(), Refusal> {
 
 /// Checks any gate makes on the quote of a swap that passed [`check_intent`]: non-zero output,
 /// and the amount plus gas affordable.
+///
+/// # Errors
+///
+/// A [`Refusal`] with code:
+/// - `zero_output` when the quote's `amount_out` is zero;
+/// - `insufficient_gas` when gas is paid in the token sold and the balance does not cover the
+///   amount plus gas, or in a third token whose balance does not cover the gas (gas paid in
+///   the token bought is not checked here);
+/// - `overflow` when the amount plus gas exceeds 256 bits.
 pub fn check_affordable(swap: &Swap, quote: &Quote, ctx: &RiskContext<'_>) -> Result<(), Refusal> {
     if quote.amount_out.is_zero() {
         return Err(Refusal::new("zero_output", "the venue quotes zero output"));

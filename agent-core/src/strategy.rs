@@ -43,6 +43,12 @@ pub trait Strategy: Send {
     /// Called once per market event, after the venue has seen it. Return no intents to do
     /// nothing. An error is a strategy fault: the agent records it and sends nothing for this
     /// event.
+    ///
+    /// # Errors
+    ///
+    /// A [`StrategyError`] when the strategy cannot decide on this event. The agent records it
+    /// as an [`crate::AuditEvent::StrategyFault`]; a [`StrategyError::NonFinite`] or
+    /// [`StrategyError::OutOfRange`] (an unusable model output) also halts the kill switch.
     fn on_event(
         &mut self,
         event: &MarketEvent,
@@ -79,27 +85,49 @@ pub struct Decision {
 /// A strategy output the agent refuses to act on.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub enum StrategyError {
+    /// An output (a model's probability, a target exposure) is NaN or infinite; the agent
+    /// halts on it.
     #[error("strategy output `{what}` is not finite ({value})")]
-    NonFinite { what: &'static str, value: f64 },
+    NonFinite {
+        /// Which output, e.g. `target exposure`.
+        what: &'static str,
+        /// The value produced.
+        value: f64,
+    },
+    /// An output is finite but outside its allowed range; the agent halts on it.
     #[error("strategy output `{what}` = {value} is outside [{min}, {max}]")]
     OutOfRange {
+        /// Which output, e.g. `target exposure`.
         what: &'static str,
+        /// The value produced.
         value: f64,
+        /// The smallest allowed value.
         min: f64,
+        /// The largest allowed value.
         max: f64,
     },
+    /// The bar's close cannot be turned into an integer price (not finite, not positive, or
+    /// outside what [`crate::amount::price_to_units`] represents), so no amount can be computed
+    /// from it.
     #[error("no usable price: close = {0}")]
     NoPrice(f64),
+    /// Any other reason a strategy cannot decide, in its own words.
     #[error("{0}")]
     Other(String),
 }
 
 /// What a strategy may look at when it decides: the pair, the portfolio, the latest bar and the
 /// venue's estimate of one swap's gas in quote tokens.
+#[derive(Debug)]
 pub struct Context<'a> {
+    /// The agent's pair: intents trade its base against its quote.
     pub pair: &'a Pair,
+    /// The agent's book, balances in token units.
     pub portfolio: &'a Portfolio,
+    /// The latest bar of the pair (for a betting cycle, a bar with every price 1).
     pub bar: &'a Bar,
+    /// What the venue expects one swap's gas to cost, in whole quote tokens (float:
+    /// [`crate::Venue::gas_estimate_quote`]); 0 on a venue without gas.
     pub gas_estimate: f64,
 }
 
@@ -134,6 +162,12 @@ impl Context<'_> {
     /// already within 0.1 % of equity of the target (so a strategy can call this every bar without
     /// churning) or when gas would exceed [`MAX_GAS_SHARE`] of the trade. A buy leaves the
     /// estimated gas in quote; `fraction = 0` sells the whole base balance, leaving no dust.
+    ///
+    /// # Errors
+    ///
+    /// - [`StrategyError::NonFinite`] if `fraction` is NaN or infinite;
+    /// - [`StrategyError::OutOfRange`] if it is outside `[0, 1]`;
+    /// - [`StrategyError::NoPrice`] if the bar's close is not a usable price.
     pub fn target_exposure(&self, fraction: f64) -> Result<Option<Intent>, StrategyError> {
         if !fraction.is_finite() {
             return Err(StrategyError::NonFinite {
@@ -183,9 +217,13 @@ impl Context<'_> {
 /// One parameter value from a config file or the command line.
 #[derive(Debug, Clone, PartialEq)]
 pub enum ParamValue {
+    /// A whole number (`fast = 12`, `--param fast=12`).
     Int(i64),
+    /// A number with a fraction or exponent (`threshold = 0.55`).
     Float(f64),
+    /// `true` or `false`.
     Bool(bool),
+    /// Anything else, as text (`model = "models/eth.json"`).
     Str(String),
 }
 
@@ -223,30 +261,46 @@ impl ParamValue {
     }
 }
 
+/// A strategy parameter that cannot be used, with where it came from (`origin`: e.g.
+/// `config.toml line 14`, `--param fast=x`, or `default` for a default the strategy rejected).
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub enum ParamError {
+    /// A key the strategy does not read (a typo, a parameter of another strategy).
     #[error(
         "{origin}: unknown parameter `{key}` for strategy `{strategy}` (expected one of: {expected})"
     )]
     Unknown {
+        /// The strategy's name.
         strategy: String,
+        /// The unknown key.
         key: String,
+        /// Where the key was set.
         origin: String,
+        /// The keys the strategy read, comma-separated.
         expected: String,
     },
+    /// A value of the wrong type for its key (a string where a number is read).
     #[error("{origin}: parameter `{key}` of strategy `{strategy}` {problem}")]
     WrongType {
+        /// The strategy's name.
         strategy: String,
+        /// The key.
         key: String,
+        /// Where the value was set.
         origin: String,
         /// e.g. "must be a finite number, found string `x`"
         problem: String,
     },
+    /// A value of the right type that the strategy rejects (built by [`Params::invalid`]).
     #[error("{origin}: parameter `{key}` of strategy `{strategy}`: {reason}")]
     Invalid {
+        /// The strategy's name.
         strategy: String,
+        /// The key.
         key: String,
+        /// Where the value was set, or `default`.
         origin: String,
+        /// Why the value cannot be used, e.g. "must be at least 1".
         reason: String,
     },
 }
@@ -264,6 +318,7 @@ pub struct Params {
 }
 
 impl Params {
+    /// No parameters yet, for the strategy named `strategy` (named in every error).
     pub fn new(strategy: &str) -> Self {
         Self {
             strategy: strategy.to_string(),
@@ -274,6 +329,7 @@ impl Params {
     pub fn insert(&mut self, key: &str, value: ParamValue, origin: impl Into<String>) {
         self.entries.insert(key.to_string(), (value, origin.into()));
     }
+    /// Whether no value is left: none was inserted, or every one has been read.
     pub fn is_empty(&self) -> bool {
         self.entries.is_empty()
     }
@@ -316,7 +372,11 @@ impl Params {
         }
     }
 
-    /// A finite float (integers are accepted).
+    /// A finite float (integers are accepted); `default` when the key is not set.
+    ///
+    /// # Errors
+    ///
+    /// [`ParamError::WrongType`] if the value is a bool, a string or a non-finite float.
     pub fn f64(&mut self, key: &'static str, default: f64) -> Result<f64, ParamError> {
         match self.take(key) {
             None => Ok(default),
@@ -326,7 +386,11 @@ impl Params {
         }
     }
 
-    /// A non-negative integer.
+    /// A non-negative integer; `default` when the key is not set.
+    ///
+    /// # Errors
+    ///
+    /// [`ParamError::WrongType`] if the value is not an integer, or is negative.
     pub fn usize(&mut self, key: &'static str, default: usize) -> Result<usize, ParamError> {
         match self.take(key) {
             None => Ok(default),
@@ -335,6 +399,11 @@ impl Params {
         }
     }
 
+    /// A bool; `default` when the key is not set.
+    ///
+    /// # Errors
+    ///
+    /// [`ParamError::WrongType`] if the value is not `true` or `false`.
     pub fn bool(&mut self, key: &'static str, default: bool) -> Result<bool, ParamError> {
         match self.take(key) {
             None => Ok(default),
@@ -343,6 +412,11 @@ impl Params {
         }
     }
 
+    /// A string; `default` when the key is not set.
+    ///
+    /// # Errors
+    ///
+    /// [`ParamError::WrongType`] if the value is a number or a bool.
     pub fn string(&mut self, key: &'static str, default: &str) -> Result<String, ParamError> {
         match self.take(key) {
             None => Ok(default.to_string()),
@@ -352,6 +426,11 @@ impl Params {
     }
 
     /// Fails on the first key no getter asked for.
+    ///
+    /// # Errors
+    ///
+    /// [`ParamError::Unknown`] naming the first unread key (in key order) and the keys that
+    /// were read.
     pub fn finish(self) -> Result<(), ParamError> {
         match self.entries.into_iter().next() {
             None => Ok(()),

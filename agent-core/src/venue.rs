@@ -10,14 +10,29 @@ use crate::market::MarketEvent;
 /// Why a venue did not quote or fill.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub enum VenueError {
+    /// The fill would return less than the order's minimum (the market moved since the quote):
+    /// nothing was traded.
     #[error("output {got} is below the minimum {min}")]
-    Slippage { min: U256, got: U256 },
+    Slippage {
+        /// The order's `min_amount_out` (or a bet's minimum of outcome tokens), token units.
+        min: U256,
+        /// What the venue would have given, same units.
+        got: U256,
+    },
+    /// The pool cannot trade: an empty reserve, no price seen yet, an output the reserves
+    /// cannot pay.
     #[error("no liquidity: {0}")]
     NoLiquidity(String),
+    /// The venue does not do this: a swap on a betting venue, a bet on a swap venue, a pair or
+    /// venue key it does not trade, a restart settlement it cannot look up.
     #[error("unsupported: {0}")]
     Unsupported(String),
+    /// The venue or the chain refused: a reverted transaction or simulation, a contract not
+    /// allowed, a resolved market, inputs the pool's math refuses (a zero amount, a bad fee,
+    /// an overflow).
     #[error("rejected: {0}")]
     Rejected(String),
+    /// The venue could not be reached or did not answer (an RPC failure).
     #[error("transport: {0}")]
     Transport(String),
 }
@@ -30,8 +45,11 @@ pub struct VenueEvent {
     pub step: &'static str,
     /// What the transaction was for (`approve`, `swap`).
     pub label: String,
+    /// The transaction's hash, once signed.
     pub tx_hash: Option<String>,
+    /// The transaction's nonce, once assigned.
     pub nonce: Option<u64>,
+    /// What happened, in words (gas price, block, revert reason, ...).
     pub detail: String,
     /// The intent the step belongs to when it is not the one being handled now (a transaction
     /// given up on and mined later); `None`: the current intent's.
@@ -49,26 +67,58 @@ pub enum Booking {
     /// failed, a transaction given up on that was mined and reverted. `amount` units of
     /// `token` (the chain's gas token) left the wallet.
     Gas {
+        /// The intent the transaction served.
         id: IntentId,
         /// What the transaction was for (`approve`, `swap`).
         label: String,
+        /// The chain's gas token.
         token: Token,
+        /// Gas paid, units of `token` (wei for ETH), from the receipt.
         amount: U256,
+        /// The transaction's hash.
         tx_hash: Option<String>,
     },
     /// A transaction given up on can no longer be mined (dropped, or its nonce taken): it cost
     /// nothing, and the intent is closed without a fill.
     Dropped {
+        /// The intent the transaction served.
         id: IntentId,
+        /// What the transaction was for (`approve`, `swap`).
         label: String,
+        /// The nonce it held, now free or used by another transaction.
         nonce: u64,
     },
 }
 
 /// Writes venue steps durably the moment they happen — the journal — so that a step is on disk
 /// before the action that follows it (a signed transaction is recorded before it is broadcast).
+///
+/// # Example
+///
+/// Keep each step as a line in memory (a journal writes and syncs it to disk instead):
+///
+/// ```
+/// use std::sync::Mutex;
+/// use agent_core::{StepRecorder, VenueEvent};
+///
+/// #[derive(Default)]
+/// struct Lines(Mutex<Vec<String>>);
+///
+/// impl StepRecorder for Lines {
+///     fn record(&self, event: &VenueEvent) -> Result<(), String> {
+///         let line = format!("{} {} {:?}", event.step, event.label, event.tx_hash);
+///         self.0.lock().map_err(|e| e.to_string())?.push(line);
+///         Ok(())
+///     }
+/// }
+/// ```
 pub trait StepRecorder: Send + Sync {
     /// An error means the step is not recorded; the venue must not take the next action.
+    ///
+    /// # Errors
+    ///
+    /// A message saying why the step could not be made durable (a database error); the venue
+    /// then stops before the step's next action (e.g. does not broadcast).
     fn record(&self, event: &VenueEvent) -> Result<(), String>;
 }
 
@@ -76,35 +126,49 @@ pub trait StepRecorder: Send + Sync {
 /// nonce, every hash signed for it (replacements), and the intent it served.
 #[derive(Debug, Clone, PartialEq)]
 pub struct UnsettledTx {
+    /// The intent the transaction served, as text (`strategy:ts:seq`), when recorded.
     pub intent_id: Option<String>,
+    /// What the transaction was for (`approve`, `swap`).
     pub label: String,
+    /// The nonce every hash was signed for.
     pub nonce: u64,
+    /// Every hash signed at this nonce (the original and its replacements), in signing order.
     pub hashes: Vec<String>,
 }
 
 /// What became of an [`UnsettledTx`], and what it did to the wallet's balances.
 #[derive(Debug, Clone, PartialEq)]
 pub struct SettledTx {
+    /// The nonce of the [`UnsettledTx`] this answers.
     pub nonce: u64,
+    /// What became of it.
     pub outcome: Settlement,
-    /// Tokens the transaction brought in and took out (gas included), from its receipt.
+    /// Tokens the transaction brought in, token units, from its receipt.
     pub credits: Vec<(Token, U256)>,
+    /// Tokens it took out, token units, gas included, from its receipt.
     pub debits: Vec<(Token, U256)>,
 }
 
+/// What became of a transaction the journal saw leave but not finish.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Settlement {
     /// Mined (status 1 or reverted, gas paid either way).
     Mined {
+        /// The hash that was mined (one of the nonce's replacements).
         hash: String,
+        /// The block it was mined in.
         block: u64,
+        /// Receipt status 1: it executed; `false`: it reverted.
         success: bool,
     },
     /// No hash was mined and none is pending: the transaction never reached the chain, or was
     /// dropped. It cost nothing.
     Dropped,
     /// The node still holds it unmined: it may yet execute.
-    Pending { hash: String },
+    Pending {
+        /// The hash the node holds.
+        hash: String,
+    },
 }
 
 /// An execution venue. Quotes and fills are async because on a chain they are RPC calls; the
@@ -113,7 +177,44 @@ pub enum Settlement {
 /// `quote` must not change any state a later `execute` depends on: the risk gate sees the quote,
 /// and only an approved [`Order`] reaches `execute`, which must refuse to fill below
 /// `order.min_amount_out`.
+///
+/// # Example
+///
+/// Fill at a fixed price (`price` quote units per whole base token), with no fee or gas:
+///
+/// ```
+/// use agent_core::amount::{base_to_quote, quote_to_base};
+/// use agent_core::{Fill, Order, Pair, Quote, Swap, U256, Venue, VenueError};
+///
+/// struct Fixed { pair: Pair, price: U256 }
+///
+/// impl Venue for Fixed {
+///     fn name(&self) -> &str { "fixed" }
+///     async fn quote(&mut self, swap: &Swap) -> Result<Quote, VenueError> {
+///         let (d, p, a) = (self.pair.base.decimals(), self.price, swap.amount_in);
+///         let amount_out = if swap.sell == self.pair.base {
+///             base_to_quote(a, d, p)
+///         } else {
+///             quote_to_base(a, d, p)
+///         };
+///         let gas_cost = (self.pair.quote.clone(), U256::ZERO);
+///         Ok(Quote { amount_out, fee: U256::ZERO, gas_native: U256::ZERO,
+///             gas_price_wei: U256::ZERO, gas_cost, venue_price: p, depth: None })
+///     }
+///     async fn execute(&mut self, order: &Order, ts: i64) -> Result<Fill, VenueError> {
+///         let (s, q, min) = (&order.swap, self.quote(&order.swap).await?, order.min_amount_out);
+///         if q.amount_out < min {
+///             return Err(VenueError::Slippage { min, got: q.amount_out });
+///         }
+///         Ok(Fill { id: order.id.clone(), ts, sell: s.sell.clone(), buy: s.buy.clone(),
+///             amount_in: s.amount_in, amount_out: q.amount_out, fee: q.fee,
+///             fee_quote: U256::ZERO, gas_native: q.gas_native, gas_cost: q.gas_cost,
+///             gas_quote: U256::ZERO, tx_hash: None })
+///     }
+/// }
+/// ```
 pub trait Venue: Send {
+    /// A short name for logs and reports (`paper_amm`, `uniswap_v2`).
     fn name(&self) -> &str;
 
     /// Sees every market event before the strategy does (a simulated pool re-centres on it).

@@ -13,6 +13,7 @@ use agent_core::Bar;
 use chrono::{DateTime, NaiveDate, NaiveDateTime};
 use flate2::read::GzDecoder;
 
+/// The CSV layouts the loader recognises from the header row.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum CsvFormat {
     /// CryptoDataDownload: a banner line, then
@@ -22,6 +23,7 @@ pub enum CsvFormat {
     Generic,
 }
 
+/// How strict the loader is.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct LoadOptions {
     /// Skip and count malformed rows instead of failing.
@@ -31,10 +33,13 @@ pub struct LoadOptions {
 /// What the loader found, besides the bars.
 #[derive(Debug, Clone, PartialEq)]
 pub struct LoadReport {
+    /// The file path or in-memory name the bars came from.
     pub source: String,
+    /// The layout the header was recognised as.
     pub format: CsvFormat,
     /// Data rows read (excluding banner and header).
     pub rows: usize,
+    /// Malformed rows skipped (only with [`LoadOptions::skip_bad_rows`]).
     pub skipped_rows: usize,
     /// Rows dropped because an earlier row had the same timestamp.
     pub duplicates: usize,
@@ -51,38 +56,62 @@ pub struct LoadReport {
 /// Bars in ascending time order, with the report of how they were loaded.
 #[derive(Debug, Clone)]
 pub struct Series {
+    /// Validated bars, ascending by timestamp, one per timestamp.
     pub bars: Vec<Bar>,
+    /// What the loader found on the way.
     pub report: LoadReport,
 }
 
+/// Why a CSV could not be loaded. Every variant names the source.
 #[derive(Debug, thiserror::Error)]
 pub enum DataError {
+    /// The file could not be opened or read, or its gzip stream is corrupt.
     #[error("{source_name}: {error}")]
     Io {
+        /// The file path or in-memory name.
         source_name: String,
+        /// The I/O (or gzip decoding) error.
         error: std::io::Error,
     },
+    /// A data row is malformed (without [`LoadOptions::skip_bad_rows`]), or the CSV itself
+    /// cannot be parsed.
     #[error("{source_name}:{line}: field `{field}`: {reason}")]
     BadRow {
+        /// The file path or in-memory name.
         source_name: String,
+        /// 1-based line of the row (0 if the CSV reader could not tell).
         line: u64,
+        /// The field at fault (`timestamp`, `open`, ..., `-` for a CSV syntax error).
         field: String,
+        /// What is wrong: missing, not a number, not finite, fails bar validation (e.g. high
+        /// below low), or the CSV reader's error.
         reason: String,
     },
+    /// The first row after an optional banner is neither header the loader knows.
     #[error(
         "{source_name}:{line}: unrecognised header `{header}`; expected `timestamp,open,high,low,close,volume` or a CryptoDataDownload export"
     )]
     UnknownFormat {
+        /// The file path or in-memory name.
         source_name: String,
+        /// 1-based line of the header row.
         line: u64,
+        /// The header's fields, comma-joined.
         header: String,
     },
+    /// No header, or a header and no valid data rows.
     #[error("{source_name}: no data rows")]
-    Empty { source_name: String },
+    Empty {
+        /// The file path or in-memory name.
+        source_name: String,
+    },
 }
 
 /// Loads a CSV file; a `.gz` file, or any file starting with the gzip magic bytes, is
 /// decompressed on the fly.
+///
+/// # Errors
+/// [`DataError::Io`] when the file cannot be read; otherwise as [`load_csv_reader`].
 pub fn load_csv_file(path: &Path, opts: LoadOptions) -> Result<Series, DataError> {
     let name = path.display().to_string();
     let io = |error| DataError::Io {
@@ -97,6 +126,9 @@ pub fn load_csv_file(path: &Path, opts: LoadOptions) -> Result<Series, DataError
 }
 
 /// Loads CSV text (or gzip-compressed CSV) held in memory; `name` is used in messages.
+///
+/// # Errors
+/// [`DataError::Io`] when gzip data does not decompress; otherwise as [`load_csv_reader`].
 pub fn load_csv_bytes(name: &str, bytes: &[u8], opts: LoadOptions) -> Result<Series, DataError> {
     if bytes.starts_with(&[0x1f, 0x8b]) {
         let mut text = Vec::new();
@@ -163,6 +195,12 @@ fn columns(header: &csv::StringRecord) -> Option<(CsvFormat, Columns)> {
 }
 
 /// Loads from any reader of CSV text.
+///
+/// # Errors
+/// - [`DataError::UnknownFormat`]: the header is neither layout.
+/// - [`DataError::BadRow`]: a row is malformed (unless `opts.skip_bad_rows`), or the reader
+///   fails (bad UTF-8, I/O).
+/// - [`DataError::Empty`]: no header, or no valid data row.
 pub fn load_csv_reader(
     name: &str,
     reader: impl Read,
@@ -307,6 +345,9 @@ fn parse_row(rec: &csv::StringRecord, c: &Columns) -> Result<Bar, RowFault> {
 
 /// Unix seconds from unix seconds, milliseconds or microseconds (told apart by magnitude), or an
 /// ISO-8601 / RFC-3339 date-time (a zone-less one is taken as UTC).
+///
+/// # Errors
+/// A message quoting `s` when it is neither an integer nor a date-time in one of those forms.
 pub fn parse_timestamp(s: &str) -> Result<i64, String> {
     if let Ok(n) = s.parse::<i64>() {
         let abs = n.unsigned_abs();

@@ -67,6 +67,9 @@ pub struct PaperVenue {
 }
 
 impl PaperVenue {
+    /// A venue for `pair` with no price yet: quotes fail with [`VenueError::NoLiquidity`]
+    /// until the first bar. Gas per swap is `gas_per_swap × gas_price_wei` of an 18-decimal
+    /// native token.
     pub fn new(pair: Pair, cfg: PaperAmmConfig) -> Self {
         let gas_native = U256::from(cfg.gas_per_swap).saturating_mul(cfg.gas_price_wei);
         Self {
@@ -109,6 +112,7 @@ impl PaperVenue {
         }
     }
 
+    /// The pool and gas parameters.
     pub fn config(&self) -> &PaperAmmConfig {
         &self.cfg
     }

@@ -14,8 +14,11 @@ use agent_core::{Bet, IntentId};
 /// One simulated market.
 #[derive(Debug, Clone, PartialEq)]
 pub struct SimMarket {
+    /// `sim-0000`, `sim-0001`, ...: the market id bets name.
     pub id: String,
+    /// The FPMM's balance of each outcome token (outcome 0, outcome 1), collateral units.
     pub pool: Vec<U256>,
+    /// LP fee, 1e18 = 100 %.
     pub fee: U256,
     /// The probability outcome 0 happens.
     pub true_p: f64,
@@ -23,7 +26,9 @@ pub struct SimMarket {
     pub forecast: f64,
     /// The market's price of outcome 0 at creation.
     pub market_price: f64,
+    /// The cycle (from 1) at whose [`PaperFpmmVenue::advance`] the winner is drawn.
     pub resolves_at_cycle: u64,
+    /// When trading closes, venue seconds: `resolves_at_cycle × 3600`.
     pub closes_at: i64,
     /// Set at resolution.
     pub winner: Option<usize>,
@@ -32,6 +37,7 @@ pub struct SimMarket {
 /// How markets are generated.
 #[derive(Debug, Clone, PartialEq)]
 pub struct GenConfig {
+    /// Markets to generate.
     pub markets: usize,
     /// Collateral on each side at creation, whole tokens.
     pub liquidity: f64,
@@ -72,6 +78,7 @@ fn logit(p: f64) -> f64 {
 }
 
 /// Paper FPMM venue over simulated markets.
+#[derive(Debug)]
 pub struct PaperFpmmVenue {
     collateral: Token,
     balance: U256,
@@ -134,6 +141,7 @@ impl PaperFpmmVenue {
         }
     }
 
+    /// The simulated markets with their hidden truth (true probability, winner).
     pub fn markets_sim(&self) -> &[SimMarket] {
         &self.markets
     }
@@ -154,6 +162,7 @@ impl PaperFpmmVenue {
         self.cycle as i64 * self.cycle_seconds
     }
 
+    /// Whether every market has a winner.
     pub fn all_resolved(&self) -> bool {
         self.markets.iter().all(|m| m.winner.is_some())
     }
@@ -277,20 +286,30 @@ impl PredictionVenue for PaperFpmmVenue {
 /// Result of an offline evaluation.
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct Evaluation {
+    /// Markets in the venue.
     pub markets: usize,
+    /// Bets the strategy placed.
     pub bets: usize,
+    /// Bankroll at the start, whole collateral tokens.
     pub start_bankroll: f64,
+    /// Bankroll at the end, whole collateral tokens.
     pub end_bankroll: f64,
+    /// `(end / start − 1) × 100`, percent (0 when the start is 0).
     pub return_pct: f64,
     /// Brier score of the forecasts the strategy used vs outcomes.
     pub brier_forecast: f64,
     /// Brier score of "trust the market price" (whose return is 0: it never bets).
     pub brier_market: f64,
+    /// Collateral redeemed from winning outcome tokens, whole tokens.
     pub redeemed: f64,
+    /// Cycles run.
     pub cycles: u64,
 }
 
 impl Evaluation {
+    /// Scores a finished run on `venue`: `start`, `end` and `redeemed` are collateral amounts
+    /// in its smallest units; the Brier scores are over every market (an unresolved one counts
+    /// as outcome 1).
     pub fn summarize(
         venue: &PaperFpmmVenue,
         start: U256,

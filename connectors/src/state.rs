@@ -20,12 +20,26 @@ const SWITCH_FILE: &str = "kill_switch.json";
 const CONTROL_FILE: &str = "control.json";
 const BASELINES_FILE: &str = "risk_baselines.json";
 
+/// What went wrong with a state file.
 #[derive(Debug, thiserror::Error)]
 pub enum StateError {
+    /// A file or the folder could not be created, read, written, renamed or locked (also:
+    /// the folder is locked by another agent, or the control thread could not start).
     #[error("{path}: {error}")]
-    Io { path: String, error: std::io::Error },
+    Io {
+        /// The file or folder.
+        path: String,
+        /// The operating system's error.
+        error: std::io::Error,
+    },
+    /// A state file exists but is not valid JSON for what it holds. Never read as "no state".
     #[error("{path}: corrupt: {error}")]
-    Corrupt { path: String, error: String },
+    Corrupt {
+        /// The file.
+        path: String,
+        /// serde_json's message.
+        error: String,
+    },
 }
 
 fn io_err(path: &Path) -> impl Fn(std::io::Error) -> StateError + '_ {
@@ -35,7 +49,12 @@ fn io_err(path: &Path) -> impl Fn(std::io::Error) -> StateError + '_ {
     }
 }
 
-/// Replaces `path` with `bytes` atomically and durably.
+/// Replaces `path` with `bytes` atomically and durably: a temporary file beside it is
+/// written and fsynced, renamed over `path`, and the folder fsynced (best effort).
+///
+/// # Errors
+/// [`StateError::Io`] when the temporary file cannot be created, written or synced, or the
+/// rename fails; `path` is then unchanged.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), StateError> {
     let dir = path.parent().unwrap_or(Path::new("."));
     let tmp = dir.join(format!(
@@ -83,6 +102,9 @@ pub struct StateDir {
 
 impl StateDir {
     /// Opens (creating if needed) the folder.
+    ///
+    /// # Errors
+    /// [`StateError::Io`] when the folder cannot be created.
     pub fn open(path: &Path) -> Result<Self, StateError> {
         fs::create_dir_all(path).map_err(io_err(path))?;
         Ok(Self {
@@ -90,6 +112,7 @@ impl StateDir {
         })
     }
 
+    /// The folder.
     pub fn path(&self) -> &Path {
         &self.path
     }
@@ -97,6 +120,10 @@ impl StateDir {
     /// Takes the folder for one agent: a second process (or task) on the same folder would
     /// send the same intents twice, so it is refused while the returned guard lives. The OS
     /// releases the lock when the process dies, however it dies.
+    ///
+    /// # Errors
+    /// [`StateError::Io`] when `agent.lock` cannot be opened or locked, or another holder has
+    /// it (the message names the holder's pid).
     pub fn lock(&self) -> Result<StateLock, StateError> {
         let path = self.path.join("agent.lock");
         let file = fs::OpenOptions::new()
@@ -129,6 +156,9 @@ impl StateDir {
     /// Starts a replay's state afresh: its journal (and, with `switch`, its latched kill switch
     /// and pending command) belong to the previous run of a reproducible replay. Live state is
     /// never reset this way.
+    ///
+    /// # Errors
+    /// [`StateError::Io`] when a file that exists cannot be removed.
     pub fn reset_replay(&self, switch: bool) -> Result<(), StateError> {
         let journal = ["journal.sqlite", "journal.sqlite-wal", "journal.sqlite-shm"];
         let switch_files: &[&str] = if switch {
@@ -148,12 +178,19 @@ impl StateDir {
     }
 
     /// The latched kill switch, if one was saved. A corrupt file is an error, never "active".
+    ///
+    /// # Errors
+    /// [`StateError::Corrupt`] for a file that does not parse; [`StateError::Io`] when it
+    /// exists but cannot be read.
     pub fn load_switch(&self) -> Result<Option<SwitchRecord>, StateError> {
         read_json(&self.path.join(SWITCH_FILE))
     }
 
     /// The risk gate's loss and rate baselines, if a run saved them. A corrupt file is an
     /// error, never "no baseline".
+    ///
+    /// # Errors
+    /// As [`StateDir::load_switch`].
     pub fn load_baselines(&self) -> Result<Option<RiskBaselines>, StateError> {
         read_json(&self.path.join(BASELINES_FILE))
     }
@@ -167,12 +204,20 @@ impl StateDir {
     }
 
     /// The last operator command written, if any.
+    ///
+    /// # Errors
+    /// As [`StateDir::load_switch`].
     pub fn load_command(&self) -> Result<Option<SwitchCommand>, StateError> {
         read_json(&self.path.join(CONTROL_FILE))
     }
 
     /// Writes an operator command for the agent using this folder (running or not: a stopped
-    /// agent applies it when it starts). Ids increase, so each command is applied once.
+    /// agent applies it when it starts). Ids increase, so each command is applied once: the
+    /// id is the wall clock in nanoseconds, raised past the last command's and the last
+    /// applied one's.
+    ///
+    /// # Errors
+    /// As [`write_atomic`] for `control.json`.
     pub fn send_command(
         &self,
         action: SwitchAction,
@@ -199,13 +244,19 @@ impl StateDir {
             action,
             reason: reason.to_string(),
         };
-        let json = serde_json::to_vec_pretty(&cmd).expect("command serialises");
-        write_atomic(&self.path.join(CONTROL_FILE), &json)?;
+        let control = self.path.join(CONTROL_FILE);
+        // Plain fields only: serialising cannot fail, but an error would still name the file.
+        let json = serde_json::to_vec_pretty(&cmd).map_err(|e| io_err(&control)(e.into()))?;
+        write_atomic(&control, &json)?;
         Ok(cmd)
     }
 
     /// A store that saves the switch here and watches the control file from a background thread
     /// (polling it every 100 ms), so the agent's per-cycle check is one atomic load.
+    ///
+    /// # Errors
+    /// As [`StateDir::load_command`] for the first read; [`StateError::Io`] when the watcher
+    /// thread cannot be spawned.
     pub fn switch_store(&self) -> Result<FileSwitchStore, StateError> {
         let shared = Arc::new(Watch {
             ready: AtomicBool::new(false),
@@ -241,6 +292,7 @@ impl StateDir {
     }
 }
 
+#[derive(Debug)]
 struct Watch {
     ready: AtomicBool,
     pending: Mutex<Option<SwitchCommand>>,
@@ -272,6 +324,7 @@ impl BaselineStore for FileBaselineStore {
 }
 
 /// [`SwitchStore`] over a [`StateDir`].
+#[derive(Debug)]
 pub struct FileSwitchStore {
     path: PathBuf,
     shared: Arc<Watch>,

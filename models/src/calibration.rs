@@ -20,6 +20,12 @@ pub const EPS: f64 = 1e-6;
 /// assert_eq!(brier(CoinFlip.probability(&[]).unwrap(), true), 0.25);
 /// ```
 pub trait ProbabilityModel: Send + Sync {
+    /// The probability of the event, in `[0, 1]` for a sound model (callers still guard
+    /// against NaN and out-of-range values), from one feature vector.
+    ///
+    /// # Errors
+    /// [`ModelError::Input`] when the features do not fit the model (wrong length, a
+    /// non-finite value, a missing index); [`ModelError::Candle`] when inference fails.
     fn probability(&self, features: &[f64]) -> Result<f64, ModelError>;
     /// Identifies the model in decision records (a content hash where there are weights).
     fn model_id(&self) -> &str;
@@ -38,11 +44,14 @@ impl ProbabilityModel for PriceDirection {
 /// from position `index`: the simplest model, and what a prediction market's feed provides.
 #[derive(Debug, Clone, PartialEq)]
 pub struct FeatureProbability {
+    /// Position of the probability in the feature vector.
     pub index: usize,
     id: String,
 }
 
 impl FeatureProbability {
+    /// Reads the probability from `features[index]`; its model id is
+    /// `feature-probability:{index}`.
     pub fn new(index: usize) -> Self {
         Self {
             index,
@@ -66,17 +75,21 @@ impl ProbabilityModel for FeatureProbability {
     }
 }
 
+/// Log-loss (negative log-likelihood, natural log) of forecast `p` for an event that did or
+/// did not happen; `p` is clipped to `[EPS, 1 − EPS]` first.
 pub fn log_loss(p: f64, outcome: bool) -> f64 {
     let p = p.clamp(EPS, 1.0 - EPS);
     if outcome { -p.ln() } else { -(1.0 - p).ln() }
 }
 
+/// Brier score of forecast `p`: `(p − y)²` with `y` = 1 if the event happened, else 0.
 pub fn brier(p: f64, outcome: bool) -> f64 {
     let y = if outcome { 1.0 } else { 0.0 };
     (p - y) * (p - y)
 }
 
-/// Mean log-loss and Brier score of `probs` against `outcomes`.
+/// Mean log-loss and Brier score of `probs` against `outcomes`, as `(log_loss, brier)`. Pairs
+/// past the shorter list are ignored, but the mean divides by `probs.len()` (1 if empty).
 pub fn scores(probs: &[f64], outcomes: &[bool]) -> (f64, f64) {
     let n = probs.len().max(1) as f64;
     let ll = probs
@@ -99,16 +112,26 @@ fn logit(p: f64) -> f64 {
     (p / (1.0 - p)).ln()
 }
 
-/// p' = σ(a · logit(p) + b), fitted by Newton's method on the log-loss.
+/// p' = σ(a · logit(p) + b), fitted by Newton's method on the log-loss (Platt, "Probabilistic
+/// Outputs for Support Vector Machines", 1999, applied to the logit of the raw probability).
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct PlattScaling {
+    /// Slope on the logit: below 1 softens an overconfident model, above 1 sharpens it.
     pub a: f64,
+    /// Intercept on the logit: shifts every probability toward one outcome.
     pub b: f64,
 }
 
 impl PlattScaling {
+    /// `a = 1, b = 0`: [`PlattScaling::apply`] returns its input (up to the `EPS` clipping).
     pub const IDENTITY: Self = Self { a: 1.0, b: 0.0 };
 
+    /// Fits `a` and `b` to minimise the mean log-loss of the scaled `probs` against
+    /// `outcomes` (at most 100 Newton steps, with a tiny ridge on the Hessian).
+    ///
+    /// # Errors
+    /// [`ModelError::Input`] if `probs` is empty or not as long as `outcomes`, or if the fit
+    /// ends with a non-finite `a` or `b`.
     pub fn fit(probs: &[f64], outcomes: &[bool]) -> Result<Self, ModelError> {
         if probs.len() != outcomes.len() || probs.is_empty() {
             return Err(ModelError::Input(
@@ -148,6 +171,7 @@ impl PlattScaling {
         Ok(Self { a, b })
     }
 
+    /// The calibrated probability for raw probability `p`.
     pub fn apply(&self, p: f64) -> f64 {
         sigmoid(self.a * logit(p) + self.b)
     }
@@ -156,10 +180,17 @@ impl PlattScaling {
 /// p' = σ(logit(p) / T), T fitted by golden-section search on the log-loss.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct TemperatureScaling {
+    /// The temperature T, in `[0.05, 20]`: above 1 softens the probabilities toward 0.5,
+    /// below 1 sharpens them.
     pub temperature: f64,
 }
 
 impl TemperatureScaling {
+    /// Fits T in `[0.05, 20]` to minimise the total log-loss of the scaled `probs` against
+    /// `outcomes` (100 golden-section steps).
+    ///
+    /// # Errors
+    /// [`ModelError::Input`] if `probs` is empty or not as long as `outcomes`.
     pub fn fit(probs: &[f64], outcomes: &[bool]) -> Result<Self, ModelError> {
         if probs.len() != outcomes.len() || probs.is_empty() {
             return Err(ModelError::Input(
@@ -189,14 +220,18 @@ impl TemperatureScaling {
         })
     }
 
+    /// The calibrated probability for raw probability `p`.
     pub fn apply(&self, p: f64) -> f64 {
         sigmoid(logit(p) / self.temperature)
     }
 }
 
 /// A model with Platt scaling on top.
+#[derive(Debug)]
 pub struct Calibrated<M> {
+    /// The raw model; its id is the calibrated model's id.
     pub inner: M,
+    /// The scaling applied to every probability `inner` gives.
     pub platt: PlattScaling,
 }
 

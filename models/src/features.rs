@@ -127,6 +127,7 @@ impl Default for FeatureState {
 }
 
 impl FeatureState {
+    /// An empty state: [`FeatureState::update`] returns `None` until [`WARMUP`] bars are in.
     pub fn new() -> Self {
         Self {
             closes: vec![0.0; WARMUP],

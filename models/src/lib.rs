@@ -7,7 +7,7 @@
 //!
 //! - [`features`]: the one feature pipeline (incremental for live use, batched for training).
 //! - [`price_direction`]: the MLP, its metadata, loading with shape checks, content hash.
-//! - [`train`]: chronological split, AdamW, early stopping, held-out metrics.
+//! - [`mod@train`]: chronological split, AdamW, early stopping, held-out metrics.
 //! - [`calibration`]: the [`ProbabilityModel`] interface, Platt/temperature scaling, Brier and
 //!   log-loss.
 //! - [`indicators`]: incremental indicators used by rule-based strategies.

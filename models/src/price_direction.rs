@@ -17,61 +17,89 @@ use crate::features::{FEATURES, N_FEATURES};
 pub const FORMAT_VERSION: u32 = 1;
 /// The model the project ships, trained by `defai train` on the bundled data (see README).
 pub const SHIPPED_WEIGHTS: &[u8] = include_bytes!("../weights/price_direction.safetensors");
+/// The shipped model's metadata (JSON [`ModelMeta`]), embedded next to [`SHIPPED_WEIGHTS`].
 pub const SHIPPED_META: &[u8] = include_bytes!("../weights/price_direction.json");
 
 /// Where the training data came from.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct DataRef {
+    /// What the bars were read from, as the training command named it (e.g. a CSV path).
     pub source: String,
     /// SHA-256 of the bars as trained on (ts and OHLCV, little-endian f64).
     pub sha256: String,
+    /// Number of bars given to training (before warm-up and the horizon trim).
     pub bars: usize,
+    /// Open time of the first bar, unix seconds.
     pub first_ts: i64,
+    /// Open time of the last bar, unix seconds.
     pub last_ts: i64,
 }
 
 /// The chronological split: train, then validation, then the held-out tail.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Split {
+    /// Training samples (after purging `horizon` before the validation part).
     pub train: usize,
+    /// Validation samples (after purging `horizon` before the held-out tail).
     pub validation: usize,
+    /// Held-out samples.
     pub heldout: usize,
+    /// Bar timestamp of the last training sample, unix seconds.
     pub train_end_ts: i64,
+    /// Bar timestamp of the last validation sample, unix seconds.
     pub validation_end_ts: i64,
     /// First bar of the held-out tail: backtests of this model start here.
     pub heldout_start_ts: i64,
+    /// Bar timestamp of the last held-out sample, unix seconds.
     pub heldout_end_ts: i64,
 }
 
 /// Measured on data the training never saw.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Metrics {
+    /// Share of held-out samples where `p ≥ 0.5` matches the label, in `[0, 1]`.
     pub heldout_accuracy: f64,
+    /// Mean log-loss (natural log, clipped as [`crate::calibration::log_loss`]) on the
+    /// held-out tail.
     pub heldout_log_loss: f64,
+    /// Mean Brier score on the held-out tail.
     pub heldout_brier: f64,
     /// Accuracy of always predicting the training set's majority class.
     pub majority_baseline_accuracy: f64,
     /// Log-loss of always predicting the training set's base rate.
     pub base_rate_log_loss: f64,
+    /// Mean binary cross-entropy on the validation part at the best epoch (the weights kept).
     pub validation_log_loss: f64,
+    /// Epochs trained before early stopping or `max_epochs`.
     pub epochs_run: usize,
+    /// The epoch (1-based) whose weights were kept: the lowest validation loss.
     pub best_epoch: usize,
 }
 
 /// What a model file is, next to its weights.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ModelMeta {
+    /// Model family; this build loads only `price_direction_mlp`.
     pub kind: String,
+    /// Metadata format; must equal [`FORMAT_VERSION`].
     pub format_version: u32,
+    /// Feature names in input order; must equal this build's [`FEATURES`].
     pub features: Vec<String>,
+    /// Input width; must be [`N_FEATURES`].
     pub input_dim: usize,
+    /// Units in each of the two hidden ReLU layers (at least 1).
     pub hidden: usize,
+    /// Output width; must be 1 (one logit).
     pub output_dim: usize,
     /// Label: close `horizon_bars` ahead above the current close.
     pub horizon_bars: usize,
+    /// Seed of the weight initialisation and minibatch shuffling.
     pub seed: u64,
+    /// The bars trained on.
     pub training_data: DataRef,
+    /// Where the chronological split fell.
     pub split: Split,
+    /// Held-out and validation scores.
     pub metrics: Metrics,
     /// The command that produced this model.
     pub command: String,
@@ -132,6 +160,10 @@ fn content_hash(weights: &[u8], meta: &[u8]) -> String {
 impl PriceDirection {
     /// Loads `dir/price_direction.{safetensors,json}`. Every tensor's presence, dtype and shape
     /// is checked against the metadata; a problem names the file and the tensor.
+    ///
+    /// # Errors
+    /// [`ModelError::Io`] if either file cannot be read; otherwise as
+    /// [`PriceDirection::from_bytes`].
     pub fn load(dir: &Path) -> Result<Self, ModelError> {
         let (wpath, mpath) = files(dir);
         let weights = std::fs::read(&wpath).map_err(io(&wpath))?;
@@ -140,6 +172,10 @@ impl PriceDirection {
     }
 
     /// The model shipped with the project, embedded in the binary.
+    ///
+    /// # Errors
+    /// As [`PriceDirection::from_bytes`]; only if the embedded files do not match this
+    /// build's features or format.
     pub fn shipped() -> Result<Self, ModelError> {
         Self::from_bytes(
             SHIPPED_WEIGHTS,
@@ -149,6 +185,17 @@ impl PriceDirection {
         )
     }
 
+    /// Parses a model from the bytes of its safetensors weights and JSON metadata; `wpath`
+    /// and `mpath` only name the sources in errors. The hash is [`PriceDirection::hash`]'s.
+    ///
+    /// # Errors
+    /// - [`ModelError::Meta`]: the metadata is not valid JSON for [`ModelMeta`].
+    /// - [`ModelError::Mismatch`]: its `kind`, `format_version`, `features` or shape differ from
+    ///   what this build runs.
+    /// - [`ModelError::Weights`]: the weights are not a safetensors buffer.
+    /// - [`ModelError::Tensor`]: a tensor is missing, not F32, misshapen, non-finite, or a
+    ///   non-positive `norm.std`.
+    /// - [`ModelError::Candle`]: reading a tensor's values failed.
     pub fn from_bytes(
         weights: &[u8],
         wpath: &Path,
@@ -254,6 +301,10 @@ impl PriceDirection {
     }
 
     /// Writes weights and metadata into `dir` (created if needed); returns the content hash.
+    ///
+    /// # Errors
+    /// [`ModelError::Io`] if the folder cannot be created or the metadata written or the
+    /// weights read back; [`ModelError::Candle`] if the safetensors file cannot be written.
     pub fn save(&self, dir: &Path) -> Result<String, ModelError> {
         std::fs::create_dir_all(dir).map_err(io(dir))?;
         let (wpath, mpath) = files(dir);
@@ -267,12 +318,14 @@ impl PriceDirection {
             }
         }
         candle_core::safetensors::save(&tensors, &wpath)?;
-        let meta = serde_json::to_vec_pretty(&self.meta).expect("metadata serializes");
+        // Plain fields only: serialising cannot fail, but an error would still name the file.
+        let meta = serde_json::to_vec_pretty(&self.meta).map_err(|e| io(&mpath)(e.into()))?;
         std::fs::write(&mpath, &meta).map_err(io(&mpath))?;
         let weights = std::fs::read(&wpath).map_err(io(&wpath))?;
         Ok(content_hash(&weights, &meta))
     }
 
+    /// The metadata the model was loaded or trained with.
     pub fn meta(&self) -> &ModelMeta {
         &self.meta
     }
@@ -320,7 +373,10 @@ impl PriceDirection {
         Ok(())
     }
 
-    /// Logits for a batch `[n, N_FEATURES]` of raw (unnormalised) features.
+    /// Logits for a batch `[n, N_FEATURES]` of raw (unnormalised) features: shape `[n]`.
+    ///
+    /// # Errors
+    /// [`ModelError::Candle`] if `x` is not F32 `[n, N_FEATURES]` on the model's device.
     pub fn logits(&self, x: &Tensor) -> Result<Tensor, ModelError> {
         let x = x.broadcast_sub(&self.mean)?.broadcast_div(&self.std)?;
         let x = self.l1.forward(&x)?.relu()?;
@@ -330,6 +386,10 @@ impl PriceDirection {
 
     /// P(close `horizon` bars ahead > close now) for one feature vector. Non-finite input is an
     /// error; the output is whatever the network says (the caller guards it).
+    ///
+    /// # Errors
+    /// [`ModelError::Input`] if `features` is not [`N_FEATURES`] long or holds a non-finite
+    /// value; [`ModelError::Candle`] if inference fails.
     pub fn probability_up(&self, features: &[f64]) -> Result<f64, ModelError> {
         if features.len() != N_FEATURES {
             return Err(ModelError::Input(format!(
@@ -350,6 +410,7 @@ impl PriceDirection {
     }
 }
 
+/// The logistic function `1 / (1 + e^−x)`: a logit to a probability.
 pub fn sigmoid(x: f64) -> f64 {
     1.0 / (1.0 + (-x).exp())
 }

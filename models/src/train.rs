@@ -21,16 +21,27 @@ use crate::price_direction::{
 /// Training settings; the defaults produced the shipped model.
 #[derive(Debug, Clone, PartialEq)]
 pub struct TrainConfig {
+    /// Seeds the weight initialisation and the minibatch shuffling.
     pub seed: u64,
+    /// Label horizon in bars (close `horizon` bars ahead above the current close); also the
+    /// number of samples purged before each split boundary.
     pub horizon: usize,
+    /// Units in each of the two hidden layers.
     pub hidden: usize,
+    /// Most epochs to train; early stopping may end sooner.
     pub max_epochs: usize,
+    /// Minibatch size in samples (0 is treated as 1).
     pub batch: usize,
+    /// AdamW learning rate.
     pub lr: f64,
+    /// AdamW decoupled weight decay.
     pub weight_decay: f64,
     /// Epochs without a better validation loss before stopping.
     pub patience: usize,
+    /// Share of the usable samples for validation, taken after the training part.
     pub validation_frac: f64,
+    /// Share of the usable samples held out at the end, never seen in training or early
+    /// stopping.
     pub heldout_frac: f64,
 }
 
@@ -54,9 +65,13 @@ impl Default for TrainConfig {
 /// One epoch's losses.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct EpochLog {
+    /// Epoch number, from 1.
     pub epoch: usize,
+    /// Mean over the epoch's minibatches of the binary cross-entropy.
     pub train_loss: f64,
+    /// Mean binary cross-entropy on the whole validation part after the epoch.
     pub validation_loss: f64,
+    /// This epoch beat every earlier validation loss: its weights are the ones kept so far.
     pub best: bool,
 }
 
@@ -120,12 +135,26 @@ impl Rng {
 }
 
 /// A trained model and how training went.
+#[derive(Debug)]
 pub struct Trained {
+    /// The model with the best-validation weights and its metrics filled in; its hash is
+    /// empty until it is saved and reloaded.
     pub model: PriceDirection,
+    /// Every epoch run, in order.
     pub epochs: Vec<EpochLog>,
 }
 
 /// Trains on `bars`; `source` names them in the metadata, `command` records how to reproduce.
+/// `on_epoch` is called after each epoch (for progress output).
+///
+/// # Errors
+/// [`ModelError::Training`] if fewer than 1,000 samples have complete features and a known
+/// future, if the split leaves an empty part, or if the validation loss becomes non-finite;
+/// [`ModelError::Candle`] if a tensor operation fails.
+///
+/// # Panics
+/// If `cfg.validation_frac + cfg.heldout_frac` exceeds 1, or the training or validation part
+/// has fewer than `cfg.horizon` samples (the purge slices out of range).
 pub fn train(
     bars: &[Bar],
     source: &str,
@@ -180,7 +209,11 @@ pub fn train(
     let l3 = candle_nn::linear(hid, 1, vb.pp("l3"))?;
     let mut rng = Rng(fastrand::Rng::with_seed(cfg.seed));
     let vars: Vec<(String, Var)> = {
-        let data = varmap.data().lock().expect("varmap lock");
+        // The map is local to this call: no other thread can have poisoned its lock.
+        let data = varmap
+            .data()
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         let mut v: Vec<(String, Var)> = data.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
         v.sort_by(|a, b| a.0.cmp(&b.0));
         v
@@ -339,6 +372,12 @@ pub fn train(
 }
 
 /// Trains and saves into `dir`; returns the model as reloaded from disk (with its hash).
+///
+/// # Errors
+/// As [`train()`], [`PriceDirection::save`] and [`PriceDirection::load`].
+///
+/// # Panics
+/// As [`train()`].
 pub fn train_to_dir(
     bars: &[Bar],
     source: &str,

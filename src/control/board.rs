@@ -25,24 +25,36 @@ pub enum Phase {
     /// Registered; no audit event yet.
     #[default]
     Starting,
+    /// Has reported at least one audit event and not ended yet.
     Running,
+    /// The run ended without an error ([`AgentHandle::finish`] with `Ok`).
     Finished,
+    /// The run ended with an error; [`AgentStatus::error`] says which.
     Failed,
 }
 
 /// A balance: the exact integer amount in the token's smallest unit and its decimal rendering.
 #[derive(Debug, Clone, PartialEq, Serialize)]
+///
+/// Serialized as `{"token", "units", "amount"}` in `GET /positions`.
 pub struct Position {
+    /// The token's symbol, e.g. `WETH`.
     pub token: String,
+    /// The exact balance in the token's smallest unit (a `U256` as a decimal integer string,
+    /// e.g. `"10000000000"` for 10 000 USDC at 6 decimals).
     pub units: String,
+    /// The same balance in whole tokens as an exact decimal string, e.g. `"10000"`.
     pub amount: String,
 }
 
 /// A model-driven strategy's decision (AuditEvent::Decision), kept with the intents it led to.
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
 pub struct ModelDecision {
+    /// Content hash of the model (its weights and metadata), naming exactly which model decided.
     pub model: String,
+    /// The model's raw output, e.g. the probability that the price goes up.
     pub output: f64,
+    /// What the strategy made of the output, as it described it (e.g. the target exposure).
     pub action: String,
 }
 
@@ -53,19 +65,33 @@ pub struct VerdictInfo {
     pub verdict: &'static str,
     /// The reason code of a resize or refusal.
     pub reason: Option<&'static str>,
+    /// The gate's explanation of a resize or refusal (a resize's starts with the new amount,
+    /// `to 250 USDC: ...`), with URLs redacted by [`redact_urls`]; `None` for an approval.
     pub detail: Option<String>,
 }
 
 /// What happened to an approved intent.
+///
+/// Serialized with a `status` tag: `{"status": "filled", "sold", "bought", "tx_hash"}` or
+/// `{"status": "failed", "error"}`.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(tag = "status", rename_all = "snake_case")]
 pub enum Outcome {
+    /// The venue filled it and the fill was booked.
     Filled {
+        /// What left the wallet: a decimal amount and the token's symbol, e.g. `"1000 USDC"`
+        /// (a bet's investment in its collateral; `"resolved positions"` for a redemption).
         sold: String,
+        /// What came in, in the same form, e.g. `"0.5 WETH"`; for a bet, the outcome tokens
+        /// bought (`"40 dUSD of outcome 1 of market 0x..."`); for a redemption, the collateral.
         bought: String,
+        /// The transaction's hash (`0x` hex) when the venue is a chain; `None` on paper venues
+        /// and for redemptions.
         tx_hash: Option<String>,
     },
+    /// The venue could not fill it.
     Failed {
+        /// The venue's error, with URLs redacted by [`redact_urls`].
         error: String,
     },
 }
@@ -73,52 +99,87 @@ pub enum Outcome {
 /// One intent, start to end.
 #[derive(Debug, Clone)]
 pub struct DecisionRecord {
+    /// Event time of the market event the intent came from, unix seconds.
     pub ts: i64,
+    /// The intent's deterministic id (displayed `strategy:ts:seq`).
     pub id: IntentId,
+    /// What the intent asks for, in words, e.g. `swap 1000 USDC for WETH`.
     pub intent: String,
     sell: Option<Token>,
+    /// The model decision of the same event, when the strategy is model-driven.
     pub model: Option<ModelDecision>,
+    /// What the risk gate said; `None` until it has decided.
     pub verdict: Option<VerdictInfo>,
+    /// The fill or the failure; `None` while nothing happened yet, and for ever for a refused
+    /// intent.
     pub outcome: Option<Outcome>,
 }
 
 /// Counts over the agent's run, for `/metrics` and `/status`.
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
+///
+/// Every count starts at zero when the agent is registered and only grows.
 pub struct Counters {
+    /// Market events processed to the end (one per bar, or per cycle of a betting venue).
     pub bars: u64,
+    /// Market events the agent refused as unusable (bad prices, time going backwards).
     pub bad_events: u64,
+    /// Intents the strategy produced.
     pub intents: u64,
+    /// Intents the risk gate approved as asked.
     pub approved: u64,
+    /// Intents the risk gate approved at a smaller amount.
     pub resized: u64,
+    /// Intents the risk gate refused.
     pub refused: u64,
+    /// Refusals by the gate's reason code (e.g. `max_position`), in code order.
     pub refused_by_reason: BTreeMap<&'static str, u64>,
+    /// Fills booked: swaps, bets and redemptions.
     pub fills: u64,
+    /// Approved orders the venue failed to fill.
     pub execution_failures: u64,
+    /// Times the strategy failed or produced an output the agent would not act on.
     pub strategy_faults: u64,
+    /// Booked balances corrected from the venue's record (the chain).
     pub reconciliations: u64,
+    /// Kill switch state changes (trips and resumes).
     pub kill_switch_changes: u64,
 }
 
 /// What the operator surfaces know about one agent.
 #[derive(Debug, Default)]
 pub struct AgentStatus {
+    /// The agent's state folder, when it has one; `POST /kill` and `/resume` need it.
     pub state_dir: Option<PathBuf>,
+    /// `backtest`, `paper` or `live`; empty until [`AgentHandle::describe`].
     pub mode: String,
+    /// The strategy's name; empty until [`AgentHandle::describe`].
     pub strategy: String,
+    /// Where the agent is in its life.
     pub phase: Phase,
     /// Why the run failed (phase `failed`).
     pub error: Option<String>,
     /// The kill switch as the agent last reported it (or as latched in its state folder).
     pub switch: SwitchRecord,
+    /// Market events processed to the end (the same as [`Counters::bars`]).
     pub bars: u64,
+    /// Event time of the last event processed, unix seconds; `None` before the first.
     pub last_ts: Option<i64>,
+    /// The last close, in quote per whole base token; `None` before the first event.
     pub last_price: Option<f64>,
+    /// Equity at the last close, in whole quote tokens (a float, for display).
     pub last_equity: Option<f64>,
+    /// Equity at the first close, in whole quote tokens: the base of the return.
     pub start_equity: Option<f64>,
+    /// Equity over the run, bounded in memory (`GET /equity`).
     pub curve: EquityCurve,
+    /// The balances of the last portfolio snapshot (`GET /positions`); empty before the first.
     pub positions: Vec<Position>,
+    /// When that snapshot was taken, unix seconds on the agent's clock.
     pub positions_ts: Option<i64>,
+    /// The last [`DECISIONS_KEPT`] intents, oldest first (`GET /decisions`).
     pub decisions: VecDeque<DecisionRecord>,
+    /// Counts over the run (`GET /status`, `GET /metrics`).
     pub counters: Counters,
     /// The decision of the bar being processed, for the intents that follow it.
     pending: Option<(i64, ModelDecision)>,
@@ -395,7 +456,18 @@ pub struct Board {
     agents: DashMap<String, Arc<RwLock<AgentStatus>>>,
 }
 
+impl std::fmt::Debug for Board {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Board")
+            .field("agents", &self.names())
+            .finish_non_exhaustive()
+    }
+}
+
 impl Board {
+    /// An empty board, shared: the agents' handles and the [`ApiServer`] each hold a clone.
+    ///
+    /// [`ApiServer`]: super::ApiServer
     pub fn new() -> Arc<Self> {
         Arc::new(Self::default())
     }
@@ -417,6 +489,7 @@ impl Board {
         }
     }
 
+    /// The names of the registered agents, sorted.
     pub fn names(&self) -> Vec<String> {
         let mut v: Vec<String> = self.agents.iter().map(|e| e.key().clone()).collect();
         v.sort();
@@ -445,7 +518,8 @@ impl Board {
         }
     }
 
-    /// `/status` of the agents `filter` selects.
+    /// `/status` of the agents `filter` selects (all, or the one named), sorted by name; `None`
+    /// for an unknown name.
     pub fn status(&self, filter: Option<&str>) -> Option<Vec<AgentSummary>> {
         Some(
             self.select(filter)?
@@ -455,7 +529,8 @@ impl Board {
         )
     }
 
-    /// The Prometheus text exposition of the agents `filter` selects.
+    /// The Prometheus text exposition of the agents `filter` selects (all, or the one named);
+    /// `None` for an unknown name.
     pub fn metrics(&self, filter: Option<&str>) -> Option<String> {
         let agents = self.select(filter)?;
         let rows: Vec<(String, MetricsRow)> = agents
@@ -482,9 +557,19 @@ fn latched_switch(dir: &Path) -> Option<SwitchRecord> {
 /// One agent's place on the board.
 #[derive(Clone)]
 pub struct AgentHandle {
+    /// The name the agent was registered under: its key in `/status` and `?agent=`.
     pub name: Arc<str>,
     status: Arc<RwLock<AgentStatus>>,
     state_dir: Option<PathBuf>,
+}
+
+impl std::fmt::Debug for AgentHandle {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AgentHandle")
+            .field("name", &self.name)
+            .field("state_dir", &self.state_dir)
+            .finish_non_exhaustive()
+    }
 }
 
 impl AgentHandle {
@@ -524,6 +609,15 @@ pub struct BoardObserver {
     status: Arc<RwLock<AgentStatus>>,
     state_dir: Option<PathBuf>,
     started: bool,
+}
+
+impl std::fmt::Debug for BoardObserver {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("BoardObserver")
+            .field("state_dir", &self.state_dir)
+            .field("started", &self.started)
+            .finish_non_exhaustive()
+    }
 }
 
 impl Observer for BoardObserver {

@@ -15,8 +15,23 @@ pub struct ApiClient {
     http: reqwest::Client,
 }
 
+/// Shows the URL only: never the bearer token.
+impl std::fmt::Debug for ApiClient {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ApiClient")
+            .field("url", &self.url)
+            .finish_non_exhaustive()
+    }
+}
+
 impl ApiClient {
-    /// The client for the API published in `dir`, or `None` when there is none.
+    /// The client for the API published in `dir`, or `None` when there is none (no
+    /// `api.json`). Requests time out after 2 s connecting and 10 s in all.
+    ///
+    /// # Errors
+    /// - as [`read_endpoint`]: [`ControlError::File`] when `api.json` or `api-token` cannot be
+    ///   read, [`ControlError::Corrupt`] when `api.json` is not valid;
+    /// - [`ControlError::Unreachable`] when the HTTP client cannot be built.
     pub fn for_state_dir(dir: &Path) -> Result<Option<Self>, ControlError> {
         let Some((endpoint, token)) = read_endpoint(dir)? else {
             return Ok(None);
@@ -37,6 +52,7 @@ impl ApiClient {
         }))
     }
 
+    /// The API's base URL, `http://ADDR`, without a trailing slash.
     pub fn url(&self) -> &str {
         &self.url
     }
@@ -73,12 +89,20 @@ impl ApiClient {
     }
 
     /// `GET path` (e.g. `/status`), as JSON.
+    ///
+    /// # Errors
+    /// - [`ControlError::Unreachable`] when the server does not answer (not running, a timeout);
+    /// - [`ControlError::Http`] when it answers with an error status (its `error` message
+    ///   quoted) or with a body that is not JSON.
     pub async fn get(&self, path: &str) -> Result<serde_json::Value, ControlError> {
         self.send(self.http.get(format!("{}{path}", self.url)))
             .await
     }
 
-    /// `POST path` with a JSON body.
+    /// `POST path` with a JSON body (e.g. `/kill` with `{"reason": "..."}`), the answer as JSON.
+    ///
+    /// # Errors
+    /// As [`ApiClient::get`].
     pub async fn post(
         &self,
         path: &str,
@@ -94,6 +118,9 @@ impl ApiClient {
 
     /// The `/status` entry of the agent using state folder `dir`: `None` when the server that
     /// answers runs no agent there (a stale `api.json` whose port another process now has).
+    ///
+    /// # Errors
+    /// As [`ApiClient::get`] of `/status`.
     pub async fn agent_for(&self, dir: &Path) -> Result<Option<serde_json::Value>, ControlError> {
         let status = self.get("/status").await?;
         let want = std::fs::canonicalize(dir).unwrap_or_else(|_| dir.to_path_buf());

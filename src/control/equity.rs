@@ -35,6 +35,8 @@ impl EquityCurve {
         }
     }
 
+    /// Records the mark of one event: `ts` in unix seconds, `equity` in whole quote tokens.
+    /// It is stored when it falls on the current stride; the latest mark is kept either way.
     pub fn push(&mut self, ts: i64, equity: f64) {
         self.last = Some((ts, equity));
         let n = self.seen;

@@ -68,7 +68,13 @@ impl std::fmt::Debug for ApiServer {
 }
 
 impl ApiServer {
-    /// Binds `listen` (port 0: any free port) and serves `board`.
+    /// Binds `listen` (port 0: any free port) and serves `board`, every data and command
+    /// endpoint behind `Authorization: Bearer <token>`.
+    ///
+    /// # Errors
+    /// - [`ControlError::Bind`] when `listen` cannot be bound (the port is taken, the address
+    ///   is not this host's): choose another address, or port 0;
+    /// - [`ControlError::Thread`] when the server's thread cannot be started.
     pub fn start(
         board: Arc<Board>,
         listen: SocketAddr,
@@ -124,6 +130,7 @@ impl ApiServer {
         })
     }
 
+    /// The address actually bound (with the port chosen when `listen` asked for port 0).
     pub fn addr(&self) -> SocketAddr {
         self.addr
     }
@@ -135,6 +142,11 @@ impl ApiServer {
 
     /// Writes the token (`api-token`, mode 0600) and the endpoint (`api.json`) into the state
     /// folder `dir`, for `defai status|kill|resume`. Removed again when the server stops.
+    ///
+    /// # Errors
+    /// - [`ControlError::State`] when `dir` cannot be created or `api.json` cannot be written;
+    /// - [`ControlError::File`] when `api-token` cannot be written;
+    /// - [`ControlError::Corrupt`] when the endpoint cannot be encoded as JSON.
     pub fn publish(&mut self, dir: &Path) -> Result<(), ControlError> {
         let state = StateDir::open(dir)?;
         write_private(

@@ -32,6 +32,10 @@ impl std::fmt::Debug for ApiToken {
 
 impl ApiToken {
     /// 32 bytes from the operating system's secure random source, as 64 hex digits.
+    ///
+    /// # Errors
+    /// [`ControlError::Random`] when the operating system's random source fails; there is then
+    /// no safe token, and the API must not start.
     pub fn generate() -> Result<Self, ControlError> {
         let mut b = [0u8; 32];
         getrandom::fill(&mut b).map_err(|e| ControlError::Random(e.to_string()))?;
@@ -68,7 +72,9 @@ impl ApiToken {
 /// `<state>/api.json`: where the API of the agent using this folder listens.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Endpoint {
+    /// The API's base URL, `http://ADDR` (e.g. `http://127.0.0.1:40123`).
     pub url: String,
+    /// The id of the process serving it; a server removes only the files with its own pid.
     pub pid: u32,
 }
 
@@ -97,7 +103,13 @@ pub(super) fn write_private(path: &Path, bytes: &[u8]) -> Result<(), ControlErro
     Ok(())
 }
 
-/// The endpoint and token published in `dir`, if an API was started on it.
+/// The endpoint and token published in `dir`, if an API was started on it: `Ok(None)` when
+/// `dir` has no `api.json`.
+///
+/// # Errors
+/// - [`ControlError::File`] when `api.json` exists but cannot be read, or `api-token` is
+///   missing or unreadable (it is mode 0600: run as the agent's user);
+/// - [`ControlError::Corrupt`] when `api.json` is not `{"url", "pid"}` JSON.
 pub fn read_endpoint(dir: &Path) -> Result<Option<(Endpoint, ApiToken)>, ControlError> {
     let path = dir.join(ENDPOINT_FILE);
     let bytes = match std::fs::read(&path) {

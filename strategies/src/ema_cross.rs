@@ -26,6 +26,10 @@ impl EmaCross {
     }
 
     /// Reads `fast` (12), `slow` (26) and `size` (0.95).
+    ///
+    /// # Errors
+    /// [`ParamError`] if a value has the wrong type, `fast` is 0, `slow` is not greater than
+    /// `fast`, `size` is outside (0, 1], or a key other than these three was given.
     pub fn from_params(mut p: Params) -> Result<Self, ParamError> {
         let fast = p.usize("fast", 12)?;
         let slow = p.usize("slow", 26)?;

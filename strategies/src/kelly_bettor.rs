@@ -17,12 +17,21 @@ use models::ProbabilityModel;
 pub struct KellyConfig {
     /// Share of the full-Kelly size to bet (0.25 = quarter Kelly).
     pub fraction: f64,
+    /// Smallest edge worth a bet: the model's probability minus the market's marginal price,
+    /// in probability points (0.03 = 3 points).
     pub min_edge: f64,
+    /// Smallest bet, whole collateral tokens; it is also the first candidate size searched.
     pub min_bet: f64,
+    /// Largest single bet, whole collateral tokens.
     pub max_bet: f64,
+    /// Bankroll kept back: a bet never takes the bankroll below this, whole collateral tokens.
     pub floor_balance: f64,
+    /// Most value held in one market (current exposure plus the new bet), whole collateral
+    /// tokens.
     pub max_market_exposure: f64,
+    /// Markets whose pool is worth less than this, whole collateral tokens, are skipped.
     pub min_liquidity: f64,
+    /// Markets that close within this many seconds of the event's time are skipped.
     pub min_time_to_close_s: i64,
     /// The price-impact limit the bet gate applies (`[risk] max_price_impact_bps`, set by the
     /// runtime): a size it would refuse is cut to the largest one within it. `None`: no cut.
@@ -48,9 +57,15 @@ impl Default for KellyConfig {
 /// The chosen bet.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Sizing {
+    /// Index of the outcome to buy, in the market's outcome order.
     pub outcome: usize,
+    /// Collateral to invest, in the collateral token's smallest units (its `decimals`).
     pub investment: U256,
+    /// Outcome tokens that investment buys, by the FPMM's `calcBuyAmount` (same units as the
+    /// collateral).
     pub tokens: U256,
+    /// The model's probability minus the market's marginal price for this outcome, in
+    /// probability points.
     pub edge: f64,
     /// Expected log-growth of the bankroll at the chosen size.
     pub growth: f64,
@@ -63,6 +78,11 @@ fn growth(p: f64, w: f64, x: f64, tokens: f64) -> f64 {
 }
 
 /// Best bet on `market` for outcome probabilities `probs` (binary: `[p, 1 − p]`), or `None`.
+///
+/// `bankroll` and `exposure` (what is already held in this market) are in `collateral`'s
+/// smallest units. `None` when no outcome has `cfg.min_edge`, the caps leave less than
+/// `cfg.min_bet`, the price-impact limit allows less than `cfg.min_bet`, or no size has positive
+/// expected log-growth.
 pub fn size_bet(
     probs: &[f64],
     market: &MarketView,
@@ -149,7 +169,21 @@ pub struct KellyBettor {
     last: Option<Decision>,
 }
 
+impl std::fmt::Debug for KellyBettor {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("KellyBettor")
+            .field("model", &self.model.model_id())
+            .field("collateral", &self.collateral)
+            .field("cfg", &self.cfg)
+            .field("last", &self.last)
+            .finish_non_exhaustive()
+    }
+}
+
 impl KellyBettor {
+    /// Bets `collateral` on binary markets with `model`'s probability of outcome 0, sized by
+    /// `cfg`. The model reads each market's [`MarketView::features`]; a market without
+    /// features gets no bet.
     pub fn new(model: Box<dyn ProbabilityModel>, collateral: Token, cfg: KellyConfig) -> Self {
         Self {
             model,
@@ -164,6 +198,12 @@ impl KellyConfig {
     /// Reads `fraction`, `min_edge`, `min_bet`, `max_bet`, `floor_balance`,
     /// `max_market_exposure`, `min_liquidity` (collateral in whole tokens) and
     /// `min_time_to_close_s`; defaults as in [`KellyConfig::default`].
+    ///
+    /// # Errors
+    /// [`ParamError`] if a value is not a finite number, `fraction` is outside (0, 1],
+    /// `min_bet` is not positive or exceeds `max_bet`, or `min_edge` or `floor_balance` is
+    /// negative or `max_market_exposure` is not positive. Unknown keys are left for the caller's
+    /// [`Params::finish`].
     pub fn from_params(p: &mut Params) -> Result<Self, ParamError> {
         let d = KellyConfig::default();
         let cfg = KellyConfig {

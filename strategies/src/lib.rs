@@ -17,15 +17,31 @@ pub use rebalancer::Rebalancer;
 /// The built-in bar strategies' names (the registry starts with them).
 pub const NAMES: &[&str] = &["ema_cross", "ml_signal"];
 
+/// Why a strategy could not be built or registered.
 #[derive(Debug, thiserror::Error)]
 pub enum BuildError {
+    /// [`Registry::build`] (or [`build`]) was asked for a name nothing registered.
     #[error("unknown strategy `{name}` (known: {known})")]
-    Unknown { name: String, known: String },
+    Unknown {
+        /// The name asked for.
+        name: String,
+        /// Every registered name, comma-separated, for the message.
+        known: String,
+    },
+    /// A parameter was unknown, of the wrong type or out of range; the inner error names the
+    /// key and where its value came from (config line or `--param`).
     #[error(transparent)]
     Param(#[from] ParamError),
     /// A name registered twice, or one the runtime's intent ids cannot carry.
     #[error("cannot register strategy `{name}`: {why}")]
-    Register { name: String, why: String },
+    Register {
+        /// The name being registered ([`install`] puts the refused registry's names here,
+        /// comma-separated).
+        name: String,
+        /// What is wrong with it: empty, holds a reserved `#` or `:`, taken, or a registry
+        /// is installed already.
+        why: String,
+    },
 }
 
 /// Builds a strategy from its parameters (unknown or bad parameters are errors that say which).

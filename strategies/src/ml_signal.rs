@@ -22,6 +22,19 @@ pub struct MlSignal {
     last: Option<Decision>,
 }
 
+impl std::fmt::Debug for MlSignal {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MlSignal")
+            .field("model", &self.model.model_id())
+            .field("entry", &self.entry)
+            .field("exit", &self.exit)
+            .field("full_at", &self.full_at)
+            .field("size", &self.size)
+            .field("last", &self.last)
+            .finish_non_exhaustive()
+    }
+}
+
 impl MlSignal {
     /// `entry > 0.5 ≥ exit`-style thresholds are checked by [`MlSignal::from_params`].
     pub fn new(
@@ -44,6 +57,12 @@ impl MlSignal {
 
     /// Reads `model` (a folder written by `defai train`; default `shipped`, the model embedded in
     /// the binary), `entry` (0.55), `exit` (0.45), `full_at` (0.65) and `size` (0.95).
+    ///
+    /// # Errors
+    /// [`ParamError`] if a value has the wrong type; unless `0 ≤ exit ≤ entry ≤ 1`,
+    /// `max(entry, 0.5) < full_at ≤ 1` and `0 < size ≤ 1`; if the `model` folder cannot be
+    /// loaded (the [`models::ModelError`] text becomes the reason); or if an unknown key was
+    /// given.
     pub fn from_params(mut p: Params) -> Result<Self, ParamError> {
         let model = p.string("model", "shipped")?;
         let entry = p.f64("entry", 0.55)?;

@@ -13,9 +13,13 @@ use agent_core::{Context, Intent, MarketEvent, Strategy, StrategyError};
 /// One asset: its token, current balance, price in quote per whole token, and target weight.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Holding {
+    /// The asset.
     pub token: Token,
+    /// Balance held, in the token's smallest units (its `decimals`).
     pub balance: U256,
+    /// Price in quote tokens per whole token (the quote token itself at 1).
     pub price: f64,
+    /// Target share of the total value, in `[0, 1]`.
     pub target: f64,
 }
 
@@ -43,8 +47,11 @@ impl Default for RebalanceConfig {
 /// A planned swap: sell `amount_in` of `sell` for `buy`.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Leg {
+    /// Token given.
     pub sell: Token,
+    /// Token received (one side is always the quote token).
     pub buy: Token,
+    /// Amount of `sell` to swap, in its smallest units.
     pub amount_in: U256,
     /// Value in quote units (float, for reports).
     pub value: f64,

@@ -12,19 +12,22 @@ use defai::core::{
 };
 use defai::engine::{EMBEDDED_DATA, EMBEDDED_NAME};
 
-pub fn bundled_bars() -> Vec<Bar> {
+/// The bundled ETH/USDC hourly bars the `defai` binary replays by default; panics if they do
+/// not parse.
+pub(crate) fn bundled_bars() -> Vec<Bar> {
     load_csv_bytes(EMBEDDED_NAME, EMBEDDED_DATA, LoadOptions::default())
         .unwrap()
         .bars
 }
 
-pub fn paper() -> PaperVenue {
+/// A paper Uniswap V2 venue for ETH/USDC with the pair's default pool (fee, depth, gas).
+pub(crate) fn paper() -> PaperVenue {
     let pair = Pair::eth_usdc();
     PaperVenue::new(pair.clone(), PaperAmmConfig::default_for(&pair))
 }
 
 /// An ETH/USDC agent starting with 10,000 USDC, default gate and kill switch.
-pub fn agent<V: Venue>(
+pub(crate) fn agent<V: Venue>(
     strategy: Box<dyn Strategy>,
     venue: V,
     bars: Vec<Bar>,
@@ -34,7 +37,9 @@ pub fn agent<V: Venue>(
     Agent::new(pair, BarReplay::new(bars), venue, strategy, portfolio)
 }
 
-pub fn run_to_end<V: Venue>(agent: Agent<BarReplay, V>) -> AgentReport {
+/// Runs `agent` to the end of its bars on a fresh current-thread tokio runtime and returns its
+/// report; panics if the runtime cannot be built or the run fails.
+pub(crate) fn run_to_end<V: Venue>(agent: Agent<BarReplay, V>) -> AgentReport {
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -42,15 +47,17 @@ pub fn run_to_end<V: Venue>(agent: Agent<BarReplay, V>) -> AgentReport {
     rt.block_on(agent.run()).unwrap()
 }
 
-/// What the run did, as the audit stream told it.
-#[derive(Default, Clone)]
-pub struct Tape(pub Arc<Mutex<Recorded>>);
+/// What the run did, as the audit stream told it: an [`Observer`] to hand the agent, with a
+/// shared handle to read afterwards (clones share one recording).
+#[derive(Debug, Default, Clone)]
+pub(crate) struct Tape(pub(crate) Arc<Mutex<Recorded>>);
 
 /// (close, equity) per bar, and the fills.
-pub type Recorded = (Vec<(f64, f64)>, Vec<Fill>);
+pub(crate) type Recorded = (Vec<(f64, f64)>, Vec<Fill>);
 
 impl Tape {
-    pub fn fills(&self) -> Vec<Fill> {
+    /// The fills recorded so far, in order; panics if the recording's lock is poisoned.
+    pub(crate) fn fills(&self) -> Vec<Fill> {
         self.0.lock().unwrap().1.clone()
     }
 }
@@ -68,8 +75,9 @@ impl Observer for Tape {
 }
 
 /// A fresh `DEFAI_STATE_ROOT` for one `defai` invocation: default state folders of tests that
-/// run at once must not meet (each agent locks its folder).
-pub fn state_root() -> std::path::PathBuf {
+/// run at once must not meet (each agent locks its folder). Creates the folder and returns
+/// its path; panics if it cannot be created.
+pub(crate) fn state_root() -> std::path::PathBuf {
     use std::sync::atomic::{AtomicU64, Ordering};
     static N: AtomicU64 = AtomicU64::new(0);
     let dir = std::env::temp_dir().join(format!(
@@ -82,7 +90,8 @@ pub fn state_root() -> std::path::PathBuf {
 }
 
 /// The runtime of the devnet tests: two workers, so a market mover runs beside the test.
-pub fn devnet_rt() -> tokio::runtime::Runtime {
+/// Panics if tokio cannot build it.
+pub(crate) fn devnet_rt() -> tokio::runtime::Runtime {
     tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -92,7 +101,8 @@ pub fn devnet_rt() -> tokio::runtime::Runtime {
 
 /// Starts a devnet at the first of `closes` and a market mover replaying them in the
 /// background, `pause_ms` apart; returns the devnet, the stop flag and the mover's task.
-pub async fn devnet_with_mover(
+/// Panics if anvil or the mover cannot start (or `closes` is empty).
+pub(crate) async fn devnet_with_mover(
     closes: Vec<f64>,
     pause_ms: u64,
 ) -> (
@@ -118,8 +128,9 @@ pub async fn devnet_with_mover(
 }
 
 /// Starts `defai devnet --port 0 [extra]`, writing `dir/devnet.json`; returns the child and
-/// what it wrote, once it is written.
-pub fn spawn_devnet(
+/// what it wrote, once it is written. Panics if the binary cannot be spawned, `devnet.json`
+/// does not appear within 60 s, or it cannot be read.
+pub(crate) fn spawn_devnet(
     dir: &std::path::Path,
     extra: &[&str],
 ) -> (std::process::Child, defai::connectors::evm::DevnetInfo) {
@@ -146,7 +157,7 @@ pub fn spawn_devnet(
 }
 
 /// The port of a devnet's RPC URL.
-pub fn port_of(info: &defai::connectors::evm::DevnetInfo) -> String {
+pub(crate) fn port_of(info: &defai::connectors::evm::DevnetInfo) -> String {
     info.rpc_url
         .rsplit(':')
         .next()
@@ -155,14 +166,15 @@ pub fn port_of(info: &defai::connectors::evm::DevnetInfo) -> String {
         .to_string()
 }
 
-/// Whether something accepts connections on 127.0.0.1:`port`.
-pub fn listening(port: &str) -> bool {
+/// Whether something accepts TCP connections on 127.0.0.1:`port` right now.
+pub(crate) fn listening(port: &str) -> bool {
     std::net::TcpStream::connect(format!("127.0.0.1:{port}")).is_ok()
 }
 
 /// Runs the `defai` binary with `args` in a fresh state root, without the caller's
-/// `DEFAI_PRIVATE_KEY` or `RUST_LOG`, then with `envs`.
-pub fn defai(args: &[&str], envs: &[(&str, &str)]) -> std::process::Output {
+/// `DEFAI_PRIVATE_KEY` or `RUST_LOG`, then with `envs`; waits for it and returns its status
+/// and captured output. Panics if the binary cannot be run.
+pub(crate) fn defai(args: &[&str], envs: &[(&str, &str)]) -> std::process::Output {
     let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_defai"));
     cmd.env("DEFAI_STATE_ROOT", state_root());
     cmd.args(args)
@@ -174,8 +186,8 @@ pub fn defai(args: &[&str], envs: &[(&str, &str)]) -> std::process::Output {
     cmd.output().unwrap()
 }
 
-/// The text of `examples/configs/{name}`.
-pub fn example_config(name: &str) -> String {
+/// The text of `examples/configs/{name}`; panics if the file cannot be read.
+pub(crate) fn example_config(name: &str) -> String {
     std::fs::read_to_string(format!(
         "{}/examples/configs/{name}",
         env!("CARGO_MANIFEST_DIR")
@@ -184,8 +196,9 @@ pub fn example_config(name: &str) -> String {
 }
 
 /// The example binary `name`, built by `cargo test` beside the test's own binary (a test
-/// run alone needs `cargo build --release --example NAME` first).
-pub fn example_bin(name: &str) -> std::path::PathBuf {
+/// run alone needs `cargo build --release --example NAME` first). Returns the path without
+/// checking it exists; panics if the test binary's path has no grandparent folder.
+pub(crate) fn example_bin(name: &str) -> std::path::PathBuf {
     let exe = std::env::current_exe().unwrap();
     let dir = exe.parent().and_then(std::path::Path::parent).unwrap();
     dir.join("examples").join(name)
@@ -193,8 +206,9 @@ pub fn example_bin(name: &str) -> std::path::PathBuf {
 
 /// A devnet at `price` whose market mover moved only the first DEX's WETH/dUSD pool 2 % up (the
 /// second DEX's stays at `price`), with its `devnet.json` written into `dir`: the two pools the
-/// cross-DEX arbitrage example trades, apart.
-pub fn devnet_two_dexes_apart(
+/// cross-DEX arbitrage example trades, apart. Returns the devnet (anvil stops when it is
+/// dropped) and the `devnet.json` path; panics if anvil, the file or the mover fails.
+pub(crate) fn devnet_two_dexes_apart(
     rt: &tokio::runtime::Runtime,
     price: f64,
     dir: &std::path::Path,

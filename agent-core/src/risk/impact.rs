@@ -34,7 +34,10 @@ const BPS: u32 = 10_000;
 /// of the token sold.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Rate {
+    /// Units of the token bought (the numerator of the rate).
     pub num: U256,
+    /// Units of the token sold (the denominator of the rate); non-zero in any rate
+    /// [`marginal_rate`] returns.
     pub den: U256,
 }
 
@@ -179,6 +182,14 @@ pub fn max_amount_in(depth: &Depth, cap: U256, max_bps: u32) -> Option<U256> {
 /// it is smaller (reason code `price_impact`, "partial unwind" when the swap `reduces` exposure);
 /// `Err` with code `price_impact` when no size is within it, or the venue cannot say which
 /// (no depth), and `overflow` / `no_venue_price` when it cannot be computed (fail closed).
+///
+/// # Errors
+///
+/// A [`Refusal`] for the gate to pass on:
+/// - `no_venue_price` when [`marginal_rate`] finds no marginal price in the quote;
+/// - `overflow` when the impact or the size search overflows 256 bits;
+/// - `price_impact` when `amount` is over the limit and either the quote has no [`Depth`] to
+///   search a smaller size on, or even the smallest size is over it.
 pub fn limit_swap(
     swap: &Swap,
     amount: U256,
@@ -292,6 +303,11 @@ pub fn resized(
 /// and LP `fee` (1e18 = 100 %): whether the average price per outcome token (net of the fee)
 /// stays within `max_bps` of the outcome's marginal price before the buy, and that impact in bps
 /// (rounded up). Errors as the contract's math does (invalid outcome, empty pool, overflow).
+///
+/// # Errors
+///
+/// The [`FpmmError`] of [`fpmm::calc_buy_amount`] (invalid outcome, fee of 100 % or more, empty
+/// pool, SafeMath overflow), or of [`bet_impact_of`].
 pub fn bet_impact(
     investment: U256,
     outcome: usize,
@@ -305,6 +321,13 @@ pub fn bet_impact(
 
 /// [`bet_impact`] for a bet the venue quotes at `tokens` outcome tokens, against the marginal
 /// price of `pool` before the buy.
+///
+/// # Errors
+///
+/// - [`FpmmError::InvalidOutcome`] if `outcome` is not an index of `pool`;
+/// - [`FpmmError::ZeroBalances`] if any pool balance is zero (no marginal price);
+/// - [`FpmmError::Arithmetic`] if the marginal price or impact overflows 256 bits, or the fee
+///   (`investment · fee / 1e18`) exceeds the investment.
 pub fn bet_impact_of(
     investment: U256,
     tokens: U256,
@@ -325,6 +348,10 @@ pub fn bet_impact_of(
 /// The largest bet, at most `cap`, within `max_bps` of price impact on the FPMM (the contract's
 /// own buy math, searched: impact grows with size); zero when no bet is. Errors as
 /// [`bet_impact`].
+///
+/// # Errors
+///
+/// Those of [`bet_impact`], from the first size tried (`cap`) or any size of the search.
 pub fn max_bet(
     outcome: usize,
     pool: &[U256],

@@ -128,6 +128,9 @@ fn pct_to_ppm(pct: f64) -> Option<U256> {
 }
 
 impl LimitGate {
+    /// A gate enforcing `limits`, with no history: no baseline equity yet (the first mark sets
+    /// the day's start and the peak), no trades and no gas counted. Continue a previous run's
+    /// counters with [`RiskGate::restore_baselines`].
     pub fn new(limits: RiskLimits) -> Self {
         Self {
             limits,
@@ -145,6 +148,7 @@ impl LimitGate {
         }
     }
 
+    /// The limits this gate enforces.
     pub fn limits(&self) -> &RiskLimits {
         &self.limits
     }

@@ -9,10 +9,16 @@ use super::error::EvmError;
 /// A contract the devnet deploys.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Artifact {
+    /// Uniswap V2's pair factory (`@uniswap/v2-core`).
     UniswapV2Factory,
+    /// Uniswap V2's pair contract (`@uniswap/v2-core`): not deployed directly (the factory
+    /// creates pairs), but its bytecode hash must match [`PAIR_INIT_CODE_HASH`].
     UniswapV2Pair,
+    /// Uniswap V2's Router02 (`@uniswap/v2-periphery`).
     UniswapV2Router02,
+    /// Canonical WETH9 (`canonical-weth`).
     Weth9,
+    /// Our mintable ERC-20 test token (`contracts/DevToken.sol`), used for dUSD and DVT.
     DevToken,
     /// Gnosis ConditionalTokens (ERC-1155 outcome positions).
     ConditionalTokens,
@@ -21,6 +27,7 @@ pub enum Artifact {
 }
 
 impl Artifact {
+    /// The contract's name and where its bytecode comes from, for messages and tx labels.
     pub fn name(self) -> &'static str {
         match self {
             Artifact::UniswapV2Factory => "UniswapV2Factory (@uniswap/v2-core)",
@@ -61,6 +68,10 @@ impl Artifact {
     }
 
     /// The creation bytecode, or how to get it.
+    ///
+    /// # Errors
+    /// [`EvmError::Devnet`] if `build.rs` found no artifact (the npm packages are not installed:
+    /// the message says to run `npm ci`), or the artifact is not valid hex.
     pub fn creation_code(self) -> Result<Bytes, EvmError> {
         let hex = self.hex();
         if hex.is_empty() {
@@ -81,7 +92,11 @@ pub const PAIR_INIT_CODE_HASH: B256 =
 
 /// Checks that the published pair bytecode hashes to the init-code hash and that the published
 /// router carries that same hash: otherwise the router computes wrong pair addresses and every
-/// swap reverts (or worse, targets another contract).
+/// swap reverts (or worse, targets another contract). Returns the hash.
+///
+/// # Errors
+/// [`EvmError::Devnet`] if either bytecode is missing, the pair's keccak256 differs from
+/// [`PAIR_INIT_CODE_HASH`], or the router's bytecode does not contain it.
 pub fn check_init_code_hash() -> Result<B256, EvmError> {
     let pair = Artifact::UniswapV2Pair.creation_code()?;
     let hash = keccak256(&pair);

@@ -20,7 +20,9 @@ pub enum Trigger {
 /// One cycle: the latest block, what started the cycle, and the cycle's time.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Cycle {
+    /// The latest block the node reported when the cycle started.
     pub block: BlockInfo,
+    /// Whether a new block or the timer started it.
     pub trigger: Trigger,
     /// Unix seconds: the block's timestamp, plus (on a timer cycle) the whole wall-clock seconds
     /// since the block was first seen — time passes on a quiet chain too; always later than the

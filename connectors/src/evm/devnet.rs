@@ -50,7 +50,9 @@ pub struct DevnetConfig {
     pub depth_usd: u64,
     /// What each of accounts 0..=8 receives: USD, WETH (wrapped from its ETH) and DVT, whole.
     pub fund_usd: u64,
+    /// WETH each of accounts 0..=8 receives, whole tokens.
     pub fund_weth: u64,
+    /// DVT each of accounts 0..=8 receives, whole tokens.
     pub fund_dvt: u64,
     /// Binary prediction markets to create (dUSD collateral, [`MARKET_FUNDING_USD`] each,
     /// odds cycling through [`MARKET_ODDS`], oracle = account [`ORACLE_INDEX`]).
@@ -60,6 +62,9 @@ pub struct DevnetConfig {
 }
 
 impl DevnetConfig {
+    /// WETH at `price` USD, DVT at 2 USD, 5,000,000 dUSD a side in each pool, accounts funded
+    /// with 100,000 dUSD, 50 WETH and 50,000 DVT, three prediction markets, automine on a free
+    /// port.
     pub fn at_price(price: f64) -> Self {
         Self {
             port: 0,
@@ -79,29 +84,42 @@ impl DevnetConfig {
 /// Addresses and facts of a running devnet: what `devnet.json` holds. No keys.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct DevnetInfo {
+    /// Anvil's HTTP endpoint.
     pub rpc_url: String,
+    /// The chain id anvil reports (31337 by default).
     pub chain_id: u64,
+    /// The WETH9 contract (18 decimals).
     pub weth: Address,
+    /// The dUSD DevToken ([`USD_DECIMALS`] decimals).
     pub usd: Address,
+    /// The DVT DevToken (18 decimals).
     pub dvt: Address,
+    /// The UniswapV2Factory.
     pub factory: Address,
+    /// The UniswapV2Router02 over `factory` and `weth`.
     pub router: Address,
+    /// The WETH/dUSD pair, opened at `price`.
     pub weth_usd_pair: Address,
+    /// The DVT/dUSD pair, opened at the config's `dvt_price`.
     pub dvt_usd_pair: Address,
     /// Anvil's default accounts 0..=8, funded with USD, WETH and DVT.
     pub accounts: Vec<Address>,
     /// Account 9: deployer, liquidity provider and market mover.
     pub deployer: Address,
+    /// WETH's starting price, USD.
     pub price: f64,
+    /// The pair init-code hash checked at start ([`super::artifacts::PAIR_INIT_CODE_HASH`]).
     pub pair_init_code_hash: B256,
     /// Gnosis ConditionalTokens (ERC-1155 outcome tokens).
     #[serde(default)]
     pub conditional_tokens: Address,
+    /// Gnosis FixedProductMarketMakerFactory.
     #[serde(default)]
     pub fpmm_factory: Address,
     /// Account 8: reports the prediction markets' outcomes.
     #[serde(default)]
     pub oracle: Address,
+    /// The binary prediction markets created at start.
     #[serde(default)]
     pub markets: Vec<MarketInfo>,
     /// A second Uniswap V2 deployment (another "DEX", the same npm artifacts) with its own
@@ -110,8 +128,10 @@ pub struct DevnetInfo {
     /// before it existed.
     #[serde(default)]
     pub dex2_factory: Address,
+    /// The second deployment's UniswapV2Router02.
     #[serde(default)]
     pub dex2_router: Address,
+    /// The second deployment's WETH/dUSD pair.
     #[serde(default)]
     pub dex2_weth_usd_pair: Address,
 }
@@ -121,8 +141,11 @@ pub struct DevnetInfo {
 pub struct MarketInfo {
     /// The FixedProductMarketMaker.
     pub address: Address,
+    /// Its ConditionalTokens condition.
     pub condition_id: B256,
+    /// Its question, [`market_question_id`] of its index.
     pub question_id: B256,
+    /// Its collateral (the devnet's dUSD).
     pub collateral: Address,
 }
 
@@ -132,6 +155,11 @@ pub fn market_question_id(i: usize) -> B256 {
 }
 
 impl DevnetInfo {
+    /// Reads a `devnet.json` written by [`DevnetInfo::write`].
+    ///
+    /// # Errors
+    /// [`EvmError::Devnet`] naming the file when it cannot be read, or with the line and
+    /// column when it is not valid JSON for this type.
     pub fn read(path: &Path) -> Result<Self, EvmError> {
         let text = std::fs::read_to_string(path)
             .map_err(|e| EvmError::Devnet(format!("{}: {e}", path.display())))?;
@@ -145,8 +173,14 @@ impl DevnetInfo {
         })
     }
 
+    /// Writes `devnet.json` atomically (a temporary file renamed over `path`).
+    ///
+    /// # Errors
+    /// [`EvmError::Devnet`] naming the file when it cannot be written or renamed.
     pub fn write(&self, path: &Path) -> Result<(), EvmError> {
-        let text = serde_json::to_string_pretty(self).expect("devnet info serializes");
+        // Plain fields only: serialising cannot fail, but an error would still name the file.
+        let text = serde_json::to_string_pretty(self)
+            .map_err(|e| EvmError::Devnet(format!("{}: {e}", path.display())))?;
         let tmp = path.with_extension("json.tmp");
         std::fs::write(&tmp, text + "\n")
             .and_then(|()| std::fs::rename(&tmp, path))
@@ -177,6 +211,10 @@ fn native_anvil() -> Option<PathBuf> {
 /// `node_modules/.bin/anvil` wrapper, from the current directory up, then beside this crate's
 /// workspace. The native binary comes first: signals sent to it stop anvil itself, where the
 /// node wrapper would have to pass them on.
+///
+/// # Errors
+/// [`EvmError::Devnet`] saying to run `npm ci` (or set `DEFAI_ANVIL`) when no candidate is a
+/// file. `$DEFAI_ANVIL` is taken as given, unchecked.
 pub fn find_anvil() -> Result<PathBuf, EvmError> {
     if let Ok(p) = std::env::var("DEFAI_ANVIL") {
         return Ok(PathBuf::from(p));
@@ -223,6 +261,13 @@ fn units(whole: u64, decimals: u8) -> U256 {
 
 impl Devnet {
     /// Starts anvil and deploys everything. Fails loudly if the Uniswap init-code hash differs.
+    ///
+    /// # Errors
+    /// [`EvmError::Devnet`] when the bytecode is missing or its init-code hash differs, a price
+    /// is not positive (or rounds to 0 dUSD units), anvil is not found or does not start, or a
+    /// deployment has no contract address; as [`TxSender::send`] for any deployment or setup
+    /// transaction; as [`PredictionMarkets::create_market`] for the markets. Anvil is stopped
+    /// on any error.
     pub async fn start(cfg: DevnetConfig) -> Result<Self, EvmError> {
         let init_hash = check_init_code_hash()?;
         let price_units = price_to_units(cfg.price, USD_DECIMALS)
@@ -375,12 +420,15 @@ impl Devnet {
         Wallet::from_key_bytes(&B256::from_slice(&key.to_bytes()))
     }
 
+    /// The addresses and facts (what `devnet.json` holds).
     pub fn info(&self) -> &DevnetInfo {
         &self.info
     }
+    /// An RPC connection to anvil.
     pub fn chain(&self) -> &Chain {
         &self.chain
     }
+    /// Anvil's HTTP endpoint.
     pub fn rpc_url(&self) -> &str {
         &self.info.rpc_url
     }
@@ -402,12 +450,18 @@ impl Devnet {
     }
 
     /// A wallet for anvil account `i`.
+    ///
+    /// # Errors
+    /// [`EvmError::Devnet`] when anvil has no account `i` (it has 10: 0..=9).
     pub fn wallet(&self, i: usize) -> Result<Wallet, EvmError> {
         Self::key_of(&self.anvil, i)
     }
     /// A sender for anvil account `i` with a fresh nonce manager: keep one per account (two
     /// managers of one address would hand out the same nonce). Not for the deployer: use
     /// [`Devnet::deployer`].
+    ///
+    /// # Errors
+    /// [`EvmError::Devnet`] for account 9 (the deployer) or an account anvil lacks.
     pub fn sender(&self, i: usize) -> Result<TxSender, EvmError> {
         if i == DEPLOYER_INDEX {
             return Err(EvmError::Devnet(
@@ -426,6 +480,9 @@ impl Devnet {
     }
     /// Prediction markets as seen from anvil account `i` (the oracle is [`ORACLE_INDEX`]), with
     /// a fresh sender (see [`Devnet::sender`]).
+    ///
+    /// # Errors
+    /// As [`Devnet::sender`].
     pub fn prediction_markets(&self, i: usize) -> Result<PredictionMarkets, EvmError> {
         Ok(PredictionMarkets::new(
             self.sender(i)?,
@@ -593,6 +650,7 @@ impl Ops<'_> {
 /// Moves a devnet pool toward a target price each step, like arbitrageurs would: one swap of
 /// exactly the size that brings the reserves' price to the target (the deployer mints or wraps
 /// what it needs). Chain time advances `interval_s` per step so that bars keep the data's spacing.
+#[derive(Debug)]
 pub struct MarketMover {
     tx: TxSender,
     router: Address,
@@ -602,6 +660,9 @@ pub struct MarketMover {
 
 impl MarketMover {
     /// Moves the WETH/USD pool of `info` with the deployer's sender.
+    ///
+    /// # Errors
+    /// As [`super::uniswap::PoolRef::resolve`] for `info.weth_usd_pair`.
     pub async fn new(info: &DevnetInfo, tx: TxSender, interval_s: u64) -> Result<Self, EvmError> {
         let pair = agent_core::market::Pair::new(
             agent_core::amount::Token::new("WETH", 18),
@@ -623,7 +684,15 @@ impl MarketMover {
         })
     }
 
-    /// One bar: advance chain time, then trade the pool to `price` (USD per WETH).
+    /// One bar: advance chain time, then trade the pool to `price` (USD per WETH). The swap
+    /// size solves the constant product `x·y = k` for the target price, grossed up for the
+    /// 0.3 % LP fee (Uniswap V2's 997/1000).
+    ///
+    /// # Errors
+    /// [`EvmError::Devnet`] for a price that is not positive (or rounds to 0 dUSD units); as
+    /// [`TxSender::send`] for the mint, wrap, approval and swap; [`EvmError::Contract`] or
+    /// [`EvmError::Rpc`] when the reserves or a balance cannot be read; [`EvmError::Rpc`] when a
+    /// block or an anvil method (`evm_increaseTime`, `evm_mine`, `anvil_setBalance`) fails.
     pub async fn step(&self, price: f64) -> Result<(), EvmError> {
         let chain = self.tx.chain();
         let ops = Ops { tx: &self.tx };
@@ -698,7 +767,11 @@ impl MarketMover {
         .map(drop)
     }
 
-    /// Steps through `prices`, one every `pause`, until done or `stop` is set.
+    /// Steps through `prices`, one every `pause`, until done or `stop` is set; returns the
+    /// number of steps taken.
+    ///
+    /// # Errors
+    /// As [`MarketMover::step`], for the first step that fails.
     pub async fn replay(
         &self,
         prices: &[f64],

@@ -38,6 +38,10 @@ pub fn mainnet_name(chain_id: u64) -> Option<&'static str> {
 }
 
 /// Refuses a known mainnet unless the user said `--allow-mainnet`.
+///
+/// # Errors
+/// [`EvmError::ChainGuard`] naming the mainnet when `chain_id` is in [`MAINNET_CHAIN_IDS`] and
+/// `allow_mainnet` is false.
 pub fn refuse_mainnet(chain_id: u64, allow_mainnet: bool) -> Result<(), EvmError> {
     match mainnet_name(chain_id) {
         Some(name) if !allow_mainnet => Err(EvmError::ChainGuard(format!(
@@ -48,6 +52,10 @@ pub fn refuse_mainnet(chain_id: u64, allow_mainnet: bool) -> Result<(), EvmError
 }
 
 /// Checks the configured chain id is allowed and is what the RPC reports.
+///
+/// # Errors
+/// [`EvmError::ChainGuard`] when `expected` or the RPC's chain id is a mainnet not allowed, or
+/// the RPC reports another id than `expected`; [`EvmError::Rpc`] when `eth_chainId` fails.
 pub async fn check_chain(
     chain: &Chain,
     expected: u64,

@@ -12,6 +12,8 @@ use tokio::sync::{Mutex, MutexGuard};
 use super::error::EvmError;
 use super::rpc::Chain;
 
+/// Hands out the nonces of one address: the local next nonce behind an async lock, checked
+/// against the node's pending count on every lease.
 #[derive(Debug)]
 pub struct NonceManager {
     address: Address,
@@ -21,6 +23,7 @@ pub struct NonceManager {
 /// An exclusive claim on the next nonce. Call [`NonceLease::consumed`] once the node accepted
 /// the transaction; dropping the lease otherwise leaves the nonce free for the next sender.
 #[must_use]
+#[derive(Debug)]
 pub struct NonceLease<'a> {
     slot: MutexGuard<'a, Option<u64>>,
     nonce: u64,
@@ -28,6 +31,7 @@ pub struct NonceLease<'a> {
 }
 
 impl NonceManager {
+    /// A manager for `address` with no local count yet: the first lease reads the node's.
     pub fn new(address: Address) -> Self {
         Self {
             address,
@@ -35,6 +39,7 @@ impl NonceManager {
         }
     }
 
+    /// The account whose nonces this manager hands out.
     pub fn address(&self) -> Address {
         self.address
     }
@@ -43,6 +48,10 @@ impl NonceManager {
     /// the local one. A pending count ahead of the local count means someone else sent from
     /// this account; the lease takes the node's count and reports the local one it replaced
     /// ([`NonceLease::moved_from`]).
+    ///
+    /// # Errors
+    /// [`EvmError::Rpc`] when the pending count cannot be read (`eth_getTransactionCount`,
+    /// after retries); the local count is left as it was.
     pub async fn lease(&self, chain: &Chain) -> Result<NonceLease<'_>, EvmError> {
         let mut slot = self.next.lock().await;
         let node = chain.nonce(self.address, true).await?;
@@ -62,6 +71,7 @@ impl NonceManager {
 }
 
 impl NonceLease<'_> {
+    /// The nonce to sign with.
     pub fn nonce(&self) -> u64 {
         self.nonce
     }

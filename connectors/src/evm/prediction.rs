@@ -26,7 +26,10 @@ use super::tx::{TxEvent, TxOutcome, TxRequest, TxSender};
 pub struct Market {
     /// The FixedProductMarketMaker (a clone made by the factory).
     pub address: Address,
+    /// The ConditionalTokens condition: keccak256(oracle, question id, outcome slot count), as
+    /// the contract's `getConditionId` derives it.
     pub condition_id: B256,
+    /// The question the oracle answers; with the oracle and slot count it fixes the condition.
     pub question_id: B256,
     /// Who may report the payouts.
     pub oracle: Address,
@@ -39,6 +42,7 @@ pub struct Market {
 }
 
 impl Market {
+    /// Number of outcomes (the condition's outcome slots).
     pub fn outcomes(&self) -> usize {
         self.position_ids.len()
     }
@@ -70,8 +74,11 @@ pub const LOG_CHUNK_BLOCKS: u64 = 10_000;
 /// What [`PredictionMarkets::create_market`] sets up.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct MarketSpec {
+    /// The question (any 32 bytes the oracle will report under).
     pub question_id: B256,
+    /// Who will report the payouts (`reportPayouts` must come from this address).
     pub oracle: Address,
+    /// The ERC-20 the market trades in and is funded with.
     pub collateral: Address,
     /// Outcome slots of the condition (2 for a yes/no question).
     pub outcomes: usize,
@@ -149,6 +156,7 @@ pub fn redemption_value(balances: &[U256], numerators: &[U256], denominator: U25
 /// A buy or sell, as measured on chain.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Trade {
+    /// Index of the outcome bought or sold.
     pub outcome: usize,
     /// Collateral spent (buy) or received (sell), by balance difference.
     pub collateral: U256,
@@ -172,6 +180,7 @@ pub struct Settlement {
     pub collateral: U256,
     /// Outcome tokens given up, per outcome, by balance difference.
     pub tokens: Vec<U256>,
+    /// The `mergePositions` or `redeemPositions` transaction.
     pub tx: TxOutcome,
 }
 
@@ -208,6 +217,7 @@ impl PredictionMarkets {
         }
     }
 
+    /// The wallet it trades from.
     pub fn address(&self) -> Address {
         self.tx.address()
     }
@@ -215,15 +225,19 @@ impl PredictionMarkets {
     pub fn set_recorder(&mut self, recorder: std::sync::Arc<dyn agent_core::venue::StepRecorder>) {
         self.tx = self.tx.clone().with_recorder(recorder);
     }
+    /// The wallet's transaction sender.
     pub fn sender(&self) -> &TxSender {
         &self.tx
     }
+    /// The RPC endpoint.
     pub fn chain(&self) -> &Chain {
         self.tx.chain()
     }
+    /// The ConditionalTokens contract holding every outcome position.
     pub fn conditional_tokens(&self) -> Address {
         self.conditional_tokens
     }
+    /// The FixedProductMarketMakerFactory markets are created with.
     pub fn factory(&self) -> Address {
         self.factory
     }
@@ -361,6 +375,16 @@ impl PredictionMarkets {
     /// Loads an existing market and checks it: it must run on our ConditionalTokens, over exactly
     /// one condition, and that condition must be `(oracle, question_id)`'s. Position ids are
     /// computed by the ConditionalTokens contract (collection ids are elliptic-curve points).
+    ///
+    /// # Errors
+    /// [`EvmError::Contract`] naming the market when it runs on another ConditionalTokens,
+    /// spans several conditions, or its condition is not `(oracle, question_id)`'s with at least
+    /// two outcomes, or when a view call reverts (not an FPMM); [`EvmError::Rpc`] when the RPC
+    /// fails.
+    ///
+    /// # Panics
+    /// If the ConditionalTokens contract reports more outcome slots than a `usize` holds (the
+    /// Gnosis contract caps them at 256).
     pub async fn market(
         &self,
         address: Address,
@@ -469,7 +493,12 @@ impl PredictionMarkets {
         })
     }
 
-    /// `who`'s balance of each outcome token.
+    /// `who`'s balance of each outcome token at block `at`, in collateral units (outcome
+    /// tokens carry the collateral's decimals), in outcome order.
+    ///
+    /// # Errors
+    /// [`EvmError::Contract`] when `balanceOfBatch` reverts or returns the wrong number of
+    /// values; [`EvmError::Rpc`] when the RPC fails.
     pub async fn outcome_balances_at(
         &self,
         market: &Market,
@@ -500,6 +529,10 @@ impl PredictionMarkets {
         Ok(got)
     }
 
+    /// [`PredictionMarkets::outcome_balances_at`] the latest block.
+    ///
+    /// # Errors
+    /// As [`PredictionMarkets::outcome_balances_at`].
     pub async fn outcome_balances(
         &self,
         market: &Market,
@@ -509,6 +542,9 @@ impl PredictionMarkets {
     }
 
     /// The market's pool: its own balance of each outcome token, at `at`.
+    ///
+    /// # Errors
+    /// As [`PredictionMarkets::outcome_balances_at`].
     pub async fn pool_balances_at(
         &self,
         market: &Market,
@@ -517,16 +553,27 @@ impl PredictionMarkets {
         self.outcome_balances_at(market, market.address, at).await
     }
 
+    /// The market's pool balances at the latest block.
+    ///
+    /// # Errors
+    /// As [`PredictionMarkets::outcome_balances_at`].
     pub async fn pool_balances(&self, market: &Market) -> Result<Vec<U256>, EvmError> {
         self.pool_balances_at(market, latest()).await
     }
 
     /// Marginal prices (probabilities) from the pool balances. Floats: for signals only.
+    ///
+    /// # Errors
+    /// As [`PredictionMarkets::outcome_balances_at`].
     pub async fn prices(&self, market: &Market) -> Result<Vec<f64>, EvmError> {
         Ok(crate::fpmm::prices(&self.pool_balances(market).await?))
     }
 
     /// The contract's `calcBuyAmount`: outcome tokens `investment` collateral buys now.
+    ///
+    /// # Errors
+    /// [`EvmError::Contract`] when `outcome` is out of range or the call reverts (e.g. an
+    /// empty pool); [`EvmError::Rpc`] when the RPC fails.
     pub async fn calc_buy_amount(
         &self,
         market: &Market,
@@ -547,6 +594,10 @@ impl PredictionMarkets {
     }
 
     /// The contract's `calcSellAmount`: outcome tokens to give for exactly `return_amount`.
+    ///
+    /// # Errors
+    /// [`EvmError::Contract`] when `outcome` is out of range or the call reverts (a return the
+    /// pool cannot pay); [`EvmError::Rpc`] when the RPC fails.
     pub async fn calc_sell_amount(
         &self,
         market: &Market,
@@ -566,7 +617,10 @@ impl PredictionMarkets {
             .await
     }
 
-    /// `who`'s balance of the market's collateral.
+    /// `who`'s balance of the market's collateral, in its smallest units.
+    ///
+    /// # Errors
+    /// [`EvmError::Contract`] when `balanceOf` reverts; [`EvmError::Rpc`] when the RPC fails.
     pub async fn collateral_balance(
         &self,
         market: &Market,
@@ -582,6 +636,10 @@ impl PredictionMarkets {
     }
 
     /// The reported payout vector `(numerators, denominator)`, or `None` before resolution.
+    ///
+    /// # Errors
+    /// [`EvmError::Contract`] when a ConditionalTokens view reverts; [`EvmError::Rpc`] when the
+    /// RPC fails.
     pub async fn payouts(&self, market: &Market) -> Result<Option<(Vec<U256>, U256)>, EvmError> {
         let den = self
             .ct(IConditionalTokens::payoutDenominatorCall {
@@ -605,6 +663,9 @@ impl PredictionMarkets {
     }
 
     /// Whether the oracle has reported (`payoutDenominator > 0`).
+    ///
+    /// # Errors
+    /// As [`PredictionMarkets::payouts`].
     pub async fn is_resolved(&self, market: &Market) -> Result<bool, EvmError> {
         Ok(!self
             .ct(IConditionalTokens::payoutDenominatorCall {
@@ -652,6 +713,15 @@ impl PredictionMarkets {
     /// Prepares the condition (unless it already is), creates the FPMM through the factory
     /// (its address read from the `FixedProductMarketMakerCreation` event of the receipt),
     /// approves exactly `funding` and adds it with the spec's distribution hint.
+    ///
+    /// # Errors
+    /// Before anything is sent, [`EvmError::Contract`] when the spec is invalid (outcomes
+    /// outside 2..=256, a hint of the wrong length, with a zero or leaving an outcome without
+    /// liquidity, zero funding, a fee of 1e18 or more) or the wallet holds less collateral than
+    /// `funding`. Then as [`TxSender::send`] for each transaction, and [`EvmError::Contract`]
+    /// when the creation receipt has no matching event or the new market fails
+    /// [`PredictionMarkets::market`]'s checks, [`EvmError::Rpc`] when a read fails;
+    /// transactions already mined stay mined.
     pub async fn create_market(&mut self, spec: &MarketSpec) -> Result<Market, EvmError> {
         let ct = self.conditional_tokens;
         if !(2..=256).contains(&spec.outcomes) {
@@ -815,6 +885,12 @@ impl PredictionMarkets {
     /// Buys `outcome` with `investment` collateral, receiving at least `min_tokens`. The
     /// contract's quote is checked before anything is sent (an approval is a transaction too);
     /// the collateral approval to the FPMM is exactly `investment`, never unlimited.
+    ///
+    /// # Errors
+    /// Before anything is sent: [`EvmError::Contract`] for an outcome out of range or a
+    /// collateral balance below `investment`, [`EvmError::SimulationReverted`] when
+    /// `calcBuyAmount` gives less than `min_tokens`. Then as [`TxSender::send`] (an approval
+    /// may be mined when the buy fails).
     pub async fn buy(
         &mut self,
         market: &Market,
@@ -871,6 +947,12 @@ impl PredictionMarkets {
     /// every position we hold in this ConditionalTokens contract (all markets). So the approval
     /// is granted just for the sell and revoked right after (also when the sell fails); an
     /// approval that already existed is left as it was.
+    ///
+    /// # Errors
+    /// Before anything is sent: [`EvmError::Contract`] for an outcome out of range or fewer
+    /// tokens held than the sell needs, [`EvmError::SimulationReverted`] when `calcSellAmount`
+    /// needs more than `max_tokens`. Then as [`TxSender::send`] for the approval or the sell
+    /// (a failed revocation is only logged).
     pub async fn sell(
         &mut self,
         market: &Market,
@@ -960,6 +1042,10 @@ impl PredictionMarkets {
 
     /// Merges `amount` full sets (one of every outcome) back into `amount` collateral. Works
     /// before resolution; needs no approval (the sender's own positions are burned).
+    ///
+    /// # Errors
+    /// As [`TxSender::send`] (holding fewer than `amount` of any outcome reverts in the
+    /// simulation); [`EvmError::Contract`] or [`EvmError::Rpc`] when a balance cannot be read.
     pub async fn merge(&mut self, market: &Market, amount: U256) -> Result<Settlement, EvmError> {
         let me = self.address();
         let coll_before = self.collateral_balance(market, me).await?;
@@ -1005,6 +1091,11 @@ impl PredictionMarkets {
     /// Reports the outcome: `payouts[i]` is outcome `i`'s numerator (`[1, 0]`: outcome 0 won).
     /// Only the market's oracle can: this sender must be it (the condition id is derived from
     /// `msg.sender`, so anyone else would address a condition that does not exist).
+    ///
+    /// # Errors
+    /// [`EvmError::Contract`], nothing sent, when this sender is not the oracle or `payouts`
+    /// has the wrong length or is all zero; then as [`TxSender::send`] (a condition already
+    /// reported reverts in the simulation).
     pub async fn resolve(
         &mut self,
         market: &Market,
@@ -1044,6 +1135,11 @@ impl PredictionMarkets {
     /// Redeems every outcome token held (parent collection 0, index sets `[1, 2, ...]`) after
     /// resolution. The collateral received is measured by balance difference; it equals
     /// [`redemption_value`] of the balances held before.
+    ///
+    /// # Errors
+    /// [`EvmError::Contract`], nothing sent, when the condition is not resolved yet; then as
+    /// [`TxSender::send`]; [`EvmError::Contract`] or [`EvmError::Rpc`] when a balance or the
+    /// payouts cannot be read.
     pub async fn redeem(&mut self, market: &Market) -> Result<Settlement, EvmError> {
         if !self.is_resolved(market).await? {
             return Err(Self::refuse(

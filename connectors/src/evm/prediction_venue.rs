@@ -23,6 +23,7 @@ fn venue_error(e: EvmError) -> VenueError {
 }
 
 /// Bets from one wallet on a fixed set of markets.
+#[derive(Debug)]
 pub struct ChainPredictionVenue {
     pm: PredictionMarkets,
     markets: Vec<Market>,
@@ -36,7 +37,12 @@ pub struct ChainPredictionVenue {
 }
 
 impl ChainPredictionVenue {
-    /// Loads and checks each `(address, question_id)` market of `oracle`.
+    /// Loads and checks each `(address, question_id)` market of `oracle`; `forecasts` gives
+    /// each market's probability of outcome 0, the model's one feature (a market without one
+    /// gets no features, so no bet).
+    ///
+    /// # Errors
+    /// As [`PredictionMarkets::market`], for the first market that fails its checks.
     pub async fn open(
         pm: PredictionMarkets,
         markets: &[(Address, B256)],

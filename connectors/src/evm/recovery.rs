@@ -18,6 +18,7 @@ use super::rpc::Chain;
 /// The tokens whose balances the agent books, and where they live.
 #[derive(Debug, Clone)]
 pub struct Tracked {
+    /// The agent's account: transfers from it are debits, to it credits.
     pub wallet: Address,
     /// ERC-20 tokens (WETH among them, if traded) and their contracts.
     pub tokens: Vec<(Token, Address)>,
@@ -27,6 +28,10 @@ pub struct Tracked {
 
 /// Settles each open transaction: mined (with its effects), still pending after `wait`, or
 /// dropped (no hash mined or known to the node).
+///
+/// # Errors
+/// [`EvmError::Journal`] when a journaled hash is not valid hex; [`EvmError::Rpc`] when a
+/// receipt, transaction or value cannot be read (after retries).
 pub async fn settle(
     chain: &Chain,
     tracked: &Tracked,

@@ -19,7 +19,10 @@ use super::error::EvmError;
 pub struct RetryPolicy {
     /// Tries in all, the first included.
     pub attempts: u32,
+    /// Backoff before the second try; doubled for each further try (see
+    /// [`RetryPolicy::delay`]).
     pub base_delay: Duration,
+    /// Longest backoff between two tries, before jitter.
     pub max_delay: Duration,
     /// Each request is abandoned (and retried) after this long.
     pub request_timeout: Duration,
@@ -77,14 +80,18 @@ pub fn describe(e: &TransportError) -> String {
 /// A block's header facts the agent uses.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct BlockInfo {
+    /// Block number (height).
     pub number: u64,
+    /// Block timestamp, unix seconds.
     pub timestamp: u64,
+    /// EIP-1559 base fee per gas, wei (0 on a chain without one).
     pub base_fee_wei: u128,
 }
 
 /// Outcome of an `eth_call`.
 #[derive(Debug, Clone, PartialEq)]
 pub enum CallResult {
+    /// The call succeeded: its ABI-encoded return data.
     Ok(Bytes),
     /// Reverted, with the decoded reason.
     Reverted(String),
@@ -95,6 +102,7 @@ pub enum CallResult {
 pub struct Chain {
     provider: DynProvider,
     url: String,
+    /// How reads through [`Chain::retry`] are retried (broadcasts in [`super::tx`] use it too).
     pub retry: RetryPolicy,
 }
 
@@ -107,6 +115,10 @@ impl std::fmt::Debug for Chain {
 impl Chain {
     /// A plain HTTP provider without fillers: we own nonces, fees and gas ourselves (the default
     /// fillers burn a nonce when a gas estimate reverts).
+    ///
+    /// # Errors
+    /// [`EvmError::Rpc`] (method `connect`) when `url` is not a valid URL. Nothing is sent:
+    /// an unreachable node shows on the first call.
     pub fn connect(url: &str) -> Result<Self, EvmError> {
         let parsed = url.parse().map_err(|e| EvmError::Rpc {
             method: "connect",
@@ -123,15 +135,22 @@ impl Chain {
         })
     }
 
+    /// The endpoint URL as configured.
     pub fn url(&self) -> &str {
         &self.url
     }
 
+    /// The underlying alloy provider, for calls this type does not wrap (no retries).
     pub fn provider(&self) -> &DynProvider {
         &self.provider
     }
 
-    /// Runs `op` until it succeeds, fails for good, or the attempts run out.
+    /// Runs `op` until it succeeds, fails for good, or the attempts run out. Each try is cut
+    /// off after [`RetryPolicy::request_timeout`].
+    ///
+    /// # Errors
+    /// [`EvmError::Rpc`] naming `method`: at once for a failure [`is_transient`] calls
+    /// permanent, or after [`RetryPolicy::attempts`] transient failures or timeouts.
     pub async fn retry<T, F, Fut>(&self, method: &'static str, mut op: F) -> Result<T, EvmError>
     where
         F: FnMut() -> Fut,
@@ -163,11 +182,19 @@ impl Chain {
         }
     }
 
+    /// The chain id the node reports (`eth_chainId`).
+    ///
+    /// # Errors
+    /// [`EvmError::Rpc`] as [`Chain::retry`].
     pub async fn chain_id(&self) -> Result<u64, EvmError> {
         self.retry("eth_chainId", || self.provider.get_chain_id().into_future())
             .await
     }
 
+    /// The latest block number (`eth_blockNumber`).
+    ///
+    /// # Errors
+    /// [`EvmError::Rpc`] as [`Chain::retry`].
     pub async fn block_number(&self) -> Result<u64, EvmError> {
         self.retry("eth_blockNumber", || {
             self.provider.get_block_number().into_future()
@@ -176,6 +203,9 @@ impl Chain {
     }
 
     /// The block `number` (or the latest).
+    ///
+    /// # Errors
+    /// [`EvmError::Rpc`] as [`Chain::retry`], or when the node does not have the block.
     pub async fn block(&self, number: Option<u64>) -> Result<BlockInfo, EvmError> {
         let tag = number.map_or(alloy::eips::BlockNumberOrTag::Latest, Into::into);
         let block = self
@@ -194,6 +224,10 @@ impl Chain {
         })
     }
 
+    /// `who`'s native balance at the latest block, wei (`eth_getBalance`).
+    ///
+    /// # Errors
+    /// [`EvmError::Rpc`] as [`Chain::retry`].
     pub async fn balance(&self, who: Address) -> Result<U256, EvmError> {
         self.retry("eth_getBalance", || {
             self.provider.get_balance(who).into_future()
@@ -201,7 +235,11 @@ impl Chain {
         .await
     }
 
-    /// Transactions sent by `who` that are mined (`pending = false`) or also in the pool.
+    /// Transactions sent by `who` that are mined (`pending = false`) or also in the pool: the
+    /// next nonce to use.
+    ///
+    /// # Errors
+    /// [`EvmError::Rpc`] as [`Chain::retry`].
     pub async fn nonce(&self, who: Address, pending: bool) -> Result<u64, EvmError> {
         self.retry("eth_getTransactionCount", || {
             let call = self.provider.get_transaction_count(who);
@@ -214,6 +252,11 @@ impl Chain {
         .await
     }
 
+    /// The node's suggested EIP-1559 priority fee (tip) per gas, wei
+    /// (`eth_maxPriorityFeePerGas`).
+    ///
+    /// # Errors
+    /// [`EvmError::Rpc`] as [`Chain::retry`].
     pub async fn priority_fee(&self) -> Result<u128, EvmError> {
         self.retry("eth_maxPriorityFeePerGas", || {
             self.provider.get_max_priority_fee_per_gas().into_future()
@@ -222,6 +265,10 @@ impl Chain {
     }
 
     /// `eth_call`; a revert is a value (with its decoded reason), not an error.
+    ///
+    /// # Errors
+    /// [`EvmError::Rpc`] as [`Chain::retry`] (transport faults and rate limits, never a
+    /// revert).
     pub async fn call(&self, tx: &TransactionRequest, at: BlockId) -> Result<CallResult, EvmError> {
         let out = self
             .revertible("eth_call", || {
@@ -263,6 +310,10 @@ impl Chain {
     }
 
     /// A view call decoded with its Solidity signature.
+    ///
+    /// # Errors
+    /// [`EvmError::Contract`] naming `to` when the call reverts or returns data that does not
+    /// decode as `C`'s return type; [`EvmError::Rpc`] as [`Chain::retry`].
     pub async fn view<C: SolCall>(
         &self,
         to: Address,
@@ -288,6 +339,9 @@ impl Chain {
 
     /// `eth_estimateGas`: `Ok(Err(reason))` when the node says the transaction reverts; an
     /// RPC failure (after retries) is an `Err`, never mistaken for a revert.
+    ///
+    /// # Errors
+    /// [`EvmError::Rpc`] as [`Chain::retry`].
     pub async fn estimate_gas(
         &self,
         tx: &TransactionRequest,
@@ -298,6 +352,11 @@ impl Chain {
         .await
     }
 
+    /// The receipt of transaction `hash`, `None` while it is not mined
+    /// (`eth_getTransactionReceipt`).
+    ///
+    /// # Errors
+    /// [`EvmError::Rpc`] as [`Chain::retry`].
     pub async fn receipt(&self, hash: B256) -> Result<Option<TransactionReceipt>, EvmError> {
         self.retry("eth_getTransactionReceipt", || {
             self.provider.get_transaction_receipt(hash).into_future()
@@ -348,6 +407,9 @@ impl Chain {
     }
 
     /// The value (wei) a known transaction carries, `None` if the node does not know it.
+    ///
+    /// # Errors
+    /// [`EvmError::Rpc`] as [`Chain::retry`].
     pub async fn transaction_value(&self, hash: B256) -> Result<Option<U256>, EvmError> {
         use alloy::consensus::Transaction as _;
         self.retry("eth_getTransactionByHash", || {
@@ -358,6 +420,9 @@ impl Chain {
     }
 
     /// Whether the node knows the transaction (pooled or mined).
+    ///
+    /// # Errors
+    /// [`EvmError::Rpc`] as [`Chain::retry`].
     pub async fn knows(&self, hash: B256) -> Result<bool, EvmError> {
         self.retry("eth_getTransactionByHash", || {
             self.provider.get_transaction_by_hash(hash).into_future()
@@ -367,6 +432,10 @@ impl Chain {
     }
 
     /// Anvil/hardhat test methods (`evm_mine`, `anvil_setAutomine`, ...).
+    ///
+    /// # Errors
+    /// [`EvmError::Rpc`] naming `method` as [`Chain::retry`], including when the node does not
+    /// have the method or the result does not decode as `R`.
     pub async fn dev_call<P, R>(&self, method: &'static str, params: P) -> Result<R, EvmError>
     where
         P: alloy::rpc::json_rpc::RpcSend + Clone,

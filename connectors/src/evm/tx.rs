@@ -30,6 +30,7 @@ pub const GAS_HEADROOM: u64 = 30_000;
 pub struct TxPolicy {
     /// How long to wait for a receipt before replacing (and after the last replacement).
     pub receipt_timeout: Duration,
+    /// Pause between two rounds of receipt polls while waiting.
     pub poll_interval: Duration,
     /// Replacements at the same nonce before giving up.
     pub max_replacements: u32,
@@ -63,11 +64,15 @@ pub struct TxRequest {
     pub label: String,
     /// `None` deploys `input` as creation code.
     pub to: Option<Address>,
+    /// ABI-encoded calldata, or the creation code (constructor arguments appended) of a
+    /// deployment.
     pub input: Bytes,
+    /// Native value sent with it, wei.
     pub value: U256,
 }
 
 impl TxRequest {
+    /// A call of `to` with calldata `input` and no value.
     pub fn call(label: impl Into<String>, to: Address, input: impl Into<Bytes>) -> Self {
         Self {
             label: label.into(),
@@ -76,6 +81,7 @@ impl TxRequest {
             value: U256::ZERO,
         }
     }
+    /// A deployment of creation code `code` (constructor arguments appended).
     pub fn deploy(label: impl Into<String>, code: impl Into<Bytes>) -> Self {
         Self {
             label: label.into(),
@@ -84,6 +90,7 @@ impl TxRequest {
             value: U256::ZERO,
         }
     }
+    /// The same request sending `value` wei with it (a WETH deposit, say).
     pub fn with_value(mut self, value: U256) -> Self {
         self.value = value;
         self
@@ -93,79 +100,124 @@ impl TxRequest {
 /// A mined transaction with status 1.
 #[derive(Debug, Clone, PartialEq)]
 pub struct TxOutcome {
+    /// Hash of the transaction that was mined: the original or one of its replacements.
     pub hash: B256,
+    /// The nonce it was signed at.
     pub nonce: u64,
+    /// The block it was mined in.
     pub block: u64,
+    /// Gas it used (from the receipt).
     pub gas_used: u64,
+    /// What it paid per gas, wei: base fee plus the tip actually paid (EIP-1559).
     pub effective_gas_price: u128,
     /// gas_used × effective_gas_price: what the sender's native balance lost.
     pub fee_wei: U256,
+    /// Replacements signed at the same nonce before a receipt came.
     pub replacements: u32,
+    /// The new contract's address, for a deployment.
     pub contract_address: Option<Address>,
 }
 
 /// One step of one transaction's life.
 #[derive(Debug, Clone, PartialEq)]
 pub enum TxStep {
+    /// `eth_call` and `eth_estimateGas` passed.
     Simulated {
+        /// The gas limit to sign with: the estimate plus [`TxPolicy::gas_margin_pct`] and
+        /// [`GAS_HEADROOM`].
         gas_estimate: u64,
     },
+    /// Signed (and on record) but not yet broadcast.
     Signed {
+        /// The nonce it is signed at.
         nonce: u64,
+        /// Its transaction hash.
         hash: B256,
+        /// Its EIP-1559 `maxFeePerGas`, wei.
         max_fee_wei: u128,
     },
+    /// The node accepted the broadcast (it is in its pool).
     Sent {
+        /// The transaction's hash.
         hash: B256,
     },
     /// The broadcast failed ambiguously; the node was asked about the hash before any resend.
     BroadcastRetry {
+        /// The transaction being broadcast.
         hash: B256,
+        /// The transport error or timeout.
         detail: String,
     },
+    /// No receipt within [`TxPolicy::receipt_timeout`].
     TimedOut {
+        /// The latest hash broadcast for the nonce.
         hash: B256,
+        /// Time since the first broadcast.
         waited: Duration,
     },
+    /// A replacement at the same nonce with bumped fees was signed (and is on record before
+    /// its broadcast).
     Replaced {
+        /// The nonce both share.
         nonce: u64,
+        /// The hash it replaces.
         old: B256,
+        /// The replacement's hash.
         new: B256,
+        /// The replacement's `maxFeePerGas`, wei.
         max_fee_wei: u128,
     },
     /// The node refused a replacement (signed and on record as `Replaced` first): it is not
     /// pending, the transaction it was to replace still is.
     ReplaceRefused {
+        /// The nonce.
         nonce: u64,
+        /// The refused replacement's hash.
         hash: B256,
+        /// The node's error.
         detail: String,
     },
     /// The account's pending count moved past the sender's own (the wallet sent from
     /// elsewhere): the transaction is signed at the node's count, never at a nonce another
     /// sender's transaction holds.
     NonceMoved {
+        /// The local next nonce the manager held.
         cached: u64,
+        /// The node's pending count, signed at instead.
         nonce: u64,
     },
     /// The sender gave up on a nonce: what the node said of it afterwards, and whether the
     /// nonce is free again (nothing at it can still be mined).
     GaveUp {
+        /// The nonce given up on.
         nonce: u64,
+        /// The account's mined transaction count (`eth_getTransactionCount` at `latest`).
         latest: u64,
+        /// The account's count including its pool transactions (at `pending`).
         pending: u64,
+        /// No hash of the nonce is known to the node and neither count passed it: the nonce
+        /// is reused by the next transaction.
         freed: bool,
     },
+    /// A receipt came.
     Mined {
+        /// The hash that was mined (the original or a replacement).
         hash: B256,
+        /// Its block.
         block: u64,
+        /// The receipt's status: `true` executed, `false` reverted (gas paid either way).
         status: bool,
+        /// Gas used × effective gas price, wei.
         fee_wei: U256,
     },
 }
 
+/// One step of one transaction, as recorded in the journal and the audit stream.
 #[derive(Debug, Clone, PartialEq)]
 pub struct TxEvent {
+    /// The transaction's label ([`TxRequest::label`]).
     pub label: String,
+    /// What happened.
     pub step: TxStep,
     /// Time since `send` was called (the decision was made just before).
     pub at: Duration,
@@ -187,6 +239,7 @@ impl TxEvent {
             TxStep::Mined { .. } => "mined",
         }
     }
+    /// The hash the step concerns (a replacement's new hash), if it has one.
     pub fn hash(&self) -> Option<B256> {
         match &self.step {
             TxStep::Simulated { .. } | TxStep::GaveUp { .. } | TxStep::NonceMoved { .. } => None,
@@ -199,6 +252,7 @@ impl TxEvent {
             TxStep::Replaced { new, .. } => Some(*new),
         }
     }
+    /// The nonce the step names, if it names one (a `Sent` or `Mined` step does not).
     pub fn nonce(&self) -> Option<u64> {
         match &self.step {
             TxStep::Signed { nonce, .. }
@@ -214,8 +268,12 @@ impl TxEvent {
 /// EIP-1559 fees for one transaction.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Fees {
+    /// The latest block's base fee per gas, wei.
     pub base_fee_wei: u128,
+    /// `maxPriorityFeePerGas`: the tip per gas, wei.
     pub priority_fee_wei: u128,
+    /// `maxFeePerGas`, wei: twice the base fee plus the tip (room for the base fee to rise),
+    /// lowered to [`TxPolicy::gas_cap_wei`] when there is one.
     pub max_fee_wei: u128,
 }
 
@@ -257,6 +315,9 @@ pub struct TxSender {
 
 impl TxSender {
     /// `nonces` must be the one manager of `wallet`'s address, shared by all its senders.
+    ///
+    /// # Errors
+    /// [`EvmError::Wallet`] when `nonces` manages another address than `wallet`'s.
     pub fn new(
         chain: Chain,
         wallet: Wallet,
@@ -308,23 +369,31 @@ impl TxSender {
         }
     }
 
+    /// The sending account.
     pub fn address(&self) -> Address {
         self.wallet.address()
     }
+    /// The RPC endpoint it sends through.
     pub fn chain(&self) -> &Chain {
         &self.chain
     }
+    /// The lifecycle limits.
     pub fn policy(&self) -> &TxPolicy {
         &self.policy
     }
+    /// The lifecycle limits, to change (e.g. a shorter receipt timeout in tests).
     pub fn policy_mut(&mut self) -> &mut TxPolicy {
         &mut self.policy
     }
+    /// The account's shared nonce manager.
     pub fn nonces(&self) -> &Arc<NonceManager> {
         &self.nonces
     }
 
     /// Current fees without the cap: what the market asks.
+    ///
+    /// # Errors
+    /// [`EvmError::Rpc`] when the latest block or the priority fee cannot be read.
     pub async fn market_fees(&self) -> Result<Fees, EvmError> {
         let base = self.chain.block(None).await?.base_fee_wei;
         let tip = self.chain.priority_fee().await?;
@@ -336,6 +405,10 @@ impl TxSender {
     }
 
     /// Current fees, capped; refuses when the next block's price is above the cap.
+    ///
+    /// # Errors
+    /// [`EvmError::GasCap`] when base fee plus tip exceeds [`TxPolicy::gas_cap_wei`];
+    /// [`EvmError::Rpc`] as [`TxSender::market_fees`].
     pub async fn fees(&self) -> Result<Fees, EvmError> {
         let mut fees = self.market_fees().await?;
         if let Some(cap) = self.policy.gas_cap_wei {
@@ -372,7 +445,12 @@ impl TxSender {
     }
 
     /// `eth_call` then `eth_estimateGas`; a revert is refused with its reason and nothing is
-    /// sent.
+    /// sent. Returns the gas limit to sign with: the estimate plus
+    /// [`TxPolicy::gas_margin_pct`] percent and [`GAS_HEADROOM`].
+    ///
+    /// # Errors
+    /// [`EvmError::SimulationReverted`] when either says the transaction reverts;
+    /// [`EvmError::Rpc`] when either call fails.
     pub async fn simulate(&self, req: &TxRequest) -> Result<u64, EvmError> {
         let tx = self.request(req);
         if let CallResult::Reverted(reason) = self.chain.call(&tx, BlockId::latest()).await? {
@@ -557,6 +635,19 @@ impl TxSender {
     }
 
     /// Runs the whole lifecycle. Events are appended to `log` as they happen.
+    ///
+    /// # Errors
+    /// - Nothing was sent: [`EvmError::GasCap`], [`EvmError::SimulationReverted`],
+    ///   [`EvmError::Journal`] (a step before the broadcast could not be recorded),
+    ///   [`EvmError::Rejected`] (the node refused the broadcast), and [`EvmError::Rpc`] for any
+    ///   method but `eth_sendRawTransaction` (fees, simulation, nonce).
+    /// - [`EvmError::Rpc`] for `eth_sendRawTransaction`: the broadcast was ambiguous, the
+    ///   transaction may be pending.
+    /// - [`EvmError::Wallet`]: signing failed; if it was a replacement, the original is out
+    ///   and may still be mined.
+    /// - [`EvmError::Reverted`]: mined with status 0, gas paid.
+    /// - [`EvmError::NotMined`]: no receipt after every allowed replacement; one may still be
+    ///   mined.
     pub async fn send(
         &self,
         req: &TxRequest,
@@ -621,7 +712,8 @@ impl TxSender {
             if let Some(r) = self.wait(&hashes, until).await? {
                 break r;
             }
-            let current = *hashes.last().expect("one hash at least");
+            // `hashes` starts with the original and only grows.
+            let current = hashes.last().copied().unwrap_or(hash);
             self.note_after(
                 log,
                 ev(TxStep::TimedOut {

@@ -26,15 +26,25 @@ pub const FEE_BPS: u32 = 30;
 /// A pair contract holding the agent's pair.
 #[derive(Debug, Clone, PartialEq)]
 pub struct PoolRef {
+    /// The pair as the agent books it (base and quote tokens with their decimals).
     pub pair: Pair,
+    /// The UniswapV2Pair contract.
     pub pool: Address,
+    /// The base token's ERC-20 contract.
     pub base: Address,
+    /// The quote token's ERC-20 contract.
     pub quote: Address,
     base_is_token0: bool,
 }
 
 impl PoolRef {
-    /// Checks that `pool` holds exactly `base` and `quote`.
+    /// Checks that `pool` holds exactly `base` and `quote` (as `token0`/`token1`, either way
+    /// round).
+    ///
+    /// # Errors
+    /// [`EvmError::Contract`] naming the pool when it holds other tokens, or when `token0()` /
+    /// `token1()` revert or return no address (not a pair); [`EvmError::Rpc`] when the RPC
+    /// fails.
     pub async fn resolve(
         chain: &Chain,
         pair: Pair,
@@ -68,7 +78,11 @@ impl PoolRef {
         })
     }
 
-    /// (base, quote) reserves at `at`.
+    /// (base, quote) reserves at `at`, in each token's smallest units (`getReserves`).
+    ///
+    /// # Errors
+    /// [`EvmError::Contract`] when `getReserves()` reverts or returns undecodable data;
+    /// [`EvmError::Rpc`] when the RPC fails (or the node lacks the state of block `at`).
     pub async fn reserves(&self, chain: &Chain, at: BlockId) -> Result<(U256, U256), EvmError> {
         let r = chain
             .view(self.pool, IUniswapV2Pair::getReservesCall {}, at)
@@ -145,6 +159,7 @@ pub const MAX_AHEAD_S: i64 = 60;
 /// [`MarketEvent::Tick`] per [`CycleClock`] timer cycle (stamped with the latest block's time: no
 /// new data), so a live agent keeps cycling — its kill switch, health checks, stale-data limit
 /// and `--max-cycles` with it — when no block comes.
+#[derive(Debug)]
 pub struct ChainSource {
     chain: Chain,
     pools: Vec<PoolRef>,
@@ -291,6 +306,7 @@ impl MarketSource for ChainSource {
 /// Settings of the live venue.
 #[derive(Debug, Clone, PartialEq)]
 pub struct UniswapV2Config {
+    /// The UniswapV2Router02 the venue swaps through (and approves, exactly per swap).
     pub router: Address,
     /// Seconds after the latest block's timestamp a swap stays valid.
     pub deadline_s: u64,
@@ -298,6 +314,8 @@ pub struct UniswapV2Config {
     pub gas_per_swap: u64,
     /// Chain id the venue must stay on; checked every `chain_check_every` events.
     pub chain_id: u64,
+    /// Venue health checks between two chain id checks: the first check asks, then every
+    /// `chain_check_every`-th; 0 never asks.
     pub chain_check_every: u32,
 }
 
@@ -338,6 +356,20 @@ pub struct UniswapV2Venue {
     recorder: Option<std::sync::Arc<dyn agent_core::venue::StepRecorder>>,
     /// This venue's key in the agent's `VenueSet`, when two venues trade the pair.
     key: Option<String>,
+}
+
+impl std::fmt::Debug for UniswapV2Venue {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("UniswapV2Venue")
+            .field("pool", &self.pool)
+            .field("sender", &self.tx.address())
+            .field("native", &self.native)
+            .field("cfg", &self.cfg)
+            .field("key", &self.key)
+            .field("open", &self.open.len())
+            .field("journaled", &self.recorder.is_some())
+            .finish_non_exhaustive()
+    }
 }
 
 impl UniswapV2Venue {
@@ -382,12 +414,15 @@ impl UniswapV2Venue {
         self
     }
 
+    /// The pool it trades.
     pub fn pool(&self) -> &PoolRef {
         &self.pool
     }
+    /// The wallet's transaction sender.
     pub fn sender(&self) -> &TxSender {
         &self.tx
     }
+    /// The chain's gas token as the portfolio books it.
     pub fn native(&self) -> &Token {
         &self.native
     }
@@ -410,7 +445,12 @@ impl UniswapV2Venue {
             .await
     }
 
-    /// (base, quote, native) balances of the wallet.
+    /// (base, quote, native) balances of the wallet, in each token's smallest units (native:
+    /// wei).
+    ///
+    /// # Errors
+    /// [`EvmError::Contract`] when a token's `balanceOf` reverts; [`EvmError::Rpc`] when the
+    /// RPC fails.
     pub async fn read_balances(&self) -> Result<(U256, U256, U256), EvmError> {
         Ok((
             self.token_balance(self.pool.base).await?,
@@ -426,14 +466,23 @@ impl UniswapV2Venue {
         out
     }
 
-    /// Wraps native ETH into the pool's base token (when it is WETH).
+    /// Wraps `amount` wei of native ETH into the pool's base token (when it is WETH:
+    /// `deposit()` with value).
+    ///
+    /// # Errors
+    /// As [`TxSender::send`].
     pub async fn wrap(&mut self, amount: U256) -> Result<TxOutcome, EvmError> {
         let req = TxRequest::call("wrap", self.pool.base, IWETH9::depositCall {}.abi_encode())
             .with_value(amount);
         self.send(req).await
     }
 
-    /// Unwraps the pool's base token (WETH) into native ETH.
+    /// Unwraps `amount` of the pool's base token (WETH, 18 decimals) into native ETH
+    /// (`withdraw(wad)`).
+    ///
+    /// # Errors
+    /// As [`TxSender::send`] (WETH9 reverts a withdrawal of more than the wallet holds: a
+    /// [`EvmError::SimulationReverted`], nothing sent).
     pub async fn unwrap(&mut self, amount: U256) -> Result<TxOutcome, EvmError> {
         let req = TxRequest::call(
             "unwrap",

@@ -18,9 +18,12 @@ pub const KEYSTORE_PASSWORD_ENV: &str = "DEFAI_KEYSTORE_PASSWORD";
 /// Where the key is loaded from.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum WalletSource {
+    /// A hex key in [`PRIVATE_KEY_ENV`] (`DEFAI_PRIVATE_KEY`).
     Env,
     /// A key in the named environment variable (one per agent of a fleet).
     EnvVar(String),
+    /// An encrypted JSON keystore file (geth/foundry format); its password comes from
+    /// [`KEYSTORE_PASSWORD_ENV`] or a prompt.
     Keystore(PathBuf),
 }
 
@@ -43,6 +46,11 @@ impl std::fmt::Debug for Wallet {
 impl Wallet {
     /// Loads from `source`; a keystore's password comes from `DEFAI_KEYSTORE_PASSWORD` or a
     /// terminal prompt.
+    ///
+    /// # Errors
+    /// [`EvmError::Wallet`] when the variable is unset or holds no valid key, the password
+    /// cannot be read, or the keystore is missing or cannot be decrypted (see
+    /// [`Wallet::from_hex`] and [`Wallet::from_keystore`]). No message contains the key.
     pub fn load(source: &WalletSource) -> Result<Self, EvmError> {
         match source {
             WalletSource::Env => {
@@ -81,6 +89,10 @@ impl Wallet {
 
     /// Parses a hex key (with or without `0x`), as from `DEFAI_PRIVATE_KEY`. The error never
     /// contains the input.
+    ///
+    /// # Errors
+    /// [`EvmError::Wallet`] when `raw` is not 32 bytes of hex, or is but is no secp256k1 key
+    /// (zero, or not below the curve order).
     pub fn from_hex(raw: &str) -> Result<Self, EvmError> {
         Self::from_hex_named(raw, PRIVATE_KEY_ENV)
     }
@@ -107,6 +119,10 @@ impl Wallet {
     }
 
     /// A key given as raw bytes (anvil's test accounts).
+    ///
+    /// # Errors
+    /// [`EvmError::Wallet`] when the bytes are no secp256k1 key (zero, or not below the curve
+    /// order).
     pub fn from_key_bytes(bytes: &alloy::primitives::B256) -> Result<Self, EvmError> {
         let signer = PrivateKeySigner::from_bytes(bytes)
             .map_err(|_| EvmError::Wallet("not a valid secp256k1 private key".into()))?;
@@ -116,6 +132,12 @@ impl Wallet {
         })
     }
 
+    /// Decrypts the JSON keystore at `path` with `password`.
+    ///
+    /// # Errors
+    /// [`EvmError::Wallet`] naming the file when it does not exist, or cannot be decrypted
+    /// (wrong password, MAC mismatch, malformed JSON); the message gives only the kind of
+    /// problem, never what was read.
     pub fn from_keystore(path: &Path, password: &str) -> Result<Self, EvmError> {
         if !path.is_file() {
             return Err(EvmError::Wallet(format!(
@@ -136,7 +158,12 @@ impl Wallet {
         })
     }
 
-    /// Encrypts this key into a JSON keystore `dir/name` (scrypt, as geth and foundry do).
+    /// Encrypts this key into a JSON keystore `dir/name` (scrypt, as geth and foundry do) and
+    /// returns its path.
+    ///
+    /// # Errors
+    /// [`EvmError::Wallet`] for an empty password, when `dir/name` exists already (never
+    /// overwritten), or when the file cannot be written.
     pub fn write_keystore(
         &self,
         dir: &Path,
@@ -166,6 +193,7 @@ impl Wallet {
         Ok(path)
     }
 
+    /// The key's account address.
     pub fn address(&self) -> Address {
         self.signer.address()
     }
