@@ -19,8 +19,8 @@ use defai::connectors::evm::{
     Chain, ChainSource, CycleClock, DevnetInfo, NonceManager, PoolRef, TxPolicy, TxSender,
     UniswapV2Config, UniswapV2Venue, Wallet, WalletSource,
 };
+use defai::connectors::journal::{Journal, JournalObserver};
 use defai::core::amm::get_amount_out;
-use defai::core::journal::{Journal, JournalObserver};
 use defai::core::{
     Agent, Context, Intent, LimitGate, MarketEvent, Pair, Portfolio, RiskLimits, Strategy,
     StrategyError, Swap, TakeEvents, Token, U256, Venue, VenueSet,

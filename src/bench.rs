@@ -737,7 +737,7 @@ pub enum BenchError {
     Config(#[from] crate::config::ConfigError),
     /// A journal could not be opened, verified or read.
     #[error(transparent)]
-    Journal(#[from] agent_core::journal::JournalError),
+    Journal(#[from] connectors::journal::JournalError),
     /// A file-system operation on the benchmark's scratch folders failed.
     #[error("{path}: {error}")]
     Io {
@@ -935,10 +935,10 @@ fn median(v: &mut [f64]) -> f64 {
 }
 
 /// How hard each journal commit waits for the disk, as the report names it.
-fn durability_name(d: agent_core::journal::Durability) -> &'static str {
+fn durability_name(d: connectors::journal::Durability) -> &'static str {
     match d {
-        agent_core::journal::Durability::Full => "full",
-        agent_core::journal::Durability::Replay => "replay",
+        connectors::journal::Durability::Full => "full",
+        connectors::journal::Durability::Replay => "replay",
     }
 }
 
@@ -946,10 +946,10 @@ fn durability_name(d: agent_core::journal::Durability) -> &'static str {
 ///
 /// # Errors
 /// [`BenchError::Input`] for any other text (matching is exact and case-sensitive).
-pub fn parse_durability(s: &str) -> Result<agent_core::journal::Durability, BenchError> {
+pub fn parse_durability(s: &str) -> Result<connectors::journal::Durability, BenchError> {
     match s {
-        "full" => Ok(agent_core::journal::Durability::Full),
-        "replay" => Ok(agent_core::journal::Durability::Replay),
+        "full" => Ok(connectors::journal::Durability::Full),
+        "replay" => Ok(connectors::journal::Durability::Replay),
         other => Err(BenchError::Input(format!(
             "durability `{other}`: expected `full` (fsync per record, as live) or `replay` (no fsync)"
         ))),
@@ -979,7 +979,7 @@ pub struct FleetOptions {
     /// benchmark config's own, `ema_cross`).
     pub strategy: String,
     /// The journal's commits: `Full` (fsync per record) is what a live agent uses.
-    pub durability: agent_core::journal::Durability,
+    pub durability: connectors::journal::Durability,
 }
 
 /// One agent of the fleet: an element of `per_agent` in `defai bench --agents N --json`.
@@ -1116,7 +1116,7 @@ fn max_overlap(intervals: &[(f64, f64)]) -> usize {
 /// created; after all agents ended, [`BenchError::Agent`] for the first agent that failed or
 /// [`BenchError::Task`] for one whose task panicked.
 pub async fn fleet(series: Series, opts: &FleetOptions) -> Result<FleetBench, BenchError> {
-    use agent_core::journal::Durability;
+    use connectors::journal::Durability;
     use std::sync::atomic::{AtomicBool, Ordering};
 
     if opts.agents == 0 || opts.agents > 10_000 {
@@ -1166,6 +1166,7 @@ pub async fn fleet(series: Series, opts: &FleetOptions) -> Result<FleetBench, Be
             reset_switch: true,
             strategy: None,
             observers: Vec::new(),
+            journal: None,
         };
         let (bars, report) = (bars.clone(), report.clone());
         set.spawn(async move {
@@ -1447,7 +1448,7 @@ pub struct JournalBench {
 
 /// Backtests each strategy over the same bars without a state folder, with a journal at
 /// `Durability::Replay` and with one at `Durability::Full`, `runs` times each (interleaved),
-/// and times [`Journal::verify`](agent_core::journal::Journal::verify) over the result.
+/// and times [`Journal::verify`](connectors::journal::Journal::verify) over the result.
 ///
 /// # Errors
 /// [`BenchError::Input`] when `opts.runs` is not in 1..=1000 or there are no bars to replay
@@ -1458,7 +1459,7 @@ pub async fn journal_overhead(
     series: &Series,
     opts: &JournalOptions,
 ) -> Result<JournalBench, BenchError> {
-    use agent_core::journal::{Durability, Journal};
+    use connectors::journal::{Durability, Journal};
 
     if opts.runs == 0 || opts.runs > 1000 {
         return Err(BenchError::Input("--runs must be in 1..=1000".into()));

@@ -700,6 +700,7 @@ async fn run_agent(
         reset_switch: chain.is_none() && (mode == Mode::Backtest || args.state.is_none()),
         strategy: None,
         observers: board.iter().map(|b| b.observer()).collect(),
+        journal: None,
     };
     if spec.config.strategy.name == "rebalancer" {
         let Some((chain_args, _)) = chain else {
@@ -1377,6 +1378,7 @@ async fn run_fleet(
             reset_switch: false,
             strategy: None,
             observers: Vec::new(),
+            journal: None,
         };
         specs.push((i, path, spec));
     }
@@ -1433,7 +1435,7 @@ async fn run_one(spec: RunSpec, args: ChainArgs) -> Result<serde_json::Value> {
 }
 
 fn audit(what: AuditCmd) -> Result<()> {
-    use crate::core::journal::Journal;
+    use crate::connectors::journal::Journal;
     let open = |state: &std::path::Path| -> Result<Journal> {
         let path = state.join("journal.sqlite");
         if !path.is_file() {

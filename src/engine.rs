@@ -5,9 +5,9 @@ use std::sync::{Arc, Mutex};
 
 use agent_core::agent::AuditError;
 use agent_core::{
-    Agent, AgentError, AgentReport, AuditEvent, Bar, BarReplay, Clock, KillSwitch, LimitGate,
-    MarketEvent, MarketSource, Observer, Pair, Portfolio, SourceError, Strategy, SwitchRecord,
-    SwitchState, U256, Venue,
+    Agent, AgentError, AgentReport, AuditEvent, Bar, BarReplay, Clock, JournalBackend, KillSwitch,
+    LimitGate, MarketEvent, MarketSource, Observer, Pair, Portfolio, SourceError, Strategy,
+    SwitchRecord, SwitchState, U256, Venue,
 };
 use connectors::{DataError, LoadOptions, LoadReport, PaperVenue, Series, StateDir, StateError};
 use serde::Serialize;
@@ -68,7 +68,7 @@ pub enum RunError {
     Chain(#[from] connectors::evm::EvmError),
     /// The journal could not be opened or read back for a restart.
     #[error(transparent)]
-    Journal(#[from] agent_core::journal::JournalError),
+    Journal(#[from] connectors::journal::JournalError),
     /// A limit that cannot be honoured (it names the key).
     #[error("{0}")]
     Limit(String),
@@ -266,6 +266,9 @@ pub struct RunSpec {
     /// Observers of the audit stream besides the state folder's journal (which comes first):
     /// e.g. the operator board's (`control::AgentHandle::observer`).
     pub observers: Vec<Box<dyn Observer>>,
+    /// The journal to write to instead of the state folder's SQLite one (e.g. a shared
+    /// database); it is written before every other observer, and a restart resumes from it.
+    pub journal: Option<Box<dyn JournalBackend>>,
 }
 
 /// What the risk gate decided.
@@ -334,6 +337,7 @@ impl std::fmt::Debug for RunSpec {
             .field("fresh_state", &self.fresh_state)
             .field("strategy", &self.strategy.as_ref().map(|s| s.name()))
             .field("observers", &self.observers.len())
+            .field("own_journal", &self.journal.is_some())
             .finish_non_exhaustive()
     }
 }
@@ -355,6 +359,7 @@ impl RunSpec {
             reset_switch: true,
             strategy: None,
             observers: Vec::new(),
+            journal: None,
         }
     }
 }
@@ -585,6 +590,7 @@ pub async fn run_with_baselines(
             reset_switch: true,
             strategy: None,
             observers: Vec::new(),
+            journal: None,
         };
         base_runs.push((
             name.clone(),
@@ -675,35 +681,33 @@ fn claim_state(spec: &RunSpec) -> Result<Option<connectors::StateLock>, RunError
     Ok(Some(lock))
 }
 
-/// The journal of the state folder (`DIR/journal.sqlite`), when there is one, and what it
-/// says a restart resumes from (nothing for a replay, which starts afresh).
-fn journal_observer(
-    spec: &RunSpec,
-) -> Result<
-    Option<(
-        agent_core::journal::JournalObserver,
-        Option<agent_core::Resume>,
-    )>,
-    RunError,
-> {
-    let Some(dir) = &spec.state else {
-        return Ok(None);
+/// A run's journal and what a restart resumes from (`None` for a replay).
+type OpenJournal = (Box<dyn JournalBackend>, Option<agent_core::Resume>);
+
+/// The run's journal: the spec's own backend, else the state folder's SQLite journal
+/// (`DIR/journal.sqlite`) when there is a folder; with what it says a restart resumes from
+/// (nothing for a replay, which starts afresh).
+fn journal_backend(spec: &mut RunSpec) -> Result<Option<OpenJournal>, RunError> {
+    let journal: Box<dyn JournalBackend> = match (spec.journal.take(), &spec.state) {
+        (Some(j), _) => j,
+        (None, None) => return Ok(None),
+        (None, Some(dir)) => {
+            let durability = if spec.fresh_state {
+                connectors::journal::Durability::Replay
+            } else {
+                connectors::journal::Durability::Full
+            };
+            let journal =
+                connectors::journal::Journal::open_with(&dir.join("journal.sqlite"), durability)?;
+            Box::new(connectors::journal::JournalObserver::new(journal))
+        }
     };
-    let durability = if spec.fresh_state {
-        agent_core::journal::Durability::Replay
-    } else {
-        agent_core::journal::Durability::Full
-    };
-    let journal = agent_core::journal::Journal::open_with(&dir.join("journal.sqlite"), durability)?;
     let resume = if spec.fresh_state {
         None
     } else {
-        Some(journal.resume()?)
+        Some(journal.resume().map_err(AgentError::Audit)?)
     };
-    Ok(Some((
-        agent_core::journal::JournalObserver::new(journal),
-        resume,
-    )))
+    Ok(Some((journal, resume)))
 }
 
 /// What the state folder gives a run: its lock (hold it for the whole run), the latched kill
@@ -739,7 +743,7 @@ pub(crate) fn state_parts(spec: &mut RunSpec) -> Result<StateParts, RunError> {
         let state = StateDir::open(dir)?;
         parts.baselines = Some((state.baseline_store(), state.load_baselines()?));
     }
-    if let Some((mut j, resume)) = journal_observer(spec)? {
+    if let Some((mut j, resume)) = journal_backend(spec)? {
         if let (Some(r), Some((_, None))) = (&resume, &parts.baselines)
             && r.snapshot.is_some()
         {
@@ -749,7 +753,7 @@ pub(crate) fn state_parts(spec: &mut RunSpec) -> Result<StateParts, RunError> {
         }
         parts.recorder = Some(j.recorder());
         parts.resume = resume;
-        parts.observers.push(Box::new(j));
+        parts.observers.push(j);
     }
     parts.observers.append(&mut spec.observers);
     Ok(parts)

@@ -29,7 +29,8 @@ use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
 
 use agent_core::{
-    BettingStrategy, Bettor, Clock, MarketSource, Observer, Pair, Portfolio, Strategy, Venue,
+    BettingStrategy, Bettor, Clock, JournalBackend, MarketSource, Observer, Pair, Portfolio,
+    Strategy, Venue,
 };
 use connectors::Series;
 
@@ -102,6 +103,14 @@ impl AgentBuilder {
     /// operator commands and risk baselines.
     pub fn state_dir(mut self, dir: impl Into<PathBuf>) -> Self {
         self.spec.state = Some(dir.into());
+        self
+    }
+
+    /// Journals to `journal` (any [`JournalBackend`], e.g. a database shared by several
+    /// machines) instead of the state folder's SQLite `journal.sqlite`. It is written before
+    /// every other observer, a failed write halts the agent, and a live run resumes from it.
+    pub fn journal(mut self, journal: Box<dyn JournalBackend>) -> Self {
+        self.spec.journal = Some(journal);
         self
     }
 

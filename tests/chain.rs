@@ -223,7 +223,7 @@ fn paper_fills_equal_on_chain_swaps_wei_for_wei() {
 
 mod common;
 
-use defai::core::journal::Journal;
+use defai::connectors::journal::Journal;
 
 /// The market mover races the agent: a swap whose price moved between the quote and the
 /// transaction is refused by the slippage checks before it is sent. That is the only failure a

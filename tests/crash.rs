@@ -16,8 +16,8 @@ use std::time::Duration;
 use defai::connectors::evm::alloy::eips::BlockId;
 use defai::connectors::evm::alloy::network::TransactionResponse;
 use defai::connectors::evm::alloy::providers::Provider;
+use defai::connectors::journal::Journal;
 use defai::core::Token;
-use defai::core::journal::Journal;
 
 const CONFIG: &str = concat!(
     env!("CARGO_MANIFEST_DIR"),

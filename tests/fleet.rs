@@ -8,8 +8,8 @@ use std::sync::atomic::Ordering;
 
 use defai::connectors::evm::alloy::eips::BlockId;
 use defai::connectors::evm::bindings::IERC20;
+use defai::connectors::journal::Journal;
 use defai::core::Token;
-use defai::core::journal::Journal;
 
 fn config(dir: &std::path::Path, name: &str, key_env: &str, fast: u32, slow: u32) -> String {
     let text = std::fs::read_to_string(concat!(

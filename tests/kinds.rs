@@ -535,7 +535,7 @@ fn the_cross_dex_arbitrage_example_runs_live_and_leaves_the_two_pools_closer() {
     assert_eq!(v["kill_switch"], "Active", "{v}");
     // The journal: the bundle's intent, each leg's verdict and transactions under the leg's
     // id, the bundle's own verdict.
-    let records = defai::core::journal::Journal::open(&journal)
+    let records = defai::connectors::journal::Journal::open(&journal)
         .unwrap()
         .records()
         .unwrap();

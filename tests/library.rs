@@ -208,7 +208,7 @@ fn an_outside_crate_without_default_features_runs_its_strategy_in_paper_mode_and
         String::from_utf8_lossy(&verify.stderr)
     );
     // The journal holds the outside strategy's fills, under its own name.
-    let records = defai::core::journal::Journal::open(&state.join("journal.sqlite"))
+    let records = defai::connectors::journal::Journal::open(&state.join("journal.sqlite"))
         .unwrap()
         .records()
         .unwrap();

@@ -533,7 +533,7 @@ struct LiveRun {
     report: defai::core::AgentReport,
     fills: Vec<defai::core::Fill>,
     refusals: Vec<String>,
-    journal: defai::core::journal::Journal,
+    journal: defai::connectors::journal::Journal,
     _dir: tempfile::TempDir,
 }
 
@@ -548,7 +548,7 @@ async fn run_live<S: defai::core::MarketSource>(
     receipt_timeout: Duration,
 ) -> LiveRun {
     use defai::connectors::evm::{UniswapV2Config, UniswapV2Venue};
-    use defai::core::journal::{Journal, JournalObserver};
+    use defai::connectors::journal::{Journal, JournalObserver};
     use defai::core::{Agent, Pair, Portfolio, Token, Venue};
     let chain = devnet.chain().clone();
     let info = devnet.info().clone();

@@ -428,7 +428,7 @@ fn kelly_bettor_live_bets_on_the_mispriced_market_and_redeems_the_payout_exactly
     let state = dir.path().join("state-redeem");
     let v = run("1", &["--state", state.to_str().unwrap()]);
     assert_eq!(v["redeemed"], tokens.to_string(), "{v}");
-    let records = defai::core::journal::Journal::open(&state.join("journal.sqlite"))
+    let records = defai::connectors::journal::Journal::open(&state.join("journal.sqlite"))
         .unwrap()
         .records()
         .unwrap();

@@ -388,7 +388,7 @@ fn the_floor_balance_and_per_market_exposure_hold() {
 /// and each market's exposure counts what was bet before, so the limit holds across lives.
 #[test]
 fn a_restart_from_the_journal_neither_repeats_a_bet_nor_exceeds_a_market_exposure() {
-    use defai::core::journal::{Journal, JournalObserver};
+    use defai::connectors::journal::{Journal, JournalObserver};
     let rt = rt();
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("journal.sqlite");

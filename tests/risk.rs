@@ -707,7 +707,7 @@ impl defai::core::Observer for BreakJournalAt {
 
 #[test]
 fn a_journal_that_fails_mid_run_halts_the_agent_and_nothing_is_sent_after() {
-    use defai::core::journal::{Durability, Journal, JournalObserver};
+    use defai::connectors::journal::{Durability, Journal, JournalObserver};
     let dir = tempfile::tempdir().unwrap();
     let state = defai::connectors::StateDir::open(dir.path()).unwrap();
     let path = dir.path().join("journal.sqlite");

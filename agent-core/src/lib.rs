@@ -10,11 +10,10 @@
 pub mod agent;
 pub mod amm;
 pub mod amount;
+pub mod backend;
 pub mod clock;
-pub mod failpoint;
 pub mod fpmm;
 pub mod intent;
-pub mod journal;
 pub mod kill_switch;
 pub mod market;
 pub mod metrics;
@@ -30,6 +29,7 @@ pub use agent::{
     RiskCounts,
 };
 pub use amount::{AmountError, Token, U256};
+pub use backend::JournalBackend;
 pub use clock::Clock;
 pub use intent::{Bet, Depth, Fill, Intent, IntentId, Order, Quote, Redeem, Swap};
 pub use kill_switch::{

@@ -14,9 +14,9 @@ use sha2::{Digest, Sha256};
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 
-use crate::U256;
-use crate::agent::{AuditError, AuditEvent, BundleMember, Observer, Resume};
-use crate::venue::{Settlement, StepRecorder, UnsettledTx, VenueEvent};
+use agent_core::U256;
+use agent_core::agent::{AuditError, AuditEvent, BundleMember, Observer, Resume};
+use agent_core::venue::{Settlement, StepRecorder, UnsettledTx, VenueEvent};
 
 /// Why the journal could not be opened, written or read, or why its content cannot be
 /// trusted.
@@ -511,6 +511,23 @@ impl JournalObserver {
     }
 }
 
+impl agent_core::JournalBackend for JournalObserver {
+    fn recorder(&mut self) -> Arc<dyn StepRecorder> {
+        JournalObserver::recorder(self)
+    }
+
+    fn resume(&self) -> Result<Resume, AuditError> {
+        let shared = self
+            .shared
+            .lock()
+            .map_err(|_| AuditError("journal lock poisoned".into()))?;
+        shared
+            .journal
+            .resume()
+            .map_err(|e| AuditError(format!("journal: {e}")))
+    }
+}
+
 struct JournalRecorder(Arc<Mutex<Shared>>);
 
 impl StepRecorder for JournalRecorder {
@@ -568,7 +585,7 @@ impl Observer for JournalObserver {
                     None => match intent.as_swap() {
                         // A bundle's leg or unwind: a restart sells back what it left, on
                         // the venue it was sent to.
-                        Some(w) if crate::IntentId::bundle_of(&id.to_string()).is_some() => {
+                        Some(w) if agent_core::IntentId::bundle_of(&id.to_string()).is_some() => {
                             serde_json::json!({
                                 "intent": format!("{intent:?}"), "sell": w.sell.symbol(),
                                 "buy": w.buy.symbol(), "amount_in": w.amount_in.to_string(),
@@ -720,7 +737,7 @@ impl Observer for JournalObserver {
                         };
                         // What it moved, so a later restart still knows (a bundle's leg mined
                         // while the agent was stopped has no fill record of its own).
-                        let moved = |side: &[(crate::Token, U256)]| {
+                        let moved = |side: &[(agent_core::Token, U256)]| {
                             side.iter().map(|(t, a)| serde_json::json!([t.symbol(), a.to_string()])).collect::<Vec<_>>()
                         };
                         serde_json::json!({"nonce": s.nonce, "outcome": outcome, "hash": hash, "block": block, "success": success, "credits": moved(&s.credits), "debits": moved(&s.debits)})
@@ -812,7 +829,7 @@ impl Journal {
                 }
                 "fill" => {
                     let Some(id) = &r.intent_id else { continue };
-                    let Some(bundle) = crate::IntentId::bundle_of(id) else {
+                    let Some(bundle) = agent_core::IntentId::bundle_of(id) else {
                         continue;
                     };
                     let body: serde_json::Value = parse(&r).map_err(|e| corrupt(&r, &e))?;
@@ -840,7 +857,7 @@ impl Journal {
                 "intent" => {
                     if let Some(id) = &r.intent_id {
                         resume.handled.insert(id.clone());
-                        if let Some(bundle) = crate::IntentId::bundle_of(id) {
+                        if let Some(bundle) = agent_core::IntentId::bundle_of(id) {
                             let body: serde_json::Value =
                                 parse(&r).map_err(|e| corrupt(&r, &e))?;
                             // A leg or an unwind as sent, in the format that closes bundles
@@ -902,7 +919,7 @@ impl Journal {
                         if s["outcome"] == "mined"
                             && s["success"] == true
                             && let Some(intent) = open.get(&n).and_then(|o| o.intent.clone())
-                            && let Some(bundle) = crate::IntentId::bundle_of(&intent)
+                            && let Some(bundle) = agent_core::IntentId::bundle_of(&intent)
                             && let Some(m) = bundles
                                 .get_mut(&bundle.to_string())
                                 .and_then(|ms| ms.iter_mut().find(|m| m.id == intent))
