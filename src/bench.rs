@@ -538,7 +538,7 @@ impl agent_core::venue::StepRecorder for SignedSteps {
 pub async fn chain_bundle_latency(bundles: usize) -> Result<BundleLatency, RunError> {
     use agent_core::{Agent, LimitGate, Pair, Portfolio, RiskLimits, TakeEvents, Token, Venue};
     use connectors::evm::{
-        ChainSource, CycleClock, Devnet, DevnetConfig, NonceManager, PoolRef, TxPolicy, TxSender,
+        ChainSource, CycleClock, Devnet, DevnetConfig, NonceManager, TxPolicy, TxSender,
         UniswapV2Config, UniswapV2Venue,
     };
     let devnet = Devnet::start(DevnetConfig::at_price(1338.12)).await?;
@@ -553,25 +553,16 @@ pub async fn chain_bundle_latency(bundles: usize) -> Result<BundleLatency, RunEr
         TxPolicy::default(),
     )?;
     let pair = Pair::new(Token::new("WETH", 18), Token::new("dUSD", 6));
-    let (mut keyed, mut venues) = (Vec::new(), Vec::new());
-    for (key, address, router) in [
-        ("dex1", info.weth_usd_pair, info.router),
-        ("dex2", info.dex2_weth_usd_pair, info.dex2_router),
-    ] {
-        let pool = PoolRef::resolve(&chain, pair.clone(), address, info.weth, info.usd).await?;
-        pool.check_router(&chain, router).await?;
-        let cfg = UniswapV2Config {
-            router,
-            deadline_s: 60,
-            gas_per_swap: 150_000,
-            chain_id: info.chain_id,
-            chain_check_every: 1,
-        };
-        let venue = UniswapV2Venue::new(pool.clone(), tx.clone(), Token::new("ETH", 18), cfg);
-        venues.push((key.to_string(), pair.clone(), venue.at_venue(key)));
-        keyed.push((key.to_string(), pool));
-    }
-    let mut venues = agent_core::VenueSet::keyed(venues).map_err(RunError::Setup)?;
+    let (mut venues, keyed) = UniswapV2Venue::keyed_set(
+        &chain,
+        &tx,
+        &pair,
+        (info.weth, info.usd),
+        &info.dexes(),
+        &Token::new("ETH", 18),
+        &UniswapV2Config::new(info.router, info.chain_id),
+    )
+    .await?;
     let clock = Arc::new(BundleClock::default());
     venues.set_recorder(Arc::new(SignedSteps(clock.clone())));
     let cycles = CycleClock::new(
@@ -1167,6 +1158,7 @@ pub async fn fleet(series: Series, opts: &FleetOptions) -> Result<FleetBench, Be
             strategy: None,
             observers: Vec::new(),
             journal: None,
+            rebalance_model: None,
         };
         let (bars, report) = (bars.clone(), report.clone());
         set.spawn(async move {

@@ -65,7 +65,7 @@ async fn check_decimals(chain: &Chain, token: Address, want: &Token) -> Result<(
 
 /// The signing sender of a live run: the wallet (keystore or `DEFAI_PRIVATE_KEY`), its fee cap
 /// and receipt policy from the config, and the process-wide nonce manager of its address.
-fn live_sender(
+pub(crate) fn live_sender(
     cfg: &crate::config::Config,
     args: &ChainArgs,
     chain: &Chain,
@@ -513,6 +513,52 @@ pub struct RebalanceSummary {
     pub kill_switch: crate::engine::KillSwitchSummary,
 }
 
+/// A model tilting the rebalancer's targets and the tilt's strength (weight points).
+pub type TiltModel = (Box<dyn models::ProbabilityModel>, f64);
+
+/// The rebalancer's model tilt from its parameters: `model` (`"shipped"` or a folder written
+/// by `defai train`; unset: no tilt) and `tilt` (its strength in weight points, default 0.1;
+/// only with a model). `given`, a model of the caller's own, takes the place of `model`.
+///
+/// # Errors
+/// `tilt` without a model, `model` beside `given`, a parameter of the wrong type, or a model
+/// that cannot be loaded (the parameter and the model error are named).
+pub fn model_tilt(
+    p: &mut crate::core::Params,
+    given: Option<Box<dyn models::ProbabilityModel>>,
+) -> Result<Option<TiltModel>, strategies::BuildError> {
+    let tilt_set = p.is_set("tilt");
+    let model = p.string("model", "")?;
+    let strength = p.f64("tilt", 0.1)?;
+    if !(0.0..=0.5).contains(&strength) {
+        return Err(p
+            .invalid("tilt", format!("must be in [0, 0.5], got {strength}"))
+            .into());
+    }
+    if let Some(given) = given {
+        if !model.is_empty() {
+            return Err(p
+                .invalid(
+                    "model",
+                    "is set, but the agent was given a model of its own",
+                )
+                .into());
+        }
+        return Ok(Some((given, strength)));
+    }
+    if model.is_empty() {
+        if tilt_set {
+            return Err(p
+                .invalid("tilt", "is set without a `model` to tilt by")
+                .into());
+        }
+        return Ok(None);
+    }
+    let loaded =
+        models::PriceDirection::named(&model).map_err(|e| p.invalid("model", e.to_string()))?;
+    Ok(Some((Box::new(loaded), strength)))
+}
+
 /// Wires `rebalancer` live on a chain: the tokens `[rebalance]` lists (or the devnet's WETH, DVT
 /// and dUSD), one Uniswap V2 pool venue per asset against the quote token behind one
 /// [`VenueSet`](agent_core::VenueSet), one wallet and one nonce manager for all of them, and the
@@ -561,6 +607,7 @@ pub async fn run_rebalancer(
         min_trade: p.f64("min_trade", 10.0).map_err(bad)?,
         max_gas_share: p.f64("max_gas_share", 0.01).map_err(bad)?,
     };
+    let tilt = model_tilt(p, spec.rebalance_model.take())?;
     if !listed
         && (default_targets.iter().any(|t| !(0.0..=1.0).contains(t))
             || (default_targets.iter().sum::<f64>() - 1.0).abs() > 1e-9)
@@ -639,6 +686,12 @@ pub async fn run_rebalancer(
         rc,
     )
     .map_err(RunError::Setup)?;
+    let strategy = match tilt {
+        Some((model, strength)) => strategy
+            .with_model(model, strength)
+            .map_err(RunError::Setup)?,
+        None => strategy,
+    };
     let stats = strategy.stats();
     // The spec's strategy object (e.g. a model-driven target) trades the same tokens and pools;
     // the summary's counters and prices are then the built-in rebalancer's, left at zero.

@@ -701,6 +701,7 @@ async fn run_agent(
         strategy: None,
         observers: board.iter().map(|b| b.observer()).collect(),
         journal: None,
+        rebalance_model: None,
     };
     if spec.config.strategy.name == "rebalancer" {
         let Some((chain_args, _)) = chain else {
@@ -1379,6 +1380,7 @@ async fn run_fleet(
             strategy: None,
             observers: Vec::new(),
             journal: None,
+            rebalance_model: None,
         };
         specs.push((i, path, spec));
     }

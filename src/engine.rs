@@ -269,6 +269,10 @@ pub struct RunSpec {
     /// The journal to write to instead of the state folder's SQLite one (e.g. a shared
     /// database); it is written before every other observer, and a restart resumes from it.
     pub journal: Option<Box<dyn JournalBackend>>,
+    /// The model that tilts the built-in rebalancer's targets
+    /// ([`Rebalancer::with_model`](strategies::Rebalancer::with_model)), instead of the one its
+    /// `model` parameter names; its strength is the `tilt` parameter (default 0.1).
+    pub rebalance_model: Option<Box<dyn models::ProbabilityModel>>,
 }
 
 /// What the risk gate decided.
@@ -338,6 +342,10 @@ impl std::fmt::Debug for RunSpec {
             .field("strategy", &self.strategy.as_ref().map(|s| s.name()))
             .field("observers", &self.observers.len())
             .field("own_journal", &self.journal.is_some())
+            .field(
+                "rebalance_model",
+                &self.rebalance_model.as_ref().map(|m| m.model_id()),
+            )
             .finish_non_exhaustive()
     }
 }
@@ -360,6 +368,7 @@ impl RunSpec {
             strategy: None,
             observers: Vec::new(),
             journal: None,
+            rebalance_model: None,
         }
     }
 }
@@ -591,6 +600,7 @@ pub async fn run_with_baselines(
             strategy: None,
             observers: Vec::new(),
             journal: None,
+            rebalance_model: None,
         };
         base_runs.push((
             name.clone(),

@@ -78,6 +78,10 @@ pub struct RebalanceReport {
     pub kill_switch: crate::engine::KillSwitchSummary,
     /// What the portfolio holds at the end, decimal per token.
     pub balances: std::collections::BTreeMap<String, String>,
+    /// The content hash of the model tilting the targets, if one did.
+    pub model: Option<String>,
+    /// The model's decisions in the audit stream (one per asset per bar once warmed up).
+    pub model_decisions: u64,
 }
 
 /// The three tokens of the backtest: WETH, DVT and the quote dUSD.
@@ -102,6 +106,7 @@ struct Tracker {
     te_sum: f64,
     te_max: f64,
     first_mix: Option<Vec<f64>>,
+    decisions: u64,
 }
 
 impl Tracker {
@@ -147,6 +152,7 @@ impl Observer for TrackerObserver {
                         .map_or(U256::ZERO, |(_, a)| *a);
                 }
             }
+            AuditEvent::Decision { .. } => t.decisions += 1,
             AuditEvent::Fill(f) => {
                 if let Some(k) = t.targets.iter().position(|(tk, _)| tk == &f.sell) {
                     t.traded += to_f64(f.amount_in, f.sell.decimals()) * t.prices[k];
@@ -213,6 +219,45 @@ pub async fn backtest_with_limits(
     start_quote: f64,
     limits: RiskLimits,
 ) -> Result<RebalanceReport, String> {
+    let [weth, dvt, usd] = tokens();
+    let strategy = Rebalancer::new(
+        vec![
+            (weth, targets[0]),
+            (dvt, targets[1]),
+            (usd.clone(), targets[2]),
+        ],
+        &usd,
+        cfg.clone(),
+    )?;
+    backtest_strategy(bars, seed, strategy, start_quote, limits).await
+}
+
+/// [`backtest`] of a rebalancer built by the caller — e.g. one whose targets a model tilts
+/// ([`Rebalancer::with_model`]) — holding WETH (18 decimals), DVT (18) and the quote dUSD (6)
+/// in that order.
+///
+/// # Errors
+/// The strategy holds other tokens than those three, or as [`backtest`].
+pub async fn backtest_strategy(
+    bars: &[Bar],
+    seed: u64,
+    strategy: Rebalancer,
+    start_quote: f64,
+    limits: RiskLimits,
+) -> Result<RebalanceReport, String> {
+    let assets = strategy.assets().to_vec();
+    if assets.iter().map(|(t, _)| t).ne(tokens().iter()) {
+        return Err(format!(
+            "the rebalancing backtest holds WETH, DVT and dUSD in that order; the strategy holds {}",
+            assets
+                .iter()
+                .map(|(t, _)| t.to_string())
+                .collect::<Vec<_>>()
+                .join(", ")
+        ));
+    }
+    let targets: Vec<f64> = assets.iter().map(|(_, w)| *w).collect();
+    let model = strategy.model_id().map(str::to_string);
     let dvt = correlated_series(bars, seed, 0.6, 1.3, 2.0);
     let [weth, dvt_token, usd] = tokens();
     let weth_pair = Pair::new(weth.clone(), usd.clone());
@@ -260,8 +305,6 @@ pub async fn backtest_with_limits(
         ),
     ])?
     .gas_estimate_from(&weth);
-    let assets: Vec<(Token, f64)> = tokens().into_iter().zip(targets).collect();
-    let strategy = Rebalancer::new(assets.clone(), &usd, cfg.clone())?;
     let stats = strategy.stats();
     let tracker = Arc::new(Mutex::new(Tracker {
         prices: vec![1.0; 3],
@@ -299,8 +342,8 @@ pub async fn backtest_with_limits(
         ),
         targets: tokens()
             .iter()
-            .zip(targets)
-            .map(|(t, w)| (t.symbol().to_string(), w))
+            .zip(&targets)
+            .map(|(t, w)| (t.symbol().to_string(), *w))
             .collect(),
         start_equity,
         end_equity,
@@ -322,5 +365,7 @@ pub async fn backtest_with_limits(
             .iter()
             .map(|(t, a)| (t.symbol().to_string(), t.format(*a)))
             .collect(),
+        model,
+        model_decisions: t.decisions,
     })
 }

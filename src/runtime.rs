@@ -92,6 +92,16 @@ impl AgentBuilder {
         self.strategy(Box::new(Bettor::new(strategy)))
     }
 
+    /// A model of your own (any [`ProbabilityModel`](models::ProbabilityModel), e.g. a candle
+    /// network) tilting the targets of the built-in rebalancer in
+    /// [`live_rebalance`](Self::live_rebalance): each asset's target moves by
+    /// `tilt × (2p − 1)` weight points, `p` the model's probability that the asset rises, `tilt`
+    /// the strategy parameter (default 0.1). It replaces the model the `model` parameter names.
+    pub fn rebalance_model(mut self, model: Box<dyn models::ProbabilityModel>) -> Self {
+        self.spec.rebalance_model = Some(model);
+        self
+    }
+
     /// `key=value` overrides of the config's `[strategy] params` (as `defai --param`), for the
     /// strategy the config names.
     pub fn params(mut self, overrides: Vec<String>) -> Self {
@@ -277,6 +287,24 @@ impl AgentBuilder {
         self.spec.mode = mode;
         self.spec.fresh_state = false;
         self.spec.reset_switch = false;
+    }
+
+    /// The signing sender for venues of your own on `chain` (for [`run_on`](Self::run_on)): the
+    /// wallet the CLI would use (the builder's keystore, the config's `key_env`, else
+    /// `DEFAI_PRIVATE_KEY`), the config's fee cap and receipt policy, and the nonce manager of
+    /// the builder's registry (one per wallet across a fleet). The chain must answer
+    /// `chain_id`, and a mainnet id is refused without [`allow_mainnet`](Self::allow_mainnet).
+    ///
+    /// # Errors
+    /// The chain answers another id or a mainnet one unallowed, the RPC fails, or the wallet
+    /// or a limit cannot be read.
+    pub async fn sender(
+        &self,
+        chain: &connectors::evm::Chain,
+        chain_id: u64,
+    ) -> Result<connectors::evm::TxSender, RunError> {
+        connectors::evm::guard::check_chain(chain, chain_id, self.chain.allow_mainnet).await?;
+        crate::chain::live_sender(&self.spec.config, &self.chain, chain, chain_id)
     }
 
     /// Runs the strategy on a source and venue of your own (e.g. a

@@ -652,13 +652,14 @@ fn sigkilled_between_a_bundles_legs_the_restart_sells_back_what_the_first_leg_bo
         .unwrap()
     };
     let start = weth();
-    let journal = dir.path().join("journal.sqlite");
+    let state = dir.path().join("state");
+    let journal = state.join("journal.sqlite");
     let cmd = |cycles: &str| {
         let mut cmd = Command::new(common::example_bin("cross_dex_arbitrage"));
         cmd.env("DEFAI_PRIVATE_KEY", devnet.test_key_hex(3).unwrap())
             .env("RUST_LOG", "warn")
             .env_remove("DEFAI_PAUSE_AT")
-            .args([json.to_str().unwrap(), journal.to_str().unwrap(), cycles]);
+            .args([json.to_str().unwrap(), state.to_str().unwrap(), cycles]);
         cmd
     };
     kill_cmd_at(cmd("6"), "fill:1");

@@ -497,10 +497,11 @@ fn the_cross_dex_arbitrage_example_runs_live_and_leaves_the_two_pools_closer() {
     let dir = tempfile::tempdir().unwrap();
     // The mover moves only the first DEX: 2 % apart.
     let (devnet, json) = common::devnet_two_dexes_apart(&rt, PRICE, dir.path());
-    let journal = dir.path().join("journal.sqlite");
+    let state = dir.path().join("state");
+    let journal = state.join("journal.sqlite");
     let out = Command::new(common::example_bin("cross_dex_arbitrage"))
         .env("DEFAI_PRIVATE_KEY", devnet.test_key_hex(3).unwrap())
-        .args([json.to_str().unwrap(), journal.to_str().unwrap(), "6"])
+        .args([json.to_str().unwrap(), state.to_str().unwrap(), "6"])
         .output()
         .unwrap();
     assert!(
@@ -645,4 +646,81 @@ fn the_rebalancer_halts_after_consecutive_failed_legs() {
         "{reason}"
     );
     assert!(v["execution_failures"].as_u64().unwrap() >= 2, "{v}");
+}
+
+/// `model` and `tilt` in the rebalancer's `[strategy.params]`: the shipped candle model tilts
+/// its targets (each asset's probability journaled as a decision naming the model's hash); a
+/// model that cannot be loaded, or a tilt without a model, stops the run before anything is
+/// sent, naming the parameter.
+#[test]
+fn the_rebalancers_targets_are_tilted_by_the_model_its_config_names() {
+    let rt = rt();
+    // A market mover makes the blocks (a bar per new block) and moves WETH's pool.
+    let closes: Vec<f64> = common::bundled_bars()[20_000..21_000]
+        .iter()
+        .map(|b| b.close)
+        .collect();
+    let (devnet, stop, _mover) = rt.block_on(common::devnet_with_mover(closes, 15));
+    let dir = tempfile::tempdir().unwrap();
+    let json = dir.path().join("devnet.json");
+    devnet.info().write(&json).unwrap();
+    let r = Rebalancer {
+        key: devnet.test_key_hex(7).unwrap(),
+        devnet,
+        dir,
+        json,
+    };
+    let refused = |edit: &str, name: &str| {
+        let cfg = config(
+            r.dir.path(),
+            "rebalance-devnet.toml",
+            &[("band = 0.05", edit)],
+        );
+        let out = defai(
+            &[
+                "run",
+                "--config",
+                cfg.to_str().unwrap(),
+                "--devnet",
+                r.json.to_str().unwrap(),
+                "--state",
+                r.dir.path().join(name).to_str().unwrap(),
+                "--max-cycles",
+                "1",
+                "--no-api",
+            ],
+            &[("DEFAI_PRIVATE_KEY", &r.key)],
+        );
+        assert!(!out.status.success());
+        String::from_utf8_lossy(&out.stderr).to_string()
+    };
+    let e = refused("band = 0.05\ntilt = 0.2", "a");
+    assert!(e.contains("tilt") && e.contains("without a `model`"), "{e}");
+    let e = refused("band = 0.05\nmodel = \"/no/such/model\"", "b");
+    assert!(e.contains("model") && e.contains("/no/such/model"), "{e}");
+
+    let cfg = rebalance_config(
+        r.dir.path(),
+        &[(
+            "band = 0.05",
+            "band = 0.05\nmodel = \"shipped\"\ntilt = 0.2",
+        )],
+    );
+    let state = r.dir.path().join("state");
+    let v = run(&cfg, &r.json, &state, &r.key, 80);
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    assert_eq!(v["cycles"], 80, "{v}");
+    assert!(v["trades"].as_u64().unwrap() >= 2, "{v}");
+    let hash = defai::models::PriceDirection::shipped()
+        .unwrap()
+        .hash()
+        .to_string();
+    let journal = defai::connectors::journal::Journal::open(&state.join("journal.sqlite")).unwrap();
+    let decisions = journal
+        .records()
+        .unwrap()
+        .into_iter()
+        .filter(|r| r.kind == "decision" && r.body.contains(&hash))
+        .count();
+    assert_eq!(decisions, 2 * (80 - 72), "WETH and DVT after the warm-up");
 }

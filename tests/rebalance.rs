@@ -140,3 +140,112 @@ async fn a_drawdown_flattens_every_asset_of_the_rebalancer_into_the_quote_token(
         "{r:?}"
     );
 }
+
+/// A model that always says the same probability, for the tilt tests.
+struct Constant(f64);
+
+impl defai::models::ProbabilityModel for Constant {
+    fn probability(&self, _: &[f64]) -> Result<f64, defai::models::ModelError> {
+        Ok(self.0)
+    }
+    fn model_id(&self) -> &str {
+        "constant"
+    }
+}
+
+fn tilted(p: f64, strength: f64) -> defai::strategies::Rebalancer {
+    use defai::core::amount::Token;
+    let usd = Token::new("dUSD", 6);
+    let assets = vec![
+        (Token::new("WETH", 18), 0.4),
+        (Token::new("DVT", 18), 0.3),
+        (usd.clone(), 0.3),
+    ];
+    defai::strategies::Rebalancer::new(assets, &usd, RebalanceConfig::default())
+        .unwrap()
+        .with_model(Box::new(Constant(p)), strength)
+        .unwrap()
+}
+
+/// A model sure that every asset rises (p = 1, strength 0.2) moves WETH to 0.6 and DVT to 0.5
+/// before renormalising (0.6 / 0.5 / 0.3 → 43 / 36 / 21 %): the agent holds less dUSD than the
+/// untilted 30 %, and every asset's probability after the warm-up is a decision naming the
+/// model.
+#[tokio::test]
+async fn a_model_tilt_moves_the_targets_toward_the_assets_it_expects_to_rise() {
+    use defai::core::RiskLimits;
+    let bars = &common::bundled_bars()[..2_000];
+    let r = defai::rebalance::backtest_strategy(
+        bars,
+        7,
+        tilted(1.0, 0.2),
+        10_000.0,
+        RiskLimits::permissive(),
+    )
+    .await
+    .unwrap();
+    assert_eq!(r.model.as_deref(), Some("constant"));
+    assert_eq!(r.model_decisions, 2 * (2_000 - 72), "{r:?}");
+    let plain = defai::rebalance::backtest(
+        bars,
+        7,
+        [0.4, 0.3, 0.3],
+        &RebalanceConfig::default(),
+        10_000.0,
+    )
+    .await
+    .unwrap();
+    assert_eq!((plain.model.as_deref(), plain.model_decisions), (None, 0));
+    let usd =
+        |r: &defai::rebalance::RebalanceReport| -> f64 { r.balances["dUSD"].parse().unwrap() };
+    let share = usd(&r) / r.end_equity;
+    assert!(
+        (share - 0.3 / 1.4).abs() < 0.05,
+        "dUSD share {share}: {r:?}"
+    );
+    assert!(usd(&plain) / plain.end_equity > 0.25, "{plain:?}");
+}
+
+/// An unusable model output (NaN) is a strategy fault that halts the kill switch: nothing
+/// trades on it.
+#[tokio::test]
+async fn a_model_tilt_that_outputs_nan_halts_the_rebalancer() {
+    use defai::core::RiskLimits;
+    let bars = &common::bundled_bars()[..500];
+    let r = defai::rebalance::backtest_strategy(
+        bars,
+        7,
+        tilted(f64::NAN, 0.1),
+        10_000.0,
+        RiskLimits::permissive(),
+    )
+    .await
+    .unwrap();
+    assert_ne!(
+        r.kill_switch.state,
+        defai::core::SwitchState::Active,
+        "{r:?}"
+    );
+    assert!(
+        r.kill_switch
+            .reason
+            .as_deref()
+            .unwrap_or("")
+            .contains("model probability"),
+        "{r:?}"
+    );
+    assert_eq!(r.model_decisions, 0, "{r:?}");
+}
+
+#[test]
+fn a_tilt_strength_outside_zero_to_a_half_is_refused() {
+    let usd = defai::core::amount::Token::new("dUSD", 6);
+    let r = defai::strategies::Rebalancer::new(
+        vec![(usd.clone(), 1.0)],
+        &usd,
+        RebalanceConfig::default(),
+    )
+    .unwrap()
+    .with_model(Box::new(Constant(0.5)), 0.7);
+    assert!(r.unwrap_err().contains("0.7"));
+}

@@ -334,6 +334,11 @@ impl Params {
         self.entries.is_empty()
     }
 
+    /// Whether `key` holds a value not yet read.
+    pub fn is_set(&self, key: &str) -> bool {
+        self.entries.contains_key(key)
+    }
+
     fn take(&mut self, key: &'static str) -> Option<(ParamValue, String)> {
         self.known.push(key);
         let entry = self.entries.remove(key);

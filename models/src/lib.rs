@@ -20,6 +20,9 @@ pub mod price_direction;
 pub mod train;
 
 pub use calibration::{PlattScaling, ProbabilityModel, TemperatureScaling};
+/// The candle version the models are built with, for a model of your own (its errors convert
+/// into [`ModelError::Candle`]).
+pub use candle_core;
 pub use error::ModelError;
 pub use features::{FEATURES, FeatureState, Features, N_FEATURES, WARMUP, batch_features};
 pub use indicators::Ema;

@@ -171,6 +171,19 @@ impl PriceDirection {
         Self::from_bytes(&weights, &wpath, &meta, &mpath)
     }
 
+    /// The model a config names: `"shipped"` is [`PriceDirection::shipped`], anything else a
+    /// folder written by `defai train` ([`PriceDirection::load`]).
+    ///
+    /// # Errors
+    /// As [`PriceDirection::shipped`] or [`PriceDirection::load`].
+    pub fn named(name: &str) -> Result<Self, ModelError> {
+        if name == "shipped" {
+            Self::shipped()
+        } else {
+            Self::load(Path::new(name))
+        }
+    }
+
     /// The model shipped with the project, embedded in the binary.
     ///
     /// # Errors

@@ -4,8 +4,6 @@
 //! decision record, and an unusable output (NaN, outside [0, 1]) is a model fault that trips the
 //! kill switch instead of reaching the venue.
 
-use std::path::Path;
-
 use agent_core::{
     Context, Decision, Intent, MarketEvent, ParamError, Params, Strategy, StrategyError,
 };
@@ -84,12 +82,8 @@ impl MlSignal {
         if !(size > 0.0 && size <= 1.0) {
             return Err(p.invalid("size", format!("must be in (0, 1], got {size}")));
         }
-        let loaded = if model == "shipped" {
-            PriceDirection::shipped()
-        } else {
-            PriceDirection::load(Path::new(&model))
-        }
-        .map_err(|e| p.invalid("model", e.to_string()))?;
+        let loaded =
+            PriceDirection::named(&model).map_err(|e| p.invalid("model", e.to_string()))?;
         p.finish()?;
         Ok(Self::new(Box::new(loaded), entry, exit, full_at, size))
     }

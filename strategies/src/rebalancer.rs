@@ -3,12 +3,14 @@
 //! then underweight ones bought with it (a token-to-token move is routed through the quote
 //! token, as the router would route a two-hop path where no direct pool exists). Trades smaller
 //! than `min_trade` are skipped, and so is any trade whose gas would exceed `max_gas_share` of
-//! its value. An optional model `tilt` shifts the targets (then renormalised).
+//! its value. An optional model tilt ([`Rebalancer::with_model`]) shifts the targets toward
+//! the assets a local model expects to rise (then renormalised).
 
 use std::sync::{Arc, Mutex};
 
 use agent_core::amount::{Token, U256, to_f64};
-use agent_core::{Context, Intent, MarketEvent, Strategy, StrategyError};
+use agent_core::{Context, Decision, Intent, MarketEvent, Strategy, StrategyError};
+use models::{FeatureState, ProbabilityModel};
 
 /// One asset: its token, current balance, price in quote per whole token, and target weight.
 #[derive(Debug, Clone, PartialEq)]
@@ -178,6 +180,80 @@ pub struct Rebalancer {
     quote: usize,
     cfg: RebalanceConfig,
     stats: Arc<Mutex<RebalanceStats>>,
+    tilt: Option<ModelTilt>,
+}
+
+/// A model's tilt of the targets: one feature pipeline per asset (fed that asset's bars), the
+/// model's probability `p` that the asset rises, and a shift of `strength × (2p − 1)` weight
+/// points to its target; an asset still warming up (fewer than [`models::WARMUP`] bars) is not
+/// shifted. The decisions of the last event are kept for the audit stream.
+struct ModelTilt {
+    model: Box<dyn ProbabilityModel>,
+    strength: f64,
+    features: Vec<FeatureState>,
+    decisions: Vec<Decision>,
+}
+
+impl std::fmt::Debug for ModelTilt {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ModelTilt")
+            .field("model", &self.model.model_id())
+            .field("strength", &self.strength)
+            .finish_non_exhaustive()
+    }
+}
+
+impl ModelTilt {
+    /// The shift of every asset's target on this event (0 for the quote token and for assets
+    /// still warming up), recording one decision per asset the model saw.
+    fn shifts(
+        &mut self,
+        assets: &[(Token, f64)],
+        quote: usize,
+        event: &MarketEvent,
+        ctx: &Context<'_>,
+    ) -> Result<Vec<f64>, StrategyError> {
+        self.decisions.clear();
+        let mut shifts = vec![0.0; assets.len()];
+        for (i, (token, _)) in assets.iter().enumerate() {
+            if i == quote {
+                continue;
+            }
+            let bar = match event.markets() {
+                Some(set) => set.of_base(token).map(|m| m.bar),
+                None => (token == &ctx.pair.base).then_some(*ctx.bar),
+            };
+            let Some(features) = bar.and_then(|b| self.features[i].update(&b)) else {
+                continue;
+            };
+            let p = self
+                .model
+                .probability(&features)
+                .map_err(|e| StrategyError::Other(format!("model: {e}")))?;
+            if !p.is_finite() {
+                return Err(StrategyError::NonFinite {
+                    what: "model probability",
+                    value: p,
+                });
+            }
+            if !(0.0..=1.0).contains(&p) {
+                return Err(StrategyError::OutOfRange {
+                    what: "model probability",
+                    value: p,
+                    min: 0.0,
+                    max: 1.0,
+                });
+            }
+            shifts[i] = self.strength * (2.0 * p - 1.0);
+            self.decisions.push(Decision {
+                model: self.model.model_id().to_string(),
+                features: Some(models::features::features_hash(&features)),
+                output: p,
+                action: format!("{token} target shift {:+.4}", shifts[i]),
+            });
+        }
+        Ok(shifts)
+    }
 }
 
 impl Rebalancer {
@@ -216,7 +292,47 @@ impl Rebalancer {
             quote: q,
             cfg,
             stats: Arc::new(Mutex::new(stats)),
+            tilt: None,
         })
+    }
+
+    /// Tilts the targets by `model`: on every event each asset's target moves by
+    /// `strength × (2p − 1)` weight points, `p` the model's probability that the asset rises
+    /// (from [`models::FeatureState`] features of that asset's own bars), and the tilted
+    /// targets are clamped at 0 and renormalised ([`tilted_targets`]). Each asset's
+    /// probability is a [`Decision`] in the audit stream, naming the model; a probability that
+    /// is NaN or outside `[0, 1]` is a strategy fault that halts the kill switch.
+    ///
+    /// # Errors
+    /// `strength` is not a finite number in `[0, 0.5]`.
+    pub fn with_model(
+        mut self,
+        model: Box<dyn ProbabilityModel>,
+        strength: f64,
+    ) -> Result<Self, String> {
+        if !(strength.is_finite() && (0.0..=0.5).contains(&strength)) {
+            return Err(format!(
+                "the model tilt's strength is {strength}, outside [0, 0.5]"
+            ));
+        }
+        self.tilt = Some(ModelTilt {
+            model,
+            strength,
+            features: vec![FeatureState::new(); self.assets.len()],
+            decisions: Vec::new(),
+        });
+        Ok(self)
+    }
+
+    /// The assets and their (untilted) target weights, in the order given to
+    /// [`Rebalancer::new`].
+    pub fn assets(&self) -> &[(Token, f64)] {
+        &self.assets
+    }
+
+    /// The content hash of the tilting model, if there is one.
+    pub fn model_id(&self) -> Option<&str> {
+        self.tilt.as_ref().map(|t| t.model.model_id())
     }
 
     /// The counters and latest prices, updated on every event.
@@ -268,7 +384,13 @@ impl Strategy for Rebalancer {
                 target: *target,
             })
             .collect();
-        let targets: Vec<f64> = self.assets.iter().map(|(_, w)| *w).collect();
+        let targets: Vec<f64> = match &mut self.tilt {
+            None => self.assets.iter().map(|(_, w)| *w).collect(),
+            Some(tilt) => {
+                let shifts = tilt.shifts(&self.assets, self.quote, event, ctx)?;
+                tilted_targets(&holdings, &shifts)
+            }
+        };
         let gas = ctx.gas_estimate.max(0.0);
         let mut legs = plan(&holdings, &targets, self.quote, gas, &self.cfg);
         let drifted = weights(&holdings)
@@ -311,6 +433,13 @@ impl Strategy for Rebalancer {
             .into_iter()
             .map(|l| Intent::swap(&l.sell, &l.buy, l.amount_in))
             .collect())
+    }
+
+    fn decisions(&mut self) -> Vec<Decision> {
+        self.tilt
+            .as_mut()
+            .map(|t| std::mem::take(&mut t.decisions))
+            .unwrap_or_default()
     }
 }
 

@@ -155,6 +155,16 @@ pub fn market_question_id(i: usize) -> B256 {
 }
 
 impl DevnetInfo {
+    /// The two Uniswap V2 deployments' WETH/dUSD pools as `(key, pool, router)`: `dex1` (the
+    /// first, which the market mover moves) and `dex2`, for
+    /// [`UniswapV2Venue::keyed_set`](super::UniswapV2Venue::keyed_set).
+    pub fn dexes(&self) -> [(&'static str, Address, Address); 2] {
+        [
+            ("dex1", self.weth_usd_pair, self.router),
+            ("dex2", self.dex2_weth_usd_pair, self.dex2_router),
+        ]
+    }
+
     /// Reads a `devnet.json` written by [`DevnetInfo::write`].
     ///
     /// # Errors

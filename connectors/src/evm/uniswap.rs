@@ -130,6 +130,16 @@ impl PoolRef {
         Ok(())
     }
 
+    /// The pool's price at the latest block, quote per whole base (a float, for reports and
+    /// signals only).
+    ///
+    /// # Errors
+    /// As [`PoolRef::reserves`].
+    pub async fn price(&self, chain: &Chain) -> Result<f64, EvmError> {
+        let (base, quote) = self.reserves(chain, BlockId::latest()).await?;
+        Ok(self.price_f64(base, quote))
+    }
+
     /// Quote per whole base, as a float (for bars and signals only).
     pub fn price_f64(&self, reserve_base: U256, reserve_quote: U256) -> f64 {
         let b = to_f64(reserve_base, self.pair.base.decimals());
@@ -319,6 +329,20 @@ pub struct UniswapV2Config {
     pub chain_check_every: u32,
 }
 
+impl UniswapV2Config {
+    /// Swaps through `router` on chain `chain_id`, valid 60 s past the latest block, quoted at
+    /// 150,000 gas a swap, the chain id checked on the first health check and every one after.
+    pub fn new(router: Address, chain_id: u64) -> Self {
+        Self {
+            router,
+            deadline_s: 60,
+            gas_per_swap: 150_000,
+            chain_id,
+            chain_check_every: 1,
+        }
+    }
+}
+
 /// A transaction the sender gave up on while the node still held it: it may yet be mined.
 #[derive(Debug, Clone)]
 struct OpenTx {
@@ -390,6 +414,42 @@ impl UniswapV2Venue {
             also_tracks: Vec::new(),
             key: None,
         }
+    }
+
+    /// One venue per DEX trading `pair` (a Uniswap V2 deployment each: `(key, pool, router)`),
+    /// keyed by `key` behind one [`VenueSet`](agent_core::VenueSet) so that a strategy routes a
+    /// swap with [`Swap::on`](agent_core::Swap::on), and the pools keyed alike for
+    /// [`ChainSource::keyed_pools`]. Every venue sends through `tx` (one wallet, one nonce
+    /// manager); `cfg` is shared but for each DEX's router. `tokens` are the pair's base and
+    /// quote token contracts, `native` the gas token as the portfolio books it.
+    ///
+    /// # Errors
+    /// A pool that cannot be resolved, does not hold `tokens` or is not the router's
+    /// ([`PoolRef::resolve`], [`PoolRef::check_router`]); a key listed twice
+    /// ([`EvmError::ChainGuard`]).
+    pub async fn keyed_set(
+        chain: &Chain,
+        tx: &TxSender,
+        pair: &Pair,
+        tokens: (Address, Address),
+        dexes: &[(&str, Address, Address)],
+        native: &Token,
+        cfg: &UniswapV2Config,
+    ) -> Result<(agent_core::VenueSet<UniswapV2Venue>, Vec<(String, PoolRef)>), EvmError> {
+        let (mut venues, mut pools) = (Vec::new(), Vec::new());
+        for (key, address, router) in dexes {
+            let pool = PoolRef::resolve(chain, pair.clone(), *address, tokens.0, tokens.1).await?;
+            pool.check_router(chain, *router).await?;
+            let cfg = UniswapV2Config {
+                router: *router,
+                ..cfg.clone()
+            };
+            let venue = Self::new(pool.clone(), tx.clone(), native.clone(), cfg);
+            venues.push((key.to_string(), pair.clone(), venue.at_venue(key)));
+            pools.push((key.to_string(), pool));
+        }
+        let set = agent_core::VenueSet::keyed(venues).map_err(EvmError::ChainGuard)?;
+        Ok((set, pools))
     }
 
     /// Follows the set entry read on the venue keyed `key` (a second DEX of the same pair) for
