@@ -84,8 +84,9 @@ pub struct RebalanceReport {
     pub model_decisions: u64,
 }
 
-/// The three tokens of the backtest: WETH, DVT and the quote dUSD.
-fn tokens() -> [Token; 3] {
+/// The three tokens of the backtest, in its order: WETH (18 decimals), DVT (18) and the quote
+/// dUSD (6).
+pub fn tokens() -> [Token; 3] {
     [
         Token::new("WETH", 18),
         Token::new("DVT", 18),

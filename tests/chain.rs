@@ -639,7 +639,31 @@ fn with_mining_paused_the_receipt_times_out_and_a_fee_bumped_replacement_mines_a
             let out = tx2.send(&req2, &mut log).await;
             (out, log)
         });
-        tokio::time::sleep(Duration::from_millis(450)).await;
+        // The handshake: the node's pool holds the second transaction, then a replacement of it
+        // (its fee cap rises) — only then does mining resume.
+        let pending_fee = async || -> Option<u128> {
+            let pool: serde_json::Value = chain.dev_call("txpool_content", ()).await.unwrap();
+            let (_, by_nonce) = pool["pending"]
+                .as_object()?
+                .iter()
+                .find(|(a, _)| a.eq_ignore_ascii_case(&me.to_string()))?;
+            let fee = by_nonce[(start + 1).to_string()]["maxFeePerGas"].as_str()?;
+            u128::from_str_radix(fee.trim_start_matches("0x"), 16).ok()
+        };
+        let deadline = std::time::Instant::now() + Duration::from_secs(30);
+        let mut first = None;
+        loop {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "no replacement within 30 s"
+            );
+            match (first, pending_fee().await) {
+                (None, Some(fee)) => first = Some(fee),
+                (Some(f), Some(fee)) if fee > f => break,
+                _ => {}
+            }
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
         let _: serde_json::Value = chain.dev_call("evm_setAutomine", (true,)).await.unwrap();
         let _: serde_json::Value = chain.dev_call("evm_mine", ()).await.unwrap();
         let (out, log) = waiting.await.unwrap();

@@ -491,3 +491,50 @@ fn a_users_binary_runs_its_registered_strategy_through_the_defai_commands() {
     let err = String::from_utf8_lossy(&unknown.stdout);
     assert!(err.contains("nobody") && err.contains("momentum"), "{err}");
 }
+
+/// `defai rebalance --model shipped` tilts the backtest's targets by the shipped candle model:
+/// the report names the model's hash and holds one decision per asset per bar after the
+/// warm-up; `--tilt` without `--model`, a tilt above 0.5 and a model folder that is not there
+/// are refused, naming the flag.
+#[test]
+fn the_rebalance_backtest_tilts_its_targets_by_the_model_given() {
+    let v = json_of(&defai(&[
+        "rebalance",
+        "--model",
+        "shipped",
+        "--tilt",
+        "0.1",
+        "--json",
+    ]));
+    let hash = defai::models::PriceDirection::shipped()
+        .unwrap()
+        .hash()
+        .to_string();
+    assert_eq!(v["model"], hash.as_str(), "{v}");
+    let bars = v["bars"].as_u64().unwrap();
+    assert_eq!(v["model_decisions"].as_u64(), Some(2 * (bars - 72)), "{v}");
+    let plain = json_of(&defai(&["rebalance", "--json"]));
+    assert!(
+        plain["model"].is_null() && plain["model_decisions"] == 0,
+        "{plain}"
+    );
+    assert_ne!(plain["trades"], v["trades"], "the tilt changes the trades");
+    for (args, needle) in [
+        (&["rebalance", "--tilt", "0.2"][..], "--model"),
+        (
+            &["rebalance", "--model", "shipped", "--tilt", "0.7"][..],
+            "--tilt",
+        ),
+        (
+            &["rebalance", "--model", "/no/such/model"][..],
+            "/no/such/model",
+        ),
+    ] {
+        let out = defai(args);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            !out.status.success() && err.contains(needle),
+            "{args:?}: {err}"
+        );
+    }
+}
