@@ -608,6 +608,13 @@ pub async fn run_rebalancer(
         max_gas_share: p.f64("max_gas_share", 0.01).map_err(bad)?,
     };
     let tilt = model_tilt(p, spec.rebalance_model.take())?;
+    if tilt.is_some() && spec.strategy.is_some() {
+        // The model tilts the built-in rebalancer; a strategy of the caller's own replaces it,
+        // and a model given for it must not be dropped without a word.
+        return Err(RunError::Setup(
+            "a model tilt (`model` / `tilt`, or AgentBuilder::rebalance_model) applies to the built-in rebalancer, but the agent was given a strategy of its own".into(),
+        ));
+    }
     if !listed
         && (default_targets.iter().any(|t| !(0.0..=1.0).contains(t))
             || (default_targets.iter().sum::<f64>() - 1.0).abs() > 1e-9)

@@ -270,8 +270,9 @@ pub struct RunSpec {
     /// database); it is written before every other observer, and a restart resumes from it.
     pub journal: Option<Box<dyn JournalBackend>>,
     /// The model that tilts the built-in rebalancer's targets
-    /// ([`Rebalancer::with_model`](strategies::Rebalancer::with_model)), instead of the one its
-    /// `model` parameter names; its strength is the `tilt` parameter (default 0.1).
+    /// ([`Rebalancer::with_model`](strategies::Rebalancer::with_model)) in a live rebalancing
+    /// run; its strength is the `tilt` parameter (default 0.1). A `model` parameter beside it, or
+    /// a [`RunSpec::strategy`] that replaces the built-in rebalancer, is refused.
     pub rebalance_model: Option<Box<dyn models::ProbabilityModel>>,
 }
 

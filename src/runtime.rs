@@ -96,7 +96,9 @@ impl AgentBuilder {
     /// network) tilting the targets of the built-in rebalancer in
     /// [`live_rebalance`](Self::live_rebalance): each asset's target moves by
     /// `tilt × (2p − 1)` weight points, `p` the model's probability that the asset rises, `tilt`
-    /// the strategy parameter (default 0.1). It replaces the model the `model` parameter names.
+    /// the strategy parameter (default 0.1). The run is refused if the config's `model`
+    /// parameter names a model too, or if a strategy of your own ([`strategy`](Self::strategy))
+    /// would replace the built-in rebalancer; only `live_rebalance` reads it.
     pub fn rebalance_model(mut self, model: Box<dyn models::ProbabilityModel>) -> Self {
         self.spec.rebalance_model = Some(model);
         self

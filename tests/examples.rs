@@ -193,6 +193,7 @@ fn the_custom_bettor_example_bets_its_own_sizing_rule_on_the_devnets_markets() {
     };
     let start = units(&v["start_collateral"]);
     let fills = v["bet_fills"].as_array().unwrap();
+    assert_eq!(fills.len(), 2, "{v}");
     let first = start * 5 / 10_000;
     let second = (start - first) * 5 / 10_000;
     let expected = [

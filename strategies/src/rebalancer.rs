@@ -85,6 +85,7 @@ pub fn tracking_error(holdings: &[Holding]) -> f64 {
 }
 
 /// Targets shifted by `tilt` (same order as holdings), clamped at 0 and renormalised to 1.
+/// A tilt that would clamp every target to 0 leaves the targets untilted (they still sum to 1).
 pub fn tilted_targets(holdings: &[Holding], tilt: &[f64]) -> Vec<f64> {
     let raw: Vec<f64> = holdings
         .iter()
@@ -92,9 +93,11 @@ pub fn tilted_targets(holdings: &[Holding], tilt: &[f64]) -> Vec<f64> {
         .map(|(i, h)| (h.target + tilt.get(i).copied().unwrap_or(0.0)).max(0.0))
         .collect();
     let total: f64 = raw.iter().sum();
-    raw.iter()
-        .map(|t| if total > 0.0 { t / total } else { 0.0 })
-        .collect()
+    if total > 0.0 && total.is_finite() {
+        raw.iter().map(|t| t / total).collect()
+    } else {
+        holdings.iter().map(|h| h.target).collect()
+    }
 }
 
 /// The legs that bring `holdings` back to `targets`, sells first; `quote` is the index of the
