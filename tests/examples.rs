@@ -16,6 +16,46 @@ fn summary(out: &std::process::Output) -> serde_json::Value {
     serde_json::from_slice(&out.stdout).unwrap()
 }
 
+/// Runs `example DEVNET_JSON STATE CYCLES` against a devnet whose market mover replays 1,000
+/// bundled closes (a block every 15 ms or so); its JSON summary and the folder holding
+/// `devnet.json` and `state/`.
+fn live_on_a_moving_devnet(example: &str, cycles: u32) -> (serde_json::Value, tempfile::TempDir) {
+    let closes: Vec<f64> = common::bundled_bars()[20_000..21_000]
+        .iter()
+        .map(|b| b.close)
+        .collect();
+    let rt = rt();
+    let (devnet, stop, _mover) = rt.block_on(devnet_with_mover(closes, 15));
+    let dir = tempfile::tempdir().unwrap();
+    let json = dir.path().join("devnet.json");
+    devnet.info().write(&json).unwrap();
+    let state = dir.path().join("state");
+    let out = Command::new(common::example_bin(example))
+        .env("DEFAI_PRIVATE_KEY", devnet.test_key_hex(0).unwrap())
+        .args([
+            json.to_str().unwrap(),
+            state.to_str().unwrap(),
+            &cycles.to_string(),
+        ])
+        .output()
+        .unwrap();
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    (summary(&out), dir)
+}
+
+/// `defai audit verify --state state` passes.
+fn assert_journal_verifies(state: &std::path::Path) {
+    let verify = common::defai(
+        &["audit", "verify", "--state", state.to_str().unwrap()],
+        &[],
+    );
+    assert!(
+        verify.status.success(),
+        "{}",
+        String::from_utf8_lossy(&verify.stderr)
+    );
+}
+
 #[test]
 fn the_custom_strategy_example_backtests_through_the_builder() {
     let v = summary(
@@ -32,23 +72,8 @@ fn the_custom_strategy_example_backtests_through_the_builder() {
 #[test]
 fn the_custom_strategy_example_trades_live_on_the_devnet_through_the_builder_and_its_journal_verifies()
  {
-    let closes: Vec<f64> = common::bundled_bars()[20_000..21_000]
-        .iter()
-        .map(|b| b.close)
-        .collect();
-    let rt = rt();
-    let (devnet, stop, _mover) = rt.block_on(devnet_with_mover(closes, 15));
-    let dir = tempfile::tempdir().unwrap();
-    let json = dir.path().join("devnet.json");
-    devnet.info().write(&json).unwrap();
+    let (v, dir) = live_on_a_moving_devnet("custom_strategy", 150);
     let state = dir.path().join("state");
-    let out = Command::new(common::example_bin("custom_strategy"))
-        .env("DEFAI_PRIVATE_KEY", devnet.test_key_hex(0).unwrap())
-        .args([json.to_str().unwrap(), state.to_str().unwrap(), "150"])
-        .output()
-        .unwrap();
-    stop.store(true, std::sync::atomic::Ordering::Relaxed);
-    let v = summary(&out);
     assert_eq!(v["mode"], "live", "{v}");
     assert_eq!(v["chain_id"], 31337, "{v}");
     assert_eq!(v["strategy"], "mean_reversion", "{v}");
@@ -58,15 +83,7 @@ fn the_custom_strategy_example_trades_live_on_the_devnet_through_the_builder_and
         "{v}"
     );
     assert_eq!(v["reconciliations"], 0, "booked to the wei: {v}");
-    let verify = common::defai(
-        &["audit", "verify", "--state", state.to_str().unwrap()],
-        &[],
-    );
-    assert!(
-        verify.status.success(),
-        "{}",
-        String::from_utf8_lossy(&verify.stderr)
-    );
+    assert_journal_verifies(&state);
 }
 
 #[test]
@@ -87,23 +104,8 @@ fn the_model_rebalancer_example_backtests_its_candle_models_tilt() {
 
 #[test]
 fn the_model_rebalancer_example_rebalances_live_on_the_devnet_and_journals_its_models_decisions() {
-    let closes: Vec<f64> = common::bundled_bars()[20_000..21_000]
-        .iter()
-        .map(|b| b.close)
-        .collect();
-    let rt = rt();
-    let (devnet, stop, _mover) = rt.block_on(devnet_with_mover(closes, 15));
-    let dir = tempfile::tempdir().unwrap();
-    let json = dir.path().join("devnet.json");
-    devnet.info().write(&json).unwrap();
+    let (v, dir) = live_on_a_moving_devnet("model_rebalancer", 100);
     let state = dir.path().join("state");
-    let out = Command::new(common::example_bin("model_rebalancer"))
-        .env("DEFAI_PRIVATE_KEY", devnet.test_key_hex(0).unwrap())
-        .args([json.to_str().unwrap(), state.to_str().unwrap(), "100"])
-        .output()
-        .unwrap();
-    stop.store(true, std::sync::atomic::Ordering::Relaxed);
-    let v = summary(&out);
     assert_eq!(
         (v["mode"].as_str(), v["cycles"].as_u64()),
         (Some("live"), Some(100)),
@@ -113,24 +115,10 @@ fn the_model_rebalancer_example_rebalances_live_on_the_devnet_and_journals_its_m
     assert!(v["rebalances"].as_u64().unwrap() >= 1, "{v}");
     assert!(v["trades"].as_u64().unwrap() >= 2, "{v}");
     assert_eq!(v["reconciliations"], 0, "booked to the wei: {v}");
-    let journal = defai::connectors::journal::Journal::open(&state.join("journal.sqlite")).unwrap();
-    let decisions = journal
-        .records()
-        .unwrap()
-        .into_iter()
-        .filter(|r| r.kind == "decision" && r.body.contains("trend-logistic-v1"))
-        .count();
+    let decisions = common::decisions_naming(&state, "trend-logistic-v1");
     // WETH and DVT, on each of the 100 − 72 cycles after the warm-up.
     assert_eq!(decisions, 2 * (100 - 72));
-    let verify = common::defai(
-        &["audit", "verify", "--state", state.to_str().unwrap()],
-        &[],
-    );
-    assert!(
-        verify.status.success(),
-        "{}",
-        String::from_utf8_lossy(&verify.stderr)
-    );
+    assert_journal_verifies(&state);
 }
 
 /// The examples are what the library's API looks like to a user: each one file of under 100
@@ -212,13 +200,5 @@ fn the_custom_bettor_example_bets_its_own_sizing_rule_on_the_devnets_markets() {
         assert_eq!(units(&fill["investment"]), stake, "{v}");
     }
     assert_eq!(v["risk"]["refused"], 0, "{v}");
-    let verify = common::defai(
-        &["audit", "verify", "--state", state.to_str().unwrap()],
-        &[],
-    );
-    assert!(
-        verify.status.success(),
-        "{}",
-        String::from_utf8_lossy(&verify.stderr)
-    );
+    assert_journal_verifies(&state);
 }

@@ -715,12 +715,6 @@ fn the_rebalancers_targets_are_tilted_by_the_model_its_config_names() {
         .unwrap()
         .hash()
         .to_string();
-    let journal = defai::connectors::journal::Journal::open(&state.join("journal.sqlite")).unwrap();
-    let decisions = journal
-        .records()
-        .unwrap()
-        .into_iter()
-        .filter(|r| r.kind == "decision" && r.body.contains(&hash))
-        .count();
+    let decisions = common::decisions_naming(&state, &hash);
     assert_eq!(decisions, 2 * (80 - 72), "WETH and DVT after the warm-up");
 }

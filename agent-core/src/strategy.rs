@@ -116,6 +116,29 @@ pub enum StrategyError {
     Other(String),
 }
 
+impl StrategyError {
+    /// `value` itself when it is a fraction in `[0, 1]` (a probability, a target exposure);
+    /// `what` names it in the error.
+    ///
+    /// # Errors
+    /// [`StrategyError::NonFinite`] for NaN or an infinity, [`StrategyError::OutOfRange`]
+    /// outside `[0, 1]`: outputs the agent halts on rather than act.
+    pub fn check_fraction(what: &'static str, value: f64) -> Result<f64, StrategyError> {
+        if !value.is_finite() {
+            return Err(StrategyError::NonFinite { what, value });
+        }
+        if !(0.0..=1.0).contains(&value) {
+            return Err(StrategyError::OutOfRange {
+                what,
+                value,
+                min: 0.0,
+                max: 1.0,
+            });
+        }
+        Ok(value)
+    }
+}
+
 /// What a strategy may look at when it decides: the pair, the portfolio, the latest bar and the
 /// venue's estimate of one swap's gas in quote tokens.
 #[derive(Debug)]
@@ -169,20 +192,7 @@ impl Context<'_> {
     /// - [`StrategyError::OutOfRange`] if it is outside `[0, 1]`;
     /// - [`StrategyError::NoPrice`] if the bar's close is not a usable price.
     pub fn target_exposure(&self, fraction: f64) -> Result<Option<Intent>, StrategyError> {
-        if !fraction.is_finite() {
-            return Err(StrategyError::NonFinite {
-                what: "target exposure",
-                value: fraction,
-            });
-        }
-        if !(0.0..=1.0).contains(&fraction) {
-            return Err(StrategyError::OutOfRange {
-                what: "target exposure",
-                value: fraction,
-                min: 0.0,
-                max: 1.0,
-            });
-        }
+        let fraction = StrategyError::check_fraction("target exposure", fraction)?;
         let price = price_to_units(self.bar.close, self.pair.quote.decimals())
             .ok_or(StrategyError::NoPrice(self.bar.close))?;
         let (base, quote) = (&self.pair.base, &self.pair.quote);

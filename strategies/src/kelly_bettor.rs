@@ -275,20 +275,7 @@ impl BettingStrategy for KellyBettor {
             .model
             .probability(&market.features)
             .map_err(|e| StrategyError::Other(format!("model: {e}")))?;
-        if !p.is_finite() {
-            return Err(StrategyError::NonFinite {
-                what: "model probability",
-                value: p,
-            });
-        }
-        if !(0.0..=1.0).contains(&p) {
-            return Err(StrategyError::OutOfRange {
-                what: "model probability",
-                value: p,
-                min: 0.0,
-                max: 1.0,
-            });
-        }
+        let p = StrategyError::check_fraction("model probability", p)?;
         let sizing = size_bet(
             &[p, 1.0 - p],
             market,

@@ -122,20 +122,7 @@ impl Strategy for MlSignal {
             .probability(&features)
             .map_err(|e| StrategyError::Other(format!("model: {e}")))?;
         // The output guard: nothing unusable becomes an order.
-        if !prob.is_finite() {
-            return Err(StrategyError::NonFinite {
-                what: "model probability",
-                value: prob,
-            });
-        }
-        if !(0.0..=1.0).contains(&prob) {
-            return Err(StrategyError::OutOfRange {
-                what: "model probability",
-                value: prob,
-                min: 0.0,
-                max: 1.0,
-            });
-        }
+        let prob = StrategyError::check_fraction("model probability", prob)?;
         let target = self.target(prob);
         // Trade only when the held exposure is off the target by a tenth of the full size:
         // small probability wiggles would otherwise churn fees.

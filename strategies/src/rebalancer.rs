@@ -186,6 +186,15 @@ pub struct Rebalancer {
     tilt: Option<ModelTilt>,
 }
 
+/// The bar of the pair `token` is the base of in this event: its entry in a
+/// [`MarketEvent::Markets`] set, or the agent's own bar when `token` is its pair's base.
+fn bar_of(token: &Token, event: &MarketEvent, ctx: &Context<'_>) -> Option<agent_core::Bar> {
+    match event.markets() {
+        Some(set) => set.of_base(token).map(|m| m.bar),
+        None => (token == &ctx.pair.base).then_some(*ctx.bar),
+    }
+}
+
 /// A model's tilt of the targets: one feature pipeline per asset (fed that asset's bars), the
 /// model's probability `p` that the asset rises, and a shift of `strength × (2p − 1)` weight
 /// points to its target; an asset still warming up (fewer than [`models::WARMUP`] bars) is not
@@ -222,31 +231,16 @@ impl ModelTilt {
             if i == quote {
                 continue;
             }
-            let bar = match event.markets() {
-                Some(set) => set.of_base(token).map(|m| m.bar),
-                None => (token == &ctx.pair.base).then_some(*ctx.bar),
-            };
-            let Some(features) = bar.and_then(|b| self.features[i].update(&b)) else {
+            let Some(features) =
+                bar_of(token, event, ctx).and_then(|b| self.features[i].update(&b))
+            else {
                 continue;
             };
             let p = self
                 .model
                 .probability(&features)
                 .map_err(|e| StrategyError::Other(format!("model: {e}")))?;
-            if !p.is_finite() {
-                return Err(StrategyError::NonFinite {
-                    what: "model probability",
-                    value: p,
-                });
-            }
-            if !(0.0..=1.0).contains(&p) {
-                return Err(StrategyError::OutOfRange {
-                    what: "model probability",
-                    value: p,
-                    min: 0.0,
-                    max: 1.0,
-                });
-            }
+            let p = StrategyError::check_fraction("model probability", p)?;
             shifts[i] = self.strength * (2.0 * p - 1.0);
             self.decisions.push(Decision {
                 model: self.model.model_id().to_string(),
@@ -352,10 +346,7 @@ impl Rebalancer {
                 if i == self.quote {
                     return Ok(1.0);
                 }
-                let close = match event.markets() {
-                    Some(set) => set.of_base(token).map(|m| m.bar.close),
-                    None => (token == &ctx.pair.base).then_some(ctx.bar.close),
-                };
+                let close = bar_of(token, event, ctx).map(|b| b.close);
                 close.ok_or_else(|| format!("the market event has no price for {token}"))
             })
             .collect()

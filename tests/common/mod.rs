@@ -227,3 +227,15 @@ pub(crate) fn devnet_two_dexes_apart(
     });
     (devnet, json)
 }
+
+/// How many `decision` records of the journal in `state` name `model` (its id or hash).
+/// Panics if the journal cannot be opened or read.
+pub(crate) fn decisions_naming(state: &std::path::Path, model: &str) -> usize {
+    defai::connectors::journal::Journal::open(&state.join("journal.sqlite"))
+        .unwrap()
+        .records()
+        .unwrap()
+        .into_iter()
+        .filter(|r| r.kind == "decision" && r.body.contains(model))
+        .count()
+}
