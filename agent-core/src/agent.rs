@@ -425,6 +425,27 @@ fn is_dust(amount: U256, token: &Token, quote: &Token, close: f64) -> bool {
         .is_some_and(|p| crate::amount::base_to_quote(amount, token.decimals(), p).is_zero())
 }
 
+/// Why a bundle is refused when leg `k` is not approved as it stands: cut (`bundle_leg_cut`),
+/// refused, or approved without a quote (`bundle_leg_refused`).
+fn bundle_leg_refusal(k: usize, verdict: &Verdict) -> Refusal {
+    match verdict {
+        Verdict::Resize { reason, .. } => Refusal::new(
+            "bundle_leg_cut",
+            format!(
+                "leg {k} would be cut ({}: {}): the legs no longer match",
+                reason.code, reason.detail
+            ),
+        ),
+        Verdict::Refuse(r) => Refusal::new(
+            "bundle_leg_refused",
+            format!("leg {k} refused ({}: {})", r.code, r.detail),
+        ),
+        Verdict::Approve { .. } => {
+            Refusal::new("bundle_leg_refused", format!("leg {k} has no quote"))
+        }
+    }
+}
+
 /// The bar's close as an integer price, or why the bar must not be traded on (fail closed on
 /// data: bad prices, time not moving forward, a close too large to represent).
 fn usable_price(bar: &Bar, last: Option<&Bar>, quote_decimals: u8) -> Result<U256, String> {
@@ -720,6 +741,17 @@ pub struct BundleMember {
     /// Nothing on record and a transaction of it still open when the agent stopped: this
     /// restart's settlement says what became of it.
     pub pending: bool,
+}
+
+/// What the run's loop tallies for its report: events counted, the first bar with the equity
+/// it started from (quote units), the last usable bar, and the equity curve's statistics.
+#[derive(Default)]
+struct RunTally {
+    perf: PerformanceTracker,
+    bars: u64,
+    bad_events: u64,
+    first: Option<(Bar, U256)>,
+    last: Option<Bar>,
 }
 
 /// Selling back what a bundle's legs left (after a restart or a leg's late fill), on the next
@@ -1430,6 +1462,64 @@ impl<S: MarketSource, V: Venue> Agent<S, V> {
         bar: &Bar,
         now: i64,
     ) -> Result<(), AgentError> {
+        let (verdict, judged) = self.judge_bundle(&id, legs, bar, now).await;
+        tracing::debug!(target: "defai::audit", %id, ?verdict, "bundle verdict");
+        self.audit.emit(AuditEvent::Verdict {
+            ts: bar.ts,
+            id: &id,
+            verdict: &verdict,
+        });
+        self.audit_ok(now)?;
+        if let Verdict::Refuse(r) = &verdict {
+            self.risk.refuse(r.code);
+            return Ok(());
+        }
+        let before = self.portfolio.clone();
+        let mut filled: Vec<(crate::intent::Swap, U256)> = Vec::with_capacity(judged.len());
+        for (k, (mut swap, min_out, _)) in judged.into_iter().enumerate() {
+            let mut min = min_out;
+            if let Some((prev_swap, got)) = filled.last()
+                && prev_swap.buy == swap.sell
+            {
+                // Sell what the previous leg filled, never more than was judged.
+                let planned = swap.amount_in;
+                let actual = (*got).min(planned);
+                swap.amount_in = actual;
+                min = if planned.is_zero() {
+                    U256::ZERO
+                } else {
+                    min_out.saturating_mul(actual) / planned
+                };
+            }
+            self.audit_ok(now)?;
+            let order = Order {
+                id: id.leg(k),
+                swap,
+                min_amount_out: min,
+            };
+            if !self.execute_leg(&order, &mut filled, bar, now).await? {
+                return self.unwind(&id, &before, filled, bar, now).await;
+            }
+        }
+        self.audit.emit(AuditEvent::BundleClosed {
+            ts: bar.ts,
+            id: &id,
+            outcome: "filled",
+        });
+        self.audit_ok(now)
+    }
+
+    /// Judges a bundle's legs in order on the book as the earlier legs would leave it (each
+    /// leg's verdict journaled and counted), then puts the book and the gate's counters back.
+    /// Returns the bundle's verdict and the approved legs as `(swap, min_amount_out,
+    /// quoted amount_out)`; the first cut, refusal or missing quote refuses the bundle.
+    async fn judge_bundle(
+        &mut self,
+        id: &IntentId,
+        legs: &[crate::intent::Swap],
+        bar: &Bar,
+        now: i64,
+    ) -> (Verdict, Vec<(crate::intent::Swap, U256, U256)>) {
         let real = self.portfolio.clone();
         // The gate's trade and gas counters as they stand: each approved leg is counted
         // (tentatively) before the next is judged, so the legs together meet the trade rate,
@@ -1454,71 +1544,27 @@ impl<S: MarketSource, V: Venue> Agent<S, V> {
                 verdict: &verdict,
             });
             self.risk.record(&verdict);
-            match (&verdict, quoted) {
-                (Verdict::Approve { min_amount_out }, Some(quote)) => {
-                    let out = quote.amount_out;
-                    if counters {
-                        let fill = Fill {
-                            id: leg_id.clone(),
-                            ts: bar.ts,
-                            sell: swap.sell.clone(),
-                            buy: swap.buy.clone(),
-                            amount_in: swap.amount_in,
-                            amount_out: out,
-                            fee: quote.fee,
-                            fee_quote: U256::ZERO,
-                            gas_native: quote.gas_native,
-                            gas_cost: quote.gas_cost.clone(),
-                            gas_quote: U256::ZERO,
-                            tx_hash: None,
-                        };
-                        let ctx = risk_ctx(
-                            &self.pair,
-                            bar,
-                            &self.others,
-                            &self.portfolio,
-                            &swap.sell,
-                            &swap.buy,
-                            now,
-                        );
-                        self.gate.record_fill(&fill, &ctx);
-                    }
-                    // The book as this leg would leave it, for the next leg's checks.
-                    let sold = self
-                        .portfolio
-                        .balance(&swap.sell)
-                        .saturating_sub(swap.amount_in);
-                    self.portfolio.set_balance(&swap.sell, sold);
-                    let got = self.portfolio.balance(&swap.buy).saturating_add(out);
-                    self.portfolio.set_balance(&swap.buy, got);
-                    prev = Some((swap.buy.clone(), out));
-                    judged.push((swap, *min_amount_out, out));
-                }
-                (Verdict::Resize { reason, .. }, _) => {
-                    refusal = Some(Refusal::new(
-                        "bundle_leg_cut",
-                        format!(
-                            "leg {k} would be cut ({}: {}): the legs no longer match",
-                            reason.code, reason.detail
-                        ),
-                    ));
+            let (min_amount_out, quote) = match (&verdict, quoted) {
+                (Verdict::Approve { min_amount_out }, Some(quote)) => (*min_amount_out, quote),
+                (other, _) => {
+                    refusal = Some(bundle_leg_refusal(k, other));
                     break;
                 }
-                (Verdict::Refuse(r), _) => {
-                    refusal = Some(Refusal::new(
-                        "bundle_leg_refused",
-                        format!("leg {k} refused ({}: {})", r.code, r.detail),
-                    ));
-                    break;
-                }
-                (Verdict::Approve { .. }, None) => {
-                    refusal = Some(Refusal::new(
-                        "bundle_leg_refused",
-                        format!("leg {k} has no quote"),
-                    ));
-                    break;
-                }
+            };
+            if counters {
+                self.count_leg_tentatively(&leg_id, &swap, &quote, bar, now);
             }
+            // The book as this leg would leave it, for the next leg's checks.
+            let out = quote.amount_out;
+            let sold = self
+                .portfolio
+                .balance(&swap.sell)
+                .saturating_sub(swap.amount_in);
+            self.portfolio.set_balance(&swap.sell, sold);
+            let got = self.portfolio.balance(&swap.buy).saturating_add(out);
+            self.portfolio.set_balance(&swap.buy, got);
+            prev = Some((swap.buy.clone(), out));
+            judged.push((swap, min_amount_out, out));
         }
         self.portfolio = real;
         if counters {
@@ -1530,59 +1576,43 @@ impl<S: MarketSource, V: Venue> Agent<S, V> {
                 min_amount_out: judged.last().map_or(U256::ZERO, |(_, min, _)| *min),
             },
         };
-        tracing::debug!(target: "defai::audit", %id, ?verdict, "bundle verdict");
-        self.audit.emit(AuditEvent::Verdict {
+        (verdict, judged)
+    }
+
+    /// Counts an approved leg in the gate's trade and gas counters as if it had filled at its
+    /// quote, so the next leg is judged against the rate, spacing and gas budget it would meet.
+    fn count_leg_tentatively(
+        &mut self,
+        leg_id: &IntentId,
+        swap: &crate::intent::Swap,
+        quote: &Quote,
+        bar: &Bar,
+        now: i64,
+    ) {
+        let fill = Fill {
+            id: leg_id.clone(),
             ts: bar.ts,
-            id: &id,
-            verdict: &verdict,
-        });
-        self.audit_ok(now)?;
-        if let Verdict::Refuse(r) = &verdict {
-            self.risk.refuse(r.code);
-            return Ok(());
-        }
-        let before = self.portfolio.clone();
-        let mut filled: Vec<(crate::intent::Swap, U256)> = Vec::with_capacity(judged.len());
-        for (k, (mut swap, min_out, _)) in judged.into_iter().enumerate() {
-            if let Some((prev_swap, got)) = filled.last()
-                && prev_swap.buy == swap.sell
-            {
-                // Sell what the previous leg filled, never more than was judged.
-                let planned = swap.amount_in;
-                let actual = (*got).min(planned);
-                swap.amount_in = actual;
-                let min = if planned.is_zero() {
-                    U256::ZERO
-                } else {
-                    min_out.saturating_mul(actual) / planned
-                };
-                self.audit_ok(now)?;
-                let order = Order {
-                    id: id.leg(k),
-                    swap: swap.clone(),
-                    min_amount_out: min,
-                };
-                if !self.execute_leg(&order, &mut filled, bar, now).await? {
-                    return self.unwind(&id, &before, filled, bar, now).await;
-                }
-                continue;
-            }
-            self.audit_ok(now)?;
-            let order = Order {
-                id: id.leg(k),
-                swap: swap.clone(),
-                min_amount_out: min_out,
-            };
-            if !self.execute_leg(&order, &mut filled, bar, now).await? {
-                return self.unwind(&id, &before, filled, bar, now).await;
-            }
-        }
-        self.audit.emit(AuditEvent::BundleClosed {
-            ts: bar.ts,
-            id: &id,
-            outcome: "filled",
-        });
-        self.audit_ok(now)
+            sell: swap.sell.clone(),
+            buy: swap.buy.clone(),
+            amount_in: swap.amount_in,
+            amount_out: quote.amount_out,
+            fee: quote.fee,
+            fee_quote: U256::ZERO,
+            gas_native: quote.gas_native,
+            gas_cost: quote.gas_cost.clone(),
+            gas_quote: U256::ZERO,
+            tx_hash: None,
+        };
+        let ctx = risk_ctx(
+            &self.pair,
+            bar,
+            &self.others,
+            &self.portfolio,
+            &swap.sell,
+            &swap.buy,
+            now,
+        );
+        self.gate.record_fill(&fill, &ctx);
     }
 
     /// Executes one leg of a bundle; `true` when it filled (booked, and added to `filled`).
@@ -2453,10 +2483,127 @@ impl<S: MarketSource, V: Venue> Agent<S, V> {
     /// - [`AgentError::NoData`] when the source ends without a valid bar.
     pub async fn run_keeping_venue(mut self) -> Result<(AgentReport, V), AgentError> {
         let started = Instant::now();
-        let mut perf = PerformanceTracker::default();
-        let (mut bars, mut bad_events) = (0u64, 0u64);
-        let mut first: Option<(Bar, U256)> = None;
-        let mut last: Option<Bar> = None;
+        let strategy_name = self.start_run().await?;
+        let flatten_name: std::sync::Arc<str> = "kill_switch_flatten".into();
+        let mut tally = RunTally::default();
+        // The per-event path stays in this loop, with synchronous helpers: a future of its own
+        // awaited per bar costs the backtest a copy of that future per bar.
+        while let Some(event) = self.source.next_event().await? {
+            self.clock.wait_until(event.ts()).await;
+            let now = self.clock.now(event.ts());
+            let change = self.kill.poll(now);
+            if self.resumed_with_restart_pending(now, change) {
+                self.recheck_restart(now).await;
+            }
+            if let Err(reason) = self.venue.health().await {
+                self.trip(KillMode::Halt, &format!("venue fault: {reason}"), now);
+            }
+            if self.venue.lists_markets() {
+                self.prediction_step(&event, now, &strategy_name, &mut tally)
+                    .await?;
+                continue;
+            }
+            let Some(bar) = event.as_bar().copied() else {
+                // No new data (a timer tick): the latest data is as old as the tick says, and
+                // the stale-data limit holds on it.
+                self.stale_check(event.ts(), now);
+                continue;
+            };
+            let Some(price_units) = self.accept_event(&event, &bar, &mut tally) else {
+                continue;
+            };
+            self.stale_check(bar.ts, now);
+            tally.bars += 1;
+            if self.venue.has_bookings() {
+                self.book_late_settlements(&bar, now).await?;
+            }
+            self.venue.observe(&event);
+            self.audit.emit(AuditEvent::Market {
+                ts: bar.ts,
+                event: &event,
+            });
+            if tally.first.is_none() {
+                tally.first = Some((bar, self.equity_units(price_units)));
+            }
+            if !self.pending_unwinds.is_empty() {
+                // What a restart or a late fill left of a bundle goes before anything new.
+                self.run_pending_unwinds(&bar, now).await?;
+            }
+            let intents = self.decide(&event, &bar, now);
+            for (seq, intent) in intents.into_iter().enumerate() {
+                self.process(seq as u32, intent, &bar, now, &strategy_name)
+                    .await?;
+            }
+            let mut equity = self.check_equity_limits(&bar, now);
+            if self.kill.flattening() {
+                // Unwind at this bar's close: the loss beyond a limit is at most this bar's move.
+                self.flatten(&bar, now, &flatten_name).await?;
+                equity = self.equity_f64(bar.close);
+            }
+            self.close_bar(bar, equity, now, &mut tally)?;
+        }
+        self.audit.finish(&mut self.kill, wall_clock_s())?;
+        self.finish_report(tally, started)
+    }
+
+    /// Applies a change of the kill switch polled at an event; `true` when it resumed trading
+    /// while a restart's check is pending (the restart is then checked again).
+    fn resumed_with_restart_pending(&mut self, now: i64, change: Option<SwitchChange>) -> bool {
+        let resumed = change.as_ref().is_some_and(|c| c.to == SwitchState::Active);
+        self.switch_changed(now, change);
+        resumed && !self.restart_pending.is_empty()
+    }
+
+    /// A transaction given up on may have been mined since: books it (and reads the balances
+    /// back) before the strategy sees the next event.
+    async fn book_late_settlements(&mut self, bar: &Bar, now: i64) -> Result<(), AgentError> {
+        self.take_bookings(bar, now).await?;
+        if let Err(e) = self.sync_balances(bar.ts, true).await {
+            tracing::warn!(target: "defai::audit", error = %e, "cannot read balances back after a late settlement");
+        }
+        self.snapshot(bar.ts);
+        Ok(())
+    }
+
+    /// After a bar's intents: trips the kill switch on an equity limit's breach (halting on an
+    /// unusable equity, otherwise as the policy says). Returns the equity at the close.
+    fn check_equity_limits(&mut self, bar: &Bar, now: i64) -> f64 {
+        let equity = self.equity_f64(bar.close);
+        if let Some(breach) = self.gate.on_mark(bar.ts, equity) {
+            let mode = if breach.code == "bad_equity" {
+                KillMode::Halt
+            } else {
+                self.policy.on_breach
+            };
+            self.trip(mode, &format!("{}: {}", breach.code, breach.detail), now);
+        }
+        equity
+    }
+
+    /// The end of a bar: saves the gate's baselines, marks `equity` (quote, at the close;
+    /// tallied and journaled) and checks the journal.
+    fn close_bar(
+        &mut self,
+        bar: Bar,
+        equity: f64,
+        now: i64,
+        tally: &mut RunTally,
+    ) -> Result<(), AgentError> {
+        self.persist_baselines(now)?;
+        tally.perf.update(bar.ts, equity);
+        self.audit.emit(AuditEvent::Mark {
+            ts: bar.ts,
+            price: bar.close,
+            equity,
+        });
+        tally.last = Some(bar);
+        self.audit_ok(now)
+    }
+
+    /// Before the first event: refuses a strategy name holding `#`, restores the saved
+    /// baselines, reconciles a restart, reads the starting balances and checks the journal.
+    /// Returns the strategy's name, shared by every intent id of the run.
+    async fn start_run(&mut self) -> Result<std::sync::Arc<str>, AgentError> {
         let strategy_name: std::sync::Arc<str> = self.strategy.name().into();
         // `#` marks a bundle's legs and unwinds in intent ids (`strategy#k:ts:seq`): a name
         // holding one would make every intent look like a leg to a restart.
@@ -2465,7 +2612,6 @@ impl<S: MarketSource, V: Venue> Agent<S, V> {
                 "strategy name `{strategy_name}` holds `#`, which intent ids reserve for bundle legs"
             )));
         }
-        let flatten_name: std::sync::Arc<str> = "kill_switch_flatten".into();
         if let Some(saved) = self.restore_baselines.take() {
             self.gate
                 .restore_baselines(saved.clone())
@@ -2484,118 +2630,73 @@ impl<S: MarketSource, V: Venue> Agent<S, V> {
             .map_err(AgentError::Balances)?;
         self.snapshot(0);
         self.audit_ok(wall_clock_s())?;
+        Ok(strategy_name)
+    }
 
-        while let Some(event) = self.source.next_event().await? {
-            self.clock.wait_until(event.ts()).await;
-            let now = self.clock.now(event.ts());
-            let change = self.kill.poll(now);
-            let resumed = change.as_ref().is_some_and(|c| c.to == SwitchState::Active);
-            self.switch_changed(now, change);
-            if resumed && !self.restart_pending.is_empty() {
-                self.recheck_restart(now).await;
-            }
-            if let Err(reason) = self.venue.health().await {
-                self.trip(KillMode::Halt, &format!("venue fault: {reason}"), now);
-            }
-            if self.venue.lists_markets() {
-                // A betting venue: every cycle of the source (a block, a timer tick, a
-                // simulated step) lists the markets and decides on them.
-                self.stale_check(event.ts(), now);
-                let (bar, units, equity) =
-                    self.prediction_cycle(&event, now, &strategy_name).await?;
-                bars += 1;
-                if first.is_none() {
-                    first = Some((bar, units));
+    /// One cycle of a betting venue: every event of the source (a block, a timer tick, a
+    /// simulated step) lists the markets and decides on them, then marks the equity.
+    async fn prediction_step(
+        &mut self,
+        event: &MarketEvent,
+        now: i64,
+        strategy_name: &std::sync::Arc<str>,
+        tally: &mut RunTally,
+    ) -> Result<(), AgentError> {
+        self.stale_check(event.ts(), now);
+        let (bar, units, equity) = self.prediction_cycle(event, now, strategy_name).await?;
+        tally.bars += 1;
+        if tally.first.is_none() {
+            tally.first = Some((bar, units));
+        }
+        tally.perf.update(bar.ts, equity);
+        self.audit.emit(AuditEvent::Mark {
+            ts: bar.ts,
+            price: bar.close,
+            equity,
+        });
+        tally.last = Some(bar);
+        self.audit_ok(now)
+    }
+
+    /// The bar's close in quote units when the event is usable: a bad price or a bad set of
+    /// other markets is counted, logged and journaled as a bad event, and gives `None`.
+    fn accept_event(
+        &mut self,
+        event: &MarketEvent,
+        bar: &Bar,
+        tally: &mut RunTally,
+    ) -> Option<U256> {
+        let checked =
+            usable_price(bar, tally.last.as_ref(), self.pair.quote.decimals()).and_then(|p| {
+                match event.markets() {
+                    Some(set) => self.observe_others(set).map(|()| p),
+                    None => Ok(p),
                 }
-                perf.update(bar.ts, equity);
-                self.audit.emit(AuditEvent::Mark {
-                    ts: bar.ts,
-                    price: bar.close,
-                    equity,
-                });
-                last = Some(bar);
-                self.audit_ok(now)?;
-                continue;
-            }
-            let Some(bar) = event.as_bar().copied() else {
-                // No new data (a timer tick): the latest data is as old as the tick says, and
-                // the stale-data limit holds on it.
-                self.stale_check(event.ts(), now);
-                continue;
-            };
-            let price_units = match usable_price(&bar, last.as_ref(), self.pair.quote.decimals()) {
-                Ok(p) => p,
-                Err(reason) => {
-                    bad_events += 1;
-                    tracing::warn!(target: "defai::audit", ts = bar.ts, %reason, "bad market event skipped");
-                    self.audit.emit(AuditEvent::BadEvent { ts: bar.ts, reason });
-                    continue;
-                }
-            };
-            if let Some(set) = event.markets()
-                && let Err(reason) = self.observe_others(set)
-            {
-                bad_events += 1;
+            });
+        match checked {
+            Ok(p) => Some(p),
+            Err(reason) => {
+                tally.bad_events += 1;
                 tracing::warn!(target: "defai::audit", ts = bar.ts, %reason, "bad market event skipped");
                 self.audit.emit(AuditEvent::BadEvent { ts: bar.ts, reason });
-                continue;
+                None
             }
-            self.stale_check(bar.ts, now);
-            bars += 1;
-            if self.venue.has_bookings() {
-                // A transaction given up on may have been mined since: book it before the
-                // strategy sees the next event.
-                self.take_bookings(&bar, now).await?;
-                if let Err(e) = self.sync_balances(bar.ts, true).await {
-                    tracing::warn!(target: "defai::audit", error = %e, "cannot read balances back after a late settlement");
-                }
-                self.snapshot(bar.ts);
-            }
-            self.venue.observe(&event);
-            self.audit.emit(AuditEvent::Market {
-                ts: bar.ts,
-                event: &event,
-            });
-            if first.is_none() {
-                first = Some((bar, self.equity_units(price_units)));
-            }
-            if !self.pending_unwinds.is_empty() {
-                // What a restart or a late fill left of a bundle goes before anything new.
-                self.run_pending_unwinds(&bar, now).await?;
-            }
-
-            let intents = self.decide(&event, &bar, now);
-            for (seq, intent) in intents.into_iter().enumerate() {
-                self.process(seq as u32, intent, &bar, now, &strategy_name)
-                    .await?;
-            }
-
-            let mut equity = self.equity_f64(bar.close);
-            if let Some(breach) = self.gate.on_mark(bar.ts, equity) {
-                let mode = if breach.code == "bad_equity" {
-                    KillMode::Halt
-                } else {
-                    self.policy.on_breach
-                };
-                self.trip(mode, &format!("{}: {}", breach.code, breach.detail), now);
-            }
-            if self.kill.flattening() {
-                // Unwind at this bar's close: the loss beyond a limit is at most this bar's move.
-                self.flatten(&bar, now, &flatten_name).await?;
-                equity = self.equity_f64(bar.close);
-            }
-            self.persist_baselines(now)?;
-            perf.update(bar.ts, equity);
-            self.audit.emit(AuditEvent::Mark {
-                ts: bar.ts,
-                price: bar.close,
-                equity,
-            });
-            last = Some(bar);
-            self.audit_ok(now)?;
         }
-        self.audit.finish(&mut self.kill, wall_clock_s())?;
+    }
 
+    /// The run's report from what the loop tallied, with the venue handed back.
+    fn finish_report(
+        self,
+        tally: RunTally,
+        started: Instant,
+    ) -> Result<(AgentReport, V), AgentError> {
+        let RunTally {
+            perf,
+            bars,
+            bad_events,
+            first,
+            last,
+        } = tally;
         let (Some((first_bar, start_equity)), Some(last_bar)) = (first, last) else {
             return Err(AgentError::NoData);
         };

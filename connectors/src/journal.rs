@@ -16,7 +16,7 @@ use std::sync::{Arc, Mutex};
 
 use agent_core::U256;
 use agent_core::agent::{AuditError, AuditEvent, BundleMember, Observer, Resume};
-use agent_core::venue::{Settlement, StepRecorder, UnsettledTx, VenueEvent};
+use agent_core::venue::{SettledTx, Settlement, StepRecorder, UnsettledTx, VenueEvent};
 
 /// Why the journal could not be opened, written or read, or why its content cannot be
 /// trusted.
@@ -571,192 +571,15 @@ impl Observer for JournalObserver {
             tracing::error!(target: "defai::journal", "journal lock poisoned");
             return Err(AuditError("journal lock poisoned".into()));
         };
-        let (ts, kind, intent, tx, body): (i64, &str, Option<String>, Option<String>, String) = match event {
-            AuditEvent::Intent { ts, id, intent } => {
-                shared.intent = Some(id.to_string());
-                shared.ts = *ts;
-                let body = match intent.as_bet() {
-                    // Structured: a restart rebuilds each market's exposure from it.
-                    Some(b) => serde_json::json!({
-                        "intent": format!("{intent:?}"),
-                        "market": b.market, "outcome": b.outcome, "investment": b.investment.to_string(),
-                    })
-                    .to_string(),
-                    None => match intent.as_swap() {
-                        // A bundle's leg or unwind: a restart sells back what it left, on
-                        // the venue it was sent to.
-                        Some(w) if agent_core::IntentId::bundle_of(&id.to_string()).is_some() => {
-                            serde_json::json!({
-                                "intent": format!("{intent:?}"), "sell": w.sell.symbol(),
-                                "buy": w.buy.symbol(), "amount_in": w.amount_in.to_string(),
-                                "venue": w.venue,
-                            })
-                            .to_string()
-                        }
-                        _ => json_str(&format!("{intent:?}")),
-                    },
-                };
-                (*ts, "intent", Some(id.to_string()), None, body)
-            }
-            AuditEvent::Verdict { ts, id, verdict } => {
-                (*ts, "verdict", Some(id.to_string()), None, json_str(&format!("{verdict:?}")))
-            }
-            AuditEvent::Market { ts, event } => {
-                let bar = event.as_bar();
-                let mut body = serde_json::json!({"close": bar.map(|b| b.close)});
-                if let Some(p) = event.pool() {
-                    body["block"] = p.block.into();
-                    body["reserve_base"] = p.reserve_base.to_string().into();
-                    body["reserve_quote"] = p.reserve_quote.to_string().into();
-                    body["gas_price_wei"] = p.gas_price_wei.to_string().into();
-                }
-                if let Some(set) = event.markets() {
-                    // Every pair of a multi-market event: a restart and an auditor see the prices
-                    // each decision was made on.
-                    body["markets"] = set
-                        .markets
-                        .iter()
-                        .map(|m| {
-                            let mut e = serde_json::json!({
-                                "pair": format!("{}/{}", m.pair.base, m.pair.quote),
-                                "close": m.bar.close,
-                            });
-                            if let Some(p) = &m.pool {
-                                e["block"] = p.block.into();
-                                e["reserve_base"] = p.reserve_base.to_string().into();
-                                e["reserve_quote"] = p.reserve_quote.to_string().into();
-                            }
-                            e
-                        })
-                        .collect();
-                }
-                (*ts, "market", None, None, body.to_string())
-            }
-            AuditEvent::Decision { ts, decision } => (
-                *ts,
-                "decision",
-                None,
-                None,
-                serde_json::json!({"model": decision.model, "features": decision.features, "output": decision.output, "action": decision.action}).to_string(),
-            ),
-            AuditEvent::Venue { .. } if self.venue_recorded => return Ok(()),
-            AuditEvent::Venue { ts, event } => (
-                *ts,
-                "tx",
-                event.intent_id.clone().or_else(|| shared.intent.clone()),
-                event.tx_hash.clone(),
-                venue_body(event),
-            ),
-            AuditEvent::Fill(f) => (
-                f.ts,
-                "fill",
-                Some(f.id.to_string()),
-                f.tx_hash.clone(),
-                serde_json::json!({
-                    "sell": f.sell.symbol(), "buy": f.buy.symbol(),
-                    "amount_in": f.amount_in.to_string(), "amount_out": f.amount_out.to_string(),
-                    "fee": f.fee.to_string(), "gas_native": f.gas_native.to_string(),
-                })
-                .to_string(),
-            ),
-            AuditEvent::BetFill(b) => (
-                shared.ts,
-                "bet_fill",
-                Some(b.id.to_string()),
-                b.tx_hash.clone(),
-                serde_json::json!({
-                    "market": b.market, "outcome": b.outcome, "investment": b.investment.to_string(),
-                    "tokens": b.tokens.to_string(), "gas_native": b.gas_native.to_string(),
-                })
-                .to_string(),
-            ),
-            AuditEvent::Redeemed { ts, id, collateral, amount } => (
-                *ts,
-                "redeem_fill",
-                Some(id.to_string()),
-                None,
-                serde_json::json!({
-                    "collateral": collateral.symbol(), "decimals": collateral.decimals(),
-                    "amount": amount.to_string(), "amount_decimal": collateral.format(*amount),
-                })
-                .to_string(),
-            ),
-            AuditEvent::GasCharged { ts, id, label, token, amount, tx_hash } => (
-                *ts,
-                "gas",
-                Some(id.to_string()),
-                tx_hash.map(str::to_string),
-                serde_json::json!({
-                    "label": label, "token": token.symbol(), "decimals": token.decimals(),
-                    "amount": amount.to_string(),
-                })
-                .to_string(),
-            ),
-            AuditEvent::TxDropped { ts, id, label, nonce } => (
-                *ts,
-                "tx_dropped",
-                Some(id.to_string()),
-                None,
-                serde_json::json!({"label": label, "nonce": nonce}).to_string(),
-            ),
-            AuditEvent::ExecutionFailed { ts, id, error } => {
-                (*ts, "execution_failed", Some(id.to_string()), None, json_str(&error.to_string()))
-            }
-            AuditEvent::KillSwitch { ts, change } => (*ts, "kill_switch", None, None, json_str(&format!("{change:?}"))),
-            AuditEvent::Reconciled { ts, token, booked, actual } => (
-                *ts,
-                "reconciled",
-                None,
-                None,
-                serde_json::json!({"token": token.symbol(), "booked": booked.to_string(), "actual": actual.to_string()}).to_string(),
-            ),
-            AuditEvent::Portfolio { ts, balances } => (
-                *ts,
-                "portfolio",
-                None,
-                None,
-                serde_json::Value::Object(
-                    balances
-                        .iter()
-                        .map(|(t, a)| (t.symbol().to_string(), serde_json::Value::String(a.to_string())))
-                        .collect(),
-                )
-                .to_string(),
-            ),
-            AuditEvent::Restart { ts, settled, problems } => (
-                *ts,
-                "restart",
-                None,
-                None,
-                serde_json::json!({
-                    "settled": settled.iter().map(|s| {
-                        let (outcome, hash, block, success) = match &s.outcome {
-                            Settlement::Mined { hash, block, success } => ("mined", Some(hash.as_str()), Some(*block), Some(*success)),
-                            Settlement::Dropped => ("dropped", None, None, None),
-                            Settlement::Pending { hash } => ("pending", Some(hash.as_str()), None, None),
-                        };
-                        // What it moved, so a later restart still knows (a bundle's leg mined
-                        // while the agent was stopped has no fill record of its own).
-                        let moved = |side: &[(agent_core::Token, U256)]| {
-                            side.iter().map(|(t, a)| serde_json::json!([t.symbol(), a.to_string()])).collect::<Vec<_>>()
-                        };
-                        serde_json::json!({"nonce": s.nonce, "outcome": outcome, "hash": hash, "block": block, "success": success, "credits": moved(&s.credits), "debits": moved(&s.debits)})
-                    }).collect::<Vec<_>>(),
-                    "problems": problems,
-                })
-                .to_string(),
-            ),
-            AuditEvent::BadEvent { ts, reason } => (*ts, "bad_event", None, None, json_str(reason)),
-            AuditEvent::StrategyFault { ts, error } => (*ts, "strategy_fault", None, None, json_str(&error.to_string())),
-            // Marks are per bar: the equity curve lives in the run's outputs, not the journal.
-            AuditEvent::Mark { .. } => return Ok(()),
-            AuditEvent::BundleClosed { ts, id, outcome } => (
-                *ts,
-                "bundle_closed",
-                Some(id.to_string()),
-                None,
-                serde_json::json!({ "outcome": outcome }).to_string(),
-            ),
+        let Some(Row {
+            ts,
+            kind,
+            intent,
+            tx,
+            body,
+        }) = self.row_of(&mut shared, event)
+        else {
+            return Ok(());
         };
         shared
             .append(ts, kind, intent.as_deref(), tx.as_deref(), &body)
@@ -765,6 +588,273 @@ impl Observer for JournalObserver {
         crate::failpoint::hit(kind);
         Ok(())
     }
+}
+
+impl JournalObserver {
+    /// The journal row of an audit event, or `None` for what the journal does not keep (marks;
+    /// venue events when the venue journals its own). Remembers the current intent and its
+    /// time for the records filed under it.
+    fn row_of(&self, shared: &mut Shared, event: &AuditEvent<'_>) -> Option<Row> {
+        Some(match event {
+            AuditEvent::Intent { ts, id, intent } => {
+                shared.intent = Some(id.to_string());
+                shared.ts = *ts;
+                row(*ts, "intent", intent_body(id, intent)).under(id)
+            }
+            AuditEvent::Verdict { ts, id, verdict } => {
+                row(*ts, "verdict", json_str(&format!("{verdict:?}"))).under(id)
+            }
+            AuditEvent::Market { ts, event } => row(*ts, "market", market_body(event)),
+            AuditEvent::Decision { ts, decision } => row(*ts, "decision", decision_body(decision)),
+            AuditEvent::Venue { .. } if self.venue_recorded => return None,
+            AuditEvent::Venue { ts, event } => Row {
+                intent: event.intent_id.clone().or_else(|| shared.intent.clone()),
+                tx: event.tx_hash.clone(),
+                ..row(*ts, "tx", venue_body(event))
+            },
+            AuditEvent::Fill(f) => row(f.ts, "fill", fill_body(f))
+                .under(&f.id)
+                .tx(f.tx_hash.clone()),
+            AuditEvent::BetFill(b) => row(shared.ts, "bet_fill", bet_fill_body(b))
+                .under(&b.id)
+                .tx(b.tx_hash.clone()),
+            AuditEvent::Redeemed {
+                ts,
+                id,
+                collateral,
+                amount,
+            } => row(*ts, "redeem_fill", redeem_body(collateral, *amount)).under(id),
+            AuditEvent::GasCharged {
+                ts,
+                id,
+                label,
+                token,
+                amount,
+                tx_hash,
+            } => {
+                let body = serde_json::json!({
+                    "label": label, "token": token.symbol(), "decimals": token.decimals(),
+                    "amount": amount.to_string(),
+                });
+                row(*ts, "gas", body.to_string())
+                    .under(id)
+                    .tx(tx_hash.map(str::to_string))
+            }
+            AuditEvent::TxDropped {
+                ts,
+                id,
+                label,
+                nonce,
+            } => {
+                let body = serde_json::json!({"label": label, "nonce": nonce});
+                row(*ts, "tx_dropped", body.to_string()).under(id)
+            }
+            AuditEvent::ExecutionFailed { ts, id, error } => {
+                row(*ts, "execution_failed", json_str(&error.to_string())).under(id)
+            }
+            AuditEvent::KillSwitch { ts, change } => {
+                row(*ts, "kill_switch", json_str(&format!("{change:?}")))
+            }
+            AuditEvent::Reconciled {
+                ts,
+                token,
+                booked,
+                actual,
+            } => {
+                let body = serde_json::json!({"token": token.symbol(), "booked": booked.to_string(), "actual": actual.to_string()});
+                row(*ts, "reconciled", body.to_string())
+            }
+            AuditEvent::Portfolio { ts, balances } => {
+                row(*ts, "portfolio", portfolio_body(balances))
+            }
+            AuditEvent::Restart {
+                ts,
+                settled,
+                problems,
+            } => row(*ts, "restart", restart_body(settled, problems)),
+            AuditEvent::BadEvent { ts, reason } => row(*ts, "bad_event", json_str(reason)),
+            AuditEvent::StrategyFault { ts, error } => {
+                row(*ts, "strategy_fault", json_str(&error.to_string()))
+            }
+            // Marks are per bar: the equity curve lives in the run's outputs, not the journal.
+            AuditEvent::Mark { .. } => return None,
+            AuditEvent::BundleClosed { ts, id, outcome } => {
+                let body = serde_json::json!({ "outcome": outcome });
+                row(*ts, "bundle_closed", body.to_string()).under(id)
+            }
+        })
+    }
+}
+
+/// A journal record before it is chained.
+struct Row {
+    /// Event time, unix seconds.
+    ts: i64,
+    /// The record's kind (`intent`, `verdict`, `fill`, ...).
+    kind: &'static str,
+    /// The intent it is filed under.
+    intent: Option<String>,
+    /// The transaction it is about.
+    tx: Option<String>,
+    /// The body, JSON text.
+    body: String,
+}
+
+/// A record of `kind` at `ts` with `body`, filed under no intent and no transaction.
+fn row(ts: i64, kind: &'static str, body: String) -> Row {
+    Row {
+        ts,
+        kind,
+        intent: None,
+        tx: None,
+        body,
+    }
+}
+
+impl Row {
+    /// Filed under the intent `id`.
+    fn under(mut self, id: &agent_core::IntentId) -> Self {
+        self.intent = Some(id.to_string());
+        self
+    }
+
+    /// About the transaction `hash`, if any.
+    fn tx(mut self, hash: Option<String>) -> Self {
+        self.tx = hash;
+        self
+    }
+}
+
+/// A redemption's body: the collateral (symbol, decimals) and the amount in its units, also
+/// as a decimal.
+fn redeem_body(collateral: &agent_core::Token, amount: U256) -> String {
+    serde_json::json!({
+        "collateral": collateral.symbol(), "decimals": collateral.decimals(),
+        "amount": amount.to_string(), "amount_decimal": collateral.format(amount),
+    })
+    .to_string()
+}
+
+/// A model decision's body: model and feature hashes, the output and the action taken.
+fn decision_body(d: &agent_core::Decision) -> String {
+    serde_json::json!({"model": d.model, "features": d.features, "output": d.output, "action": d.action})
+        .to_string()
+}
+
+/// A swap fill's body: tokens by symbol, amounts in token units (decimal strings).
+fn fill_body(f: &agent_core::Fill) -> String {
+    serde_json::json!({
+        "sell": f.sell.symbol(), "buy": f.buy.symbol(),
+        "amount_in": f.amount_in.to_string(), "amount_out": f.amount_out.to_string(),
+        "fee": f.fee.to_string(), "gas_native": f.gas_native.to_string(),
+    })
+    .to_string()
+}
+
+/// A bet fill's body: market, outcome, investment (collateral units) and outcome tokens bought.
+fn bet_fill_body(b: &agent_core::BetFill) -> String {
+    serde_json::json!({
+        "market": b.market, "outcome": b.outcome, "investment": b.investment.to_string(),
+        "tokens": b.tokens.to_string(), "gas_native": b.gas_native.to_string(),
+    })
+    .to_string()
+}
+
+/// A book's body: each token's symbol to its balance in token units (a decimal string).
+fn portfolio_body(balances: &[(agent_core::Token, U256)]) -> String {
+    serde_json::Value::Object(
+        balances
+            .iter()
+            .map(|(t, a)| {
+                (
+                    t.symbol().to_string(),
+                    serde_json::Value::String(a.to_string()),
+                )
+            })
+            .collect(),
+    )
+    .to_string()
+}
+
+/// An intent's body: a bet's market and investment (a restart rebuilds each market's
+/// exposure from them), a bundle leg's or unwind's sell, buy, amount and venue (a restart
+/// sells back what it left); otherwise the intent's text.
+fn intent_body(id: &agent_core::IntentId, intent: &agent_core::Intent) -> String {
+    match intent.as_bet() {
+        Some(b) => serde_json::json!({
+            "intent": format!("{intent:?}"),
+            "market": b.market, "outcome": b.outcome, "investment": b.investment.to_string(),
+        })
+        .to_string(),
+        None => match intent.as_swap() {
+            Some(w) if agent_core::IntentId::bundle_of(&id.to_string()).is_some() => {
+                serde_json::json!({
+                    "intent": format!("{intent:?}"), "sell": w.sell.symbol(),
+                    "buy": w.buy.symbol(), "amount_in": w.amount_in.to_string(),
+                    "venue": w.venue,
+                })
+                .to_string()
+            }
+            _ => json_str(&format!("{intent:?}")),
+        },
+    }
+}
+
+/// A market event's body: the close, the pool's block, reserves and gas price, and every pair
+/// of a multi-market event (a restart and an auditor see the prices each decision was made on).
+fn market_body(event: &agent_core::MarketEvent) -> String {
+    let bar = event.as_bar();
+    let mut body = serde_json::json!({"close": bar.map(|b| b.close)});
+    if let Some(p) = event.pool() {
+        body["block"] = p.block.into();
+        body["reserve_base"] = p.reserve_base.to_string().into();
+        body["reserve_quote"] = p.reserve_quote.to_string().into();
+        body["gas_price_wei"] = p.gas_price_wei.to_string().into();
+    }
+    if let Some(set) = event.markets() {
+        body["markets"] = set
+            .markets
+            .iter()
+            .map(|m| {
+                let mut e = serde_json::json!({
+                    "pair": format!("{}/{}", m.pair.base, m.pair.quote),
+                    "close": m.bar.close,
+                });
+                if let Some(p) = &m.pool {
+                    e["block"] = p.block.into();
+                    e["reserve_base"] = p.reserve_base.to_string().into();
+                    e["reserve_quote"] = p.reserve_quote.to_string().into();
+                }
+                e
+            })
+            .collect();
+    }
+    body.to_string()
+}
+
+/// A restart's body: each settled transaction (nonce, outcome, hash, block, success, and the
+/// `[symbol, amount]` credits and debits it moved, so a later restart still knows) and the
+/// problems found.
+fn restart_body(settled: &[SettledTx], problems: &[String]) -> String {
+    let moved = |side: &[(agent_core::Token, U256)]| {
+        side.iter()
+            .map(|(t, a)| serde_json::json!([t.symbol(), a.to_string()]))
+            .collect::<Vec<_>>()
+    };
+    let settled: Vec<_> = settled
+        .iter()
+        .map(|s| {
+            let (outcome, hash, block, success) = match &s.outcome {
+                Settlement::Mined { hash, block, success } => {
+                    ("mined", Some(hash.as_str()), Some(block), Some(success))
+                }
+                Settlement::Dropped => ("dropped", None, None, None),
+                Settlement::Pending { hash } => ("pending", Some(hash.as_str()), None, None),
+            };
+            serde_json::json!({"nonce": s.nonce, "outcome": outcome, "hash": hash, "block": block, "success": success, "credits": moved(&s.credits), "debits": moved(&s.debits)})
+        })
+        .collect();
+    serde_json::json!({ "settled": settled, "problems": problems }).to_string()
 }
 
 /// What a restart record's settled entry moved (`credits` and `debits` as `[symbol, amount]`
@@ -795,193 +885,255 @@ impl Journal {
     /// [`JournalError::Db`] when the records cannot be read. The chain itself is not verified
     /// here: see [`Journal::verify`].
     pub fn resume(&self) -> Result<Resume, JournalError> {
-        struct Open {
-            intent: Option<String>,
-            label: String,
-            hashes: Vec<String>,
-            mined_seq: Option<i64>,
-        }
-        let mut open: BTreeMap<u64, Open> = BTreeMap::new();
-        let mut resume = Resume::default();
-        // Bets by intent, and the intents that may have reached the chain.
-        let mut bets: BTreeMap<String, (String, U256)> = BTreeMap::new();
-        let mut sent: std::collections::BTreeSet<String> = Default::default();
-        let corrupt = |r: &Record, what: &str| JournalError::Broken {
-            path: self.path.clone(),
-            seq: r.seq,
-            problem: format!("is not a valid {} record: {what}", r.kind),
-        };
-        fn parse<T: serde::de::DeserializeOwned>(r: &Record) -> Result<T, String> {
-            serde_json::from_str(&r.body).map_err(|e| e.to_string())
-        }
-        // Bundles by id: their legs and unwinds as sent, and whether each closed.
-        let mut bundles: BTreeMap<String, Vec<BundleMember>> = BTreeMap::new();
-        let mut closed: std::collections::BTreeSet<String> = Default::default();
+        let mut scan = ResumeScan::default();
         for r in self.rows(
             "WHERE kind IN ('intent', 'tx', 'portfolio', 'restart', 'bet_fill', 'fill', 'bundle_closed') ORDER BY seq",
             [],
         )? {
-            match r.kind.as_str() {
-                "bundle_closed" => {
-                    if let Some(id) = &r.intent_id {
-                        closed.insert(id.clone());
-                    }
+            scan.read(&r).map_err(|what| JournalError::Broken {
+                path: self.path.clone(),
+                seq: r.seq,
+                problem: format!("is not a valid {} record: {what}", r.kind),
+            })?;
+        }
+        Ok(scan.finish())
+    }
+}
+
+/// A transaction signed but not known to have finished, as the journal has it so far.
+struct OpenTx {
+    /// The intent it was sent for.
+    intent: Option<String>,
+    /// What it does (`swap`, `approve`, ...).
+    label: String,
+    /// Every hash it was signed under (a replacement adds one).
+    hashes: Vec<String>,
+    /// The record that saw one of its hashes mined, until a later book reflects it.
+    mined_seq: Option<i64>,
+}
+
+/// What [`Journal::resume`] gathers while reading the records in order.
+#[derive(Default)]
+struct ResumeScan {
+    /// Open transactions by nonce.
+    open: BTreeMap<u64, OpenTx>,
+    /// The last book and the handled intents, filled as records are read.
+    resume: Resume,
+    /// Bets by intent id: market and investment (collateral units).
+    bets: BTreeMap<String, (String, U256)>,
+    /// Intents that may have reached the chain.
+    sent: std::collections::BTreeSet<String>,
+    /// Bundles by id: their legs and unwinds as sent.
+    bundles: BTreeMap<String, Vec<BundleMember>>,
+    /// Bundles closed for good.
+    closed: std::collections::BTreeSet<String>,
+}
+
+/// A record's body as JSON, or why it is not.
+fn parse_body<T: serde::de::DeserializeOwned>(r: &Record) -> Result<T, String> {
+    serde_json::from_str(&r.body).map_err(|e| e.to_string())
+}
+
+impl ResumeScan {
+    /// Takes one record into account; `Err` says what is wrong with it.
+    fn read(&mut self, r: &Record) -> Result<(), String> {
+        match r.kind.as_str() {
+            "bundle_closed" => {
+                if let Some(id) = &r.intent_id {
+                    self.closed.insert(id.clone());
                 }
-                "fill" => {
-                    let Some(id) = &r.intent_id else { continue };
-                    let Some(bundle) = agent_core::IntentId::bundle_of(id) else {
-                        continue;
-                    };
-                    let body: serde_json::Value = parse(&r).map_err(|e| corrupt(&r, &e))?;
-                    let field = |k: &str| body[k].as_str().map(str::to_string);
-                    let amount = |k: &str| {
-                        body[k]
-                            .as_str()
-                            .and_then(|v| v.parse::<U256>().ok())
-                            .ok_or_else(|| corrupt(&r, &format!("{k} is not an amount")))
-                    };
-                    let (Some(sell), Some(buy)) = (field("sell"), field("buy")) else {
-                        return Err(corrupt(&r, "no sell or buy token"));
-                    };
-                    let moved = vec![
-                        (buy, amount("amount_out")?, U256::ZERO),
-                        (sell, U256::ZERO, amount("amount_in")?),
-                    ];
-                    if let Some(m) = bundles
-                        .get_mut(&bundle.to_string())
-                        .and_then(|ms| ms.iter_mut().find(|m| &m.id == id))
-                    {
-                        m.moved = moved;
-                    }
+                Ok(())
+            }
+            "fill" => self.read_fill(r),
+            "intent" => self.read_intent(r),
+            "bet_fill" => {
+                if let Some(id) = &r.intent_id {
+                    self.sent.insert(id.clone());
                 }
-                "intent" => {
-                    if let Some(id) = &r.intent_id {
-                        resume.handled.insert(id.clone());
-                        if let Some(bundle) = agent_core::IntentId::bundle_of(id) {
-                            let body: serde_json::Value =
-                                parse(&r).map_err(|e| corrupt(&r, &e))?;
-                            // A leg or an unwind as sent, in the format that closes bundles
-                            // (`venue` key): a journal from before it has no `bundle_closed`
-                            // records, and its bundles are not taken for open ones.
-                            if body.get("venue").is_some() {
-                                bundles.entry(bundle.to_string()).or_default().push(
-                                    BundleMember {
-                                        id: id.clone(),
-                                        venue: body["venue"].as_str().map(str::to_string),
-                                        moved: Vec::new(),
-                                        pending: false,
-                                    },
-                                );
-                            }
-                            continue;
-                        }
-                        if r.body.starts_with('{') {
-                            let body: serde_json::Value = parse(&r).map_err(|e| corrupt(&r, &e))?;
-                            if let (Some(m), Some(inv)) =
-                                (body["market"].as_str(), body["investment"].as_str())
-                            {
-                                let inv = inv
-                                    .parse::<U256>()
-                                    .map_err(|e| corrupt(&r, &format!("investment: {e}")))?;
-                                bets.insert(id.clone(), (m.to_string(), inv));
-                            }
-                        }
-                    }
-                }
-                "bet_fill" => {
-                    if let Some(id) = &r.intent_id {
-                        sent.insert(id.clone());
-                    }
-                }
-                "portfolio" => {
-                    let body: BTreeMap<String, String> = parse(&r).map_err(|e| corrupt(&r, &e))?;
-                    let mut snap = Vec::new();
-                    for (sym, amount) in body {
-                        let a = amount
-                            .parse::<U256>()
-                            .map_err(|e| corrupt(&r, &format!("{sym}: {e}")))?;
-                        snap.push((sym, a));
-                    }
-                    resume.snapshot = Some(snap);
-                    // Mined before this book was read back from the venue: reflected in it.
-                    open.retain(|_, o| o.mined_seq.is_none());
-                }
-                "restart" => {
-                    let body: serde_json::Value = parse(&r).map_err(|e| corrupt(&r, &e))?;
-                    // Settled for good: mined or dropped. One still pending stays open, so
-                    // every later restart asks about it again (and latches reduce_only).
-                    for s in body["settled"].as_array().into_iter().flatten() {
-                        let Some(n) = s["nonce"].as_u64() else {
-                            continue;
-                        };
-                        // A bundle's leg mined while the agent was stopped: its effect, as the
-                        // restart read it from the receipt, is the leg's fill.
-                        if s["outcome"] == "mined"
-                            && s["success"] == true
-                            && let Some(intent) = open.get(&n).and_then(|o| o.intent.clone())
-                            && let Some(bundle) = agent_core::IntentId::bundle_of(&intent)
-                            && let Some(m) = bundles
-                                .get_mut(&bundle.to_string())
-                                .and_then(|ms| ms.iter_mut().find(|m| m.id == intent))
-                            && m.moved.is_empty()
-                            && let Some(moved) = receipt_moves(s)
-                        {
-                            m.moved = moved;
-                        }
-                        if s["outcome"] != "pending" {
-                            open.remove(&n);
-                        }
-                    }
-                }
-                _ => {
-                    let body: serde_json::Value = parse(&r).map_err(|e| corrupt(&r, &e))?;
-                    let step = body["step"].as_str().unwrap_or("");
-                    let label = body["label"].as_str().unwrap_or("").to_string();
-                    if step == "signed"
-                        && let Some(id) = &r.intent_id
-                    {
-                        sent.insert(id.clone());
-                    }
-                    let (Some(hash), nonce) = (r.tx_hash.clone(), body["nonce"].as_u64()) else {
-                        continue;
-                    };
-                    match (step, nonce) {
-                        ("signed", Some(n)) => {
-                            open.insert(
-                                n,
-                                Open {
-                                    intent: r.intent_id.clone(),
-                                    label,
-                                    hashes: vec![hash],
-                                    mined_seq: None,
-                                },
-                            );
-                        }
-                        ("replaced", Some(n)) => {
-                            if let Some(o) = open.get_mut(&n) {
-                                o.hashes.push(hash);
-                            }
-                        }
-                        // Signed and on record, but the node never took it.
-                        ("replace_refused", Some(n)) => {
-                            if let Some(o) = open.get_mut(&n) {
-                                o.hashes.retain(|h| h != &hash);
-                            }
-                        }
-                        // Given up on, and the chain settled it as never to be mined.
-                        ("dropped", Some(n)) => {
-                            open.remove(&n);
-                        }
-                        ("mined", _) => {
-                            if let Some(o) = open.values_mut().find(|o| o.hashes.contains(&hash)) {
-                                o.mined_seq = Some(r.seq);
-                            }
-                        }
-                        _ => {}
-                    }
-                }
+                Ok(())
+            }
+            "portfolio" => self.read_portfolio(r),
+            "restart" => self.read_restart(r),
+            _ => self.read_tx(r),
+        }
+    }
+
+    /// A bundle member's fill: what it moved.
+    fn read_fill(&mut self, r: &Record) -> Result<(), String> {
+        let Some(id) = &r.intent_id else {
+            return Ok(());
+        };
+        let Some(bundle) = agent_core::IntentId::bundle_of(id) else {
+            return Ok(());
+        };
+        let body: serde_json::Value = parse_body(r)?;
+        let field = |k: &str| body[k].as_str().map(str::to_string);
+        let amount = |k: &str| {
+            body[k]
+                .as_str()
+                .and_then(|v| v.parse::<U256>().ok())
+                .ok_or_else(|| format!("{k} is not an amount"))
+        };
+        let (Some(sell), Some(buy)) = (field("sell"), field("buy")) else {
+            return Err("no sell or buy token".into());
+        };
+        let moved = vec![
+            (buy, amount("amount_out")?, U256::ZERO),
+            (sell, U256::ZERO, amount("amount_in")?),
+        ];
+        if let Some(m) = self
+            .bundles
+            .get_mut(&bundle.to_string())
+            .and_then(|ms| ms.iter_mut().find(|m| &m.id == id))
+        {
+            m.moved = moved;
+        }
+        Ok(())
+    }
+
+    /// An intent: handled; a bundle member as sent; a bet's market and investment.
+    fn read_intent(&mut self, r: &Record) -> Result<(), String> {
+        let Some(id) = &r.intent_id else {
+            return Ok(());
+        };
+        self.resume.handled.insert(id.clone());
+        if let Some(bundle) = agent_core::IntentId::bundle_of(id) {
+            let body: serde_json::Value = parse_body(r)?;
+            // A leg or an unwind as sent, in the format that closes bundles (`venue` key): a
+            // journal from before it has no `bundle_closed` records, and its bundles are not
+            // taken for open ones.
+            if body.get("venue").is_some() {
+                self.bundles
+                    .entry(bundle.to_string())
+                    .or_default()
+                    .push(BundleMember {
+                        id: id.clone(),
+                        venue: body["venue"].as_str().map(str::to_string),
+                        moved: Vec::new(),
+                        pending: false,
+                    });
+            }
+            return Ok(());
+        }
+        if r.body.starts_with('{') {
+            let body: serde_json::Value = parse_body(r)?;
+            if let (Some(m), Some(inv)) = (body["market"].as_str(), body["investment"].as_str()) {
+                let inv = inv
+                    .parse::<U256>()
+                    .map_err(|e| format!("investment: {e}"))?;
+                self.bets.insert(id.clone(), (m.to_string(), inv));
             }
         }
+        Ok(())
+    }
+
+    /// A book read back from the venue: the latest snapshot, reflecting what was mined before.
+    fn read_portfolio(&mut self, r: &Record) -> Result<(), String> {
+        let body: BTreeMap<String, String> = parse_body(r)?;
+        let mut snap = Vec::new();
+        for (sym, amount) in body {
+            let a = amount.parse::<U256>().map_err(|e| format!("{sym}: {e}"))?;
+            snap.push((sym, a));
+        }
+        self.resume.snapshot = Some(snap);
+        // Mined before this book was read back from the venue: reflected in it.
+        self.open.retain(|_, o| o.mined_seq.is_none());
+        Ok(())
+    }
+
+    /// A restart's settlement: what was mined or dropped is no longer open.
+    fn read_restart(&mut self, r: &Record) -> Result<(), String> {
+        let body: serde_json::Value = parse_body(r)?;
+        // Settled for good: mined or dropped. One still pending stays open, so every later
+        // restart asks about it again (and latches reduce_only).
+        for s in body["settled"].as_array().into_iter().flatten() {
+            let Some(n) = s["nonce"].as_u64() else {
+                continue;
+            };
+            // A bundle's leg mined while the agent was stopped: its effect, as the restart
+            // read it from the receipt, is the leg's fill.
+            if s["outcome"] == "mined"
+                && s["success"] == true
+                && let Some(intent) = self.open.get(&n).and_then(|o| o.intent.clone())
+                && let Some(bundle) = agent_core::IntentId::bundle_of(&intent)
+                && let Some(m) = self
+                    .bundles
+                    .get_mut(&bundle.to_string())
+                    .and_then(|ms| ms.iter_mut().find(|m| m.id == intent))
+                && m.moved.is_empty()
+                && let Some(moved) = receipt_moves(s)
+            {
+                m.moved = moved;
+            }
+            if s["outcome"] != "pending" {
+                self.open.remove(&n);
+            }
+        }
+        Ok(())
+    }
+
+    /// A transaction step: signed (open), replaced, refused, dropped or mined.
+    fn read_tx(&mut self, r: &Record) -> Result<(), String> {
+        let body: serde_json::Value = parse_body(r)?;
+        let step = body["step"].as_str().unwrap_or("");
+        let label = body["label"].as_str().unwrap_or("").to_string();
+        if step == "signed"
+            && let Some(id) = &r.intent_id
+        {
+            self.sent.insert(id.clone());
+        }
+        let (Some(hash), nonce) = (r.tx_hash.clone(), body["nonce"].as_u64()) else {
+            return Ok(());
+        };
+        match (step, nonce) {
+            ("signed", Some(n)) => {
+                self.open.insert(
+                    n,
+                    OpenTx {
+                        intent: r.intent_id.clone(),
+                        label,
+                        hashes: vec![hash],
+                        mined_seq: None,
+                    },
+                );
+            }
+            ("replaced", Some(n)) => {
+                if let Some(o) = self.open.get_mut(&n) {
+                    o.hashes.push(hash);
+                }
+            }
+            // Signed and on record, but the node never took it.
+            ("replace_refused", Some(n)) => {
+                if let Some(o) = self.open.get_mut(&n) {
+                    o.hashes.retain(|h| h != &hash);
+                }
+            }
+            // Given up on, and the chain settled it as never to be mined.
+            ("dropped", Some(n)) => {
+                self.open.remove(&n);
+            }
+            ("mined", _) => {
+                if let Some(o) = self.open.values_mut().find(|o| o.hashes.contains(&hash)) {
+                    o.mined_seq = Some(r.seq);
+                }
+            }
+            _ => {}
+        }
+        Ok(())
+    }
+
+    /// The resume point: exposure per market of the bets that may have been sent, the open
+    /// bundles (a member still pending when its transaction is open) and the unsettled
+    /// transactions.
+    fn finish(self) -> Resume {
+        let ResumeScan {
+            open,
+            mut resume,
+            bets,
+            sent,
+            mut bundles,
+            closed,
+        } = self;
         for id in &sent {
             if let Some((market, inv)) = bets.get(id) {
                 let e = resume.bet_exposure.entry(market.clone()).or_default();
@@ -1011,7 +1163,7 @@ impl Journal {
                 hashes: o.hashes,
             })
             .collect();
-        Ok(resume)
+        resume
     }
 }
 

@@ -3,7 +3,7 @@
 use std::collections::VecDeque;
 
 use crate::amount::{U256, base_to_quote, price_to_units};
-use crate::intent::{Fill, Intent, IntentId, Quote};
+use crate::intent::{Fill, Intent, IntentId, Quote, Swap};
 
 use super::impact;
 use super::{
@@ -271,6 +271,127 @@ impl LimitGate {
         }
     }
 
+    /// The checks on the market a swap would meet, whatever its size: the venue's price
+    /// against the reference (`price_deviation`, in bps), the gas price (`gas_price`, wei)
+    /// and the day's gas budget. `reference` is the latest close in quote units.
+    fn market_checks(&self, quote: &Quote, reference: U256, now: i64) -> Result<(), Refusal> {
+        let l = &self.limits;
+        if let Some(max_bps) = l.max_price_deviation_bps {
+            let diff = quote.venue_price.abs_diff(reference);
+            let Some(bps) = diff
+                .checked_mul(U256::from(10_000u32))
+                .map(|d| d / reference)
+            else {
+                return Err(Refusal::new("overflow", "price deviation overflows"));
+            };
+            if bps > U256::from(max_bps) {
+                return Err(Refusal::new(
+                    "price_deviation",
+                    format!(
+                        "venue price {} is {bps} bps from the reference {reference} (max {max_bps})",
+                        quote.venue_price
+                    ),
+                ));
+            }
+        }
+        if let Some(max) = l.max_gas_price_wei
+            && quote.gas_price_wei > max
+        {
+            return Err(Refusal::new(
+                "gas_price",
+                format!("gas price {} wei exceeds {max}", quote.gas_price_wei),
+            ));
+        }
+        self.gas_budget_check(quote.gas_native, now)
+    }
+
+    /// Sizes a swap that increases exposure: cut to the trade's notional cap, then to the room
+    /// left under the position and gross-exposure caps (the tighter applies), sized against
+    /// equity net of this trade's gas. Returns the amount to sell (units of `swap.sell`) and
+    /// the reason for a cut; refuses when no room is left or a limit is not a usable fraction.
+    fn size_increase(
+        &self,
+        swap: &Swap,
+        quote: &Quote,
+        ctx: &RiskContext<'_>,
+        reference: U256,
+    ) -> Result<(U256, Option<Refusal>), Refusal> {
+        let l = &self.limits;
+        let mut amount = swap.amount_in;
+        let mut cut: Option<Refusal> = None;
+        // An increasing swap spends quote on a non-quote asset: its notional is amount_in
+        // when selling quote, otherwise its value at the reference.
+        let value = |amount: U256| {
+            if swap.sell == ctx.pair.quote {
+                amount
+            } else {
+                base_to_quote(amount, swap.sell.decimals(), reference)
+            }
+        };
+        let notional = value(amount);
+        if let Some(cap) = l.max_trade_notional
+            && notional > cap
+        {
+            amount = amount.saturating_mul(cap) / notional.max(U256::from(1u8));
+            cut = Some(Refusal::new(
+                "max_trade_notional",
+                format!("notional {notional} cut to {cap}"),
+            ));
+        }
+        let (Some(pos_ppm), Some(gross_ppm)) = (
+            pct_to_ppm(l.max_position_pct),
+            pct_to_ppm(l.max_gross_exposure_pct),
+        ) else {
+            return Err(Refusal::new(
+                "bad_limit",
+                "position limits must be finite and non-negative",
+            ));
+        };
+        // Size against equity net of this trade's gas, so fees and gas can only lower the
+        // resulting share.
+        let gas_quote = if quote.gas_cost.0 == ctx.pair.quote {
+            quote.gas_cost.1
+        } else {
+            U256::ZERO
+        };
+        let equity = ctx.equity(reference).saturating_sub(gas_quote);
+        let held = base_to_quote(
+            ctx.portfolio.balance(&ctx.pair.base),
+            ctx.pair.base.decimals(),
+            reference,
+        );
+        // The asset's own cap, and the cap on all non-quote assets together (this one and
+        // the others the agent holds): the tighter room applies.
+        let cap_of = |ppm: U256| equity.saturating_mul(ppm) / U256::from(1_000_000u32);
+        let (pos_cap, gross_cap) = (cap_of(pos_ppm), cap_of(gross_ppm));
+        let gross_held = held.saturating_add(ctx.others_value);
+        let pos_room = pos_cap.saturating_sub(held);
+        let gross_room = gross_cap.saturating_sub(gross_held);
+        let (room, cap, code) = if pos_room <= gross_room {
+            (pos_room, pos_cap, "max_position")
+        } else {
+            (gross_room, gross_cap, "max_gross_exposure")
+        };
+        if room.is_zero() {
+            return Err(Refusal::new(
+                code,
+                format!("position {held} already at the cap {cap}"),
+            ));
+        }
+        let current = value(amount);
+        if current > room {
+            amount = amount.saturating_mul(room) / current;
+            cut = Some(Refusal::new(
+                code,
+                format!(
+                    "position would be {} of cap {cap}",
+                    held.saturating_add(current)
+                ),
+            ));
+        }
+        Ok((amount, cut))
+    }
+
     /// `max_gas_spend_per_day`: refuses when `gas` more would pass the day's budget.
     fn gas_budget_check(&self, gas: U256, now: i64) -> Result<(), Refusal> {
         if let Some(budget) = self.limits.max_gas_spend_per_day {
@@ -449,120 +570,27 @@ impl RiskGate for LimitGate {
         if let Err(r) = check_affordable(swap, quote, ctx) {
             return Verdict::Refuse(r);
         }
-        let l = &self.limits;
         let Some(reference) = price_to_units(ctx.bar.close, ctx.pair.quote.decimals()) else {
             return Self::refuse(
                 "no_reference_price",
                 format!("latest close {} is unusable", ctx.bar.close),
             );
         };
-        if let Some(max_bps) = l.max_price_deviation_bps {
-            let diff = quote.venue_price.abs_diff(reference);
-            let Some(bps) = diff
-                .checked_mul(U256::from(10_000u32))
-                .map(|d| d / reference)
-            else {
-                return Self::refuse("overflow", "price deviation overflows".into());
-            };
-            if bps > U256::from(max_bps) {
-                return Self::refuse(
-                    "price_deviation",
-                    format!(
-                        "venue price {} is {bps} bps from the reference {reference} (max {max_bps})",
-                        quote.venue_price
-                    ),
-                );
-            }
-        }
-        if let Some(max) = l.max_gas_price_wei
-            && quote.gas_price_wei > max
-        {
-            return Self::refuse(
-                "gas_price",
-                format!("gas price {} wei exceeds {max}", quote.gas_price_wei),
-            );
-        }
-        if let Err(r) = self.gas_budget_check(quote.gas_native, ctx.now) {
+        if let Err(r) = self.market_checks(quote, reference, ctx.now) {
             return Verdict::Refuse(r);
         }
-
-        let mut amount = swap.amount_in;
-        let mut cut: Option<Refusal> = None;
         let reduces = ctx.pair.reduces_exposure(&swap.sell, &swap.buy);
-        if !reduces {
-            // An increasing swap spends quote on a non-quote asset: its notional is amount_in
-            // when selling quote, otherwise its value at the reference.
-            let value = |amount: U256| {
-                if swap.sell == ctx.pair.quote {
-                    amount
-                } else {
-                    base_to_quote(amount, swap.sell.decimals(), reference)
-                }
-            };
-            let notional = value(amount);
-            if let Some(cap) = l.max_trade_notional
-                && notional > cap
-            {
-                amount = amount.saturating_mul(cap) / notional.max(U256::from(1u8));
-                cut = Some(Refusal::new(
-                    "max_trade_notional",
-                    format!("notional {notional} cut to {cap}"),
-                ));
+        let (mut amount, mut cut) = if reduces {
+            (swap.amount_in, None)
+        } else {
+            match self.size_increase(swap, quote, ctx, reference) {
+                Ok(sized) => sized,
+                Err(r) => return Verdict::Refuse(r),
             }
-            let (Some(pos_ppm), Some(gross_ppm)) = (
-                pct_to_ppm(l.max_position_pct),
-                pct_to_ppm(l.max_gross_exposure_pct),
-            ) else {
-                return Self::refuse(
-                    "bad_limit",
-                    "position limits must be finite and non-negative".into(),
-                );
-            };
-            // Size against equity net of this trade's gas, so fees and gas can only lower the
-            // resulting share.
-            let gas_quote = if quote.gas_cost.0 == ctx.pair.quote {
-                quote.gas_cost.1
-            } else {
-                U256::ZERO
-            };
-            let equity = ctx.equity(reference).saturating_sub(gas_quote);
-            let held = base_to_quote(
-                ctx.portfolio.balance(&ctx.pair.base),
-                ctx.pair.base.decimals(),
-                reference,
-            );
-            // The asset's own cap, and the cap on all non-quote assets together (this one and
-            // the others the agent holds): the tighter room applies.
-            let cap_of = |ppm: U256| equity.saturating_mul(ppm) / U256::from(1_000_000u32);
-            let (pos_cap, gross_cap) = (cap_of(pos_ppm), cap_of(gross_ppm));
-            let gross_held = held.saturating_add(ctx.others_value);
-            let (room, cap, code) = {
-                let pos_room = pos_cap.saturating_sub(held);
-                let gross_room = gross_cap.saturating_sub(gross_held);
-                if pos_room <= gross_room {
-                    (pos_room, pos_cap, "max_position")
-                } else {
-                    (gross_room, gross_cap, "max_gross_exposure")
-                }
-            };
-            if room.is_zero() {
-                return Self::refuse(code, format!("position {held} already at the cap {cap}"));
-            }
-            let current = value(amount);
-            if current > room {
-                amount = amount.saturating_mul(room) / current;
-                cut = Some(Refusal::new(
-                    code,
-                    format!(
-                        "position would be {} of cap {cap}",
-                        held.saturating_add(current)
-                    ),
-                ));
-            }
-        }
+        };
         // Price impact, on every swap: reducing ones too (an unwind does not dump into a thin
         // pool), unless the operator's `flatten_now` asked for the exit whatever the price.
-        if let Some(max_bps) = l.max_price_impact_bps
+        if let Some(max_bps) = self.limits.max_price_impact_bps
             && !(ctx.ignore_price_impact && reduces)
         {
             match impact::limit_swap(swap, amount, quote, ctx.pair, max_bps, reduces) {
@@ -574,7 +602,7 @@ impl RiskGate for LimitGate {
                 }
             }
         }
-        impact::sized_verdict(swap, amount, cut, quote, l.max_slippage_bps)
+        impact::sized_verdict(swap, amount, cut, quote, self.limits.max_slippage_bps)
     }
 
     fn record_fill(&mut self, fill: &Fill, ctx: &RiskContext<'_>) {
