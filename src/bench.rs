@@ -233,10 +233,8 @@ pub async fn chain_throughput(
 ) -> Result<ChainBench, connectors::evm::EvmError> {
     use connectors::evm::alloy::primitives::U256;
     use connectors::evm::alloy::sol_types::SolCall;
-    use connectors::evm::bindings::{IERC20, IUniswapV2Router02};
-    use connectors::evm::{
-        Devnet, DevnetConfig, NonceManager, TxPolicy, TxRequest, TxSender, TxStep,
-    };
+    use connectors::evm::bindings::IERC20;
+    use connectors::evm::{Devnet, DevnetConfig, NonceManager, TxPolicy, TxRequest, TxSender};
     use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
     let devnet = Devnet::start(DevnetConfig::at_price(1338.12)).await?;
@@ -267,50 +265,18 @@ pub async fn chain_throughput(
 
     let stop = Arc::new(AtomicBool::new(false));
     let kicks = Arc::new(AtomicU64::new(0));
-    let kicker = {
-        let (chain, stop, kicks) = (devnet.chain().clone(), stop.clone(), kicks.clone());
-        tokio::spawn(async move {
-            while !stop.load(Ordering::Relaxed) {
-                tokio::time::sleep(std::time::Duration::from_millis(250)).await;
-                let pending: u64 = chain.nonce(me, true).await.unwrap_or(0);
-                let mined: u64 = chain.nonce(me, false).await.unwrap_or(0);
-                if pending > mined {
-                    let _: Result<serde_json::Value, _> = chain.dev_call("evm_mine", ()).await;
-                    kicks.fetch_add(1, Ordering::Relaxed);
-                }
-            }
-        })
-    };
+    let kicker = tokio::spawn(kick_pending(
+        devnet.chain().clone(),
+        me,
+        stop.clone(),
+        kicks.clone(),
+    ));
     let next = Arc::new(AtomicU64::new(0));
     let t0 = std::time::Instant::now();
     let mut tasks = Vec::new();
     for _ in 0..concurrency.max(1) {
         let (tx, next, info) = (tx.clone(), next.clone(), info.clone());
-        tasks.push(tokio::spawn(async move {
-            let mut out = Vec::new();
-            while (next.fetch_add(1, Ordering::Relaxed) as usize) < swaps {
-                let call = IUniswapV2Router02::swapExactTokensForTokensCall {
-                    amountIn: amount,
-                    amountOutMin: U256::from(1u64),
-                    path: vec![info.weth, info.usd],
-                    to: me,
-                    deadline: U256::from(u64::MAX),
-                };
-                let mut log = Vec::new();
-                let sent = tx
-                    .send(
-                        &TxRequest::call("swap", info.router, call.abi_encode()),
-                        &mut log,
-                    )
-                    .await;
-                let signed = log.iter().find_map(|e| match e.step {
-                    TxStep::Signed { .. } => Some(e.at.as_secs_f64() * 1e6),
-                    _ => None,
-                });
-                out.push((sent.map(|o| o.nonce), signed));
-            }
-            out
-        }));
+        tasks.push(tokio::spawn(swap_until_done(tx, next, info, amount, swaps)));
     }
     let mut results = Vec::new();
     for t in tasks {
@@ -320,36 +286,126 @@ pub async fn chain_throughput(
     stop.store(true, Ordering::Relaxed);
     let _ = kicker.await;
 
-    let mut used: Vec<u64> = results
-        .iter()
-        .filter_map(|(r, _)| r.as_ref().ok().copied())
-        .collect();
-    used.sort_unstable();
-    let errors = results.iter().filter(|(r, _)| r.is_err()).count();
-    let error_samples = results
-        .iter()
-        .filter_map(|(r, _)| r.as_ref().err().map(|e| e.to_string()))
-        .take(3)
-        .collect();
-    let nonces_contiguous = used
-        .iter()
-        .enumerate()
-        .all(|(i, n)| *n == start_nonce + i as u64)
-        && used.len() == swaps;
-    let mut lat: Vec<f64> = results.iter().filter_map(|(_, s)| *s).collect();
-    lat.sort_by(f64::total_cmp);
+    let tally = SwapTally::of(&results, start_nonce, swaps);
     Ok(ChainBench {
         swaps,
         concurrency,
         elapsed_s,
-        confirmed_swaps_per_s: (swaps - errors) as f64 / elapsed_s,
-        errors,
-        error_samples,
-        decision_to_signed_p50_us: percentile(&lat, 0.5),
-        decision_to_signed_p99_us: percentile(&lat, 0.99),
-        nonces_contiguous,
+        confirmed_swaps_per_s: (swaps - tally.errors) as f64 / elapsed_s,
+        errors: tally.errors,
+        error_samples: tally.error_samples,
+        decision_to_signed_p50_us: percentile(&tally.signed_us, 0.5),
+        decision_to_signed_p99_us: percentile(&tally.signed_us, 0.99),
+        nonces_contiguous: tally.nonces_contiguous,
         kicks: kicks.load(Ordering::Relaxed),
     })
+}
+
+/// One swap of [`chain_throughput`]: the nonce it was mined with (or the send's error), and
+/// when it was signed, µs after its send started (`None` when it never got that far).
+type SwapResult = (Result<u64, connectors::evm::EvmError>, Option<f64>);
+
+/// Mines a block every 250 ms while `me` has transactions pending (anvil's automine can leave
+/// a few behind under a flood), counting each in `kicks`, until `stop`.
+async fn kick_pending(
+    chain: connectors::evm::Chain,
+    me: connectors::evm::alloy::primitives::Address,
+    stop: Arc<std::sync::atomic::AtomicBool>,
+    kicks: Arc<std::sync::atomic::AtomicU64>,
+) {
+    use std::sync::atomic::Ordering;
+    while !stop.load(Ordering::Relaxed) {
+        tokio::time::sleep(std::time::Duration::from_millis(250)).await;
+        let pending: u64 = chain.nonce(me, true).await.unwrap_or(0);
+        let mined: u64 = chain.nonce(me, false).await.unwrap_or(0);
+        if pending > mined {
+            let _: Result<serde_json::Value, _> = chain.dev_call("evm_mine", ()).await;
+            kicks.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+}
+
+/// Sends WETH→dUSD swaps of `amount` through the devnet's router, one after another, while the
+/// shared counter `next` is below `swaps`.
+async fn swap_until_done(
+    tx: connectors::evm::TxSender,
+    next: Arc<std::sync::atomic::AtomicU64>,
+    info: connectors::evm::DevnetInfo,
+    amount: connectors::evm::alloy::primitives::U256,
+    swaps: usize,
+) -> Vec<SwapResult> {
+    use connectors::evm::alloy::primitives::U256;
+    use connectors::evm::alloy::sol_types::SolCall;
+    use connectors::evm::bindings::IUniswapV2Router02;
+    use connectors::evm::{TxRequest, TxStep};
+    use std::sync::atomic::Ordering;
+
+    let me = tx.address();
+    let mut out = Vec::new();
+    while (next.fetch_add(1, Ordering::Relaxed) as usize) < swaps {
+        let call = IUniswapV2Router02::swapExactTokensForTokensCall {
+            amountIn: amount,
+            amountOutMin: U256::from(1u64),
+            path: vec![info.weth, info.usd],
+            to: me,
+            deadline: U256::from(u64::MAX),
+        };
+        let mut log = Vec::new();
+        let sent = tx
+            .send(
+                &TxRequest::call("swap", info.router, call.abi_encode()),
+                &mut log,
+            )
+            .await;
+        let signed = log.iter().find_map(|e| match e.step {
+            TxStep::Signed { .. } => Some(e.at.as_secs_f64() * 1e6),
+            _ => None,
+        });
+        out.push((sent.map(|o| o.nonce), signed));
+    }
+    out
+}
+
+/// The swaps of [`chain_throughput`] summed up.
+struct SwapTally {
+    /// Sends that failed.
+    errors: usize,
+    /// The first three errors, verbatim.
+    error_samples: Vec<String>,
+    /// Whether the nonces used were exactly start..start+swaps.
+    nonces_contiguous: bool,
+    /// Send → signed of every send that got as far as signing, µs, ascending.
+    signed_us: Vec<f64>,
+}
+
+impl SwapTally {
+    /// Sums up `results` of `swaps` swaps, the first sent at `start_nonce`.
+    fn of(results: &[SwapResult], start_nonce: u64, swaps: usize) -> Self {
+        let mut used: Vec<u64> = results
+            .iter()
+            .filter_map(|(r, _)| r.as_ref().ok().copied())
+            .collect();
+        used.sort_unstable();
+        let errors = results.iter().filter(|(r, _)| r.is_err()).count();
+        let error_samples = results
+            .iter()
+            .filter_map(|(r, _)| r.as_ref().err().map(|e| e.to_string()))
+            .take(3)
+            .collect();
+        let nonces_contiguous = used
+            .iter()
+            .enumerate()
+            .all(|(i, n)| *n == start_nonce + i as u64)
+            && used.len() == swaps;
+        let mut lat: Vec<f64> = results.iter().filter_map(|(_, s)| *s).collect();
+        lat.sort_by(f64::total_cmp);
+        Self {
+            errors,
+            error_samples,
+            nonces_contiguous,
+            signed_us: lat,
+        }
+    }
 }
 
 /// Figures of the model benchmark (`defai bench --model --json`).
@@ -1107,9 +1163,39 @@ fn max_overlap(intervals: &[(f64, f64)]) -> usize {
 /// created; after all agents ended, [`BenchError::Agent`] for the first agent that failed or
 /// [`BenchError::Task`] for one whose task panicked.
 pub async fn fleet(series: Series, opts: &FleetOptions) -> Result<FleetBench, BenchError> {
-    use connectors::journal::Durability;
-    use std::sync::atomic::{AtomicBool, Ordering};
+    let config = fleet_config(opts)?;
+    let bars = bars_exact(&series.bars, opts.bars)?;
+    let span = bars[bars.len() - 1].ts - bars[0].ts;
+    let speed = (opts.seconds > 0.0 && span > 0).then(|| span as f64 / opts.seconds);
+    let fleet = Fleet {
+        opts,
+        config,
+        bars,
+        speed,
+        scratch: Scratch::new("fleet")?,
+        report: Arc::new(series.report),
+    };
+    drop(series.bars);
 
+    let run = fleet.run().await?;
+    let state_bytes = bytes_under(&fleet.scratch.0);
+    Ok(fleet.bench(run, state_bytes))
+}
+
+/// [`bench_config`] running `strategy`, with its default parameters unless it is the
+/// config's own (`ema_cross`).
+fn bench_config_running(strategy: &str) -> Config {
+    let mut config = bench_config();
+    if strategy != config.strategy.name {
+        config.strategy.name = strategy.to_string();
+        config.strategy.params.clear();
+    }
+    config
+}
+
+/// The config every agent of the fleet runs, once `opts` are checked (the agents, the pacing)
+/// and its strategy is known to build.
+fn fleet_config(opts: &FleetOptions) -> Result<Config, BenchError> {
     if opts.agents == 0 || opts.agents > 10_000 {
         return Err(BenchError::Input("--agents must be in 1..=10000".into()));
     }
@@ -1118,70 +1204,201 @@ pub async fn fleet(series: Series, opts: &FleetOptions) -> Result<FleetBench, Be
             "--seconds must be a finite number ≥ 0".into(),
         ));
     }
-    let mut config = bench_config();
-    if opts.strategy != config.strategy.name {
-        config.strategy.name = opts.strategy.clone();
-        config.strategy.params.clear();
-    }
+    let config = bench_config_running(&opts.strategy);
     // A bad strategy name fails here, once, rather than in every agent.
     crate::engine::build_strategy(&config, &[])?;
-    let bars = bars_exact(&series.bars, opts.bars)?;
-    let span = bars[bars.len() - 1].ts - bars[0].ts;
-    let speed = (opts.seconds > 0.0 && span > 0).then(|| span as f64 / opts.seconds);
-    let scratch = Scratch::new("fleet")?;
-    let report = Arc::new(series.report);
-    drop(series.bars);
+    Ok(config)
+}
 
-    let before = MemSample::now();
-    let peak_reset = reset_peak_rss();
-    let baseline = MemSample::now().unwrap_or_default();
-    let cpu0 = cpu_seconds();
-    let stop = Arc::new(AtomicBool::new(false));
-    let sampler = tokio::spawn(sample_rss(stop.clone()));
-    let t0 = std::time::Instant::now();
-    let mut set = tokio::task::JoinSet::new();
-    for i in 0..opts.agents {
-        let spec = RunSpec {
+/// A fleet ready to run: what every agent shares (the config, one copy of the bars and their
+/// load report, the pacing) and the scratch folder their state folders go in.
+struct Fleet<'a> {
+    opts: &'a FleetOptions,
+    config: Config,
+    bars: Arc<[Bar]>,
+    report: Arc<connectors::LoadReport>,
+    /// The replay speed, × real time (`None`: unpaced).
+    speed: Option<f64>,
+    scratch: Scratch,
+}
+
+/// What a fleet's run measured: the process's memory and CPU around it, and each agent's
+/// figures.
+struct FleetRun {
+    /// Before the peak was reset (its peak includes loading the data).
+    before: Option<MemSample>,
+    /// Whether `VmHWM` could be reset after `before`.
+    peak_reset: bool,
+    /// After the reset, before any agent starts.
+    baseline: MemSample,
+    /// From spawning the first agent to the last one returning, seconds.
+    wall_s: f64,
+    /// CPU time of the process over the same span.
+    cpu_s: Option<f64>,
+    /// After every agent returned.
+    after: MemSample,
+    /// What the 50 ms sampler saw: (max RSS kB, max threads, samples).
+    sampled: (u64, u64, u64),
+    /// Each agent's figures, by index.
+    per_agent: Vec<FleetAgent>,
+}
+
+impl Fleet<'_> {
+    /// Agent `i`'s run: paper mode on the shared config, in its own state folder, paced at
+    /// the fleet's speed.
+    fn spec(&self, i: usize) -> RunSpec {
+        use connectors::journal::Durability;
+        use std::sync::atomic::AtomicBool;
+        RunSpec {
             mode: crate::engine::Mode::Paper,
-            config: config.clone(),
+            config: self.config.clone(),
             params: Vec::new(),
             // f64::MAX: event time is replayed through the timer but every deadline has passed.
-            speed: Some(speed.unwrap_or(f64::MAX)),
+            speed: Some(self.speed.unwrap_or(f64::MAX)),
             progress: false,
             record: false,
             stop: Arc::new(AtomicBool::new(false)),
-            state: Some(scratch.0.join(format!("agent-{i:05}"))),
+            state: Some(self.scratch.0.join(format!("agent-{i:05}"))),
             max_cycles: None,
             // A fresh folder either way; `fresh_state` picks the journal's durability.
-            fresh_state: opts.durability == Durability::Replay,
+            fresh_state: self.opts.durability == Durability::Replay,
             reset_switch: true,
             strategy: None,
             observers: Vec::new(),
             journal: None,
             rebalance_model: None,
-        };
-        let (bars, report) = (bars.clone(), report.clone());
-        set.spawn(async move {
-            let started = t0.elapsed().as_secs_f64();
-            // Keep only the figures: the agent's report and portfolio are dropped here.
-            let out = run_shared(spec, bars, &report).await.map(|o| FleetAgent {
-                bars: o.summary.bars,
-                trades: o.summary.trades,
-                intents: o.summary.intents,
-                elapsed_s: o.summary.elapsed_s,
-                started_s: started,
-                finished_s: 0.0,
-            });
-            (
-                i,
-                out.map(|mut a| {
-                    a.finished_s = t0.elapsed().as_secs_f64();
-                    a
-                }),
-            )
-        });
+        }
     }
-    let mut per_agent: Vec<Option<FleetAgent>> = vec![None; opts.agents];
+
+    /// Runs every agent as a task of one `JoinSet` while sampling the process's memory; after
+    /// all ended, the first agent that failed (or whose task panicked) fails the run.
+    async fn run(&self) -> Result<FleetRun, BenchError> {
+        use std::sync::atomic::{AtomicBool, Ordering};
+
+        let before = MemSample::now();
+        let peak_reset = reset_peak_rss();
+        let baseline = MemSample::now().unwrap_or_default();
+        let cpu0 = cpu_seconds();
+        let stop = Arc::new(AtomicBool::new(false));
+        let sampler = tokio::spawn(sample_rss(stop.clone()));
+        let t0 = std::time::Instant::now();
+        let mut set = tokio::task::JoinSet::new();
+        for i in 0..self.opts.agents {
+            let spec = self.spec(i);
+            let (bars, report) = (self.bars.clone(), self.report.clone());
+            set.spawn(async move {
+                let started = t0.elapsed().as_secs_f64();
+                // Keep only the figures: the agent's report and portfolio are dropped here.
+                let out = run_shared(spec, bars, &report).await.map(|o| FleetAgent {
+                    bars: o.summary.bars,
+                    trades: o.summary.trades,
+                    intents: o.summary.intents,
+                    elapsed_s: o.summary.elapsed_s,
+                    started_s: started,
+                    finished_s: 0.0,
+                });
+                (
+                    i,
+                    out.map(|mut a| {
+                        a.finished_s = t0.elapsed().as_secs_f64();
+                        a
+                    }),
+                )
+            });
+        }
+        let (per_agent, first_error) = join_agents(set, self.opts.agents).await;
+        let wall_s = t0.elapsed().as_secs_f64();
+        let cpu_s = cpu_seconds().zip(cpu0).map(|(b, a)| b - a);
+        let after = MemSample::now().unwrap_or_default();
+        stop.store(true, Ordering::Relaxed);
+        let sampled = sampler.await.unwrap_or((0, 0, 0));
+        if let Some(e) = first_error {
+            return Err(e);
+        }
+        Ok(FleetRun {
+            before,
+            peak_reset,
+            baseline,
+            wall_s,
+            cpu_s,
+            after,
+            sampled,
+            per_agent: per_agent.into_iter().flatten().collect(),
+        })
+    }
+
+    /// The figures of the fleet's `run`, its state folders holding `state_bytes`.
+    fn bench(&self, run: FleetRun, state_bytes: u64) -> FleetBench {
+        let opts = self.opts;
+        let FleetRun {
+            before,
+            peak_reset,
+            baseline,
+            wall_s,
+            cpu_s,
+            after,
+            sampled: (sampled_max_rss_kb, max_threads, rss_samples),
+            per_agent,
+        } = run;
+        let load_peak = before.map(|m| m.peak_rss_kb).unwrap_or(0);
+        let agents_peak = after.peak_rss_kb.max(sampled_max_rss_kb);
+        let peak_rss_kb = load_peak.max(agents_peak);
+        let running_peak = if peak_reset {
+            agents_peak
+        } else {
+            sampled_max_rss_kb
+        };
+        let target_mb = rss_target_mb(opts.agents);
+        let total_bars: u64 = per_agent.iter().map(|a| a.bars).sum();
+        FleetBench {
+            bench: "fleet_memory",
+            agents: opts.agents,
+            strategy: opts.strategy.clone(),
+            bars_per_agent: self.bars.len(),
+            paced_s: opts.seconds,
+            speed: self.speed,
+            durability: durability_name(opts.durability),
+            runtime: runtime_name(),
+            state_fs: fs_type(&self.scratch.0),
+            baseline,
+            peak_rss_kb,
+            peak_rss_agents_kb: peak_reset.then_some(agents_peak),
+            sampled_max_rss_kb,
+            max_threads,
+            rss_samples,
+            per_agent_kb: running_peak.saturating_sub(baseline.rss_kb) as f64 / opts.agents as f64,
+            after,
+            target_mb,
+            target_met: target_mb.map(|t| peak_rss_kb as f64 / 1024.0 <= t),
+            max_coexisting: max_overlap(
+                &per_agent
+                    .iter()
+                    .map(|a| (a.started_s, a.finished_s))
+                    .collect::<Vec<_>>(),
+            ),
+            finished: per_agent.len(),
+            wall_s,
+            cpu_s,
+            total_bars,
+            bars_per_s: if wall_s > 0.0 {
+                total_bars as f64 / wall_s
+            } else {
+                0.0
+            },
+            trades: per_agent.iter().map(|a| a.trades).sum(),
+            state_bytes,
+            per_agent,
+        }
+    }
+}
+
+/// Waits for every agent of `set` (`agents` of them): each one's figures by index, and the
+/// first failure (an agent's error, or a task that panicked).
+async fn join_agents(
+    mut set: tokio::task::JoinSet<(usize, Result<FleetAgent, RunError>)>,
+    agents: usize,
+) -> (Vec<Option<FleetAgent>>, Option<BenchError>) {
+    let mut per_agent: Vec<Option<FleetAgent>> = vec![None; agents];
     let mut first_error = None;
     while let Some(joined) = set.join_next().await {
         match joined {
@@ -1197,74 +1414,20 @@ pub async fn fleet(series: Series, opts: &FleetOptions) -> Result<FleetBench, Be
             }
         }
     }
-    let wall_s = t0.elapsed().as_secs_f64();
-    let cpu_s = cpu_seconds().zip(cpu0).map(|(b, a)| b - a);
-    let after = MemSample::now().unwrap_or_default();
-    stop.store(true, Ordering::Relaxed);
-    let (sampled_max_rss_kb, max_threads, rss_samples) = sampler.await.unwrap_or((0, 0, 0));
-    if let Some(e) = first_error {
-        return Err(e);
-    }
-    let per_agent: Vec<FleetAgent> = per_agent.into_iter().flatten().collect();
-    let state_bytes = bytes_under(&scratch.0);
+    (per_agent, first_error)
+}
 
-    let load_peak = before.map(|m| m.peak_rss_kb).unwrap_or(0);
-    let agents_peak = after.peak_rss_kb.max(sampled_max_rss_kb);
-    let peak_rss_kb = load_peak.max(agents_peak);
-    let running_peak = if peak_reset {
-        agents_peak
-    } else {
-        sampled_max_rss_kb
-    };
-    let target_mb = rss_target_mb(opts.agents);
-    let total_bars: u64 = per_agent.iter().map(|a| a.bars).sum();
-    Ok(FleetBench {
-        bench: "fleet_memory",
-        agents: opts.agents,
-        strategy: opts.strategy.clone(),
-        bars_per_agent: bars.len(),
-        paced_s: opts.seconds,
-        speed,
-        durability: durability_name(opts.durability),
-        runtime: match tokio::runtime::Handle::try_current().map(|h| h.runtime_flavor()) {
-            Ok(tokio::runtime::RuntimeFlavor::CurrentThread) => {
-                "tokio current_thread: one thread, the agents are tasks of one JoinSet"
-            }
-            Ok(tokio::runtime::RuntimeFlavor::MultiThread) => {
-                "tokio multi_thread: the agents are tasks of one JoinSet"
-            }
-            _ => "tokio: the agents are tasks of one JoinSet",
-        },
-        state_fs: fs_type(&scratch.0),
-        baseline,
-        peak_rss_kb,
-        peak_rss_agents_kb: peak_reset.then_some(agents_peak),
-        sampled_max_rss_kb,
-        max_threads,
-        rss_samples,
-        per_agent_kb: running_peak.saturating_sub(baseline.rss_kb) as f64 / opts.agents as f64,
-        after,
-        target_mb,
-        target_met: target_mb.map(|t| peak_rss_kb as f64 / 1024.0 <= t),
-        max_coexisting: max_overlap(
-            &per_agent
-                .iter()
-                .map(|a| (a.started_s, a.finished_s))
-                .collect::<Vec<_>>(),
-        ),
-        finished: per_agent.len(),
-        wall_s,
-        cpu_s,
-        total_bars,
-        bars_per_s: if wall_s > 0.0 {
-            total_bars as f64 / wall_s
-        } else {
-            0.0
-        },
-        trades: per_agent.iter().map(|a| a.trades).sum(),
-        state_bytes,
-        per_agent,
-    })
+/// The tokio runtime the fleet's agents run on, as the report names it.
+fn runtime_name() -> &'static str {
+    match tokio::runtime::Handle::try_current().map(|h| h.runtime_flavor()) {
+        Ok(tokio::runtime::RuntimeFlavor::CurrentThread) => {
+            "tokio current_thread: one thread, the agents are tasks of one JoinSet"
+        }
+        Ok(tokio::runtime::RuntimeFlavor::MultiThread) => {
+            "tokio multi_thread: the agents are tasks of one JoinSet"
+        }
+        _ => "tokio: the agents are tasks of one JoinSet",
+    }
 }
 
 fn mb(kb: u64) -> f64 {
@@ -1451,31 +1614,67 @@ pub async fn journal_overhead(
     series: &Series,
     opts: &JournalOptions,
 ) -> Result<JournalBench, BenchError> {
-    use connectors::journal::{Durability, Journal};
-
     if opts.runs == 0 || opts.runs > 1000 {
         return Err(BenchError::Input("--runs must be in 1..=1000".into()));
     }
-    let bars = bars_exact(&series.bars, opts.bars)?;
-    let scratch = Scratch::new("journal")?;
+    let bench = JournalRuns {
+        bars: bars_exact(&series.bars, opts.bars)?,
+        report: &series.report,
+        scratch: Scratch::new("journal")?,
+        runs: opts.runs,
+    };
     let mut out = Vec::new();
     for name in &opts.strategies {
-        let mut config = bench_config();
-        if *name != config.strategy.name {
-            config.strategy.name = name.clone();
-            config.strategy.params.clear();
-        }
+        let config = bench_config_running(name);
         crate::engine::build_strategy(&config, &[])?;
-        let (mut none, mut replay, mut full, mut verify) =
-            (Vec::new(), Vec::new(), Vec::new(), Vec::new());
-        let mut first: Option<crate::engine::Summary> = None;
-        let mut by_kind = std::collections::BTreeMap::<String, u64>::new();
-        let mut records = 0u64;
-        let mut journal_bytes = 0;
-        for run in 0..opts.runs {
+        if let Some(figures) = bench.measure(name, &config).await?.figures() {
+            out.push(figures);
+        }
+    }
+    Ok(JournalBench {
+        bench: "journal_overhead",
+        runs: opts.runs,
+        state_fs: fs_type(&bench.scratch.0),
+        strategies: out,
+    })
+}
+
+/// What every strategy's journal runs share: the bars, their load report, the scratch folder
+/// the state folders go in and the runs of each variant.
+struct JournalRuns<'a> {
+    bars: Arc<[Bar]>,
+    report: &'a connectors::LoadReport,
+    scratch: Scratch,
+    runs: usize,
+}
+
+/// One strategy's journal runs: the (loop, wall) seconds of each variant, the verification
+/// times, and what the first full-durability journal held.
+#[derive(Default)]
+struct JournalSamples {
+    none: Vec<(f64, f64)>,
+    replay: Vec<(f64, f64)>,
+    full: Vec<(f64, f64)>,
+    verify: Vec<f64>,
+    /// The first run's summary (every run replays the same bars).
+    first: Option<crate::engine::Summary>,
+    by_kind: std::collections::BTreeMap<String, u64>,
+    records: u64,
+    journal_bytes: u64,
+}
+
+impl JournalRuns<'_> {
+    /// Backtests `config` without a state folder, with a journal at `Durability::Replay` and
+    /// with one at `Durability::Full`, interleaved, `runs` times; each full-durability journal
+    /// is verified, and every state folder removed after its run.
+    async fn measure(&self, name: &str, config: &Config) -> Result<JournalSamples, BenchError> {
+        use connectors::journal::Durability;
+
+        let mut s = JournalSamples::default();
+        for run in 0..self.runs {
             for durability in [None, Some(Durability::Replay), Some(Durability::Full)] {
                 let dir = durability.map(|d| {
-                    scratch
+                    self.scratch
                         .0
                         .join(format!("{name}-{}-{run}", durability_name(d)))
                 });
@@ -1485,40 +1684,55 @@ pub async fn journal_overhead(
                     ..RunSpec::backtest(config.clone())
                 };
                 let t = std::time::Instant::now();
-                let o = run_shared(spec, bars.clone(), &series.report).await?;
+                let o = run_shared(spec, self.bars.clone(), self.report).await?;
                 let times = (o.summary.elapsed_s, t.elapsed().as_secs_f64());
                 match durability {
-                    None => none.push(times),
-                    Some(Durability::Replay) => replay.push(times),
-                    Some(Durability::Full) => full.push(times),
+                    None => s.none.push(times),
+                    Some(Durability::Replay) => s.replay.push(times),
+                    Some(Durability::Full) => s.full.push(times),
                 }
                 if let (Some(dir), Some(Durability::Full)) = (&dir, durability) {
-                    let path = dir.join("journal.sqlite");
-                    let journal = Journal::open_with(&path, Durability::Replay)?;
-                    let t = std::time::Instant::now();
-                    let v = journal.verify()?;
-                    verify.push(t.elapsed().as_secs_f64());
-                    if run == 0 {
-                        records = v.records.max(0) as u64;
-                        for r in journal.records()? {
-                            *by_kind.entry(r.kind).or_default() += 1;
-                        }
-                        drop(journal);
-                        journal_bytes = std::fs::metadata(&path).map(|m| m.len()).unwrap_or(0);
-                    }
+                    s.verify(&dir.join("journal.sqlite"), run == 0)?;
                 }
                 if let Some(dir) = &dir {
                     std::fs::remove_dir_all(dir).map_err(io_error(dir))?;
                 }
-                first.get_or_insert(o.summary);
+                s.first.get_or_insert(o.summary);
             }
         }
-        let Some(summary) = first else {
-            continue;
-        };
+        Ok(s)
+    }
+}
+
+impl JournalSamples {
+    /// Times `Journal::verify` of the full-durability journal at `path`; after the `first`
+    /// run, also counts its records by kind and takes its size.
+    fn verify(&mut self, path: &std::path::Path, first: bool) -> Result<(), BenchError> {
+        use connectors::journal::{Durability, Journal};
+
+        let journal = Journal::open_with(path, Durability::Replay)?;
+        let t = std::time::Instant::now();
+        let v = journal.verify()?;
+        self.verify.push(t.elapsed().as_secs_f64());
+        if first {
+            self.records = v.records.max(0) as u64;
+            for r in journal.records()? {
+                *self.by_kind.entry(r.kind).or_default() += 1;
+            }
+            drop(journal);
+            self.journal_bytes = std::fs::metadata(path).map(|m| m.len()).unwrap_or(0);
+        }
+        Ok(())
+    }
+
+    /// The strategy's figures: medians over its runs, costs against the runs without a state
+    /// folder; `None` without a run.
+    fn figures(mut self) -> Option<JournalStrategyBench> {
+        let summary = self.first.take()?;
+        let records = self.records;
         let loops = |v: &[(f64, f64)]| median(&mut v.iter().map(|t| t.0).collect::<Vec<_>>());
         let walls = |v: &[(f64, f64)]| median(&mut v.iter().map(|t| t.1).collect::<Vec<_>>());
-        let none_loop_s = loops(&none);
+        let none_loop_s = loops(&self.none);
         let cost = |v: &[(f64, f64)]| {
             let loop_s = loops(v);
             let overhead_s = loop_s - none_loop_s;
@@ -1539,38 +1753,32 @@ pub async fn journal_overhead(
                 per_run_s: median(&mut v.iter().map(|t| t.1 - t.0).collect::<Vec<_>>()),
             }
         };
-        let verify_s = median(&mut verify);
-        out.push(JournalStrategyBench {
+        let verify_s = median(&mut self.verify);
+        Some(JournalStrategyBench {
             strategy: summary.strategy.clone(),
             bars: summary.bars,
             intents: summary.intents,
             trades: summary.trades,
             records,
-            records_by_kind: by_kind,
+            records_by_kind: self.by_kind,
             records_per_intent: if summary.intents > 0 {
                 records as f64 / summary.intents as f64
             } else {
                 0.0
             },
             none_loop_s,
-            none_wall_s: walls(&none),
-            replay: cost(&replay),
-            full: cost(&full),
+            none_wall_s: walls(&self.none),
+            replay: cost(&self.replay),
+            full: cost(&self.full),
             verify_s,
             verify_records_per_s: if verify_s > 0.0 {
                 records as f64 / verify_s
             } else {
                 0.0
             },
-            journal_bytes,
-        });
+            journal_bytes: self.journal_bytes,
+        })
     }
-    Ok(JournalBench {
-        bench: "journal_overhead",
-        runs: opts.runs,
-        state_fs: fs_type(&scratch.0),
-        strategies: out,
-    })
 }
 
 impl JournalBench {

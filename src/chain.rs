@@ -8,7 +8,7 @@ use std::time::Duration;
 use agent_core::{Clock, Pair, Portfolio, Token};
 use connectors::PaperVenue;
 use connectors::evm::alloy::eips::BlockId;
-use connectors::evm::alloy::primitives::{Address, U256};
+use connectors::evm::alloy::primitives::{Address, B256, U256};
 use connectors::evm::bindings::IERC20;
 use connectors::evm::guard::check_chain;
 use connectors::evm::{
@@ -281,10 +281,11 @@ pub struct PredictionSummary {
     pub kill_switch: crate::engine::KillSwitchSummary,
 }
 
+/// Probabilities by market address, from a forecasts file.
+type Forecasts = std::collections::BTreeMap<Address, f64>;
+
 /// Reads a forecasts file: a JSON object of market address → probability.
-fn read_forecasts(
-    path: &std::path::Path,
-) -> Result<std::collections::BTreeMap<Address, f64>, RunError> {
+fn read_forecasts(path: &std::path::Path) -> Result<Forecasts, RunError> {
     let bad = |msg: String| {
         RunError::Chain(EvmError::Devnet(format!(
             "forecasts {}: {msg}",
@@ -320,7 +321,7 @@ pub async fn run_bettor(mut spec: RunSpec, args: ChainArgs) -> Result<Prediction
     use agent_core::{Betting, Bettor};
     use connectors::evm::{ChainPredictionVenue, CycleSource, PredictionMarkets};
     use models::calibration::FeatureProbability;
-    use strategies::{KellyBettor, KellyConfig};
+    use strategies::KellyBettor;
 
     let cfg = &spec.config.clone();
     live_only(
@@ -331,71 +332,14 @@ pub async fn run_bettor(mut spec: RunSpec, args: ChainArgs) -> Result<Prediction
     let target = cfg.markets_target(devnet.as_ref())?;
     let chain = Chain::connect(&target.rpc_url)?;
     check_chain(&chain, target.chain_id, args.allow_mainnet).await?;
-
-    // FPMM markets carry no closing time on chain (it lives with the question, off this
-    // contract): the filter cannot apply, so a key asking for it is an error, not ignored.
-    cfg.refuse_param(
-        "min_time_to_close_s",
-        &spec.params,
-        "is unsupported for markets on chain: a FixedProductMarketMaker has no closing time to compare with (remove the key)",
-    )?;
-    let mut params = cfg.strategy_params(&spec.params)?;
-    let mut kelly = KellyConfig::from_params(&mut params).map_err(strategies::BuildError::from)?;
-    // The bettor sizes within the gate's price-impact limit.
-    kelly.max_price_impact_bps = cfg.risk_limits()?.max_price_impact_bps;
-    let forecasts_path = params
-        .string("forecasts", "")
-        .map_err(strategies::BuildError::from)?;
-    params.finish().map_err(strategies::BuildError::from)?;
-    let forecasts = if forecasts_path.is_empty() {
-        Default::default()
-    } else {
-        read_forecasts(&cfg.resolve(std::path::Path::new(&forecasts_path)))?
-    };
+    let (kelly, forecasts) = bettor_params(cfg, &spec)?;
 
     let tx = live_sender(cfg, &args, &chain, target.chain_id)?;
     let pm = PredictionMarkets::new(tx, target.conditional_tokens, target.fpmm_factory);
     let collateral = Token::new(&cfg.market.quote, cfg.market.quote_decimals);
     // Every bet limit is scaled by the collateral's decimals: they must be the token's own.
     check_decimals(&chain, target.collateral, &collateral).await?;
-    // The markets: the factory's creations with this collateral and oracle, and the listed.
-    let markets = pm
-        .discover(
-            target.from_block,
-            target.collateral,
-            target.oracle,
-            &target.list,
-        )
-        .await?;
-    // `[risk] allowed_contracts`: the contracts every bet and redemption sends to must be
-    // listed, and so must each market named in the config; a discovered market that is not
-    // listed is left out (the gate would refuse every bet on it anyway).
-    let mut required = vec![
-        ("collateral".to_string(), target.collateral),
-        ("conditional tokens".to_string(), target.conditional_tokens),
-        ("FPMM factory".to_string(), target.fpmm_factory),
-    ];
-    required.extend(
-        target
-            .list
-            .iter()
-            .map(|a| ("listed market".to_string(), *a)),
-    );
-    check_allowed_contracts(cfg, &required)?;
-    let markets: Vec<_> = match allowed_contracts(cfg)? {
-        None => markets,
-        Some(allowed) => markets
-            .into_iter()
-            .filter(|(m, _)| {
-                let listed = allowed.contains(m);
-                if !listed {
-                    tracing::warn!(target: "defai::markets", market = %m, "a discovered market is not in [risk] allowed_contracts: left out");
-                }
-                listed
-            })
-            .collect(),
-    };
-    tracing::info!(target: "defai::markets", markets = markets.len(), from_block = target.from_block, "prediction markets found on chain");
+    let markets = bettor_markets(cfg, &target, &pm).await?;
     let venue =
         ChainPredictionVenue::open(pm, &markets, target.oracle, collateral.clone(), forecasts)
             .await?
@@ -438,13 +382,110 @@ pub async fn run_bettor(mut spec: RunSpec, args: ChainArgs) -> Result<Prediction
     let out = drive
         .go_with(&mut spec, source, Betting(venue), strategy, Vec::new())
         .await?;
+    Ok(prediction_summary(
+        &spec,
+        strategy_name,
+        target.chain_id,
+        &out,
+        &collateral,
+    ))
+}
+
+/// The bettor's `[strategy.params]`: the Kelly sizing (within the gate's price-impact limit)
+/// and the forecasts file's probabilities by market (none when `forecasts` is unset). A key
+/// the chain cannot honour (`min_time_to_close_s`) is refused.
+fn bettor_params(
+    cfg: &crate::config::Config,
+    spec: &RunSpec,
+) -> Result<(strategies::KellyConfig, Forecasts), RunError> {
+    // FPMM markets carry no closing time on chain (it lives with the question, off this
+    // contract): the filter cannot apply, so a key asking for it is an error, not ignored.
+    cfg.refuse_param(
+        "min_time_to_close_s",
+        &spec.params,
+        "is unsupported for markets on chain: a FixedProductMarketMaker has no closing time to compare with (remove the key)",
+    )?;
+    let mut params = cfg.strategy_params(&spec.params)?;
+    let mut kelly =
+        strategies::KellyConfig::from_params(&mut params).map_err(strategies::BuildError::from)?;
+    // The bettor sizes within the gate's price-impact limit.
+    kelly.max_price_impact_bps = cfg.risk_limits()?.max_price_impact_bps;
+    let forecasts_path = params
+        .string("forecasts", "")
+        .map_err(strategies::BuildError::from)?;
+    params.finish().map_err(strategies::BuildError::from)?;
+    let forecasts = if forecasts_path.is_empty() {
+        Default::default()
+    } else {
+        read_forecasts(&cfg.resolve(std::path::Path::new(&forecasts_path)))?
+    };
+    Ok((kelly, forecasts))
+}
+
+/// The markets a bettor trades, with their question ids: those found on chain (discovered and
+/// listed) within `[risk] allowed_contracts`.
+async fn bettor_markets(
+    cfg: &crate::config::Config,
+    target: &crate::config::MarketsTarget,
+    pm: &connectors::evm::PredictionMarkets,
+) -> Result<Vec<(Address, B256)>, RunError> {
+    // The markets: the factory's creations with this collateral and oracle, and the listed.
+    let markets = pm
+        .discover(
+            target.from_block,
+            target.collateral,
+            target.oracle,
+            &target.list,
+        )
+        .await?;
+    // `[risk] allowed_contracts`: the contracts every bet and redemption sends to must be
+    // listed, and so must each market named in the config; a discovered market that is not
+    // listed is left out (the gate would refuse every bet on it anyway).
+    let mut required = vec![
+        ("collateral".to_string(), target.collateral),
+        ("conditional tokens".to_string(), target.conditional_tokens),
+        ("FPMM factory".to_string(), target.fpmm_factory),
+    ];
+    required.extend(
+        target
+            .list
+            .iter()
+            .map(|a| ("listed market".to_string(), *a)),
+    );
+    check_allowed_contracts(cfg, &required)?;
+    let markets: Vec<_> = match allowed_contracts(cfg)? {
+        None => markets,
+        Some(allowed) => markets
+            .into_iter()
+            .filter(|(m, _)| {
+                let listed = allowed.contains(m);
+                if !listed {
+                    tracing::warn!(target: "defai::markets", market = %m, "a discovered market is not in [risk] allowed_contracts: left out");
+                }
+                listed
+            })
+            .collect(),
+    };
+    tracing::info!(target: "defai::markets", markets = markets.len(), from_block = target.from_block, "prediction markets found on chain");
+    Ok(markets)
+}
+
+/// The JSON summary of a bettor's run from its output: the bets, redemptions and collateral
+/// (formatted in `collateral`'s decimals), the gate's verdicts and the gas the bets paid.
+fn prediction_summary(
+    spec: &RunSpec,
+    strategy: String,
+    chain_id: u64,
+    out: &RunOutput,
+    collateral: &Token,
+) -> PredictionSummary {
     let report = &out.report;
-    let c = &collateral;
+    let c = collateral;
     let gas: U256 = report.bets.iter().map(|b| b.gas_native).sum();
-    Ok(PredictionSummary {
+    PredictionSummary {
         mode: spec.mode,
-        strategy: strategy_name,
-        chain_id: target.chain_id,
+        strategy,
+        chain_id,
         cycles: report.bars,
         markets_seen: report.markets_seen,
         bets: report.bets.len(),
@@ -469,7 +510,7 @@ pub async fn run_bettor(mut spec: RunSpec, args: ChainArgs) -> Result<Prediction
         tx_hashes: out.summary.tx_hashes.clone(),
         gas_paid_wei: gas.to_string(),
         kill_switch: (&report.kill_switch).into(),
-    })
+    }
 }
 
 /// The JSON summary of a live rebalancing run.
@@ -572,14 +613,94 @@ pub async fn run_rebalancer(
     mut spec: RunSpec,
     args: ChainArgs,
 ) -> Result<RebalanceSummary, RunError> {
-    use strategies::rebalancer::{Holding, RebalanceConfig, Rebalancer, tracking_error, weights};
-
     let cfg = &spec.config.clone();
     live_only(
         &spec,
         "the live rebalancer runs with `defai run`; backtest it with `defai rebalance`",
     )?;
     let devnet = args.devnet_info()?;
+    let RebalancerParams {
+        default_targets,
+        rc,
+        tilt,
+    } = rebalancer_params(cfg, &mut spec)?;
+    let target = cfg.rebalance_target(devnet.as_ref(), default_targets)?;
+    let chain = Chain::connect(&target.rpc_url)?;
+    check_chain(&chain, target.chain_id, args.allow_mainnet).await?;
+    for (token, address, _, _) in &target.tokens {
+        check_decimals(&chain, *address, token).await?;
+    }
+
+    // Tokens in the order the config lists them, the quote token last; one venue per asset,
+    // the first asset's pair the agent's own.
+    let book = RebalanceBook::of(&target)?;
+    let pools = rebalancer_pools(cfg, &args, &chain, &target).await?;
+    let strategy = book.rebalancer(rc, tilt)?;
+    let stats = strategy.stats();
+    // The spec's strategy object (e.g. a model-driven target) trades the same tokens and pools;
+    // the summary's counters and prices are then the built-in rebalancer's, left at zero.
+    let strategy: Box<dyn agent_core::Strategy> = match spec.strategy.take() {
+        Some(s) => s,
+        None => Box::new(strategy),
+    };
+    let strategy_name = strategy.name().to_string();
+    let source = ChainSource::pools(chain.clone(), pools.pools, cfg.cycle_clock(&chain)?);
+    let drive = Drive {
+        pair: pools.pairs[0].clone(),
+        portfolio: Portfolio::new(),
+        clock: Clock::Simulated,
+        wall_data_age: true,
+        total: spec.max_cycles,
+        data: DataInfo {
+            source: format!(
+                "chain {} pools of {}",
+                target.rpc_url,
+                book.assets()
+                    .iter()
+                    .map(|t| t.symbol())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+            ..DataInfo::default()
+        },
+        chain_id: Some(target.chain_id),
+        bet_limits: None,
+    };
+    let out = drive
+        .go_with(
+            &mut spec,
+            source,
+            pools.venue,
+            strategy,
+            pools.pairs[1..].to_vec(),
+        )
+        .await?;
+    let stats = stats.lock().map(|s| s.clone()).unwrap_or_default();
+    let gas_paid = receipts_gas(&chain, &out.summary.tx_hashes).await?;
+    Ok(book.summary(&spec, strategy_name, &out, &stats, gas_paid))
+}
+
+/// The live rebalancer's `[strategy.params]`.
+struct RebalancerParams {
+    /// The targets of WETH, DVT and dUSD (`weth`, `dvt`, `usd`; zeros when `[rebalance]`
+    /// lists the tokens and their targets).
+    default_targets: [f64; 3],
+    /// The band, smallest trade and gas share.
+    rc: strategies::rebalancer::RebalanceConfig,
+    /// The model tilting the targets, with its strength.
+    tilt: Option<TiltModel>,
+}
+
+/// Reads the live rebalancer's parameters: the default targets (refused beside a `[rebalance]`
+/// that lists the tokens, and checked to be fractions summing to 1), the rebalancing config
+/// and the model tilt, which takes the spec's model and is refused beside a strategy of the
+/// caller's own.
+fn rebalancer_params(
+    cfg: &crate::config::Config,
+    spec: &mut RunSpec,
+) -> Result<RebalancerParams, RunError> {
+    use strategies::rebalancer::RebalanceConfig;
+
     let listed = cfg.rebalance.is_some();
     if listed {
         for key in ["weth", "dvt", "usd"] {
@@ -626,27 +747,38 @@ pub async fn run_rebalancer(
         .into());
     }
     params.finish().map_err(bad)?;
-    let target = cfg.rebalance_target(devnet.as_ref(), default_targets)?;
-    let chain = Chain::connect(&target.rpc_url)?;
-    check_chain(&chain, target.chain_id, args.allow_mainnet).await?;
-    for (token, address, _, _) in &target.tokens {
-        check_decimals(&chain, *address, token).await?;
-    }
+    Ok(RebalancerParams {
+        default_targets,
+        rc,
+        tilt,
+    })
+}
 
-    // Tokens in the order the config lists them, the quote token last; one venue per asset,
-    // the first asset's pair the agent's own.
-    let tokens: Vec<Token> = target.tokens.iter().map(|t| t.0.clone()).collect();
-    let targets: Vec<f64> = target.tokens.iter().map(|t| t.3).collect();
-    let quote = tokens.len() - 1;
-    let (usd, usd_address) = (tokens[quote].clone(), target.tokens[quote].1);
-    if quote == 0 {
-        return Err(RunError::Setup(
-            "the rebalancer needs at least one asset besides the quote token".into(),
-        ));
-    }
+/// The live rebalancer's pools: what its source reads, one pair per asset against the quote
+/// token (the first the agent's own) and one Uniswap V2 venue per asset behind one venue set.
+struct RebalancePools {
+    /// Each asset's pool, in the config's order.
+    pools: Vec<PoolRef>,
+    /// Each asset's pair with the quote token, in the same order.
+    pairs: Vec<Pair>,
+    /// The venues, gas estimated at the price of the gas token's pool.
+    venue: agent_core::VenueSet<UniswapV2Venue>,
+}
+
+/// Resolves each asset's pool (checked against the router and `[risk] allowed_contracts`) and
+/// opens its venue; one sender (one nonce manager) for every venue, and every venue books
+/// every token.
+async fn rebalancer_pools(
+    cfg: &crate::config::Config,
+    args: &ChainArgs,
+    chain: &Chain,
+    target: &crate::config::RebalanceTarget,
+) -> Result<RebalancePools, RunError> {
+    let quote = target.tokens.len() - 1;
+    let (usd, usd_address) = (target.tokens[quote].0.clone(), target.tokens[quote].1);
     // One sender (one nonce manager) for every pool venue; the journal's recorder reaches each
     // venue's sender through the agent before anything is sent.
-    let tx = live_sender(cfg, &args, &chain, target.chain_id)?;
+    let tx = live_sender(cfg, args, chain, target.chain_id)?;
     let native = Token::new(&cfg.chain.native_symbol, 18);
     let venue_cfg = UniswapV2Config {
         router: target.router,
@@ -670,8 +802,8 @@ pub async fn run_rebalancer(
     for (token, address, pool, _) in &target.tokens[..quote] {
         let pool = pool.ok_or_else(|| EvmError::Devnet(format!("{token} has no pool")))?;
         let pair = Pair::new(token.clone(), usd.clone());
-        let pool = PoolRef::resolve(&chain, pair.clone(), pool, *address, usd_address).await?;
-        pool.check_router(&chain, target.router).await?;
+        let pool = PoolRef::resolve(chain, pair.clone(), pool, *address, usd_address).await?;
+        pool.check_router(chain, target.router).await?;
         pools.push(pool.clone());
         // Every venue books every token: whichever settles a restart's open transactions
         // sees all that moved.
@@ -682,72 +814,19 @@ pub async fn run_rebalancer(
     let pairs: Vec<Pair> = venues.iter().map(|(p, _)| p.clone()).collect();
     let venue = agent_core::VenueSet::new(venues)
         .map_err(RunError::Setup)?
-        .gas_estimate_from(&tokens[target.gas_token]);
-    let strategy = Rebalancer::new(
-        tokens
-            .iter()
-            .cloned()
-            .zip(targets.iter().copied())
-            .collect(),
-        &usd,
-        rc,
-    )
-    .map_err(RunError::Setup)?;
-    let strategy = match tilt {
-        Some((model, strength)) => strategy
-            .with_model(model, strength)
-            .map_err(RunError::Setup)?,
-        None => strategy,
-    };
-    let stats = strategy.stats();
-    // The spec's strategy object (e.g. a model-driven target) trades the same tokens and pools;
-    // the summary's counters and prices are then the built-in rebalancer's, left at zero.
-    let strategy: Box<dyn agent_core::Strategy> = match spec.strategy.take() {
-        Some(s) => s,
-        None => Box::new(strategy),
-    };
-    let strategy_name = strategy.name().to_string();
-    let source = ChainSource::pools(chain.clone(), pools, cfg.cycle_clock(&chain)?);
-    let drive = Drive {
-        pair: pairs[0].clone(),
-        portfolio: Portfolio::new(),
-        clock: Clock::Simulated,
-        wall_data_age: true,
-        total: spec.max_cycles,
-        data: DataInfo {
-            source: format!(
-                "chain {} pools of {}",
-                target.rpc_url,
-                tokens[..quote]
-                    .iter()
-                    .map(|t| t.symbol())
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            ),
-            ..DataInfo::default()
-        },
-        chain_id: Some(target.chain_id),
-        bet_limits: None,
-    };
-    let out = drive
-        .go_with(&mut spec, source, venue, strategy, pairs[1..].to_vec())
-        .await?;
-    let report = &out.report;
-    let stats = stats.lock().map(|s| s.clone()).unwrap_or_default();
-    let holdings: Vec<Holding> = tokens
-        .iter()
-        .enumerate()
-        .map(|(k, t)| Holding {
-            token: t.clone(),
-            balance: report.portfolio.balance(t),
-            price: stats.prices.get(k).copied().unwrap_or(0.0),
-            target: targets[k],
-        })
-        .collect();
-    // Gas is what the receipts of the run's transactions say it cost, not the change of the
-    // native balance (an external transfer from the same wallet is not gas).
+        .gas_estimate_from(&target.tokens[target.gas_token].0);
+    Ok(RebalancePools {
+        pools,
+        pairs,
+        venue,
+    })
+}
+
+/// Gas the run's transactions paid, wei, as their receipts say: not the change of the native
+/// balance (an external transfer from the same wallet is not gas).
+async fn receipts_gas(chain: &Chain, tx_hashes: &[String]) -> Result<U256, RunError> {
     let mut gas_paid = U256::ZERO;
-    for h in &out.summary.tx_hashes {
+    for h in tx_hashes {
         let hash = h
             .parse()
             .map_err(|e| EvmError::Devnet(format!("transaction hash {h}: {e}")))?;
@@ -755,40 +834,129 @@ pub async fn run_rebalancer(
             gas_paid += U256::from(r.gas_used) * U256::from(r.effective_gas_price);
         }
     }
-    Ok(RebalanceSummary {
-        mode: spec.mode,
-        strategy: strategy_name,
-        chain_id: target.chain_id,
-        cycles: report.bars,
-        rebalances: stats.rebalances,
-        trades: report.fills,
-        skipped_cycles: stats.skipped,
-        execution_failures: report.execution_failures,
-        targets: tokens
+    Ok(gas_paid)
+}
+
+/// A live rebalancer's tokens in the config's order (the quote token last), their target
+/// weights and the chain they trade on.
+struct RebalanceBook {
+    /// Every token, the quote token last.
+    tokens: Vec<Token>,
+    /// Each token's target weight, in the same order.
+    targets: Vec<f64>,
+    /// The chain traded on.
+    chain_id: u64,
+}
+
+impl RebalanceBook {
+    /// The tokens and targets `[rebalance]` (or the devnet) lists, in order.
+    ///
+    /// # Errors
+    /// [`RunError::Setup`] when the quote token is the only one.
+    fn of(target: &crate::config::RebalanceTarget) -> Result<Self, RunError> {
+        let book = Self {
+            tokens: target.tokens.iter().map(|t| t.0.clone()).collect(),
+            targets: target.tokens.iter().map(|t| t.3).collect(),
+            chain_id: target.chain_id,
+        };
+        let quote = book.tokens.len() - 1;
+        if quote == 0 {
+            return Err(RunError::Setup(
+                "the rebalancer needs at least one asset besides the quote token".into(),
+            ));
+        }
+        Ok(book)
+    }
+
+    /// The assets: every token but the quote token.
+    fn assets(&self) -> &[Token] {
+        &self.tokens[..self.tokens.len() - 1]
+    }
+
+    /// The built-in rebalancer of these tokens and targets against the quote token, its
+    /// targets tilted by the model when one is given.
+    fn rebalancer(
+        &self,
+        rc: strategies::rebalancer::RebalanceConfig,
+        tilt: Option<TiltModel>,
+    ) -> Result<strategies::rebalancer::Rebalancer, RunError> {
+        let strategy = strategies::rebalancer::Rebalancer::new(
+            self.tokens
+                .iter()
+                .cloned()
+                .zip(self.targets.iter().copied())
+                .collect(),
+            &self.tokens[self.tokens.len() - 1],
+            rc,
+        )
+        .map_err(RunError::Setup)?;
+        Ok(match tilt {
+            Some((model, strength)) => strategy
+                .with_model(model, strength)
+                .map_err(RunError::Setup)?,
+            None => strategy,
+        })
+    }
+
+    /// The JSON summary of the run: its output, the built-in rebalancer's counters and prices
+    /// (`stats`; zeros for a strategy of the caller's own) and the gas its receipts paid.
+    fn summary(
+        &self,
+        spec: &RunSpec,
+        strategy: String,
+        out: &RunOutput,
+        stats: &strategies::rebalancer::RebalanceStats,
+        gas_paid: U256,
+    ) -> RebalanceSummary {
+        use strategies::rebalancer::{Holding, tracking_error, weights};
+
+        let (tokens, targets) = (&self.tokens, &self.targets);
+        let report = &out.report;
+        let holdings: Vec<Holding> = tokens
             .iter()
-            .zip(&targets)
-            .map(|(t, w)| (t.symbol().to_string(), *w))
-            .collect(),
-        weights: tokens
-            .iter()
-            .zip(weights(&holdings))
-            .map(|(t, w)| (t.symbol().to_string(), w))
-            .collect(),
-        tracking_error_pct: tracking_error(&holdings) * 100.0,
-        balances: tokens
-            .iter()
-            .map(|t| {
-                (
-                    t.symbol().to_string(),
-                    t.format(report.portfolio.balance(t)),
-                )
+            .enumerate()
+            .map(|(k, t)| Holding {
+                token: t.clone(),
+                balance: report.portfolio.balance(t),
+                price: stats.prices.get(k).copied().unwrap_or(0.0),
+                target: targets[k],
             })
-            .collect(),
-        gas_paid_wei: gas_paid.to_string(),
-        tx_hashes: out.summary.tx_hashes.clone(),
-        refused: report.risk.refused,
-        risk: (&report.risk).into(),
-        reconciliations: report.reconciliations,
-        kill_switch: (&report.kill_switch).into(),
-    })
+            .collect();
+        RebalanceSummary {
+            mode: spec.mode,
+            strategy,
+            chain_id: self.chain_id,
+            cycles: report.bars,
+            rebalances: stats.rebalances,
+            trades: report.fills,
+            skipped_cycles: stats.skipped,
+            execution_failures: report.execution_failures,
+            targets: tokens
+                .iter()
+                .zip(targets)
+                .map(|(t, w)| (t.symbol().to_string(), *w))
+                .collect(),
+            weights: tokens
+                .iter()
+                .zip(weights(&holdings))
+                .map(|(t, w)| (t.symbol().to_string(), w))
+                .collect(),
+            tracking_error_pct: tracking_error(&holdings) * 100.0,
+            balances: tokens
+                .iter()
+                .map(|t| {
+                    (
+                        t.symbol().to_string(),
+                        t.format(report.portfolio.balance(t)),
+                    )
+                })
+                .collect(),
+            gas_paid_wei: gas_paid.to_string(),
+            tx_hashes: out.summary.tx_hashes.clone(),
+            refused: report.risk.refused,
+            risk: (&report.risk).into(),
+            reconciliations: report.reconciliations,
+            kill_switch: (&report.kill_switch).into(),
+        }
+    }
 }

@@ -932,89 +932,47 @@ impl Config {
     pub fn risk_limits(&self) -> Result<RiskLimits, ConfigError> {
         let r = self.risk.overlay(&self.strategy.risk);
         let d = RiskLimits::default();
-        let pct = |v: &Option<Spanned<f64>>,
-                   key: &str,
-                   max: f64|
-         -> Result<Option<f64>, ConfigError> {
-            match v {
-                None => Ok(None),
-                Some(s) if s.get_ref().is_finite() && (0.0..=max).contains(s.get_ref()) => {
-                    Ok(Some(*s.get_ref()))
-                }
-                Some(s) => {
-                    Err(self.invalid(s.span(), key, format!("must be a number from 0 to {max}")))
-                }
-            }
-        };
-        // A maximum in token units: rounded down, and at least one unit.
-        let max_units = |v: &Option<Spanned<f64>>,
-                         key: &str,
-                         decimals: u8|
-         -> Result<Option<U256>, ConfigError> {
-            v.as_ref()
-                .map(|s| self.max_units(s, key, decimals))
-                .transpose()
-        };
-        let bps = |v: &Option<Spanned<u32>>,
-                   key: &str,
-                   range: std::ops::RangeInclusive<u32>|
-         -> Result<Option<u32>, ConfigError> {
-            match v {
-                Some(s) if !range.contains(s.get_ref()) => Err(self.invalid(
-                    s.span(),
-                    key,
-                    format!("must be from {} to {}", range.start(), range.end()),
-                )),
-                Some(s) => Ok(Some(*s.get_ref())),
-                None => Ok(None),
-            }
-        };
         let plain = |v: &Option<Spanned<u32>>| v.as_ref().map(|s| *s.get_ref());
-        if let Some(list) = &r.allowed_contracts {
-            for a in list.get_ref() {
-                if a.parse::<Address>().is_err() {
-                    return Err(self.invalid(
-                        list.span(),
-                        "risk.allowed_contracts",
-                        format!("`{a}` is not an address"),
-                    ));
-                }
-            }
-        }
+        self.check_allowed_contracts(&r)?;
         let qd = self.market.quote_decimals;
-        // Each helper above refuses a set value it cannot honour; `None` means the key is not
+        // Each helper refuses a set value it cannot honour; `None` means the key is not
         // set, and only then does the documented default of `RiskLimits` apply.
         Ok(RiskLimits {
-            max_trade_notional: max_units(&r.max_trade_notional, "risk.max_trade_notional", qd)?
+            max_trade_notional: self
+                .limit_units(&r.max_trade_notional, "risk.max_trade_notional", qd)?
                 .or(d.max_trade_notional),
-            max_position_pct: pct(&r.max_position_pct, "risk.max_position_pct", 100.0)?
+            max_position_pct: self
+                .limit_pct(&r.max_position_pct, "risk.max_position_pct", 100.0)?
                 .unwrap_or(d.max_position_pct),
-            max_gross_exposure_pct: pct(
-                &r.max_gross_exposure_pct,
-                "risk.max_gross_exposure_pct",
-                100.0,
-            )?
-            .unwrap_or(d.max_gross_exposure_pct),
-            max_daily_loss_pct: pct(&r.max_daily_loss_pct, "risk.max_daily_loss_pct", 100.0)?
+            max_gross_exposure_pct: self
+                .limit_pct(
+                    &r.max_gross_exposure_pct,
+                    "risk.max_gross_exposure_pct",
+                    100.0,
+                )?
+                .unwrap_or(d.max_gross_exposure_pct),
+            max_daily_loss_pct: self
+                .limit_pct(&r.max_daily_loss_pct, "risk.max_daily_loss_pct", 100.0)?
                 .or(d.max_daily_loss_pct),
-            max_drawdown_pct: pct(&r.max_drawdown_pct, "risk.max_drawdown_pct", 100.0)?
+            max_drawdown_pct: self
+                .limit_pct(&r.max_drawdown_pct, "risk.max_drawdown_pct", 100.0)?
                 .or(d.max_drawdown_pct),
-            max_slippage_bps: bps(&r.max_slippage_bps, "risk.max_slippage_bps", 0..=10_000)?
+            max_slippage_bps: self
+                .limit_bps(&r.max_slippage_bps, "risk.max_slippage_bps", 0..=10_000)?
                 .unwrap_or(d.max_slippage_bps),
-            max_price_impact_bps: bps(
-                &r.max_price_impact_bps,
-                "risk.max_price_impact_bps",
-                1..=10_000,
-            )?
-            .or(d.max_price_impact_bps),
-            max_gas_price_wei: max_units(&r.max_gas_price_gwei, "risk.max_gas_price_gwei", 9)?
+            max_price_impact_bps: self
+                .limit_bps(
+                    &r.max_price_impact_bps,
+                    "risk.max_price_impact_bps",
+                    1..=10_000,
+                )?
+                .or(d.max_price_impact_bps),
+            max_gas_price_wei: self
+                .limit_units(&r.max_gas_price_gwei, "risk.max_gas_price_gwei", 9)?
                 .or(d.max_gas_price_wei),
-            max_gas_spend_per_day: max_units(
-                &r.max_gas_spend_per_day,
-                "risk.max_gas_spend_per_day",
-                18,
-            )?
-            .or(d.max_gas_spend_per_day),
+            max_gas_spend_per_day: self
+                .limit_units(&r.max_gas_spend_per_day, "risk.max_gas_spend_per_day", 18)?
+                .or(d.max_gas_spend_per_day),
             max_trades_per_hour: plain(&r.max_trades_per_hour).or(d.max_trades_per_hour),
             min_seconds_between_trades: plain(&r.min_seconds_between_trades)
                 .map_or(d.min_seconds_between_trades, i64::from),
@@ -1030,6 +988,70 @@ impl Config {
                 .or(d.max_price_deviation_bps),
             max_data_age_s: plain(&r.max_data_age_s).map(i64::from).or(d.max_data_age_s),
         })
+    }
+
+    /// A set percentage (`None`: unset), refused unless it is a number from 0 to `max`.
+    fn limit_pct(
+        &self,
+        v: &Option<Spanned<f64>>,
+        key: &str,
+        max: f64,
+    ) -> Result<Option<f64>, ConfigError> {
+        match v {
+            None => Ok(None),
+            Some(s) if s.get_ref().is_finite() && (0.0..=max).contains(s.get_ref()) => {
+                Ok(Some(*s.get_ref()))
+            }
+            Some(s) => {
+                Err(self.invalid(s.span(), key, format!("must be a number from 0 to {max}")))
+            }
+        }
+    }
+
+    /// A set maximum in token units (`None`: unset): rounded down, and at least one unit.
+    fn limit_units(
+        &self,
+        v: &Option<Spanned<f64>>,
+        key: &str,
+        decimals: u8,
+    ) -> Result<Option<U256>, ConfigError> {
+        v.as_ref()
+            .map(|s| self.max_units(s, key, decimals))
+            .transpose()
+    }
+
+    /// A set limit in basis points (`None`: unset), refused outside `range`.
+    fn limit_bps(
+        &self,
+        v: &Option<Spanned<u32>>,
+        key: &str,
+        range: std::ops::RangeInclusive<u32>,
+    ) -> Result<Option<u32>, ConfigError> {
+        match v {
+            Some(s) if !range.contains(s.get_ref()) => Err(self.invalid(
+                s.span(),
+                key,
+                format!("must be from {} to {}", range.start(), range.end()),
+            )),
+            Some(s) => Ok(Some(*s.get_ref())),
+            None => Ok(None),
+        }
+    }
+
+    /// Refuses an `allowed_contracts` entry of `r` that is not an address.
+    fn check_allowed_contracts(&self, r: &RiskSection) -> Result<(), ConfigError> {
+        if let Some(list) = &r.allowed_contracts {
+            for a in list.get_ref() {
+                if a.parse::<Address>().is_err() {
+                    return Err(self.invalid(
+                        list.span(),
+                        "risk.allowed_contracts",
+                        format!("`{a}` is not an address"),
+                    ));
+                }
+            }
+        }
+        Ok(())
     }
 
     /// A configured maximum in units of a token with `decimals`: digits beyond them round down;

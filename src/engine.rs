@@ -857,20 +857,7 @@ impl Drive {
             .with_clock(self.clock)
             .with_pairs(others)
             .map_err(RunError::Setup)?;
-        // The bet limits judge any bet of any kind: `[risk] max_bet` can only tighten the
-        // strategy's own cap, and the swap limits' slippage and price impact apply to bets too.
-        // A kind with no bet limits of its own places no bet: any bet it proposed would be
-        // refused (a largest bet of zero), never judged on default limits.
-        let mut bet_limits = self.bet_limits.clone().unwrap_or(agent_core::BetLimits {
-            max_bet: Some(U256::ZERO),
-            ..agent_core::BetLimits::default()
-        });
-        if let Some(max) = cfg.max_bet()? {
-            bet_limits.max_bet = Some(bet_limits.max_bet.map_or(max, |m| m.min(max)));
-        }
-        bet_limits.max_slippage_bps = limits.max_slippage_bps;
-        bet_limits.max_price_impact_bps = limits.max_price_impact_bps;
-        agent = agent.with_bet_limits(bet_limits);
+        agent = agent.with_bet_limits(gate_bet_limits(self.bet_limits, cfg, &limits)?);
         if cfg.kill_switch.start_halted() {
             agent = agent.start_halted("kill_switch.start_halted = true");
         }
@@ -880,10 +867,8 @@ impl Drive {
         if let Some((store, saved)) = baselines {
             agent = agent.with_baselines(Box::new(store), saved);
         }
-        let recording = spec
-            .record
-            .then(|| Arc::new(Mutex::new(Recording::default())));
-        if let Some(rec) = &recording {
+        let collected = Collected::new(spec.record);
+        if let Some(rec) = &collected.recording {
             agent = agent.with_observer(Box::new(Recorder {
                 pair: pair.clone(),
                 rec: rec.clone(),
@@ -895,26 +880,11 @@ impl Drive {
         if let Some(resume) = resume {
             agent = agent.resuming(resume);
         }
-        let hashes = Arc::new(Mutex::new(Vec::new()));
         if self.chain_id.is_some() {
-            agent = agent.with_observer(Box::new(TxHashes(hashes.clone())));
+            agent = agent.with_observer(Box::new(TxHashes(collected.hashes.clone())));
         }
         #[cfg(feature = "cli")]
-        let bar = spec.progress.then(|| {
-            let pb = match self.total {
-                Some(n) => indicatif::ProgressBar::new(n),
-                None => indicatif::ProgressBar::new_spinner(),
-            };
-            pb.set_style(
-                indicatif::ProgressStyle::with_template(
-                    "{spinner} {msg} [{bar:40}] {pos}/{len} bars ({per_sec}, eta {eta})",
-                )
-                .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar())
-                .progress_chars("=> "),
-            );
-            pb.set_message(format!("{:?} {strategy_name}", spec.mode).to_lowercase());
-            pb
-        });
+        let bar = progress_bar(spec, self.total, &strategy_name);
         #[cfg(feature = "cli")]
         if let Some(pb) = &bar {
             agent = agent.with_observer(Box::new(Progress(pb.clone(), 0)));
@@ -926,14 +896,85 @@ impl Drive {
         }
         let mut summary = Summary::new(spec.mode, &strategy_name, &self.data, &report);
         summary.chain_id = self.chain_id;
-        summary.tx_hashes = hashes.lock().map(|v| v.clone()).unwrap_or_default();
-        let recording = recording
+        Ok(collected.output(summary, report))
+    }
+}
+
+/// The bet limits of a run: the kind's own (none: no bet at all) with `[risk] max_bet` and the
+/// swap limits' slippage and price impact applied.
+fn gate_bet_limits(
+    own: Option<agent_core::BetLimits>,
+    cfg: &Config,
+    limits: &agent_core::RiskLimits,
+) -> Result<agent_core::BetLimits, RunError> {
+    // The bet limits judge any bet of any kind: `[risk] max_bet` can only tighten the
+    // strategy's own cap, and the swap limits' slippage and price impact apply to bets too.
+    // A kind with no bet limits of its own places no bet: any bet it proposed would be
+    // refused (a largest bet of zero), never judged on default limits.
+    let mut bet_limits = own.unwrap_or(agent_core::BetLimits {
+        max_bet: Some(U256::ZERO),
+        ..agent_core::BetLimits::default()
+    });
+    if let Some(max) = cfg.max_bet()? {
+        bet_limits.max_bet = Some(bet_limits.max_bet.map_or(max, |m| m.min(max)));
+    }
+    bet_limits.max_slippage_bps = limits.max_slippage_bps;
+    bet_limits.max_price_impact_bps = limits.max_price_impact_bps;
+    Ok(bet_limits)
+}
+
+/// The run's progress bar (`RunSpec::progress`): `total` events, or a spinner when the number
+/// is not known.
+#[cfg(feature = "cli")]
+fn progress_bar(
+    spec: &RunSpec,
+    total: Option<u64>,
+    strategy_name: &str,
+) -> Option<indicatif::ProgressBar> {
+    spec.progress.then(|| {
+        let pb = match total {
+            Some(n) => indicatif::ProgressBar::new(n),
+            None => indicatif::ProgressBar::new_spinner(),
+        };
+        pb.set_style(
+            indicatif::ProgressStyle::with_template(
+                "{spinner} {msg} [{bar:40}] {pos}/{len} bars ({per_sec}, eta {eta})",
+            )
+            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar())
+            .progress_chars("=> "),
+        );
+        pb.set_message(format!("{:?} {strategy_name}", spec.mode).to_lowercase());
+        pb
+    })
+}
+
+/// What the run's own observers collect for its output: every fill and mark (only when
+/// `RunSpec::record` asks) and the hashes of mined transactions.
+struct Collected {
+    recording: Option<Arc<Mutex<Recording>>>,
+    hashes: Arc<Mutex<Vec<String>>>,
+}
+
+impl Collected {
+    /// Empty collections; a recording only when `record`.
+    fn new(record: bool) -> Self {
+        Self {
+            recording: record.then(|| Arc::new(Mutex::new(Recording::default()))),
+            hashes: Arc::new(Mutex::new(Vec::new())),
+        }
+    }
+
+    /// The run's output: `summary` with the mined transactions, the report and the recording.
+    fn output(self, mut summary: Summary, report: AgentReport) -> RunOutput {
+        summary.tx_hashes = self.hashes.lock().map(|v| v.clone()).unwrap_or_default();
+        let recording = self
+            .recording
             .and_then(|r| Arc::try_unwrap(r).ok())
             .and_then(|m| m.into_inner().ok());
-        Ok(RunOutput {
+        RunOutput {
             summary,
             report,
             recording,
-        })
+        }
     }
 }

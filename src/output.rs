@@ -197,6 +197,67 @@ fn buy_and_hold(rec: &Recording, start_equity: f64) -> impl Fn(f64) -> f64 {
     }
 }
 
+/// The curves of the equity plot in (UTC day, whole quote tokens): the strategy's equity,
+/// buy-and-hold and any baselines, with the date range and the top of the value axis.
+struct EquityCurves {
+    strat: Vec<(f64, f64)>,
+    hold: Vec<(f64, f64)>,
+    baselines: Vec<(String, Vec<(f64, f64)>)>,
+    /// First and last day (one day from the first when the marks span no time; 0..1 without
+    /// marks).
+    x: (f64, f64),
+    /// 5 % above the highest value of any curve (and at least 1.05).
+    ymax: f64,
+}
+
+impl EquityCurves {
+    /// The curves of `rec`, buy-and-hold from `start_equity`.
+    fn of(rec: &Recording, start_equity: f64) -> Self {
+        let hold_at = buy_and_hold(rec, start_equity);
+        let hold: Vec<(f64, f64)> = rec
+            .marks
+            .iter()
+            .map(|(ts, p, _)| (*ts as f64 / 86_400.0, hold_at(*p)))
+            .collect();
+        let strat: Vec<(f64, f64)> = rec
+            .marks
+            .iter()
+            .map(|(ts, _, e)| (*ts as f64 / 86_400.0, *e))
+            .collect();
+        let (x0, x1) = match (strat.first(), strat.last()) {
+            (Some(a), Some(b)) if b.0 > a.0 => (a.0, b.0),
+            (Some(a), _) => (a.0, a.0 + 1.0),
+            _ => (0.0, 1.0),
+        };
+        let baselines: Vec<(String, Vec<(f64, f64)>)> = rec
+            .baselines
+            .iter()
+            .map(|(name, m)| {
+                (
+                    name.clone(),
+                    m.iter()
+                        .map(|(ts, e)| (*ts as f64 / 86_400.0, *e))
+                        .collect(),
+                )
+            })
+            .collect();
+        let ymax = strat
+            .iter()
+            .chain(&hold)
+            .chain(baselines.iter().flat_map(|(_, v)| v))
+            .map(|p| p.1)
+            .fold(1.0f64, f64::max)
+            * 1.05;
+        Self {
+            strat,
+            hold,
+            baselines,
+            x: (x0, x1),
+            ymax,
+        }
+    }
+}
+
 static FONT: Once = Once::new();
 
 /// Draws `path` (a 1200×600 PNG): the equity curve against buy-and-hold (and any baselines),
@@ -217,41 +278,13 @@ pub fn plot_equity(path: &Path, rec: &Recording, start_equity: f64) -> Result<()
         path: path.display().to_string(),
         error: e.to_string(),
     };
-    let hold_at = buy_and_hold(rec, start_equity);
-    let hold: Vec<(f64, f64)> = rec
-        .marks
-        .iter()
-        .map(|(ts, p, _)| (*ts as f64 / 86_400.0, hold_at(*p)))
-        .collect();
-    let strat: Vec<(f64, f64)> = rec
-        .marks
-        .iter()
-        .map(|(ts, _, e)| (*ts as f64 / 86_400.0, *e))
-        .collect();
-    let (x0, x1) = match (strat.first(), strat.last()) {
-        (Some(a), Some(b)) if b.0 > a.0 => (a.0, b.0),
-        (Some(a), _) => (a.0, a.0 + 1.0),
-        _ => (0.0, 1.0),
-    };
-    let baselines: Vec<(String, Vec<(f64, f64)>)> = rec
-        .baselines
-        .iter()
-        .map(|(name, m)| {
-            (
-                name.clone(),
-                m.iter()
-                    .map(|(ts, e)| (*ts as f64 / 86_400.0, *e))
-                    .collect(),
-            )
-        })
-        .collect();
-    let ymax = strat
-        .iter()
-        .chain(&hold)
-        .chain(baselines.iter().flat_map(|(_, v)| v))
-        .map(|p| p.1)
-        .fold(1.0f64, f64::max)
-        * 1.05;
+    let EquityCurves {
+        strat,
+        hold,
+        baselines,
+        x: (x0, x1),
+        ymax,
+    } = EquityCurves::of(rec, start_equity);
 
     let root = BitMapBackend::new(path, (1200, 600)).into_drawing_area();
     root.fill(&WHITE).map_err(|e| perr(&e))?;

@@ -111,6 +111,15 @@ struct Tracker {
 }
 
 impl Tracker {
+    /// The value at the last prices of the mix held after the first bar's trades (0 before
+    /// any mark).
+    fn hold_value(&self) -> f64 {
+        self.first_mix
+            .as_ref()
+            .map(|m| m.iter().zip(&self.prices).map(|(a, p)| a * p).sum())
+            .unwrap_or(0.0)
+    }
+
     fn holdings(&self) -> Vec<Holding> {
         self.targets
             .iter()
@@ -247,65 +256,15 @@ pub async fn backtest_strategy(
     limits: RiskLimits,
 ) -> Result<RebalanceReport, String> {
     let assets = strategy.assets().to_vec();
-    if assets.iter().map(|(t, _)| t).ne(tokens().iter()) {
-        return Err(format!(
-            "the rebalancing backtest holds WETH, DVT and dUSD in that order; the strategy holds {}",
-            assets
-                .iter()
-                .map(|(t, _)| t.to_string())
-                .collect::<Vec<_>>()
-                .join(", ")
-        ));
-    }
+    check_assets(&assets)?;
     let targets: Vec<f64> = assets.iter().map(|(_, w)| *w).collect();
     let model = strategy.model_id().map(str::to_string);
     let dvt = correlated_series(bars, seed, 0.6, 1.3, 2.0);
     let [weth, dvt_token, usd] = tokens();
     let weth_pair = Pair::new(weth.clone(), usd.clone());
     let dvt_pair = Pair::new(dvt_token.clone(), usd.clone());
-    let events: Vec<MarketEvent> = bars
-        .iter()
-        .zip(&dvt)
-        .map(|(bar, p)| {
-            let flat = Bar {
-                ts: bar.ts,
-                open: *p,
-                high: *p,
-                low: *p,
-                close: *p,
-                volume: 0.0,
-            };
-            MarketEvent::Markets(Box::new(MarketSet {
-                ts: bar.ts,
-                markets: vec![
-                    PairMarket {
-                        pair: weth_pair.clone(),
-                        bar: *bar,
-                        pool: None,
-                        venue: None,
-                    },
-                    PairMarket {
-                        pair: dvt_pair.clone(),
-                        bar: flat,
-                        pool: None,
-                        venue: None,
-                    },
-                ],
-            }))
-        })
-        .collect();
-    let paper = PaperAmmConfig::default_for(&weth_pair);
-    let venues = VenueSet::new(vec![
-        (
-            weth_pair.clone(),
-            PaperVenue::new(weth_pair.clone(), paper.clone()),
-        ),
-        (
-            dvt_pair.clone(),
-            PaperVenue::new(dvt_pair.clone(), paper).gas_priced_by(weth.clone()),
-        ),
-    ])?
-    .gas_estimate_from(&weth);
+    let events = market_events(bars, &dvt, &weth_pair, &dvt_pair);
+    let venues = paper_venues(&weth_pair, &dvt_pair, &weth)?;
     let stats = strategy.stats();
     let tracker = Arc::new(Mutex::new(Tracker {
         prices: vec![1.0; 3],
@@ -331,11 +290,7 @@ pub async fn backtest_strategy(
     let stats = stats.lock().map_err(|e| e.to_string())?;
     let end_equity = usd.to_f64(report.end_equity);
     let start_equity = usd.to_f64(report.start_equity);
-    let hold_end: f64 = t
-        .first_mix
-        .as_ref()
-        .map(|m| m.iter().zip(&t.prices).map(|(a, p)| a * p).sum())
-        .unwrap_or(0.0);
+    let hold_end = t.hold_value();
     Ok(RebalanceReport {
         bars: bars.len(),
         second_series: format!(
@@ -369,4 +324,76 @@ pub async fn backtest_strategy(
         model,
         model_decisions: t.decisions,
     })
+}
+
+/// Refuses a strategy that does not hold WETH, DVT and dUSD in that order (the backtest's
+/// pairs and venues are those tokens').
+fn check_assets(assets: &[(Token, f64)]) -> Result<(), String> {
+    if assets.iter().map(|(t, _)| t).ne(tokens().iter()) {
+        return Err(format!(
+            "the rebalancing backtest holds WETH, DVT and dUSD in that order; the strategy holds {}",
+            assets
+                .iter()
+                .map(|(t, _)| t.to_string())
+                .collect::<Vec<_>>()
+                .join(", ")
+        ));
+    }
+    Ok(())
+}
+
+/// One event per bar with both pairs: WETH/dUSD at the bar itself, DVT/dUSD a flat bar at
+/// its generated price `dvt`.
+fn market_events(bars: &[Bar], dvt: &[f64], weth_pair: &Pair, dvt_pair: &Pair) -> Vec<MarketEvent> {
+    bars.iter()
+        .zip(dvt)
+        .map(|(bar, p)| {
+            let flat = Bar {
+                ts: bar.ts,
+                open: *p,
+                high: *p,
+                low: *p,
+                close: *p,
+                volume: 0.0,
+            };
+            MarketEvent::Markets(Box::new(MarketSet {
+                ts: bar.ts,
+                markets: vec![
+                    PairMarket {
+                        pair: weth_pair.clone(),
+                        bar: *bar,
+                        pool: None,
+                        venue: None,
+                    },
+                    PairMarket {
+                        pair: dvt_pair.clone(),
+                        bar: flat,
+                        pool: None,
+                        venue: None,
+                    },
+                ],
+            }))
+        })
+        .collect()
+}
+
+/// The paper AMM venue of each pair behind one venue set; DVT's gas, and the set's gas
+/// estimate, priced at WETH.
+fn paper_venues(
+    weth_pair: &Pair,
+    dvt_pair: &Pair,
+    weth: &Token,
+) -> Result<VenueSet<PaperVenue>, String> {
+    let paper = PaperAmmConfig::default_for(weth_pair);
+    Ok(VenueSet::new(vec![
+        (
+            weth_pair.clone(),
+            PaperVenue::new(weth_pair.clone(), paper.clone()),
+        ),
+        (
+            dvt_pair.clone(),
+            PaperVenue::new(dvt_pair.clone(), paper).gas_priced_by(weth.clone()),
+        ),
+    ])?
+    .gas_estimate_from(weth))
 }

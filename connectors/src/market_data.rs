@@ -206,6 +206,54 @@ pub fn load_csv_reader(
     reader: impl Read,
     opts: LoadOptions,
 ) -> Result<Series, DataError> {
+    let Rows {
+        format,
+        bars,
+        rows,
+        skipped,
+    } = read_rows(name, reader, opts)?;
+    let Ordered {
+        bars,
+        reordered,
+        duplicates,
+    } = in_order(bars);
+    let Spacing {
+        interval_s,
+        gaps,
+        missing_bars,
+    } = spacing(&bars);
+    Ok(Series {
+        bars,
+        report: LoadReport {
+            source: name.to_string(),
+            format,
+            rows,
+            skipped_rows: skipped,
+            duplicates,
+            gaps,
+            missing_bars,
+            interval_s,
+            reordered,
+        },
+    })
+}
+
+/// The data rows of a CSV as read, before ordering.
+struct Rows {
+    /// The layout the header was recognised as.
+    format: CsvFormat,
+    /// Each valid row's bar with its 1-based line, in file order.
+    bars: Vec<(Bar, u64)>,
+    /// Data rows read.
+    rows: usize,
+    /// Malformed rows skipped.
+    skipped: usize,
+}
+
+/// Reads every record of `reader` into one reused buffer: blank lines and a CryptoDataDownload
+/// banner are passed over, the header picks the columns, and each data row is parsed (a
+/// malformed one skipped and counted with `opts.skip_bad_rows`, else an error).
+fn read_rows<R: Read>(name: &str, reader: R, opts: LoadOptions) -> Result<Rows, DataError> {
     let mut rdr = csv::ReaderBuilder::new()
         .has_headers(false)
         .flexible(true)
@@ -272,15 +320,50 @@ pub fn load_csv_reader(
             source_name: name.to_string(),
         });
     }
+    Ok(Rows {
+        format,
+        bars,
+        rows,
+        skipped,
+    })
+}
 
+/// Bars ascending by timestamp, one per timestamp.
+struct Ordered {
+    bars: Vec<Bar>,
+    /// The rows were not already ascending.
+    reordered: bool,
+    /// Rows dropped for a timestamp an earlier row had.
+    duplicates: usize,
+}
+
+/// Sorts the rows by timestamp and drops those whose timestamp an earlier row has.
+fn in_order(mut bars: Vec<(Bar, u64)>) -> Ordered {
     let reordered = bars.windows(2).any(|w| w[1].0.ts < w[0].0.ts);
     // Stable sort: among equal timestamps the row that came first in the file is kept.
     bars.sort_by_key(|(b, line)| (b.ts, *line));
     let before = bars.len();
     bars.dedup_by_key(|(b, _)| b.ts);
     let duplicates = before - bars.len();
-    let bars: Vec<Bar> = bars.into_iter().map(|(b, _)| b).collect();
+    Ordered {
+        bars: bars.into_iter().map(|(b, _)| b).collect(),
+        reordered,
+        duplicates,
+    }
+}
 
+/// How ascending bars are spaced.
+struct Spacing {
+    /// The median difference between consecutive bars, seconds (0 for fewer than two).
+    interval_s: i64,
+    /// Places where consecutive bars are more than one interval apart.
+    gaps: usize,
+    /// Bars missing inside those gaps.
+    missing_bars: u64,
+}
+
+/// The usual spacing of `bars` and the gaps in it.
+fn spacing(bars: &[Bar]) -> Spacing {
     let mut deltas: Vec<i64> = bars.windows(2).map(|w| w[1].ts - w[0].ts).collect();
     deltas.sort_unstable();
     let interval_s = deltas.get(deltas.len() / 2).copied().unwrap_or(0);
@@ -294,20 +377,11 @@ pub fn load_csv_reader(
             }
         }
     }
-    Ok(Series {
-        bars,
-        report: LoadReport {
-            source: name.to_string(),
-            format,
-            rows,
-            skipped_rows: skipped,
-            duplicates,
-            gaps,
-            missing_bars,
-            interval_s,
-            reordered,
-        },
-    })
+    Spacing {
+        interval_s,
+        gaps,
+        missing_bars,
+    }
 }
 
 type RowFault = (&'static str, String);

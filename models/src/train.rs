@@ -9,7 +9,7 @@ use std::path::Path;
 
 use agent_core::Bar;
 use candle_core::{DType, Device, Tensor, Var};
-use candle_nn::{AdamW, Optimizer, ParamsAdamW, VarBuilder, VarMap};
+use candle_nn::{AdamW, Linear, Optimizer, ParamsAdamW, VarBuilder, VarMap};
 use sha2::{Digest, Sha256};
 
 use crate::error::ModelError;
@@ -87,8 +87,12 @@ pub fn bars_sha256(bars: &[Bar]) -> String {
     format!("{:x}", h.finalize())
 }
 
+/// A training sample: the features, the label (1: the close `horizon` bars ahead is higher)
+/// and the bar's index.
+type Sample = ([f64; N_FEATURES], f32, usize);
+
 /// (features, label, bar index) for every bar with complete features and a known future.
-fn samples(bars: &[Bar], horizon: usize) -> Vec<([f64; N_FEATURES], f32, usize)> {
+fn samples(bars: &[Bar], horizon: usize) -> Vec<Sample> {
     let feats = batch_features(bars);
     feats
         .into_iter()
@@ -163,6 +167,105 @@ pub fn train(
     on_epoch: &mut dyn FnMut(&EpochLog),
 ) -> Result<Trained, ModelError> {
     let data = samples(bars, cfg.horizon);
+    let parts = split(&data, cfg)?;
+    let Parts { train, val, held } = parts;
+
+    let dev = Device::Cpu;
+    // Normalisation from the training part only.
+    let (mean_t, std_t) = normalisation(train, &dev)?;
+    let varmap = VarMap::new();
+    let (l1, l2, l3) = layers(&varmap, cfg.hidden, &dev)?;
+    let mut rng = Rng(fastrand::Rng::with_seed(cfg.seed));
+    let vars = init_weights(&varmap, &mut rng, &dev)?;
+
+    let train_y: Vec<f32> = train.iter().map(|s| s.1).collect();
+    let base_rate = train_y.iter().map(|v| f64::from(*v)).sum::<f64>() / train_y.len() as f64;
+    let meta = model_meta(bars, source, command, cfg, &parts);
+    let mut model = PriceDirection::from_parts(mean_t, std_t, l1, l2, l3, meta);
+
+    let val_x = to_tensor(&val.iter().map(|s| &s.0).collect::<Vec<_>>(), &dev)?;
+    let val_y = Tensor::from_vec(val.iter().map(|s| s.1).collect::<Vec<_>>(), val.len(), &dev)?;
+    let mut opt = optimiser(&vars, cfg)?;
+    let mut order: Vec<usize> = (0..train.len()).collect();
+    let mut best = (f64::INFINITY, 0usize);
+    let mut snapshot: Vec<Tensor> = Vec::new();
+    let mut logs = Vec::new();
+    for epoch in 1..=cfg.max_epochs {
+        rng.0.shuffle(&mut order);
+        let train_loss = train_epoch(&model, &mut opt, train, &order, cfg.batch, &dev)?;
+        let val_loss = f64::from(bce(&model.logits(&val_x)?, &val_y)?.to_scalar::<f32>()?);
+        if !val_loss.is_finite() {
+            return Err(ModelError::Training(format!(
+                "validation loss is {val_loss} at epoch {epoch}"
+            )));
+        }
+        let improved = val_loss < best.0;
+        if improved {
+            best = (val_loss, epoch);
+            snapshot = copies(&vars)?;
+        }
+        let log = EpochLog {
+            epoch,
+            train_loss,
+            validation_loss: val_loss,
+            best: improved,
+        };
+        on_epoch(&log);
+        logs.push(log);
+        if epoch - best.1 >= cfg.patience {
+            break;
+        }
+    }
+    for ((_, var), t) in vars.iter().zip(&snapshot) {
+        var.set(t)?;
+    }
+
+    // Held-out metrics with the best weights.
+    let heldout = heldout_metrics(&model, held, base_rate, &dev)?;
+    model.meta_mut().metrics = Metrics {
+        validation_log_loss: best.0,
+        epochs_run: logs.len(),
+        best_epoch: best.1,
+        ..heldout
+    };
+    // Detach from the training graph: the saved and returned model holds plain tensors.
+    model.freeze()?;
+    Ok(Trained {
+        model,
+        epochs: logs,
+    })
+}
+
+/// AdamW over `vars` at the config's learning rate and weight decay.
+fn optimiser(vars: &[(String, Var)], cfg: &TrainConfig) -> Result<AdamW, ModelError> {
+    Ok(AdamW::new(
+        vars.iter().map(|(_, v)| v.clone()).collect(),
+        ParamsAdamW {
+            lr: cfg.lr,
+            weight_decay: cfg.weight_decay,
+            ..ParamsAdamW::default()
+        },
+    )?)
+}
+
+/// A copy of each variable's current value, in order: the weights to restore.
+fn copies(vars: &[(String, Var)]) -> Result<Vec<Tensor>, ModelError> {
+    Ok(vars
+        .iter()
+        .map(|(_, v)| v.as_tensor().copy())
+        .collect::<Result<_, _>>()?)
+}
+
+/// The chronological parts of the samples: training, validation and the held-out tail.
+struct Parts<'a> {
+    train: &'a [Sample],
+    val: &'a [Sample],
+    held: &'a [Sample],
+}
+
+/// Splits `data` in time order by the config's fractions, purging `horizon` samples before
+/// each boundary (their labels would see the next part).
+fn split<'a>(data: &'a [Sample], cfg: &TrainConfig) -> Result<Parts<'a>, ModelError> {
     let n = data.len();
     if n < 1000 {
         return Err(ModelError::Training(format!(
@@ -181,9 +284,11 @@ pub fn train(
     if train.is_empty() || val.is_empty() || held.is_empty() {
         return Err(ModelError::Training("split left an empty part".into()));
     }
+    Ok(Parts { train, val, held })
+}
 
-    let dev = Device::Cpu;
-    // Normalisation from the training part only.
+/// Each feature's mean and standard deviation (at least 1e-8) over `train`, as tensors.
+fn normalisation(train: &[Sample], dev: &Device) -> Result<(Tensor, Tensor), ModelError> {
     let mut mean = [0.0f64; N_FEATURES];
     let mut sq = [0.0f64; N_FEATURES];
     for (f, _, _) in train {
@@ -198,16 +303,32 @@ pub fn train(
         mean[k] /= m;
         std[k] = (sq[k] / m - mean[k] * mean[k]).max(0.0).sqrt().max(1e-8);
     }
-    let mean_t = Tensor::from_vec(mean.map(|v| v as f32).to_vec(), N_FEATURES, &dev)?;
-    let std_t = Tensor::from_vec(std.map(|v| v as f32).to_vec(), N_FEATURES, &dev)?;
+    let mean_t = Tensor::from_vec(mean.map(|v| v as f32).to_vec(), N_FEATURES, dev)?;
+    let std_t = Tensor::from_vec(std.map(|v| v as f32).to_vec(), N_FEATURES, dev)?;
+    Ok((mean_t, std_t))
+}
 
-    let varmap = VarMap::new();
-    let vb = VarBuilder::from_varmap(&varmap, DType::F32, &dev);
-    let hid = cfg.hidden;
-    let l1 = candle_nn::linear(N_FEATURES, hid, vb.pp("l1"))?;
-    let l2 = candle_nn::linear(hid, hid, vb.pp("l2"))?;
-    let l3 = candle_nn::linear(hid, 1, vb.pp("l3"))?;
-    let mut rng = Rng(fastrand::Rng::with_seed(cfg.seed));
+/// The network's layers on `varmap`: the features into `hidden` units, `hidden` into
+/// `hidden`, and `hidden` into the one logit.
+fn layers(
+    varmap: &VarMap,
+    hidden: usize,
+    dev: &Device,
+) -> Result<(Linear, Linear, Linear), ModelError> {
+    let vb = VarBuilder::from_varmap(varmap, DType::F32, dev);
+    let l1 = candle_nn::linear(N_FEATURES, hidden, vb.pp("l1"))?;
+    let l2 = candle_nn::linear(hidden, hidden, vb.pp("l2"))?;
+    let l3 = candle_nn::linear(hidden, 1, vb.pp("l3"))?;
+    Ok((l1, l2, l3))
+}
+
+/// `varmap`'s variables sorted by name, set by a seeded He initialisation from `rng`
+/// (weights; biases at 0): candle's CPU generator cannot be seeded.
+fn init_weights(
+    varmap: &VarMap,
+    rng: &mut Rng,
+    dev: &Device,
+) -> Result<Vec<(String, Var)>, ModelError> {
     let vars: Vec<(String, Var)> = {
         // The map is local to this call: no other thread can have poisoned its lock.
         let data = varmap
@@ -229,19 +350,29 @@ pub fn train(
         } else {
             vec![0.0; count]
         };
-        var.set(&Tensor::from_vec(values, dims, &dev)?)?;
+        var.set(&Tensor::from_vec(values, dims, dev)?)?;
     }
+    Ok(vars)
+}
 
-    let train_y: Vec<f32> = train.iter().map(|s| s.1).collect();
-    let base_rate = train_y.iter().map(|v| f64::from(*v)).sum::<f64>() / train_y.len() as f64;
-    let meta = ModelMeta {
+/// The model's metadata before training: its architecture, the data and split it is trained
+/// on, and how to reproduce it; the metrics are filled in after training.
+fn model_meta(
+    bars: &[Bar],
+    source: &str,
+    command: &str,
+    cfg: &TrainConfig,
+    parts: &Parts<'_>,
+) -> ModelMeta {
+    let Parts { train, val, held } = *parts;
+    ModelMeta {
         kind: KIND.into(),
         format_version: FORMAT_VERSION,
         features: FEATURES.iter().map(|s| s.to_string()).collect(),
         input_dim: N_FEATURES,
-        hidden: hid,
+        hidden: cfg.hidden,
         output_dim: 1,
-        horizon_bars: h,
+        horizon_bars: cfg.horizon,
         seed: cfg.seed,
         training_data: DataRef {
             source: source.into(),
@@ -270,74 +401,46 @@ pub fn train(
             best_epoch: 0,
         },
         command: command.into(),
-    };
-    let mut model = PriceDirection::from_parts(mean_t, std_t, l1, l2, l3, meta);
-
-    let val_x = to_tensor(&val.iter().map(|s| &s.0).collect::<Vec<_>>(), &dev)?;
-    let val_y = Tensor::from_vec(val.iter().map(|s| s.1).collect::<Vec<_>>(), val.len(), &dev)?;
-    let mut opt = AdamW::new(
-        vars.iter().map(|(_, v)| v.clone()).collect(),
-        ParamsAdamW {
-            lr: cfg.lr,
-            weight_decay: cfg.weight_decay,
-            ..ParamsAdamW::default()
-        },
-    )?;
-    let mut order: Vec<usize> = (0..train.len()).collect();
-    let mut best = (f64::INFINITY, 0usize);
-    let mut snapshot: Vec<Tensor> = Vec::new();
-    let mut logs = Vec::new();
-    for epoch in 1..=cfg.max_epochs {
-        rng.0.shuffle(&mut order);
-        let mut total = 0.0;
-        let mut batches = 0usize;
-        for chunk in order.chunks(cfg.batch.max(1)) {
-            let xs = to_tensor(
-                &chunk.iter().map(|i| &train[*i].0).collect::<Vec<_>>(),
-                &dev,
-            )?;
-            let ys = Tensor::from_vec(
-                chunk.iter().map(|i| train[*i].1).collect::<Vec<_>>(),
-                chunk.len(),
-                &dev,
-            )?;
-            let loss = bce(&model.logits(&xs)?, &ys)?;
-            opt.backward_step(&loss)?;
-            total += f64::from(loss.to_scalar::<f32>()?);
-            batches += 1;
-        }
-        let val_loss = f64::from(bce(&model.logits(&val_x)?, &val_y)?.to_scalar::<f32>()?);
-        if !val_loss.is_finite() {
-            return Err(ModelError::Training(format!(
-                "validation loss is {val_loss} at epoch {epoch}"
-            )));
-        }
-        let improved = val_loss < best.0;
-        if improved {
-            best = (val_loss, epoch);
-            snapshot = vars
-                .iter()
-                .map(|(_, v)| v.as_tensor().copy())
-                .collect::<Result<_, _>>()?;
-        }
-        let log = EpochLog {
-            epoch,
-            train_loss: total / batches as f64,
-            validation_loss: val_loss,
-            best: improved,
-        };
-        on_epoch(&log);
-        logs.push(log);
-        if epoch - best.1 >= cfg.patience {
-            break;
-        }
     }
-    for ((_, var), t) in vars.iter().zip(&snapshot) {
-        var.set(t)?;
-    }
+}
 
-    // Held-out metrics with the best weights.
-    let held_x = to_tensor(&held.iter().map(|s| &s.0).collect::<Vec<_>>(), &dev)?;
+/// One epoch: an AdamW step on each minibatch of `train` in `order` (`batch` samples each, 0
+/// taken as 1). Returns the mean of the minibatches' losses.
+fn train_epoch(
+    model: &PriceDirection,
+    opt: &mut AdamW,
+    train: &[Sample],
+    order: &[usize],
+    batch: usize,
+    dev: &Device,
+) -> Result<f64, ModelError> {
+    let mut total = 0.0;
+    let mut batches = 0usize;
+    for chunk in order.chunks(batch.max(1)) {
+        let xs = to_tensor(&chunk.iter().map(|i| &train[*i].0).collect::<Vec<_>>(), dev)?;
+        let ys = Tensor::from_vec(
+            chunk.iter().map(|i| train[*i].1).collect::<Vec<_>>(),
+            chunk.len(),
+            dev,
+        )?;
+        let loss = bce(&model.logits(&xs)?, &ys)?;
+        opt.backward_step(&loss)?;
+        total += f64::from(loss.to_scalar::<f32>()?);
+        batches += 1;
+    }
+    Ok(total / batches as f64)
+}
+
+/// The model's held-out metrics (accuracy, log loss, Brier score, and the majority and
+/// base-rate baselines from the training part's `base_rate`); the training fields
+/// (validation loss, epochs) are left at zero for the caller.
+fn heldout_metrics(
+    model: &PriceDirection,
+    held: &[Sample],
+    base_rate: f64,
+    dev: &Device,
+) -> Result<Metrics, ModelError> {
+    let held_x = to_tensor(&held.iter().map(|s| &s.0).collect::<Vec<_>>(), dev)?;
     let logits: Vec<f32> = model.logits(&held_x)?.to_vec1()?;
     let (mut correct, mut ll, mut brier, mut base_ll) = (0usize, 0.0, 0.0, 0.0);
     let majority = if base_rate >= 0.5 { 1.0 } else { 0.0 };
@@ -352,22 +455,15 @@ pub fn train(
         brier += (p - y) * (p - y);
     }
     let k = held.len() as f64;
-    let meta = model.meta_mut();
-    meta.metrics = Metrics {
+    Ok(Metrics {
         heldout_accuracy: correct as f64 / k,
         heldout_log_loss: ll / k,
         heldout_brier: brier / k,
         majority_baseline_accuracy: majority_right as f64 / k,
         base_rate_log_loss: base_ll / k,
-        validation_log_loss: best.0,
-        epochs_run: logs.len(),
-        best_epoch: best.1,
-    };
-    // Detach from the training graph: the saved and returned model holds plain tensors.
-    model.freeze()?;
-    Ok(Trained {
-        model,
-        epochs: logs,
+        validation_log_loss: 0.0,
+        epochs_run: 0,
+        best_epoch: 0,
     })
 }
 

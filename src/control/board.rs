@@ -193,139 +193,26 @@ impl AgentStatus {
             self.phase = Phase::Running;
         }
         match event {
-            AuditEvent::Mark { ts, price, equity } => {
-                self.bars += 1;
-                self.counters.bars += 1;
-                self.last_ts = Some(*ts);
-                self.last_price = Some(*price);
-                self.last_equity = Some(*equity);
-                self.start_equity.get_or_insert(*equity);
-                self.curve.push(*ts, *equity);
-            }
+            AuditEvent::Mark { ts, price, equity } => self.on_mark(*ts, *price, *equity),
             AuditEvent::BadEvent { .. } => self.counters.bad_events += 1,
             AuditEvent::StrategyFault { .. } => self.counters.strategy_faults += 1,
             AuditEvent::Reconciled { .. } => self.counters.reconciliations += 1,
-            AuditEvent::Decision { ts, decision } => {
-                // Reuse the buffers: a model strategy decides every bar.
-                let (pts, p) = self
-                    .pending
-                    .get_or_insert_with(|| (*ts, ModelDecision::default()));
-                *pts = *ts;
-                p.model.clear();
-                p.model.push_str(&decision.model);
-                p.output = decision.output;
-                p.action.clear();
-                p.action.push_str(&decision.action);
-            }
-            AuditEvent::Intent { ts, id, intent } => {
-                self.counters.intents += 1;
-                let model = match &self.pending {
-                    Some((pts, d)) if pts == ts => Some(d.clone()),
-                    _ => None,
-                };
-                if self.decisions.len() == DECISIONS_KEPT {
-                    self.decisions.pop_front();
-                }
-                self.decisions.push_back(DecisionRecord {
-                    ts: *ts,
-                    id: (*id).clone(),
-                    intent: describe(intent),
-                    // The token it spends: a swap's sell token, a bet's collateral.
-                    sell: match intent {
-                        Intent::Swap(s) => Some(s.sell.clone()),
-                        Intent::Bet(b) => Some(b.collateral.clone()),
-                        Intent::Redeem(r) => Some(r.collateral.clone()),
-                        Intent::Bundle(legs) => legs.first().map(|s| s.sell.clone()),
-                        _ => None,
-                    },
-                    model,
-                    verdict: None,
-                    outcome: None,
-                });
-            }
+            AuditEvent::Decision { ts, decision } => self.on_decision(*ts, decision),
+            AuditEvent::Intent { ts, id, intent } => self.on_intent(*ts, id, intent),
             AuditEvent::Verdict { id, verdict, .. } => {
-                let info = match verdict {
-                    Verdict::Approve { .. } => {
-                        self.counters.approved += 1;
-                        VerdictInfo {
-                            verdict: "approve",
-                            reason: None,
-                            detail: None,
-                        }
-                    }
-                    Verdict::Resize {
-                        amount_in, reason, ..
-                    } => {
-                        self.counters.resized += 1;
-                        let sell = self.record(id).and_then(|r| r.sell.clone());
-                        let to = match sell {
-                            Some(t) => format!("{} {}", t.format(*amount_in), t.symbol()),
-                            None => format!("{amount_in} units"),
-                        };
-                        VerdictInfo {
-                            verdict: "resize",
-                            reason: Some(reason.code),
-                            detail: Some(format!("to {to}: {}", redact_urls(&reason.detail))),
-                        }
-                    }
-                    Verdict::Refuse(r) => {
-                        self.counters.refused += 1;
-                        *self.counters.refused_by_reason.entry(r.code).or_default() += 1;
-                        VerdictInfo {
-                            verdict: "refuse",
-                            reason: Some(r.code),
-                            detail: Some(redact_urls(&r.detail)),
-                        }
-                    }
-                };
+                let info = self.verdict_info(id, verdict);
                 if let Some(r) = self.record(id) {
                     r.verdict = Some(info);
                 }
             }
-            AuditEvent::Fill(f) => {
-                self.counters.fills += 1;
-                if let Some(r) = self.record(&f.id) {
-                    r.outcome = Some(Outcome::Filled {
-                        sold: format!("{} {}", f.sell.format(f.amount_in), f.sell.symbol()),
-                        bought: format!("{} {}", f.buy.format(f.amount_out), f.buy.symbol()),
-                        tx_hash: f.tx_hash.clone(),
-                    });
-                }
-            }
-            AuditEvent::BetFill(b) => {
-                self.counters.fills += 1;
-                if let Some(r) = self.record(&b.id) {
-                    let amount = |units: U256| match &r.sell {
-                        Some(t) => format!("{} {}", t.format(units), t.symbol()),
-                        None => format!("{units} units"),
-                    };
-                    r.outcome = Some(Outcome::Filled {
-                        sold: amount(b.investment),
-                        bought: format!(
-                            "{} of outcome {} of market {}",
-                            amount(b.tokens),
-                            b.outcome,
-                            b.market
-                        ),
-                        tx_hash: b.tx_hash.clone(),
-                    });
-                }
-            }
+            AuditEvent::Fill(f) => self.on_fill(f),
+            AuditEvent::BetFill(b) => self.on_bet_fill(b),
             AuditEvent::Redeemed {
                 id,
                 collateral,
                 amount,
                 ..
-            } => {
-                self.counters.fills += 1;
-                if let Some(r) = self.record(id) {
-                    r.outcome = Some(Outcome::Filled {
-                        sold: "resolved positions".into(),
-                        bought: format!("{} {}", collateral.format(*amount), collateral.symbol()),
-                        tx_hash: None,
-                    });
-                }
-            }
+            } => self.on_redeemed(id, collateral, *amount),
             AuditEvent::ExecutionFailed { id, error, .. } => {
                 self.counters.execution_failures += 1;
                 if let Some(r) = self.record(id) {
@@ -334,18 +221,7 @@ impl AgentStatus {
                     });
                 }
             }
-            AuditEvent::KillSwitch { ts, change } => {
-                self.counters.kill_switch_changes += 1;
-                self.switch.state = change.to;
-                self.switch.flattening = change.flattening;
-                if change.to == SwitchState::Active {
-                    self.switch.tripped_at = None;
-                    self.switch.reason = None;
-                } else {
-                    self.switch.tripped_at = Some(*ts);
-                    self.switch.reason = Some(redact_urls(&change.reason));
-                }
-            }
+            AuditEvent::KillSwitch { ts, change } => self.on_kill_switch(*ts, change),
             AuditEvent::Portfolio { ts, balances } => {
                 self.positions.clear();
                 self.positions
@@ -353,6 +229,158 @@ impl AgentStatus {
                 self.positions_ts = Some(*ts);
             }
             _ => {}
+        }
+    }
+
+    /// A bar processed to the end: its close and the equity at it.
+    fn on_mark(&mut self, ts: i64, price: f64, equity: f64) {
+        self.bars += 1;
+        self.counters.bars += 1;
+        self.last_ts = Some(ts);
+        self.last_price = Some(price);
+        self.last_equity = Some(equity);
+        self.start_equity.get_or_insert(equity);
+        self.curve.push(ts, equity);
+    }
+
+    /// A model decision, kept for the intents of the same event.
+    fn on_decision(&mut self, ts: i64, decision: &agent_core::Decision) {
+        // Reuse the buffers: a model strategy decides every bar.
+        let (pts, p) = self
+            .pending
+            .get_or_insert_with(|| (ts, ModelDecision::default()));
+        *pts = ts;
+        p.model.clear();
+        p.model.push_str(&decision.model);
+        p.output = decision.output;
+        p.action.clear();
+        p.action.push_str(&decision.action);
+    }
+
+    /// A new intent: recorded (the oldest dropped past [`DECISIONS_KEPT`]) with the model
+    /// decision of its event, if any.
+    fn on_intent(&mut self, ts: i64, id: &IntentId, intent: &Intent) {
+        self.counters.intents += 1;
+        let model = match &self.pending {
+            Some((pts, d)) if *pts == ts => Some(d.clone()),
+            _ => None,
+        };
+        if self.decisions.len() == DECISIONS_KEPT {
+            self.decisions.pop_front();
+        }
+        self.decisions.push_back(DecisionRecord {
+            ts,
+            id: id.clone(),
+            intent: describe(intent),
+            // The token it spends: a swap's sell token, a bet's collateral.
+            sell: match intent {
+                Intent::Swap(s) => Some(s.sell.clone()),
+                Intent::Bet(b) => Some(b.collateral.clone()),
+                Intent::Redeem(r) => Some(r.collateral.clone()),
+                Intent::Bundle(legs) => legs.first().map(|s| s.sell.clone()),
+                _ => None,
+            },
+            model,
+            verdict: None,
+            outcome: None,
+        });
+    }
+
+    /// The gate's verdict on intent `id`, counted; a resize names its new amount in the token
+    /// the intent spends.
+    fn verdict_info(&mut self, id: &IntentId, verdict: &Verdict) -> VerdictInfo {
+        match verdict {
+            Verdict::Approve { .. } => {
+                self.counters.approved += 1;
+                VerdictInfo {
+                    verdict: "approve",
+                    reason: None,
+                    detail: None,
+                }
+            }
+            Verdict::Resize {
+                amount_in, reason, ..
+            } => {
+                self.counters.resized += 1;
+                let sell = self.record(id).and_then(|r| r.sell.clone());
+                let to = match sell {
+                    Some(t) => format!("{} {}", t.format(*amount_in), t.symbol()),
+                    None => format!("{amount_in} units"),
+                };
+                VerdictInfo {
+                    verdict: "resize",
+                    reason: Some(reason.code),
+                    detail: Some(format!("to {to}: {}", redact_urls(&reason.detail))),
+                }
+            }
+            Verdict::Refuse(r) => {
+                self.counters.refused += 1;
+                *self.counters.refused_by_reason.entry(r.code).or_default() += 1;
+                VerdictInfo {
+                    verdict: "refuse",
+                    reason: Some(r.code),
+                    detail: Some(redact_urls(&r.detail)),
+                }
+            }
+        }
+    }
+
+    /// A swap filled: the sold and bought amounts, and the transaction.
+    fn on_fill(&mut self, f: &agent_core::Fill) {
+        self.counters.fills += 1;
+        if let Some(r) = self.record(&f.id) {
+            r.outcome = Some(Outcome::Filled {
+                sold: format!("{} {}", f.sell.format(f.amount_in), f.sell.symbol()),
+                bought: format!("{} {}", f.buy.format(f.amount_out), f.buy.symbol()),
+                tx_hash: f.tx_hash.clone(),
+            });
+        }
+    }
+
+    /// A bet filled: the investment and the outcome tokens bought, in the collateral.
+    fn on_bet_fill(&mut self, b: &agent_core::BetFill) {
+        self.counters.fills += 1;
+        if let Some(r) = self.record(&b.id) {
+            let amount = |units: U256| match &r.sell {
+                Some(t) => format!("{} {}", t.format(units), t.symbol()),
+                None => format!("{units} units"),
+            };
+            r.outcome = Some(Outcome::Filled {
+                sold: amount(b.investment),
+                bought: format!(
+                    "{} of outcome {} of market {}",
+                    amount(b.tokens),
+                    b.outcome,
+                    b.market
+                ),
+                tx_hash: b.tx_hash.clone(),
+            });
+        }
+    }
+
+    /// Resolved positions redeemed for `amount` of `collateral`.
+    fn on_redeemed(&mut self, id: &IntentId, collateral: &Token, amount: U256) {
+        self.counters.fills += 1;
+        if let Some(r) = self.record(id) {
+            r.outcome = Some(Outcome::Filled {
+                sold: "resolved positions".into(),
+                bought: format!("{} {}", collateral.format(amount), collateral.symbol()),
+                tx_hash: None,
+            });
+        }
+    }
+
+    /// The kill switch changed state: tripped (when and why) or active again.
+    fn on_kill_switch(&mut self, ts: i64, change: &agent_core::kill_switch::SwitchChange) {
+        self.counters.kill_switch_changes += 1;
+        self.switch.state = change.to;
+        self.switch.flattening = change.flattening;
+        if change.to == SwitchState::Active {
+            self.switch.tripped_at = None;
+            self.switch.reason = None;
+        } else {
+            self.switch.tripped_at = Some(ts);
+            self.switch.reason = Some(redact_urls(&change.reason));
         }
     }
 

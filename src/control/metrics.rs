@@ -48,78 +48,84 @@ fn label(v: &str) -> String {
     out
 }
 
+/// Reads one sample of a metric from an agent's row; `None`: no sample (e.g. no bar yet).
+type Get = fn(&MetricsRow) -> Option<f64>;
+
+/// The metrics with one sample per agent: name, type, help text and the sample.
+const SIMPLE: [(&str, &str, &str, Get); 11] = [
+    (
+        "defai_bars_total",
+        "counter",
+        "Market bars processed.",
+        |r| Some(r.c.bars as f64),
+    ),
+    (
+        "defai_bad_events_total",
+        "counter",
+        "Market events refused as unusable.",
+        |r| Some(r.c.bad_events as f64),
+    ),
+    (
+        "defai_intents_total",
+        "counter",
+        "Intents the strategy produced.",
+        |r| Some(r.c.intents as f64),
+    ),
+    (
+        "defai_fills_total",
+        "counter",
+        "Orders filled and booked.",
+        |r| Some(r.c.fills as f64),
+    ),
+    (
+        "defai_execution_failures_total",
+        "counter",
+        "Approved orders the venue failed to fill.",
+        |r| Some(r.c.execution_failures as f64),
+    ),
+    (
+        "defai_strategy_faults_total",
+        "counter",
+        "Strategy failures or unusable outputs.",
+        |r| Some(r.c.strategy_faults as f64),
+    ),
+    (
+        "defai_reconciliations_total",
+        "counter",
+        "Booked balances corrected from the venue's record.",
+        |r| Some(r.c.reconciliations as f64),
+    ),
+    (
+        "defai_kill_switch_changes_total",
+        "counter",
+        "Kill switch state changes.",
+        |r| Some(r.c.kill_switch_changes as f64),
+    ),
+    (
+        "defai_equity",
+        "gauge",
+        "Equity at the last bar's close, in quote token units.",
+        |r| r.equity,
+    ),
+    (
+        "defai_kill_switch_state",
+        "gauge",
+        "Kill switch: 0 active, 1 reduce_only, 2 halted.",
+        |r| Some(switch_gauge(r.switch) as f64),
+    ),
+    (
+        "defai_last_bar_timestamp_seconds",
+        "gauge",
+        "Event time of the last bar processed (unix seconds).",
+        |r| r.last_ts.map(|t| t as f64),
+    ),
+];
+
+/// The Prometheus text of every agent's row: the metrics of [`SIMPLE`], then the verdicts and
+/// the refusals by reason.
 pub(super) fn render_metrics(rows: &[(String, MetricsRow)]) -> String {
-    type Get = fn(&MetricsRow) -> Option<f64>;
-    let simple: [(&str, &str, &str, Get); 11] = [
-        (
-            "defai_bars_total",
-            "counter",
-            "Market bars processed.",
-            |r| Some(r.c.bars as f64),
-        ),
-        (
-            "defai_bad_events_total",
-            "counter",
-            "Market events refused as unusable.",
-            |r| Some(r.c.bad_events as f64),
-        ),
-        (
-            "defai_intents_total",
-            "counter",
-            "Intents the strategy produced.",
-            |r| Some(r.c.intents as f64),
-        ),
-        (
-            "defai_fills_total",
-            "counter",
-            "Orders filled and booked.",
-            |r| Some(r.c.fills as f64),
-        ),
-        (
-            "defai_execution_failures_total",
-            "counter",
-            "Approved orders the venue failed to fill.",
-            |r| Some(r.c.execution_failures as f64),
-        ),
-        (
-            "defai_strategy_faults_total",
-            "counter",
-            "Strategy failures or unusable outputs.",
-            |r| Some(r.c.strategy_faults as f64),
-        ),
-        (
-            "defai_reconciliations_total",
-            "counter",
-            "Booked balances corrected from the venue's record.",
-            |r| Some(r.c.reconciliations as f64),
-        ),
-        (
-            "defai_kill_switch_changes_total",
-            "counter",
-            "Kill switch state changes.",
-            |r| Some(r.c.kill_switch_changes as f64),
-        ),
-        (
-            "defai_equity",
-            "gauge",
-            "Equity at the last bar's close, in quote token units.",
-            |r| r.equity,
-        ),
-        (
-            "defai_kill_switch_state",
-            "gauge",
-            "Kill switch: 0 active, 1 reduce_only, 2 halted.",
-            |r| Some(switch_gauge(r.switch) as f64),
-        ),
-        (
-            "defai_last_bar_timestamp_seconds",
-            "gauge",
-            "Event time of the last bar processed (unix seconds).",
-            |r| r.last_ts.map(|t| t as f64),
-        ),
-    ];
     let mut out = String::with_capacity(2048 + rows.len() * 1024);
-    for (name, kind, help, get) in simple {
+    for (name, kind, help, get) in SIMPLE {
         let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
         for (agent, r) in rows {
             if let Some(v) = get(r) {
@@ -127,6 +133,13 @@ pub(super) fn render_metrics(rows: &[(String, MetricsRow)]) -> String {
             }
         }
     }
+    render_verdicts(&mut out, rows);
+    render_refusals(&mut out, rows);
+    out
+}
+
+/// `defai_verdicts_total`: the gate's verdicts per agent, by verdict.
+fn render_verdicts(out: &mut String, rows: &[(String, MetricsRow)]) {
     let name = "defai_verdicts_total";
     let _ = writeln!(
         out,
@@ -145,6 +158,10 @@ pub(super) fn render_metrics(rows: &[(String, MetricsRow)]) -> String {
             );
         }
     }
+}
+
+/// `defai_refusals_total`: refused intents per agent, by reason code.
+fn render_refusals(out: &mut String, rows: &[(String, MetricsRow)]) {
     let name = "defai_refusals_total";
     let _ = writeln!(
         out,
@@ -160,7 +177,6 @@ pub(super) fn render_metrics(rows: &[(String, MetricsRow)]) -> String {
             );
         }
     }
-    out
 }
 
 /// A sample value: integers without a fraction, non-finite values as the format spells them.

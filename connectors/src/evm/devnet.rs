@@ -269,6 +269,39 @@ fn units(whole: u64, decimals: u8) -> U256 {
     U256::from(whole) * U256::from(10u64).pow(U256::from(decimals))
 }
 
+/// Starts anvil (the config's binary, else [`find_anvil`]'s) on the config's port and block
+/// time.
+fn spawn_anvil(cfg: &DevnetConfig) -> Result<AnvilInstance, EvmError> {
+    let path = match &cfg.anvil {
+        Some(p) => p.clone(),
+        None => find_anvil()?,
+    };
+    let mut builder = Anvil::at(&path).port(cfg.port).timeout(20_000);
+    if let Some(bt) = cfg.block_time {
+        builder = builder.block_time_f64(bt);
+    }
+    builder
+        .try_spawn()
+        .map_err(|e| EvmError::Devnet(format!("cannot start {}: {e}", path.display())))
+}
+
+/// The devnet's tokens: WETH9, dUSD and DVT.
+#[derive(Debug, Clone, Copy)]
+struct DevTokens {
+    weth: Address,
+    usd: Address,
+    dvt: Address,
+}
+
+/// The devnet's prediction markets and the contracts they run on.
+struct DevMarkets {
+    conditional_tokens: Address,
+    fpmm_factory: Address,
+    /// The account that reports the outcomes ([`ORACLE_INDEX`]).
+    oracle: Address,
+    markets: Vec<MarketInfo>,
+}
+
 impl Devnet {
     /// Starts anvil and deploys everything. Fails loudly if the Uniswap init-code hash differs.
     ///
@@ -286,17 +319,7 @@ impl Devnet {
         let dvt_units = price_to_units(cfg.dvt_price, USD_DECIMALS)
             .filter(|p| !p.is_zero())
             .ok_or_else(|| EvmError::Devnet(format!("bad DVT price {}", cfg.dvt_price)))?;
-        let path = match &cfg.anvil {
-            Some(p) => p.clone(),
-            None => find_anvil()?,
-        };
-        let mut builder = Anvil::at(&path).port(cfg.port).timeout(20_000);
-        if let Some(bt) = cfg.block_time {
-            builder = builder.block_time_f64(bt);
-        }
-        let anvil = builder
-            .try_spawn()
-            .map_err(|e| EvmError::Devnet(format!("cannot start {}: {e}", path.display())))?;
+        let anvil = spawn_anvil(&cfg)?;
         let chain = Chain::connect(&anvil.endpoint())?;
         let chain_id = chain.chain_id().await?;
         let wallet = Self::key_of(&anvil, DEPLOYER_INDEX)?;
@@ -304,29 +327,8 @@ impl Devnet {
         let deployer = TxSender::new(chain.clone(), wallet, chain_id, nonces, TxPolicy::default())?;
         let me = deployer.address();
         let ops = Ops { tx: &deployer };
-        let weth = ops.deploy(Artifact::Weth9, Vec::new()).await?;
-        let usd = ops
-            .deploy(
-                Artifact::DevToken,
-                DevToken::constructorCall {
-                    name_: "Dev USD".into(),
-                    symbol_: "dUSD".into(),
-                    decimals_: USD_DECIMALS,
-                }
-                .abi_encode(),
-            )
-            .await?;
-        let dvt = ops
-            .deploy(
-                Artifact::DevToken,
-                DevToken::constructorCall {
-                    name_: "Dev Token".into(),
-                    symbol_: "DVT".into(),
-                    decimals_: 18,
-                }
-                .abi_encode(),
-            )
-            .await?;
+        let tokens = ops.deploy_tokens().await?;
+        let DevTokens { weth, usd, dvt } = tokens;
         let (factory, router) = ops.deploy_uniswap_v2(weth).await?;
 
         // Pools: depth_usd on the USD side, the other side at the price.
@@ -344,53 +346,12 @@ impl Devnet {
 
         // Fund accounts 0..=8.
         let accounts: Vec<Address> = anvil.addresses()[..DEPLOYER_INDEX].to_vec();
-        let fund_weth = units(cfg.fund_weth, 18);
-        ops.wrap(weth, fund_weth * U256::from(accounts.len()))
-            .await?;
-        for a in &accounts {
-            ops.mint(usd, *a, units(cfg.fund_usd, USD_DECIMALS)).await?;
-            ops.mint(dvt, *a, units(cfg.fund_dvt, 18)).await?;
-            ops.transfer(weth, *a, fund_weth).await?;
-        }
-
+        ops.fund(tokens, &accounts, &cfg).await?;
         // Prediction markets: deployed after everything else so the addresses above do not move.
-        let conditional_tokens = ops.deploy(Artifact::ConditionalTokens, Vec::new()).await?;
-        let fpmm_factory = ops.deploy(Artifact::FpmmFactory, Vec::new()).await?;
-        let oracle = *anvil
-            .addresses()
-            .get(ORACLE_INDEX)
-            .ok_or_else(|| EvmError::Devnet(format!("anvil has no account {ORACLE_INDEX}")))?;
-        let funding = units(MARKET_FUNDING_USD, USD_DECIMALS);
-        if cfg.markets > 0 {
-            ops.mint(usd, me, funding * U256::from(cfg.markets)).await?;
-        }
-        let mut pm = PredictionMarkets::new(deployer.clone(), conditional_tokens, fpmm_factory);
-        let mut markets = Vec::with_capacity(cfg.markets);
-        for i in 0..cfg.markets {
-            let spec = MarketSpec::binary(
-                market_question_id(i),
-                oracle,
-                usd,
-                U256::from(MARKET_FEE),
-                funding,
-            )
-            .with_odds(&MARKET_ODDS[i % MARKET_ODDS.len()]);
-            let m = pm.create_market(&spec).await?;
-            markets.push(MarketInfo {
-                address: m.address,
-                condition_id: m.condition_id,
-                question_id: m.question_id,
-                collateral: m.collateral,
-            });
-        }
-
+        let markets = ops.prediction_markets(&anvil, usd, cfg.markets).await?;
         // The second DEX: deployed last, so every address above stays where it was.
-        let (dex2_factory, dex2_router) = ops.deploy_uniswap_v2(weth).await?;
-        ops.wrap(weth, weth_side).await?;
-        ops.mint(usd, me, depth).await?;
-        ops.add_liquidity(dex2_router, weth, weth_side, usd, depth)
-            .await?;
-        let dex2_weth_usd_pair = ops.pair(dex2_factory, weth, usd).await?;
+        let (dex2_factory, dex2_router, dex2_weth_usd_pair) =
+            ops.second_dex(weth, usd, weth_side, depth).await?;
 
         let info = DevnetInfo {
             rpc_url: anvil.endpoint(),
@@ -406,10 +367,10 @@ impl Devnet {
             deployer: me,
             price: cfg.price,
             pair_init_code_hash: init_hash,
-            conditional_tokens,
-            fpmm_factory,
-            oracle,
-            markets,
+            conditional_tokens: markets.conditional_tokens,
+            fpmm_factory: markets.fpmm_factory,
+            oracle: markets.oracle,
+            markets: markets.markets,
             dex2_factory,
             dex2_router,
             dex2_weth_usd_pair,
@@ -511,6 +472,120 @@ impl Ops<'_> {
     async fn send(&self, req: TxRequest) -> Result<super::tx::TxOutcome, EvmError> {
         let mut log = Vec::new();
         self.tx.send(&req, &mut log).await
+    }
+
+    /// Deploys WETH9, then the dUSD and DVT DevTokens.
+    async fn deploy_tokens(&self) -> Result<DevTokens, EvmError> {
+        let weth = self.deploy(Artifact::Weth9, Vec::new()).await?;
+        let usd = self
+            .deploy(
+                Artifact::DevToken,
+                DevToken::constructorCall {
+                    name_: "Dev USD".into(),
+                    symbol_: "dUSD".into(),
+                    decimals_: USD_DECIMALS,
+                }
+                .abi_encode(),
+            )
+            .await?;
+        let dvt = self
+            .deploy(
+                Artifact::DevToken,
+                DevToken::constructorCall {
+                    name_: "Dev Token".into(),
+                    symbol_: "DVT".into(),
+                    decimals_: 18,
+                }
+                .abi_encode(),
+            )
+            .await?;
+        Ok(DevTokens { weth, usd, dvt })
+    }
+
+    /// Gives each of `accounts` the config's USD, WETH (wrapped by the deployer) and DVT.
+    async fn fund(
+        &self,
+        tokens: DevTokens,
+        accounts: &[Address],
+        cfg: &DevnetConfig,
+    ) -> Result<(), EvmError> {
+        let DevTokens { weth, usd, dvt } = tokens;
+        let fund_weth = units(cfg.fund_weth, 18);
+        self.wrap(weth, fund_weth * U256::from(accounts.len()))
+            .await?;
+        for a in accounts {
+            self.mint(usd, *a, units(cfg.fund_usd, USD_DECIMALS))
+                .await?;
+            self.mint(dvt, *a, units(cfg.fund_dvt, 18)).await?;
+            self.transfer(weth, *a, fund_weth).await?;
+        }
+        Ok(())
+    }
+
+    /// Deploys ConditionalTokens and the FPMM factory, then creates `count` binary markets in
+    /// `usd` ([`MARKET_FUNDING_USD`] each, odds cycling through [`MARKET_ODDS`]), reported by
+    /// anvil's account [`ORACLE_INDEX`].
+    async fn prediction_markets(
+        &self,
+        anvil: &AnvilInstance,
+        usd: Address,
+        count: usize,
+    ) -> Result<DevMarkets, EvmError> {
+        let me = self.tx.address();
+        let conditional_tokens = self.deploy(Artifact::ConditionalTokens, Vec::new()).await?;
+        let fpmm_factory = self.deploy(Artifact::FpmmFactory, Vec::new()).await?;
+        let oracle = *anvil
+            .addresses()
+            .get(ORACLE_INDEX)
+            .ok_or_else(|| EvmError::Devnet(format!("anvil has no account {ORACLE_INDEX}")))?;
+        let funding = units(MARKET_FUNDING_USD, USD_DECIMALS);
+        if count > 0 {
+            self.mint(usd, me, funding * U256::from(count)).await?;
+        }
+        let mut pm = PredictionMarkets::new(self.tx.clone(), conditional_tokens, fpmm_factory);
+        let mut markets = Vec::with_capacity(count);
+        for i in 0..count {
+            let spec = MarketSpec::binary(
+                market_question_id(i),
+                oracle,
+                usd,
+                U256::from(MARKET_FEE),
+                funding,
+            )
+            .with_odds(&MARKET_ODDS[i % MARKET_ODDS.len()]);
+            let m = pm.create_market(&spec).await?;
+            markets.push(MarketInfo {
+                address: m.address,
+                condition_id: m.condition_id,
+                question_id: m.question_id,
+                collateral: m.collateral,
+            });
+        }
+        Ok(DevMarkets {
+            conditional_tokens,
+            fpmm_factory,
+            oracle,
+            markets,
+        })
+    }
+
+    /// A second Uniswap V2 deployment: its factory, router and WETH/dUSD pair, opened with
+    /// `weth_side` WETH against `depth` dUSD.
+    async fn second_dex(
+        &self,
+        weth: Address,
+        usd: Address,
+        weth_side: U256,
+        depth: U256,
+    ) -> Result<(Address, Address, Address), EvmError> {
+        let me = self.tx.address();
+        let (dex2_factory, dex2_router) = self.deploy_uniswap_v2(weth).await?;
+        self.wrap(weth, weth_side).await?;
+        self.mint(usd, me, depth).await?;
+        self.add_liquidity(dex2_router, weth, weth_side, usd, depth)
+            .await?;
+        let dex2_weth_usd_pair = self.pair(dex2_factory, weth, usd).await?;
+        Ok((dex2_factory, dex2_router, dex2_weth_usd_pair))
     }
 
     async fn deploy(&self, artifact: Artifact, args: Vec<u8>) -> Result<Address, EvmError> {

@@ -418,6 +418,25 @@ impl PredictionMarkets {
         let fee = chain
             .view(address, IFixedProductMarketMaker::feeCall {}, latest())
             .await?;
+        let condition_id = self.single_condition(address).await?;
+        let slots = self
+            .question_slots(address, condition_id, question_id, oracle)
+            .await?;
+        let n = usize::try_from(slots).expect("at most 256 slots");
+        Ok(Market {
+            address,
+            condition_id,
+            question_id,
+            oracle,
+            collateral,
+            position_ids: self.position_ids(condition_id, collateral, n).await?,
+            fee,
+        })
+    }
+
+    /// The one condition of the market at `address`; a market over several is refused.
+    async fn single_condition(&self, address: Address) -> Result<B256, EvmError> {
+        let chain = self.chain();
         let condition_id = chain
             .view(
                 address,
@@ -444,6 +463,18 @@ impl PredictionMarkets {
                     .into(),
             ));
         }
+        Ok(condition_id)
+    }
+
+    /// The outcome slots of `condition_id`, refused unless it is `(oracle, question_id)`'s
+    /// condition with at least two outcomes.
+    async fn question_slots(
+        &self,
+        address: Address,
+        condition_id: B256,
+        question_id: B256,
+        oracle: Address,
+    ) -> Result<U256, EvmError> {
         let slots = self
             .ct(IConditionalTokens::getOutcomeSlotCountCall {
                 conditionId: condition_id,
@@ -464,7 +495,17 @@ impl PredictionMarkets {
                 ),
             ));
         }
-        let n = usize::try_from(slots).expect("at most 256 slots");
+        Ok(slots)
+    }
+
+    /// The ERC-1155 position id of each of the `n` outcomes of `condition_id` in `collateral`,
+    /// as the ConditionalTokens contract computes them.
+    async fn position_ids(
+        &self,
+        condition_id: B256,
+        collateral: Address,
+        n: usize,
+    ) -> Result<Vec<U256>, EvmError> {
         let mut position_ids = Vec::with_capacity(n);
         for i in 0..n {
             let collection = self
@@ -482,15 +523,7 @@ impl PredictionMarkets {
                 .await?,
             );
         }
-        Ok(Market {
-            address,
-            condition_id,
-            question_id,
-            oracle,
-            collateral,
-            position_ids,
-            fee,
-        })
+        Ok(position_ids)
     }
 
     /// `who`'s balance of each outcome token at block `at`, in collateral units (outcome
@@ -724,6 +757,44 @@ impl PredictionMarkets {
     /// transactions already mined stay mined.
     pub async fn create_market(&mut self, spec: &MarketSpec) -> Result<Market, EvmError> {
         let ct = self.conditional_tokens;
+        Self::check_spec(ct, spec)?;
+        // Nothing is sent unless the funding is there.
+        self.require_collateral(spec.collateral, spec.funding)
+            .await?;
+        let condition_id = self.prepared_condition(spec).await?;
+
+        let call = IFixedProductMarketMakerFactory::createFixedProductMarketMakerCall {
+            conditionalTokens: ct,
+            collateralToken: spec.collateral,
+            conditionIds: vec![condition_id],
+            fee: spec.fee,
+        };
+        let created = self
+            .send(TxRequest::call(
+                "createFixedProductMarketMaker",
+                self.factory,
+                call.abi_encode(),
+            ))
+            .await?;
+        let address = self.created_market(&created, spec, condition_id).await?;
+        let market = self.market(address, spec.question_id, spec.oracle).await?;
+
+        self.approve_exact(spec.collateral, address, spec.funding, &mut Vec::new())
+            .await?;
+        let call = IFixedProductMarketMaker::addFundingCall {
+            addedFunds: spec.funding,
+            distributionHint: spec.distribution_hint.clone(),
+        };
+        self.send(TxRequest::call("addFunding", address, call.abi_encode()))
+            .await?;
+        tracing::info!(target: "defai::prediction", market = %address, condition = %condition_id, funding = %spec.funding, "market created");
+        Ok(market)
+    }
+
+    /// Refuses a spec [`PredictionMarkets::create_market`] cannot honour (named against the
+    /// ConditionalTokens contract `ct`): outcomes outside 2..=256, a hint of the wrong length,
+    /// with a zero or leaving an outcome without liquidity, zero funding, a fee of 1e18 or more.
+    fn check_spec(ct: Address, spec: &MarketSpec) -> Result<(), EvmError> {
         if !(2..=256).contains(&spec.outcomes) {
             return Err(Self::refuse(
                 ct,
@@ -765,9 +836,11 @@ impl PredictionMarkets {
                 ),
             ));
         }
-        // Nothing is sent unless the funding is there.
-        self.require_collateral(spec.collateral, spec.funding)
-            .await?;
+        Ok(())
+    }
+
+    /// The id of the spec's condition, prepared first unless it already is.
+    async fn prepared_condition(&mut self, spec: &MarketSpec) -> Result<B256, EvmError> {
         let outcomes = U256::from(spec.outcomes);
         let condition_id = self
             .ct(IConditionalTokens::getConditionIdCall {
@@ -787,36 +860,14 @@ impl PredictionMarkets {
                 questionId: spec.question_id,
                 outcomeSlotCount: outcomes,
             };
-            self.send(TxRequest::call("prepareCondition", ct, call.abi_encode()))
-                .await?;
-        }
-
-        let call = IFixedProductMarketMakerFactory::createFixedProductMarketMakerCall {
-            conditionalTokens: ct,
-            collateralToken: spec.collateral,
-            conditionIds: vec![condition_id],
-            fee: spec.fee,
-        };
-        let created = self
-            .send(TxRequest::call(
-                "createFixedProductMarketMaker",
-                self.factory,
+            self.send(TxRequest::call(
+                "prepareCondition",
+                self.conditional_tokens,
                 call.abi_encode(),
             ))
             .await?;
-        let address = self.created_market(&created, spec, condition_id).await?;
-        let market = self.market(address, spec.question_id, spec.oracle).await?;
-
-        self.approve_exact(spec.collateral, address, spec.funding, &mut Vec::new())
-            .await?;
-        let call = IFixedProductMarketMaker::addFundingCall {
-            addedFunds: spec.funding,
-            distributionHint: spec.distribution_hint.clone(),
-        };
-        self.send(TxRequest::call("addFunding", address, call.abi_encode()))
-            .await?;
-        tracing::info!(target: "defai::prediction", market = %address, condition = %condition_id, funding = %spec.funding, "market created");
-        Ok(market)
+        }
+        Ok(condition_id)
     }
 
     async fn require_collateral(&self, token: Address, amount: U256) -> Result<(), EvmError> {

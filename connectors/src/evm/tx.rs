@@ -659,7 +659,7 @@ impl TxSender {
             step,
             at: t0.elapsed(),
         };
-        let mut fees = self.fees().await?;
+        let fees = self.fees().await?;
         let gas = self.simulate(req).await?;
         self.note(log, ev(TxStep::Simulated { gas_estimate: gas }))?;
 
@@ -704,91 +704,148 @@ impl TxSender {
         self.note_after(log, ev(TxStep::Sent { hash }));
         tracing::info!(target: "defai::tx", label = %req.label, %hash, nonce, "sent");
 
-        let started = Instant::now();
-        let mut hashes = vec![hash];
-        let mut replacements = 0u32;
-        let receipt = loop {
+        let mut out = InFlight {
+            req,
+            t0,
+            started: Instant::now(),
+            nonce,
+            gas,
+            fees,
+            hashes: vec![hash],
+            replacements: 0,
+        };
+        let receipt = self.until_mined(&mut out, log).await?;
+        self.mined(out, &receipt, log).await
+    }
+
+    /// Waits for a receipt of `out`, replacing it with bumped fees each time the wait times
+    /// out, until one of its hashes is mined or the replacements run out (or would pass the
+    /// gas cap): then the nonce is given up on.
+    ///
+    /// # Errors
+    /// [`EvmError::NotMined`] after giving up; [`EvmError::Wallet`] when a replacement cannot
+    /// be signed.
+    async fn until_mined(
+        &self,
+        out: &mut InFlight<'_>,
+        log: &mut Vec<TxEvent>,
+    ) -> Result<TransactionReceipt, EvmError> {
+        loop {
             let until = Instant::now() + self.policy.receipt_timeout;
-            if let Some(r) = self.wait(&hashes, until).await? {
-                break r;
+            if let Some(r) = self.wait(&out.hashes, until).await? {
+                return Ok(r);
             }
-            // `hashes` starts with the original and only grows.
-            let current = hashes.last().copied().unwrap_or(hash);
+            let current = out.current();
             self.note_after(
                 log,
-                ev(TxStep::TimedOut {
+                out.event(TxStep::TimedOut {
                     hash: current,
-                    waited: started.elapsed(),
+                    waited: out.started.elapsed(),
                 }),
             );
-            let bumped = bump(fees, self.policy.bump_pct);
+            let bumped = bump(out.fees, self.policy.bump_pct);
             let capped = self
                 .policy
                 .gas_cap_wei
                 .is_some_and(|cap| bumped.max_fee_wei > cap);
-            if replacements >= self.policy.max_replacements || capped {
-                let freed = self.give_up(nonce, &hashes, &req.label, log, t0).await;
+            if out.replacements >= self.policy.max_replacements || capped {
+                let (req, nonce) = (out.req, out.nonce);
+                let freed = self
+                    .give_up(nonce, &out.hashes, &req.label, log, out.t0)
+                    .await;
                 return Err(EvmError::NotMined {
                     label: req.label.clone(),
                     nonce,
-                    waited: started.elapsed(),
-                    replacements,
-                    hashes: hashes.iter().map(|h| h.to_string()).collect(),
+                    waited: out.started.elapsed(),
+                    replacements: out.replacements,
+                    hashes: out.hashes.iter().map(|h| h.to_string()).collect(),
                     freed,
                 });
             }
-            let (new_hash, new_raw) = self.sign(req, nonce, gas, bumped).await?;
-            // On record before the broadcast, like the original.
-            let replaced = ev(TxStep::Replaced {
-                nonce,
-                old: current,
-                new: new_hash,
-                max_fee_wei: bumped.max_fee_wei,
-            });
-            if let Err(e) = self.note(log, replaced) {
-                tracing::error!(target: "defai::tx", label = %req.label, nonce, error = %e, "replacement not journaled: not sent; still waiting for the original");
-                replacements += 1;
-                continue;
+            self.replace(out, current, bumped, log).await?;
+        }
+    }
+
+    /// Signs `out` again at its nonce with `bumped` fees and, once that is on record,
+    /// broadcasts it; a replacement the node may hold joins `out`'s hashes. A replacement that
+    /// cannot be recorded is not sent (the wait goes on for the original), but counts.
+    ///
+    /// # Errors
+    /// [`EvmError::Wallet`] when the replacement cannot be signed.
+    async fn replace(
+        &self,
+        out: &mut InFlight<'_>,
+        current: B256,
+        bumped: Fees,
+        log: &mut Vec<TxEvent>,
+    ) -> Result<(), EvmError> {
+        let (req, nonce) = (out.req, out.nonce);
+        let (new_hash, new_raw) = self.sign(req, nonce, out.gas, bumped).await?;
+        // On record before the broadcast, like the original.
+        let replaced = out.event(TxStep::Replaced {
+            nonce,
+            old: current,
+            new: new_hash,
+            max_fee_wei: bumped.max_fee_wei,
+        });
+        if let Err(e) = self.note(log, replaced) {
+            tracing::error!(target: "defai::tx", label = %req.label, nonce, error = %e, "replacement not journaled: not sent; still waiting for the original");
+            out.replacements += 1;
+            return Ok(());
+        }
+        out.replacements += 1;
+        // The fee keeps rising with every try, accepted or not (within the cap): a refused
+        // replacement is never signed again with the same bytes.
+        out.fees = bumped;
+        match self
+            .broadcast(&new_raw, new_hash, &req.label, log, out.t0)
+            .await
+        {
+            Broadcast::Accepted => {
+                out.hashes.push(new_hash);
+                tracing::warn!(target: "defai::tx", label = %req.label, nonce, old = %current, new = %new_hash, "not mined in time: replaced with bumped fees");
             }
-            replacements += 1;
-            // The fee keeps rising with every try, accepted or not (within the cap): a refused
-            // replacement is never signed again with the same bytes.
-            fees = bumped;
-            match self
-                .broadcast(&new_raw, new_hash, &req.label, log, t0)
-                .await
-            {
-                Broadcast::Accepted => {
-                    hashes.push(new_hash);
-                    tracing::warn!(target: "defai::tx", label = %req.label, nonce, old = %current, new = %new_hash, "not mined in time: replaced with bumped fees");
-                }
-                Broadcast::Unknown(detail) => {
-                    // It may be pending: wait on it too.
-                    hashes.push(new_hash);
-                    tracing::warn!(target: "defai::tx", label = %req.label, nonce, %detail, "replacement broadcast ambiguous");
-                }
-                // The original may have been mined meanwhile ("nonce too low"): the next wait
-                // finds its receipt.
-                Broadcast::Refused(detail) => {
-                    tracing::warn!(target: "defai::tx", label = %req.label, nonce, %detail, "replacement refused by the node");
-                    self.note_after(
-                        log,
-                        ev(TxStep::ReplaceRefused {
-                            nonce,
-                            hash: new_hash,
-                            detail,
-                        }),
-                    );
-                }
+            Broadcast::Unknown(detail) => {
+                // It may be pending: wait on it too.
+                out.hashes.push(new_hash);
+                tracing::warn!(target: "defai::tx", label = %req.label, nonce, %detail, "replacement broadcast ambiguous");
             }
-        };
+            // The original may have been mined meanwhile ("nonce too low"): the next wait
+            // finds its receipt.
+            Broadcast::Refused(detail) => {
+                tracing::warn!(target: "defai::tx", label = %req.label, nonce, %detail, "replacement refused by the node");
+                self.note_after(
+                    log,
+                    out.event(TxStep::ReplaceRefused {
+                        nonce,
+                        hash: new_hash,
+                        detail,
+                    }),
+                );
+            }
+        }
+        Ok(())
+    }
+
+    /// Records `out`'s `receipt` (the `mined` step) and makes it the outcome.
+    ///
+    /// # Errors
+    /// [`EvmError::Reverted`] when it was mined with status 0, with the reason a replay of the
+    /// call on its block gives.
+    async fn mined(
+        &self,
+        out: InFlight<'_>,
+        receipt: &TransactionReceipt,
+        log: &mut Vec<TxEvent>,
+    ) -> Result<TxOutcome, EvmError> {
+        let req = out.req;
         let mined_hash = receipt.transaction_hash;
         let block = receipt.block_number.unwrap_or_default();
         let fee_wei = U256::from(receipt.gas_used) * U256::from(receipt.effective_gas_price);
         let status = receipt.status();
         self.note_after(
             log,
-            ev(TxStep::Mined {
+            out.event(TxStep::Mined {
                 hash: mined_hash,
                 block,
                 status,
@@ -806,14 +863,49 @@ impl TxSender {
         }
         Ok(TxOutcome {
             hash: mined_hash,
-            nonce,
+            nonce: out.nonce,
             block,
             gas_used: receipt.gas_used,
             effective_gas_price: receipt.effective_gas_price,
             fee_wei,
-            replacements,
+            replacements: out.replacements,
             contract_address: receipt.contract_address,
         })
+    }
+}
+
+/// A transaction out on the network, waiting to be mined: what it was signed with, and every
+/// hash signed for its nonce since.
+struct InFlight<'r> {
+    req: &'r TxRequest,
+    /// When `send` was called: every step's time is measured from it.
+    t0: Instant,
+    /// When the original was sent: the wait is measured from it.
+    started: Instant,
+    nonce: u64,
+    /// The gas limit every signing uses.
+    gas: u64,
+    /// The fees of the latest signing.
+    fees: Fees,
+    /// The original first; only grows.
+    hashes: Vec<B256>,
+    /// Replacements signed so far (those not sent because they could not be recorded too).
+    replacements: u32,
+}
+
+impl InFlight<'_> {
+    /// A step of this transaction, timed from the start of `send`.
+    fn event(&self, step: TxStep) -> TxEvent {
+        TxEvent {
+            label: self.req.label.clone(),
+            step,
+            at: self.t0.elapsed(),
+        }
+    }
+
+    /// The latest hash signed for the nonce (`hashes` starts with the original: never empty).
+    fn current(&self) -> B256 {
+        self.hashes.last().copied().unwrap_or_default()
     }
 }
 

@@ -5,6 +5,7 @@
 
 use alloy::eips::BlockId;
 use alloy::primitives::{Address, B256, U256};
+use alloy::rpc::types::TransactionReceipt;
 use alloy::sol_types::SolCall;
 
 use agent_core::amount::{Token, base_to_quote, pow10, to_f64};
@@ -359,6 +360,20 @@ struct OpenTx {
     extra_gas: U256,
 }
 
+impl OpenTx {
+    /// A step the venue took on this transaction, as a venue event of its intent.
+    fn step(&self, step: &'static str, hash: B256, detail: String) -> VenueEvent {
+        VenueEvent {
+            step,
+            label: self.label.clone(),
+            tx_hash: Some(hash.to_string()),
+            nonce: Some(self.nonce),
+            detail,
+            intent_id: Some(self.order.id.to_string()),
+        }
+    }
+}
+
 /// Swaps the agent's pair through UniswapV2Router02 from one wallet.
 pub struct UniswapV2Venue {
     pool: PoolRef,
@@ -586,12 +601,37 @@ impl UniswapV2Venue {
 
         // Check the output before anything is sent (an approval is a transaction too).
         let path = vec![sell, buy];
+        self.check_amount_out(&chain, order, &path).await?;
+        self.approve_input(&chain, sell, swap.amount_in, spent)
+            .await?;
+        let deadline = chain.block(None).await?.timestamp + self.cfg.deadline_s;
+        let call = IUniswapV2Router02::swapExactTokensForTokensCall {
+            amountIn: swap.amount_in,
+            amountOutMin: order.min_amount_out,
+            path,
+            to: me,
+            deadline: U256::from(deadline),
+        };
+        let mined = self
+            .send(TxRequest::call("swap", router, call.abi_encode()))
+            .await?;
+        self.landed(&chain, order, ts, &mined, spent).await
+    }
+
+    /// Refuses `order` before anything is sent when the router's `getAmountsOut` along `path`
+    /// gives less than its `amountOutMin`.
+    async fn check_amount_out(
+        &self,
+        chain: &Chain,
+        order: &Order,
+        path: &[Address],
+    ) -> Result<(), EvmError> {
         let amounts = chain
             .view(
-                router,
+                self.cfg.router,
                 IUniswapV2Router02::getAmountsOutCall {
-                    amountIn: swap.amount_in,
-                    path: path.clone(),
+                    amountIn: order.swap.amount_in,
+                    path: path.to_vec(),
                 },
                 BlockId::latest(),
             )
@@ -606,39 +646,54 @@ impl UniswapV2Venue {
                 ),
             });
         }
+        Ok(())
+    }
 
+    /// Approves the router for exactly `amount` of `sell` when its allowance is short (never an
+    /// unlimited approval); a mined approval is added to `spent`.
+    async fn approve_input(
+        &mut self,
+        chain: &Chain,
+        sell: Address,
+        amount: U256,
+        spent: &mut Vec<(&'static str, B256, U256)>,
+    ) -> Result<(), EvmError> {
+        let router = self.cfg.router;
         let allowance = chain
             .view(
                 sell,
                 IERC20::allowanceCall {
-                    owner: me,
+                    owner: self.tx.address(),
                     spender: router,
                 },
                 BlockId::latest(),
             )
             .await?;
-        if allowance < swap.amount_in {
+        if allowance < amount {
             // Exactly this swap's input: never an unlimited approval.
             let approve = IERC20::approveCall {
                 spender: router,
-                value: swap.amount_in,
+                value: amount,
             };
             let approved = self
                 .send(TxRequest::call("approve", sell, approve.abi_encode()))
                 .await?;
             spent.push(("approve", approved.hash, approved.fee_wei));
         }
-        let deadline = chain.block(None).await?.timestamp + self.cfg.deadline_s;
-        let call = IUniswapV2Router02::swapExactTokensForTokensCall {
-            amountIn: swap.amount_in,
-            amountOutMin: order.min_amount_out,
-            path,
-            to: me,
-            deadline: U256::from(deadline),
-        };
-        let mined = self
-            .send(TxRequest::call("swap", router, call.abi_encode()))
-            .await?;
+        Ok(())
+    }
+
+    /// The fill of `order`'s `mined` swap, read from its receipt with the gas of what `spent`
+    /// holds (its approval). A swap whose receipt cannot be read yet stays open, to become the
+    /// fill before the next event.
+    async fn landed(
+        &mut self,
+        chain: &Chain,
+        order: &Order,
+        ts: i64,
+        mined: &TxOutcome,
+        spent: &mut Vec<(&'static str, B256, U256)>,
+    ) -> Result<Fill, EvmError> {
         // From here on the swap is on chain: whatever fails, it must still become this
         // order's fill. Its approval's gas rides with it.
         let approve_gas = spent
@@ -655,7 +710,7 @@ impl UniswapV2Venue {
             extra_gas: approve_gas,
         };
         let tracked = self.tracked();
-        match self.settle_one(&chain, &tracked, &landed, false).await {
+        match self.settle_one(chain, &tracked, &landed, false).await {
             Ok(Some(Booking::LateFill(fill))) => Ok(*fill),
             Ok(other) => {
                 // A mined status-1 swap always books as a fill; anything else is a bug in the
@@ -823,65 +878,84 @@ impl UniswapV2Venue {
         open: &OpenTx,
         journal_mined: bool,
     ) -> Result<Option<Booking>, EvmError> {
-        let id = open.order.id.clone();
-        let step = |step: &'static str, hash: B256, detail: String| VenueEvent {
-            step,
-            label: open.label.clone(),
-            tx_hash: Some(hash.to_string()),
-            nonce: Some(open.nonce),
-            detail,
-            intent_id: Some(id.to_string()),
-        };
         for h in &open.hashes {
             let Some(r) = chain.receipt(*h).await? else {
                 continue;
             };
-            let settled = super::recovery::effects(chain, tracked, open.nonce, &r).await?;
-            let fee = U256::from(r.gas_used) * U256::from(r.effective_gas_price);
-            let gas = fee.saturating_add(open.extra_gas);
-            let block = r.block_number.unwrap_or_default();
-            let status = r.status();
-            let booking = match (open.fills, status) {
-                (true, true) => {
-                    let order = &open.order;
-                    let sum = |side: &[(Token, U256)], t: &Token| {
-                        side.iter()
-                            .filter(|(x, _)| x == t)
-                            .fold(U256::ZERO, |a, (_, v)| a.saturating_add(*v))
-                    };
-                    let amount_in = sum(&settled.debits, &order.swap.sell);
-                    let amount_out = sum(&settled.credits, &order.swap.buy);
-                    // Valued at the pool as it stood before the swap's block.
-                    let before = BlockId::number(block.saturating_sub(1));
-                    let reserves = self.pool.reserves(chain, before).await?;
-                    Booking::LateFill(Box::new(self.fill_of(
-                        order,
-                        open.ts,
-                        (amount_in, amount_out, gas),
-                        reserves,
-                        *h,
-                    )))
-                }
-                _ => Booking::Gas {
-                    id: id.clone(),
-                    label: open.label.clone(),
-                    token: self.native.clone(),
-                    amount: gas,
-                    tx_hash: Some(h.to_string()),
-                },
-            };
+            let booking = self.booking_of(chain, tracked, open, *h, &r).await?;
             if journal_mined {
-                self.took(step(
+                let fee = U256::from(r.gas_used) * U256::from(r.effective_gas_price);
+                let block = r.block_number.unwrap_or_default();
+                self.took(open.step(
                     "mined",
                     *h,
                     format!(
                         "block {block}, status {}, fee {fee} wei (after the sender gave up on it)",
-                        u8::from(status)
+                        u8::from(r.status())
                     ),
                 ));
             }
             return Ok(Some(booking));
         }
+        self.settle_unmined(chain, open).await
+    }
+
+    /// The booking of `open` mined as `hash` with `receipt`: its fill when it is the swap and
+    /// succeeded (the amounts the chain moved, valued at the pool before its block), else its
+    /// gas; both with the gas already paid for the order.
+    async fn booking_of(
+        &self,
+        chain: &Chain,
+        tracked: &super::recovery::Tracked,
+        open: &OpenTx,
+        hash: B256,
+        receipt: &TransactionReceipt,
+    ) -> Result<Booking, EvmError> {
+        let r = receipt;
+        let settled = super::recovery::effects(chain, tracked, open.nonce, r).await?;
+        let fee = U256::from(r.gas_used) * U256::from(r.effective_gas_price);
+        let gas = fee.saturating_add(open.extra_gas);
+        let block = r.block_number.unwrap_or_default();
+        let status = r.status();
+        Ok(match (open.fills, status) {
+            (true, true) => {
+                let order = &open.order;
+                let sum = |side: &[(Token, U256)], t: &Token| {
+                    side.iter()
+                        .filter(|(x, _)| x == t)
+                        .fold(U256::ZERO, |a, (_, v)| a.saturating_add(*v))
+                };
+                let amount_in = sum(&settled.debits, &order.swap.sell);
+                let amount_out = sum(&settled.credits, &order.swap.buy);
+                // Valued at the pool as it stood before the swap's block.
+                let before = BlockId::number(block.saturating_sub(1));
+                let reserves = self.pool.reserves(chain, before).await?;
+                Booking::LateFill(Box::new(self.fill_of(
+                    order,
+                    open.ts,
+                    (amount_in, amount_out, gas),
+                    reserves,
+                    hash,
+                )))
+            }
+            _ => Booking::Gas {
+                id: open.order.id.clone(),
+                label: open.label.clone(),
+                token: self.native.clone(),
+                amount: gas,
+                tx_hash: Some(hash.to_string()),
+            },
+        })
+    }
+
+    /// What became of `open` when none of its hashes has a receipt: still pending (`None`)
+    /// while the node knows one of them or something is pending at its nonce, else dropped
+    /// (journaled; the nonce manager re-reads the count).
+    async fn settle_unmined(
+        &mut self,
+        chain: &Chain,
+        open: &OpenTx,
+    ) -> Result<Option<Booking>, EvmError> {
         for h in &open.hashes {
             if chain.knows(*h).await? {
                 return Ok(None);
@@ -898,7 +972,7 @@ impl UniswapV2Venue {
         }
         self.tx.nonces().resync().await;
         let last = *open.hashes.last().unwrap_or(&B256::ZERO);
-        self.took(step(
+        self.took(open.step(
             "dropped",
             last,
             format!(
@@ -906,7 +980,7 @@ impl UniswapV2Venue {
             ),
         ));
         Ok(Some(Booking::Dropped {
-            id,
+            id: open.order.id.clone(),
             label: open.label.clone(),
             nonce: open.nonce,
         }))
