@@ -379,6 +379,11 @@ pub struct RebalanceAsset {
     pub target: Spanned<f64>,
 }
 
+/// One token the live rebalancer holds: the token (symbol, decimals), its ERC-20 contract,
+/// its Uniswap V2 pool against the quote token (`None` for the quote token) and its target
+/// weight in [0, 1].
+pub type RebalanceToken = (Token, Address, Option<Address>, f64);
+
 /// The live rebalancer's resolved holdings: `tokens[k]` with its contract, its pool (none for
 /// the quote token, which is last) and its target weight; gas is priced by `tokens[gas_token]`.
 #[derive(Debug, Clone, PartialEq)]
@@ -392,7 +397,7 @@ pub struct RebalanceTarget {
     /// Per token: the token (symbol, decimals), its ERC-20 contract, its Uniswap V2 pool
     /// against the quote token (`None` for the quote token, which is last) and its target
     /// weight in [0, 1]; the weights sum to 1.
-    pub tokens: Vec<(Token, Address, Option<Address>, f64)>,
+    pub tokens: Vec<RebalanceToken>,
     /// Index into `tokens` of the asset whose pool prices the gas token.
     pub gas_token: usize,
 }
@@ -1195,9 +1200,8 @@ impl Config {
         default_targets: [f64; 3],
     ) -> Result<RebalanceTarget, ConfigError> {
         const WHAT: &str = "the live rebalancer";
-        let missing = |key: &str| self.missing(key, WHAT);
         let Some(r) = &self.rebalance else {
-            let d = devnet.ok_or_else(|| missing("rebalance"))?;
+            let d = devnet.ok_or_else(|| self.missing("rebalance", WHAT))?;
             let [w, v, u] = default_targets;
             return Ok(RebalanceTarget {
                 rpc_url: d.rpc_url.clone(),
@@ -1220,8 +1224,23 @@ impl Config {
             }
         };
         if r.assets.is_empty() {
-            return Err(missing("rebalance.assets"));
+            return Err(self.missing("rebalance.assets", WHAT));
         }
+        let tokens = self.rebalance_tokens(r)?;
+        self.check_rebalance_targets(r)?;
+        let gas_token = self.rebalance_gas_token(r)?;
+        Ok(RebalanceTarget {
+            rpc_url,
+            chain_id,
+            router,
+            tokens,
+            gas_token,
+        })
+    }
+
+    /// `[rebalance]`'s tokens in order, the quote token last: each asset with its pool, none
+    /// listed twice (by symbol or address), the quote token without a pool of its own.
+    fn rebalance_tokens(&self, r: &RebalanceSection) -> Result<Vec<RebalanceToken>, ConfigError> {
         let mut tokens = Vec::with_capacity(r.assets.len() + 1);
         for (i, a) in r.assets.iter().enumerate() {
             let pool = a.pool.as_ref().ok_or_else(|| {
@@ -1270,7 +1289,12 @@ impl Config {
             None,
             *q.target.get_ref(),
         ));
-        let targets = r.assets.iter().chain([q]).map(|a| &a.target);
+        Ok(tokens)
+    }
+
+    /// Every target weight of `[rebalance]` is in [0, 1] and together they sum to 1.
+    fn check_rebalance_targets(&self, r: &RebalanceSection) -> Result<(), ConfigError> {
+        let targets = r.assets.iter().chain([&r.quote]).map(|a| &a.target);
         for t in targets.clone() {
             if !(t.get_ref().is_finite() && (0.0..=1.0).contains(t.get_ref())) {
                 return Err(self.invalid(t.span(), "rebalance.target", "must be from 0 to 1"));
@@ -1279,17 +1303,22 @@ impl Config {
         let sum: f64 = targets.map(|t| *t.get_ref()).sum();
         if (sum - 1.0).abs() > 1e-9 {
             return Err(self.invalid(
-                q.target.span(),
+                r.quote.target.span(),
                 "rebalance.target",
                 format!("the targets sum to {sum}, not 1"),
             ));
         }
+        Ok(())
+    }
+
+    /// The index of the asset whose pool prices the gas token: `[rebalance] gas_token`, else
+    /// `W` + the chain's native symbol.
+    fn rebalance_gas_token(&self, r: &RebalanceSection) -> Result<usize, ConfigError> {
         let gas_symbol = r.gas_token.as_ref().map_or_else(
             || format!("W{}", self.chain.native_symbol),
             |g| g.get_ref().clone(),
         );
-        let gas_token = r
-            .assets
+        r.assets
             .iter()
             .position(|a| a.symbol == gas_symbol)
             .ok_or_else(|| match &r.gas_token {
@@ -1302,14 +1331,7 @@ impl Config {
                     key: "rebalance.gas_token".into(),
                     reason: format!("no asset {gas_symbol} prices the gas token: name one"),
                 },
-            })?;
-        Ok(RebalanceTarget {
-            rpc_url,
-            chain_id,
-            router,
-            tokens,
-            gas_token,
-        })
+            })
     }
 
     /// Where the prediction agent's markets are: from `devnet` when given (every market it
