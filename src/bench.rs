@@ -1267,6 +1267,7 @@ impl Fleet<'_> {
             observers: Vec::new(),
             journal: None,
             rebalance_model: None,
+            journal_detail: None,
         }
     }
 
@@ -1575,7 +1576,18 @@ pub struct JournalStrategyBench {
     pub none_loop_s: f64,
     /// Median wall time of the whole run without a state folder, seconds.
     pub none_wall_s: f64,
-    /// `Durability::Replay`: no fsync (replays).
+    /// What `defai backtest` writes by default: a compact journal (no market record per bar,
+    /// repeated refusals counted), no fsync. `per_record_us` is per full-journal record.
+    pub compact: JournalCost,
+    /// Records the compact journal holds after one run.
+    pub compact_records: u64,
+    /// Size of the compact journal file after one run, bytes.
+    pub compact_bytes: u64,
+    /// `compact_bytes / bars`.
+    pub compact_bytes_per_bar: f64,
+    /// Bars/s of the compact-journal loop over bars/s without a state folder (1 = free).
+    pub compact_vs_engine: f64,
+    /// A full journal (a market record per bar) without fsync (`--journal full` on a replay).
     pub replay: JournalCost,
     /// `Durability::Full`: fsync per record (live).
     pub full: JournalCost,
@@ -1653,6 +1665,7 @@ struct JournalRuns<'a> {
 #[derive(Default)]
 struct JournalSamples {
     none: Vec<(f64, f64)>,
+    compact: Vec<(f64, f64)>,
     replay: Vec<(f64, f64)>,
     full: Vec<(f64, f64)>,
     verify: Vec<f64>,
@@ -1661,6 +1674,22 @@ struct JournalSamples {
     by_kind: std::collections::BTreeMap<String, u64>,
     records: u64,
     journal_bytes: u64,
+    /// The first default (compact) journal's records and size, bytes.
+    compact_records: u64,
+    compact_bytes: u64,
+}
+
+/// A journal variant `defai bench --journal` measures.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Variant {
+    /// No state folder: the engine path.
+    None,
+    /// What `defai backtest` writes: a compact replay journal.
+    Compact,
+    /// A full journal (a market record per bar), no fsync.
+    Replay,
+    /// A full journal with fsync per record, as live.
+    Full,
 }
 
 impl JournalRuns<'_> {
@@ -1668,31 +1697,41 @@ impl JournalRuns<'_> {
     /// with one at `Durability::Full`, interleaved, `runs` times; each full-durability journal
     /// is verified, and every state folder removed after its run.
     async fn measure(&self, name: &str, config: &Config) -> Result<JournalSamples, BenchError> {
-        use connectors::journal::Durability;
+        use connectors::journal::Detail;
 
         let mut s = JournalSamples::default();
         for run in 0..self.runs {
-            for durability in [None, Some(Durability::Replay), Some(Durability::Full)] {
-                let dir = durability.map(|d| {
-                    self.scratch
-                        .0
-                        .join(format!("{name}-{}-{run}", durability_name(d)))
-                });
+            for variant in [
+                Variant::None,
+                Variant::Compact,
+                Variant::Replay,
+                Variant::Full,
+            ] {
+                let dir = (variant != Variant::None)
+                    .then(|| self.scratch.0.join(format!("{name}-{variant:?}-{run}")));
                 let spec = RunSpec {
                     state: dir.clone(),
-                    fresh_state: durability != Some(Durability::Full),
+                    fresh_state: variant != Variant::Full,
+                    journal_detail: (variant == Variant::Replay).then_some(Detail::Full),
                     ..RunSpec::backtest(config.clone())
                 };
                 let t = std::time::Instant::now();
                 let o = run_shared(spec, self.bars.clone(), self.report).await?;
                 let times = (o.summary.elapsed_s, t.elapsed().as_secs_f64());
-                match durability {
-                    None => s.none.push(times),
-                    Some(Durability::Replay) => s.replay.push(times),
-                    Some(Durability::Full) => s.full.push(times),
+                match variant {
+                    Variant::None => s.none.push(times),
+                    Variant::Compact => s.compact.push(times),
+                    Variant::Replay => s.replay.push(times),
+                    Variant::Full => s.full.push(times),
                 }
-                if let (Some(dir), Some(Durability::Full)) = (&dir, durability) {
-                    s.verify(&dir.join("journal.sqlite"), run == 0)?;
+                match (&dir, variant) {
+                    (Some(dir), Variant::Full) => {
+                        s.verify(&dir.join("journal.sqlite"), run == 0)?
+                    }
+                    (Some(dir), Variant::Compact) if run == 0 => {
+                        s.compact_size(&dir.join("journal.sqlite"))?
+                    }
+                    _ => {}
                 }
                 if let Some(dir) = &dir {
                     std::fs::remove_dir_all(dir).map_err(io_error(dir))?;
@@ -1705,6 +1744,16 @@ impl JournalRuns<'_> {
 }
 
 impl JournalSamples {
+    /// Counts the records of the compact journal at `path` and takes its size.
+    fn compact_size(&mut self, path: &std::path::Path) -> Result<(), BenchError> {
+        use connectors::journal::{Durability, Journal};
+        let journal = Journal::open_with(path, Durability::Replay)?;
+        self.compact_records = journal.verify()?.records.max(0) as u64;
+        drop(journal);
+        self.compact_bytes = std::fs::metadata(path).map(|m| m.len()).unwrap_or(0);
+        Ok(())
+    }
+
     /// Times `Journal::verify` of the full-durability journal at `path`; after the `first`
     /// run, also counts its records by kind and takes its size.
     fn verify(&mut self, path: &std::path::Path, first: bool) -> Result<(), BenchError> {
@@ -1768,6 +1817,15 @@ impl JournalSamples {
             },
             none_loop_s,
             none_wall_s: walls(&self.none),
+            compact: cost(&self.compact),
+            compact_records: self.compact_records,
+            compact_bytes: self.compact_bytes,
+            compact_bytes_per_bar: self.compact_bytes as f64 / summary.bars.max(1) as f64,
+            compact_vs_engine: if loops(&self.compact) > 0.0 {
+                none_loop_s / loops(&self.compact)
+            } else {
+                0.0
+            },
             replay: cost(&self.replay),
             full: cost(&self.full),
             verify_s,
@@ -1813,7 +1871,15 @@ impl JournalBench {
                 "  no state folder     loop {:.4} s (wall {:.4} s)",
                 b.none_loop_s, b.none_wall_s
             );
-            for (label, c) in [("replay (no fsync)", &b.replay), ("full (fsync)", &b.full)] {
+            let _ = writeln!(
+                s,
+                "  compact (default)   loop {:.4} s ({:.0} % of the engine's bars/s); {} records, {:.1} bytes per bar",
+                b.compact.loop_s,
+                b.compact_vs_engine * 100.0,
+                b.compact_records,
+                b.compact_bytes_per_bar
+            );
+            for (label, c) in [("full (no fsync)", &b.replay), ("full (fsync)", &b.full)] {
                 let _ = writeln!(
                     s,
                     "  {label:<19} loop {:.4} s: +{:.4} s = {:.1} µs per record, {:.1} µs per intent, {:.2} µs per decision (bar); once per run {:.3} s",

@@ -690,6 +690,11 @@ impl Config {
         Self::parse(&text, Some(path))
     }
 
+    /// The text the config was parsed from (empty for [`Config::default`]).
+    pub fn text(&self) -> &str {
+        &self.text
+    }
+
     /// Parses config text; `path` is used in messages and to resolve relative paths.
     ///
     /// # Errors

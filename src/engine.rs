@@ -9,7 +9,10 @@ use agent_core::{
     LimitGate, MarketEvent, MarketSource, Observer, Pair, Portfolio, SourceError, Strategy,
     SwitchRecord, SwitchState, U256, Venue,
 };
-use connectors::{DataError, LoadOptions, LoadReport, PaperVenue, Series, StateDir, StateError};
+use connectors::journal::Detail;
+use connectors::{
+    DataError, InputIdentity, LoadOptions, LoadReport, PaperVenue, Series, StateDir, StateError,
+};
 use serde::Serialize;
 
 use crate::config::{Config, ConfigError};
@@ -274,6 +277,10 @@ pub struct RunSpec {
     /// run; its strength is the `tilt` parameter (default 0.1). A `model` parameter beside it, or
     /// a [`RunSpec::strategy`] that replaces the built-in rebalancer, is refused.
     pub rebalance_model: Option<Box<dyn models::ProbabilityModel>>,
+    /// How much the state folder's journal keeps. `None`: [`Detail::Compact`] for a replay,
+    /// [`Detail::Full`] for a chain run; a compact journal for a chain run is refused (its
+    /// restart resumes from every record).
+    pub journal_detail: Option<Detail>,
 }
 
 /// What the risk gate decided.
@@ -343,6 +350,7 @@ impl std::fmt::Debug for RunSpec {
             .field("strategy", &self.strategy.as_ref().map(|s| s.name()))
             .field("observers", &self.observers.len())
             .field("own_journal", &self.journal.is_some())
+            .field("journal_detail", &self.journal_detail)
             .field(
                 "rebalance_model",
                 &self.rebalance_model.as_ref().map(|m| m.model_id()),
@@ -370,6 +378,7 @@ impl RunSpec {
             observers: Vec::new(),
             journal: None,
             rebalance_model: None,
+            journal_detail: None,
         }
     }
 }
@@ -475,6 +484,11 @@ pub struct DataInfo {
     pub missing_bars: u64,
     /// Repeated timestamps dropped.
     pub duplicates: usize,
+    /// The input's size and SHA-256, for the journal's `run` record (`None`: the chain, or
+    /// bars handed over without their bytes).
+    pub identity: Option<InputIdentity>,
+    /// Bars replayed and the first one's time, unix seconds (`None` for a chain run).
+    pub bars: Option<(u64, i64)>,
 }
 
 impl From<&LoadReport> for DataInfo {
@@ -485,6 +499,8 @@ impl From<&LoadReport> for DataInfo {
             gaps: l.gaps,
             missing_bars: l.missing_bars,
             duplicates: l.duplicates,
+            identity: l.identity.clone(),
+            bars: None,
         }
     }
 }
@@ -602,6 +618,7 @@ pub async fn run_with_baselines(
             observers: Vec::new(),
             journal: None,
             rebalance_model: None,
+            journal_detail: None,
         };
         base_runs.push((
             name.clone(),
@@ -651,12 +668,14 @@ pub async fn run_shared(
         (Mode::Paper, Some(speed)) => Clock::replay(speed),
         _ => Clock::Simulated,
     };
+    let mut data = DataInfo::from(loaded);
+    data.bars = bars.first().map(|b| (bars.len() as u64, b.ts));
     let run = Drive {
         pair,
         portfolio,
         clock,
         total,
-        data: loaded.into(),
+        data,
         chain_id: None,
         bet_limits: None,
         wall_data_age: false,
@@ -699,18 +718,18 @@ type OpenJournal = (Box<dyn JournalBackend>, Option<agent_core::Resume>);
 /// (`DIR/journal.sqlite`) when there is a folder; with what it says a restart resumes from
 /// (nothing for a replay, which starts afresh).
 fn journal_backend(spec: &mut RunSpec) -> Result<Option<OpenJournal>, RunError> {
+    use connectors::journal::{Durability, Journal, JournalObserver};
     let journal: Box<dyn JournalBackend> = match (spec.journal.take(), &spec.state) {
         (Some(j), _) => j,
         (None, None) => return Ok(None),
         (None, Some(dir)) => {
             let durability = if spec.fresh_state {
-                connectors::journal::Durability::Replay
+                Durability::Replay
             } else {
-                connectors::journal::Durability::Full
+                Durability::Full
             };
-            let journal =
-                connectors::journal::Journal::open_with(&dir.join("journal.sqlite"), durability)?;
-            Box::new(connectors::journal::JournalObserver::new(journal))
+            let journal = Journal::open_with(&dir.join("journal.sqlite"), durability)?;
+            Box::new(JournalObserver::with_detail(journal, journal_detail(spec)?))
         }
     };
     let resume = if spec.fresh_state {
@@ -719,6 +738,74 @@ fn journal_backend(spec: &mut RunSpec) -> Result<Option<OpenJournal>, RunError> 
         Some(journal.resume().map_err(AgentError::Audit)?)
     };
     Ok(Some((journal, resume)))
+}
+
+/// The detail of the state folder's journal: the spec's, else compact for a replay and full
+/// for a chain run.
+///
+/// # Errors
+/// [`RunError::Setup`] for a compact journal asked of a chain run.
+fn journal_detail(spec: &RunSpec) -> Result<Detail, RunError> {
+    match (spec.journal_detail, spec.fresh_state) {
+        (Some(Detail::Compact), false) => Err(RunError::Setup(
+            "a compact journal is for replays: a chain run journals every record, since its restart resumes from them".into(),
+        )),
+        (Some(d), _) => Ok(d),
+        (None, true) => Ok(Detail::Compact),
+        (None, false) => Ok(Detail::Full),
+    }
+}
+
+/// The journal's first record of a run ([`AuditEvent::Run`]): the mode, the strategy and the
+/// `--param` overrides, the journal's detail, the input (its source with URLs redacted, size
+/// and SHA-256, bars and first bar's time, or the chain id) and the config (its path, the
+/// SHA-256 of its text, and the text with `rpc_url` values and URLs redacted), as JSON.
+/// Its time is the first bar's for a replay, the wall clock's for a chain run.
+fn run_description(
+    spec: &RunSpec,
+    data: &DataInfo,
+    strategy: &str,
+    chain_id: Option<u64>,
+) -> (i64, String) {
+    let cfg = &spec.config;
+    let text = cfg.text();
+    let redacted: String = text
+        .lines()
+        .map(|l| {
+            if l.trim_start().starts_with("rpc_url") {
+                "rpc_url = \"<redacted>\"\n".to_string()
+            } else {
+                format!("{}\n", connectors::redact_urls(l))
+            }
+        })
+        .collect();
+    let input = serde_json::json!({
+        "source": connectors::redact_urls(&data.source),
+        "bytes": data.identity.as_ref().map(|i| i.bytes),
+        "sha256": data.identity.as_ref().map(|i| &i.sha256),
+        "bars": data.bars.map(|b| b.0),
+        "first_ts": data.bars.map(|b| b.1),
+        "chain_id": chain_id,
+    });
+    let description = serde_json::json!({
+        "schema": 1,
+        "version": env!("CARGO_PKG_VERSION"),
+        "mode": spec.mode.name(),
+        "strategy": strategy,
+        "params": spec.params,
+        "journal": journal_detail(spec).map(|d| d.to_string()).ok(),
+        "input": input,
+        "config": {
+            "path": cfg.source.as_ref().map(|p| p.display().to_string()),
+            "sha256": InputIdentity::of(text.as_bytes()).sha256,
+            "text": redacted,
+        },
+    });
+    let ts = match data.bars {
+        Some((_, first)) => first,
+        None => chrono::Utc::now().timestamp(),
+    };
+    (ts, description.to_string())
 }
 
 /// What the state folder gives a run: its lock (hold it for the whole run), the latched kill
@@ -739,7 +826,7 @@ pub(crate) struct StateParts {
 }
 
 /// Claims the state folder, then opens what lives in it: one call per agent run.
-pub(crate) fn state_parts(spec: &mut RunSpec) -> Result<StateParts, RunError> {
+pub(crate) fn state_parts(spec: &mut RunSpec, run: (i64, String)) -> Result<StateParts, RunError> {
     // Claimed first: a replay's reset must happen before the switch and journal are read.
     let lock = claim_state(spec)?;
     let mut parts = StateParts {
@@ -755,6 +842,11 @@ pub(crate) fn state_parts(spec: &mut RunSpec) -> Result<StateParts, RunError> {
         parts.baselines = Some((state.baseline_store(), state.load_baselines()?));
     }
     if let Some((mut j, resume)) = journal_backend(spec)? {
+        j.on_audit(&AuditEvent::Run {
+            ts: run.0,
+            description: &run.1,
+        })
+        .map_err(AgentError::Audit)?;
         if let (Some(r), Some((_, None))) = (&resume, &parts.baselines)
             && r.snapshot.is_some()
         {
@@ -835,7 +927,10 @@ impl Drive {
             resume,
             recorder,
             baselines,
-        } = state_parts(spec)?;
+        } = state_parts(
+            spec,
+            run_description(spec, &self.data, strategy.name(), self.chain_id),
+        )?;
         let cfg = &spec.config;
         let pair = self.pair;
         let strategy_name = strategy.name().to_string();

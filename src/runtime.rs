@@ -126,6 +126,15 @@ impl AgentBuilder {
         self
     }
 
+    /// How much the state folder's journal keeps: [`Detail::Compact`](connectors::journal::Detail::Compact) (a replay's default: no
+    /// record per bar, repeated refusals counted) or [`Detail::Full`](connectors::journal::Detail::Full) (every event; a chain
+    /// run's default and only choice: asking a chain run for a compact journal fails with
+    /// [`RunError::Setup`] when it starts).
+    pub fn journal_detail(mut self, detail: connectors::journal::Detail) -> Self {
+        self.spec.journal_detail = Some(detail);
+        self
+    }
+
     /// Another observer of the audit stream (after the journal, which sees every event first).
     pub fn observer(mut self, observer: Box<dyn Observer>) -> Self {
         self.spec.observers.push(observer);

@@ -140,7 +140,11 @@ fn the_journal_benchmark_reports_the_cost_per_record_and_decision() {
         assert_eq!(kinds["intent"].as_u64(), Some(intents), "{s}");
         assert!(f(s, "records_per_intent") >= 1.0);
         assert!(f(s, "none_loop_s") > 0.0);
-        for d in ["replay", "full"] {
+        // The default (compact) journal keeps far fewer records than the full one.
+        let compact = u(s, "compact_records");
+        assert!(compact > 0 && compact < records, "{s}");
+        assert!(f(s, "compact_bytes_per_bar") > 0.0, "{s}");
+        for d in ["compact", "replay", "full"] {
             let c = &s[d];
             for key in [
                 "loop_s",

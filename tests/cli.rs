@@ -400,15 +400,18 @@ fn the_journal_is_hash_chained_and_changing_one_byte_is_caught_by_audit_verify()
     );
     assert!(String::from_utf8_lossy(&ok.stdout).contains("chain intact"));
 
-    // One byte of one fill record, changed on disk.
-    let path = state.join("journal.sqlite");
-    let mut bytes = std::fs::read(&path).unwrap();
-    let at = bytes
-        .windows(9)
-        .position(|w| w == b"amount_in")
-        .expect("a fill was journaled");
-    bytes[at] = b'A';
-    std::fs::write(&path, bytes).unwrap();
+    // One byte of one fill record, changed in the database from outside (the raw file also
+    // holds stale copies of cells in its free space, where a change proves nothing).
+    let db = rusqlite::Connection::open(state.join("journal.sqlite")).unwrap();
+    let changed = db
+        .execute(
+            "UPDATE records SET body = replace(body, 'amount_in', 'Amount_in')
+             WHERE seq = (SELECT min(seq) FROM records WHERE kind = 'fill')",
+            [],
+        )
+        .unwrap();
+    assert_eq!(changed, 1, "a fill was journaled");
+    drop(db);
     let bad = defai(&["audit", "verify", "--state", state.to_str().unwrap()]);
     assert!(!bad.status.success());
     let err = String::from_utf8_lossy(&bad.stderr);

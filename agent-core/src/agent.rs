@@ -21,6 +21,16 @@ use crate::venue::{Booking, SettledTx, Settlement, UnsettledTx, Venue, VenueErro
 /// ever dropped.
 #[derive(Debug)]
 pub enum AuditEvent<'a> {
+    /// What a run is, written first to its journal by the runtime that starts it: the mode,
+    /// the strategy and its parameters, the config and the input's identity (a data file's
+    /// path, size in bytes and SHA-256, or the chain), as one JSON object. A replay's journal
+    /// keeps what cannot be recomputed from these; the agent loop never emits it.
+    Run {
+        /// The first bar's time for a replay, the wall clock for a chain run, unix seconds.
+        ts: i64,
+        /// The run's description, JSON object text.
+        description: &'a str,
+    },
     /// An event the loop refused to process (bad prices, time going backwards).
     BadEvent {
         /// The bar's time, unix seconds.

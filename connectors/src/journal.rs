@@ -14,6 +14,11 @@ use sha2::{Digest, Sha256};
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 
+mod compact;
+mod writer;
+
+use compact::Compactor;
+
 use agent_core::U256;
 use agent_core::agent::{AuditError, AuditEvent, BundleMember, Observer, Resume};
 use agent_core::venue::{SettledTx, Settlement, StepRecorder, UnsettledTx, VenueEvent};
@@ -52,9 +57,10 @@ pub struct Record {
     /// The time the record is about, unix seconds: the event time of its bar or intent (the
     /// wall clock for a restart's reconciliation).
     pub ts: i64,
-    /// What it records: `market`, `decision`, `intent`, `verdict`, `tx`, `fill`, `bet_fill`,
-    /// `redeem_fill`, `gas`, `tx_dropped`, `execution_failed`, `kill_switch`, `reconciled`,
-    /// `portfolio`, `restart`, `bad_event`, `strategy_fault` or `bundle_closed`.
+    /// What it records: `run`, `market`, `decision`, `intent`, `verdict`,
+    /// `refusals_repeated`, `tx`, `fill`, `bet_fill`, `redeem_fill`, `gas`, `tx_dropped`,
+    /// `execution_failed`, `kill_switch`, `reconciled`, `portfolio`, `restart`, `bad_event`,
+    /// `strategy_fault` or `bundle_closed`.
     pub kind: String,
     /// The intent it belongs to (`strategy:ts:seq`), if any.
     pub intent_id: Option<String>,
@@ -113,6 +119,46 @@ pub enum Durability {
     Full,
     /// No fsync: for replays, which are reproducible and never act on anything real.
     Replay,
+}
+
+/// How much of a run the journal keeps.
+///
+/// Parsed from `compact` or `full` (`defai backtest --journal`); any other text is an
+/// error naming it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Detail {
+    /// What a replay cannot recompute from its input (the `run` record names the input and
+    /// the config): intents, verdicts, fills, decisions, kill-switch changes; no `market`
+    /// record per bar, and a run of identical refusals (e.g. every bar after a halt) as the
+    /// first one in full and one `refusals_repeated` record with the count and the time range.
+    #[default]
+    Compact,
+    /// Every audit event as it happens, a `market` record per bar included (what chain runs
+    /// always keep: a restart and `audit explain` need the prices each decision saw).
+    Full,
+}
+
+impl std::str::FromStr for Detail {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "compact" => Ok(Self::Compact),
+            "full" => Ok(Self::Full),
+            other => Err(format!(
+                "journal detail `{other}` is neither `compact` nor `full`"
+            )),
+        }
+    }
+}
+
+impl std::fmt::Display for Detail {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Self::Compact => "compact",
+            Self::Full => "full",
+        })
+    }
 }
 
 /// An open journal.
@@ -248,6 +294,29 @@ impl Journal {
         tx_hash: Option<&str>,
         body: &str,
     ) -> Result<Record, JournalError> {
+        let prev_hash = self.head.1.clone();
+        self.insert(ts, kind, intent_id, tx_hash, body)?;
+        Ok(Record {
+            seq: self.head.0,
+            ts,
+            kind: kind.to_string(),
+            intent_id: intent_id.map(str::to_string),
+            tx_hash: tx_hash.map(str::to_string),
+            body: body.to_string(),
+            prev_hash,
+            hash: self.head.1.clone(),
+        })
+    }
+
+    /// [`Journal::append`] without building the [`Record`].
+    fn insert(
+        &mut self,
+        ts: i64,
+        kind: &str,
+        intent_id: Option<&str>,
+        tx_hash: Option<&str>,
+        body: &str,
+    ) -> Result<(), JournalError> {
         let seq = self.head.0 + 1;
         let hash = chain_hash(&self.head.1, seq, ts, kind, intent_id, tx_hash, body);
         let db = |e: rusqlite::Error| JournalError::Db {
@@ -281,18 +350,8 @@ impl Journal {
                 self.flush()?;
             }
         }
-        let rec = Record {
-            seq,
-            ts,
-            kind: kind.to_string(),
-            intent_id: intent_id.map(str::to_string),
-            tx_hash: tx_hash.map(str::to_string),
-            body: body.to_string(),
-            prev_hash: self.head.1.clone(),
-            hash: hash.clone(),
-        };
         self.head = (seq, hash);
-        Ok(rec)
+        Ok(())
     }
 
     /// Records matching `filter` (the SQL after `FROM records`), bound to `params`.
@@ -405,8 +464,22 @@ impl Journal {
     }
 }
 
+/// `s` as a JSON string (quoted and escaped), written straight from `s`.
 fn json_str(s: &str) -> String {
-    serde_json::Value::String(s.to_string()).to_string()
+    let mut out = Vec::with_capacity(s.len() + 2);
+    // Writing a `&str` into a `Vec` cannot fail, and the output is UTF-8.
+    let _ = serde_json::to_writer(&mut out, s);
+    String::from_utf8(out).unwrap_or_default()
+}
+
+/// A `U256` in a body: its decimal digits as a JSON string, written without an intermediate
+/// `String` per amount.
+struct Units(U256);
+
+impl serde::Serialize for Units {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(&self.0)
+    }
 }
 
 fn venue_body(event: &VenueEvent) -> String {
@@ -417,7 +490,7 @@ fn venue_body(event: &VenueEvent) -> String {
 /// The journal and what the records being written belong to, shared by the observer and the
 /// venue's step recorder.
 struct Shared {
-    journal: Journal,
+    journal: Sink,
     /// The intent the current venue steps and fills belong to, and its event time.
     intent: Option<String>,
     ts: i64,
@@ -427,31 +500,60 @@ struct Shared {
     broken: Option<String>,
 }
 
+/// Where a record goes: straight into the journal (committed before `append` returns), or to
+/// the writer thread of a replay's journal.
+enum Sink {
+    /// Written and committed by the caller (live: fsynced before the action it records).
+    Direct(Journal),
+    /// Hashed and inserted by the writer thread, in order ([`Durability::Replay`]).
+    Thread(writer::Writer),
+}
+
 impl Shared {
-    fn append(
-        &mut self,
-        ts: i64,
-        kind: &str,
-        intent: Option<&str>,
-        tx: Option<&str>,
-        body: &str,
-    ) -> Result<(), String> {
+    fn append(&mut self, row: Row) -> Result<(), String> {
         if let Some(first) = &self.broken {
             self.failures += 1;
             return Err(format!(
                 "journal unusable since an earlier write failed: {first}"
             ));
         }
-        match self.journal.append(ts, kind, intent, tx, body) {
-            Ok(_) => Ok(()),
-            Err(e) => {
-                self.failures += 1;
-                tracing::error!(target: "defai::journal", error = %e, "journal write failed");
-                let e = format!("{kind} record not written: {e}");
-                self.broken = Some(e.clone());
-                Err(e)
-            }
+        if row.kind == "intent" {
+            // What later venue steps and bet fills are filed under.
+            self.intent.clone_from(&row.intent);
+            self.ts = row.ts;
         }
+        let kind = row.kind;
+        let written = match &mut self.journal {
+            Sink::Direct(j) => j
+                .insert(
+                    row.ts,
+                    kind,
+                    row.intent.as_deref(),
+                    row.tx.as_deref(),
+                    &row.body,
+                )
+                .map_err(|e| e.to_string()),
+            Sink::Thread(w) => w.push(row),
+        };
+        written.map_err(|e| self.fail(format!("{kind} record not written: {e}")))
+    }
+
+    /// Marks the journal broken with `e` (the first failure) and returns it.
+    fn fail(&mut self, e: String) -> String {
+        self.failures += 1;
+        tracing::error!(target: "defai::journal", error = %e, "journal write failed");
+        self.broken.get_or_insert_with(|| e.clone());
+        e
+    }
+
+    /// Commits everything written so far: a replay's open batch, or (writer thread) every
+    /// record sent, waiting for the thread to end.
+    fn flush(&mut self) -> Result<(), String> {
+        let done = match &mut self.journal {
+            Sink::Direct(j) => j.flush().map_err(|e| e.to_string()),
+            Sink::Thread(w) => w.finish(),
+        };
+        done.map_err(|e| self.fail(format!("last batch not committed: {e}")))
     }
 }
 
@@ -465,6 +567,13 @@ impl Shared {
 pub struct JournalObserver {
     shared: Arc<Mutex<Shared>>,
     venue_recorded: bool,
+    /// With [`Detail::Compact`]: the intent awaiting its verdict and the run of refusals
+    /// being counted.
+    compact: Option<Compactor>,
+    /// Rows of the event being journaled (reused: no allocation per event).
+    rows: Vec<Row>,
+    /// Their kinds once written, for the failpoints hit after the lock is released.
+    kinds: Vec<&'static str>,
 }
 
 impl std::fmt::Debug for JournalObserver {
@@ -473,23 +582,43 @@ impl std::fmt::Debug for JournalObserver {
         // `try_lock`: formatting must not wait on (or deadlock with) a write in progress.
         match self.shared.try_lock() {
             Ok(s) => d
-                .field("journal", &s.journal)
+                .field(
+                    "journal",
+                    match &s.journal {
+                        Sink::Direct(j) => j as &dyn std::fmt::Debug,
+                        Sink::Thread(w) => w as &dyn std::fmt::Debug,
+                    },
+                )
                 .field("failures", &s.failures)
                 .field("broken", &s.broken),
             Err(_) => d.field("journal", &"<in use>"),
         };
         d.field("venue_recorded", &self.venue_recorded)
+            .field("compact", &self.compact.is_some())
             .finish_non_exhaustive()
     }
 }
 
 impl JournalObserver {
-    /// Writes the audit stream into `journal`, venue steps included until
-    /// [`JournalObserver::recorder`] hands their writing to the venue.
+    /// Writes the whole audit stream into `journal` ([`Detail::Full`]), venue steps included
+    /// until [`JournalObserver::recorder`] hands their writing to the venue.
     pub fn new(journal: Journal) -> Self {
+        Self::with_detail(journal, Detail::Full)
+    }
+
+    /// Writes the audit stream into `journal` at `detail`: [`Detail::Compact`] for a replay,
+    /// whose input and config the `run` record names.
+    pub fn with_detail(journal: Journal, detail: Detail) -> Self {
         Self {
+            compact: (detail == Detail::Compact).then(Compactor::default),
+            rows: Vec::new(),
+            kinds: Vec::new(),
             shared: Arc::new(Mutex::new(Shared {
-                journal,
+                journal: if journal.batched {
+                    Sink::Thread(writer::Writer::spawn(journal))
+                } else {
+                    Sink::Direct(journal)
+                },
                 intent: None,
                 ts: 0,
                 failures: 0,
@@ -521,10 +650,13 @@ impl agent_core::JournalBackend for JournalObserver {
             .shared
             .lock()
             .map_err(|_| AuditError("journal lock poisoned".into()))?;
-        shared
-            .journal
-            .resume()
-            .map_err(|e| AuditError(format!("journal: {e}")))
+        match &shared.journal {
+            Sink::Direct(j) => j.resume().map_err(|e| AuditError(format!("journal: {e}"))),
+            // A replay's journal starts afresh: there is nothing to resume from.
+            Sink::Thread(_) => Err(AuditError(
+                "a replay's journal is not resumed from (it starts afresh every run)".into(),
+            )),
+        }
     }
 }
 
@@ -538,13 +670,11 @@ impl StepRecorder for JournalRecorder {
                 .lock()
                 .map_err(|_| "journal lock poisoned".to_string())?;
             let (ts, intent) = (s.ts, event.intent_id.clone().or_else(|| s.intent.clone()));
-            s.append(
-                ts,
-                "tx",
-                intent.as_deref(),
-                event.tx_hash.as_deref(),
-                &venue_body(event),
-            )?;
+            s.append(Row {
+                intent,
+                tx: event.tx_hash.clone(),
+                ..row(ts, "tx", venue_body(event))
+            })?;
         }
         crate::failpoint::hit(event.step);
         Ok(())
@@ -560,10 +690,12 @@ impl Observer for JournalObserver {
         if let Some(first) = &shared.broken {
             return Err(AuditError(first.clone()));
         }
-        shared
-            .journal
-            .flush()
-            .map_err(|e| AuditError(format!("last batch not committed: {e}")))
+        if let Some(c) = &mut self.compact {
+            c.finish(&mut self.rows);
+            write_rows(&mut shared, &mut self.rows, &mut self.kinds)?;
+            self.kinds.clear();
+        }
+        shared.flush().map_err(AuditError)
     }
 
     fn on_audit(&mut self, event: &AuditEvent<'_>) -> Result<(), AuditError> {
@@ -571,23 +703,48 @@ impl Observer for JournalObserver {
             tracing::error!(target: "defai::journal", "journal lock poisoned");
             return Err(AuditError("journal lock poisoned".into()));
         };
-        let Some(Row {
-            ts,
-            kind,
-            intent,
-            tx,
-            body,
-        }) = self.row_of(&mut shared, event)
-        else {
-            return Ok(());
+        let taken = match &mut self.compact {
+            Some(c) => c.take(event, &mut self.rows),
+            None => false,
         };
-        shared
-            .append(ts, kind, intent.as_deref(), tx.as_deref(), &body)
-            .map_err(AuditError)?;
+        if !taken {
+            let Some(row) = self.row_of(&mut shared, event) else {
+                return Ok(());
+            };
+            match &mut self.compact {
+                Some(c) => c.admit(row, &mut self.rows),
+                None => self.rows.push(row),
+            }
+        }
+        if self.rows.is_empty() {
+            return Ok(());
+        }
+        let written = write_rows(&mut shared, &mut self.rows, &mut self.kinds);
         drop(shared);
-        crate::failpoint::hit(kind);
-        Ok(())
+        for kind in self.kinds.drain(..) {
+            crate::failpoint::hit(kind);
+        }
+        written
     }
+}
+
+/// Appends `rows` in order (draining it), pushing each one's kind onto `kinds` for the
+/// failpoints the caller hits once the lock is released.
+///
+/// # Errors
+/// The first append that fails; the rows after it are dropped (the journal refuses every later
+/// write anyway).
+fn write_rows(
+    shared: &mut Shared,
+    rows: &mut Vec<Row>,
+    kinds: &mut Vec<&'static str>,
+) -> Result<(), AuditError> {
+    for r in rows.drain(..) {
+        let kind = r.kind;
+        shared.append(r).map_err(AuditError)?;
+        kinds.push(kind);
+    }
+    Ok(())
 }
 
 impl JournalObserver {
@@ -596,15 +753,10 @@ impl JournalObserver {
     /// time for the records filed under it.
     fn row_of(&self, shared: &mut Shared, event: &AuditEvent<'_>) -> Option<Row> {
         Some(match event {
-            AuditEvent::Intent { ts, id, intent } => {
-                shared.intent = Some(id.to_string());
-                shared.ts = *ts;
-                row(*ts, "intent", intent_body(id, intent)).under(id)
-            }
-            AuditEvent::Verdict { ts, id, verdict } => {
-                row(*ts, "verdict", json_str(&format!("{verdict:?}"))).under(id)
-            }
+            AuditEvent::Intent { ts, id, intent } => intent_row(*ts, id, intent),
+            AuditEvent::Verdict { ts, id, verdict } => verdict_row(*ts, id, verdict),
             AuditEvent::Market { ts, event } => row(*ts, "market", market_body(event)),
+            AuditEvent::Run { ts, description } => row(*ts, "run", description.to_string()),
             AuditEvent::Decision { ts, decision } => row(*ts, "decision", decision_body(decision)),
             AuditEvent::Venue { .. } if self.venue_recorded => return None,
             AuditEvent::Venue { ts, event } => Row {
@@ -687,6 +839,7 @@ impl JournalObserver {
 }
 
 /// A journal record before it is chained.
+#[derive(Debug)]
 struct Row {
     /// Event time, unix seconds.
     ts: i64,
@@ -725,6 +878,16 @@ impl Row {
     }
 }
 
+/// The `intent` record of intent `id`, at event time `ts`.
+fn intent_row(ts: i64, id: &agent_core::IntentId, intent: &agent_core::Intent) -> Row {
+    row(ts, "intent", intent_body(id, intent)).under(id)
+}
+
+/// The `verdict` record on intent `id`, at event time `ts`: the verdict's text.
+fn verdict_row(ts: i64, id: &agent_core::IntentId, verdict: &agent_core::Verdict) -> Row {
+    row(ts, "verdict", json_str(&format!("{verdict:?}"))).under(id)
+}
+
 /// A redemption's body: the collateral (symbol, decimals) and the amount in its units, also
 /// as a decimal.
 fn redeem_body(collateral: &agent_core::Token, amount: U256) -> String {
@@ -743,12 +906,28 @@ fn decision_body(d: &agent_core::Decision) -> String {
 
 /// A swap fill's body: tokens by symbol, amounts in token units (decimal strings).
 fn fill_body(f: &agent_core::Fill) -> String {
-    serde_json::json!({
-        "sell": f.sell.symbol(), "buy": f.buy.symbol(),
-        "amount_in": f.amount_in.to_string(), "amount_out": f.amount_out.to_string(),
-        "fee": f.fee.to_string(), "gas_native": f.gas_native.to_string(),
-    })
-    .to_string()
+    /// The fields in the order the journal has always written them (alphabetical).
+    #[derive(serde::Serialize)]
+    struct Body<'a> {
+        amount_in: Units,
+        amount_out: Units,
+        buy: &'a str,
+        fee: Units,
+        gas_native: Units,
+        sell: &'a str,
+    }
+    let body = Body {
+        amount_in: Units(f.amount_in),
+        amount_out: Units(f.amount_out),
+        buy: f.buy.symbol(),
+        fee: Units(f.fee),
+        gas_native: Units(f.gas_native),
+        sell: f.sell.symbol(),
+    };
+    let mut out = Vec::with_capacity(160);
+    // Serialising plain strings into a `Vec` cannot fail.
+    let _ = serde_json::to_writer(&mut out, &body);
+    String::from_utf8(out).unwrap_or_default()
 }
 
 /// A bet fill's body: market, outcome, investment (collateral units) and outcome tokens bought.

@@ -5,8 +5,7 @@
 //! row stops the load with the file, line and field — or, with `skip_bad_rows`, is skipped and
 //! counted.
 
-use std::fs::File;
-use std::io::{BufReader, Read};
+use std::io::Read;
 use std::path::Path;
 
 use agent_core::Bar;
@@ -51,6 +50,30 @@ pub struct LoadReport {
     pub interval_s: i64,
     /// The file was not in ascending order (CryptoDataDownload files are newest first).
     pub reordered: bool,
+    /// The bytes the bars were read from (as stored: a gzip file's compressed bytes), when
+    /// they were loaded from a file or from memory; `None` from a reader.
+    pub identity: Option<InputIdentity>,
+}
+
+/// Which input a run read: its size and SHA-256, so an auditor can check that a file is the
+/// one a journal's `run` record names.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct InputIdentity {
+    /// Size, bytes.
+    pub bytes: u64,
+    /// SHA-256 of the bytes, lowercase hex (as `sha256sum` prints it).
+    pub sha256: String,
+}
+
+impl InputIdentity {
+    /// The identity of `bytes`.
+    pub fn of(bytes: &[u8]) -> Self {
+        use sha2::Digest as _;
+        Self {
+            bytes: bytes.len() as u64,
+            sha256: format!("{:x}", sha2::Sha256::digest(bytes)),
+        }
+    }
 }
 
 /// Bars in ascending time order, with the report of how they were loaded.
@@ -118,10 +141,7 @@ pub fn load_csv_file(path: &Path, opts: LoadOptions) -> Result<Series, DataError
         source_name: name.clone(),
         error,
     };
-    let mut bytes = Vec::new();
-    BufReader::new(File::open(path).map_err(io)?)
-        .read_to_end(&mut bytes)
-        .map_err(io)?;
+    let bytes = std::fs::read(path).map_err(io)?;
     load_csv_bytes(&name, &bytes, opts)
 }
 
@@ -130,6 +150,21 @@ pub fn load_csv_file(path: &Path, opts: LoadOptions) -> Result<Series, DataError
 /// # Errors
 /// [`DataError::Io`] when gzip data does not decompress; otherwise as [`load_csv_reader`].
 pub fn load_csv_bytes(name: &str, bytes: &[u8], opts: LoadOptions) -> Result<Series, DataError> {
+    // Hashed on a second core while the first parses.
+    std::thread::scope(|scope| {
+        let identity = scope.spawn(|| InputIdentity::of(bytes));
+        let mut series = load_csv_unhashed(name, bytes, opts)?;
+        series.report.identity = Some(
+            identity
+                .join()
+                .unwrap_or_else(|p| std::panic::resume_unwind(p)),
+        );
+        Ok(series)
+    })
+}
+
+/// [`load_csv_bytes`] without the input's identity.
+fn load_csv_unhashed(name: &str, bytes: &[u8], opts: LoadOptions) -> Result<Series, DataError> {
     if bytes.starts_with(&[0x1f, 0x8b]) {
         let mut text = Vec::new();
         GzDecoder::new(bytes)
@@ -138,10 +173,16 @@ pub fn load_csv_bytes(name: &str, bytes: &[u8], opts: LoadOptions) -> Result<Ser
                 source_name: name.to_string(),
                 error,
             })?;
-        load_csv_reader(name, text.as_slice(), opts)
+        load_csv_sized(name, text.as_slice(), opts, rows_in(&text))
     } else {
-        load_csv_reader(name, bytes, opts)
+        load_csv_sized(name, bytes, opts, rows_in(bytes))
     }
+}
+
+/// About how many rows `text` holds (a row of OHLCV is rarely under 40 bytes): the bars'
+/// capacity, so they are not copied as they grow.
+fn rows_in(text: &[u8]) -> usize {
+    text.len() / 40
 }
 
 /// Column positions of the fields we read.
@@ -206,12 +247,22 @@ pub fn load_csv_reader(
     reader: impl Read,
     opts: LoadOptions,
 ) -> Result<Series, DataError> {
+    load_csv_sized(name, reader, opts, 0)
+}
+
+/// [`load_csv_reader`] with room for `capacity_hint` bars from the start.
+fn load_csv_sized(
+    name: &str,
+    reader: impl Read,
+    opts: LoadOptions,
+    capacity_hint: usize,
+) -> Result<Series, DataError> {
     let Rows {
         format,
         bars,
         rows,
         skipped,
-    } = read_rows(name, reader, opts)?;
+    } = read_rows(name, reader, opts, capacity_hint)?;
     let Ordered {
         bars,
         reordered,
@@ -234,6 +285,7 @@ pub fn load_csv_reader(
             missing_bars,
             interval_s,
             reordered,
+            identity: None,
         },
     })
 }
@@ -253,15 +305,21 @@ struct Rows {
 /// Reads every record of `reader` into one reused buffer: blank lines and a CryptoDataDownload
 /// banner are passed over, the header picks the columns, and each data row is parsed (a
 /// malformed one skipped and counted with `opts.skip_bad_rows`, else an error).
-fn read_rows<R: Read>(name: &str, reader: R, opts: LoadOptions) -> Result<Rows, DataError> {
+fn read_rows<R: Read>(
+    name: &str,
+    reader: R,
+    opts: LoadOptions,
+    capacity_hint: usize,
+) -> Result<Rows, DataError> {
+    // Fields are trimmed where they are read: the reader's own trimming allocates a record
+    // per row.
     let mut rdr = csv::ReaderBuilder::new()
         .has_headers(false)
         .flexible(true)
-        .trim(csv::Trim::All)
         .from_reader(reader);
     let mut header: Option<(CsvFormat, Columns)> = None;
     let mut record = csv::StringRecord::new();
-    let mut bars: Vec<(Bar, u64)> = Vec::new();
+    let mut bars: Vec<(Bar, u64)> = Vec::with_capacity(capacity_hint);
     let (mut rows, mut skipped) = (0usize, 0usize);
 
     loop {
@@ -278,7 +336,7 @@ fn read_rows<R: Read>(name: &str, reader: R, opts: LoadOptions) -> Result<Rows, 
             break;
         }
         let line = record.position().map(|p| p.line()).unwrap_or(0);
-        if record.iter().all(|f| f.is_empty()) {
+        if record.iter().all(|f| f.trim().is_empty()) {
             continue;
         }
         let Some((_, cols)) = &header else {
@@ -289,7 +347,7 @@ fn read_rows<R: Read>(name: &str, reader: R, opts: LoadOptions) -> Result<Rows, 
             header = Some(columns(&record).ok_or_else(|| DataError::UnknownFormat {
                 source_name: name.to_string(),
                 line,
-                header: record.iter().collect::<Vec<_>>().join(","),
+                header: record.iter().map(str::trim).collect::<Vec<_>>().join(","),
             })?);
             continue;
         };
@@ -340,8 +398,10 @@ struct Ordered {
 /// Sorts the rows by timestamp and drops those whose timestamp an earlier row has.
 fn in_order(mut bars: Vec<(Bar, u64)>) -> Ordered {
     let reordered = bars.windows(2).any(|w| w[1].0.ts < w[0].0.ts);
-    // Stable sort: among equal timestamps the row that came first in the file is kept.
-    bars.sort_by_key(|(b, line)| (b.ts, *line));
+    if reordered {
+        // Among equal timestamps the row that came first in the file is kept.
+        bars.sort_by_key(|(b, line)| (b.ts, *line));
+    }
     let before = bars.len();
     bars.dedup_by_key(|(b, _)| b.ts);
     let duplicates = before - bars.len();
@@ -365,8 +425,12 @@ struct Spacing {
 /// The usual spacing of `bars` and the gaps in it.
 fn spacing(bars: &[Bar]) -> Spacing {
     let mut deltas: Vec<i64> = bars.windows(2).map(|w| w[1].ts - w[0].ts).collect();
-    deltas.sort_unstable();
-    let interval_s = deltas.get(deltas.len() / 2).copied().unwrap_or(0);
+    let mid = deltas.len() / 2;
+    let interval_s = if deltas.is_empty() {
+        0
+    } else {
+        *deltas.select_nth_unstable(mid).1
+    };
     let (mut gaps, mut missing_bars) = (0usize, 0u64);
     if interval_s > 0 {
         for w in bars.windows(2) {
@@ -388,7 +452,7 @@ type RowFault = (&'static str, String);
 
 fn parse_row(rec: &csv::StringRecord, c: &Columns) -> Result<Bar, RowFault> {
     let get = |idx: usize, field: &'static str| -> Result<&str, RowFault> {
-        match rec.get(idx) {
+        match rec.get(idx).map(str::trim) {
             Some(s) if !s.is_empty() => Ok(s),
             _ => Err((field, "is missing".to_string())),
         }

@@ -55,6 +55,11 @@ pub(super) struct RunArgs {
     /// the main one (summary `baselines`, a curve in equity.png); repeatable.
     #[arg(long = "baseline", value_name = "STRATEGY")]
     baselines: Vec<String>,
+    /// What the state folder's journal keeps: `compact` (a replay's default: the run's input
+    /// and config, intents, verdicts and fills; no record per bar, repeated refusals counted)
+    /// or `full` (every event, a market record per bar; chain runs always keep this).
+    #[arg(long, value_name = "compact|full")]
+    journal: Option<crate::connectors::journal::Detail>,
 }
 
 /// The control API and dashboard (`paper`, `run`).
@@ -288,6 +293,9 @@ fn agent_spec(
     }
     if let Some(cycles) = chain.and_then(|c| c.1) {
         agent = agent.max_cycles(cycles);
+    }
+    if let Some(detail) = args.journal {
+        agent = agent.journal_detail(detail);
     }
     // The builder's own finishers (`backtest`, `paper`, `live` …) fix these three themselves,
     // but not as the commands do: a paper replay in the default folder starts its switch

@@ -1,5 +1,6 @@
 //! The board: what every agent of the process last reported, folded from its audit stream.
 
+pub use connectors::redact_urls;
 use std::collections::{BTreeMap, VecDeque};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, RwLock};
@@ -395,40 +396,6 @@ impl AgentStatus {
             _ => None,
         }
     }
-}
-
-/// Error texts can quote an RPC URL, whose path or user info often holds an API key: only the
-/// scheme and host of a URL are kept in what the API serves.
-pub fn redact_urls(text: &str) -> String {
-    if !text.contains("://") {
-        return text.to_string();
-    }
-    let ends = |c: char| c.is_whitespace() || matches!(c, ')' | ']' | '"' | '\'' | ',' | '>');
-    let mut out = String::with_capacity(text.len());
-    let mut rest = text;
-    while let Some(i) = rest.find("://") {
-        out.push_str(&rest[..i + 3]);
-        let after = &rest[i + 3..];
-        let end = after
-            .find(|c: char| matches!(c, '/' | '?' | '#') || ends(c))
-            .unwrap_or(after.len());
-        let authority = &after[..end];
-        match authority.rsplit_once('@') {
-            Some((_, host)) => {
-                out.push_str("…@");
-                out.push_str(host);
-            }
-            None => out.push_str(authority),
-        }
-        let tail = &after[end..];
-        let cut = tail.find(ends).unwrap_or(tail.len());
-        if cut > 0 {
-            out.push_str("/…");
-        }
-        rest = &tail[cut..];
-    }
-    out.push_str(rest);
-    out
 }
 
 fn position(token: &Token, units: U256) -> Position {

@@ -1,0 +1,225 @@
+//! [`Detail::Compact`](super::Detail::Compact): what a replay's journal leaves out or counts.
+//!
+//! No `market` record per bar (the `run` record names the input), only the last book, and a
+//! run of intents refused with the same verdict (every bar after a halt) as the first pair in
+//! full plus one `refusals_repeated` record. A held intent is cloned, not formatted: a pair that
+//! joins a run costs a comparison, not a record.
+
+use agent_core::agent::AuditEvent;
+use agent_core::{Intent, IntentId, Token, U256, Verdict};
+
+use super::{Row, intent_row, portfolio_body, row, verdict_row};
+
+/// What a compact journal holds back: an intent until its verdict, the run of identical
+/// refusals being counted, and the latest book.
+#[derive(Debug, Default)]
+pub(super) struct Compactor {
+    /// The intent written with its verdict, unless both join the run.
+    held: Option<(i64, IntentId, Intent)>,
+    /// The refusal every counted pair repeated, once one was written in full.
+    run: Option<Repeats>,
+    /// The latest book (`portfolio`) at its event time: a replay rebuilds the ones before from
+    /// its fills, so only the last is written (formatted), when the run finishes.
+    book: Option<(i64, Vec<(Token, U256)>)>,
+}
+
+/// A run of intents refused with the same verdict.
+#[derive(Debug)]
+struct Repeats {
+    /// The verdict of the run's first pair (written in full).
+    verdict: Verdict,
+    /// Pairs collapsed after the first.
+    count: u64,
+    /// Event time and intent of the first and the last collapsed pair.
+    first: Option<(i64, IntentId)>,
+    last: Option<(i64, IntentId)>,
+}
+
+impl Compactor {
+    /// Takes the events compaction changes (market, intent, verdict, portfolio), pushing what
+    /// is to be written now onto `out`; `false` for any other event, which the caller turns
+    /// into a row and hands to [`Compactor::admit`].
+    pub(super) fn take(&mut self, event: &AuditEvent<'_>, out: &mut Vec<Row>) -> bool {
+        match event {
+            AuditEvent::Market { .. } => {}
+            AuditEvent::Intent { ts, id, intent } => {
+                // An intent before the verdict of the one held (a bundle's legs): write it.
+                self.write_held(out);
+                self.held = Some((*ts, (*id).clone(), (*intent).clone()));
+            }
+            AuditEvent::Verdict { ts, id, verdict } => self.verdict(*ts, id, verdict, out),
+            AuditEvent::Portfolio { ts, balances } => {
+                let book = self.book.get_or_insert_with(|| (*ts, Vec::new()));
+                book.0 = *ts;
+                book.1.clear();
+                book.1.extend_from_slice(balances);
+            }
+            _ => return false,
+        }
+        true
+    }
+
+    /// Any other record: a decision (made every bar, refused or not) leaves the run open;
+    /// everything else ends it.
+    pub(super) fn admit(&mut self, row: Row, out: &mut Vec<Row>) {
+        if row.kind == "decision" {
+            self.write_held(out);
+        } else {
+            self.release(out);
+        }
+        out.push(row);
+    }
+
+    /// A verdict: counted when it refuses the intent held exactly as the run's first did;
+    /// otherwise written after that intent (and the run it ends), a refusal starting a run.
+    fn verdict(&mut self, ts: i64, id: &IntentId, verdict: &Verdict, out: &mut Vec<Row>) {
+        let held = self.held.take_if(|h| h.1 == *id);
+        let refusal = matches!(verdict, Verdict::Refuse(_));
+        if let (Some((at, id, _)), Some(run), true) = (&held, &mut self.run, refusal)
+            && run.verdict == *verdict
+        {
+            run.count += 1;
+            run.first.get_or_insert_with(|| (*at, id.clone()));
+            run.last = Some((*at, id.clone()));
+            return;
+        }
+        self.release(out);
+        if refusal && held.is_some() {
+            self.run = Some(Repeats {
+                verdict: verdict.clone(),
+                count: 0,
+                first: None,
+                last: None,
+            });
+        }
+        if let Some((at, hid, intent)) = held {
+            out.push(intent_row(at, &hid, &intent));
+        }
+        out.push(verdict_row(ts, id, verdict));
+    }
+
+    /// Writes the held intent, if any.
+    fn write_held(&mut self, out: &mut Vec<Row>) {
+        if let Some((ts, id, intent)) = self.held.take() {
+            out.push(intent_row(ts, &id, &intent));
+        }
+    }
+
+    /// Ends the run (a `refusals_repeated` record when it counted any) and writes the held
+    /// intent.
+    fn release(&mut self, out: &mut Vec<Row>) {
+        if let Some(Repeats {
+            verdict,
+            count,
+            first: Some(first),
+            last: Some(last),
+        }) = self.run.take()
+        {
+            let body = serde_json::json!({
+                "count": count,
+                "first_ts": first.0, "first_intent": first.1.to_string(),
+                "last_ts": last.0, "last_intent": last.1.to_string(),
+                "verdict": format!("{verdict:?}"),
+            });
+            out.push(row(last.0, "refusals_repeated", body.to_string()));
+        }
+        self.write_held(out);
+    }
+
+    /// The end of the run: the open run of refusals, the held intent and the last book.
+    pub(super) fn finish(&mut self, out: &mut Vec<Row>) {
+        self.release(out);
+        if let Some((ts, balances)) = self.book.take() {
+            out.push(row(ts, "portfolio", portfolio_body(&balances)));
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::json_str;
+    use super::*;
+
+    fn refuse(code: &'static str) -> Verdict {
+        Verdict::Refuse(agent_core::Refusal::new(code, "no"))
+    }
+
+    /// Feeds an intent at `ts` and its verdict.
+    fn pair(c: &mut Compactor, ts: i64, verdict: &Verdict, out: &mut Vec<Row>) {
+        let id = IntentId::new("s", ts, 0);
+        let pair = agent_core::Pair::eth_usdc();
+        let intent = Intent::swap(&pair.quote, &pair.base, agent_core::U256::from(100u8));
+        assert!(c.take(
+            &AuditEvent::Intent {
+                ts,
+                id: &id,
+                intent: &intent
+            },
+            out
+        ));
+        assert!(c.take(
+            &AuditEvent::Verdict {
+                ts,
+                id: &id,
+                verdict
+            },
+            out
+        ));
+    }
+
+    #[test]
+    fn identical_refusals_after_the_first_become_one_counted_record() {
+        let (mut c, mut out) = (Compactor::default(), Vec::new());
+        for ts in 1..=5 {
+            pair(&mut c, ts, &refuse("kill_switch_halted"), &mut out);
+        }
+        // A different refusal ends the run and starts its own.
+        pair(&mut c, 6, &refuse("max_position"), &mut out);
+        c.finish(&mut out);
+        let kinds: Vec<&str> = out.iter().map(|r| r.kind).collect();
+        assert_eq!(
+            kinds,
+            [
+                "intent",
+                "verdict",
+                "refusals_repeated",
+                "intent",
+                "verdict"
+            ]
+        );
+        let body: serde_json::Value = serde_json::from_str(&out[2].body).unwrap();
+        assert_eq!(body["count"], 4);
+        assert_eq!(
+            (body["first_ts"].as_i64(), body["last_ts"].as_i64()),
+            (Some(2), Some(5))
+        );
+        assert_eq!(body["last_intent"], "s:5:0");
+        assert_eq!(json_str(body["verdict"].as_str().unwrap()), out[1].body);
+    }
+
+    #[test]
+    fn an_approval_is_written_with_its_intent_and_ends_the_run() {
+        let (mut c, mut out) = (Compactor::default(), Vec::new());
+        let approve = Verdict::Approve {
+            min_amount_out: agent_core::U256::from(1u8),
+        };
+        pair(&mut c, 1, &refuse("cooldown"), &mut out);
+        pair(&mut c, 2, &refuse("cooldown"), &mut out);
+        pair(&mut c, 3, &approve, &mut out);
+        pair(&mut c, 4, &refuse("cooldown"), &mut out);
+        c.finish(&mut out);
+        let kinds: Vec<&str> = out.iter().map(|r| r.kind).collect();
+        assert_eq!(
+            kinds,
+            [
+                "intent",
+                "verdict",           // the first refusal
+                "refusals_repeated", // the second, counted
+                "intent",
+                "verdict", // the approval
+                "intent",
+                "verdict", // a new run's first refusal
+            ]
+        );
+    }
+}
