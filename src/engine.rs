@@ -758,9 +758,10 @@ fn journal_detail(spec: &RunSpec) -> Result<Detail, RunError> {
 
 /// The journal's first record of a run ([`AuditEvent::Run`]): the mode, the strategy and the
 /// `--param` overrides, the journal's detail, the input (its source with URLs redacted, size
-/// and SHA-256, bars and first bar's time, or the chain id) and the config (its path, the
-/// SHA-256 of its text, and the text with `rpc_url` values and URLs redacted), as JSON.
-/// Its time is the first bar's for a replay, the wall clock's for a chain run.
+/// and SHA-256, bars and first bar's time, or the chain id) and the config (its path and its
+/// settings as TOML, without comments, every URL-like or secret-like value redacted), as JSON.
+/// Its time is the first bar's for a replay (0 for a replay of an event source), the wall
+/// clock's for a chain run.
 fn run_description(
     spec: &RunSpec,
     data: &DataInfo,
@@ -768,17 +769,6 @@ fn run_description(
     chain_id: Option<u64>,
 ) -> (i64, String) {
     let cfg = &spec.config;
-    let text = cfg.text();
-    let redacted: String = text
-        .lines()
-        .map(|l| {
-            if l.trim_start().starts_with("rpc_url") {
-                "rpc_url = \"<redacted>\"\n".to_string()
-            } else {
-                format!("{}\n", connectors::redact_urls(l))
-            }
-        })
-        .collect();
     let input = serde_json::json!({
         "source": connectors::redact_urls(&data.source),
         "bytes": data.identity.as_ref().map(|i| i.bytes),
@@ -797,15 +787,46 @@ fn run_description(
         "input": input,
         "config": {
             "path": cfg.source.as_ref().map(|p| p.display().to_string()),
-            "sha256": InputIdentity::of(text.as_bytes()).sha256,
-            "text": redacted,
+            "settings": redacted_config(cfg.text()),
         },
     });
     let ts = match data.bars {
         Some((_, first)) => first,
+        None if spec.fresh_state => 0,
         None => chrono::Utc::now().timestamp(),
     };
     (ts, description.to_string())
+}
+
+/// Config text as TOML again without its comments, with the value of every key that names an
+/// endpoint or a secret (a `_`-separated word of its name is `url`, `key`, `secret`,
+/// `password`, `token` or `mnemonic`)
+/// replaced by `"<redacted>"` and URLs in other strings cut to scheme and host; `None` for text
+/// that does not parse (it did, as the config).
+fn redacted_config(text: &str) -> Option<String> {
+    fn scrub(table: &mut toml::Table) {
+        for (key, value) in table.iter_mut() {
+            let k = key.to_ascii_lowercase();
+            if k.split(['_', '-'])
+                .any(|w| ["url", "key", "secret", "password", "token", "mnemonic"].contains(&w))
+            {
+                *value = toml::Value::String("<redacted>".into());
+            } else {
+                scrub_value(value);
+            }
+        }
+    }
+    fn scrub_value(value: &mut toml::Value) {
+        match value {
+            toml::Value::String(s) => *s = connectors::redact_urls(s),
+            toml::Value::Table(t) => scrub(t),
+            toml::Value::Array(a) => a.iter_mut().for_each(scrub_value),
+            _ => {}
+        }
+    }
+    let mut table: toml::Table = toml::from_str(text).ok()?;
+    scrub(&mut table);
+    toml::to_string(&table).ok()
 }
 
 /// What the state folder gives a run: its lock (hold it for the whole run), the latched kill
@@ -1071,5 +1092,35 @@ impl Collected {
             report,
             recording,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::redacted_config;
+
+    #[test]
+    fn the_run_record_keeps_settings_but_no_comment_endpoint_or_secret() {
+        let text = r#"
+# private_key = "0xdeadbeef"
+[chain]
+rpc_url = "https://user:pw@rpc.example/v3/APIKEY"
+[wallet]
+key_env = "MY_KEY"
+[strategy]
+name = "ema_cross"
+note = "see https://user:pw@docs.example/APIKEY"
+[strategy.params]
+fast = 5
+"#;
+        let out = redacted_config(text).unwrap();
+        for secret in ["deadbeef", "APIKEY", "user:pw", "MY_KEY"] {
+            assert!(!out.contains(secret), "{secret} in {out}");
+        }
+        assert!(
+            out.contains("ema_cross") && out.contains("fast = 5"),
+            "{out}"
+        );
+        assert!(out.contains("https://…@docs.example/…"), "{out}");
     }
 }

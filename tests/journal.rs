@@ -129,14 +129,16 @@ fn a_replay_journals_its_input_and_config_and_every_trade_but_no_record_per_bar(
             .collect();
         assert_eq!(before, ["intent", "verdict"], "{id}");
     }
-    // Nothing else: the run, then intent, verdict and fill per trade and the final book.
-    assert_eq!(count(&records, "portfolio"), 1);
+    // Nothing else: the run and the starting book, intent, verdict and fill per trade, and the
+    // final book.
+    assert_eq!(records[1].kind, "portfolio");
+    assert_eq!(count(&records, "portfolio"), 2);
     assert_eq!(records.last().unwrap().kind, "portfolio");
     assert_eq!(
         count(&records, "intent"),
         v["intents"].as_u64().unwrap() as usize
     );
-    assert_eq!(records.len(), 1 + 3 * trades + 1, "{v}");
+    assert_eq!(records.len(), 2 + 3 * trades + 1, "{v}");
 }
 
 #[test]

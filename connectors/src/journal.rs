@@ -130,7 +130,8 @@ pub enum Detail {
     /// What a replay cannot recompute from its input (the `run` record names the input and
     /// the config): intents, verdicts, fills, decisions, kill-switch changes; no `market`
     /// record per bar, and a run of identical refusals (e.g. every bar after a halt) as the
-    /// first one in full and one `refusals_repeated` record with the count and the time range.
+    /// first one in full and one `refusals_repeated` record with the count and the time range;
+    /// of the book (`portfolio`), the first and the last.
     #[default]
     Compact,
     /// Every audit event as it happens, a `market` record per bar included (what chain runs
@@ -491,6 +492,10 @@ fn venue_body(event: &VenueEvent) -> String {
 /// venue's step recorder.
 struct Shared {
     journal: Sink,
+    /// With [`Detail::Compact`]: the intent awaiting its verdict, the run of refusals being
+    /// counted and the last book. Here, under the lock, so the venue's step recorder writes a
+    /// held intent before the steps filed under it.
+    compact: Option<Compactor>,
     /// The intent the current venue steps and fills belong to, and its event time.
     intent: Option<String>,
     ts: i64,
@@ -567,9 +572,6 @@ impl Shared {
 pub struct JournalObserver {
     shared: Arc<Mutex<Shared>>,
     venue_recorded: bool,
-    /// With [`Detail::Compact`]: the intent awaiting its verdict and the run of refusals
-    /// being counted.
-    compact: Option<Compactor>,
     /// Rows of the event being journaled (reused: no allocation per event).
     rows: Vec<Row>,
     /// Their kinds once written, for the failpoints hit after the lock is released.
@@ -594,7 +596,6 @@ impl std::fmt::Debug for JournalObserver {
             Err(_) => d.field("journal", &"<in use>"),
         };
         d.field("venue_recorded", &self.venue_recorded)
-            .field("compact", &self.compact.is_some())
             .finish_non_exhaustive()
     }
 }
@@ -610,7 +611,6 @@ impl JournalObserver {
     /// whose input and config the `run` record names.
     pub fn with_detail(journal: Journal, detail: Detail) -> Self {
         Self {
-            compact: (detail == Detail::Compact).then(Compactor::default),
             rows: Vec::new(),
             kinds: Vec::new(),
             shared: Arc::new(Mutex::new(Shared {
@@ -623,6 +623,7 @@ impl JournalObserver {
                 ts: 0,
                 failures: 0,
                 broken: None,
+                compact: (detail == Detail::Compact).then(Compactor::default),
             })),
             venue_recorded: false,
         }
@@ -669,6 +670,14 @@ impl StepRecorder for JournalRecorder {
                 .0
                 .lock()
                 .map_err(|_| "journal lock poisoned".to_string())?;
+            // A held intent (a bundle leg's, which no verdict follows) goes before its steps.
+            let mut held = Vec::new();
+            if let Some(c) = &mut s.compact {
+                c.write_held(&mut held);
+            }
+            for r in held {
+                s.append(r)?;
+            }
             let (ts, intent) = (s.ts, event.intent_id.clone().or_else(|| s.intent.clone()));
             s.append(Row {
                 intent,
@@ -690,11 +699,11 @@ impl Observer for JournalObserver {
         if let Some(first) = &shared.broken {
             return Err(AuditError(first.clone()));
         }
-        if let Some(c) = &mut self.compact {
+        if let Some(c) = &mut shared.compact {
             c.finish(&mut self.rows);
-            write_rows(&mut shared, &mut self.rows, &mut self.kinds)?;
-            self.kinds.clear();
         }
+        write_rows(&mut shared, &mut self.rows, &mut self.kinds)?;
+        self.kinds.clear();
         shared.flush().map_err(AuditError)
     }
 
@@ -703,28 +712,52 @@ impl Observer for JournalObserver {
             tracing::error!(target: "defai::journal", "journal lock poisoned");
             return Err(AuditError("journal lock poisoned".into()));
         };
-        let taken = match &mut self.compact {
+        let taken = match &mut shared.compact {
             Some(c) => c.take(event, &mut self.rows),
             None => false,
         };
+        let mut written = Ok(());
         if !taken {
-            let Some(row) = self.row_of(&mut shared, event) else {
-                return Ok(());
-            };
-            match &mut self.compact {
-                Some(c) => c.admit(row, &mut self.rows),
-                None => self.rows.push(row),
+            // What compaction let go comes first: a venue step after it is filed under the
+            // intent it wrote.
+            written = write_rows(&mut shared, &mut self.rows, &mut self.kinds);
+            if written.is_ok()
+                && let Some(row) = self.row_of(&mut shared, event)
+            {
+                self.rows.push(row);
             }
         }
-        if self.rows.is_empty() {
-            return Ok(());
+        if written.is_ok() && !self.rows.is_empty() {
+            written = write_rows(&mut shared, &mut self.rows, &mut self.kinds);
         }
-        let written = write_rows(&mut shared, &mut self.rows, &mut self.kinds);
         drop(shared);
         for kind in self.kinds.drain(..) {
             crate::failpoint::hit(kind);
         }
         written
+    }
+}
+
+/// A run that ended with an error never calls [`Observer::finish`]: what a compact journal
+/// held back (the run of refusals, a held intent, the last book) is written here, and the
+/// journal committed, as far as it still can be.
+impl Drop for JournalObserver {
+    fn drop(&mut self) {
+        let Ok(mut shared) = self.shared.lock() else {
+            return;
+        };
+        if shared.broken.is_some() {
+            return;
+        }
+        if let Some(c) = &mut shared.compact {
+            c.finish(&mut self.rows);
+        }
+        let written = write_rows(&mut shared, &mut self.rows, &mut self.kinds)
+            .map_err(|e| e.0)
+            .and_then(|()| shared.flush());
+        if let Err(e) = written {
+            tracing::error!(target: "defai::journal", error = %e, "journal: records held back not written");
+        }
     }
 }
 
@@ -1579,5 +1612,76 @@ mod tests {
             err.contains("record 17") && err.contains("portfolio"),
             "{err}"
         );
+    }
+
+    #[test]
+    fn a_compact_journal_dropped_without_finish_still_writes_what_it_held_back() {
+        use agent_core::{Intent, IntentId, Pair, Refusal, Verdict};
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("j.sqlite");
+        let journal = Journal::open_with(&path, Durability::Replay).unwrap();
+        let mut obs = JournalObserver::with_detail(journal, Detail::Compact);
+        let pair = Pair::eth_usdc();
+        let intent = Intent::swap(&pair.quote, &pair.base, U256::from(5u8));
+        let verdict = Verdict::Refuse(Refusal::new("kill_switch_halted", "halted"));
+        for ts in 1..=3 {
+            let id = IntentId::new("s", ts, 0);
+            obs.on_audit(&AuditEvent::Intent {
+                ts,
+                id: &id,
+                intent: &intent,
+            })
+            .unwrap();
+            obs.on_audit(&AuditEvent::Verdict {
+                ts,
+                id: &id,
+                verdict: &verdict,
+            })
+            .unwrap();
+        }
+        // A run that stops with an error never calls `finish`.
+        drop(obs);
+        let j = Journal::open(&path).unwrap();
+        j.verify().unwrap();
+        let kinds: Vec<String> = j.records().unwrap().into_iter().map(|r| r.kind).collect();
+        assert_eq!(kinds, ["intent", "verdict", "refusals_repeated"]);
+    }
+
+    #[test]
+    fn a_compact_journal_writes_a_held_intent_before_the_venue_steps_filed_under_it() {
+        use agent_core::{Intent, IntentId, Pair};
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("j.sqlite");
+        let journal = Journal::open_with(&path, Durability::Replay).unwrap();
+        let mut obs = JournalObserver::with_detail(journal, Detail::Compact);
+        let recorder = obs.recorder();
+        let pair = Pair::eth_usdc();
+        let intent = Intent::swap(&pair.quote, &pair.base, U256::from(5u8));
+        // A bundle leg's intent: executed without a verdict of its own after it.
+        let id = IntentId::new("b", 7, 1);
+        obs.on_audit(&AuditEvent::Intent {
+            ts: 7,
+            id: &id,
+            intent: &intent,
+        })
+        .unwrap();
+        recorder
+            .record(&VenueEvent {
+                step: "signed",
+                label: "swap".into(),
+                tx_hash: Some("0xab".into()),
+                nonce: Some(3),
+                detail: String::new(),
+                intent_id: None,
+            })
+            .unwrap();
+        obs.finish().unwrap();
+        drop(obs);
+        let records = Journal::open(&path).unwrap().records().unwrap();
+        let rows: Vec<(&str, Option<&str>)> = records
+            .iter()
+            .map(|r| (r.kind.as_str(), r.intent_id.as_deref()))
+            .collect();
+        assert_eq!(rows, [("intent", Some("b:7:1")), ("tx", Some("b:7:1"))]);
     }
 }

@@ -1,6 +1,6 @@
 //! [`Detail::Compact`](super::Detail::Compact): what a replay's journal leaves out or counts.
 //!
-//! No `market` record per bar (the `run` record names the input), only the last book, and a
+//! No `market` record per bar (the `run` record names the input), the first and the last book only, and a
 //! run of intents refused with the same verdict (every bar after a halt) as the first pair in
 //! full plus one `refusals_repeated` record. A held intent is cloned, not formatted: a pair that
 //! joins a run costs a comparison, not a record.
@@ -18,9 +18,12 @@ pub(super) struct Compactor {
     held: Option<(i64, IntentId, Intent)>,
     /// The refusal every counted pair repeated, once one was written in full.
     run: Option<Repeats>,
-    /// The latest book (`portfolio`) at its event time: a replay rebuilds the ones before from
-    /// its fills, so only the last is written (formatted), when the run finishes.
+    /// The latest book (`portfolio`) at its event time: the first is written as it comes (the
+    /// starting balances), the ones between follow from the fills, and the last is written
+    /// (formatted) when the run finishes.
     book: Option<(i64, Vec<(Token, U256)>)>,
+    /// The first book was written.
+    first_book: bool,
 }
 
 /// A run of intents refused with the same verdict.
@@ -37,8 +40,10 @@ struct Repeats {
 
 impl Compactor {
     /// Takes the events compaction changes (market, intent, verdict, portfolio), pushing what
-    /// is to be written now onto `out`; `false` for any other event, which the caller turns
-    /// into a row and hands to [`Compactor::admit`].
+    /// is to be written now onto `out`; `false` for any other event, which the caller writes
+    /// after `out`. Before such an event's record the held intent is let go, and the run of
+    /// refusals ends unless it is a decision (made every bar, refused or not) or a mark (which
+    /// the journal does not keep).
     pub(super) fn take(&mut self, event: &AuditEvent<'_>, out: &mut Vec<Row>) -> bool {
         match event {
             AuditEvent::Market { .. } => {}
@@ -48,26 +53,27 @@ impl Compactor {
                 self.held = Some((*ts, (*id).clone(), (*intent).clone()));
             }
             AuditEvent::Verdict { ts, id, verdict } => self.verdict(*ts, id, verdict, out),
+            AuditEvent::Portfolio { ts, balances } if !self.first_book => {
+                self.first_book = true;
+                out.push(row(*ts, "portfolio", portfolio_body(balances)));
+            }
             AuditEvent::Portfolio { ts, balances } => {
                 let book = self.book.get_or_insert_with(|| (*ts, Vec::new()));
                 book.0 = *ts;
                 book.1.clear();
                 book.1.extend_from_slice(balances);
             }
-            _ => return false,
+            AuditEvent::Mark { .. } => return false,
+            AuditEvent::Decision { .. } => {
+                self.write_held(out);
+                return false;
+            }
+            _ => {
+                self.release(out);
+                return false;
+            }
         }
         true
-    }
-
-    /// Any other record: a decision (made every bar, refused or not) leaves the run open;
-    /// everything else ends it.
-    pub(super) fn admit(&mut self, row: Row, out: &mut Vec<Row>) {
-        if row.kind == "decision" {
-            self.write_held(out);
-        } else {
-            self.release(out);
-        }
-        out.push(row);
     }
 
     /// A verdict: counted when it refuses the intent held exactly as the run's first did;
@@ -98,8 +104,8 @@ impl Compactor {
         out.push(verdict_row(ts, id, verdict));
     }
 
-    /// Writes the held intent, if any.
-    fn write_held(&mut self, out: &mut Vec<Row>) {
+    /// Writes the held intent, if any (before a venue step filed under it).
+    pub(super) fn write_held(&mut self, out: &mut Vec<Row>) {
         if let Some((ts, id, intent)) = self.held.take() {
             out.push(intent_row(ts, &id, &intent));
         }

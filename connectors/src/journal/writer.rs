@@ -74,6 +74,12 @@ impl Writer {
         if let Some(e) = self.failed.get() {
             return Err(e.clone());
         }
+        if self.tx.is_none() {
+            return Err(format!(
+                "journal {}: writer already finished",
+                self.path.display()
+            ));
+        }
         self.batch.push(row);
         if self.batch.len() >= BATCH {
             self.hand_over()?;
