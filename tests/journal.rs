@@ -5,28 +5,16 @@
 mod common;
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::Command;
+
+use common::json_of;
+
+/// `defai` with `args` and no extra environment ([`common::defai`]).
+fn defai(args: &[&str]) -> std::process::Output {
+    common::defai(args, &[])
+}
 
 use defai::connectors::journal::{Journal, Record};
-
-fn defai(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_defai"))
-        .env("DEFAI_STATE_ROOT", common::state_root())
-        .env_remove("RUST_LOG")
-        .args(args)
-        .output()
-        .expect("run defai")
-}
-
-fn json_of(out: &Output) -> serde_json::Value {
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "{stdout}\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    serde_json::from_str(&stdout).expect("one JSON object")
-}
 
 /// A zig-zag hourly series: a 2/4 EMA cross trades on it every few dozen bars.
 fn zigzag_csv(dir: &Path, bars: usize) -> PathBuf {

@@ -1614,15 +1614,21 @@ mod tests {
         );
     }
 
+    /// A compact replay journal at `dir/j.sqlite`, its observer and a swap intent to feed it.
+    fn compact_replay(dir: &Path) -> (PathBuf, JournalObserver, agent_core::Intent) {
+        let path = dir.join("j.sqlite");
+        let journal = Journal::open_with(&path, Durability::Replay).unwrap();
+        let pair = agent_core::Pair::eth_usdc();
+        let intent = agent_core::Intent::swap(&pair.quote, &pair.base, U256::from(5u8));
+        let obs = JournalObserver::with_detail(journal, Detail::Compact);
+        (path, obs, intent)
+    }
+
     #[test]
     fn a_compact_journal_dropped_without_finish_still_writes_what_it_held_back() {
-        use agent_core::{Intent, IntentId, Pair, Refusal, Verdict};
+        use agent_core::{IntentId, Refusal, Verdict};
         let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("j.sqlite");
-        let journal = Journal::open_with(&path, Durability::Replay).unwrap();
-        let mut obs = JournalObserver::with_detail(journal, Detail::Compact);
-        let pair = Pair::eth_usdc();
-        let intent = Intent::swap(&pair.quote, &pair.base, U256::from(5u8));
+        let (path, mut obs, intent) = compact_replay(dir.path());
         let verdict = Verdict::Refuse(Refusal::new("kill_switch_halted", "halted"));
         for ts in 1..=3 {
             let id = IntentId::new("s", ts, 0);
@@ -1649,14 +1655,10 @@ mod tests {
 
     #[test]
     fn a_compact_journal_writes_a_held_intent_before_the_venue_steps_filed_under_it() {
-        use agent_core::{Intent, IntentId, Pair};
+        use agent_core::IntentId;
         let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("j.sqlite");
-        let journal = Journal::open_with(&path, Durability::Replay).unwrap();
-        let mut obs = JournalObserver::with_detail(journal, Detail::Compact);
+        let (path, mut obs, intent) = compact_replay(dir.path());
         let recorder = obs.recorder();
-        let pair = Pair::eth_usdc();
-        let intent = Intent::swap(&pair.quote, &pair.base, U256::from(5u8));
         // A bundle leg's intent: executed without a verdict of its own after it.
         let id = IntentId::new("b", 7, 1);
         obs.on_audit(&AuditEvent::Intent {

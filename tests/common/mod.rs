@@ -239,3 +239,14 @@ pub(crate) fn decisions_naming(state: &std::path::Path, model: &str) -> usize {
         .filter(|r| r.kind == "decision" && r.body.contains(model))
         .count()
 }
+
+/// The one JSON object a successful `--json` run printed; panics (with its output) otherwise.
+pub(crate) fn json_of(out: &std::process::Output) -> serde_json::Value {
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_str(&stdout).expect("one JSON object")
+}
