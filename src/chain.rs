@@ -190,6 +190,17 @@ pub async fn run_chain(mut spec: RunSpec, args: ChainArgs) -> Result<RunOutput, 
         total: spec.max_cycles,
         data: DataInfo {
             source: format!("chain {} pool {}", target.rpc_url, target.pool),
+            tokens: [
+                (
+                    pair.base.symbol().to_string(),
+                    target.base_token.to_string(),
+                ),
+                (
+                    pair.quote.symbol().to_string(),
+                    target.quote_token.to_string(),
+                ),
+            ]
+            .into(),
             ..DataInfo::default()
         },
         chain_id: Some(target.chain_id),
@@ -373,6 +384,11 @@ pub async fn run_bettor(mut spec: RunSpec, args: ChainArgs) -> Result<Prediction
                 target.rpc_url,
                 markets.len()
             ),
+            tokens: [(
+                collateral.symbol().to_string(),
+                target.collateral.to_string(),
+            )]
+            .into(),
             ..DataInfo::default()
         },
         chain_id: Some(target.chain_id),
@@ -644,6 +660,16 @@ pub async fn run_rebalancer(
         None => Box::new(strategy),
     };
     let strategy_name = strategy.name().to_string();
+    let tokens = pools
+        .pools
+        .iter()
+        .flat_map(|p| {
+            [
+                (p.pair.base.symbol().to_string(), p.base.to_string()),
+                (p.pair.quote.symbol().to_string(), p.quote.to_string()),
+            ]
+        })
+        .collect();
     let source = ChainSource::pools(chain.clone(), pools.pools, cfg.cycle_clock(&chain)?);
     let drive = Drive {
         pair: pools.pairs[0].clone(),
@@ -661,6 +687,7 @@ pub async fn run_rebalancer(
                     .collect::<Vec<_>>()
                     .join(", ")
             ),
+            tokens,
             ..DataInfo::default()
         },
         chain_id: Some(target.chain_id),

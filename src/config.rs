@@ -207,6 +207,31 @@ pub enum VenueKind {
     UniswapV2,
 }
 
+/// `[venue] fill`: when a replay's order fills, `close` (default) or `next_open`; any other
+/// value fails the load naming file, line and key.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum FillModel {
+    /// On the pool re-centred at the close of the bar the intent was decided on: the decision
+    /// and the trade see the same price (optimistic: no time passes between them).
+    #[default]
+    Close,
+    /// On the pool re-centred at the next bar's open: a decision on bar `t`'s close trades at
+    /// bar `t + 1`'s open, as a trader acting after the close would. An intent on the last bar
+    /// does not fill.
+    NextOpen,
+}
+
+impl FillModel {
+    /// `close` or `next_open`, as the config spells it and the summary reports it.
+    pub fn name(self) -> &'static str {
+        match self {
+            FillModel::Close => "close",
+            FillModel::NextOpen => "next_open",
+        }
+    }
+}
+
 /// `[venue]`: the venue trades fill on: the paper pool's fee, depth and gas, or the Uniswap V2
 /// contracts on a chain.
 #[derive(Debug, Clone, Deserialize)]
@@ -238,6 +263,11 @@ pub struct VenueSection {
     /// Seconds after the latest block a swap stays valid (default 300).
     #[serde(default = "default_deadline")]
     pub deadline_s: Spanned<u64>,
+    /// When a replay's (backtest, paper on a file) order fills: at the close of the bar it
+    /// was decided on (default) or at the next bar's open. Chain runs fill on the pool's
+    /// state at the time.
+    #[serde(default)]
+    pub fill: FillModel,
 }
 
 fn default_deadline() -> Spanned<u64> {
@@ -465,6 +495,7 @@ impl Default for VenueSection {
             base_token: None,
             quote_token: None,
             deadline_s: default_deadline(),
+            fill: FillModel::Close,
         }
     }
 }

@@ -454,6 +454,23 @@ pub struct Summary {
     pub gas_paid_wei: String,
     /// Other strategies over the same bars (`--baseline`), net of fees and gas.
     pub baselines: std::collections::BTreeMap<String, BaselineSummary>,
+    /// How orders filled: `close` (the decision bar's close) or `next_open` (the next bar's
+    /// open) in a replay ([`FillModel`](crate::config::FillModel)); `pool` (a chain's pool
+    /// state, paper) or `chain` (live transactions).
+    pub fill_model: &'static str,
+    /// Return per calendar month (UTC) of the equity marks, percent, oldest first: `YYYY-MM`
+    /// and the change of equity from the month's first mark (the last mark before it, after
+    /// the first month) to its last.
+    pub monthly_returns: Vec<MonthlyReturn>,
+}
+
+/// One month's return in [`Summary::monthly_returns`].
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct MonthlyReturn {
+    /// The month, `YYYY-MM` (UTC).
+    pub month: String,
+    /// Equity change over the month, percent.
+    pub return_pct: f64,
 }
 
 /// A comparison strategy's result over the same bars.
@@ -489,6 +506,9 @@ pub struct DataInfo {
     pub identity: Option<InputIdentity>,
     /// Bars replayed and the first one's time, unix seconds (`None` for a chain run).
     pub bars: Option<(u64, i64)>,
+    /// The contract address (`0x…`) of each token the run trades, by symbol: a chain run's,
+    /// named in the journal's amounts and its `run` record. Empty off chain.
+    pub tokens: std::collections::BTreeMap<String, String>,
 }
 
 impl From<&LoadReport> for DataInfo {
@@ -501,6 +521,7 @@ impl From<&LoadReport> for DataInfo {
             duplicates: l.duplicates,
             identity: l.identity.clone(),
             bars: None,
+            tokens: Default::default(),
         }
     }
 }
@@ -553,6 +574,15 @@ impl Summary {
             tx_hashes: Vec::new(),
             gas_paid_wei: r.portfolio.gas_native().to_string(),
             baselines: Default::default(),
+            fill_model: "close",
+            monthly_returns: r
+                .monthly_returns
+                .iter()
+                .map(|&(y, m, return_pct)| MonthlyReturn {
+                    month: format!("{y:04}-{m:02}"),
+                    return_pct,
+                })
+                .collect(),
         }
     }
 }
@@ -661,7 +691,12 @@ pub async fn run_shared(
     let pair = Pair::new(cfg.base(), cfg.quote());
     // A replay always fills on the simulated pool, whatever venue the config names for chain
     // modes: the same strategy and gate, simulated execution.
-    let venue = PaperVenue::new(pair.clone(), cfg.paper_amm()?);
+    let venue = match cfg.venue.fill {
+        crate::config::FillModel::Close => PaperVenue::new(pair.clone(), cfg.paper_amm()?),
+        crate::config::FillModel::NextOpen => {
+            PaperVenue::new(pair.clone(), cfg.paper_amm()?).fill_at_next_open(bars.clone())
+        }
+    };
     let portfolio = Portfolio::with_balances([(pair.quote.clone(), cfg.starting_quote()?)]);
     let total = Some(bars.len() as u64);
     let clock = match (spec.mode, spec.speed) {
@@ -717,8 +752,11 @@ type OpenJournal = (Box<dyn JournalBackend>, Option<agent_core::Resume>);
 /// The run's journal: the spec's own backend, else the state folder's SQLite journal
 /// (`DIR/journal.sqlite`) when there is a folder; with what it says a restart resumes from
 /// (nothing for a replay, which starts afresh).
-fn journal_backend(spec: &mut RunSpec) -> Result<Option<OpenJournal>, RunError> {
-    use connectors::journal::{Durability, Journal, JournalObserver};
+fn journal_backend(
+    spec: &mut RunSpec,
+    tokens: &std::collections::BTreeMap<String, String>,
+) -> Result<Option<OpenJournal>, RunError> {
+    use connectors::journal::{Addresses, Durability, Journal, JournalObserver};
     let journal: Box<dyn JournalBackend> = match (spec.journal.take(), &spec.state) {
         (Some(j), _) => j,
         (None, None) => return Ok(None),
@@ -729,7 +767,10 @@ fn journal_backend(spec: &mut RunSpec) -> Result<Option<OpenJournal>, RunError> 
                 Durability::Full
             };
             let journal = Journal::open_with(&dir.join("journal.sqlite"), durability)?;
-            Box::new(JournalObserver::with_detail(journal, journal_detail(spec)?))
+            Box::new(
+                JournalObserver::with_detail(journal, journal_detail(spec)?)
+                    .with_addresses(Addresses(tokens.clone())),
+            )
         }
     };
     let resume = if spec.fresh_state {
@@ -776,9 +817,9 @@ fn run_description(
         "bars": data.bars.map(|b| b.0),
         "first_ts": data.bars.map(|b| b.1),
         "chain_id": chain_id,
+        "tokens": data.tokens,
     });
     let description = serde_json::json!({
-        "schema": 1,
         "version": env!("CARGO_PKG_VERSION"),
         "mode": spec.mode.name(),
         "strategy": strategy,
@@ -847,7 +888,11 @@ pub(crate) struct StateParts {
 }
 
 /// Claims the state folder, then opens what lives in it: one call per agent run.
-pub(crate) fn state_parts(spec: &mut RunSpec, run: (i64, String)) -> Result<StateParts, RunError> {
+pub(crate) fn state_parts(
+    spec: &mut RunSpec,
+    run: (i64, String),
+    tokens: &std::collections::BTreeMap<String, String>,
+) -> Result<StateParts, RunError> {
     // Claimed first: a replay's reset must happen before the switch and journal are read.
     let lock = claim_state(spec)?;
     let mut parts = StateParts {
@@ -862,7 +907,7 @@ pub(crate) fn state_parts(spec: &mut RunSpec, run: (i64, String)) -> Result<Stat
         let state = StateDir::open(dir)?;
         parts.baselines = Some((state.baseline_store(), state.load_baselines()?));
     }
-    if let Some((mut j, resume)) = journal_backend(spec)? {
+    if let Some((mut j, resume)) = journal_backend(spec, tokens)? {
         j.on_audit(&AuditEvent::Run {
             ts: run.0,
             description: &run.1,
@@ -951,6 +996,7 @@ impl Drive {
         } = state_parts(
             spec,
             run_description(spec, &self.data, strategy.name(), self.chain_id),
+            &self.data.tokens,
         )?;
         let cfg = &spec.config;
         let pair = self.pair;
@@ -1012,6 +1058,12 @@ impl Drive {
         }
         let mut summary = Summary::new(spec.mode, &strategy_name, &self.data, &report);
         summary.chain_id = self.chain_id;
+        summary.fill_model = match (self.chain_id, spec.mode) {
+            (None, _) => cfg.venue.fill.name(),
+            (Some(_), Mode::Live) => "chain",
+            // Paper on a chain: the paper pool at the real pool's reserves of each block.
+            (Some(_), _) => "pool",
+        };
         Ok(collected.output(summary, report))
     }
 }

@@ -93,6 +93,7 @@ pub fn summary_table(s: &Summary) -> String {
         ("buy & hold", format!("{:+.2} %", s.buy_hold_return_pct)),
         ("max drawdown", format!("{:.2} %", s.max_drawdown_pct)),
         ("sharpe", format!("{:.2}", s.sharpe)),
+        ("fill model", s.fill_model.to_string()),
         ("fees paid", format!("{:.2}", s.fees_paid)),
         (
             "gas paid",
@@ -104,12 +105,56 @@ pub fn summary_table(s: &Summary) -> String {
         ),
     ];
     let width = rows.iter().map(|(k, _)| k.len()).max().unwrap_or(0);
-    rows.iter()
+    let mut out: String = rows
+        .iter()
         .map(|(k, v)| format!("{k:<width$}  {v}\n"))
-        .collect()
+        .collect();
+    out.push_str(&monthly_table(&s.monthly_returns));
+    out
 }
 
-/// Writes `trades.csv`, `equity.csv` and `equity.png` into `dir` (created if missing).
+/// The monthly returns as a year × month grid in percent, with each year's compounded
+/// return; empty without months.
+fn monthly_table(months: &[crate::engine::MonthlyReturn]) -> String {
+    if months.is_empty() {
+        return String::new();
+    }
+    let mut out = String::from("monthly returns (%)\nyear ");
+    for m in [
+        "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
+    ] {
+        out.push_str(&format!("{m:>7}"));
+    }
+    out.push_str("   year\n");
+    let mut rows: std::collections::BTreeMap<&str, [Option<f64>; 12]> = Default::default();
+    for m in months {
+        let (year, month) = m.month.split_at(4);
+        if let Ok(i) = month.trim_start_matches('-').parse::<usize>()
+            && (1..=12).contains(&i)
+        {
+            rows.entry(year).or_insert([None; 12])[i - 1] = Some(m.return_pct);
+        }
+    }
+    for (year, cells) in rows {
+        out.push_str(year);
+        out.push(' ');
+        let mut growth = 1.0;
+        for c in cells {
+            match c {
+                Some(r) => {
+                    growth *= 1.0 + r / 100.0;
+                    out.push_str(&format!("{r:>+7.1}"));
+                }
+                None => out.push_str(&format!("{:>7}", "")),
+            }
+        }
+        out.push_str(&format!("{:>+7.1}\n", (growth - 1.0) * 100.0));
+    }
+    out
+}
+
+/// Writes `trades.csv`, `equity.csv` and `equity.png` ([`plot_equity`], drawn as `options`
+/// say) into `dir` (created if missing).
 /// `start_equity` (whole quote tokens) sizes the buy-and-hold comparison: that much put into the
 /// base token at the first recorded price.
 ///
@@ -122,7 +167,12 @@ pub fn summary_table(s: &Summary) -> String {
 /// - [`OutputError::Io`] when `dir` or a file in it cannot be created or written;
 /// - [`OutputError::Csv`] when a row of `trades.csv` cannot be written;
 /// - [`OutputError::Plot`] as [`plot_equity`].
-pub fn write_outputs(dir: &Path, rec: &Recording, start_equity: f64) -> Result<(), OutputError> {
+pub fn write_outputs(
+    dir: &Path,
+    rec: &Recording,
+    start_equity: f64,
+    options: PlotOptions,
+) -> Result<(), OutputError> {
     let io = |path: &Path| {
         let path = path.display().to_string();
         move |error| OutputError::Io {
@@ -182,7 +232,7 @@ pub fn write_outputs(dir: &Path, rec: &Recording, start_equity: f64) -> Result<(
     }
     f.flush().map_err(io(&equity))?;
 
-    plot_equity(&dir.join("equity.png"), rec, start_equity)
+    plot_equity(&dir.join("equity.png"), rec, start_equity, options)
 }
 
 /// Equity of putting `start_equity` into the base token at the first recorded price.
@@ -211,6 +261,20 @@ struct EquityCurves {
 }
 
 impl EquityCurves {
+    /// 95 % of the lowest positive value of any curve (at least a millionth of `ymax`): the
+    /// bottom of a log axis, which cannot reach zero.
+    fn ymin_positive(&self) -> f64 {
+        let min = self
+            .strat
+            .iter()
+            .chain(&self.hold)
+            .chain(self.baselines.iter().flat_map(|(_, v)| v))
+            .map(|p| p.1)
+            .filter(|v| *v > 0.0)
+            .fold(f64::MAX, f64::min);
+        (min * 0.95).clamp(self.ymax * 1e-6, self.ymax * 0.5)
+    }
+
     /// The curves of `rec`, buy-and-hold from `start_equity`.
     fn of(rec: &Recording, start_equity: f64) -> Self {
         let hold_at = buy_and_hold(rec, start_equity);
@@ -260,12 +324,63 @@ impl EquityCurves {
 
 static FONT: Once = Once::new();
 
-/// Draws `path` (a 1200×600 PNG): the equity curve against buy-and-hold (and any baselines),
-/// in whole quote tokens over UTC dates; `start_equity` as for [`write_outputs`].
+/// How [`plot_equity`] draws.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct PlotOptions {
+    /// The equity panel's value axis on a log scale (`--log-scale`): equal heights are equal
+    /// percentage moves, so a long run's early years stay readable.
+    pub log_scale: bool,
+}
+
+/// The percentage fall of each point of `curve` below its running peak (0 at a new peak,
+/// −25 for a quarter below it), as (day, percent) points.
+fn drawdowns(curve: &[(f64, f64)]) -> Vec<(f64, f64)> {
+    let mut peak = f64::MIN;
+    curve
+        .iter()
+        .map(|&(x, v)| {
+            peak = peak.max(v);
+            (
+                x,
+                if peak > 0.0 {
+                    (v / peak - 1.0) * 100.0
+                } else {
+                    0.0
+                },
+            )
+        })
+        .collect()
+}
+
+/// The error of drawing `path`, for `map_err`.
+fn plot_error(path: &Path) -> impl Fn(&dyn std::fmt::Display) -> OutputError + '_ {
+    move |e| OutputError::Plot {
+        path: path.display().to_string(),
+        error: e.to_string(),
+    }
+}
+
+/// Formats a day number (days since 1970-01-01) as `YYYY-MM`.
+fn month_label(d: &f64) -> String {
+    chrono::DateTime::from_timestamp((*d * 86_400.0) as i64, 0)
+        .map(|t| t.format("%Y-%m").to_string())
+        .unwrap_or_default()
+}
+
+/// Draws `path` (a 1200×1000 PNG) in three panels over UTC dates: the equity curve against
+/// buy-and-hold (and any baselines) in whole quote tokens, on a log scale with
+/// `options.log_scale`; the drawdown of each, percent below its running peak; and the price
+/// with every buy (green ▲) and sell (red ▼) marked at its fill. `start_equity` as for
+/// [`write_outputs`].
 ///
 /// # Errors
 /// [`OutputError::Plot`] when the chart cannot be drawn or the PNG cannot be written.
-pub fn plot_equity(path: &Path, rec: &Recording, start_equity: f64) -> Result<(), OutputError> {
+pub fn plot_equity(
+    path: &Path,
+    rec: &Recording,
+    start_equity: f64,
+    options: PlotOptions,
+) -> Result<(), OutputError> {
     FONT.call_once(|| {
         // Embedded font: rendering text needs no system font packages.
         let _ = plotters::style::register_font(
@@ -274,59 +389,65 @@ pub fn plot_equity(path: &Path, rec: &Recording, start_equity: f64) -> Result<()
             dejavu::sans::regular(),
         );
     });
-    let perr = |e: &dyn std::fmt::Display| OutputError::Plot {
-        path: path.display().to_string(),
-        error: e.to_string(),
-    };
-    let EquityCurves {
-        strat,
-        hold,
-        baselines,
-        x: (x0, x1),
-        ymax,
-    } = EquityCurves::of(rec, start_equity);
-
-    let root = BitMapBackend::new(path, (1200, 600)).into_drawing_area();
+    let perr = plot_error(path);
+    let curves = EquityCurves::of(rec, start_equity);
+    let root = BitMapBackend::new(path, (1200, 1000)).into_drawing_area();
     root.fill(&WHITE).map_err(|e| perr(&e))?;
-    let mut chart = ChartBuilder::on(&root)
+    let (top, rest) = root.split_vertically(520);
+    let (middle, bottom) = rest.split_vertically(220);
+    if options.log_scale {
+        let ymin = curves.ymin_positive();
+        equity_panel(&top, &curves, (ymin..curves.ymax).log_scale(), &perr)?;
+    } else {
+        equity_panel(&top, &curves, 0.0..curves.ymax, &perr)?;
+    }
+    drawdown_panel(&middle, &curves, &perr)?;
+    price_panel(&bottom, rec, curves.x, &perr)?;
+    root.present().map_err(|e| perr(&e))?;
+    Ok(())
+}
+
+/// The equity panel: strategy, buy-and-hold and baselines against `y` (a linear or log axis).
+fn equity_panel<Y>(
+    area: &DrawingArea<BitMapBackend<'_>, plotters::coord::Shift>,
+    c: &EquityCurves,
+    y: Y,
+    perr: &dyn Fn(&dyn std::fmt::Display) -> OutputError,
+) -> Result<(), OutputError>
+where
+    Y: plotters::coord::ranged1d::AsRangedCoord<Value = f64>,
+    Y::CoordDescType: plotters::coord::ranged1d::ValueFormatter<f64>,
+{
+    let mut chart = ChartBuilder::on(area)
         .caption("Equity vs buy & hold (quote units)", ("sans-serif", 22))
         .margin(12)
-        .x_label_area_size(40)
+        .x_label_area_size(30)
         .y_label_area_size(80)
-        .build_cartesian_2d(x0..x1, 0.0..ymax)
+        .build_cartesian_2d(c.x.0..c.x.1, y)
         .map_err(|e| perr(&e))?;
     chart
         .configure_mesh()
-        .x_desc("date (UTC)")
-        .x_label_formatter(&|d| {
-            chrono::DateTime::from_timestamp((*d * 86_400.0) as i64, 0)
-                .map(|t| t.format("%Y-%m").to_string())
-                .unwrap_or_default()
-        })
+        .light_line_style(WHITE)
+        .x_label_formatter(&month_label)
         .y_label_formatter(&|v| format!("{v:.0}"))
         .draw()
         .map_err(|e| perr(&e))?;
     chart
-        .draw_series(LineSeries::new(strat, BLUE.stroke_width(2)))
+        .draw_series(LineSeries::new(c.strat.clone(), BLUE.stroke_width(2)))
         .map_err(|e| perr(&e))?
         .label("strategy")
         .legend(|(x, y)| PathElement::new([(x, y), (x + 20, y)], BLUE));
     chart
-        .draw_series(LineSeries::new(hold, RGBColor(160, 160, 160)))
+        .draw_series(LineSeries::new(c.hold.clone(), GREY))
         .map_err(|e| perr(&e))?
         .label("buy & hold")
-        .legend(|(x, y)| PathElement::new([(x, y), (x + 20, y)], RGBColor(160, 160, 160)));
-    let palette = [
-        RGBColor(220, 120, 0),
-        RGBColor(0, 150, 70),
-        RGBColor(170, 0, 170),
-    ];
-    for (i, (name, series)) in baselines.into_iter().enumerate() {
-        let color = palette[i % palette.len()];
+        .legend(|(x, y)| PathElement::new([(x, y), (x + 20, y)], GREY));
+    for (i, (name, series)) in c.baselines.iter().enumerate() {
+        let color = PALETTE[i % PALETTE.len()];
         chart
-            .draw_series(LineSeries::new(series, color))
+            .draw_series(LineSeries::new(series.clone(), color))
             .map_err(|e| perr(&e))?
-            .label(name)
+            .label(name.as_str())
             .legend(move |(x, y)| PathElement::new([(x, y), (x + 20, y)], color));
     }
     chart
@@ -336,6 +457,100 @@ pub fn plot_equity(path: &Path, rec: &Recording, start_equity: f64) -> Result<()
         .position(SeriesLabelPosition::UpperLeft)
         .draw()
         .map_err(|e| perr(&e))?;
-    root.present().map_err(|e| perr(&e))?;
+    Ok(())
+}
+
+/// Buy-and-hold's colour.
+const GREY: RGBColor = RGBColor(160, 160, 160);
+/// The baselines' colours, in turn.
+const PALETTE: [RGBColor; 3] = [
+    RGBColor(220, 120, 0),
+    RGBColor(0, 150, 70),
+    RGBColor(170, 0, 170),
+];
+
+/// The drawdown panel: the strategy's and buy-and-hold's percentage below their peaks.
+fn drawdown_panel(
+    area: &DrawingArea<BitMapBackend<'_>, plotters::coord::Shift>,
+    c: &EquityCurves,
+    perr: &dyn Fn(&dyn std::fmt::Display) -> OutputError,
+) -> Result<(), OutputError> {
+    let (strat, hold) = (drawdowns(&c.strat), drawdowns(&c.hold));
+    let low = strat
+        .iter()
+        .chain(&hold)
+        .map(|p| p.1)
+        .fold(-1.0f64, f64::min)
+        * 1.05;
+    let mut chart = ChartBuilder::on(area)
+        .caption("Drawdown (% below peak)", ("sans-serif", 18))
+        .margin(12)
+        .x_label_area_size(30)
+        .y_label_area_size(80)
+        .build_cartesian_2d(c.x.0..c.x.1, low..0.0)
+        .map_err(|e| perr(&e))?;
+    chart
+        .configure_mesh()
+        .x_label_formatter(&month_label)
+        .y_label_formatter(&|v| format!("{v:.0} %"))
+        .draw()
+        .map_err(|e| perr(&e))?;
+    chart
+        .draw_series(AreaSeries::new(strat, 0.0, BLUE.mix(0.25)).border_style(BLUE))
+        .map_err(|e| perr(&e))?;
+    chart
+        .draw_series(LineSeries::new(hold, GREY))
+        .map_err(|e| perr(&e))?;
+    Ok(())
+}
+
+/// The price panel: the close of every mark, each buy and sell marked at its fill price.
+fn price_panel(
+    area: &DrawingArea<BitMapBackend<'_>, plotters::coord::Shift>,
+    rec: &Recording,
+    x: (f64, f64),
+    perr: &dyn Fn(&dyn std::fmt::Display) -> OutputError,
+) -> Result<(), OutputError> {
+    let day = |ts: i64| ts as f64 / 86_400.0;
+    let price: Vec<(f64, f64)> = rec.marks.iter().map(|(ts, p, _)| (day(*ts), *p)).collect();
+    let (lo, hi) = price
+        .iter()
+        .map(|p| p.1)
+        .chain(rec.trades.iter().map(|t| t.price))
+        .fold((f64::MAX, f64::MIN), |(lo, hi), v| (lo.min(v), hi.max(v)));
+    let (lo, hi) = if lo < hi {
+        (lo * 0.95, hi * 1.05)
+    } else {
+        (0.0, 1.0)
+    };
+    let mut chart = ChartBuilder::on(area)
+        .caption("Price, buys ▲ and sells ▼", ("sans-serif", 18))
+        .margin(12)
+        .x_label_area_size(40)
+        .y_label_area_size(80)
+        .build_cartesian_2d(x.0..x.1, lo..hi)
+        .map_err(|e| perr(&e))?;
+    chart
+        .configure_mesh()
+        .x_desc("date (UTC)")
+        .x_label_formatter(&month_label)
+        .y_label_formatter(&|v| format!("{v:.0}"))
+        .draw()
+        .map_err(|e| perr(&e))?;
+    chart
+        .draw_series(LineSeries::new(price, BLACK.mix(0.6)))
+        .map_err(|e| perr(&e))?;
+    let green = RGBColor(0, 160, 0);
+    let red = RGBColor(210, 0, 0);
+    chart
+        .draw_series(rec.trades.iter().map(|t| {
+            let at = (day(t.ts), t.price);
+            if t.side == "buy" {
+                TriangleMarker::new(at, 6, green.filled())
+            } else {
+                TriangleMarker::new(at, -6, red.filled())
+            }
+        }))
+        .map_err(|e| perr(&e))?;
     Ok(())
 }

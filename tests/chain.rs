@@ -258,9 +258,16 @@ fn racing_config(dir: &std::path::Path) -> std::path::PathBuf {
         "/examples/configs/trading-devnet.toml"
     ))
     .unwrap();
-    assert!(text.contains("deadline_s = 7200"), "the example's deadline moved");
+    assert!(
+        text.contains("deadline_s = 7200"),
+        "the example's deadline moved"
+    );
     let path = dir.join("trading-racing.toml");
-    std::fs::write(&path, text.replace("deadline_s = 7200", "deadline_s = 86400")).unwrap();
+    std::fs::write(
+        &path,
+        text.replace("deadline_s = 7200", "deadline_s = 86400"),
+    )
+    .unwrap();
     path
 }
 

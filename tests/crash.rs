@@ -685,7 +685,7 @@ fn sigkilled_between_a_bundles_legs_the_restart_sells_back_what_the_first_leg_bo
     let records = j.records().unwrap();
     let first = records
         .iter()
-        .find(|r| r.kind == "intent" && r.body.contains("Bundle"))
+        .find(|r| r.kind == "intent" && r.body.contains(r#""type":"bundle""#))
         .and_then(|r| r.intent_id.clone())
         .expect("the first bundle is on record");
     let id = defai::core::IntentId::parse(&first).unwrap();

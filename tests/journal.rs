@@ -187,13 +187,16 @@ fn refusals_after_a_halt_collapse_into_one_counted_record() {
         "{body}"
     );
     let verdict = records.iter().find(|r| r.kind == "verdict").unwrap();
-    assert_eq!(
-        body["verdict"].as_str(),
-        serde_json::from_str::<serde_json::Value>(&verdict.body)
-            .unwrap()
+    let first: serde_json::Value = serde_json::from_str(&verdict.body).unwrap();
+    assert_eq!(body["verdict"]["reason"], first["reason"], "{body}");
+    assert_eq!(first["verdict"], "refuse", "{first}");
+    assert!(
+        first["reason"]["code"]
             .as_str()
+            .unwrap()
+            .starts_with("kill_switch"),
+        "{first}"
     );
-    assert!(verdict.body.contains("kill_switch"), "{}", verdict.body);
     // Intent ids are `strategy:ts:seq`: the last one counted is the last bar's refusal.
     let last = body["last_intent"].as_str().unwrap();
     assert!(
@@ -207,4 +210,220 @@ fn refusals_after_a_halt_collapse_into_one_counted_record() {
     let records = verified_records(&full);
     assert_eq!(count(&records, "verdict") as u64, refused);
     assert_eq!(count(&records, "refusals_repeated"), 0);
+}
+
+#[test]
+fn every_body_is_a_versioned_object_of_its_kind_and_amounts_name_their_token_exactly() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = zigzag_csv(dir.path(), 400);
+    let state = dir.path().join("state");
+    let v = backtest(&data, &state, &["--journal", "full"]);
+    let records = verified_records(&state);
+    for r in &records {
+        let b: serde_json::Value = serde_json::from_str(&r.body)
+            .unwrap_or_else(|e| panic!("record {} is not JSON: {e}", r.seq));
+        assert_eq!(b["v"], 2, "record {}: {b}", r.seq);
+        assert_eq!(b["kind"], r.kind.as_str(), "record {}: {b}", r.seq);
+    }
+    let bodies = |kind: &str| -> Vec<serde_json::Value> {
+        records
+            .iter()
+            .filter(|r| r.kind == kind)
+            .map(|r| serde_json::from_str(&r.body).unwrap())
+            .collect()
+    };
+    let fills = bodies("fill");
+    assert_eq!(fills.len() as u64, v["trades"].as_u64().unwrap(), "{v}");
+    let [base, quote] = ["ETH", "USDC"];
+    assert_eq!(v["pair"], format!("{base}/{quote}"));
+    for f in &fills {
+        for (field, token) in [("amount_in", &f["sell"]), ("amount_out", &f["buy"])] {
+            let a = &f[field];
+            assert_eq!(a["symbol"], token["symbol"], "{f}");
+            assert_eq!(
+                a["decimals"],
+                if a["symbol"] == base { 18 } else { 6 },
+                "{f}"
+            );
+            assert_eq!(a["address"], serde_json::Value::Null, "off chain: {f}");
+            a["units"].as_str().unwrap().parse::<u128>().unwrap();
+        }
+    }
+    // Each verdict is structured: approvals and resizes carry the minimum of the token bought,
+    // resizes and refusals a reason code.
+    let units = |a: &serde_json::Value| a["units"].as_str().unwrap().parse::<u128>().unwrap();
+    for verdict in bodies("verdict") {
+        match verdict["verdict"].as_str().unwrap() {
+            "approve" => {
+                units(&verdict["min_amount_out"]);
+            }
+            "resize" => {
+                assert!(units(&verdict["amount_in"]) > 0, "{verdict}");
+                units(&verdict["min_amount_out"]);
+                assert!(verdict["reason"]["code"].is_string(), "{verdict}");
+            }
+            "refuse" => assert!(verdict["reason"]["code"].is_string(), "{verdict}"),
+            other => panic!("unknown verdict {other}: {verdict}"),
+        }
+    }
+    // The last book is the summary's final balances, to the unit.
+    let book = bodies("portfolio").pop().unwrap();
+    for a in book["balances"].as_array().unwrap() {
+        let symbol = a["symbol"].as_str().unwrap();
+        let units: defai::core::U256 = a["units"].as_str().unwrap().parse().unwrap();
+        let token = defai::core::Token::new(symbol, a["decimals"].as_u64().unwrap() as u8);
+        assert_eq!(
+            v["balances"][symbol].as_str(),
+            Some(token.format(units).as_str()),
+            "{book} vs {v}"
+        );
+    }
+}
+
+#[test]
+fn audit_export_writes_every_record_as_json_lines_or_csv_and_refuses_an_unknown_format() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = zigzag_csv(dir.path(), 600);
+    let state = dir.path().join("state");
+    backtest(&data, &state, &[]);
+    let records = verified_records(&state);
+    let s = state.to_str().unwrap();
+
+    let out = defai(&["audit", "export", "--state", s]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let lines: Vec<serde_json::Value> = String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(lines.len(), records.len());
+    for (line, r) in lines.iter().zip(&records) {
+        assert_eq!(line["seq"], r.seq);
+        assert_eq!(line["kind"], r.kind.as_str());
+        assert_eq!(line["hash"], r.hash.as_str());
+        assert_eq!(line["schema"], 2);
+        let stored: serde_json::Value = serde_json::from_str(&r.body).unwrap();
+        assert_eq!(line["body"], stored, "the body as JSON, not as text");
+    }
+
+    let csv_path = dir.path().join("journal.csv");
+    let out = defai(&[
+        "audit",
+        "export",
+        "--state",
+        s,
+        "--format",
+        "csv",
+        "--out",
+        csv_path.to_str().unwrap(),
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let mut reader = csv::Reader::from_path(&csv_path).unwrap();
+    assert_eq!(
+        reader.headers().unwrap().iter().collect::<Vec<_>>(),
+        [
+            "seq",
+            "ts",
+            "kind",
+            "intent_id",
+            "tx_hash",
+            "schema",
+            "body",
+            "prev_hash",
+            "hash"
+        ]
+    );
+    let rows: Vec<csv::StringRecord> = reader.records().map(Result::unwrap).collect();
+    assert_eq!(rows.len(), records.len());
+    for (row, r) in rows.iter().zip(&records) {
+        assert_eq!(
+            &row[6],
+            r.body.as_str(),
+            "the stored bytes, which the hash covers"
+        );
+        assert_eq!(&row[8], r.hash.as_str());
+    }
+
+    let out = defai(&["audit", "export", "--state", s, "--format", "xml"]);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("xml"));
+}
+
+#[test]
+fn a_journal_written_before_structured_bodies_still_verifies_and_is_reported_as_legacy() {
+    let dir = tempfile::tempdir().unwrap();
+    let state = dir.path().join("state");
+    std::fs::create_dir_all(&state).unwrap();
+    {
+        // Records as the previous format wrote them: Debug text and bare amounts.
+        let mut j = Journal::open(&state.join("journal.sqlite")).unwrap();
+        j.append(1, "portfolio", None, None, r#"{"USDC":"10000000000"}"#)
+            .unwrap();
+        j.append(
+            2,
+            "intent",
+            Some("ema_cross:2:0"),
+            None,
+            r#""Swap(Swap { sell: USDC(6), buy: ETH(18), amount_in: 9500000000, venue: None })""#,
+        )
+        .unwrap();
+        j.append(
+            2,
+            "verdict",
+            Some("ema_cross:2:0"),
+            None,
+            r#""Approve { min_amount_out: 4700000000000000000 }""#,
+        )
+        .unwrap();
+        j.append(
+            2,
+            "fill",
+            Some("ema_cross:2:0"),
+            None,
+            r#"{"amount_in":"9500000000","amount_out":"4750000000000000000","buy":"ETH","fee":"28500000","gas_native":"0","sell":"USDC"}"#,
+        )
+        .unwrap();
+    }
+    let s = state.to_str().unwrap();
+    let out = defai(&["audit", "verify", "--state", s]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(stdout.contains("4 records, chain intact"), "{stdout}");
+    assert!(
+        stdout.contains("4 records in the legacy format"),
+        "{stdout}"
+    );
+    let out = defai(&["audit", "export", "--state", s]);
+    let lines: Vec<serde_json::Value> = String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert!(lines.iter().all(|l| l["schema"] == 1), "{lines:?}");
+    assert_eq!(
+        lines[1]["body"],
+        "Swap(Swap { sell: USDC(6), buy: ETH(18), amount_in: 9500000000, venue: None })"
+    );
+    // A restart reads the legacy book.
+    let resume = Journal::open(&state.join("journal.sqlite"))
+        .unwrap()
+        .resume()
+        .unwrap();
+    assert_eq!(
+        resume.snapshot,
+        Some(vec![("USDC".to_string(), "10000000000".parse().unwrap())])
+    );
+    assert!(resume.handled.contains("ema_cross:2:0"));
 }

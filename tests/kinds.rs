@@ -551,7 +551,7 @@ fn the_cross_dex_arbitrage_example_runs_live_and_leaves_the_two_pools_closer() {
     assert!(
         records.iter().any(|r| r.kind == "intent"
             && r.intent_id.as_deref() == Some(&id)
-            && r.body.contains("Bundle")),
+            && r.body.contains(r#""type":"bundle""#)),
         "the bundle {id} is on record as one intent"
     );
     let (strategy, rest) = id.split_once(':').unwrap();

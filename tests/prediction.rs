@@ -438,11 +438,12 @@ fn kelly_bettor_live_bets_on_the_mispriced_market_and_redeems_the_payout_exactly
         .expect("a redemption fill on record");
     let id = fill.intent_id.clone().unwrap();
     let body: serde_json::Value = serde_json::from_str(&fill.body).unwrap();
-    assert_eq!(body["amount"], tokens.to_string(), "{body}");
+    assert_eq!(body["collateral"]["units"], tokens.to_string(), "{body}");
+    assert_eq!(body["collateral"]["symbol"], "dUSD", "{body}");
     assert!(
         records.iter().any(|r| r.kind == "intent"
             && r.intent_id.as_deref() == Some(&id)
-            && r.body.contains("Redeem")),
+            && r.body.contains(r#""type":"redeem""#)),
         "its own intent"
     );
     assert!(

@@ -395,6 +395,9 @@ pub struct AgentReport {
     pub max_drawdown_pct: f64,
     /// Annualised Sharpe ratio of per-bar equity returns ([`PerformanceTracker::sharpe`]).
     pub sharpe: f64,
+    /// Each calendar month's (UTC) return of the marked equity: year, month 1–12, percent
+    /// ([`PerformanceTracker::monthly_returns`]).
+    pub monthly_returns: Vec<(i32, u32, f64)>,
     /// The book at the end of the run.
     pub portfolio: Portfolio,
     /// The kill switch at the end of the run.
@@ -2733,6 +2736,7 @@ impl<S: MarketSource, V: Venue> Agent<S, V> {
             last_price: last_bar.close,
             max_drawdown_pct: perf.max_drawdown_pct(),
             sharpe: perf.sharpe(),
+            monthly_returns: perf.monthly_returns(),
             kill_switch: self.kill.record().clone(),
             portfolio: self.portfolio,
             elapsed: started.elapsed(),

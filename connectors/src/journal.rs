@@ -14,8 +14,11 @@ use sha2::{Digest, Sha256};
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 
+mod body;
 mod compact;
 mod writer;
+
+pub use body::{Addresses, SCHEMA, schema_of};
 
 use compact::Compactor;
 
@@ -83,6 +86,37 @@ pub struct Verified {
     /// The last record's hash (64 zeros for an empty journal): quoting it pins the whole
     /// history.
     pub head: String,
+    /// Records whose body is in the legacy format (schema 1: written before bodies were
+    /// structured, see [`schema_of`]); they verify like any other.
+    pub legacy: i64,
+}
+
+/// The format of [`Journal::export`].
+///
+/// Parsed from `jsonl` or `csv`; any other text is an error naming it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum ExportFormat {
+    /// One JSON object per line: `seq`, `ts`, `kind`, `intent_id`, `tx_hash`, `schema`, `body`
+    /// (the body as JSON: a schema-2 object, or a legacy body as the JSON it is, else its text
+    /// as a string), `prev_hash` and `hash`.
+    #[default]
+    Jsonl,
+    /// A header line, then one row per record with the same columns; `body` is the stored
+    /// body's text.
+    Csv,
+}
+
+impl std::str::FromStr for ExportFormat {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "jsonl" => Ok(Self::Jsonl),
+            "csv" => Ok(Self::Csv),
+            other => Err(format!(
+                "unknown export format {other:?}: expected jsonl or csv"
+            )),
+        }
+    }
 }
 
 const GENESIS: &str = "0000000000000000000000000000000000000000000000000000000000000000";
@@ -437,7 +471,73 @@ impl Journal {
         Ok(Verified {
             records: records.len() as i64,
             head: prev,
+            legacy: records
+                .iter()
+                .filter(|r| schema_of(&r.body) < SCHEMA)
+                .count() as i64,
         })
+    }
+
+    /// Writes every record, in order, to `out` as `format` says, and returns how many it wrote.
+    /// The chain is not verified here ([`Journal::verify`] does that); what is written is what
+    /// is stored.
+    ///
+    /// # Errors
+    ///
+    /// [`JournalError::Db`] when the records cannot be read or `out` cannot be written (the
+    /// detail names the I/O error).
+    pub fn export(
+        &self,
+        format: ExportFormat,
+        out: &mut dyn std::io::Write,
+    ) -> Result<u64, JournalError> {
+        let io = |e: &dyn std::fmt::Display| JournalError::Db {
+            path: self.path.clone(),
+            detail: format!("export: {e}"),
+        };
+        let records = self.records()?;
+        if format == ExportFormat::Jsonl {
+            for r in &records {
+                let body = serde_json::from_str::<serde_json::Value>(&r.body)
+                    .unwrap_or_else(|_| serde_json::Value::String(r.body.clone()));
+                let line = serde_json::json!({
+                    "seq": r.seq, "ts": r.ts, "kind": r.kind, "intent_id": r.intent_id,
+                    "tx_hash": r.tx_hash, "schema": schema_of(&r.body), "body": body,
+                    "prev_hash": r.prev_hash, "hash": r.hash,
+                });
+                writeln!(out, "{line}").map_err(|e| io(&e))?;
+            }
+            return Ok(records.len() as u64);
+        }
+        let mut w = csv::Writer::from_writer(out);
+        w.write_record([
+            "seq",
+            "ts",
+            "kind",
+            "intent_id",
+            "tx_hash",
+            "schema",
+            "body",
+            "prev_hash",
+            "hash",
+        ])
+        .map_err(|e| io(&e))?;
+        for r in &records {
+            w.write_record([
+                &r.seq.to_string(),
+                &r.ts.to_string(),
+                &r.kind,
+                r.intent_id.as_deref().unwrap_or(""),
+                r.tx_hash.as_deref().unwrap_or(""),
+                &schema_of(&r.body).to_string(),
+                &r.body,
+                &r.prev_hash,
+                &r.hash,
+            ])
+            .map_err(|e| io(&e))?;
+        }
+        w.flush().map_err(|e| io(&e))?;
+        Ok(records.len() as u64)
     }
 
     /// What led to transaction `tx_hash`, in order: the market snapshot and model decision of
@@ -465,29 +565,6 @@ impl Journal {
     }
 }
 
-/// `s` as a JSON string (quoted and escaped), written straight from `s`.
-fn json_str(s: &str) -> String {
-    let mut out = Vec::with_capacity(s.len() + 2);
-    // Writing a `&str` into a `Vec` cannot fail, and the output is UTF-8.
-    let _ = serde_json::to_writer(&mut out, s);
-    String::from_utf8(out).unwrap_or_default()
-}
-
-/// A `U256` in a body: its decimal digits as a JSON string, written without an intermediate
-/// `String` per amount.
-struct Units(U256);
-
-impl serde::Serialize for Units {
-    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.collect_str(&self.0)
-    }
-}
-
-fn venue_body(event: &VenueEvent) -> String {
-    serde_json::json!({"step": event.step, "label": event.label, "nonce": event.nonce, "detail": event.detail})
-        .to_string()
-}
-
 /// The journal and what the records being written belong to, shared by the observer and the
 /// venue's step recorder.
 struct Shared {
@@ -497,8 +574,13 @@ struct Shared {
     /// held intent before the steps filed under it.
     compact: Option<Compactor>,
     /// The intent the current venue steps and fills belong to, and its event time.
-    intent: Option<String>,
+    intent: Option<Filed>,
     ts: i64,
+    /// Token contract addresses for the amounts (a chain run's).
+    addresses: Arc<Addresses>,
+    /// The sell and buy tokens of the last intent journaled, which its verdict's amounts are
+    /// in.
+    verdict_tokens: Option<(agent_core::Token, agent_core::Token)>,
     failures: u64,
     /// The first write that failed: the journal is incomplete from there on, so every later
     /// write is refused with it (a gap would make the chain lie about what happened).
@@ -533,9 +615,9 @@ impl Shared {
                 .insert(
                     row.ts,
                     kind,
-                    row.intent.as_deref(),
+                    row.intent.as_ref().map(Filed::text).as_deref(),
                     row.tx.as_deref(),
-                    &row.body,
+                    &row.body.render(&self.addresses),
                 )
                 .map_err(|e| e.to_string()),
             Sink::Thread(w) => w.push(row),
@@ -621,12 +703,27 @@ impl JournalObserver {
                 },
                 intent: None,
                 ts: 0,
+                addresses: Arc::new(Addresses::default()),
+                verdict_tokens: None,
                 failures: 0,
                 broken: None,
                 compact: (detail == Detail::Compact).then(Compactor::default),
             })),
             venue_recorded: false,
         }
+    }
+
+    /// Names each token's contract (`symbol` → `0x…` address) in the amounts written from now
+    /// on: a chain run's tokens. Off chain amounts carry `"address": null`.
+    pub fn with_addresses(self, addresses: Addresses) -> Self {
+        if let Ok(mut s) = self.shared.lock() {
+            let addresses = Arc::new(addresses);
+            if let Sink::Thread(w) = &mut s.journal {
+                w.addresses = addresses.clone();
+            }
+            s.addresses = addresses;
+        }
+        self
     }
 
     /// Journal writes that failed so far.
@@ -678,7 +775,8 @@ impl StepRecorder for JournalRecorder {
             for r in held {
                 s.append(r)?;
             }
-            let (ts, intent) = (s.ts, event.intent_id.clone().or_else(|| s.intent.clone()));
+            let intent = event.intent_id.clone().map(Filed::Text);
+            let (ts, intent) = (s.ts, intent.or_else(|| s.intent.clone()));
             s.append(Row {
                 intent,
                 tx: event.tx_hash.clone(),
@@ -785,19 +883,29 @@ impl JournalObserver {
     /// venue events when the venue journals its own). Remembers the current intent and its
     /// time for the records filed under it.
     fn row_of(&self, shared: &mut Shared, event: &AuditEvent<'_>) -> Option<Row> {
+        let a = &shared.addresses;
         Some(match event {
-            AuditEvent::Intent { ts, id, intent } => intent_row(*ts, id, intent),
-            AuditEvent::Verdict { ts, id, verdict } => verdict_row(*ts, id, verdict),
+            AuditEvent::Intent { ts, id, intent } => {
+                shared.verdict_tokens = body::verdict_tokens(intent);
+                intent_row(*ts, id, intent)
+            }
+            AuditEvent::Verdict { ts, id, verdict } => {
+                verdict_row(*ts, id, verdict, shared.verdict_tokens.clone())
+            }
             AuditEvent::Market { ts, event } => row(*ts, "market", market_body(event)),
-            AuditEvent::Run { ts, description } => row(*ts, "run", description.to_string()),
+            AuditEvent::Run { ts, description } => row(*ts, "run", run_body(description)),
             AuditEvent::Decision { ts, decision } => row(*ts, "decision", decision_body(decision)),
             AuditEvent::Venue { .. } if self.venue_recorded => return None,
             AuditEvent::Venue { ts, event } => Row {
-                intent: event.intent_id.clone().or_else(|| shared.intent.clone()),
+                intent: event
+                    .intent_id
+                    .clone()
+                    .map(Filed::Text)
+                    .or_else(|| shared.intent.clone()),
                 tx: event.tx_hash.clone(),
                 ..row(*ts, "tx", venue_body(event))
             },
-            AuditEvent::Fill(f) => row(f.ts, "fill", fill_body(f))
+            AuditEvent::Fill(f) => typed(f.ts, "fill", Body::Fill(Box::new((*f).clone())))
                 .under(&f.id)
                 .tx(f.tx_hash.clone()),
             AuditEvent::BetFill(b) => row(shared.ts, "bet_fill", bet_fill_body(b))
@@ -808,7 +916,10 @@ impl JournalObserver {
                 id,
                 collateral,
                 amount,
-            } => row(*ts, "redeem_fill", redeem_body(collateral, *amount)).under(id),
+            } => {
+                let f = serde_json::json!({"collateral": a.amount(collateral, *amount)});
+                row(*ts, "redeem_fill", body::body("redeem_fill", f)).under(id)
+            }
             AuditEvent::GasCharged {
                 ts,
                 id,
@@ -817,11 +928,8 @@ impl JournalObserver {
                 amount,
                 tx_hash,
             } => {
-                let body = serde_json::json!({
-                    "label": label, "token": token.symbol(), "decimals": token.decimals(),
-                    "amount": amount.to_string(),
-                });
-                row(*ts, "gas", body.to_string())
+                let f = serde_json::json!({"label": label, "amount": a.amount(token, *amount)});
+                row(*ts, "gas", body::body("gas", f))
                     .under(id)
                     .tx(tx_hash.map(str::to_string))
             }
@@ -831,14 +939,15 @@ impl JournalObserver {
                 label,
                 nonce,
             } => {
-                let body = serde_json::json!({"label": label, "nonce": nonce});
-                row(*ts, "tx_dropped", body.to_string()).under(id)
+                let f = serde_json::json!({"label": label, "nonce": nonce});
+                row(*ts, "tx_dropped", body::body("tx_dropped", f)).under(id)
             }
             AuditEvent::ExecutionFailed { ts, id, error } => {
-                row(*ts, "execution_failed", json_str(&error.to_string())).under(id)
+                let b = body::text("execution_failed", "error", &error.to_string());
+                row(*ts, "execution_failed", b).under(id)
             }
             AuditEvent::KillSwitch { ts, change } => {
-                row(*ts, "kill_switch", json_str(&format!("{change:?}")))
+                row(*ts, "kill_switch", body::kill_switch(change))
             }
             AuditEvent::Reconciled {
                 ts,
@@ -846,26 +955,27 @@ impl JournalObserver {
                 booked,
                 actual,
             } => {
-                let body = serde_json::json!({"token": token.symbol(), "booked": booked.to_string(), "actual": actual.to_string()});
-                row(*ts, "reconciled", body.to_string())
+                let f = serde_json::json!({"token": a.token(token), "booked": a.amount(token, *booked), "actual": a.amount(token, *actual)});
+                row(*ts, "reconciled", body::body("reconciled", f))
             }
-            AuditEvent::Portfolio { ts, balances } => {
-                row(*ts, "portfolio", portfolio_body(balances))
-            }
+            AuditEvent::Portfolio { ts, balances } => book_row(*ts, balances),
             AuditEvent::Restart {
                 ts,
                 settled,
                 problems,
-            } => row(*ts, "restart", restart_body(settled, problems)),
-            AuditEvent::BadEvent { ts, reason } => row(*ts, "bad_event", json_str(reason)),
+            } => row(*ts, "restart", restart_body(a, settled, problems)),
+            AuditEvent::BadEvent { ts, reason } => {
+                row(*ts, "bad_event", body::text("bad_event", "reason", reason))
+            }
             AuditEvent::StrategyFault { ts, error } => {
-                row(*ts, "strategy_fault", json_str(&error.to_string()))
+                let b = body::text("strategy_fault", "error", &error.to_string());
+                row(*ts, "strategy_fault", b)
             }
             // Marks are per bar: the equity curve lives in the run's outputs, not the journal.
             AuditEvent::Mark { .. } => return None,
             AuditEvent::BundleClosed { ts, id, outcome } => {
-                let body = serde_json::json!({ "outcome": outcome });
-                row(*ts, "bundle_closed", body.to_string()).under(id)
+                let f = serde_json::json!({ "outcome": outcome });
+                row(*ts, "bundle_closed", body::body("bundle_closed", f)).under(id)
             }
         })
     }
@@ -879,15 +989,71 @@ struct Row {
     /// The record's kind (`intent`, `verdict`, `fill`, ...).
     kind: &'static str,
     /// The intent it is filed under.
-    intent: Option<String>,
+    intent: Option<Filed>,
     /// The transaction it is about.
     tx: Option<String>,
-    /// The body, JSON text.
-    body: String,
+    /// The body, or what it is made from.
+    body: Body,
+}
+
+/// The intent a record is filed under: an id, turned into its text (`strategy:ts:seq`) only
+/// when the record is written (on a replay's writer thread, off the hot path), or that text.
+#[derive(Debug, Clone)]
+enum Filed {
+    Id(agent_core::IntentId),
+    Text(String),
+}
+
+impl Filed {
+    /// The id's text.
+    fn text(&self) -> std::borrow::Cow<'_, str> {
+        match self {
+            Filed::Id(id) => id.to_string().into(),
+            Filed::Text(t) => t.as_str().into(),
+        }
+    }
+}
+
+/// What a record's body is made from: JSON text already, or the values the records a replay
+/// writes most are formatted from, formatted when the record is written (on a replay's writer
+/// thread: off the agent's hot path).
+#[derive(Debug)]
+enum Body {
+    /// The body's JSON text.
+    Text(String),
+    /// An intent and its id ([`body::intent`]).
+    Intent(agent_core::IntentId, agent_core::Intent),
+    /// A verdict and the sell and buy tokens its amounts are in ([`body::verdict`]).
+    Verdict(
+        agent_core::Verdict,
+        Option<(agent_core::Token, agent_core::Token)>,
+    ),
+    /// A swap fill ([`body::fill`]).
+    Fill(Box<agent_core::Fill>),
+    /// A book ([`body::portfolio`]).
+    Book(Vec<(agent_core::Token, U256)>),
+}
+
+impl Body {
+    /// The body's JSON text, token amounts naming their contracts from `a`.
+    fn render(&self, a: &Addresses) -> std::borrow::Cow<'_, str> {
+        match self {
+            Body::Text(t) => t.as_str().into(),
+            Body::Intent(id, intent) => body::intent(a, id, intent).into(),
+            Body::Verdict(v, tokens) => body::verdict(a, v, tokens.as_ref()).into(),
+            Body::Fill(f) => body::fill(a, f).into(),
+            Body::Book(b) => body::portfolio(a, b).into(),
+        }
+    }
 }
 
 /// A record of `kind` at `ts` with `body`, filed under no intent and no transaction.
 fn row(ts: i64, kind: &'static str, body: String) -> Row {
+    typed(ts, kind, Body::Text(body))
+}
+
+/// A record of `kind` at `ts` whose body is made from `body`.
+fn typed(ts: i64, kind: &'static str, body: Body) -> Row {
     Row {
         ts,
         kind,
@@ -900,7 +1066,7 @@ fn row(ts: i64, kind: &'static str, body: String) -> Row {
 impl Row {
     /// Filed under the intent `id`.
     fn under(mut self, id: &agent_core::IntentId) -> Self {
-        self.intent = Some(id.to_string());
+        self.intent = Some(Filed::Id(id.clone()));
         self
     }
 
@@ -913,118 +1079,77 @@ impl Row {
 
 /// The `intent` record of intent `id`, at event time `ts`.
 fn intent_row(ts: i64, id: &agent_core::IntentId, intent: &agent_core::Intent) -> Row {
-    row(ts, "intent", intent_body(id, intent)).under(id)
+    typed(ts, "intent", Body::Intent(id.clone(), intent.clone())).under(id)
 }
 
-/// The `verdict` record on intent `id`, at event time `ts`: the verdict's text.
-fn verdict_row(ts: i64, id: &agent_core::IntentId, verdict: &agent_core::Verdict) -> Row {
-    row(ts, "verdict", json_str(&format!("{verdict:?}"))).under(id)
+/// The `verdict` record on intent `id`, at event time `ts`; its amounts in `tokens` (the
+/// intent's sell and buy tokens) when known.
+fn verdict_row(
+    ts: i64,
+    id: &agent_core::IntentId,
+    verdict: &agent_core::Verdict,
+    tokens: Option<(agent_core::Token, agent_core::Token)>,
+) -> Row {
+    typed(ts, "verdict", Body::Verdict(verdict.clone(), tokens)).under(id)
 }
 
-/// A redemption's body: the collateral (symbol, decimals) and the amount in its units, also
-/// as a decimal.
-fn redeem_body(collateral: &agent_core::Token, amount: U256) -> String {
-    serde_json::json!({
-        "collateral": collateral.symbol(), "decimals": collateral.decimals(),
-        "amount": amount.to_string(), "amount_decimal": collateral.format(amount),
-    })
-    .to_string()
+/// A `portfolio` record of `balances` at `ts`.
+fn book_row(ts: i64, balances: &[(agent_core::Token, U256)]) -> Row {
+    typed(ts, "portfolio", Body::Book(balances.to_vec()))
+}
+
+/// A run's body: the runtime's description (a JSON object) with the schema and kind added;
+/// a description that is not an object is kept whole under `description`.
+fn run_body(description: &str) -> String {
+    match serde_json::from_str::<serde_json::Value>(description) {
+        Ok(v @ serde_json::Value::Object(_)) => body::body("run", v),
+        _ => body::text("run", "description", description),
+    }
 }
 
 /// A model decision's body: model and feature hashes, the output and the action taken.
 fn decision_body(d: &agent_core::Decision) -> String {
-    serde_json::json!({"model": d.model, "features": d.features, "output": d.output, "action": d.action})
-        .to_string()
-}
-
-/// A swap fill's body: tokens by symbol, amounts in token units (decimal strings).
-fn fill_body(f: &agent_core::Fill) -> String {
-    /// The fields in the order the journal has always written them (alphabetical).
-    #[derive(serde::Serialize)]
-    struct Body<'a> {
-        amount_in: Units,
-        amount_out: Units,
-        buy: &'a str,
-        fee: Units,
-        gas_native: Units,
-        sell: &'a str,
-    }
-    let body = Body {
-        amount_in: Units(f.amount_in),
-        amount_out: Units(f.amount_out),
-        buy: f.buy.symbol(),
-        fee: Units(f.fee),
-        gas_native: Units(f.gas_native),
-        sell: f.sell.symbol(),
-    };
-    let mut out = Vec::with_capacity(160);
-    // Serialising plain strings into a `Vec` cannot fail.
-    let _ = serde_json::to_writer(&mut out, &body);
-    String::from_utf8(out).unwrap_or_default()
-}
-
-/// A bet fill's body: market, outcome, investment (collateral units) and outcome tokens bought.
-fn bet_fill_body(b: &agent_core::BetFill) -> String {
-    serde_json::json!({
-        "market": b.market, "outcome": b.outcome, "investment": b.investment.to_string(),
-        "tokens": b.tokens.to_string(), "gas_native": b.gas_native.to_string(),
-    })
-    .to_string()
-}
-
-/// A book's body: each token's symbol to its balance in token units (a decimal string).
-fn portfolio_body(balances: &[(agent_core::Token, U256)]) -> String {
-    serde_json::Value::Object(
-        balances
-            .iter()
-            .map(|(t, a)| {
-                (
-                    t.symbol().to_string(),
-                    serde_json::Value::String(a.to_string()),
-                )
-            })
-            .collect(),
+    body::body(
+        "decision",
+        serde_json::json!({"model": d.model, "features": d.features, "output": d.output, "action": d.action}),
     )
-    .to_string()
 }
 
-/// An intent's body: a bet's market and investment (a restart rebuilds each market's
-/// exposure from them), a bundle leg's or unwind's sell, buy, amount and venue (a restart
-/// sells back what it left); otherwise the intent's text.
-fn intent_body(id: &agent_core::IntentId, intent: &agent_core::Intent) -> String {
-    match intent.as_bet() {
-        Some(b) => serde_json::json!({
-            "intent": format!("{intent:?}"),
-            "market": b.market, "outcome": b.outcome, "investment": b.investment.to_string(),
-        })
-        .to_string(),
-        None => match intent.as_swap() {
-            Some(w) if agent_core::IntentId::bundle_of(&id.to_string()).is_some() => {
-                serde_json::json!({
-                    "intent": format!("{intent:?}"), "sell": w.sell.symbol(),
-                    "buy": w.buy.symbol(), "amount_in": w.amount_in.to_string(),
-                    "venue": w.venue,
-                })
-                .to_string()
-            }
-            _ => json_str(&format!("{intent:?}")),
-        },
-    }
+/// A venue step's body: the step, what the transaction is for, its nonce and what happened.
+fn venue_body(event: &VenueEvent) -> String {
+    body::body(
+        "tx",
+        serde_json::json!({"step": event.step, "label": event.label, "nonce": event.nonce, "detail": event.detail}),
+    )
 }
 
-/// A market event's body: the close, the pool's block, reserves and gas price, and every pair
-/// of a multi-market event (a restart and an auditor see the prices each decision was made on).
+/// A bet fill's body: market, outcome, the investment (collateral units), the outcome tokens
+/// bought (their units: the collateral's decimals) and the gas burned (wei).
+fn bet_fill_body(b: &agent_core::BetFill) -> String {
+    body::body(
+        "bet_fill",
+        serde_json::json!({
+            "market": b.market, "outcome": b.outcome,
+            "investment": Addresses::bare(b.investment), "tokens": Addresses::bare(b.tokens),
+            "gas_native_wei": b.gas_native.to_string(),
+        }),
+    )
+}
+
+/// A market event's body: the close, the pool's block, reserves (units of the pair's base and
+/// quote tokens) and gas price (wei), and every pair of a multi-market event (a restart and an
+/// auditor see the prices each decision was made on).
 fn market_body(event: &agent_core::MarketEvent) -> String {
     let bar = event.as_bar();
-    let mut body = serde_json::json!({"close": bar.map(|b| b.close)});
+    let mut f = serde_json::json!({"close": bar.map(|b| b.close)});
     if let Some(p) = event.pool() {
-        body["block"] = p.block.into();
-        body["reserve_base"] = p.reserve_base.to_string().into();
-        body["reserve_quote"] = p.reserve_quote.to_string().into();
-        body["gas_price_wei"] = p.gas_price_wei.to_string().into();
+        f["block"] = p.block.into();
+        f["reserve_base"] = p.reserve_base.to_string().into();
+        f["reserve_quote"] = p.reserve_quote.to_string().into();
+        f["gas_price_wei"] = p.gas_price_wei.to_string().into();
     }
     if let Some(set) = event.markets() {
-        body["markets"] = set
+        f["markets"] = set
             .markets
             .iter()
             .map(|m| {
@@ -1041,18 +1166,12 @@ fn market_body(event: &agent_core::MarketEvent) -> String {
             })
             .collect();
     }
-    body.to_string()
+    body::body("market", f)
 }
 
 /// A restart's body: each settled transaction (nonce, outcome, hash, block, success, and the
-/// `[symbol, amount]` credits and debits it moved, so a later restart still knows) and the
-/// problems found.
-fn restart_body(settled: &[SettledTx], problems: &[String]) -> String {
-    let moved = |side: &[(agent_core::Token, U256)]| {
-        side.iter()
-            .map(|(t, a)| serde_json::json!([t.symbol(), a.to_string()]))
-            .collect::<Vec<_>>()
-    };
+/// amounts it credited and debited, so a later restart still knows) and the problems found.
+fn restart_body(a: &Addresses, settled: &[SettledTx], problems: &[String]) -> String {
     let settled: Vec<_> = settled
         .iter()
         .map(|s| {
@@ -1063,20 +1182,28 @@ fn restart_body(settled: &[SettledTx], problems: &[String]) -> String {
                 Settlement::Dropped => ("dropped", None, None, None),
                 Settlement::Pending { hash } => ("pending", Some(hash.as_str()), None, None),
             };
-            serde_json::json!({"nonce": s.nonce, "outcome": outcome, "hash": hash, "block": block, "success": success, "credits": moved(&s.credits), "debits": moved(&s.debits)})
+            serde_json::json!({"nonce": s.nonce, "outcome": outcome, "hash": hash, "block": block, "success": success, "credits": body::moves(a, &s.credits), "debits": body::moves(a, &s.debits)})
         })
         .collect();
-    serde_json::json!({ "settled": settled, "problems": problems }).to_string()
+    body::body(
+        "restart",
+        serde_json::json!({ "settled": settled, "problems": problems }),
+    )
 }
 
-/// What a restart record's settled entry moved (`credits` and `debits` as `[symbol, amount]`
-/// pairs): `(symbol, in, out)` per token, gas included. `None` when the entry has no such lists
-/// (a record from before they were kept).
+/// What a restart record's settled entry moved (`credits` and `debits`: amount objects, or
+/// `[symbol, amount]` pairs in schema 1): `(symbol, in, out)` per token, gas included. `None`
+/// when the entry has no such lists (a record from before they were kept).
 fn receipt_moves(s: &serde_json::Value) -> Option<Vec<(String, U256, U256)>> {
     let side = |k: &str| -> Option<Vec<(String, U256)>> {
         s[k].as_array()?
             .iter()
-            .map(|e| Some((e[0].as_str()?.to_string(), e[1].as_str()?.parse().ok()?)))
+            .map(|e| match e {
+                serde_json::Value::Array(_) => {
+                    Some((e[0].as_str()?.to_string(), body::units_of(&e[1])?))
+                }
+                _ => Some((body::symbol_of(e)?, body::units_of(e)?)),
+            })
             .collect()
     };
     let credits = side("credits")?
@@ -1179,13 +1306,9 @@ impl ResumeScan {
             return Ok(());
         };
         let body: serde_json::Value = parse_body(r)?;
-        let field = |k: &str| body[k].as_str().map(str::to_string);
-        let amount = |k: &str| {
-            body[k]
-                .as_str()
-                .and_then(|v| v.parse::<U256>().ok())
-                .ok_or_else(|| format!("{k} is not an amount"))
-        };
+        let field = |k: &str| body::symbol_of(&body[k]);
+        let amount =
+            |k: &str| body::units_of(&body[k]).ok_or_else(|| format!("{k} is not an amount"));
         let (Some(sell), Some(buy)) = (field("sell"), field("buy")) else {
             return Err("no sell or buy token".into());
         };
@@ -1229,10 +1352,9 @@ impl ResumeScan {
         }
         if r.body.starts_with('{') {
             let body: serde_json::Value = parse_body(r)?;
-            if let (Some(m), Some(inv)) = (body["market"].as_str(), body["investment"].as_str()) {
-                let inv = inv
-                    .parse::<U256>()
-                    .map_err(|e| format!("investment: {e}"))?;
+            if let Some(m) = body["market"].as_str() {
+                let inv = body::units_of(&body["investment"])
+                    .ok_or_else(|| "investment is not an amount".to_string())?;
                 self.bets.insert(id.clone(), (m.to_string(), inv));
             }
         }
@@ -1241,11 +1363,26 @@ impl ResumeScan {
 
     /// A book read back from the venue: the latest snapshot, reflecting what was mined before.
     fn read_portfolio(&mut self, r: &Record) -> Result<(), String> {
-        let body: BTreeMap<String, String> = parse_body(r)?;
+        let body: serde_json::Value = parse_body(r)?;
         let mut snap = Vec::new();
-        for (sym, amount) in body {
-            let a = amount.parse::<U256>().map_err(|e| format!("{sym}: {e}"))?;
-            snap.push((sym, a));
+        match (&body["balances"], &body) {
+            // Schema 2: a list of amounts.
+            (serde_json::Value::Array(list), _) => {
+                for a in list {
+                    let sym = body::symbol_of(&a["symbol"]).ok_or("a balance names no token")?;
+                    let units = body::units_of(a).ok_or_else(|| format!("{sym}: not an amount"))?;
+                    snap.push((sym, units));
+                }
+            }
+            // Schema 1: symbol to units.
+            (_, serde_json::Value::Object(map)) => {
+                for (sym, amount) in map {
+                    let a =
+                        body::units_of(amount).ok_or_else(|| format!("{sym}: not an amount"))?;
+                    snap.push((sym.clone(), a));
+                }
+            }
+            _ => return Err("not a book".into()),
         }
         self.resume.snapshot = Some(snap);
         // Mined before this book was read back from the venue: reflected in it.
@@ -1612,6 +1749,158 @@ mod tests {
             err.contains("record 17") && err.contains("portfolio"),
             "{err}"
         );
+    }
+
+    /// The same restart story as the schema-1 tests above, written through the observer
+    /// (schema 2): the book, a bet's exposure, a bundle leg's fill and a restart's receipt moves
+    /// read back alike, and every body names its kind and schema.
+    #[test]
+    fn a_schema_2_journal_resumes_like_a_legacy_one() {
+        use agent_core::{Bet, Fill, Intent, IntentId, Swap, Token};
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("j.sqlite");
+        let (usd, eth) = (Token::new("dUSD", 6), Token::new("WETH", 18));
+        let mut obs = JournalObserver::new(Journal::open(&path).unwrap())
+            .with_addresses(Addresses([("dUSD".to_string(), "0xd0".to_string())].into()));
+        let mut emit = |e: AuditEvent<'_>| obs.on_audit(&e).unwrap();
+        let book = [
+            (usd.clone(), U256::from(900u64)),
+            (eth.clone(), U256::from(3u64)),
+        ];
+        emit(AuditEvent::Portfolio {
+            ts: 1,
+            balances: &book,
+        });
+        // A bet, signed: its investment counts towards the market's exposure.
+        let bet_id = IntentId::new("kelly", 2, 0);
+        let bet = Intent::Bet(Bet {
+            market: "0xm".into(),
+            outcome: 1,
+            investment: U256::from(40u64),
+            collateral: usd.clone(),
+        });
+        emit(AuditEvent::Intent {
+            ts: 2,
+            id: &bet_id,
+            intent: &bet,
+        });
+        let signed = |nonce: u64, hash: &str, id: &IntentId| VenueEvent {
+            step: "signed",
+            label: "swap".into(),
+            tx_hash: Some(hash.into()),
+            nonce: Some(nonce),
+            detail: String::new(),
+            intent_id: Some(id.to_string()),
+        };
+        emit(AuditEvent::Venue {
+            ts: 2,
+            event: &signed(4, "0xb1", &bet_id),
+        });
+        // Leg 0 of a bundle filled; leg 1 signed, then the crash.
+        let bundle = IntentId::new("arb", 3, 0);
+        let (leg0, leg1) = (bundle.leg(0), bundle.leg(1));
+        let sell = Intent::Swap(Swap::new(&usd, &eth, U256::from(100u64)).on("dex"));
+        emit(AuditEvent::Intent {
+            ts: 3,
+            id: &leg0,
+            intent: &sell,
+        });
+        let fill = Fill {
+            id: leg0.clone(),
+            ts: 3,
+            sell: usd.clone(),
+            buy: eth.clone(),
+            amount_in: U256::from(100u64),
+            amount_out: U256::from(30u64),
+            fee: U256::from(1u64),
+            fee_quote: U256::from(1u64),
+            gas_native: U256::ZERO,
+            gas_cost: (eth.clone(), U256::ZERO),
+            gas_quote: U256::ZERO,
+            tx_hash: None,
+        };
+        emit(AuditEvent::Fill(&fill));
+        let back = Intent::Swap(Swap::new(&eth, &usd, U256::from(30u64)).on("dex2"));
+        emit(AuditEvent::Intent {
+            ts: 3,
+            id: &leg1,
+            intent: &back,
+        });
+        emit(AuditEvent::Venue {
+            ts: 3,
+            event: &signed(5, "0xc1", &leg1),
+        });
+        obs.finish().unwrap();
+        drop(obs);
+
+        let j = Journal::open(&path).unwrap();
+        let v = j.verify().unwrap();
+        assert_eq!(v.legacy, 0);
+        for r in j.records().unwrap() {
+            let b: serde_json::Value = serde_json::from_str(&r.body).unwrap();
+            assert_eq!(
+                (b["v"].as_u64(), b["kind"].as_str()),
+                (Some(2), Some(r.kind.as_str()))
+            );
+        }
+        let r = j.resume().unwrap();
+        assert_eq!(
+            r.snapshot,
+            Some(vec![
+                ("dUSD".into(), U256::from(900u64)),
+                ("WETH".into(), U256::from(3u64))
+            ])
+        );
+        assert_eq!(r.bet_exposure["0xm"], U256::from(40u64));
+        let members = &r.open_bundles["arb:3:0"];
+        assert_eq!(
+            members[0].moved,
+            vec![
+                ("WETH".to_string(), U256::from(30u64), U256::ZERO),
+                ("dUSD".to_string(), U256::ZERO, U256::from(100u64)),
+            ]
+        );
+        assert_eq!(members[0].venue.as_deref(), Some("dex"));
+        assert!(members[1].pending, "leg 1's transaction is open");
+        assert_eq!(r.unsettled.len(), 2);
+
+        // The restart finds leg 1 mined: what its receipt moved is the leg's fill.
+        let mut obs = JournalObserver::new(Journal::open(&path).unwrap());
+        let settled = [SettledTx {
+            nonce: 5,
+            outcome: Settlement::Mined {
+                hash: "0xc1".into(),
+                block: 9,
+                success: true,
+            },
+            credits: vec![(usd.clone(), U256::from(99u64))],
+            debits: vec![(eth.clone(), U256::from(30u64))],
+        }];
+        obs.on_audit(&AuditEvent::Restart {
+            ts: 4,
+            settled: &settled,
+            problems: &[],
+        })
+        .unwrap();
+        drop(obs);
+        let r = Journal::open(&path).unwrap().resume().unwrap();
+        assert_eq!(
+            r.open_bundles["arb:3:0"][1].moved,
+            vec![
+                ("dUSD".to_string(), U256::from(99u64), U256::ZERO),
+                ("WETH".to_string(), U256::ZERO, U256::from(30u64)),
+            ]
+        );
+        assert_eq!(
+            r.unsettled.len(),
+            1,
+            "only the bet's transaction stays open"
+        );
+        // Off-chain tokens have no address; the chain's named one has.
+        let first = &Journal::open(&path).unwrap().records().unwrap()[0];
+        let b: serde_json::Value = serde_json::from_str(&first.body).unwrap();
+        assert_eq!(b["balances"][0]["address"], "0xd0");
+        assert_eq!(b["balances"][1]["address"], serde_json::Value::Null);
     }
 
     /// A compact replay journal at `dir/j.sqlite`, its observer and a swap intent to feed it.

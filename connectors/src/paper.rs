@@ -47,6 +47,12 @@ pub struct PaperVenue {
     reserves: Option<(U256, U256)>,
     /// Latest close as seen; turned into integers only when a quote needs the pool.
     close: f64,
+    /// The price the pool is re-centred on: the latest close, or with
+    /// [`PaperVenue::fill_at_next_open`] the next bar's open (NaN after the last bar: no pool).
+    centre: f64,
+    /// The whole series and the index of the next bar after the latest one seen, with
+    /// [`PaperVenue::fill_at_next_open`].
+    next_open: Option<(std::sync::Arc<[agent_core::Bar]>, usize)>,
     /// The pool is re-centred lazily, on the first quote after a new bar.
     stale: bool,
     /// Latest close as quote units per whole base; set on re-centring.
@@ -76,6 +82,8 @@ impl PaperVenue {
             pair,
             reserves: None,
             close: 0.0,
+            centre: 0.0,
+            next_open: None,
             stale: false,
             price: U256::ZERO,
             gas_native,
@@ -86,6 +94,17 @@ impl PaperVenue {
             key: None,
             cfg,
         }
+    }
+
+    /// Fills an order decided on a bar at the next bar's open (`[venue] fill = "next_open"`):
+    /// on each bar the pool is re-centred on the open of the bar after it in `bars` (the
+    /// replayed series, ascending by time), so a decision made on a close never trades at that
+    /// close. After the last bar there is no next open: quotes fail with
+    /// [`VenueError::NoLiquidity`]. Bars read from a chain (with the pool's reserves) still
+    /// fill on those reserves.
+    pub fn fill_at_next_open(mut self, bars: std::sync::Arc<[agent_core::Bar]>) -> Self {
+        self.next_open = Some((bars, 0));
+        self
     }
 
     /// Follows the set entry read on the venue keyed `key` (a second DEX of the same pair),
@@ -128,7 +147,7 @@ impl PaperVenue {
             return;
         }
         self.stale = false;
-        let Some(price) = price_to_units(self.close, self.pair.quote.decimals()) else {
+        let Some(price) = price_to_units(self.centre, self.pair.quote.decimals()) else {
             self.reserves = None;
             return;
         };
@@ -216,6 +235,15 @@ impl Venue for PaperVenue {
             return;
         };
         self.close = bar.close;
+        self.centre = match &mut self.next_open {
+            None => bar.close,
+            Some((bars, next)) => {
+                while bars.get(*next).is_some_and(|b| b.ts <= bar.ts) {
+                    *next += 1;
+                }
+                bars.get(*next).map_or(f64::NAN, |b| b.open)
+            }
+        };
         self.stale = true;
         // A real pool's exact reserves: fill against them, not a re-centred simulation.
         if let Some(pool) = pool

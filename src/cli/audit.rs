@@ -1,8 +1,11 @@
-//! `defai audit`: checks a state folder's journal, or shows the records behind a transaction.
+//! `defai audit`: checks a state folder's journal, exports it, or shows the records behind a
+//! transaction.
 
 use std::path::{Path, PathBuf};
 
-use anyhow::{Result, bail};
+use std::io::Write as _;
+
+use anyhow::{Context as _, Result, bail};
 use clap::Subcommand;
 
 #[derive(Subcommand)]
@@ -12,6 +15,18 @@ pub(super) enum AuditCmd {
     Verify {
         #[arg(long, default_value = "state")]
         state: PathBuf,
+    },
+    /// Write every journal record, in order, as JSON lines or CSV (fields documented in
+    /// docs/journal.md), to stdout or --out.
+    Export {
+        #[arg(long, default_value = "state")]
+        state: PathBuf,
+        /// jsonl (one object per record, body as JSON) or csv (body as stored text).
+        #[arg(long, default_value = "jsonl")]
+        format: crate::connectors::journal::ExportFormat,
+        /// Write here instead of stdout.
+        #[arg(long)]
+        out: Option<PathBuf>,
     },
     /// The journal records of the intent behind a transaction: intent, verdict, decision,
     /// transaction steps, fill.
@@ -23,7 +38,7 @@ pub(super) enum AuditCmd {
     },
 }
 
-/// `defai audit verify|show`.
+/// `defai audit verify|export|show`.
 pub(super) fn audit(what: AuditCmd) -> Result<()> {
     use crate::connectors::journal::Journal;
     let open = |state: &Path| -> Result<Journal> {
@@ -47,6 +62,33 @@ pub(super) fn audit(what: AuditCmd) -> Result<()> {
                 v.records,
                 v.head
             );
+            if v.legacy > 0 {
+                println!(
+                    "{} records in the legacy format (schema 1, before structured bodies)",
+                    v.legacy
+                );
+            }
+        }
+        AuditCmd::Export { state, format, out } => {
+            let j = open(&state)?;
+            match out {
+                Some(path) => {
+                    let mut file = std::io::BufWriter::new(
+                        std::fs::File::create(&path)
+                            .with_context(|| format!("--out {}", path.display()))?,
+                    );
+                    let n = j.export(format, &mut file)?;
+                    file.flush()
+                        .with_context(|| format!("--out {}", path.display()))?;
+                    eprintln!("{n} records written to {}", path.display());
+                }
+                None => {
+                    let stdout = std::io::stdout();
+                    let mut lock = stdout.lock();
+                    j.export(format, &mut lock)?;
+                    lock.flush()?;
+                }
+            }
         }
         AuditCmd::Show { state, tx } => {
             let j = open(&state)?;

@@ -192,7 +192,7 @@ enum Command {
         #[arg(long)]
         reason: String,
     },
-    /// Check or explain the journal of a state folder.
+    /// Check, export or explain the journal of a state folder.
     Audit {
         #[command(subcommand)]
         what: AuditCmd,

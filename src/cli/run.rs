@@ -60,6 +60,22 @@ pub(super) struct RunArgs {
     /// or `full` (every event, a market record per bar; chain runs always keep this).
     #[arg(long, value_name = "compact|full")]
     journal: Option<crate::connectors::journal::Detail>,
+    /// When a replay's order fills (overrides `[venue] fill`): `close` (the decision bar's
+    /// close) or `next_open` (the next bar's open).
+    #[arg(long, value_name = "close|next_open", value_parser = parse_fill)]
+    fill: Option<crate::config::FillModel>,
+    /// Draw equity.png's equity panel on a log scale (with --out).
+    #[arg(long)]
+    log_scale: bool,
+}
+
+/// Parses `--fill`.
+fn parse_fill(s: &str) -> Result<crate::config::FillModel, String> {
+    match s {
+        "close" => Ok(crate::config::FillModel::Close),
+        "next_open" => Ok(crate::config::FillModel::NextOpen),
+        other => Err(format!("`{other}` is not close or next_open")),
+    }
 }
 
 /// The control API and dashboard (`paper`, `run`).
@@ -270,6 +286,9 @@ fn agent_config(args: &RunArgs) -> Result<Config> {
         config.strategy.name = name.clone();
         config.strategy.params.clear();
     }
+    if let Some(fill) = args.fill {
+        config.venue.fill = fill;
+    }
     Ok(config)
 }
 
@@ -365,7 +384,10 @@ async fn bars(spec: RunSpec, chain: OnChain, args: &RunArgs) -> Result<()> {
         }
     };
     if let (Some(dir), Some(rec)) = (&args.out, &out.recording) {
-        output::write_outputs(dir, rec, out.summary.start_equity)
+        let options = output::PlotOptions {
+            log_scale: args.log_scale,
+        };
+        output::write_outputs(dir, rec, out.summary.start_equity, options)
             .with_context(|| format!("writing outputs to {}", dir.display()))?;
     }
     if args.json {

@@ -8,7 +8,7 @@
 use agent_core::agent::AuditEvent;
 use agent_core::{Intent, IntentId, Token, U256, Verdict};
 
-use super::{Row, intent_row, portfolio_body, row, verdict_row};
+use super::{Addresses, Row, body, book_row, intent_row, row, verdict_row};
 
 /// What a compact journal holds back: an intent until its verdict, the run of identical
 /// refusals being counted, and the latest book.
@@ -55,7 +55,7 @@ impl Compactor {
             AuditEvent::Verdict { ts, id, verdict } => self.verdict(*ts, id, verdict, out),
             AuditEvent::Portfolio { ts, balances } if !self.first_book => {
                 self.first_book = true;
-                out.push(row(*ts, "portfolio", portfolio_body(balances)));
+                out.push(book_row(*ts, balances));
             }
             AuditEvent::Portfolio { ts, balances } => {
                 let book = self.book.get_or_insert_with(|| (*ts, Vec::new()));
@@ -98,10 +98,13 @@ impl Compactor {
                 last: None,
             });
         }
+        let tokens = held
+            .as_ref()
+            .and_then(|(_, _, intent)| body::verdict_tokens(intent));
         if let Some((at, hid, intent)) = held {
             out.push(intent_row(at, &hid, &intent));
         }
-        out.push(verdict_row(ts, id, verdict));
+        out.push(verdict_row(ts, id, verdict, tokens));
     }
 
     /// Writes the held intent, if any (before a venue step filed under it).
@@ -121,13 +124,17 @@ impl Compactor {
             last: Some(last),
         }) = self.run.take()
         {
-            let body = serde_json::json!({
+            let f = serde_json::json!({
                 "count": count,
                 "first_ts": first.0, "first_intent": first.1.to_string(),
                 "last_ts": last.0, "last_intent": last.1.to_string(),
-                "verdict": format!("{verdict:?}"),
+                "verdict": body::verdict_fields(&Addresses::default(), &verdict, None),
             });
-            out.push(row(last.0, "refusals_repeated", body.to_string()));
+            out.push(row(
+                last.0,
+                "refusals_repeated",
+                body::body("refusals_repeated", f),
+            ));
         }
         self.write_held(out);
     }
@@ -136,14 +143,13 @@ impl Compactor {
     pub(super) fn finish(&mut self, out: &mut Vec<Row>) {
         self.release(out);
         if let Some((ts, balances)) = self.book.take() {
-            out.push(row(ts, "portfolio", portfolio_body(&balances)));
+            out.push(book_row(ts, &balances));
         }
     }
 }
 
 #[cfg(test)]
 mod tests {
-    use super::super::json_str;
     use super::*;
 
     fn refuse(code: &'static str) -> Verdict {
@@ -193,14 +199,17 @@ mod tests {
                 "verdict"
             ]
         );
-        let body: serde_json::Value = serde_json::from_str(&out[2].body).unwrap();
+        let text = |r: &Row| r.body.render(&Addresses::default()).into_owned();
+        let body: serde_json::Value = serde_json::from_str(&text(&out[2])).unwrap();
         assert_eq!(body["count"], 4);
         assert_eq!(
             (body["first_ts"].as_i64(), body["last_ts"].as_i64()),
             (Some(2), Some(5))
         );
         assert_eq!(body["last_intent"], "s:5:0");
-        assert_eq!(json_str(body["verdict"].as_str().unwrap()), out[1].body);
+        let verdict: serde_json::Value = serde_json::from_str(&text(&out[1])).unwrap();
+        assert_eq!(body["verdict"]["reason"], verdict["reason"]);
+        assert_eq!(body["verdict"]["reason"]["code"], "kill_switch_halted");
     }
 
     #[test]

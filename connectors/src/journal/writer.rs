@@ -10,7 +10,7 @@ use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
 use std::sync::{Arc, OnceLock};
 use std::thread::JoinHandle;
 
-use super::{Journal, Row};
+use super::{Addresses, Journal, Row};
 
 /// Rows per batch handed to the thread.
 const BATCH: usize = 256;
@@ -22,7 +22,9 @@ pub(super) struct Writer {
     /// Rows not yet handed over.
     batch: Vec<Row>,
     /// `None` once finished.
-    tx: Option<SyncSender<Vec<Row>>>,
+    tx: Option<SyncSender<(Vec<Row>, Arc<Addresses>)>>,
+    /// The token addresses the thread formats the batch's amounts with.
+    pub(super) addresses: Arc<Addresses>,
     thread: Option<JoinHandle<()>>,
     /// The thread's first failure.
     failed: Arc<OnceLock<String>>,
@@ -60,6 +62,7 @@ impl Writer {
         Self {
             batch: Vec::with_capacity(BATCH),
             tx: Some(tx),
+            addresses: Arc::new(Addresses::default()),
             thread,
             failed,
             path,
@@ -96,7 +99,8 @@ impl Writer {
                 self.path.display()
             ));
         };
-        tx.send(batch).map_err(|_| self.gone())
+        tx.send((batch, self.addresses.clone()))
+            .map_err(|_| self.gone())
     }
 
     /// Why the thread stopped receiving: its failure, or that it ended.
@@ -140,17 +144,22 @@ impl Drop for Writer {
     }
 }
 
-/// The thread: appends every row received, in order, then commits. After the first failure it
-/// records it and stops writing (a gap would make the chain lie), still draining the channel so
-/// the sender never blocks on a dead thread.
-fn write_all(mut journal: Journal, rx: &Receiver<Vec<Row>>, failed: &OnceLock<String>) {
-    for batch in rx {
+/// The thread: formats and appends every row received, in order, then commits. After the first
+/// failure it records it and stops writing (a gap would make the chain lie), still draining the
+/// channel so the sender never blocks on a dead thread.
+fn write_all(
+    mut journal: Journal,
+    rx: &Receiver<(Vec<Row>, Arc<Addresses>)>,
+    failed: &OnceLock<String>,
+) {
+    for (batch, addresses) in rx {
         if failed.get().is_some() {
             continue;
         }
         for r in batch {
-            if let Err(e) =
-                journal.insert(r.ts, r.kind, r.intent.as_deref(), r.tx.as_deref(), &r.body)
+            let intent = r.intent.as_ref().map(super::Filed::text);
+            let body = r.body.render(&addresses);
+            if let Err(e) = journal.insert(r.ts, r.kind, intent.as_deref(), r.tx.as_deref(), &body)
             {
                 let _ = failed.set(format!("{} record not written: {e}", r.kind));
                 break;
