@@ -90,6 +90,8 @@ pub(crate) fn live_sender(
             .risk_limits()?
             .max_gas_price_wei
             .map(|w| w.saturating_to::<u128>()),
+        // Every transaction of every venue on this sender, the library user's own included.
+        allowed_to: allowed_contracts(cfg)?,
         ..TxPolicy::default()
     };
     let nonces = args.nonces.get(wallet.address());
@@ -120,11 +122,19 @@ fn live_only(spec: &RunSpec, otherwise: &str) -> Result<(), RunError> {
 
 /// `[risk] allowed_contracts` as addresses (`None`: unset). The config checked each parses.
 fn allowed_contracts(cfg: &crate::config::Config) -> Result<Option<Vec<Address>>, RunError> {
-    Ok(cfg.risk_limits()?.allowed_contracts.map(|list| {
-        list.iter()
-            .filter_map(|s| s.parse::<Address>().ok())
-            .collect()
-    }))
+    let Some(list) = cfg.risk_limits()?.allowed_contracts else {
+        return Ok(None);
+    };
+    list.iter()
+        .map(|s| {
+            s.parse::<Address>().map_err(|e| {
+                RunError::Setup(format!(
+                    "[risk] allowed_contracts: {s:?} is not an address: {e}"
+                ))
+            })
+        })
+        .collect::<Result<Vec<_>, _>>()
+        .map(Some)
 }
 
 /// `[risk] allowed_contracts`: every contract the agent would send to or read from must be

@@ -305,6 +305,8 @@ impl AgentBuilder {
     /// `DEFAI_PRIVATE_KEY`), the config's fee cap and receipt policy, and the nonce manager of
     /// the builder's registry (one per wallet across a fleet). The chain must answer
     /// `chain_id`, and a mainnet id is refused without [`allow_mainnet`](Self::allow_mainnet).
+    /// With `[risk] allowed_contracts` set, the sender refuses every transaction to a contract
+    /// not listed (and every contract creation) before it is simulated or signed.
     ///
     /// # Errors
     /// The chain answers another id or a mainnet one unallowed, the RPC fails, or the wallet

@@ -578,6 +578,54 @@ fn a_gas_price_above_the_cap_refuses_the_intent_and_sends_nothing() {
 }
 
 #[test]
+fn a_sender_with_allowed_contracts_refuses_any_other_target_before_signing() {
+    use defai::connectors::evm::alloy::sol_types::SolCall;
+    use defai::connectors::evm::bindings::IERC20;
+    use defai::connectors::evm::{EvmError, TxRequest};
+    rt().block_on(async {
+        let devnet = Devnet::start(DevnetConfig::at_price(1338.12))
+            .await
+            .unwrap();
+        let chain = devnet.chain().clone();
+        let info = devnet.info().clone();
+        let me = info.accounts[5];
+        // Only dUSD may be called: what `[risk] allowed_contracts` gives every sender the
+        // wiring builds (`AgentBuilder::sender` for venues of one's own included).
+        let policy = TxPolicy {
+            allowed_to: Some(vec![info.usd]),
+            ..TxPolicy::default()
+        };
+        let tx = TxSender::new(
+            chain.clone(),
+            devnet.wallet(5).unwrap(),
+            info.chain_id,
+            Arc::new(NonceManager::new(me)),
+            policy,
+        )
+        .unwrap();
+        let approve = |token| {
+            let call = IERC20::approveCall {
+                spender: info.router,
+                value: U256::from(1u8),
+            };
+            TxRequest::call("approve", token, call.abi_encode())
+        };
+        let before = nonces(&chain, me).await;
+        let mut log = Vec::new();
+        for req in [approve(info.dvt), TxRequest::deploy("deploy", vec![0u8])] {
+            let err = tx.send(&req, &mut log).await.unwrap_err();
+            assert!(matches!(err, EvmError::ChainGuard(_)), "{err}");
+            assert!(err.to_string().contains("allowed_contracts"), "{err}");
+        }
+        assert!(log.is_empty(), "not even simulated: {log:?}");
+        assert_eq!(nonces(&chain, me).await, before, "nothing signed or sent");
+        // The listed contract is reached as usual.
+        tx.send(&approve(info.usd), &mut log).await.unwrap();
+        assert_eq!(nonces(&chain, me).await.0, before.0 + 1);
+    });
+}
+
+#[test]
 fn with_mining_paused_the_receipt_times_out_and_a_fee_bumped_replacement_mines_at_the_same_nonce() {
     use defai::connectors::evm::alloy::sol_types::SolCall;
     use defai::connectors::evm::bindings::IERC20;

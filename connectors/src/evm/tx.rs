@@ -42,6 +42,10 @@ pub struct TxPolicy {
     /// state can change between estimate and inclusion (a Uniswap pair's first swap in a new
     /// block also writes the price accumulators, ~20k gas more than the estimate saw).
     pub gas_margin_pct: u64,
+    /// The only contracts a transaction may be sent to (`[risk] allowed_contracts`); a call to
+    /// any other, or a contract creation, is refused before anything is simulated or signed.
+    /// `None`: no list (every venue's own start-up checks still apply).
+    pub allowed_to: Option<Vec<Address>>,
 }
 
 impl Default for TxPolicy {
@@ -53,6 +57,7 @@ impl Default for TxPolicy {
             bump_pct: 25,
             gas_cap_wei: None,
             gas_margin_pct: 25,
+            allowed_to: None,
         }
     }
 }
@@ -634,10 +639,30 @@ impl TxSender {
         freed
     }
 
+    /// Refuses `req` when [`TxPolicy::allowed_to`] is set and does not list its target (a
+    /// creation has none).
+    fn check_allowed(&self, req: &TxRequest) -> Result<(), EvmError> {
+        let Some(allowed) = &self.policy.allowed_to else {
+            return Ok(());
+        };
+        match req.to {
+            Some(to) if allowed.contains(&to) => Ok(()),
+            Some(to) => Err(EvmError::ChainGuard(format!(
+                "{}: {to} is not in [risk] allowed_contracts; nothing sent",
+                req.label
+            ))),
+            None => Err(EvmError::ChainGuard(format!(
+                "{}: a contract creation is refused while [risk] allowed_contracts is set",
+                req.label
+            ))),
+        }
+    }
+
     /// Runs the whole lifecycle. Events are appended to `log` as they happen.
     ///
     /// # Errors
-    /// - Nothing was sent: [`EvmError::GasCap`], [`EvmError::SimulationReverted`],
+    /// - Nothing was sent: [`EvmError::ChainGuard`] (a target outside
+    ///   [`TxPolicy::allowed_to`]), [`EvmError::GasCap`], [`EvmError::SimulationReverted`],
     ///   [`EvmError::Journal`] (a step before the broadcast could not be recorded),
     ///   [`EvmError::Rejected`] (the node refused the broadcast), and [`EvmError::Rpc`] for any
     ///   method but `eth_sendRawTransaction` (fees, simulation, nonce).
@@ -653,6 +678,7 @@ impl TxSender {
         req: &TxRequest,
         log: &mut Vec<TxEvent>,
     ) -> Result<TxOutcome, EvmError> {
+        self.check_allowed(req)?;
         let t0 = Instant::now();
         let ev = |step| TxEvent {
             label: req.label.clone(),
