@@ -262,15 +262,19 @@ async fn run_agent(
 
 /// The config with `--strategy` applied.
 fn agent_config(args: &RunArgs) -> Result<Config> {
-    let mut config = run_config(args)?;
-    if let Some(name) = &args.strategy
-        && name != &config.strategy.name
+    Ok(with_strategy(run_config(args)?, args.strategy.as_deref()))
+}
+
+/// `config` with `--strategy` applied: another name drops the file's strategy parameters.
+pub(super) fn with_strategy(mut config: Config, strategy: Option<&str>) -> Config {
+    if let Some(name) = strategy
+        && name != config.strategy.name
     {
         // The file's parameters belong to the strategy it names, not to this one.
-        config.strategy.name = name.clone();
+        config.strategy.name = name.to_string();
         config.strategy.params.clear();
     }
-    Ok(config)
+    config
 }
 
 /// The run's spec: `agent` (config, stop flag, state folder, board) with the run's flags, for
