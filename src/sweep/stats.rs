@@ -241,7 +241,7 @@ mod tests {
         assert!((m.return_pct - 8.9).abs() < 1e-9);
         assert!((m.max_drawdown_pct - 10.0).abs() < 1e-9);
         // mean 1/30, sample sd √(((2/30)²·2 + (4/30)²)/2) = √(0.0133…)
-        let mean = 0.1 / 3.0;
+        let mean: f64 = 0.1 / 3.0;
         let sd = ((2.0 * (0.1 - mean).powi(2) + (-0.1 - mean).powi(2)) / 2.0).sqrt();
         assert!((m.sharpe_per_bar - mean / sd).abs() < 1e-12);
         assert!((m.sharpe - 2.0 * mean / sd).abs() < 1e-12);
