@@ -66,7 +66,7 @@ pub enum SweepError {
         params: String,
         /// The engine's error.
         #[source]
-        source: RunError,
+        source: Box<RunError>,
     },
     /// The strategy refused every combination (the first refusal is given).
     #[error("no valid trial: the strategy refused every combination ({0})")]
@@ -275,6 +275,9 @@ pub struct ParamOut {
     pub values: Vec<String>,
 }
 
+/// A walk-forward fold's bars: (in-sample, out-of-sample) index ranges into the series.
+pub type FoldRanges = (Range<usize>, Range<usize>);
+
 /// Bars a year at `interval_s` seconds a bar (365.25-day years; an hour when unknown).
 pub fn periods_per_year(interval_s: i64) -> f64 {
     365.25 * 86_400.0 / interval_s.max(1) as f64
@@ -286,7 +289,7 @@ pub fn periods_per_year(interval_s: i64) -> f64 {
 ///
 /// # Errors
 /// [`SweepError::Folds`] for `k = 0` or chunks under [`MIN_CHUNK_BARS`] bars.
-pub fn fold_ranges(bars: usize, k: usize) -> Result<Vec<(Range<usize>, Range<usize>)>, SweepError> {
+pub fn fold_ranges(bars: usize, k: usize) -> Result<Vec<FoldRanges>, SweepError> {
     if k == 0 {
         return Err(SweepError::Folds {
             folds: k,
@@ -455,7 +458,7 @@ fn precheck(config: &Config, overrides: &[Vec<String>]) -> Result<(), SweepError
         Err(e) => match classify(e) {
             Outcome::Failed(source) => Err(SweepError::Run {
                 params: first.join(" "),
-                source,
+                source: Box::new(source),
             }),
             _ => Ok(()),
         },
@@ -485,7 +488,7 @@ fn select(
             Outcome::Failed(source) => {
                 return Err(SweepError::Run {
                     params: kv.join(" "),
-                    source,
+                    source: Box::new(source),
                 });
             }
         };
@@ -625,7 +628,7 @@ pub fn run_sweep(
 fn walk_forward(
     spec: &SweepSpec,
     series: &Series,
-    folds: &[(Range<usize>, Range<usize>)],
+    folds: &[FoldRanges],
     selections: Vec<Selection>,
     ppy: f64,
     tick: &(dyn Fn() + Sync),
@@ -667,7 +670,7 @@ fn walk_forward(
             Outcome::Failed(source) => {
                 return Err(SweepError::Run {
                     params: kv.join(" "),
-                    source,
+                    source: Box::new(source),
                 });
             }
         };

@@ -138,7 +138,7 @@ pub fn probabilistic_sharpe(
 /// The expected maximum of `n` per-bar Sharpe ratios of skill-less trials whose Sharpe ratios
 /// have variance `var_sr`:
 ///
-/// SR₀ = √V[SR] · ((1 − γ) Φ⁻¹(1 − 1/N) + γ Φ⁻¹(1 − 1/(N e))), γ the Euler–Mascheroni constant.
+/// SR₀ = √V\[SR\] · ((1 − γ) Φ⁻¹(1 − 1/N) + γ Φ⁻¹(1 − 1/(N e))), γ the Euler–Mascheroni constant.
 ///
 /// Source: Bailey & López de Prado (2014), "The Deflated Sharpe Ratio: Correcting for Selection
 /// Bias, Backtest Overfitting and Non-Normality", Journal of Portfolio Management 40(5), eq. 2
@@ -158,7 +158,7 @@ pub fn expected_max_sharpe(n: usize, var_sr: f64) -> f64 {
 pub struct DeflatedSharpe {
     /// Valid trials the best was selected from (N).
     pub trials: usize,
-    /// Variance of the trials' per-bar Sharpe ratios (V[SR], sample variance).
+    /// Variance of the trials' per-bar Sharpe ratios (V\[SR\], sample variance).
     pub sharpe_variance: f64,
     /// The selected trial's per-bar Sharpe ratio (SR).
     pub sharpe_per_bar: f64,
