@@ -107,6 +107,8 @@ pub(super) async fn sweep(args: SweepArgs) -> Result<()> {
         metric: args.metric,
         threads,
         walk_forward: args.walk_forward,
+        // One kill-switch line per trial would bury the summary; RUST_LOG asks for them.
+        quiet_trials: std::env::var_os("RUST_LOG").is_none(),
     };
     if args.bench {
         return bench(&spec, &series, args.json);

@@ -136,6 +136,9 @@ pub struct SweepSpec {
     pub threads: usize,
     /// Walk-forward folds K (`None`: one sweep over the whole series).
     pub walk_forward: Option<usize>,
+    /// Drop the engine's log events inside trials (a kill switch tripping, a partial unwind:
+    /// one line per trial floods the log; their effect is in the trial's metrics).
+    pub quiet_trials: bool,
 }
 
 /// A stretch of the bars.
@@ -394,11 +397,11 @@ fn classify(e: RunError) -> Outcome {
 }
 
 /// Runs `job(rt, i)` for i in 0..n on up to `threads` workers (each with its own current-thread
-/// runtime), calling `tick` after each; returns the results in index order and the workers
-/// used.
+/// runtime; with `quiet`, no log subscriber), calling `tick` after each; returns the results
+/// in index order and the workers used.
 fn parallel<T: Send>(
     n: usize,
-    threads: usize,
+    (threads, quiet): (usize, bool),
     job: &(dyn Fn(&tokio::runtime::Runtime, usize) -> T + Sync),
     tick: &(dyn Fn() + Sync),
 ) -> Result<(Vec<T>, usize), SweepError> {
@@ -409,14 +412,21 @@ fn parallel<T: Send>(
             .enable_all()
             .build()?;
         let mut done = Vec::new();
-        loop {
+        let mut run = || loop {
             let i = next.fetch_add(1, Ordering::Relaxed);
             if i >= n {
-                return Ok(done);
+                return;
             }
             done.push((i, job(&rt, i)));
             tick();
+        };
+        if quiet {
+            let none = tracing::subscriber::NoSubscriber::default();
+            tracing::subscriber::with_default(none, run);
+        } else {
+            run();
         }
+        Ok(done)
     };
     let parts: Vec<std::io::Result<Vec<(usize, T)>>> = std::thread::scope(|s| {
         let handles: Vec<_> = (0..workers).map(|_| s.spawn(work)).collect();
@@ -598,7 +608,12 @@ pub fn run_sweep(
         }
         .run(rt)
     };
-    let (mut outcomes, threads) = parallel(n * folds.len(), spec.threads, &job, tick)?;
+    let (mut outcomes, threads) = parallel(
+        n * folds.len(),
+        (spec.threads, spec.quiet_trials),
+        &job,
+        tick,
+    )?;
     report.threads = threads;
     let mut selections = Vec::with_capacity(folds.len());
     for (f, (is, _)) in folds.iter().enumerate().rev() {
@@ -660,7 +675,7 @@ fn walk_forward(
         }
         .run(rt)
     };
-    let (outcomes, threads) = parallel(folds.len(), spec.threads, &job, tick)?;
+    let (outcomes, threads) = parallel(folds.len(), (spec.threads, spec.quiet_trials), &job, tick)?;
     let mut out = Vec::with_capacity(folds.len());
     let mut replayed = 0;
     for (((sel, o), (_, oos)), kv) in selections.into_iter().zip(outcomes).zip(folds).zip(&best) {

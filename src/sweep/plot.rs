@@ -91,29 +91,29 @@ pub fn heatmap(
     let hi = scores.fold(f64::NEG_INFINITY, f64::max);
     let root = BitMapBackend::new(path, (1000, 800)).into_drawing_area();
     root.fill(&WHITE).map_err(|e| perr(&e))?;
+    // Segmented axes (0..n − 1 has n segments): each value is a cell, labelled at its centre.
     let mut chart = ChartBuilder::on(&root)
         .caption(title, ("sans-serif", 22))
         .margin(12)
         .x_label_area_size(50)
         .y_label_area_size(70)
-        .build_cartesian_2d(0.0..nx as f64, 0.0..ny as f64)
+        .build_cartesian_2d((0..nx - 1).into_segmented(), (0..ny - 1).into_segmented())
         .map_err(|e| perr(&e))?;
-    let label = |values: &[String], v: f64| {
-        let i = v.floor() as usize;
-        values.get(i).cloned().unwrap_or_default()
+    let label = |values: &[String], v: &SegmentValue<usize>| match v {
+        SegmentValue::CenterOf(i) => values.get(*i).cloned().unwrap_or_default(),
+        _ => String::new(),
     };
     chart
         .configure_mesh()
         .disable_mesh()
         .x_desc(xp.name.as_str())
         .y_desc(yp.name.as_str())
-        .x_labels(nx.min(20))
-        .y_labels(ny.min(20))
-        .x_label_formatter(&|v| label(&xp.values, *v))
-        .y_label_formatter(&|v| label(&yp.values, *v))
+        .x_labels(nx.min(25))
+        .y_labels(ny.min(25))
+        .x_label_formatter(&|v| label(&xp.values, v))
+        .y_label_formatter(&|v| label(&yp.values, v))
         .draw()
         .map_err(|e| perr(&e))?;
-    let small = nx * ny <= 400;
     chart
         .draw_series(cells.iter().map(|&(x, y, s)| {
             let color = match s {
@@ -121,17 +121,22 @@ pub fn heatmap(
                 Some(_) => ramp(1.0),
                 None => RGBColor(200, 200, 200),
             };
-            let (x, y) = (x as f64, y as f64);
-            Rectangle::new([(x, y), (x + 1.0, y + 1.0)], color.filled())
+            Rectangle::new(
+                [
+                    (SegmentValue::Exact(x), SegmentValue::Exact(y)),
+                    (SegmentValue::Exact(x + 1), SegmentValue::Exact(y + 1)),
+                ],
+                color.filled(),
+            )
         }))
         .map_err(|e| perr(&e))?;
-    if small {
+    if nx * ny <= 400 {
         chart
             .draw_series(cells.iter().filter_map(|&(x, y, s)| {
                 s.map(|s| {
                     Text::new(
                         format!("{s:.2}"),
-                        (x as f64 + 0.2, y as f64 + 0.6),
+                        (SegmentValue::CenterOf(x), SegmentValue::CenterOf(y)),
                         ("sans-serif", 12),
                     )
                 })
