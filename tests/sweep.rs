@@ -265,3 +265,21 @@ fn a_parameter_the_strategy_does_not_know_is_an_error_naming_it() {
         "{err}"
     );
 }
+
+#[test]
+fn the_benchmark_reports_one_thread_and_two_threads_over_the_same_trials() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = generated_data(dir.path());
+    let mut args = vec!["sweep", "--bench", "--json", "--threads", "2", "--data"];
+    args.push(data.to_str().unwrap());
+    args.extend(GRID);
+    let v = common::json_of(&common::defai(&args, &[]));
+    assert_eq!(v["bench"], "sweep");
+    assert_eq!(v["threads"], 2);
+    assert_eq!(v["trials"], 16);
+    // 12 valid trials over all 3,000 bars.
+    assert_eq!(v["bars_replayed"], 36_000);
+    for key in ["one_thread_bars_per_s", "threads_bars_per_s", "speedup"] {
+        assert!(v[key].as_f64().is_some_and(|x| x > 0.0), "{key}: {v}");
+    }
+}
