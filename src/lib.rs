@@ -10,7 +10,8 @@
 //!
 //! [`AgentBuilder`] runs any strategy object in backtest, paper or live mode with everything the
 //! `defai` commands give an agent (state folder, journal, kill switch, restart, control API);
-//! [`engine`] and [`chain`] are the wiring beneath it.
+//! [`engine`] and [`chain`] are the wiring beneath it; [`sweep`] sweeps a strategy's parameters
+//! (walk-forward, deflated Sharpe ratio).
 //!
 //! # Features
 //! - `cli` (default): the `defai` command line ([`cli`], `bench`, `output`), with clap,
@@ -44,5 +45,6 @@ pub mod output;
 pub mod predict;
 pub mod rebalance;
 pub mod runtime;
+pub mod sweep;
 
 pub use runtime::AgentBuilder;

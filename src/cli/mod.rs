@@ -16,7 +16,8 @@
 //! ```
 
 // One module per command: `run` (backtest, paper, run), `fleet` (run --also), `control` (kill,
-// resume, status), `audit`, `bench`, `devnet`, `train` (train, predict-eval) and `rebalance`.
+// resume, status), `audit`, `bench`, `devnet`, `train` (train, predict-eval), `rebalance` and
+// `sweep`.
 // This one parses the command line and hands each command to its module.
 
 mod audit;
@@ -26,6 +27,7 @@ mod devnet;
 mod fleet;
 mod rebalance;
 mod run;
+mod sweep;
 mod train;
 
 use std::path::PathBuf;
@@ -177,6 +179,12 @@ enum Command {
         #[command(flatten)]
         run: RunArgs,
     },
+    /// Sweep a strategy's parameters over a grid on all cores, optionally walk-forward
+    /// (in-sample selection, out-of-sample measurement, deflated Sharpe ratio).
+    Sweep {
+        #[command(flatten)]
+        args: sweep::SweepArgs,
+    },
     /// Trip the kill switch of the agent using a state folder (running or not; a running agent
     /// applies it within one cycle, a stopped one when it starts).
     Kill {
@@ -289,6 +297,7 @@ async fn dispatch(command: Command) -> Result<()> {
             api,
         } => run::paper(run, speed, chain, &api).await,
         Command::Backtest { run } => run::backtest(run).await,
+        Command::Sweep { args } => sweep::sweep(args).await,
         Command::Run {
             run,
             chain,

@@ -276,20 +276,25 @@ async fn run_agent(
     bars(spec, chain, &args).await
 }
 
-/// The config with `--strategy` applied.
+/// The config with `--strategy` and `--fill` applied.
 fn agent_config(args: &RunArgs) -> Result<Config> {
-    let mut config = run_config(args)?;
-    if let Some(name) = &args.strategy
-        && name != &config.strategy.name
-    {
-        // The file's parameters belong to the strategy it names, not to this one.
-        config.strategy.name = name.clone();
-        config.strategy.params.clear();
-    }
+    let mut config = with_strategy(run_config(args)?, args.strategy.as_deref());
     if let Some(fill) = args.fill {
         config.venue.fill = fill;
     }
     Ok(config)
+}
+
+/// `config` with `--strategy` applied: another name drops the file's strategy parameters.
+pub(super) fn with_strategy(mut config: Config, strategy: Option<&str>) -> Config {
+    if let Some(name) = strategy
+        && name != config.strategy.name
+    {
+        // The file's parameters belong to the strategy it names, not to this one.
+        config.strategy.name = name.to_string();
+        config.strategy.params.clear();
+    }
+    config
 }
 
 /// The run's spec: `agent` (config, stop flag, state folder, board) with the run's flags, for
