@@ -312,7 +312,7 @@ fn opt(v: Option<f64>) -> String {
 /// The human summary.
 fn summary_text(r: &SweepReport) -> String {
     let mut s = format!(
-        "sweep {} over {} bars ({}): grid {}, {} trials ({} valid, {} refused by the strategy), metric {}, {} threads\n",
+        "sweep {} over {} bars ({}): grid {}, {} trials ({} valid, {} refused by the strategy), metric {}, fill model {}, {} threads\n",
         r.strategy,
         r.bars,
         r.data,
@@ -321,6 +321,7 @@ fn summary_text(r: &SweepReport) -> String {
         r.valid_trials,
         r.invalid_trials,
         r.metric.name(),
+        r.fill_model,
         r.threads
     );
     let line = |m: &sweep::Metrics| {

@@ -248,6 +248,8 @@ pub struct SweepReport {
     pub periods_per_year: f64,
     /// What ranked the trials.
     pub metric: Metric,
+    /// How every trial's orders filled: `close` or `next_open` (`[venue] fill`).
+    pub fill_model: &'static str,
     /// The parameters and the values of each.
     pub params: Vec<ParamOut>,
     /// Combinations in the grid.
@@ -562,6 +564,7 @@ pub fn run_sweep(
         bars: bars.len(),
         periods_per_year: ppy,
         metric: spec.metric,
+        fill_model: spec.config.venue.fill.name(),
         params: spec
             .grid
             .params
