@@ -10,10 +10,28 @@ use std::sync::Arc;
 pub use alloy_primitives::U256;
 
 /// A fungible token: a symbol and how many decimals its smallest unit has.
-#[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[derive(Clone, Eq, PartialOrd, Ord)]
 pub struct Token {
     symbol: Arc<str>,
     decimals: u8,
+}
+
+/// Equal when both symbol and decimals match, as derived; but the decimals are compared first
+/// and a shared symbol by pointer, so the per-bar balance lookups (a book holds a pair's two
+/// tokens, one clone of each) rarely compare symbol text.
+impl PartialEq for Token {
+    fn eq(&self, other: &Self) -> bool {
+        self.decimals == other.decimals
+            && (Arc::ptr_eq(&self.symbol, &other.symbol) || self.symbol == other.symbol)
+    }
+}
+
+/// The symbol then the decimals, as derived: tokens equal by [`PartialEq`] hash alike.
+impl std::hash::Hash for Token {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        self.symbol.hash(state);
+        self.decimals.hash(state);
+    }
 }
 
 impl Token {
@@ -128,10 +146,22 @@ pub fn pow10(n: u8) -> U256 {
     }
 }
 
+/// `POW10_U128` as floats (each the nearest double to its power of ten), so the per-bar price
+/// and balance conversions read a constant instead of converting a `u128`.
+const POW10_F64: [f64; 39] = {
+    let mut t = [1f64; 39];
+    let mut i = 1;
+    while i < 39 {
+        t[i] = POW10_U128[i] as f64;
+        i += 1;
+    }
+    t
+};
+
 /// `10^n` as a float, exact for the decimals tokens use.
 fn pow10_f64(n: u8) -> f64 {
-    match POW10_U128.get(n as usize) {
-        Some(v) => *v as f64,
+    match POW10_F64.get(n as usize) {
+        Some(v) => *v,
         None => 10f64.powi(n as i32),
     }
 }

@@ -173,11 +173,13 @@ impl Context<'_> {
     }
     /// Share of equity held in the base token, in [0, 1] (float, for signals).
     pub fn exposure(&self) -> f64 {
-        let eq = self.equity();
+        // The terms of `equity` (quote + base * close), each balance looked up once.
+        let base = self.portfolio.balance_f64(&self.pair.base) * self.bar.close;
+        let eq = self.portfolio.balance_f64(&self.pair.quote) + base;
         if eq <= 0.0 {
             return 0.0;
         }
-        self.portfolio.balance_f64(&self.pair.base) * self.bar.close / eq
+        base / eq
     }
 
     /// The swap that moves the base token's share of equity to `fraction` (0 = all quote,
