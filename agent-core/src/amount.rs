@@ -329,7 +329,19 @@ pub fn price_to_units(price: f64, quote_decimals: u8) -> Option<U256> {
 /// Value of `amount` of a base token (with `base_decimals`) at `price_units` quote units per whole
 /// base token, in quote units, rounded down.
 pub fn base_to_quote(amount: U256, base_decimals: u8, price_units: U256) -> U256 {
-    amount.saturating_mul(price_units) / pow10(base_decimals)
+    mul_div(amount, price_units, base_decimals)
+        .unwrap_or_else(|| amount.saturating_mul(price_units) / pow10(base_decimals))
+}
+
+/// `a * b / 10^decimals` in native 128-bit arithmetic when the operands, the product and the
+/// divisor fit in a `u128` (every amount and price of a real book does), else `None`. Exactly
+/// what the `U256` arithmetic gives there, without its general multiplication and division.
+#[inline]
+fn mul_div(a: U256, b: U256, decimals: u8) -> Option<U256> {
+    let product = u128::try_from(a)
+        .ok()?
+        .checked_mul(u128::try_from(b).ok()?)?;
+    Some(U256::from(product / POW10_U128.get(decimals as usize)?))
 }
 
 /// How much base an amount of quote buys at `price_units`, rounded down.
