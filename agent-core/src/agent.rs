@@ -2543,9 +2543,12 @@ impl<S: MarketSource, V: Venue> Agent<S, V> {
                 self.run_pending_unwinds(&bar, now).await?;
             }
             let intents = self.decide(&event, &bar, now);
-            for (seq, intent) in intents.into_iter().enumerate() {
-                self.process(seq as u32, intent, &bar, now, &strategy_name)
-                    .await?;
+            // Most bars decide nothing: skip the iterator the future would hold across awaits.
+            if !intents.is_empty() {
+                for (seq, intent) in intents.into_iter().enumerate() {
+                    self.process(seq as u32, intent, &bar, now, &strategy_name)
+                        .await?;
+                }
             }
             let mut equity = self.check_equity_limits(&bar, now);
             if self.kill.flattening() {

@@ -10,10 +10,28 @@ use std::sync::Arc;
 pub use alloy_primitives::U256;
 
 /// A fungible token: a symbol and how many decimals its smallest unit has.
-#[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[derive(Clone, Eq, PartialOrd, Ord)]
 pub struct Token {
     symbol: Arc<str>,
     decimals: u8,
+}
+
+/// Equal when both symbol and decimals match, as derived; but the decimals are compared first
+/// and a shared symbol by pointer, so the per-bar balance lookups (a book holds a pair's two
+/// tokens, one clone of each) rarely compare symbol text.
+impl PartialEq for Token {
+    fn eq(&self, other: &Self) -> bool {
+        self.decimals == other.decimals
+            && (Arc::ptr_eq(&self.symbol, &other.symbol) || self.symbol == other.symbol)
+    }
+}
+
+/// The symbol then the decimals, as derived: tokens equal by [`PartialEq`] hash alike.
+impl std::hash::Hash for Token {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        self.symbol.hash(state);
+        self.decimals.hash(state);
+    }
 }
 
 impl Token {
@@ -128,10 +146,22 @@ pub fn pow10(n: u8) -> U256 {
     }
 }
 
+/// `POW10_U128` as floats (each the nearest double to its power of ten), so the per-bar price
+/// and balance conversions read a constant instead of converting a `u128`.
+const POW10_F64: [f64; 39] = {
+    let mut t = [1f64; 39];
+    let mut i = 1;
+    while i < 39 {
+        t[i] = POW10_U128[i] as f64;
+        i += 1;
+    }
+    t
+};
+
 /// `10^n` as a float, exact for the decimals tokens use.
 fn pow10_f64(n: u8) -> f64 {
-    match POW10_U128.get(n as usize) {
-        Some(v) => *v as f64,
+    match POW10_F64.get(n as usize) {
+        Some(v) => *v,
         None => 10f64.powi(n as i32),
     }
 }
@@ -299,7 +329,19 @@ pub fn price_to_units(price: f64, quote_decimals: u8) -> Option<U256> {
 /// Value of `amount` of a base token (with `base_decimals`) at `price_units` quote units per whole
 /// base token, in quote units, rounded down.
 pub fn base_to_quote(amount: U256, base_decimals: u8, price_units: U256) -> U256 {
-    amount.saturating_mul(price_units) / pow10(base_decimals)
+    mul_div(amount, price_units, base_decimals)
+        .unwrap_or_else(|| amount.saturating_mul(price_units) / pow10(base_decimals))
+}
+
+/// `a * b / 10^decimals` in native 128-bit arithmetic when the operands, the product and the
+/// divisor fit in a `u128` (every amount and price of a real book does), else `None`. Exactly
+/// what the `U256` arithmetic gives there, without its general multiplication and division.
+#[inline]
+fn mul_div(a: U256, b: U256, decimals: u8) -> Option<U256> {
+    let product = u128::try_from(a)
+        .ok()?
+        .checked_mul(u128::try_from(b).ok()?)?;
+    Some(U256::from(product / POW10_U128.get(decimals as usize)?))
 }
 
 /// How much base an amount of quote buys at `price_units`, rounded down.

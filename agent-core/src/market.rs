@@ -32,6 +32,25 @@ impl Bar {
     /// low, close) not finite or not positive, volume not finite or negative, `high` below
     /// `low`, `close` outside `[low, high]`, `open` outside `[low, high]`.
     pub fn validate(&self) -> Result<(), BarFault> {
+        // Every check at once for the usual good bar: a positive low, a finite high above it,
+        // open and close between them, a finite non-negative volume. Only a bad bar goes through
+        // the checks one by one to name its first fault.
+        let (low, high) = (self.low, self.high);
+        if low > 0.0
+            && high.is_finite()
+            && low <= high
+            && (low..=high).contains(&self.close)
+            && (low..=high).contains(&self.open)
+            && self.volume.is_finite()
+            && self.volume >= 0.0
+        {
+            return Ok(());
+        }
+        self.first_fault()
+    }
+
+    /// The checks of [`Bar::validate`] one by one, in its order: the first that fails.
+    fn first_fault(&self) -> Result<(), BarFault> {
         for (field, v) in [
             ("open", self.open),
             ("high", self.high),

@@ -196,7 +196,23 @@ impl Portfolio {
 
     /// Same as [`Portfolio::equity`] as a float, at a float price; for per-bar metrics only.
     pub fn equity_f64(&self, pair: &Pair, price: f64) -> f64 {
-        self.balance_f64(&pair.quote) + self.balance_f64(&pair.base) * price
+        let (quote, base) = self.pair_balances_f64(pair);
+        quote + base * price
+    }
+
+    /// The quote and base balances of `pair` in whole tokens as floats (as
+    /// [`Portfolio::balance_f64`] gives each), found in one pass over the book.
+    pub fn pair_balances_f64(&self, pair: &Pair) -> (f64, f64) {
+        let (mut quote, mut base) = (0.0, 0.0);
+        for ((token, _), f) in self.balances.iter().zip(&self.floats) {
+            if *token == pair.quote {
+                quote = *f;
+            }
+            if *token == pair.base {
+                base = *f;
+            }
+        }
+        (quote, base)
     }
 
     /// LP fees paid, valued in the quote token at each trade.

@@ -65,7 +65,7 @@ pub trait Strategy: Send {
     /// on several markets in one event (a bettor) returns one per market. Default: the one
     /// [`Strategy::decision`].
     fn decisions(&mut self) -> Vec<Decision> {
-        self.decision().into_iter().collect()
+        self.decision().map_or_else(Vec::new, |d| vec![d])
     }
 }
 
@@ -173,11 +173,14 @@ impl Context<'_> {
     }
     /// Share of equity held in the base token, in [0, 1] (float, for signals).
     pub fn exposure(&self) -> f64 {
-        let eq = self.equity();
+        // The terms of `equity` (quote + base * close), the balances looked up once.
+        let (quote, base) = self.portfolio.pair_balances_f64(self.pair);
+        let base = base * self.bar.close;
+        let eq = quote + base;
         if eq <= 0.0 {
             return 0.0;
         }
-        self.portfolio.balance_f64(&self.pair.base) * self.bar.close / eq
+        base / eq
     }
 
     /// The swap that moves the base token's share of equity to `fraction` (0 = all quote,

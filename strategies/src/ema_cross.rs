@@ -79,6 +79,6 @@ impl Strategy for EmaCross {
         } else {
             None
         };
-        Ok(intent.into_iter().collect())
+        Ok(intent.map_or_else(Vec::new, |i| vec![i]))
     }
 }
