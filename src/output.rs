@@ -352,8 +352,37 @@ fn drawdowns(curve: &[(f64, f64)]) -> Vec<(f64, f64)> {
         .collect()
 }
 
+/// Registers the embedded font once: rendering text needs no system font packages. Every
+/// chart the command line draws calls it first.
+pub(crate) fn register_font() {
+    FONT.call_once(|| {
+        let _ = plotters::style::register_font(
+            "sans-serif",
+            FontStyle::Normal,
+            dejavu::sans::regular(),
+        );
+    });
+}
+
+/// Draws the series labels of `chart` in a white box at its upper left.
+///
+/// # Errors
+/// [`OutputError::Plot`] (through `perr`) when the box cannot be drawn.
+pub(crate) fn draw_legend<'a, 'b: 'a, X: Ranged, Y: Ranged>(
+    chart: &mut ChartContext<'a, BitMapBackend<'b>, Cartesian2d<X, Y>>,
+    perr: &dyn Fn(&dyn std::fmt::Display) -> OutputError,
+) -> Result<(), OutputError> {
+    chart
+        .configure_series_labels()
+        .background_style(WHITE.mix(0.8))
+        .border_style(BLACK)
+        .position(SeriesLabelPosition::UpperLeft)
+        .draw()
+        .map_err(|e| perr(&e))
+}
+
 /// The error of drawing `path`, for `map_err`.
-fn plot_error(path: &Path) -> impl Fn(&dyn std::fmt::Display) -> OutputError + '_ {
+pub(crate) fn plot_error(path: &Path) -> impl Fn(&dyn std::fmt::Display) -> OutputError + '_ {
     move |e| OutputError::Plot {
         path: path.display().to_string(),
         error: e.to_string(),
@@ -381,14 +410,7 @@ pub fn plot_equity(
     start_equity: f64,
     options: PlotOptions,
 ) -> Result<(), OutputError> {
-    FONT.call_once(|| {
-        // Embedded font: rendering text needs no system font packages.
-        let _ = plotters::style::register_font(
-            "sans-serif",
-            FontStyle::Normal,
-            dejavu::sans::regular(),
-        );
-    });
+    register_font();
     let perr = plot_error(path);
     let curves = EquityCurves::of(rec, start_equity);
     let root = BitMapBackend::new(path, (1200, 1000)).into_drawing_area();
@@ -450,14 +472,7 @@ where
             .label(name.as_str())
             .legend(move |(x, y)| PathElement::new([(x, y), (x + 20, y)], color));
     }
-    chart
-        .configure_series_labels()
-        .background_style(WHITE.mix(0.8))
-        .border_style(BLACK)
-        .position(SeriesLabelPosition::UpperLeft)
-        .draw()
-        .map_err(|e| perr(&e))?;
-    Ok(())
+    draw_legend(&mut chart, perr)
 }
 
 /// Buy-and-hold's colour.

@@ -2,25 +2,11 @@
 //! and the stitched out-of-sample equity against buy-and-hold.
 
 use std::path::Path;
-use std::sync::Once;
 
 use plotters::prelude::*;
 
 use super::{Grid, SweepReport, WalkForward};
-use crate::output::OutputError;
-
-static FONT: Once = Once::new();
-
-/// Registers the embedded font once: text needs no system font packages.
-fn font() {
-    FONT.call_once(|| {
-        let _ = plotters::style::register_font(
-            "sans-serif",
-            FontStyle::Normal,
-            dejavu::sans::regular(),
-        );
-    });
-}
+use crate::output::{OutputError, draw_legend, plot_error, register_font};
 
 /// The heatmap's cells: for each trial, its column (value of the first varying parameter),
 /// row (value of the second) and score (without walk-forward: over the whole series; with it:
@@ -78,11 +64,8 @@ pub fn heatmap(
     cells: &[(usize, usize, Option<f64>)],
     title: &str,
 ) -> Result<(), OutputError> {
-    font();
-    let perr = |e: &dyn std::fmt::Display| OutputError::Plot {
-        path: path.display().to_string(),
-        error: e.to_string(),
-    };
+    register_font();
+    let perr = plot_error(path);
     let varying = grid.varying();
     let (xp, yp) = (varying[0], varying[1]);
     let (nx, ny) = (xp.values.len(), yp.values.len());
@@ -153,11 +136,8 @@ pub fn heatmap(
 /// # Errors
 /// [`OutputError::Plot`] when the chart cannot be drawn or saved.
 pub fn oos_equity(path: &Path, wf: &WalkForward) -> Result<(), OutputError> {
-    font();
-    let perr = |e: &dyn std::fmt::Display| OutputError::Plot {
-        path: path.display().to_string(),
-        error: e.to_string(),
-    };
+    register_font();
+    let perr = plot_error(path);
     let day = |ts: i64| ts as f64 / 86_400.0;
     let strat: Vec<(f64, f64)> = wf.curve.iter().map(|c| (day(c.0), c.1)).collect();
     let hold: Vec<(f64, f64)> = wf.curve.iter().map(|c| (day(c.0), c.2)).collect();
@@ -209,13 +189,7 @@ pub fn oos_equity(path: &Path, wf: &WalkForward) -> Result<(), OutputError> {
             .draw_series(LineSeries::new([(x, ymin), (x, ymax)], grey.mix(0.4)))
             .map_err(|e| perr(&e))?;
     }
-    chart
-        .configure_series_labels()
-        .background_style(WHITE.mix(0.8))
-        .border_style(BLACK)
-        .position(SeriesLabelPosition::UpperLeft)
-        .draw()
-        .map_err(|e| perr(&e))?;
+    draw_legend(&mut chart, &perr)?;
     root.present().map_err(|e| perr(&e))?;
     Ok(())
 }
