@@ -1530,6 +1530,10 @@ pub struct JournalOptions {
     /// Built-in strategies to measure, one after another (`--strategy`, else `ema_cross` and
     /// `ml_signal`).
     pub strategies: Vec<String>,
+    /// Also run the full journal with fsync per record (as live); `false` (`--no-fsync`) leaves
+    /// that slow variant out, and the record counts and `audit verify` are taken from the full
+    /// journal without fsync.
+    pub fsync: bool,
 }
 
 /// The journal's cost at one durability.
@@ -1589,8 +1593,8 @@ pub struct JournalStrategyBench {
     pub compact_vs_engine: f64,
     /// A full journal (a market record per bar) without fsync (`--journal full` on a replay).
     pub replay: JournalCost,
-    /// `Durability::Full`: fsync per record (live).
-    pub full: JournalCost,
+    /// `Durability::Full`: fsync per record (live); `None` with `--no-fsync`.
+    pub full: Option<JournalCost>,
     /// `Journal::verify` over the full-durability journal: median wall time, seconds.
     pub verify_s: f64,
     /// `records / verify_s`: records verified per second (0 when no time was measured).
@@ -1634,6 +1638,7 @@ pub async fn journal_overhead(
         report: &series.report,
         scratch: Scratch::new("journal")?,
         runs: opts.runs,
+        fsync: opts.fsync,
     };
     let mut out = Vec::new();
     for name in &opts.strategies {
@@ -1658,6 +1663,8 @@ struct JournalRuns<'a> {
     report: &'a connectors::LoadReport,
     scratch: Scratch,
     runs: usize,
+    /// Whether the full journal with fsync per record runs ([`JournalOptions::fsync`]).
+    fsync: bool,
 }
 
 /// One strategy's journal runs: the (loop, wall) seconds of each variant, the verification
@@ -1694,19 +1701,28 @@ enum Variant {
 
 impl JournalRuns<'_> {
     /// Backtests `config` without a state folder, with a journal at `Durability::Replay` and
-    /// with one at `Durability::Full`, interleaved, `runs` times; each full-durability journal
-    /// is verified, and every state folder removed after its run.
+    /// with one at `Durability::Full` (unless `fsync` is off), interleaved, `runs` times; each
+    /// full journal of the slowest durability run is verified, and every state folder removed
+    /// after its run.
     async fn measure(&self, name: &str, config: &Config) -> Result<JournalSamples, BenchError> {
         use connectors::journal::Detail;
 
         let mut s = JournalSamples::default();
         for run in 0..self.runs {
+            let verified = if self.fsync {
+                Variant::Full
+            } else {
+                Variant::Replay
+            };
             for variant in [
                 Variant::None,
                 Variant::Compact,
                 Variant::Replay,
                 Variant::Full,
             ] {
+                if variant == Variant::Full && !self.fsync {
+                    continue;
+                }
                 let dir = (variant != Variant::None)
                     .then(|| self.scratch.0.join(format!("{name}-{variant:?}-{run}")));
                 let spec = RunSpec {
@@ -1725,7 +1741,7 @@ impl JournalRuns<'_> {
                     Variant::Full => s.full.push(times),
                 }
                 match (&dir, variant) {
-                    (Some(dir), Variant::Full) => {
+                    (Some(dir), v) if v == verified => {
                         s.verify(&dir.join("journal.sqlite"), run == 0)?
                     }
                     (Some(dir), Variant::Compact) if run == 0 => {
@@ -1827,7 +1843,7 @@ impl JournalSamples {
                 0.0
             },
             replay: cost(&self.replay),
-            full: cost(&self.full),
+            full: (!self.full.is_empty()).then(|| cost(&self.full)),
             verify_s,
             verify_records_per_s: if verify_s > 0.0 {
                 records as f64 / verify_s
@@ -1879,7 +1895,11 @@ impl JournalBench {
                 b.compact_records,
                 b.compact_bytes_per_bar
             );
-            for (label, c) in [("full (no fsync)", &b.replay), ("full (fsync)", &b.full)] {
+            for (label, c) in [
+                ("full (no fsync)", Some(&b.replay)),
+                ("full (fsync)", b.full.as_ref()),
+            ] {
+                let Some(c) = c else { continue };
                 let _ = writeln!(
                     s,
                     "  {label:<19} loop {:.4} s: +{:.4} s = {:.1} µs per record, {:.1} µs per intent, {:.2} µs per decision (bar); once per run {:.3} s",

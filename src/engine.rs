@@ -623,10 +623,12 @@ pub async fn run(spec: RunSpec, series: &Series) -> Result<RunOutput, RunError> 
 /// As [`run`], for the agent or any baseline.
 pub async fn run_with_baselines(
     spec: RunSpec,
-    series: &Series,
+    series: Series,
     baselines: &[String],
 ) -> Result<RunOutput, RunError> {
-    let bars: Arc<[Bar]> = series.bars.clone().into();
+    let Series { bars, report } = series;
+    // Moved, not cloned: a 2M-bar file's bars are ≈ 100 MB.
+    let bars: Arc<[Bar]> = bars.into();
     let mut base_runs = Vec::new();
     for name in baselines {
         let mut config = spec.config.clone();
@@ -650,12 +652,9 @@ pub async fn run_with_baselines(
             rebalance_model: None,
             journal_detail: None,
         };
-        base_runs.push((
-            name.clone(),
-            run_shared(b, bars.clone(), &series.report).await?,
-        ));
+        base_runs.push((name.clone(), run_shared(b, bars.clone(), &report).await?));
     }
-    let mut out = run_shared(spec, bars, &series.report).await?;
+    let mut out = run_shared(spec, bars, &report).await?;
     for (name, b) in base_runs {
         let s = &b.summary;
         out.summary.baselines.insert(

@@ -170,6 +170,28 @@ fn the_journal_benchmark_reports_the_cost_per_record_and_decision() {
 }
 
 #[test]
+fn the_journal_benchmark_without_fsync_leaves_the_live_variant_out_and_still_verifies() {
+    let v = json_of(&defai(&[
+        "bench",
+        "--journal",
+        "--no-fsync",
+        "--strategy",
+        "ema_cross",
+        "--bars",
+        "600",
+        "--runs",
+        "1",
+        "--json",
+    ]));
+    let s = &v["strategies"][0];
+    assert!(s["full"].is_null(), "{s}");
+    assert!(f(&s["replay"], "loop_s") > 0.0, "{s}");
+    // Records and verification come from the full journal without fsync.
+    assert!(u(s, "records") > u(s, "compact_records"), "{s}");
+    assert!(f(s, "verify_records_per_s") > 0.0, "{s}");
+}
+
+#[test]
 fn bad_bench_arguments_are_errors_not_panics() {
     for args in [
         &["bench", "--agents", "0"][..],

@@ -5,7 +5,7 @@
 use std::collections::{BTreeMap, HashSet};
 use std::time::{Duration, Instant};
 
-use crate::amount::{Token, U256, price_to_units};
+use crate::amount::{Token, U256, price_representable, price_to_units};
 use crate::clock::Clock;
 use crate::intent::{Fill, Intent, IntentId, Order, Quote};
 use crate::kill_switch::{KillMode, KillSwitch, SwitchChange, SwitchRecord, SwitchState};
@@ -274,6 +274,14 @@ pub trait Observer: Send {
     /// agent halts and sends nothing more.
     fn on_audit(&mut self, event: &AuditEvent<'_>) -> Result<(), AuditError>;
 
+    /// Whether this observer takes the per-bar events, [`AuditEvent::Market`] and
+    /// [`AuditEvent::Mark`] (asked once, when it joins the stream). `false` spares the loop a
+    /// call per bar: an observer that keeps neither (a compact journal) says so. Default
+    /// `true`.
+    fn takes_bars(&self) -> bool {
+        true
+    }
+
     /// The run is over: make everything taken durable (a journal commits its last batch).
     ///
     /// # Errors
@@ -459,9 +467,9 @@ fn bundle_leg_refusal(k: usize, verdict: &Verdict) -> Refusal {
     }
 }
 
-/// The bar's close as an integer price, or why the bar must not be traded on (fail closed on
-/// data: bad prices, time not moving forward, a close too large to represent).
-fn usable_price(bar: &Bar, last: Option<&Bar>, quote_decimals: u8) -> Result<U256, String> {
+/// Whether the bar may be traded on, or why not (fail closed on data: bad prices, time not
+/// moving forward, a close that has no integer price in quote units).
+fn usable_bar(bar: &Bar, last: Option<&Bar>, quote_decimals: u8) -> Result<(), String> {
     bar.validate().map_err(|f| f.to_string())?;
     if let Some(prev) = last
         && bar.ts <= prev.ts
@@ -471,13 +479,15 @@ fn usable_price(bar: &Bar, last: Option<&Bar>, quote_decimals: u8) -> Result<U25
             bar.ts, prev.ts
         ));
     }
-    price_to_units(bar.close, quote_decimals).ok_or_else(|| {
-        BarFault {
+    if price_representable(bar.close, quote_decimals) {
+        Ok(())
+    } else {
+        Err(BarFault {
             field: "close",
             problem: "is not representable",
         }
-        .to_string()
-    })
+        .to_string())
+    }
 }
 
 /// Another pair of a multi-asset agent (base priced in the agent's numéraire) and its latest
@@ -630,6 +640,9 @@ pub fn notify(
 #[derive(Default)]
 pub struct AuditStream {
     observers: Vec<Box<dyn Observer>>,
+    /// Indices into `observers` of those that take the per-bar events
+    /// ([`Observer::takes_bars`]).
+    bar_observers: Vec<usize>,
     failure: Option<AuditError>,
 }
 
@@ -645,28 +658,57 @@ impl std::fmt::Debug for AuditStream {
 impl AuditStream {
     /// A stream to `observers`, which get every event in this order.
     pub fn new(observers: Vec<Box<dyn Observer>>) -> Self {
-        Self {
-            observers,
-            failure: None,
+        let mut stream = Self::default();
+        for o in observers {
+            stream.push(o);
         }
+        stream
     }
 
     /// Adds `observer` after the others.
     pub fn push(&mut self, observer: Box<dyn Observer>) {
+        if observer.takes_bars() {
+            self.bar_observers.push(self.observers.len());
+        }
         self.observers.push(observer);
     }
 
-    /// Hands `event` to every observer, keeping the first failure.
-    #[inline]
+    /// Hands `event` to every observer (a per-bar event only to those that take it), keeping
+    /// the first failure.
+    #[inline(always)]
     pub fn emit(&mut self, event: AuditEvent<'_>) {
         // A backtest without observers pays nothing per event.
-        if self.observers.is_empty() {
-            return;
+        if !self.observers.is_empty() {
+            self.emit_to_observers(event);
         }
-        if let Err(e) = notify(&mut self.observers, event) {
+    }
+
+    /// [`AuditStream::emit`] once there are observers.
+    #[inline(never)]
+    fn emit_to_observers(&mut self, event: AuditEvent<'_>) {
+        let sent = if matches!(event, AuditEvent::Market { .. } | AuditEvent::Mark { .. }) {
+            self.emit_bar(&event)
+        } else {
+            notify(&mut self.observers, event)
+        };
+        if let Err(e) = sent {
             tracing::error!(target: "defai::audit", error = %e, "audit stream failed: nothing more is sent");
             self.failure.get_or_insert(e);
         }
+    }
+
+    /// A per-bar event to the observers that take it, keeping the first failure.
+    #[inline]
+    fn emit_bar(&mut self, event: &AuditEvent<'_>) -> Result<(), AuditError> {
+        let mut first = Ok(());
+        for &i in &self.bar_observers {
+            if let Err(e) = self.observers[i].on_audit(event)
+                && first.is_ok()
+            {
+                first = Err(e);
+            }
+        }
+        first
     }
 
     /// The first failure so far, if any.
@@ -2502,7 +2544,9 @@ impl<S: MarketSource, V: Venue> Agent<S, V> {
         // The per-event path stays in this loop, with synchronous helpers: a future of its own
         // awaited per bar costs the backtest a copy of that future per bar.
         while let Some(event) = self.source.next_event().await? {
-            self.clock.wait_until(event.ts()).await;
+            if !self.clock.never_waits() {
+                self.clock.wait_until(event.ts()).await;
+            }
             let now = self.clock.now(event.ts());
             let change = self.kill.poll(now);
             if self.resumed_with_restart_pending(now, change) {
@@ -2522,9 +2566,9 @@ impl<S: MarketSource, V: Venue> Agent<S, V> {
                 self.stale_check(event.ts(), now);
                 continue;
             };
-            let Some(price_units) = self.accept_event(&event, &bar, &mut tally) else {
+            if !self.accept_event(&event, &bar, &mut tally) {
                 continue;
-            };
+            }
             self.stale_check(bar.ts, now);
             tally.bars += 1;
             if self.venue.has_bookings() {
@@ -2536,7 +2580,9 @@ impl<S: MarketSource, V: Venue> Agent<S, V> {
                 event: &event,
             });
             if tally.first.is_none() {
-                tally.first = Some((bar, self.equity_units(price_units)));
+                // Representable: `accept_event` checked it.
+                let price_units = price_to_units(bar.close, self.pair.quote.decimals());
+                tally.first = Some((bar, self.equity_units(price_units.unwrap_or_default())));
             }
             if !self.pending_unwinds.is_empty() {
                 // What a restart or a late fill left of a bundle goes before anything new.
@@ -2674,28 +2720,23 @@ impl<S: MarketSource, V: Venue> Agent<S, V> {
         self.audit_ok(now)
     }
 
-    /// The bar's close in quote units when the event is usable: a bad price or a bad set of
-    /// other markets is counted, logged and journaled as a bad event, and gives `None`.
-    fn accept_event(
-        &mut self,
-        event: &MarketEvent,
-        bar: &Bar,
-        tally: &mut RunTally,
-    ) -> Option<U256> {
+    /// Whether the event is usable: a bad price or a bad set of other markets is counted,
+    /// logged and journaled as a bad event, and gives `false`.
+    fn accept_event(&mut self, event: &MarketEvent, bar: &Bar, tally: &mut RunTally) -> bool {
         let checked =
-            usable_price(bar, tally.last.as_ref(), self.pair.quote.decimals()).and_then(|p| {
+            usable_bar(bar, tally.last.as_ref(), self.pair.quote.decimals()).and_then(|()| {
                 match event.markets() {
-                    Some(set) => self.observe_others(set).map(|()| p),
-                    None => Ok(p),
+                    Some(set) => self.observe_others(set),
+                    None => Ok(()),
                 }
             });
         match checked {
-            Ok(p) => Some(p),
+            Ok(()) => true,
             Err(reason) => {
                 tally.bad_events += 1;
                 tracing::warn!(target: "defai::audit", ts = bar.ts, %reason, "bad market event skipped");
                 self.audit.emit(AuditEvent::BadEvent { ts: bar.ts, reason });
-                None
+                false
             }
         }
     }

@@ -316,14 +316,25 @@ pub fn to_f64(units: U256, decimals: u8) -> f64 {
 /// amount computed from it afterwards is exact.
 #[inline]
 pub fn price_to_units(price: f64, quote_decimals: u8) -> Option<U256> {
+    scaled_price(price, quote_decimals).map(|scaled| U256::from(scaled as u128))
+}
+
+/// Whether [`price_to_units`] gives a price for `price` (the same checks, without building the
+/// integer): a bar's close is checked on every bar, its units needed on few.
+#[inline]
+pub fn price_representable(price: f64, quote_decimals: u8) -> bool {
+    scaled_price(price, quote_decimals).is_some()
+}
+
+/// `price` in quote units as a whole float, when positive, finite and at least one unit and
+/// below 10^38 (so it fits a `u128`).
+#[inline]
+fn scaled_price(price: f64, quote_decimals: u8) -> Option<f64> {
     if !price.is_finite() || price <= 0.0 {
         return None;
     }
     let scaled = (price * pow10_f64(quote_decimals)).round();
-    if !scaled.is_finite() || !(1.0..1e38).contains(&scaled) {
-        return None;
-    }
-    Some(U256::from(scaled as u128))
+    (scaled.is_finite() && (1.0..1e38).contains(&scaled)).then_some(scaled)
 }
 
 /// Value of `amount` of a base token (with `base_decimals`) at `price_units` quote units per whole

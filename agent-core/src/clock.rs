@@ -47,6 +47,13 @@ impl Clock {
         }
     }
 
+    /// Whether every event is due at once ([`Clock::Simulated`]: a backtest), so
+    /// [`Clock::wait_until`] never waits and the loop need not build its future.
+    #[inline]
+    pub fn never_waits(&self) -> bool {
+        matches!(self, Clock::Simulated)
+    }
+
     /// Waits until event time `ts` (unix seconds) is due.
     pub async fn wait_until(&mut self, ts: i64) {
         match self {

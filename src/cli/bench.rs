@@ -38,6 +38,10 @@ pub(super) struct BenchArgs {
     /// and `audit verify` speed.
     #[arg(long)]
     journal: bool,
+    /// --journal: leave out the full journal with fsync per record (the slow, live-like
+    /// variant), e.g. with many --bars.
+    #[arg(long)]
+    no_fsync: bool,
     /// Print one JSON object instead of text.
     #[arg(long)]
     json: bool,
@@ -72,6 +76,7 @@ pub(super) async fn bench(args: BenchArgs) -> Result<()> {
         durability,
         strategy,
         journal,
+        no_fsync,
         json,
         model,
         strategies,
@@ -87,7 +92,7 @@ pub(super) async fn bench(args: BenchArgs) -> Result<()> {
         return fleet_bench(agents, bars, seconds, &durability, strategy, json).await;
     }
     if journal {
-        return journal_bench(bars, runs, strategy, json).await;
+        return journal_bench(bars, runs, strategy, !no_fsync, json).await;
     }
     throughput(bars.unwrap_or(1_000_000), runs.unwrap_or(5), json).await
 }
@@ -194,10 +199,12 @@ async fn journal_bench(
     bars: Option<usize>,
     runs: Option<usize>,
     strategy: Option<String>,
+    fsync: bool,
     json: bool,
 ) -> Result<()> {
     let series = engine::load_data(&Config::default(), None, false)?;
     let opts = crate::bench::JournalOptions {
+        fsync,
         bars,
         runs: runs.unwrap_or(3),
         strategies: match strategy {

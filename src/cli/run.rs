@@ -385,7 +385,7 @@ async fn bars(spec: RunSpec, chain: OnChain, args: &RunArgs) -> Result<()> {
             if args.heldout {
                 heldout_only(&mut series, &spec.config, &args.params)?;
             }
-            engine::run_with_baselines(spec, &series, &args.baselines).await?
+            engine::run_with_baselines(spec, series, &args.baselines).await?
         }
     };
     if let (Some(dir), Some(rec)) = (&args.out, &out.recording) {

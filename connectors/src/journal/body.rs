@@ -1,9 +1,13 @@
 //! Journal record bodies, schema 2: every body is one JSON object with its `kind` (the record's
 //! kind again, so a body read on its own says what it is), the schema version `v` and named
 //! fields. Amounts are objects naming their token: `{"units": "1500000", "symbol": "USDC",
-//! "decimals": 6, "address": "0x…" | null}` — `units` is the exact integer count of the token's
+//! "decimals": 6, "address": "0x…"}` — `units` is the exact integer count of the token's
 //! smallest unit as a decimal string; `address` is the token's contract on the chain the run
-//! traded on, `null` off chain. The fields of each kind are documented in `docs/journal.md`.
+//! traded on, left out off chain. The fields of each kind are documented in `docs/journal.md`.
+//!
+//! The bodies a replay writes most (intents, verdicts, fills, books) are serialized from typed
+//! structs straight into their text; the rest are built as JSON values. Keys are written in
+//! alphabetical order either way.
 //!
 //! Schema 1 (journals written before) stored Rust `Debug` text for intents, verdicts and kill
 //! switch changes and bare strings for amounts; those records still verify (the hash covers the
@@ -12,6 +16,7 @@
 use std::collections::BTreeMap;
 
 use agent_core::{Intent, IntentId, Refusal, Swap, Token, U256, Verdict};
+use serde::Serialize;
 use serde_json::{Map, Value, json};
 
 /// The schema version written into every body (`"v": 2`).
@@ -30,32 +35,105 @@ pub fn schema_of(body: &str) -> u64 {
 }
 
 /// Token contract addresses by symbol, for the amounts of a chain run's records; empty off
-/// chain (every `address` is then `null`).
+/// chain (every `address` is then left out).
 #[derive(Debug, Clone, Default)]
 pub struct Addresses(pub BTreeMap<String, String>);
 
+/// A token as written: `{"address"?, "decimals", "symbol"}`; `symbol` and `decimals` are
+/// `null` for a token the record cannot name.
+#[derive(Serialize)]
+pub(super) struct TokenRef<'a> {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    address: Option<&'a str>,
+    decimals: Option<u8>,
+    symbol: Option<&'a str>,
+}
+
+/// An amount as written: its token's fields and `units`, the exact integer as a decimal string.
+#[derive(Serialize)]
+pub(super) struct Amount<'a> {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    address: Option<&'a str>,
+    decimals: Option<u8>,
+    symbol: Option<&'a str>,
+    #[serde(serialize_with = "decimal")]
+    units: U256,
+}
+
+/// `units` as a decimal string (through `u128` when it fits: the same digits, without the
+/// 256-bit divisions).
+fn decimal<S: serde::Serializer>(units: &U256, s: S) -> Result<S::Ok, S::Error> {
+    match u128::try_from(*units) {
+        Ok(small) => s.collect_str(&small),
+        Err(_) => s.collect_str(units),
+    }
+}
+
 impl Addresses {
-    /// `{"symbol", "decimals", "address"}` of `token`.
+    /// `token` as written ([`TokenRef`]).
+    fn token_ref<'a>(&'a self, token: &'a Token) -> TokenRef<'a> {
+        TokenRef {
+            address: self.0.get(token.symbol()).map(String::as_str),
+            decimals: Some(token.decimals()),
+            symbol: Some(token.symbol()),
+        }
+    }
+
+    /// `units` of `token` as written ([`Amount`]).
+    fn amount_ref<'a>(&'a self, token: &'a Token, units: U256) -> Amount<'a> {
+        let TokenRef {
+            address,
+            decimals,
+            symbol,
+        } = self.token_ref(token);
+        Amount {
+            address,
+            decimals,
+            symbol,
+            units,
+        }
+    }
+
+    /// `{"symbol", "decimals", "address"?}` of `token`.
     pub(super) fn token(&self, token: &Token) -> Value {
-        json!({
-            "symbol": token.symbol(),
-            "decimals": token.decimals(),
-            "address": self.0.get(token.symbol()),
-        })
+        to_value(&self.token_ref(token))
     }
 
     /// `units` of `token` as an amount object.
     pub(super) fn amount(&self, token: &Token, units: U256) -> Value {
-        let mut v = self.token(token);
-        v["units"] = Value::String(units.to_string());
-        v
+        to_value(&self.amount_ref(token, units))
     }
 
     /// `units` of a token the record cannot name (a bet's outcome tokens, a bundle's output):
-    /// symbol, decimals and address `null`.
+    /// symbol and decimals `null`, no address.
     pub(super) fn bare(units: U256) -> Value {
-        json!({"units": units.to_string(), "symbol": null, "decimals": null, "address": null})
+        to_value(&bare_ref(units))
     }
+}
+
+/// [`Addresses::bare`] as written.
+fn bare_ref<'a>(units: U256) -> Amount<'a> {
+    Amount {
+        address: None,
+        decimals: None,
+        symbol: None,
+        units,
+    }
+}
+
+/// A typed body or field as a JSON value (the types here always serialize).
+fn to_value<T: Serialize>(v: &T) -> Value {
+    serde_json::to_value(v).unwrap_or(Value::Null)
+}
+
+/// A typed body as text: `{"kind", "v", ...}` from a struct whose fields are in alphabetical
+/// order with `kind` and `v` among them.
+fn typed_text<T: Serialize>(v: &T) -> String {
+    serde_json::to_string(v).unwrap_or_else(|e| {
+        // Unreachable for the types here (no maps with non-string keys, no failing
+        // serializers); still a body, never a panic.
+        json!({"v": SCHEMA, "error": e.to_string()}).to_string()
+    })
 }
 
 /// `fields` as a schema-2 body of `kind`: `{"v": 2, "kind": kind, ...fields}`.
@@ -69,21 +147,58 @@ pub(super) fn body(kind: &str, fields: Value) -> String {
     Value::Object(map).to_string()
 }
 
-/// A swap's fields: sell and buy tokens, the input amount and the venue key (`null`: the
-/// pair's only venue).
-fn swap_fields(a: &Addresses, s: &Swap) -> Value {
-    json!({
-        "sell": a.token(&s.sell), "buy": a.token(&s.buy),
-        "amount_in": a.amount(&s.sell, s.amount_in), "venue": s.venue,
-    })
+/// A swap's fields as written: the input amount (which names the token sold), the token
+/// bought and the venue key (`null`: the pair's only venue).
+#[derive(Serialize)]
+struct SwapFields<'a> {
+    amount_in: Amount<'a>,
+    buy: TokenRef<'a>,
+    venue: &'a Option<String>,
+}
+
+/// A swap's fields ([`SwapFields`]).
+fn swap_fields<'a>(a: &'a Addresses, s: &'a Swap) -> SwapFields<'a> {
+    SwapFields {
+        amount_in: a.amount_ref(&s.sell, s.amount_in),
+        buy: a.token_ref(&s.buy),
+        venue: &s.venue,
+    }
+}
+
+/// A swap intent's body: [`SwapFields`] with the intent's id, kind, type and schema.
+#[derive(Serialize)]
+struct SwapIntent<'a> {
+    amount_in: Amount<'a>,
+    buy: TokenRef<'a>,
+    #[serde(serialize_with = "display")]
+    id: &'a IntentId,
+    kind: &'static str,
+    r#type: &'static str,
+    v: u64,
+    venue: &'a Option<String>,
+}
+
+/// `v` through its `Display`.
+fn display<S: serde::Serializer, T: std::fmt::Display>(v: &T, s: S) -> Result<S::Ok, S::Error> {
+    s.collect_str(v)
 }
 
 /// An intent's body: its id and `type` (`swap`, `bet`, `redeem`, `bundle`) with that type's
 /// fields; a swap's fields at the top level (a bundle leg's as sent), a bundle's legs in
 /// `legs`.
 pub(super) fn intent(a: &Addresses, id: &IntentId, intent: &Intent) -> String {
+    if let Intent::Swap(s) = intent {
+        return typed_text(&SwapIntent {
+            amount_in: a.amount_ref(&s.sell, s.amount_in),
+            buy: a.token_ref(&s.buy),
+            id,
+            kind: "intent",
+            r#type: "swap",
+            v: SCHEMA,
+            venue: &s.venue,
+        });
+    }
     let mut f = match intent {
-        Intent::Swap(s) => swap_fields(a, s),
         Intent::Bet(b) => json!({
             "market": b.market, "outcome": b.outcome,
             "investment": a.amount(&b.collateral, b.investment),
@@ -91,13 +206,12 @@ pub(super) fn intent(a: &Addresses, id: &IntentId, intent: &Intent) -> String {
         }),
         Intent::Redeem(r) => json!({"markets": r.markets, "collateral": a.token(&r.collateral)}),
         Intent::Bundle(legs) => {
-            json!({"legs": legs.iter().map(|s| swap_fields(a, s)).collect::<Vec<_>>()})
+            json!({"legs": legs.iter().map(|s| to_value(&swap_fields(a, s))).collect::<Vec<_>>()})
         }
         // A kind of intent added later: its text, so nothing is lost.
         other => json!({"text": format!("{other:?}")}),
     };
     let t = match intent {
-        Intent::Swap(_) => "swap",
         Intent::Bet(_) => "bet",
         Intent::Redeem(_) => "redeem",
         Intent::Bundle(_) => "bundle",
@@ -114,64 +228,138 @@ pub(super) fn verdict_tokens(intent: &Intent) -> Option<(Token, Token)> {
     intent.as_swap().map(|s| (s.sell.clone(), s.buy.clone()))
 }
 
-/// A refusal as `{"code", "detail"}`.
-fn refusal(r: &Refusal) -> Value {
-    json!({"code": r.code, "detail": r.detail})
+/// A refusal as written: `{"code", "detail"}`.
+#[derive(Serialize)]
+struct Reason<'a> {
+    code: &'a str,
+    detail: &'a str,
+}
+
+impl<'a> From<&'a Refusal> for Reason<'a> {
+    fn from(r: &'a Refusal) -> Self {
+        Reason {
+            code: r.code,
+            detail: &r.detail,
+        }
+    }
+}
+
+/// A verdict's body; the fields a verdict does not have are left out.
+#[derive(Serialize)]
+struct VerdictBody<'a> {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    amount_in: Option<Amount<'a>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    kind: Option<&'static str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    min_amount_out: Option<Amount<'a>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    reason: Option<Reason<'a>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    v: Option<u64>,
+    verdict: &'static str,
+}
+
+/// A verdict's body ([`verdict_of`] with its kind and schema).
+pub(super) fn verdict(a: &Addresses, v: &Verdict, tokens: Option<&(Token, Token)>) -> String {
+    let mut b = verdict_of(a, v, tokens);
+    (b.kind, b.v) = (Some("verdict"), Some(SCHEMA));
+    typed_text(&b)
+}
+
+/// A verdict's fields alone, as a JSON value ([`verdict_of`]): a run of repeated refusals
+/// names the verdict it repeats.
+pub(super) fn verdict_fields(a: &Addresses, v: &Verdict, tokens: Option<&(Token, Token)>) -> Value {
+    to_value(&verdict_of(a, v, tokens))
 }
 
 /// A verdict's fields: `verdict` (`approve`, `resize`, `refuse`), `min_amount_out` (of the
 /// token bought) and `amount_in` (of the token sold) where it has them, and the `reason`
-/// (`code`, `detail`) of a resize or refusal.
-pub(super) fn verdict_fields(a: &Addresses, v: &Verdict, tokens: Option<&(Token, Token)>) -> Value {
+/// (`code`, `detail`) of a resize or refusal. `tokens` are the intent's sell and buy tokens
+/// (`None`: a bet's or a bundle's amounts, written without a token).
+fn verdict_of<'a>(
+    a: &'a Addresses,
+    v: &'a Verdict,
+    tokens: Option<&'a (Token, Token)>,
+) -> VerdictBody<'a> {
     let out = |units: U256| match tokens {
-        Some((_, buy)) => a.amount(buy, units),
-        None => Addresses::bare(units),
+        Some((_, buy)) => a.amount_ref(buy, units),
+        None => bare_ref(units),
     };
     let input = |units: U256| match tokens {
-        Some((sell, _)) => a.amount(sell, units),
-        None => Addresses::bare(units),
+        Some((sell, _)) => a.amount_ref(sell, units),
+        None => bare_ref(units),
+    };
+    let mut b = VerdictBody {
+        amount_in: None,
+        kind: None,
+        min_amount_out: None,
+        reason: None,
+        v: None,
+        verdict: "refuse",
     };
     match v {
         Verdict::Approve { min_amount_out } => {
-            json!({"verdict": "approve", "min_amount_out": out(*min_amount_out)})
+            b.verdict = "approve";
+            b.min_amount_out = Some(out(*min_amount_out));
         }
         Verdict::Resize {
             amount_in,
             min_amount_out,
             reason,
-        } => json!({
-            "verdict": "resize", "amount_in": input(*amount_in),
-            "min_amount_out": out(*min_amount_out), "reason": refusal(reason),
-        }),
-        Verdict::Refuse(r) => json!({"verdict": "refuse", "reason": refusal(r)}),
+        } => {
+            b.verdict = "resize";
+            b.amount_in = Some(input(*amount_in));
+            b.min_amount_out = Some(out(*min_amount_out));
+            b.reason = Some(reason.into());
+        }
+        Verdict::Refuse(r) => b.reason = Some(r.into()),
     }
+    b
 }
 
-/// A verdict's body ([`verdict_fields`]).
-pub(super) fn verdict(a: &Addresses, v: &Verdict, tokens: Option<&(Token, Token)>) -> String {
-    body("verdict", verdict_fields(a, v, tokens))
+/// A swap fill's body.
+#[derive(Serialize)]
+struct FillBody<'a> {
+    amount_in: Amount<'a>,
+    amount_out: Amount<'a>,
+    fee: Amount<'a>,
+    gas: Amount<'a>,
+    #[serde(serialize_with = "decimal")]
+    gas_native_wei: U256,
+    kind: &'static str,
+    v: u64,
 }
 
-/// A swap fill's body: tokens, `amount_in` (sell), `amount_out` (buy), the LP `fee` (sell),
-/// the `gas` debited (its token) and `gas_native_wei`.
+/// A swap fill's body: `amount_in` (of the token sold), `amount_out` (of the token bought),
+/// the LP `fee` (token sold), the `gas` debited (its token) and `gas_native_wei`.
 pub(super) fn fill(a: &Addresses, f: &agent_core::Fill) -> String {
-    body(
-        "fill",
-        json!({
-            "sell": a.token(&f.sell), "buy": a.token(&f.buy),
-            "amount_in": a.amount(&f.sell, f.amount_in),
-            "amount_out": a.amount(&f.buy, f.amount_out),
-            "fee": a.amount(&f.sell, f.fee),
-            "gas": a.amount(&f.gas_cost.0, f.gas_cost.1),
-            "gas_native_wei": f.gas_native.to_string(),
-        }),
-    )
+    typed_text(&FillBody {
+        amount_in: a.amount_ref(&f.sell, f.amount_in),
+        amount_out: a.amount_ref(&f.buy, f.amount_out),
+        fee: a.amount_ref(&f.sell, f.fee),
+        gas: a.amount_ref(&f.gas_cost.0, f.gas_cost.1),
+        gas_native_wei: f.gas_native,
+        kind: "fill",
+        v: SCHEMA,
+    })
+}
+
+/// A book's body.
+#[derive(Serialize)]
+struct BookBody<'a> {
+    balances: Vec<Amount<'a>>,
+    kind: &'static str,
+    v: u64,
 }
 
 /// A book's body: `balances`, one amount per token, in the book's order.
 pub(super) fn portfolio(a: &Addresses, balances: &[(Token, U256)]) -> String {
-    let list: Vec<Value> = balances.iter().map(|(t, u)| a.amount(t, *u)).collect();
-    body("portfolio", json!({ "balances": list }))
+    typed_text(&BookBody {
+        balances: balances.iter().map(|(t, u)| a.amount_ref(t, *u)).collect(),
+        kind: "portfolio",
+        v: SCHEMA,
+    })
 }
 
 /// A kill-switch change: `from`, `to` (`active`, `reduce_only`, `halted`), whether a flatten
@@ -239,10 +427,8 @@ mod tests {
         assert_eq!(v["address"], "0x00000000000000000000000000000000000000aa");
         assert_eq!(units_of(&v), Some(big));
         assert_eq!(symbol_of(&a.token(&usdc)).as_deref(), Some("USDC"));
-        assert_eq!(
-            Addresses::default().amount(&usdc, big)["address"],
-            Value::Null
-        );
+        let off_chain = Addresses::default().amount(&usdc, big);
+        assert!(off_chain.get("address").is_none(), "{off_chain}");
     }
 
     #[test]
