@@ -723,6 +723,87 @@ pub fn parse_timestamp(s: &str) -> Result<i64, String> {
 mod tests {
     use super::*;
 
+    /// A CSV of `rows` one-minute bars (over 4 MiB from ~90,000 rows: read in parts), with
+    /// blank lines, an out-of-order pair and a duplicate spread through it; `bad` replaces
+    /// that data row's close with text.
+    fn big_csv(rows: usize, bad: Option<usize>) -> String {
+        let mut t = String::from("timestamp,open,high,low,close,volume\n");
+        for i in 0..rows {
+            let ts = 1_600_000_000 + 60 * i as i64;
+            // Rows 1000 and 1001 swapped; row 70,000 repeats row 69,999's time.
+            let ts = match i {
+                1000 => ts + 60,
+                1001 => ts - 60,
+                70_000 => ts - 60,
+                _ => ts,
+            };
+            let p = 2000.0 + (i % 977) as f64 * 0.0625;
+            if Some(i) == bad {
+                t.push_str(&format!(
+                    "{ts},{p:.4},{:.4},{:.4},oops,1.5\n",
+                    p + 1.0,
+                    p - 1.0
+                ));
+            } else {
+                t.push_str(&format!(
+                    "{ts},{p:.4},{:.4},{:.4},{p:.4},1.5\n",
+                    p + 1.0,
+                    p - 1.0
+                ));
+            }
+            if i % 20_011 == 0 {
+                t.push_str("\n , \n");
+            }
+        }
+        t
+    }
+
+    #[test]
+    fn a_large_file_read_in_parts_gives_what_one_pass_gives_rows_errors_and_lines() {
+        let text = big_csv(100_000, None);
+        assert!(text.len() > PARALLEL_FROM, "{} bytes", text.len());
+        let opts = LoadOptions::default();
+        let parts = read_text("big", text.as_bytes(), opts).unwrap();
+        let one = read_rows("big", text.as_bytes(), opts, 0).unwrap();
+        assert_eq!((parts.rows, parts.skipped), (one.rows, one.skipped));
+        assert_eq!(parts.rows, 100_000);
+        assert_eq!(parts.bars, one.bars);
+        let (a, b) = (
+            series_of("big", parts).unwrap(),
+            series_of("big", one).unwrap(),
+        );
+        assert_eq!(a.bars, b.bars);
+        assert_eq!(a.report, b.report);
+        assert!(
+            a.report.reordered && a.report.duplicates == 1,
+            "{:?}",
+            a.report
+        );
+
+        // A bad row late in the file: the same error, at the same line, either way.
+        let bad = big_csv(100_000, Some(95_000));
+        let e1 = read_text("big", bad.as_bytes(), opts).err().unwrap();
+        let e2 = read_rows("big", bad.as_bytes(), opts, 0).err().unwrap();
+        assert_eq!(e1.to_string(), e2.to_string());
+        let line = 2 + 95_000 + 2 * (95_000 / 20_011 + 1);
+        assert!(
+            e1.to_string()
+                .starts_with(&format!("big:{line}: field `close`")),
+            "{e1}"
+        );
+        // Skipped instead, counted the same.
+        let skip = LoadOptions {
+            skip_bad_rows: true,
+        };
+        let p = read_text("big", bad.as_bytes(), skip).unwrap();
+        let o = read_rows("big", bad.as_bytes(), skip, 0).unwrap();
+        assert_eq!(
+            (p.rows, p.skipped, p.bars.len()),
+            (o.rows, o.skipped, o.bars.len())
+        );
+        assert_eq!(p.skipped, 1);
+    }
+
     #[test]
     fn a_plain_decimal_reads_bit_for_bit_as_the_full_parser_and_leaves_the_rest_to_it() {
         let texts = [
