@@ -1570,7 +1570,8 @@ pub struct JournalStrategyBench {
     pub intents: u64,
     /// Fills per run.
     pub trades: u64,
-    /// Records a full-durability journal holds after one run.
+    /// Records a full journal holds after one run (the fsynced one's; with `--no-fsync`, the
+    /// one without fsync: the same records).
     pub records: u64,
     /// The same records counted by record kind.
     pub records_by_kind: std::collections::BTreeMap<String, u64>,
@@ -1595,11 +1596,12 @@ pub struct JournalStrategyBench {
     pub replay: JournalCost,
     /// `Durability::Full`: fsync per record (live); `None` with `--no-fsync`.
     pub full: Option<JournalCost>,
-    /// `Journal::verify` over the full-durability journal: median wall time, seconds.
+    /// `Journal::verify` over the full journal (as `records` says which): median wall time,
+    /// seconds.
     pub verify_s: f64,
     /// `records / verify_s`: records verified per second (0 when no time was measured).
     pub verify_records_per_s: f64,
-    /// Size of the full-durability journal file after one run, bytes.
+    /// Size of that full journal's file after one run, bytes.
     pub journal_bytes: u64,
 }
 
@@ -1617,9 +1619,10 @@ pub struct JournalBench {
     pub strategies: Vec<JournalStrategyBench>,
 }
 
-/// Backtests each strategy over the same bars without a state folder, with a journal at
-/// `Durability::Replay` and with one at `Durability::Full`, `runs` times each (interleaved),
-/// and times [`Journal::verify`](connectors::journal::Journal::verify) over the result.
+/// Backtests each strategy over the same bars without a state folder, with a compact and a
+/// full journal at `Durability::Replay` and (unless `opts.fsync` is off) a full one at
+/// `Durability::Full`, `runs` times each (interleaved), and times
+/// [`Journal::verify`](connectors::journal::Journal::verify) over the slowest one's journal.
 ///
 /// # Errors
 /// [`BenchError::Input`] when `opts.runs` is not in 1..=1000 or there are no bars to replay

@@ -222,7 +222,7 @@ fn every_body_is_a_versioned_object_of_its_kind_and_amounts_name_their_token_exa
     for r in &records {
         let b: serde_json::Value = serde_json::from_str(&r.body)
             .unwrap_or_else(|e| panic!("record {} is not JSON: {e}", r.seq));
-        assert_eq!(b["v"], 2, "record {}: {b}", r.seq);
+        assert_eq!(b["v"], 3, "record {}: {b}", r.seq);
         assert_eq!(b["kind"], r.kind.as_str(), "record {}: {b}", r.seq);
     }
     let bodies = |kind: &str| -> Vec<serde_json::Value> {
@@ -310,7 +310,7 @@ fn audit_export_writes_every_record_as_json_lines_or_csv_and_refuses_an_unknown_
         assert_eq!(line["seq"], r.seq);
         assert_eq!(line["kind"], r.kind.as_str());
         assert_eq!(line["hash"], r.hash.as_str());
-        assert_eq!(line["schema"], 2);
+        assert_eq!(line["schema"], 3);
         let stored: serde_json::Value = serde_json::from_str(&r.body).unwrap();
         assert_eq!(line["body"], stored, "the body as JSON, not as text");
     }

@@ -97,7 +97,7 @@ pub struct Verified {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum ExportFormat {
     /// One JSON object per line: `seq`, `ts`, `kind`, `intent_id`, `tx_hash`, `schema`, `body`
-    /// (the body as JSON: a schema-2 object, or a legacy body as the JSON it is, else its text
+    /// (the body as JSON: a structured object, or a legacy body as the JSON it is, else its text
     /// as a string), `prev_hash` and `hash`.
     #[default]
     Jsonl,
@@ -248,13 +248,15 @@ impl Journal {
             detail: e.to_string(),
         };
         let conn = Connection::open(path).map_err(db)?;
-        conn.pragma_update(None, "journal_mode", "WAL")
-            .map_err(db)?;
         let sync = match durability {
             Durability::Full => "FULL",
             Durability::Replay => "OFF",
         };
+        // Before the switch to WAL, which writes the new file's header: a replay's journal is
+        // created without an fsync.
         conn.pragma_update(None, "synchronous", sync).map_err(db)?;
+        conn.pragma_update(None, "journal_mode", "WAL")
+            .map_err(db)?;
         // A small page cache: an agent appends and rarely reads; many agents share a process.
         // A replay's batch of `REPLAY_BATCH` records (≈ 250 kB of pages with the indexes) fits
         // in it without spilling to the WAL before its commit.
@@ -478,10 +480,7 @@ impl Journal {
         Ok(Verified {
             records: records.len() as i64,
             head: prev,
-            legacy: records
-                .iter()
-                .filter(|r| schema_of(&r.body) < SCHEMA)
-                .count() as i64,
+            legacy: records.iter().filter(|r| schema_of(&r.body) == 1).count() as i64,
         })
     }
 
@@ -1321,7 +1320,7 @@ impl ResumeScan {
         let field = |k: &str| body::symbol_of(&body[k]);
         let amount =
             |k: &str| body::units_of(&body[k]).ok_or_else(|| format!("{k} is not an amount"));
-        // Schema 2 names the tokens in the amounts; schema 1 in `sell` and `buy`.
+        // Schema 3 names the tokens in the amounts only; schemas 1 and 2 in `sell` and `buy`.
         let sell = field("sell").or_else(|| field("amount_in"));
         let buy = field("buy").or_else(|| field("amount_out"));
         let (Some(sell), Some(buy)) = (sell, buy) else {
@@ -1381,7 +1380,7 @@ impl ResumeScan {
         let body: serde_json::Value = parse_body(r)?;
         let mut snap = Vec::new();
         match (&body["balances"], &body) {
-            // Schema 2: a list of amounts.
+            // Schemas 2 and 3: a list of amounts.
             (serde_json::Value::Array(list), _) => {
                 for a in list {
                     let sym = body::symbol_of(&a["symbol"]).ok_or("a balance names no token")?;
@@ -1767,10 +1766,10 @@ mod tests {
     }
 
     /// The same restart story as the schema-1 tests above, written through the observer
-    /// (schema 2): the book, a bet's exposure, a bundle leg's fill and a restart's receipt moves
+    /// (schema 3): the book, a bet's exposure, a bundle leg's fill and a restart's receipt moves
     /// read back alike, and every body names its kind and schema.
     #[test]
-    fn a_schema_2_journal_resumes_like_a_legacy_one() {
+    fn a_structured_journal_resumes_like_a_legacy_one() {
         use agent_core::{Bet, Fill, Intent, IntentId, Swap, Token};
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("j.sqlite");
@@ -1855,7 +1854,7 @@ mod tests {
             let b: serde_json::Value = serde_json::from_str(&r.body).unwrap();
             assert_eq!(
                 (b["v"].as_u64(), b["kind"].as_str()),
-                (Some(2), Some(r.kind.as_str()))
+                (Some(SCHEMA), Some(r.kind.as_str()))
             );
         }
         let r = j.resume().unwrap();

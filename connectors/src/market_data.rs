@@ -195,18 +195,22 @@ const PARALLEL_FROM: usize = 4 << 20;
 /// the one reported.
 fn read_text(name: &str, text: &[u8], opts: LoadOptions) -> Result<Rows, DataError> {
     let parts = std::thread::available_parallelism().map_or(1, |n| n.get().min(4));
-    if parts < 2 || text.len() < PARALLEL_FROM || text.contains(&b'"') {
+    // One pass for what splitting could change: a quoted field may span lines, and a `\r`
+    // ends records (and numbers lines) differently from a `\n`.
+    if parts < 2 || text.len() < PARALLEL_FROM || text.contains(&b'"') || text.contains(&b'\r') {
         return read_rows(name, text, opts, rows_in(text));
     }
     let mut rdr = reader_of(text);
     let Some(header) = find_header(name, &mut rdr)? else {
         return empty(name);
     };
-    // The data starts on the line after the header's (no quotes: a record is one line).
-    let Some(data_start) = memchr::memchr(b'\n', &text[header.byte..]).map(|i| header.byte + i + 1)
-    else {
-        return empty(name);
-    };
+    // The data starts where the reader stands after the header: the start of the next line
+    // (no quotes, no `\r`: a record is one `\n`-ended line), numbered as the reader numbers it.
+    let after = rdr.position();
+    let data_start = after.byte() as usize;
+    if data_start > text.len() || (data_start > 0 && text[data_start - 1] != b'\n') {
+        return read_rows(name, text, opts, rows_in(text));
+    }
     let data = &text[data_start..];
     let mut bounds = vec![0];
     for k in 1..parts {
@@ -216,8 +220,15 @@ fn read_text(name: &str, text: &[u8], opts: LoadOptions) -> Result<Rows, DataErr
     }
     bounds.push(data.len());
     bounds.dedup();
-    // The first line of each part: the header's line, plus one, plus the lines before it.
-    let mut first_lines = vec![header.line + 1];
+    // A part starting with a byte-order mark would have it stripped by its reader.
+    if bounds
+        .iter()
+        .any(|&b| data[b..].starts_with(b"\xEF\xBB\xBF"))
+    {
+        return read_rows(name, text, opts, rows_in(text));
+    }
+    // The first line of each part: the reader's line after the header, plus the lines before.
+    let mut first_lines = vec![after.line()];
     for w in bounds.windows(2).take(bounds.len().saturating_sub(2)) {
         let before = *first_lines.last().unwrap_or(&0);
         first_lines.push(before + memchr::memchr_iter(b'\n', &data[w[0]..w[1]]).count() as u64);
@@ -335,8 +346,8 @@ fn columns(header: &csv::StringRecord) -> Option<(CsvFormat, Columns)> {
 ///
 /// # Errors
 /// - [`DataError::UnknownFormat`]: the header is neither layout.
-/// - [`DataError::BadRow`]: a row is malformed (unless `opts.skip_bad_rows`), or the reader
-///   fails (I/O, a quote left open).
+/// - [`DataError::BadRow`]: a row is malformed (unless `opts.skip_bad_rows`; a field the
+///   loader reads that is not UTF-8 is one), or the reader fails (I/O).
 /// - [`DataError::Empty`]: no header, or no valid data row.
 pub fn load_csv_reader(
     name: &str,
@@ -416,19 +427,17 @@ fn read_error(name: &str, line_offset: u64, e: &csv::Error) -> DataError {
     }
 }
 
-/// Whether every field of `record` is blank.
+/// Whether every field of `record` is blank (whitespace only, as `str::trim` sees it).
 fn blank(record: &csv::ByteRecord) -> bool {
-    record.iter().all(|f| f.trim_ascii().is_empty())
+    record
+        .iter()
+        .all(|f| f.trim_ascii().is_empty() || field_text(f).is_ok_and(str::is_empty))
 }
 
-/// A CSV's header: its layout and columns, where it is.
+/// A CSV's header: its layout and columns.
 struct Header {
     format: CsvFormat,
     cols: Columns,
-    /// Its 1-based line.
-    line: u64,
-    /// The byte offset of its record.
-    byte: usize,
 }
 
 /// Reads records of `rdr` up to the header, passing over blank lines and a CryptoDataDownload
@@ -446,9 +455,7 @@ fn find_header<R: Read>(name: &str, rdr: &mut csv::Reader<R>) -> Result<Option<H
         {
             return Ok(None);
         }
-        let (line, byte) = record
-            .position()
-            .map_or((0, 0), |p| (p.line(), p.byte() as usize));
+        let line = record.position().map_or(0, csv::Position::line);
         if blank(&record) {
             continue;
         }
@@ -462,12 +469,7 @@ fn find_header<R: Read>(name: &str, rdr: &mut csv::Reader<R>) -> Result<Option<H
             line,
             header: text.iter().map(str::trim).collect::<Vec<_>>().join(","),
         })?;
-        return Ok(Some(Header {
-            format,
-            cols,
-            line,
-            byte,
-        }));
+        return Ok(Some(Header { format, cols }));
     }
 }
 
@@ -674,11 +676,9 @@ fn plain_decimal(text: &[u8]) -> Option<f64> {
     Some(if negative { -v } else { v })
 }
 
-/// A field's text without the whitespace around it (ASCII first, then any Unicode whitespace
-/// left at either end, as `str::trim`).
+/// A field's text without the whitespace around it (`str::trim`); `Err` when it is not UTF-8.
 fn field_text(raw: &[u8]) -> Result<&str, ()> {
-    let s = std::str::from_utf8(raw.trim_ascii()).map_err(|_| ())?;
-    Ok(if s.is_ascii() { s } else { s.trim() })
+    std::str::from_utf8(raw).map(str::trim).map_err(|_| ())
 }
 
 /// Unix seconds from unix seconds, milliseconds or microseconds (told apart by magnitude), or an
@@ -727,7 +727,12 @@ mod tests {
     /// blank lines, an out-of-order pair and a duplicate spread through it; `bad` replaces
     /// that data row's close with text.
     fn big_csv(rows: usize, bad: Option<usize>) -> String {
-        let mut t = String::from("timestamp,open,high,low,close,volume\n");
+        big_csv_after("", rows, bad)
+    }
+
+    /// [`big_csv`] with `before` ahead of the header.
+    fn big_csv_after(before: &str, rows: usize, bad: Option<usize>) -> String {
+        let mut t = format!("{before}timestamp,open,high,low,close,volume\n");
         for i in 0..rows {
             let ts = 1_600_000_000 + 60 * i as i64;
             // Rows 1000 and 1001 swapped; row 70,000 repeats row 69,999's time.
@@ -802,6 +807,23 @@ mod tests {
             (o.rows, o.skipped, o.bars.len())
         );
         assert_eq!(p.skipped, 1);
+
+        // Blank lines or a banner before the header, and CRLF line ends (read in one pass):
+        // still what one pass gives, bad row and line included.
+        for before in ["\n\n", "https://www.CryptoDataDownload.com\n\n", " , \n"] {
+            let t = big_csv_after(before, 100_000, Some(50_000));
+            let crlf = t.replace('\n', "\r\n");
+            for text in [t, crlf] {
+                let e1 = read_text("big", text.as_bytes(), opts).err().unwrap();
+                let e2 = read_rows("big", text.as_bytes(), opts, 0).err().unwrap();
+                assert_eq!(e1.to_string(), e2.to_string(), "{before:?}");
+                let p = read_text("big", text.as_bytes(), skip).unwrap();
+                let o = read_rows("big", text.as_bytes(), skip, 0).unwrap();
+                assert_eq!((p.rows, p.skipped), (o.rows, o.skipped), "{before:?}");
+                assert_eq!((p.rows, p.skipped), (100_000, 1), "{before:?}");
+                assert_eq!(p.bars, o.bars, "{before:?}");
+            }
+        }
     }
 
     #[test]

@@ -40,7 +40,7 @@ pub(super) struct BenchArgs {
     journal: bool,
     /// --journal: leave out the full journal with fsync per record (the slow, live-like
     /// variant), e.g. with many --bars.
-    #[arg(long)]
+    #[arg(long, requires = "journal")]
     no_fsync: bool,
     /// Print one JSON object instead of text.
     #[arg(long)]

@@ -1,4 +1,4 @@
-//! Journal record bodies, schema 2: every body is one JSON object with its `kind` (the record's
+//! Journal record bodies, schema 3: every body is one JSON object with its `kind` (the record's
 //! kind again, so a body read on its own says what it is), the schema version `v` and named
 //! fields. Amounts are objects naming their token: `{"units": "1500000", "symbol": "USDC",
 //! "decimals": 6, "address": "0x…"}` — `units` is the exact integer count of the token's
@@ -19,8 +19,10 @@ use agent_core::{Intent, IntentId, Refusal, Swap, Token, U256, Verdict};
 use serde::Serialize;
 use serde_json::{Map, Value, json};
 
-/// The schema version written into every body (`"v": 2`).
-pub const SCHEMA: u64 = 2;
+/// The schema version written into every body (`"v": 3`). Schema 2 (written for a few
+/// commits before it) had the same kinds and fields, plus `sell` and `buy` token objects in
+/// intents and fills and `"address": null` in off-chain amounts; it is read alike.
+pub const SCHEMA: u64 = 3;
 
 /// The schema of a stored body: its `v` when it is a JSON object carrying one, else 1 (a
 /// legacy body: `Debug` text, a bare JSON string, or an object without `v`).
@@ -136,7 +138,7 @@ fn typed_text<T: Serialize>(v: &T) -> String {
     })
 }
 
-/// `fields` as a schema-2 body of `kind`: `{"v": 2, "kind": kind, ...fields}`.
+/// `fields` as a body of `kind` in the current schema: `{"v": 3, "kind": kind, ...fields}`.
 pub(super) fn body(kind: &str, fields: Value) -> String {
     let mut map = Map::with_capacity(8);
     map.insert("v".into(), SCHEMA.into());
@@ -387,7 +389,7 @@ pub(super) fn moves(a: &Addresses, side: &[(Token, U256)]) -> Value {
 }
 
 /// The integer units of an amount in either schema: a decimal string (schema 1) or an amount
-/// object's `units` (schema 2); `None` for anything else.
+/// object's `units` (schemas 2 and 3); `None` for anything else.
 pub(super) fn units_of(v: &Value) -> Option<U256> {
     match v {
         Value::String(s) => s.parse().ok(),
@@ -440,7 +442,7 @@ mod tests {
         let b: Value = serde_json::from_str(&intent(&a, &id, &i)).unwrap();
         assert_eq!(
             (b["v"].as_u64(), b["kind"].as_str()),
-            (Some(2), Some("intent"))
+            (Some(SCHEMA), Some("intent"))
         );
         assert_eq!(
             (b["type"].as_str(), b["id"].as_str()),
@@ -459,7 +461,7 @@ mod tests {
         assert_eq!(vb["amount_in"]["symbol"], "USDC");
         assert_eq!(vb["min_amount_out"]["symbol"], "ETH");
         assert_eq!(vb["reason"]["code"], "price_impact");
-        assert_eq!(schema_of(&verdict(&a, &v, None)), 2);
+        assert_eq!(schema_of(&verdict(&a, &v, None)), SCHEMA);
         assert_eq!(schema_of("\"Refuse(Refusal { code: \\\"x\\\" })\""), 1);
         assert_eq!(schema_of("{\"USDC\":\"100\"}"), 1);
         assert_eq!(schema_of("Swap(Swap { .. })"), 1);
