@@ -41,25 +41,20 @@ pub fn schema_of(body: &str) -> u64 {
 #[derive(Debug, Clone, Default)]
 pub struct Addresses(pub BTreeMap<String, String>);
 
-/// A token as written: `{"address"?, "decimals", "symbol"}`; `symbol` and `decimals` are
-/// `null` for a token the record cannot name.
-#[derive(Serialize)]
-pub(super) struct TokenRef<'a> {
-    #[serde(skip_serializing_if = "Option::is_none")]
-    address: Option<&'a str>,
-    decimals: Option<u8>,
-    symbol: Option<&'a str>,
-}
-
-/// An amount as written: its token's fields and `units`, the exact integer as a decimal string.
+/// An amount as written: `{"address"?, "decimals", "symbol", "units"}`, `units` the exact
+/// integer as a decimal string; a token alone is the same object without `units` (`None`).
+/// `symbol` and `decimals` are `null` for a token the record cannot name.
 #[derive(Serialize)]
 pub(super) struct Amount<'a> {
     #[serde(skip_serializing_if = "Option::is_none")]
     address: Option<&'a str>,
     decimals: Option<u8>,
     symbol: Option<&'a str>,
-    #[serde(serialize_with = "decimal")]
-    units: U256,
+    #[serde(
+        skip_serializing_if = "Option::is_none",
+        serialize_with = "some_decimal"
+    )]
+    units: Option<U256>,
 }
 
 /// `units` as a decimal string (through `u128` when it fits: the same digits, without the
@@ -71,28 +66,30 @@ fn decimal<S: serde::Serializer>(units: &U256, s: S) -> Result<S::Ok, S::Error> 
     }
 }
 
+/// [`decimal`] of optional units (a `None` is skipped before it gets here).
+fn some_decimal<S: serde::Serializer>(units: &Option<U256>, s: S) -> Result<S::Ok, S::Error> {
+    match units {
+        Some(u) => decimal(u, s),
+        None => s.serialize_none(),
+    }
+}
+
 impl Addresses {
-    /// `token` as written ([`TokenRef`]).
-    fn token_ref<'a>(&'a self, token: &'a Token) -> TokenRef<'a> {
-        TokenRef {
+    /// `token` as written: an [`Amount`] without units.
+    fn token_ref<'a>(&'a self, token: &'a Token) -> Amount<'a> {
+        Amount {
             address: self.0.get(token.symbol()).map(String::as_str),
             decimals: Some(token.decimals()),
             symbol: Some(token.symbol()),
+            units: None,
         }
     }
 
     /// `units` of `token` as written ([`Amount`]).
     fn amount_ref<'a>(&'a self, token: &'a Token, units: U256) -> Amount<'a> {
-        let TokenRef {
-            address,
-            decimals,
-            symbol,
-        } = self.token_ref(token);
         Amount {
-            address,
-            decimals,
-            symbol,
-            units,
+            units: Some(units),
+            ..self.token_ref(token)
         }
     }
 
@@ -119,7 +116,7 @@ fn bare_ref<'a>(units: U256) -> Amount<'a> {
         address: None,
         decimals: None,
         symbol: None,
-        units,
+        units: Some(units),
     }
 }
 
@@ -154,7 +151,7 @@ pub(super) fn body(kind: &str, fields: Value) -> String {
 #[derive(Serialize)]
 struct SwapFields<'a> {
     amount_in: Amount<'a>,
-    buy: TokenRef<'a>,
+    buy: Amount<'a>,
     venue: &'a Option<String>,
 }
 
@@ -171,7 +168,7 @@ fn swap_fields<'a>(a: &'a Addresses, s: &'a Swap) -> SwapFields<'a> {
 #[derive(Serialize)]
 struct SwapIntent<'a> {
     amount_in: Amount<'a>,
-    buy: TokenRef<'a>,
+    buy: Amount<'a>,
     #[serde(serialize_with = "display")]
     id: &'a IntentId,
     kind: &'static str,
