@@ -895,8 +895,9 @@ impl<S: MarketSource, V: Venue> Agent<S, V> {
         source: S,
         venue: V,
         strategy: Box<dyn Strategy>,
-        portfolio: Portfolio,
+        mut portfolio: Portfolio,
     ) -> Self {
+        portfolio.track(&pair);
         Self {
             pair,
             others: Vec::new(),

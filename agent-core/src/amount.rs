@@ -73,6 +73,13 @@ impl Token {
     pub fn to_f64(&self, units: U256) -> f64 {
         to_f64(units, self.decimals)
     }
+
+    /// Whether `other` is this very token: a clone of it (the symbol shared, not just equal
+    /// text) with the same decimals. Implies `==`; a cheap test for caches keyed by a token.
+    #[inline]
+    pub fn is(&self, other: &Token) -> bool {
+        self.decimals == other.decimals && Arc::ptr_eq(&self.symbol, &other.symbol)
+    }
 }
 
 impl fmt::Debug for Token {

@@ -42,6 +42,19 @@ pub struct Portfolio {
     gas_native: U256,
     gas_quote: U256,
     fills: u64,
+    // The agent's own pair and where its tokens sit in `balances` (tokens are only ever
+    // appended, so a slot never moves), for the per-bar float lookup without a scan.
+    tracked: Option<Tracked>,
+}
+
+/// A pair [`Portfolio::track`] was told of: its two tokens and their slots in the book (`None`
+/// until the token is first set).
+#[derive(Debug, Clone)]
+struct Tracked {
+    quote: Token,
+    base: Token,
+    quote_slot: Option<usize>,
+    base_slot: Option<usize>,
 }
 
 impl Portfolio {
@@ -77,10 +90,32 @@ impl Portfolio {
                 self.floats[i] = f;
             }
             None => {
+                if let Some(t) = &mut self.tracked {
+                    let slot = Some(self.balances.len());
+                    if t.quote == *token {
+                        t.quote_slot = slot;
+                    }
+                    if t.base == *token {
+                        t.base_slot = slot;
+                    }
+                }
                 self.balances.push((token.clone(), amount));
                 self.floats.push(f);
             }
         }
+    }
+
+    /// Remembers `pair` (an agent's own) so that [`Portfolio::pair_balances_f64`] on it, or on a
+    /// clone of it, reads its two balances without scanning the book. Any other pair is still
+    /// looked up by scanning; the answers are the same either way.
+    pub fn track(&mut self, pair: &Pair) {
+        let slot = |token: &Token| self.balances.iter().position(|(t, _)| t == token);
+        self.tracked = Some(Tracked {
+            quote_slot: slot(&pair.quote),
+            base_slot: slot(&pair.base),
+            quote: pair.quote.clone(),
+            base: pair.base.clone(),
+        });
     }
 
     /// A balance in whole tokens as a float (for signals and reports).
@@ -203,6 +238,13 @@ impl Portfolio {
     /// The quote and base balances of `pair` in whole tokens as floats (as
     /// [`Portfolio::balance_f64`] gives each), found in one pass over the book.
     pub fn pair_balances_f64(&self, pair: &Pair) -> (f64, f64) {
+        if let Some(t) = &self.tracked
+            && t.quote.is(&pair.quote)
+            && t.base.is(&pair.base)
+        {
+            let at = |slot: Option<usize>| slot.map_or(0.0, |i| self.floats[i]);
+            return (at(t.quote_slot), at(t.base_slot));
+        }
         let (mut quote, mut base) = (0.0, 0.0);
         for ((token, _), f) in self.balances.iter().zip(&self.floats) {
             if *token == pair.quote {
@@ -258,6 +300,42 @@ mod tests {
             gas_quote: U256::from(gas),
             tx_hash: None,
         }
+    }
+
+    #[test]
+    fn a_tracked_pair_reads_the_same_balances_as_a_scan_as_the_book_changes() {
+        let pair = Pair::eth_usdc();
+        // Equal tokens built apart: not the tracked ones, so looked up by scanning.
+        let twin = Pair::eth_usdc();
+        let gas = Token::new("GAS", 18);
+        let mut p = Portfolio::with_balances([(gas.clone(), U256::from(7u8))]);
+        p.track(&pair);
+        let scan = |p: &Portfolio| (p.balance_f64(&pair.quote), p.balance_f64(&pair.base));
+        assert_eq!(
+            p.pair_balances_f64(&pair),
+            (0.0, 0.0),
+            "neither token held yet"
+        );
+        p.set_balance(&pair.quote, U256::from(2_500_000u64));
+        assert_eq!(p.pair_balances_f64(&pair), (2.5, 0.0));
+        p.apply_fill(&fill(&pair, true, 1_000_000, 250_000_000_000_000_000, 0))
+            .unwrap();
+        p.set_balance(&gas, U256::from(9u8));
+        for q in [&pair, &twin] {
+            assert_eq!(p.pair_balances_f64(q), scan(&p));
+            assert_eq!(p.pair_balances_f64(q), (1.5, 0.25));
+        }
+        // A clone keeps the slots, and tracking again finds tokens already held.
+        let mut c = p.clone();
+        c.set_balance(&pair.base, U256::from(10u64).pow(U256::from(18u8)));
+        assert_eq!(c.pair_balances_f64(&pair), (1.5, 1.0));
+        c.track(&twin);
+        assert_eq!(c.pair_balances_f64(&twin), (1.5, 1.0));
+        assert_eq!(
+            p.pair_balances_f64(&pair),
+            (1.5, 0.25),
+            "the original is unchanged"
+        );
     }
 
     #[test]
