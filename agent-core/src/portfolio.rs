@@ -236,7 +236,8 @@ impl Portfolio {
     }
 
     /// The quote and base balances of `pair` in whole tokens as floats (as
-    /// [`Portfolio::balance_f64`] gives each), found in one pass over the book.
+    /// [`Portfolio::balance_f64`] gives each): read from two slots for the pair
+    /// [`Portfolio::track`] remembers (or a clone of it), else found in one pass over the book.
     pub fn pair_balances_f64(&self, pair: &Pair) -> (f64, f64) {
         if let Some(t) = &self.tracked
             && t.quote.is(&pair.quote)
