@@ -260,7 +260,8 @@ pub struct VenueSection {
     pub base_token: Option<Spanned<String>>,
     /// uniswap_v2: ERC-20 address of the quote token.
     pub quote_token: Option<Spanned<String>>,
-    /// Seconds after the latest block a swap stays valid (default 300).
+    /// Seconds after the next block's timestamp (the node's pending block) a swap stays valid:
+    /// the router's `deadline` (default 300).
     #[serde(default = "default_deadline")]
     pub deadline_s: Spanned<u64>,
     /// When a replay's (backtest, paper on a file) order fills: at the close of the bar it

@@ -483,6 +483,49 @@ fn a_swap_whose_minimum_cannot_be_met_is_caught_by_simulation_and_nothing_is_sen
     });
 }
 
+/// A devnet whose clock was moved (`evm_increaseTime`, as the market mover does every bar)
+/// simulates and mines the next transaction an hour past the latest block: the swap's deadline
+/// counts from that next block, so the swap lands instead of reverting with the router's
+/// `EXPIRED` (the CI failure of the model rebalancer example, whose kill switch tripped on three).
+#[test]
+fn a_swap_lands_when_the_chains_clock_moved_past_the_latest_block() {
+    rt().block_on(async {
+        let devnet = Devnet::start(DevnetConfig::at_price(1338.12))
+            .await
+            .unwrap();
+        let chain = devnet.chain();
+        let mut live = venue(&devnet, 0).await;
+        let swap = weth_to_usd(&pair(), 1_000_000_000_000_000_000);
+        let quote = live.quote(&swap).await.unwrap();
+        // Approved beforehand, so that no approval mines a block between the clock's move and
+        // the swap (the window the mover leaves between its move and its own swap).
+        use defai::connectors::evm::TxRequest;
+        use defai::connectors::evm::alloy::sol_types::SolCall;
+        use defai::connectors::evm::bindings::IERC20;
+        let approve = IERC20::approveCall {
+            spender: devnet.info().router,
+            value: swap.amount_in,
+        };
+        let approve = TxRequest::call("approve", devnet.info().weth, approve.abi_encode());
+        live.sender().send(&approve, &mut Vec::new()).await.unwrap();
+        let latest = chain.block(None).await.unwrap().timestamp;
+        let _: serde_json::Value = chain.dev_call("evm_increaseTime", (3600,)).await.unwrap();
+        assert!(
+            chain.next_block_timestamp().await.unwrap() >= latest + 3600,
+            "the pending block carries the moved clock"
+        );
+        assert_eq!(chain.block(None).await.unwrap().timestamp, latest);
+        let order = Order {
+            id: IntentId::new("t", 1, 0),
+            swap,
+            min_amount_out: quote.amount_out,
+        };
+        let fill = live.execute(&order, 1).await.unwrap();
+        assert_eq!(fill.amount_out, quote.amount_out, "filled at the quote");
+        assert!(chain.block(None).await.unwrap().timestamp >= latest + 3600);
+    });
+}
+
 #[test]
 fn a_gas_price_above_the_cap_refuses_the_intent_and_sends_nothing() {
     use defai::core::{

@@ -319,7 +319,8 @@ impl MarketSource for ChainSource {
 pub struct UniswapV2Config {
     /// The UniswapV2Router02 the venue swaps through (and approves, exactly per swap).
     pub router: Address,
-    /// Seconds after the latest block's timestamp a swap stays valid.
+    /// Seconds after the next block's timestamp ([`Chain::next_block_timestamp`]) a swap stays
+    /// valid: the router's `deadline`.
     pub deadline_s: u64,
     /// Gas one swap burns, approval included, for quotes (the receipt has the truth).
     pub gas_per_swap: u64,
@@ -331,7 +332,7 @@ pub struct UniswapV2Config {
 }
 
 impl UniswapV2Config {
-    /// Swaps through `router` on chain `chain_id`, valid 60 s past the latest block, quoted at
+    /// Swaps through `router` on chain `chain_id`, valid 60 s past the next block's time, quoted at
     /// 150,000 gas a swap, the chain id checked on the first health check and every one after.
     pub fn new(router: Address, chain_id: u64) -> Self {
         Self {
@@ -604,7 +605,7 @@ impl UniswapV2Venue {
         self.check_amount_out(&chain, order, &path).await?;
         self.approve_input(&chain, sell, swap.amount_in, spent)
             .await?;
-        let deadline = chain.block(None).await?.timestamp + self.cfg.deadline_s;
+        let deadline = chain.next_block_timestamp().await? + self.cfg.deadline_s;
         let call = IUniswapV2Router02::swapExactTokensForTokensCall {
             amountIn: swap.amount_in,
             amountOutMin: order.min_amount_out,
