@@ -131,10 +131,11 @@ fn chain_hash(
     body: &str,
 ) -> String {
     let mut h = Sha256::new();
+    let (mut seq_text, mut ts_text) = (itoa::Buffer::new(), itoa::Buffer::new());
     for part in [
         prev,
-        &seq.to_string(),
-        &ts.to_string(),
+        seq_text.format(seq),
+        ts_text.format(ts),
         kind,
         intent.unwrap_or(""),
         tx.unwrap_or(""),
@@ -143,7 +144,7 @@ fn chain_hash(
         h.update((part.len() as u64).to_le_bytes());
         h.update(part.as_bytes());
     }
-    format!("{:x}", h.finalize())
+    alloy::primitives::hex::encode(h.finalize())
 }
 
 /// How hard a commit waits for the disk.
@@ -204,6 +205,9 @@ pub struct Journal {
     /// Replays commit in batches (nothing to be durable for); live commits every record.
     batched: bool,
     pending: u32,
+    /// A replay's new journal builds its two indexes once, when it is closed
+    /// ([`Journal::close`]), instead of on every insert.
+    indexes_pending: bool,
 }
 
 /// Records per commit of a replay's journal.
@@ -211,11 +215,15 @@ const REPLAY_BATCH: u32 = 512;
 
 impl Drop for Journal {
     fn drop(&mut self) {
-        if let Err(e) = self.flush() {
+        if let Err(e) = self.close() {
             tracing::error!(target: "defai::journal", error = %e, "journal: last batch not committed");
         }
     }
 }
+
+/// The indexes a journal's look-ups by transaction and by intent use.
+const INDEXES: &str = "CREATE INDEX IF NOT EXISTS records_tx ON records(tx_hash);
+    CREATE INDEX IF NOT EXISTS records_intent ON records(intent_id);";
 
 impl std::fmt::Debug for Journal {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -237,7 +245,10 @@ impl Journal {
         Self::open_with(path, Durability::Full)
     }
 
-    /// Opens with the given durability.
+    /// Opens with the given durability. A journal created at [`Durability::Replay`] (the file
+    /// did not exist) keeps its rollback journal in memory instead of a WAL and builds its
+    /// indexes when closed ([`Journal::close`]); a reader meanwhile (`defai audit`) waits for
+    /// the writer's commits (SQLite's busy timeout), and the next open turns the file to WAL.
     ///
     /// # Errors
     ///
@@ -247,6 +258,8 @@ impl Journal {
             path: path.to_path_buf(),
             detail: e.to_string(),
         };
+        // A replay's new journal: written once by one writer and closed, never resumed.
+        let fresh_replay = durability == Durability::Replay && !path.exists();
         let conn = Connection::open(path).map_err(db)?;
         let sync = match durability {
             Durability::Full => "FULL",
@@ -255,8 +268,12 @@ impl Journal {
         // Before the switch to WAL, which writes the new file's header: a replay's journal is
         // created without an fsync.
         conn.pragma_update(None, "synchronous", sync).map_err(db)?;
-        conn.pragma_update(None, "journal_mode", "WAL")
-            .map_err(db)?;
+        // A replay's new journal keeps its rollback journal in memory: its pages are written
+        // once, at each commit, instead of into the WAL and again by the checkpoint at close.
+        // (A crash mid-commit can leave it unreadable; the replay is then run again. The next
+        // `Journal::open` turns it to WAL.)
+        let mode = if fresh_replay { "MEMORY" } else { "WAL" };
+        conn.pragma_update(None, "journal_mode", mode).map_err(db)?;
         // A small page cache: an agent appends and rarely reads; many agents share a process.
         // A replay's batch of `REPLAY_BATCH` records (≈ 250 kB of pages with the indexes) fits
         // in it without spilling to the WAL before its commit.
@@ -276,11 +293,12 @@ impl Journal {
                 body TEXT NOT NULL,
                 prev_hash TEXT NOT NULL,
                 hash TEXT NOT NULL
-            );
-            CREATE INDEX IF NOT EXISTS records_tx ON records(tx_hash);
-            CREATE INDEX IF NOT EXISTS records_intent ON records(intent_id);",
+            );",
         )
         .map_err(db)?;
+        if !fresh_replay {
+            conn.execute_batch(INDEXES).map_err(db)?;
+        }
         let head = conn
             .query_row(
                 "SELECT seq, hash FROM records ORDER BY seq DESC LIMIT 1",
@@ -296,7 +314,28 @@ impl Journal {
             head,
             batched: durability == Durability::Replay,
             pending: 0,
+            indexes_pending: fresh_replay,
         })
+    }
+
+    /// Commits the open batch ([`Journal::flush`]) and builds the indexes a replay's new
+    /// journal left for its end; dropping the journal does the same. Later calls do nothing.
+    ///
+    /// # Errors
+    ///
+    /// [`JournalError::Db`] when the commit or the index build fails.
+    pub fn close(&mut self) -> Result<(), JournalError> {
+        self.flush()?;
+        if self.indexes_pending {
+            self.indexes_pending = false;
+            self.conn
+                .execute_batch(INDEXES)
+                .map_err(|e| JournalError::Db {
+                    path: self.path.clone(),
+                    detail: e.to_string(),
+                })?;
+        }
+        Ok(())
     }
 
     /// Commits a replay's open batch (live journals have none).
@@ -1915,6 +1954,60 @@ mod tests {
         let b: serde_json::Value = serde_json::from_str(&first.body).unwrap();
         assert_eq!(b["balances"][0]["address"], "0xd0");
         assert!(b["balances"][1].get("address").is_none(), "{b}");
+    }
+
+    /// The indexes of the journal at `path` and its journal mode, as SQLite reports them.
+    fn indexes_and_mode(path: &Path) -> (Vec<String>, String) {
+        let conn = Connection::open(path).unwrap();
+        let mut st = conn
+            .prepare("SELECT name FROM sqlite_master WHERE type = 'index' ORDER BY name")
+            .unwrap();
+        let names = st
+            .query_map([], |r| r.get::<_, String>(0))
+            .unwrap()
+            .collect::<Result<Vec<_>, _>>()
+            .unwrap();
+        let mode = conn
+            .query_row("PRAGMA journal_mode", [], |r| r.get::<_, String>(0))
+            .unwrap();
+        (names, mode)
+    }
+
+    #[test]
+    fn a_replays_new_journal_builds_its_indexes_when_closed_and_reopens_in_wal_like_any_other() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("j.sqlite");
+        let mut j = Journal::open_with(&path, Durability::Replay).unwrap();
+        for ts in 1..=600 {
+            j.append(ts, "intent", Some(&format!("s:{ts}:0")), None, "{}")
+                .unwrap();
+        }
+        // Written in batches, without the indexes and without a WAL (the writer's rollback
+        // journal is in its memory; another connection sees a rollback-journal file) until
+        // closed.
+        j.flush().unwrap();
+        assert_eq!(indexes_and_mode(&path), (vec![], "delete".to_string()));
+        j.close().unwrap();
+        j.close().unwrap();
+        drop(j);
+        let (names, _) = indexes_and_mode(&path);
+        assert_eq!(names, ["records_intent", "records_tx"]);
+        // Opened again (live or replay alike) it is an ordinary WAL journal: verified, read
+        // by intent through its index, appended to.
+        let mut j = Journal::open_with(&path, Durability::Replay).unwrap();
+        assert_eq!(j.verify().unwrap().records, 600);
+        assert_eq!(j.rows("WHERE intent_id = ?1", ["s:42:0"]).unwrap().len(), 1);
+        j.append(601, "intent", Some("s:601:0"), None, "{}")
+            .unwrap();
+        drop(j);
+        assert_eq!(indexes_and_mode(&path).1, "wal");
+        assert_eq!(Journal::open(&path).unwrap().verify().unwrap().records, 601);
+        // Dropped without `close`, a new replay journal still gets its indexes.
+        let other = dir.path().join("k.sqlite");
+        let mut j = Journal::open_with(&other, Durability::Replay).unwrap();
+        j.append(1, "intent", Some("s:1:0"), None, "{}").unwrap();
+        drop(j);
+        assert_eq!(indexes_and_mode(&other).0.len(), 2);
     }
 
     /// A compact replay journal at `dir/j.sqlite`, its observer and a swap intent to feed it.

@@ -167,7 +167,7 @@ fn write_all(
         }
     }
     if failed.get().is_none()
-        && let Err(e) = journal.flush()
+        && let Err(e) = journal.close()
     {
         let _ = failed.set(format!("last batch not committed: {e}"));
     }
