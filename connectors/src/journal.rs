@@ -247,8 +247,11 @@ impl Journal {
 
     /// Opens with the given durability. A journal created at [`Durability::Replay`] (the file
     /// did not exist) keeps its rollback journal in memory instead of a WAL and builds its
-    /// indexes when closed ([`Journal::close`]); a reader meanwhile (`defai audit`) waits for
-    /// the writer's commits (SQLite's busy timeout), and the next open turns the file to WAL.
+    /// indexes when closed ([`Journal::close`]); any later open turns the file to WAL (and
+    /// builds missing indexes). Until the replay closes it, another connection is not a WAL
+    /// reader: `defai audit` on a replay still running (a paced paper replay) turns the file to
+    /// WAL between two of the writer's commits, waiting up to SQLite's busy timeout (5 s) for
+    /// one, and fails with "database is locked" when none comes in that time.
     ///
     /// # Errors
     ///
@@ -275,8 +278,8 @@ impl Journal {
         let mode = if fresh_replay { "MEMORY" } else { "WAL" };
         conn.pragma_update(None, "journal_mode", mode).map_err(db)?;
         // A small page cache: an agent appends and rarely reads; many agents share a process.
-        // A replay's batch of `REPLAY_BATCH` records (≈ 250 kB of pages with the indexes) fits
-        // in it without spilling to the WAL before its commit.
+        // A replay's batch of `REPLAY_BATCH` records (≈ 250 kB of pages) fits in it without
+        // spilling to the file (or the WAL) before its commit.
         let cache_kib = match durability {
             Durability::Full => -256,
             Durability::Replay => -1024,
@@ -327,13 +330,13 @@ impl Journal {
     pub fn close(&mut self) -> Result<(), JournalError> {
         self.flush()?;
         if self.indexes_pending {
-            self.indexes_pending = false;
             self.conn
                 .execute_batch(INDEXES)
                 .map_err(|e| JournalError::Db {
                     path: self.path.clone(),
-                    detail: e.to_string(),
+                    detail: format!("every record committed, its indexes not built: {e}"),
                 })?;
+            self.indexes_pending = false;
         }
         Ok(())
     }
@@ -1954,6 +1957,41 @@ mod tests {
         let b: serde_json::Value = serde_json::from_str(&first.body).unwrap();
         assert_eq!(b["balances"][0]["address"], "0xd0");
         assert!(b["balances"][1].get("address").is_none(), "{b}");
+    }
+
+    /// The chain hashes exactly the bytes docs/journal.md describes (each field prefixed by its
+    /// length as a little-endian u64; `seq` and `ts` in decimal, a missing intent or
+    /// transaction as empty text; the digest in lowercase hex). The expected digests were
+    /// computed outside this code (Python's `hashlib`), so a change to what is hashed fails here
+    /// even though `verify` would agree with itself.
+    #[test]
+    fn the_chain_hash_covers_the_documented_bytes() {
+        let first = chain_hash(
+            GENESIS,
+            7,
+            -1_700_000_000,
+            "fill",
+            Some("ema_cross:1700000000:0"),
+            None,
+            r#"{"kind":"fill","v":3}"#,
+        );
+        assert_eq!(
+            first,
+            "8154d6c0ccc2c947d59c863067fcef8653ce9b7cd581da5d492df73790c4d34d"
+        );
+        let second = chain_hash(
+            &first,
+            8,
+            1_700_003_600,
+            "tx",
+            Some("ema_cross:1700000000:0"),
+            Some("0xabc"),
+            "{}",
+        );
+        assert_eq!(
+            second,
+            "2584644dbae06dd3ae2786dab2c787ef8e8d7476715ffb95358ea43d9e189653"
+        );
     }
 
     /// The indexes of the journal at `path` and its journal mode, as SQLite reports them.

@@ -225,28 +225,33 @@ impl Chain {
     }
 
     /// The timestamp the next block will carry, unix seconds: the node's `pending` block's, or
-    /// the latest block's when the node builds no pending block (`null`). A transaction is
+    /// the latest block's when the node builds no pending block (`null`) or refuses the tag. A transaction is
     /// simulated and mined at that time, not the latest block's: on a devnet whose clock was
     /// moved (`evm_increaseTime`) they differ by the move until the next block is mined, so a
     /// deadline counted from the latest block can have passed before the transaction is sent.
     /// Read as raw JSON, because nodes null a pending block's `hash`, `nonce` and `miner`.
     ///
     /// # Errors
-    /// [`EvmError::Rpc`] as [`Chain::retry`] and [`Chain::block`].
+    /// [`EvmError::Rpc`] as [`Chain::block`], when the latest block is needed and cannot be read.
     pub async fn next_block_timestamp(&self) -> Result<u64, EvmError> {
         #[derive(Debug, serde::Deserialize)]
         struct Stamp {
             timestamp: alloy::primitives::U64,
         }
-        let pending: Option<Stamp> = self
+        let pending: Result<Option<Stamp>, _> = self
             .retry("eth_getBlockByNumber", || {
                 self.provider
                     .raw_request("eth_getBlockByNumber".into(), ("pending", false))
             })
-            .await?;
+            .await;
         match pending {
-            Some(p) => Ok(p.timestamp.to::<u64>()),
-            None => Ok(self.block(None).await?.timestamp),
+            Ok(Some(p)) => Ok(p.timestamp.to::<u64>()),
+            Ok(None) => Ok(self.block(None).await?.timestamp),
+            Err(e) => {
+                // A node that does not serve the `pending` tag: the latest block, as before.
+                tracing::debug!(target: "defai::rpc", error = %e, "no pending block; deadline from the latest");
+                Ok(self.block(None).await?.timestamp)
+            }
         }
     }
 

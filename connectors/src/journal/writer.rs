@@ -169,6 +169,6 @@ fn write_all(
     if failed.get().is_none()
         && let Err(e) = journal.close()
     {
-        let _ = failed.set(format!("last batch not committed: {e}"));
+        let _ = failed.set(format!("journal not closed: {e}"));
     }
 }
