@@ -68,6 +68,7 @@ quote = "dUSD"
 quote_decimals = 6
 [venue]
 kind = "uniswap_v2"
+deadline_s = 7200    # the devnet's replay moves chain time an hour per bar: give a swap two
 [chain]
 poll_interval_ms = 20
 [risk]

@@ -43,6 +43,8 @@ impl ProbabilityModel for Trend {
 
 /// The devnet's WETH/dUSD and DVT/dUSD pools, 40/30/30 % before the tilt of up to 10 points.
 const LIVE: &str = r#"
+[venue]
+deadline_s = 7200    # the devnet's replay moves chain time an hour per bar: give a swap two
 [chain]
 poll_interval_ms = 20
 receipt_timeout_s = 10.0
