@@ -1555,10 +1555,14 @@ fn the_rebalancer_holds_the_tokens_its_config_lists_on_the_pools_it_names() {
             "[chain]\nrpc_url = \"{}\"\nchain_id = {}\n",
             info.rpc_url, info.chain_id
         ),
+    )
+    .replace(
+        "[venue]\n",
+        &format!("[venue]\nrouter = \"{}\"\n", info.router),
     );
     let listed = format!(
-        "{base}\n[venue]\nrouter = \"{}\"\n\n[rebalance]\nquote = {{ symbol = \"dUSD\", decimals = 6, address = \"{}\", target = 0.5 }}\n\n[[rebalance.assets]]\nsymbol = \"WETH\"\ndecimals = 18\naddress = \"{}\"\npool = \"{}\"\ntarget = 0.5\n",
-        info.router, info.usd, info.weth, info.weth_usd_pair
+        "{base}\n[rebalance]\nquote = {{ symbol = \"dUSD\", decimals = 6, address = \"{}\", target = 0.5 }}\n\n[[rebalance.assets]]\nsymbol = \"WETH\"\ndecimals = 18\naddress = \"{}\"\npool = \"{}\"\ntarget = 0.5\n",
+        info.usd, info.weth, info.weth_usd_pair
     );
     let run = |text: &str| {
         let config = dir.path().join("rebalance.toml");
