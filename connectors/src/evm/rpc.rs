@@ -245,14 +245,14 @@ impl Chain {
             })
             .await;
         match pending {
-            Ok(Some(p)) => Ok(p.timestamp.to::<u64>()),
-            Ok(None) => Ok(self.block(None).await?.timestamp),
+            Ok(Some(p)) => return Ok(p.timestamp.to::<u64>()),
+            Ok(None) => {}
+            // A node that does not serve the `pending` tag: the latest block, as before.
             Err(e) => {
-                // A node that does not serve the `pending` tag: the latest block, as before.
-                tracing::debug!(target: "defai::rpc", error = %e, "no pending block; deadline from the latest");
-                Ok(self.block(None).await?.timestamp)
+                tracing::debug!(target: "defai::rpc", error = %e, "no pending block; the latest block's time")
             }
         }
+        Ok(self.block(None).await?.timestamp)
     }
 
     /// `who`'s native balance at the latest block, wei (`eth_getBalance`).
