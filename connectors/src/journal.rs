@@ -218,6 +218,64 @@ impl Drop for Journal {
     }
 }
 
+/// Appends records to a [`Journal`] through one prepared statement ([`Journal::inserter`]).
+pub(crate) struct Inserter<'j> {
+    stmt: rusqlite::CachedStatement<'j>,
+    conn: &'j Connection,
+    path: &'j Path,
+    head: &'j mut (i64, String),
+    batched: bool,
+    pending: &'j mut u32,
+}
+
+impl Inserter<'_> {
+    /// Appends one record after the head, chained to it; a replay commits every
+    /// `REPLAY_BATCH` records (the rest at [`Journal::flush`]), a live journal every record.
+    ///
+    /// # Errors
+    ///
+    /// [`JournalError::Db`] when the insert or its commit fails; the head does not move.
+    pub(crate) fn insert(
+        &mut self,
+        ts: i64,
+        kind: &str,
+        intent_id: Option<&str>,
+        tx_hash: Option<&str>,
+        body: &str,
+    ) -> Result<(), JournalError> {
+        let seq = self.head.0 + 1;
+        let hash = chain_hash(&self.head.1, seq, ts, kind, intent_id, tx_hash, body);
+        let db = |e: rusqlite::Error| JournalError::Db {
+            path: self.path.to_path_buf(),
+            detail: e.to_string(),
+        };
+        if self.batched && *self.pending == 0 {
+            self.conn.execute_batch("BEGIN").map_err(db)?;
+        }
+        self.stmt
+            .execute(params![
+                seq,
+                ts,
+                kind,
+                intent_id,
+                tx_hash,
+                body,
+                self.head.1,
+                hash
+            ])
+            .map_err(db)?;
+        if self.batched {
+            *self.pending += 1;
+            if *self.pending >= REPLAY_BATCH {
+                *self.pending = 0;
+                self.conn.execute_batch("COMMIT").map_err(db)?;
+            }
+        }
+        *self.head = (seq, hash);
+        Ok(())
+    }
+}
+
 /// The indexes a journal's look-ups by transaction and by intent use.
 const INDEXES: &str = "CREATE INDEX IF NOT EXISTS records_tx ON records(tx_hash);
     CREATE INDEX IF NOT EXISTS records_intent ON records(intent_id);";
@@ -397,41 +455,40 @@ impl Journal {
         tx_hash: Option<&str>,
         body: &str,
     ) -> Result<(), JournalError> {
-        let seq = self.head.0 + 1;
-        let hash = chain_hash(&self.head.1, seq, ts, kind, intent_id, tx_hash, body);
-        let db = |e: rusqlite::Error| JournalError::Db {
-            path: self.path.clone(),
-            detail: e.to_string(),
-        };
-        if self.batched && self.pending == 0 {
-            self.conn.execute_batch("BEGIN").map_err(db)?;
-        }
-        self.conn
+        self.inserter()?.insert(ts, kind, intent_id, tx_hash, body)
+    }
+
+    /// One prepared insert for a run of [`Inserter::insert`]s (a replay's writer thread takes
+    /// one per batch instead of looking the statement up per record).
+    ///
+    /// # Errors
+    ///
+    /// [`JournalError::Db`] when the statement cannot be prepared.
+    pub(crate) fn inserter(&mut self) -> Result<Inserter<'_>, JournalError> {
+        let Journal {
+            conn,
+            path,
+            head,
+            batched,
+            pending,
+        } = self;
+        let stmt = conn
             .prepare_cached(
                 "INSERT INTO records (seq, ts, kind, intent_id, tx_hash, body, prev_hash, hash)
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
             )
-            .and_then(|mut st| {
-                st.execute(params![
-                    seq,
-                    ts,
-                    kind,
-                    intent_id,
-                    tx_hash,
-                    body,
-                    self.head.1,
-                    hash
-                ])
-            })
-            .map_err(db)?;
-        if self.batched {
-            self.pending += 1;
-            if self.pending >= REPLAY_BATCH {
-                self.flush()?;
-            }
-        }
-        self.head = (seq, hash);
-        Ok(())
+            .map_err(|e| JournalError::Db {
+                path: path.clone(),
+                detail: e.to_string(),
+            })?;
+        Ok(Inserter {
+            stmt,
+            conn,
+            path,
+            head,
+            batched: *batched,
+            pending,
+        })
     }
 
     /// Records matching `filter` (the SQL after `FROM records`), bound to `params`.

@@ -13,9 +13,9 @@ use std::thread::JoinHandle;
 use super::{Addresses, Journal, Row};
 
 /// Rows per batch handed to the thread.
-const BATCH: usize = 256;
+const BATCH: usize = 64;
 /// Batches in flight before [`Writer::push`] waits for the thread.
-const IN_FLIGHT: usize = 8;
+const IN_FLIGHT: usize = 32;
 
 /// The sending side of the writer thread.
 pub(super) struct Writer {
@@ -156,10 +156,17 @@ fn write_all(
         if failed.get().is_some() {
             continue;
         }
+        let mut inserter = match journal.inserter() {
+            Ok(i) => i,
+            Err(e) => {
+                let _ = failed.set(format!("records not written: {e}"));
+                continue;
+            }
+        };
         for r in batch {
             let intent = r.intent.as_ref().map(super::Filed::text);
             let body = r.body.render(&addresses);
-            if let Err(e) = journal.insert(r.ts, r.kind, intent.as_deref(), r.tx.as_deref(), &body)
+            if let Err(e) = inserter.insert(r.ts, r.kind, intent.as_deref(), r.tx.as_deref(), &body)
             {
                 let _ = failed.set(format!("{} record not written: {e}", r.kind));
                 break;
