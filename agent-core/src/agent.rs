@@ -677,8 +677,16 @@ impl AuditStream {
     /// the first failure.
     #[inline(always)]
     pub fn emit(&mut self, event: AuditEvent<'_>) {
-        // A backtest without observers pays nothing per event.
-        if !self.observers.is_empty() {
+        // A backtest without observers pays nothing per event, nor one whose observers take
+        // no per-bar event (a compact journal) per bar. Inlined, the event's variant is known
+        // at the call site and only one of the two tests is left.
+        let per_bar = matches!(event, AuditEvent::Market { .. } | AuditEvent::Mark { .. });
+        let listened = if per_bar {
+            !self.bar_observers.is_empty()
+        } else {
+            !self.observers.is_empty()
+        };
+        if listened {
             self.emit_to_observers(event);
         }
     }
@@ -2790,5 +2798,78 @@ impl<S: MarketSource, V: Venue> Agent<S, V> {
             markets_seen: self.markets_seen,
         };
         Ok((report, self.venue))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::{Arc, Mutex};
+
+    /// Counts the per-bar and the other events it is handed.
+    struct Counter {
+        bars: bool,
+        seen: Arc<Mutex<(u32, u32)>>,
+    }
+
+    impl Observer for Counter {
+        fn on_audit(&mut self, event: &AuditEvent<'_>) -> Result<(), AuditError> {
+            let mut seen = self.seen.lock().unwrap();
+            match event {
+                AuditEvent::Market { .. } | AuditEvent::Mark { .. } => seen.0 += 1,
+                _ => seen.1 += 1,
+            }
+            Ok(())
+        }
+        fn takes_bars(&self) -> bool {
+            self.bars
+        }
+    }
+
+    #[test]
+    fn per_bar_events_reach_only_the_observers_that_take_them_and_the_rest_reach_all() {
+        let (all, compact) = (Arc::default(), Arc::default());
+        let mut stream = AuditStream::default();
+        let mut only_others = AuditStream::default();
+        stream.push(Box::new(Counter {
+            bars: true,
+            seen: Arc::clone(&all),
+        }));
+        stream.push(Box::new(Counter {
+            bars: false,
+            seen: Arc::clone(&compact),
+        }));
+        only_others.push(Box::new(Counter {
+            bars: false,
+            seen: Arc::clone(&compact),
+        }));
+        let event = MarketEvent::Bar(Bar {
+            ts: 1,
+            open: 100.0,
+            high: 100.0,
+            low: 100.0,
+            close: 100.0,
+            volume: 0.0,
+        });
+        let pair = [(Token::new("USDC", 6), U256::from(5u8))];
+        for s in [&mut stream, &mut only_others] {
+            s.emit(AuditEvent::Market {
+                ts: 1,
+                event: &event,
+            });
+            s.emit(AuditEvent::Mark {
+                ts: 1,
+                price: 100.0,
+                equity: 5.0,
+            });
+            s.emit(AuditEvent::Portfolio {
+                ts: 1,
+                balances: &pair,
+            });
+        }
+        assert_eq!(*all.lock().unwrap(), (2, 1));
+        // The observer that takes no bars got the book from both streams, and no bar.
+        assert_eq!(*compact.lock().unwrap(), (0, 2));
+        assert!(stream.failure().is_none() && only_others.failure().is_none());
     }
 }

@@ -338,7 +338,10 @@ impl SwitchStore for FileSwitchStore {
     }
 
     fn poll(&mut self) -> Option<SwitchCommand> {
-        if !self.shared.ready.swap(false, Ordering::Acquire) {
+        // Polled once per event: a plain load first, the locked swap only when it is raised.
+        if !self.shared.ready.load(Ordering::Relaxed)
+            || !self.shared.ready.swap(false, Ordering::Acquire)
+        {
             return None;
         }
         // `ready` is raised only for a newer id than the last one offered, so the watcher
