@@ -234,7 +234,10 @@ impl Inserter<'_> {
     ///
     /// # Errors
     ///
-    /// [`JournalError::Db`] when the insert or its commit fails; the head does not move.
+    /// [`JournalError::Db`] when the insert or its commit fails; the head does not move past
+    /// the failed record. A failed commit of a replay's batch leaves that batch's earlier
+    /// records uncommitted (rolled back when the journal closes); the writer stops at the first
+    /// failure, so nothing is chained onto them. A live journal commits every record.
     pub(crate) fn insert(
         &mut self,
         ts: i64,
@@ -303,8 +306,9 @@ impl Journal {
     /// Opens with the given durability. A journal created at [`Durability::Replay`] (the file
     /// did not exist) is written once by one writer and never resumed: it uses 16 KiB pages,
     /// keeps its rollback journal in memory instead of a WAL and leaves its two indexes to the
-    /// first reader. Any later open turns the file to WAL and builds the indexes (once), so a replay that is never read never pays for them, and one
-    /// that is read pays once. Until the replay closes it, another connection is not a WAL
+    /// first reader. Any later open turns the file to WAL and builds the indexes (once), so a
+    /// replay that is never read never pays for them, and one that is read pays once. Until
+    /// the replay closes it, another connection is not a WAL
     /// reader: `defai audit` on a replay still running (a paced paper replay) turns the file to
     /// WAL between two of the writer's commits, waiting up to SQLite's busy timeout (5 s) for
     /// one, and fails with "database is locked" when none comes in that time.
