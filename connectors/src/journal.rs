@@ -2121,6 +2121,59 @@ mod tests {
         assert_eq!(indexes_and_mode(&live).0.len(), 2);
     }
 
+    #[test]
+    fn a_replay_journal_that_cannot_write_fails_the_run_and_keeps_a_verifiable_chain() {
+        use agent_core::{Bar, MarketEvent, Observer};
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("j.sqlite");
+        let journal = Journal::open_with(&path, Durability::Replay).unwrap();
+        // A full disk for the writer's connection alone: the file may not grow past 8 pages.
+        journal
+            .conn
+            .pragma_update(None, "max_page_count", 8)
+            .unwrap();
+        // A full journal (a record per bar) behind the writer thread.
+        let mut obs = JournalObserver::new(journal);
+        let mut refused_at = None;
+        for ts in 1..=5_000 {
+            let event = MarketEvent::Bar(Bar {
+                ts,
+                open: 100.0,
+                high: 100.0,
+                low: 100.0,
+                close: 100.0,
+                volume: 0.0,
+            });
+            if let Err(e) = obs.on_audit(&AuditEvent::Market { ts, event: &event }) {
+                assert!(e.0.contains("record not written"), "{e:?}");
+                refused_at = Some(ts);
+                break;
+            }
+        }
+        // The writer's failure reaches the agent: from a later record, or at the end at the
+        // latest, never as a run that finished well.
+        let e = obs
+            .finish()
+            .expect_err("a journal that cannot write fails the run");
+        assert!(e.0.contains("record not written"), "{e:?}");
+        drop(obs);
+        // What was written before the failure is on disk with its chain intact, and nothing
+        // after it: the writer stopped at the first failure.
+        let verified = Journal::open(&path).unwrap().verify().unwrap();
+        assert!(
+            verified.records > 0 && verified.records < 5_000,
+            "{} records",
+            verified.records
+        );
+        if let Some(ts) = refused_at {
+            assert!(
+                verified.records < ts,
+                "{} records, refused at {ts}",
+                verified.records
+            );
+        }
+    }
+
     /// A compact replay journal at `dir/j.sqlite`, its observer and a swap intent to feed it.
     fn compact_replay(dir: &Path) -> (PathBuf, JournalObserver, agent_core::Intent) {
         let path = dir.join("j.sqlite");
