@@ -166,7 +166,7 @@ const POW10_F64: [f64; 39] = {
 };
 
 /// `10^n` as a float, exact for the decimals tokens use.
-fn pow10_f64(n: u8) -> f64 {
+pub(crate) fn pow10_f64(n: u8) -> f64 {
     match POW10_F64.get(n as usize) {
         Some(v) => *v,
         None => 10f64.powi(n as i32),
@@ -330,7 +330,13 @@ pub fn price_to_units(price: f64, quote_decimals: u8) -> Option<U256> {
 /// integer): a bar's close is checked on every bar, its units needed on few.
 #[inline]
 pub fn price_representable(price: f64, quote_decimals: u8) -> bool {
-    scaled_price(price, quote_decimals).is_some()
+    if !price.is_finite() || price <= 0.0 {
+        return false;
+    }
+    // `scaled.round()` is in [1, 1e38) exactly when `scaled` is in [0.5, 1e38) (ties round
+    // away from zero; near 1e38 every float is a whole number): no rounding call per bar.
+    let scaled = price * pow10_f64(quote_decimals);
+    (0.5..1e38).contains(&scaled)
 }
 
 /// `price` in quote units as a whole float, when positive, finite and at least one unit and
@@ -372,6 +378,39 @@ pub fn quote_to_base(amount: U256, base_decimals: u8, price_units: U256) -> U256
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn a_price_is_representable_exactly_when_it_converts_to_units() {
+        let mut prices = vec![
+            0.0,
+            -1.0,
+            f64::NAN,
+            f64::INFINITY,
+            f64::MIN_POSITIVE,
+            1e-300,
+            1e300,
+            2000.0,
+        ];
+        for d in [0u8, 2, 6, 8, 18] {
+            let unit = 1.0 / pow10_f64(d);
+            for edge in [0.5 * unit, 1e38 * unit, unit] {
+                let (mut below, mut above) = (edge, edge);
+                for _ in 0..4 {
+                    below = below.next_down();
+                    above = above.next_up();
+                    prices.extend([below, above]);
+                }
+                prices.push(edge);
+            }
+            for (i, p) in prices.iter().enumerate() {
+                assert_eq!(
+                    price_representable(*p, d),
+                    price_to_units(*p, d).is_some(),
+                    "price #{i} {p:e} at {d} decimals"
+                );
+            }
+        }
+    }
+
     use super::*;
 
     #[test]

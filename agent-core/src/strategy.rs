@@ -3,7 +3,9 @@
 use std::collections::BTreeMap;
 use std::fmt;
 
-use crate::amount::{U256, base_to_quote, price_to_units, quote_to_base};
+use crate::amount::{
+    Token, U256, base_to_quote, pow10_f64, price_representable, price_to_units, quote_to_base,
+};
 use crate::intent::Intent;
 use crate::market::{Bar, MarketEvent, Pair};
 use crate::portfolio::Portfolio;
@@ -196,12 +198,21 @@ impl Context<'_> {
     /// - [`StrategyError::NoPrice`] if the bar's close is not a usable price.
     pub fn target_exposure(&self, fraction: f64) -> Result<Option<Intent>, StrategyError> {
         let fraction = StrategyError::check_fraction("target exposure", fraction)?;
-        let price = price_to_units(self.bar.close, self.pair.quote.decimals())
-            .ok_or(StrategyError::NoPrice(self.bar.close))?;
         let (base, quote) = (&self.pair.base, &self.pair.quote);
         let gas = self.gas_estimate.max(0.0);
-        let worth_gas = |notional: U256| gas <= MAX_GAS_SHARE * quote.to_f64(notional);
         let base_held = self.base_balance();
+        // Nothing to sell, or dust not worth its gas (a strategy left holding dust asks on every
+        // bar): answered before the integer price is built, for a usable close only (an
+        // unusable one is still the error below).
+        if fraction == 0.0
+            && price_representable(self.bar.close, quote.decimals())
+            && (base_held.is_zero() || !worth_gas_at_most(gas, base_held, base, quote, self.bar))
+        {
+            return Ok(None);
+        }
+        let price = price_to_units(self.bar.close, quote.decimals())
+            .ok_or(StrategyError::NoPrice(self.bar.close))?;
+        let worth_gas = |notional: U256| gas <= MAX_GAS_SHARE * quote.to_f64(notional);
         if fraction == 0.0 {
             let value = base_to_quote(base_held, base.decimals(), price);
             let sell = !base_held.is_zero() && worth_gas(value);
@@ -225,6 +236,21 @@ impl Context<'_> {
             Ok(trade.then(|| Intent::swap(base, quote, sell)))
         }
     }
+}
+
+/// `false` when `held` units of `base` are surely not worth `gas` (whole `quote` tokens) at
+/// `bar`'s close: [`MAX_GAS_SHARE`] of an upper bound of their value, in floats, is below it.
+/// The bound takes the close one quote unit higher (the integer price rounds to the nearest
+/// unit) and adds 1e-9 relative, far above the few ulps the float arithmetic can be off, so a
+/// `false` here is the exact 256-bit valuation's answer too, without its cost: a strategy left
+/// holding dust asks on every bar. `true` decides nothing (the exact check follows).
+fn worth_gas_at_most(gas: f64, held: U256, base: &Token, quote: &Token, bar: &Bar) -> bool {
+    let unit = 1.0 / pow10_f64(quote.decimals());
+    // Through `u128` when it fits: the same nearest float, without the 256-bit conversion.
+    let held_units = u128::try_from(held).map_or_else(|_| f64::from(held), |v| v as f64);
+    let held_tokens = held_units / pow10_f64(base.decimals());
+    let bound = held_tokens * (bar.close + unit) * (1.0 + 1e-9);
+    gas <= MAX_GAS_SHARE * bound
 }
 
 /// One parameter value from a config file or the command line.
@@ -531,6 +557,57 @@ mod tests {
             intent.as_swap().unwrap().amount_in,
             U256::from(123_456_789u64)
         );
+    }
+
+    #[test]
+    fn selling_dust_is_decided_as_by_the_exact_valuation_on_both_sides_of_the_gas_threshold() {
+        let (pair, mut p, _) = ctx_parts();
+        let eth = Token::new("ETH", 18);
+        let mut checked = 0;
+        for close in [0.000_001_3, 0.37, 1.0, 1_999.999_999, 2000.0, 2.5e9] {
+            let bar = Bar {
+                ts: 0,
+                open: close,
+                high: close,
+                low: close,
+                close,
+                volume: 0.0,
+            };
+            let price = price_to_units(close, 6).unwrap();
+            for gas in [0.0, 1e-6, 0.2, 5.0] {
+                // Held amounts whose exact value is right at, just under and just over
+                // `gas / MAX_GAS_SHARE`, and far from it.
+                let at = gas / MAX_GAS_SHARE / close * 1e18;
+                for held in [
+                    1.0,
+                    at * 0.5,
+                    at - 2e9,
+                    at - 1.0,
+                    at,
+                    at + 1.0,
+                    at + 2e9,
+                    at * 2.0,
+                ] {
+                    if !(1.0..1e30).contains(&held) {
+                        continue;
+                    }
+                    let held = U256::from(held as u128);
+                    p.set_balance(&eth, held);
+                    let ctx = Context {
+                        pair: &pair,
+                        portfolio: &p,
+                        bar: &bar,
+                        gas_estimate: gas,
+                    };
+                    let exact =
+                        gas <= MAX_GAS_SHARE * pair.quote.to_f64(base_to_quote(held, 18, price));
+                    let sells = ctx.target_exposure(0.0).unwrap().is_some();
+                    assert_eq!(sells, exact, "close {close}, gas {gas}, held {held}");
+                    checked += 1;
+                }
+            }
+        }
+        assert!(checked > 100, "{checked} cases");
     }
 
     #[test]
