@@ -437,7 +437,8 @@ impl Journal {
         body: &str,
     ) -> Result<Record, JournalError> {
         let prev_hash = self.head.1.clone();
-        self.insert(ts, kind, intent_id, tx_hash, body)?;
+        self.inserter()?
+            .insert(ts, kind, intent_id, tx_hash, body)?;
         Ok(Record {
             seq: self.head.0,
             ts,
@@ -448,18 +449,6 @@ impl Journal {
             prev_hash,
             hash: self.head.1.clone(),
         })
-    }
-
-    /// [`Journal::append`] without building the [`Record`].
-    fn insert(
-        &mut self,
-        ts: i64,
-        kind: &str,
-        intent_id: Option<&str>,
-        tx_hash: Option<&str>,
-        body: &str,
-    ) -> Result<(), JournalError> {
-        self.inserter()?.insert(ts, kind, intent_id, tx_hash, body)
     }
 
     /// One prepared insert for a run of [`Inserter::insert`]s (a replay's writer thread takes
@@ -715,13 +704,16 @@ impl Shared {
         let kind = row.kind;
         let written = match &mut self.journal {
             Sink::Direct(j) => j
-                .insert(
-                    row.ts,
-                    kind,
-                    row.intent.as_ref().map(Filed::text).as_deref(),
-                    row.tx.as_deref(),
-                    &row.body.render(&self.addresses),
-                )
+                .inserter()
+                .and_then(|mut i| {
+                    i.insert(
+                        row.ts,
+                        kind,
+                        row.intent.as_ref().map(Filed::text).as_deref(),
+                        row.tx.as_deref(),
+                        &row.body.render(&self.addresses),
+                    )
+                })
                 .map_err(|e| e.to_string()),
             Sink::Thread(w) => w.push(row),
         };
