@@ -469,6 +469,7 @@ fn bundle_leg_refusal(k: usize, verdict: &Verdict) -> Refusal {
 
 /// Whether the bar may be traded on, or why not (fail closed on data: bad prices, time not
 /// moving forward, a close that has no integer price in quote units).
+#[inline]
 fn usable_bar(bar: &Bar, last: Option<&Bar>, quote_decimals: u8) -> Result<(), String> {
     bar.validate().map_err(|f| f.to_string())?;
     if let Some(prev) = last
@@ -1147,13 +1148,19 @@ impl<S: MarketSource, V: Venue> Agent<S, V> {
         if let Some(max_age) = self.max_data_age_s {
             let age = self.age_of(data_ts, now);
             if age > max_age.saturating_mul(self.policy.stale_data_multiple) {
-                let reason = format!(
-                    "market data {age} s old, over {}× max_data_age_s",
-                    self.policy.stale_data_multiple
-                );
-                self.trip(KillMode::Halt, &reason, now);
+                self.trip_stale(age, now);
             }
         }
+    }
+
+    /// [`Agent::stale_check`]'s halt: data `age` seconds old.
+    #[cold]
+    fn trip_stale(&mut self, age: i64, now: i64) {
+        let reason = format!(
+            "market data {age} s old, over {}× max_data_age_s",
+            self.policy.stale_data_multiple
+        );
+        self.trip(KillMode::Halt, &reason, now);
     }
 
     /// Halts before the first event (config `start_halted`); only an operator resume lifts it.
@@ -1180,21 +1187,28 @@ impl<S: MarketSource, V: Venue> Agent<S, V> {
         &self.venue
     }
 
+    #[inline]
     fn switch_changed(&mut self, ts: i64, change: Option<SwitchChange>) {
         if let Some(change) = change {
-            if change.to == SwitchState::Active {
-                self.gate.on_resume();
-                // The re-base is saved with the resume, not at the end of the bar: a crash in
-                // between would restart with an active switch and the old, breached baselines.
-                if let Err(e) = self.persist_baselines(ts) {
-                    tracing::error!(target: "defai::audit", error = %e, "resume not re-based on disk: halted");
-                }
-            }
-            self.audit.emit(AuditEvent::KillSwitch {
-                ts,
-                change: &change,
-            });
+            self.apply_switch_change(ts, change);
         }
+    }
+
+    /// [`Agent::switch_changed`] once the switch did change: re-bases the gate on a resume and
+    /// journals the change.
+    fn apply_switch_change(&mut self, ts: i64, change: SwitchChange) {
+        if change.to == SwitchState::Active {
+            self.gate.on_resume();
+            // The re-base is saved with the resume, not at the end of the bar: a crash in
+            // between would restart with an active switch and the old, breached baselines.
+            if let Err(e) = self.persist_baselines(ts) {
+                tracing::error!(target: "defai::audit", error = %e, "resume not re-based on disk: halted");
+            }
+        }
+        self.audit.emit(AuditEvent::KillSwitch {
+            ts,
+            change: &change,
+        });
     }
 
     fn snapshot(&mut self, ts: i64) {
@@ -1217,7 +1231,16 @@ impl<S: MarketSource, V: Venue> Agent<S, V> {
     }
 
     /// Saves the gate's baselines if they changed since the last save (agents with a store).
+    #[inline]
     fn persist_baselines(&mut self, now: i64) -> Result<(), AgentError> {
+        if self.baseline_store.is_none() {
+            return Ok(());
+        }
+        self.save_baselines(now)
+    }
+
+    /// [`Agent::persist_baselines`] for an agent with a store.
+    fn save_baselines(&mut self, now: i64) -> Result<(), AgentError> {
         let Some(store) = self.baseline_store.as_mut() else {
             return Ok(());
         };
@@ -2376,12 +2399,16 @@ impl<S: MarketSource, V: Venue> Agent<S, V> {
             };
             self.strategy.on_event(event, &ctx)
         };
-        for decision in self.strategy.decisions() {
-            tracing::debug!(target: "defai::audit", ts = bar.ts, model = %decision.model, output = decision.output, action = %decision.action, "decision");
-            self.audit.emit(AuditEvent::Decision {
-                ts: bar.ts,
-                decision: &decision,
-            });
+        let decisions = self.strategy.decisions();
+        // Most bars record no decision: skip the iterator (an out-of-line drop per bar).
+        if !decisions.is_empty() {
+            for decision in decisions {
+                tracing::debug!(target: "defai::audit", ts = bar.ts, model = %decision.model, output = decision.output, action = %decision.action, "decision");
+                self.audit.emit(AuditEvent::Decision {
+                    ts: bar.ts,
+                    decision: &decision,
+                });
+            }
         }
         match decided {
             Ok(v) => v,

@@ -49,6 +49,7 @@ impl Token {
         &self.symbol
     }
     /// How many decimal places the smallest unit has: one whole token is `10^decimals` units.
+    #[inline]
     pub fn decimals(&self) -> u8 {
         self.decimals
     }
@@ -70,6 +71,7 @@ impl Token {
         format_units(units, self.decimals)
     }
     /// Units as an approximate float, for reports and signals only.
+    #[inline]
     pub fn to_f64(&self, units: U256) -> f64 {
         to_f64(units, self.decimals)
     }
@@ -312,6 +314,7 @@ pub fn format_units(units: U256, decimals: u8) -> String {
 }
 
 /// Units as an approximate float; for reports and signals only, never for accounting.
+#[inline]
 pub fn to_f64(units: U256, decimals: u8) -> f64 {
     let v: f64 = units.into();
     v / pow10_f64(decimals)

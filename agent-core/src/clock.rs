@@ -40,6 +40,7 @@ impl Clock {
 
     /// The agent's "now" for an event at `event_ts`: the event's own time when simulated or
     /// replayed, the wall clock when live (so data age means something).
+    #[inline]
     pub fn now(&self, event_ts: i64) -> i64 {
         match self {
             Clock::Simulated | Clock::Replay { .. } => event_ts,

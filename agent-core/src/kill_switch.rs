@@ -293,8 +293,14 @@ impl KillSwitch {
     }
 
     /// Applies a waiting operator command, if any.
+    #[inline]
     pub fn poll(&mut self, ts: i64) -> Option<SwitchChange> {
         let cmd = self.store.as_mut()?.poll()?;
+        self.apply(cmd, ts)
+    }
+
+    /// [`KillSwitch::poll`]'s command, applied unless already seen.
+    fn apply(&mut self, cmd: SwitchCommand, ts: i64) -> Option<SwitchChange> {
         if cmd.id <= self.rec.last_command {
             return None;
         }

@@ -31,6 +31,7 @@ impl Bar {
     /// A [`BarFault`] naming the first failing check, in this order: each price (open, high,
     /// low, close) not finite or not positive, volume not finite or negative, `high` below
     /// `low`, `close` outside `[low, high]`, `open` outside `[low, high]`.
+    #[inline]
     pub fn validate(&self) -> Result<(), BarFault> {
         // Every check at once for the usual good bar: a positive low, a finite high above it,
         // open and close between them, a finite non-negative volume. Only a bad bar goes through
@@ -236,6 +237,7 @@ pub struct PoolSnapshot {
 
 impl MarketEvent {
     /// Event time, unix seconds.
+    #[inline]
     pub fn ts(&self) -> i64 {
         match self {
             MarketEvent::Bar(b) | MarketEvent::Pool { bar: b, .. } => b.ts,
@@ -246,6 +248,7 @@ impl MarketEvent {
     }
     /// The bar of the agent's pair: the event's own, or a [`MarketSet`]'s first entry's.
     /// `None` for a tick (and an empty set).
+    #[inline]
     pub fn as_bar(&self) -> Option<&Bar> {
         match self {
             MarketEvent::Bar(b) | MarketEvent::Pool { bar: b, .. } => Some(b),
@@ -254,6 +257,7 @@ impl MarketEvent {
         }
     }
     /// The exact pool state of the agent's pair, when the event carries it.
+    #[inline]
     pub fn pool(&self) -> Option<&PoolSnapshot> {
         match self {
             MarketEvent::Pool { pool, .. } => Some(pool),
@@ -269,6 +273,7 @@ impl MarketEvent {
         }
     }
     /// The several markets of a [`MarketEvent::Markets`], else `None`.
+    #[inline]
     pub fn markets(&self) -> Option<&MarketSet> {
         match self {
             MarketEvent::Markets(set) => Some(set),
@@ -277,6 +282,7 @@ impl MarketEvent {
     }
     /// The bar and pool state of `pair` in this event: a one-pair event's own (it is the
     /// agent's pair), or the set's entry for `pair`.
+    #[inline]
     pub fn for_pair(&self, pair: &Pair) -> Option<(&Bar, Option<&PoolSnapshot>)> {
         match self {
             MarketEvent::Markets(set) => set.get(pair).map(|m| (&m.bar, m.pool.as_ref())),

@@ -61,6 +61,7 @@ impl PerformanceTracker {
     /// Adds a point of the equity curve: `equity` (quote tokens, float) at `ts` (unix seconds).
     /// Points must come in time order; the return from the previous point counts only when
     /// that point's equity was positive.
+    #[inline]
     pub fn update(&mut self, ts: i64, equity: f64) {
         if self.points == 0 || ts >= self.month_end {
             self.roll_month(ts, equity);

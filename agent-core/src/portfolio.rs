@@ -73,6 +73,7 @@ impl Portfolio {
     }
 
     /// The balance of `token` in its units; zero for a token never held.
+    #[inline]
     pub fn balance(&self, token: &Token) -> U256 {
         self.balances
             .iter()
@@ -119,6 +120,7 @@ impl Portfolio {
     }
 
     /// A balance in whole tokens as a float (for signals and reports).
+    #[inline]
     pub fn balance_f64(&self, token: &Token) -> f64 {
         self.balances
             .iter()
@@ -223,6 +225,7 @@ impl Portfolio {
 
     /// Total value in the pair's quote token at `price_units` (quote units per whole base),
     /// rounded down. Tokens other than the pair's are not priced here and count as zero.
+    #[inline]
     pub fn equity(&self, pair: &Pair, price_units: U256) -> U256 {
         let quote = self.balance(&pair.quote);
         let base = self.balance(&pair.base);
@@ -230,6 +233,7 @@ impl Portfolio {
     }
 
     /// Same as [`Portfolio::equity`] as a float, at a float price; for per-bar metrics only.
+    #[inline]
     pub fn equity_f64(&self, pair: &Pair, price: f64) -> f64 {
         let (quote, base) = self.pair_balances_f64(pair);
         quote + base * price
@@ -238,6 +242,7 @@ impl Portfolio {
     /// The quote and base balances of `pair` in whole tokens as floats (as
     /// [`Portfolio::balance_f64`] gives each): read from two slots for the pair
     /// [`Portfolio::track`] remembers (or a clone of it), else found in one pass over the book.
+    #[inline]
     pub fn pair_balances_f64(&self, pair: &Pair) -> (f64, f64) {
         if let Some(t) = &self.tracked
             && t.quote.is(&pair.quote)

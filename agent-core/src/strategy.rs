@@ -166,6 +166,7 @@ impl Context<'_> {
         self.portfolio.balance(&self.pair.quote)
     }
     /// Base units held.
+    #[inline]
     pub fn base_balance(&self) -> U256 {
         self.portfolio.balance(&self.pair.base)
     }
@@ -174,6 +175,7 @@ impl Context<'_> {
         self.portfolio.equity_f64(self.pair, self.bar.close)
     }
     /// Share of equity held in the base token, in [0, 1] (float, for signals).
+    #[inline]
     pub fn exposure(&self) -> f64 {
         // The terms of `equity` (quote + base * close), the balances looked up once.
         let (quote, base) = self.portfolio.pair_balances_f64(self.pair);

@@ -220,6 +220,7 @@ impl Venue for PaperVenue {
         "paper_amm"
     }
 
+    #[inline]
     fn observe(&mut self, event: &MarketEvent) {
         if let Some(t) = &self.gas_token
             && let Some(m) = event.markets().and_then(|set| set.of_base(t))

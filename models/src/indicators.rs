@@ -22,6 +22,7 @@ impl Ema {
     }
 
     /// Adds one value and returns the updated average.
+    #[inline]
     pub fn update(&mut self, x: f64) -> f64 {
         let v = match self.value {
             None => x,
@@ -33,6 +34,7 @@ impl Ema {
     }
 
     /// The average, once at least `period` values have been seen.
+    #[inline]
     pub fn ready(&self) -> Option<f64> {
         self.value.filter(|_| self.seen >= self.period)
     }

@@ -178,13 +178,29 @@ fn loss_breach(
         return None;
     }
     let loss = (1.0 - equity / reference) * 100.0;
-    (loss >= max).then(|| {
+    if loss >= max {
         *breached = true;
-        Refusal::new(
-            code,
-            format!("down {loss:.2} % {from_what} (limit {max} %)"),
-        )
-    })
+        Some(loss_refusal(code, loss, from_what, max))
+    } else {
+        None
+    }
+}
+
+/// The breach of an equity that is not a finite non-negative number.
+#[cold]
+#[inline(never)]
+fn bad_equity(equity: f64) -> Refusal {
+    Refusal::new("bad_equity", format!("equity is {equity}"))
+}
+
+/// The refusal of a loss limit's breach: built once per breach, kept out of the per-bar mark.
+#[cold]
+#[inline(never)]
+fn loss_refusal(code: &'static str, loss: f64, from_what: &str, max: f64) -> Refusal {
+    Refusal::new(
+        code,
+        format!("down {loss:.2} % {from_what} (limit {max} %)"),
+    )
 }
 
 impl LimitGate {
@@ -650,7 +666,7 @@ impl RiskGate for LimitGate {
 
     fn on_mark(&mut self, ts: i64, equity: f64) -> Option<Refusal> {
         if !equity.is_finite() || equity < 0.0 {
-            return Some(Refusal::new("bad_equity", format!("equity is {equity}")));
+            return Some(bad_equity(equity));
         }
         let day = ts.div_euclid(86_400);
         if self.day != Some(day) {
