@@ -2680,6 +2680,7 @@ impl<S: MarketSource, V: Venue> Agent<S, V> {
 
     /// The end of a bar: saves the gate's baselines, marks `equity` (quote, at the close;
     /// tallied and journaled) and checks the journal.
+    #[inline(always)]
     fn close_bar(
         &mut self,
         bar: Bar,

@@ -242,7 +242,7 @@ impl Portfolio {
     /// The quote and base balances of `pair` in whole tokens as floats (as
     /// [`Portfolio::balance_f64`] gives each): read from two slots for the pair
     /// [`Portfolio::track`] remembers (or a clone of it), else found in one pass over the book.
-    #[inline]
+    #[inline(always)]
     pub fn pair_balances_f64(&self, pair: &Pair) -> (f64, f64) {
         if let Some(t) = &self.tracked
             && t.quote.is(&pair.quote)
@@ -251,6 +251,11 @@ impl Portfolio {
             let at = |slot: Option<usize>| slot.map_or(0.0, |i| self.floats[i]);
             return (at(t.quote_slot), at(t.base_slot));
         }
+        self.scan_pair_balances_f64(pair)
+    }
+
+    /// [`Portfolio::pair_balances_f64`] of a pair not tracked: one pass over the book.
+    fn scan_pair_balances_f64(&self, pair: &Pair) -> (f64, f64) {
         let (mut quote, mut base) = (0.0, 0.0);
         for ((token, _), f) in self.balances.iter().zip(&self.floats) {
             if *token == pair.quote {
