@@ -750,6 +750,33 @@ mod tests {
     use crate::portfolio::Portfolio;
     use crate::prediction::{BetFill, MarketView};
 
+    #[test]
+    fn a_mark_breaches_each_loss_limit_once_with_its_code_and_refuses_an_unusable_equity() {
+        let mut gate = LimitGate::new(RiskLimits {
+            max_daily_loss_pct: Some(10.0),
+            max_drawdown_pct: Some(20.0),
+            ..RiskLimits::default()
+        });
+        let day = 86_400;
+        assert!(gate.on_mark(0, 100.0).is_none());
+        assert!(gate.on_mark(60, 90.5).is_none(), "down 9.5 % today");
+        let daily = gate.on_mark(120, 89.0).expect("down 11 % today");
+        assert_eq!(daily.code, "max_daily_loss");
+        assert_eq!(daily.detail, "down 11.00 % today (limit 10 %)");
+        // Latched for the day: a deeper loss within it (15 % from the peak) says nothing more.
+        assert!(gate.on_mark(180, 85.0).is_none());
+        // The next day starts from its first mark; the peak is still 100.
+        let drawdown = gate.on_mark(day, 79.0).expect("down 21 % from the peak");
+        assert_eq!(drawdown.code, "max_drawdown");
+        assert_eq!(drawdown.detail, "down 21.00 % from peak (limit 20 %)");
+        // Latched too: 25 % from the peak, 5 % today.
+        assert!(gate.on_mark(day + 60, 75.0).is_none());
+        for bad in [f64::NAN, f64::INFINITY, -1.0] {
+            let refusal = gate.on_mark(day + 120, bad).expect("an unusable equity");
+            assert_eq!(refusal.code, "bad_equity", "{bad}");
+        }
+    }
+
     /// A bettor's cycle bar at `ts`: prices 1 (collateral in collateral).
     fn unit_bar(ts: i64) -> Bar {
         Bar {
