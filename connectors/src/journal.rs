@@ -1096,6 +1096,19 @@ struct Row {
     body: Body,
 }
 
+impl Row {
+    /// Turns the intent id and the body into their text now, with `a` (as the writer thread
+    /// does when it writes the record: the record's bytes are the same either way).
+    fn render(&mut self, a: &Addresses) {
+        if let Some(Filed::Id(id)) = &self.intent {
+            self.intent = Some(Filed::Text(id.to_string()));
+        }
+        if !matches!(self.body, Body::Text(_)) {
+            self.body = Body::Text(self.body.render(a).into_owned());
+        }
+    }
+}
+
 /// The intent a record is filed under: an id, turned into its text (`strategy:ts:seq`) only
 /// when the record is written (on a replay's writer thread, off the hot path), or that text.
 #[derive(Debug, Clone)]
