@@ -1187,6 +1187,7 @@ impl<S: MarketSource, V: Venue> Agent<S, V> {
         &self.venue
     }
 
+    /// Applies the kill switch's `change` at `ts`, if any ([`Agent::apply_switch_change`]).
     #[inline]
     fn switch_changed(&mut self, ts: i64, change: Option<SwitchChange>) {
         if let Some(change) = change {
@@ -1194,8 +1195,8 @@ impl<S: MarketSource, V: Venue> Agent<S, V> {
         }
     }
 
-    /// [`Agent::switch_changed`] once the switch did change: re-bases the gate on a resume and
-    /// journals the change.
+    /// [`Agent::switch_changed`] once the switch did change: on a resume, re-bases the gate and
+    /// saves its baselines (a failed save halts again); then journals the change.
     fn apply_switch_change(&mut self, ts: i64, change: SwitchChange) {
         if change.to == SwitchState::Active {
             self.gate.on_resume();

@@ -763,7 +763,8 @@ mod tests {
         let daily = gate.on_mark(120, 89.0).expect("down 11 % today");
         assert_eq!(daily.code, "max_daily_loss");
         assert_eq!(daily.detail, "down 11.00 % today (limit 10 %)");
-        // Latched for the day: a deeper loss within it (15 % from the peak) says nothing more.
+        // Latched for the day: a deeper loss within it (15 % today, under the 20 % drawdown
+        // limit) says nothing more.
         assert!(gate.on_mark(180, 85.0).is_none());
         // The next day starts from its first mark; the peak is still 100.
         let drawdown = gate.on_mark(day, 79.0).expect("down 21 % from the peak");
