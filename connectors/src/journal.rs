@@ -1110,7 +1110,8 @@ impl Row {
 }
 
 /// The intent a record is filed under: an id, turned into its text (`strategy:ts:seq`) only
-/// when the record is written (on a replay's writer thread, off the hot path), or that text.
+/// when the record is written (on a replay's writer thread, or when the loop hands a batch to a
+/// thread that is behind: [`Row::render`]), or that text.
 #[derive(Debug, Clone)]
 enum Filed {
     Id(agent_core::IntentId),
@@ -1129,7 +1130,7 @@ impl Filed {
 
 /// What a record's body is made from: JSON text already, or the values the records a replay
 /// writes most are formatted from, formatted when the record is written (on a replay's writer
-/// thread: off the agent's hot path).
+/// thread, off the agent's hot path, unless the thread is behind: [`Row::render`]).
 #[derive(Debug)]
 enum Body {
     /// The body's JSON text.

@@ -1,9 +1,9 @@
 //! A replay journal's writer thread: the agent loop hands over finished rows in batches and a
 //! thread of its own hashes, inserts and commits them, in order, off the hot path.
 //!
-//! When the thread falls behind, the loop renders the bodies of the batches it hands over itself
-//! (the same text the thread would write), so that the two cores share the work instead of the
-//! loop finishing early and then waiting for the thread's backlog.
+//! When the thread falls behind, the loop renders the bodies and intent ids of the batches it
+//! hands over itself (the same text the thread would write), so that the two cores share the
+//! work instead of the loop finishing early and then waiting for the thread's backlog.
 //!
 //! Nothing is dropped: the channel is bounded and a full one makes the loop wait. A write that
 //! fails is reported by the next [`Writer::push`] (and by [`Writer::finish`]), so the agent halts
@@ -31,14 +31,15 @@ pub(super) struct Writer {
     batch: Vec<Row>,
     /// `None` once finished.
     tx: Option<SyncSender<(Vec<Row>, Arc<Addresses>)>>,
-    /// The token addresses the thread formats the batch's amounts with.
+    /// The token addresses a batch's amounts are formatted with (by the thread, or by
+    /// [`Writer::hand_over`] when the thread is behind).
     pub(super) addresses: Arc<Addresses>,
     thread: Option<JoinHandle<()>>,
     /// The thread's first failure.
     failed: Arc<OnceLock<String>>,
     /// The journal's file, for messages.
     path: std::path::PathBuf,
-    /// Batches handed over and not yet taken by the thread.
+    /// Batches handed over (or being sent) and not yet taken by the thread.
     queued: Arc<AtomicUsize>,
     /// `queued` from which a batch is rendered before it is handed over ([`LAGGING`]).
     render_from: usize,
@@ -113,7 +114,7 @@ impl Writer {
     }
 
     /// Sends the batch to the thread (waiting while `IN_FLIGHT` batches are queued), its bodies
-    /// rendered first when the thread is behind.
+    /// and intent ids rendered first when the thread is behind.
     fn hand_over(&mut self) -> Result<(), String> {
         let mut batch = std::mem::replace(&mut self.batch, Vec::with_capacity(BATCH));
         let Some(tx) = &self.tx else {
@@ -173,7 +174,8 @@ impl Drop for Writer {
     }
 }
 
-/// The thread: formats and appends every row received, in order, then commits. After the first
+/// The thread: formats (unless the sender did) and appends every row received, in order, then
+/// commits; counts each batch taken off `queued`. After the first
 /// failure it records it and stops writing (a gap would make the chain lie), still draining the
 /// channel so the sender never blocks on a dead thread.
 fn write_all(
@@ -264,6 +266,8 @@ mod tests {
                 writer.push(row).unwrap();
             }
             writer.finish().unwrap();
+            // Every batch handed over was taken (the count that decides who renders is right).
+            assert_eq!(writer.queued.load(Ordering::Relaxed), 0);
             let records = Journal::open(&path).unwrap().records().unwrap();
             records
                 .into_iter()
@@ -274,5 +278,7 @@ mod tests {
         let by_thread = write("thread.sqlite", usize::MAX);
         assert_eq!(by_sender.len(), 900);
         assert_eq!(by_sender, by_thread);
+        // Some batches by each, as the timing falls: the same again.
+        assert_eq!(write("mixed.sqlite", 1), by_thread);
     }
 }
