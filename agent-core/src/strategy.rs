@@ -217,7 +217,8 @@ impl Context<'_> {
         let worth_gas = |notional: U256| gas <= MAX_GAS_SHARE * quote.to_f64(notional);
         if fraction == 0.0 {
             let value = base_to_quote(base_held, base.decimals(), price);
-            let sell = !base_held.is_zero() && worth_gas(value);
+            // Something is held here: nothing held returned `None` above.
+            let sell = worth_gas(value);
             return Ok(sell.then(|| Intent::swap(base, quote, base_held)));
         }
         let equity = self.portfolio.equity(self.pair, price);
