@@ -76,9 +76,33 @@ impl IntentId {
     }
 }
 
+impl IntentId {
+    /// The id's text form, `strategy:ts:seq` (as [`fmt::Display`] writes it), in a `String`
+    /// sized for it: a replay's journal files three records under each intent's id.
+    pub fn text(&self) -> String {
+        let (mut ts, mut seq) = (itoa::Buffer::new(), itoa::Buffer::new());
+        let (ts, seq) = (ts.format(self.ts), seq.format(self.seq));
+        let mut out = String::with_capacity(self.strategy.len() + ts.len() + seq.len() + 2);
+        for part in [&*self.strategy, ":", ts, ":", seq] {
+            out.push_str(part);
+        }
+        out
+    }
+}
+
 impl fmt::Display for IntentId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}:{}:{}", self.strategy, self.ts, self.seq)
+        let (mut ts, mut seq) = (itoa::Buffer::new(), itoa::Buffer::new());
+        for part in [
+            &*self.strategy,
+            ":",
+            ts.format(self.ts),
+            ":",
+            seq.format(self.seq),
+        ] {
+            f.write_str(part)?;
+        }
+        Ok(())
     }
 }
 
@@ -263,6 +287,22 @@ pub struct Fill {
 #[cfg(test)]
 mod tests {
     use super::IntentId;
+
+    #[test]
+    fn an_ids_text_is_strategy_ts_seq_and_parses_back_to_the_id() {
+        for (strategy, ts, seq) in [
+            ("ema_cross", 1_544_932_800, 0),
+            ("a:b", -1, u32::MAX),
+            ("arb#unwind3", i64::MIN, 7),
+            ("", i64::MAX, 12),
+        ] {
+            let id = IntentId::new(strategy, ts, seq);
+            let expected = format!("{strategy}:{ts}:{seq}");
+            assert_eq!(id.text(), expected);
+            assert_eq!(id.to_string(), expected);
+            assert_eq!(IntentId::parse(&id.text()), Some(id));
+        }
+    }
 
     #[test]
     fn a_legs_and_an_unwinds_id_name_their_bundle_and_no_other_id_does() {

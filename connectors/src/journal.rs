@@ -255,18 +255,17 @@ impl Inserter<'_> {
         if self.batched && *self.pending == 0 {
             self.conn.execute_batch("BEGIN").map_err(db)?;
         }
-        self.stmt
-            .execute(params![
-                seq,
-                ts,
-                kind,
-                intent_id,
-                tx_hash,
-                body,
-                self.head.1,
-                hash
-            ])
-            .map_err(db)?;
+        // Every parameter bound in place (no slice of `dyn ToSql` per record), then run.
+        let stmt = &mut self.stmt;
+        stmt.raw_bind_parameter(1, seq).map_err(db)?;
+        stmt.raw_bind_parameter(2, ts).map_err(db)?;
+        stmt.raw_bind_parameter(3, kind).map_err(db)?;
+        stmt.raw_bind_parameter(4, intent_id).map_err(db)?;
+        stmt.raw_bind_parameter(5, tx_hash).map_err(db)?;
+        stmt.raw_bind_parameter(6, body).map_err(db)?;
+        stmt.raw_bind_parameter(7, &self.head.1).map_err(db)?;
+        stmt.raw_bind_parameter(8, &hash).map_err(db)?;
+        stmt.raw_execute().map_err(db)?;
         if self.batched {
             *self.pending += 1;
             if *self.pending >= REPLAY_BATCH {
@@ -1101,7 +1100,7 @@ impl Row {
     /// does when it writes the record: the record's bytes are the same either way).
     fn render(&mut self, a: &Addresses) {
         if let Some(Filed::Id(id)) = &self.intent {
-            self.intent = Some(Filed::Text(id.to_string()));
+            self.intent = Some(Filed::Text(id.text()));
         }
         if !matches!(self.body, Body::Text(_)) {
             self.body = Body::Text(self.body.render(a).into_owned());
@@ -1122,7 +1121,7 @@ impl Filed {
     /// The id's text.
     fn text(&self) -> std::borrow::Cow<'_, str> {
         match self {
-            Filed::Id(id) => id.to_string().into(),
+            Filed::Id(id) => id.text().into(),
             Filed::Text(t) => t.as_str().into(),
         }
     }

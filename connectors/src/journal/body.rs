@@ -58,10 +58,10 @@ pub(super) struct Amount<'a> {
 }
 
 /// `units` as a decimal string (through `u128` when it fits: the same digits, without the
-/// 256-bit divisions).
+/// 256-bit divisions or the formatting machinery).
 fn decimal<S: serde::Serializer>(units: &U256, s: S) -> Result<S::Ok, S::Error> {
     match u128::try_from(*units) {
-        Ok(small) => s.collect_str(&small),
+        Ok(small) => s.serialize_str(itoa::Buffer::new().format(small)),
         Err(_) => s.collect_str(units),
     }
 }
@@ -169,7 +169,7 @@ fn swap_fields<'a>(a: &'a Addresses, s: &'a Swap) -> SwapFields<'a> {
 struct SwapIntent<'a> {
     amount_in: Amount<'a>,
     buy: Amount<'a>,
-    #[serde(serialize_with = "display")]
+    #[serde(serialize_with = "id_text")]
     id: &'a IntentId,
     kind: &'static str,
     r#type: &'static str,
@@ -177,9 +177,9 @@ struct SwapIntent<'a> {
     venue: &'a Option<String>,
 }
 
-/// `v` through its `Display`.
-fn display<S: serde::Serializer, T: std::fmt::Display>(v: &T, s: S) -> Result<S::Ok, S::Error> {
-    s.collect_str(v)
+/// An intent id as its text (`strategy:ts:seq`).
+fn id_text<S: serde::Serializer>(id: &IntentId, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_str(&id.text())
 }
 
 /// An intent's body: its id and `type` (`swap`, `bet`, `redeem`, `bundle`) with that type's
@@ -428,6 +428,18 @@ mod tests {
         assert_eq!(symbol_of(&a.token(&usdc)).as_deref(), Some("USDC"));
         let off_chain = Addresses::default().amount(&usdc, big);
         assert!(off_chain.get("address").is_none(), "{off_chain}");
+        // Both sides of the `u128` shortcut write the same digits as `U256`'s own text.
+        let edge = U256::from(u128::MAX);
+        for units in [
+            U256::ZERO,
+            U256::from(1u8),
+            edge,
+            edge + U256::from(1u8),
+            big,
+        ] {
+            let text = serde_json::to_string(&a.amount_ref(&usdc, units)).unwrap();
+            assert!(text.ends_with(&format!(r#""units":"{units}"}}"#)), "{text}");
+        }
     }
 
     #[test]
