@@ -5,9 +5,10 @@
 //! smallest unit as a decimal string; `address` is the token's contract on the chain the run
 //! traded on, left out off chain. The fields of each kind are documented in `docs/journal.md`.
 //!
-//! The bodies a replay writes most (intents, verdicts, fills, books) are serialized from typed
-//! structs straight into their text; the rest are built as JSON values. Keys are written in
-//! alphabetical order either way.
+//! The bodies a replay writes most (swap intents, verdicts, fills, books) are written from typed
+//! structs straight into their text by [`Text`], byte for byte what `serde_json` writes for the
+//! same struct (the tests hold the two side by side), without its per-key escape scan; the rest
+//! are built as JSON values. Keys are written in alphabetical order either way.
 //!
 //! Schema 1 (journals written before) stored Rust `Debug` text for intents, verdicts and kill
 //! switch changes and bare strings for amounts; those records still verify (the hash covers the
@@ -125,14 +126,138 @@ fn to_value<T: Serialize>(v: &T) -> Value {
     serde_json::to_value(v).unwrap_or(Value::Null)
 }
 
-/// A typed body as text: `{"kind", "v", ...}` from a struct whose fields are in alphabetical
-/// order with `kind` and `v` among them.
-fn typed_text<T: Serialize>(v: &T) -> String {
-    serde_json::to_string(v).unwrap_or_else(|e| {
-        // Unreachable for the types here (no maps with non-string keys, no failing
-        // serializers); still a body, never a panic.
-        json!({"v": SCHEMA, "error": e.to_string()}).to_string()
-    })
+/// Compact JSON text written field by field: `{"key":value,...}` with the keys in the order
+/// given (alphabetical, as `serde_json` writes a struct whose fields are declared so), strings
+/// escaped as `serde_json` escapes them.
+struct Text {
+    out: String,
+    /// Whether the object being written has no field yet.
+    first: bool,
+}
+
+impl Text {
+    /// A new object, `{`.
+    fn object() -> Self {
+        let mut out = String::with_capacity(320);
+        out.push('{');
+        Self { out, first: true }
+    }
+
+    /// `"key":` (after a `,` unless it is the object's first key); `key` needs no escaping.
+    fn key(&mut self, key: &'static str) -> &mut Self {
+        if !std::mem::take(&mut self.first) {
+            self.out.push(',');
+        }
+        self.out.push('"');
+        self.out.push_str(key);
+        self.out.push_str("\":");
+        self
+    }
+
+    /// `value` as a JSON string ([`escape_into`]).
+    fn str(&mut self, value: &str) {
+        escape_into(&mut self.out, value);
+    }
+
+    /// `value` as JSON text already (a number, `null`, a string known not to need escaping).
+    fn raw(&mut self, value: &str) {
+        self.out.push_str(value);
+    }
+
+    /// An object as a value: `{`, the fields `fields` writes, `}`.
+    fn object_in(&mut self, fields: impl FnOnce(&mut Self)) {
+        self.out.push('{');
+        self.first = true;
+        fields(self);
+        self.out.push('}');
+        self.first = false;
+    }
+
+    /// An array as a value: `[`, each item as `item` writes it, `,` between, `]`.
+    fn array<T>(&mut self, items: &[T], mut item: impl FnMut(&mut Self, &T)) {
+        self.out.push('[');
+        for (i, t) in items.iter().enumerate() {
+            if i > 0 {
+                self.out.push(',');
+            }
+            item(self, t);
+        }
+        self.out.push(']');
+    }
+
+    /// An amount or a token ([`Amount`]) as a value, as its derived `Serialize` writes it.
+    fn amount(&mut self, a: &Amount<'_>) {
+        self.object_in(|t| {
+            if let Some(address) = a.address {
+                t.key("address").str(address);
+            }
+            match a.decimals {
+                Some(d) => t.key("decimals").raw(itoa::Buffer::new().format(d)),
+                None => t.key("decimals").raw("null"),
+            }
+            match a.symbol {
+                Some(symbol) => t.key("symbol").str(symbol),
+                None => t.key("symbol").raw("null"),
+            }
+            if let Some(units) = &a.units {
+                t.key("units").decimal(units);
+            }
+        });
+    }
+
+    /// `units` as a decimal string ([`decimal`]'s digits).
+    fn decimal(&mut self, units: &U256) {
+        self.out.push('"');
+        match u128::try_from(*units) {
+            Ok(small) => self.out.push_str(itoa::Buffer::new().format(small)),
+            Err(_) => {
+                use std::fmt::Write;
+                // Writing into a `String` cannot fail.
+                let _ = write!(self.out, "{units}");
+            }
+        }
+        self.out.push('"');
+    }
+
+    /// The closed object's text.
+    fn close(mut self) -> String {
+        self.out.push('}');
+        self.out
+    }
+}
+
+/// `value` as a JSON string appended to `out`, escaped exactly as `serde_json` escapes it: `"`
+/// and `\\` with a backslash, backspace, form feed, newline, carriage return and tab by their
+/// short escapes, the other control characters below U+0020 as `\u00XX` (lowercase hex), every
+/// other character as it is.
+fn escape_into(out: &mut String, value: &str) {
+    out.push('"');
+    let mut start = 0;
+    for (i, b) in value.bytes().enumerate() {
+        let short = match b {
+            b'"' => "\\\"",
+            b'\\' => "\\\\",
+            0x08 => "\\b",
+            0x0c => "\\f",
+            b'\n' => "\\n",
+            b'\r' => "\\r",
+            b'\t' => "\\t",
+            0x00..=0x1f => "",
+            _ => continue,
+        };
+        out.push_str(&value[start..i]);
+        if short.is_empty() {
+            const HEX: &[u8; 16] = b"0123456789abcdef";
+            out.push_str("\\u00");
+            out.push(HEX[usize::from(b >> 4)] as char);
+            out.push(HEX[usize::from(b & 0xf)] as char);
+        } else {
+            out.push_str(short);
+        }
+        start = i + 1;
+    }
+    out.push_str(&value[start..]);
+    out.push('"');
 }
 
 /// `fields` as a body of `kind` in the current schema: `{"v": 3, "kind": kind, ...fields}`.
@@ -164,12 +289,13 @@ fn swap_fields<'a>(a: &'a Addresses, s: &'a Swap) -> SwapFields<'a> {
     }
 }
 
-/// A swap intent's body: [`SwapFields`] with the intent's id, kind, type and schema.
-#[derive(Serialize)]
+/// A swap intent's body: [`SwapFields`] with the intent's id, kind, type and schema. Written
+/// by [`SwapIntent::text`] (the tests check it against the derived `Serialize`).
+#[cfg_attr(test, derive(Serialize))]
 struct SwapIntent<'a> {
     amount_in: Amount<'a>,
     buy: Amount<'a>,
-    #[serde(serialize_with = "id_text")]
+    #[cfg_attr(test, serde(serialize_with = "id_text"))]
     id: &'a IntentId,
     kind: &'static str,
     r#type: &'static str,
@@ -177,7 +303,26 @@ struct SwapIntent<'a> {
     venue: &'a Option<String>,
 }
 
+impl SwapIntent<'_> {
+    /// The body's text.
+    fn text(&self) -> String {
+        let mut t = Text::object();
+        t.key("amount_in").amount(&self.amount_in);
+        t.key("buy").amount(&self.buy);
+        t.key("id").str(&self.id.text());
+        t.key("kind").str(self.kind);
+        t.key("type").str(self.r#type);
+        t.key("v").raw(itoa::Buffer::new().format(self.v));
+        match self.venue {
+            Some(venue) => t.key("venue").str(venue),
+            None => t.key("venue").raw("null"),
+        }
+        t.close()
+    }
+}
+
 /// An intent id as its text (`strategy:ts:seq`).
+#[cfg(test)]
 fn id_text<S: serde::Serializer>(id: &IntentId, s: S) -> Result<S::Ok, S::Error> {
     s.serialize_str(&id.text())
 }
@@ -187,7 +332,7 @@ fn id_text<S: serde::Serializer>(id: &IntentId, s: S) -> Result<S::Ok, S::Error>
 /// `legs`.
 pub(super) fn intent(a: &Addresses, id: &IntentId, intent: &Intent) -> String {
     if let Intent::Swap(s) = intent {
-        return typed_text(&SwapIntent {
+        return (SwapIntent {
             amount_in: a.amount_ref(&s.sell, s.amount_in),
             buy: a.token_ref(&s.buy),
             id,
@@ -195,7 +340,8 @@ pub(super) fn intent(a: &Addresses, id: &IntentId, intent: &Intent) -> String {
             r#type: "swap",
             v: SCHEMA,
             venue: &s.venue,
-        });
+        })
+        .text();
     }
     let mut f = match intent {
         Intent::Bet(b) => json!({
@@ -259,11 +405,38 @@ struct VerdictBody<'a> {
     verdict: &'static str,
 }
 
+impl VerdictBody<'_> {
+    /// The body's text, as the derived `Serialize` writes it.
+    fn text(&self) -> String {
+        let mut t = Text::object();
+        if let Some(a) = &self.amount_in {
+            t.key("amount_in").amount(a);
+        }
+        if let Some(kind) = self.kind {
+            t.key("kind").str(kind);
+        }
+        if let Some(a) = &self.min_amount_out {
+            t.key("min_amount_out").amount(a);
+        }
+        if let Some(r) = &self.reason {
+            t.key("reason").object_in(|t| {
+                t.key("code").str(r.code);
+                t.key("detail").str(r.detail);
+            });
+        }
+        if let Some(v) = self.v {
+            t.key("v").raw(itoa::Buffer::new().format(v));
+        }
+        t.key("verdict").str(self.verdict);
+        t.close()
+    }
+}
+
 /// A verdict's body ([`verdict_of`] with its kind and schema).
 pub(super) fn verdict(a: &Addresses, v: &Verdict, tokens: Option<&(Token, Token)>) -> String {
     let mut b = verdict_of(a, v, tokens);
     (b.kind, b.v) = (Some("verdict"), Some(SCHEMA));
-    typed_text(&b)
+    b.text()
 }
 
 /// A verdict's fields alone, as a JSON value ([`verdict_of`]): a run of repeated refusals
@@ -317,23 +490,39 @@ fn verdict_of<'a>(
     b
 }
 
-/// A swap fill's body.
-#[derive(Serialize)]
+/// A swap fill's body, written by [`FillBody::text`] (the tests check it against the derived
+/// `Serialize`).
+#[cfg_attr(test, derive(Serialize))]
 struct FillBody<'a> {
     amount_in: Amount<'a>,
     amount_out: Amount<'a>,
     fee: Amount<'a>,
     gas: Amount<'a>,
-    #[serde(serialize_with = "decimal")]
+    #[cfg_attr(test, serde(serialize_with = "decimal"))]
     gas_native_wei: U256,
     kind: &'static str,
     v: u64,
 }
 
+impl FillBody<'_> {
+    /// The body's text.
+    fn text(&self) -> String {
+        let mut t = Text::object();
+        t.key("amount_in").amount(&self.amount_in);
+        t.key("amount_out").amount(&self.amount_out);
+        t.key("fee").amount(&self.fee);
+        t.key("gas").amount(&self.gas);
+        t.key("gas_native_wei").decimal(&self.gas_native_wei);
+        t.key("kind").str(self.kind);
+        t.key("v").raw(itoa::Buffer::new().format(self.v));
+        t.close()
+    }
+}
+
 /// A swap fill's body: `amount_in` (of the token sold), `amount_out` (of the token bought),
 /// the LP `fee` (token sold), the `gas` debited (its token) and `gas_native_wei`.
 pub(super) fn fill(a: &Addresses, f: &agent_core::Fill) -> String {
-    typed_text(&FillBody {
+    (FillBody {
         amount_in: a.amount_ref(&f.sell, f.amount_in),
         amount_out: a.amount_ref(&f.buy, f.amount_out),
         fee: a.amount_ref(&f.sell, f.fee),
@@ -342,23 +531,37 @@ pub(super) fn fill(a: &Addresses, f: &agent_core::Fill) -> String {
         kind: "fill",
         v: SCHEMA,
     })
+    .text()
 }
 
-/// A book's body.
-#[derive(Serialize)]
+/// A book's body, written by [`BookBody::text`] (the tests check it against the derived
+/// `Serialize`).
+#[cfg_attr(test, derive(Serialize))]
 struct BookBody<'a> {
     balances: Vec<Amount<'a>>,
     kind: &'static str,
     v: u64,
 }
 
+impl BookBody<'_> {
+    /// The body's text.
+    fn text(&self) -> String {
+        let mut t = Text::object();
+        t.key("balances").array(&self.balances, Text::amount);
+        t.key("kind").str(self.kind);
+        t.key("v").raw(itoa::Buffer::new().format(self.v));
+        t.close()
+    }
+}
+
 /// A book's body: `balances`, one amount per token, in the book's order.
 pub(super) fn portfolio(a: &Addresses, balances: &[(Token, U256)]) -> String {
-    typed_text(&BookBody {
+    (BookBody {
         balances: balances.iter().map(|(t, u)| a.amount_ref(t, *u)).collect(),
         kind: "portfolio",
         v: SCHEMA,
     })
+    .text()
 }
 
 /// A kill-switch change: `from`, `to` (`active`, `reduce_only`, `halted`), whether a flatten
@@ -407,6 +610,97 @@ pub(super) fn symbol_of(v: &Value) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn strings_are_escaped_as_serde_json_escapes_them() {
+        let mut samples: Vec<String> = (0u8..=0x7f).map(|b| format!("a{}b", b as char)).collect();
+        samples.extend(
+            [
+                "",
+                "plain",
+                "q\"uote\\back",
+                "line\nbreak\ttab\r\u{8}\u{c}",
+                "\u{1}\u{1f}é€😀\u{7f}",
+            ]
+            .map(String::from),
+        );
+        for sample in &samples {
+            let mut out = String::new();
+            escape_into(&mut out, sample);
+            assert_eq!(out, serde_json::to_string(sample).unwrap(), "{sample:?}");
+        }
+    }
+
+    #[test]
+    fn the_hand_written_bodies_are_byte_for_byte_what_serde_writes() {
+        let (usdc, eth) = (Token::new("USDC", 6), Token::new("E\"T\nH", 18));
+        let mut on_chain = Addresses::default();
+        on_chain.0.insert(
+            "USDC".into(),
+            "0x00000000000000000000000000000000000000aa".into(),
+        );
+        let big = U256::MAX;
+        let edge = U256::from(u128::MAX) + U256::from(1u8);
+        let venue = Some("uni\"v3".to_string());
+        for a in [Addresses::default(), on_chain] {
+            for units in [U256::ZERO, U256::from(2_500_000u64), edge, big] {
+                let id = IntentId::new("s\\x", -7, 3);
+                for venue in [&None, &venue] {
+                    let b = SwapIntent {
+                        amount_in: a.amount_ref(&usdc, units),
+                        buy: a.token_ref(&eth),
+                        id: &id,
+                        kind: "intent",
+                        r#type: "swap",
+                        v: SCHEMA,
+                        venue,
+                    };
+                    assert_eq!(b.text(), serde_json::to_string(&b).unwrap());
+                }
+                let fill = FillBody {
+                    amount_in: a.amount_ref(&usdc, units),
+                    amount_out: a.amount_ref(&eth, big),
+                    fee: a.amount_ref(&usdc, U256::from(1u8)),
+                    gas: bare_ref(edge),
+                    gas_native_wei: units,
+                    kind: "fill",
+                    v: SCHEMA,
+                };
+                assert_eq!(fill.text(), serde_json::to_string(&fill).unwrap());
+                let verdicts = [
+                    Verdict::Approve {
+                        min_amount_out: units,
+                    },
+                    Verdict::Resize {
+                        amount_in: units,
+                        min_amount_out: big,
+                        reason: Refusal::new("price_impact", "too \"deep\"\n"),
+                    },
+                    Verdict::Refuse(Refusal::new("cooldown", "")),
+                ];
+                let tokens = Some((usdc.clone(), eth.clone()));
+                for v in &verdicts {
+                    for tokens in [None, tokens.as_ref()] {
+                        let mut b = verdict_of(&a, v, tokens);
+                        assert_eq!(b.text(), serde_json::to_string(&b).unwrap());
+                        (b.kind, b.v) = (Some("verdict"), Some(SCHEMA));
+                        assert_eq!(b.text(), serde_json::to_string(&b).unwrap());
+                    }
+                }
+                for n in 0..3 {
+                    let book = BookBody {
+                        balances: [(&usdc, units), (&eth, big)][..n]
+                            .iter()
+                            .map(|(t, u)| a.amount_ref(t, *u))
+                            .collect(),
+                        kind: "portfolio",
+                        v: SCHEMA,
+                    };
+                    assert_eq!(book.text(), serde_json::to_string(&book).unwrap());
+                }
+            }
+        }
+    }
 
     #[test]
     fn an_amount_names_its_token_and_keeps_every_unit() {
