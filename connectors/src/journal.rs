@@ -255,8 +255,14 @@ impl Inserter<'_> {
         if self.batched && *self.pending == 0 {
             self.conn.execute_batch("BEGIN").map_err(db)?;
         }
-        // Every parameter bound in place (no slice of `dyn ToSql` per record), then run.
+        // Every parameter bound in place (no slice of `dyn ToSql` per record), then run; all
+        // eight are bound each time, so none keeps a value from the record before.
         let stmt = &mut self.stmt;
+        debug_assert_eq!(
+            stmt.parameter_count(),
+            8,
+            "the insert binds eight parameters"
+        );
         stmt.raw_bind_parameter(1, seq).map_err(db)?;
         stmt.raw_bind_parameter(2, ts).map_err(db)?;
         stmt.raw_bind_parameter(3, kind).map_err(db)?;

@@ -159,7 +159,7 @@ impl Text {
         escape_into(&mut self.out, value);
     }
 
-    /// `value` as JSON text already (a number, `null`, a string known not to need escaping).
+    /// `value` as JSON text already (a number or `null`).
     fn raw(&mut self, value: &str) {
         self.out.push_str(value);
     }
@@ -362,7 +362,7 @@ pub(super) fn intent(a: &Addresses, id: &IntentId, intent: &Intent) -> String {
         Intent::Bundle(_) => "bundle",
         _ => "other",
     };
-    f["id"] = id.to_string().into();
+    f["id"] = id.text().into();
     f["type"] = t.into();
     body("intent", f)
 }
@@ -610,6 +610,50 @@ pub(super) fn symbol_of(v: &Value) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_bodies_a_replay_writes_most_keep_the_bytes_schema_3_wrote() {
+        // Bodies from the bundled backtest's journal as written before the bodies were written
+        // field by field (c6d0b67): the chain hash covers these bytes.
+        let (usdc, eth) = (Token::new("USDC", 6), Token::new("ETH", 18));
+        let a = Addresses::default();
+        let units = |s: &str| s.parse::<U256>().unwrap();
+        let id = IntentId::new("ema_cross", 1_544_932_800, 0);
+        let buy = Intent::swap(&usdc, &eth, units("9500000000"));
+        assert_eq!(
+            intent(&a, &id, &buy),
+            r#"{"amount_in":{"decimals":6,"symbol":"USDC","units":"9500000000"},"buy":{"decimals":18,"symbol":"ETH"},"id":"ema_cross:1544932800:0","kind":"intent","type":"swap","v":3,"venue":null}"#
+        );
+        let approve = Verdict::Approve {
+            min_amount_out: units("109449843760426674971"),
+        };
+        assert_eq!(
+            verdict(&a, &approve, verdict_tokens(&buy).as_ref()),
+            r#"{"kind":"verdict","min_amount_out":{"decimals":18,"symbol":"ETH","units":"109449843760426674971"},"v":3,"verdict":"approve"}"#
+        );
+        let f = agent_core::Fill {
+            id,
+            ts: 1_544_932_800,
+            sell: usdc.clone(),
+            buy: eth,
+            amount_in: units("9500000000"),
+            amount_out: units("110555397737804722193"),
+            fee: units("28500000"),
+            fee_quote: units("28500000"),
+            gas_native: units("2400000000000000"),
+            gas_cost: (usdc.clone(), units("205224")),
+            gas_quote: units("205224"),
+            tx_hash: None,
+        };
+        assert_eq!(
+            fill(&a, &f),
+            r#"{"amount_in":{"decimals":6,"symbol":"USDC","units":"9500000000"},"amount_out":{"decimals":18,"symbol":"ETH","units":"110555397737804722193"},"fee":{"decimals":6,"symbol":"USDC","units":"28500000"},"gas":{"decimals":6,"symbol":"USDC","units":"205224"},"gas_native_wei":"2400000000000000","kind":"fill","v":3}"#
+        );
+        assert_eq!(
+            portfolio(&a, &[(usdc, units("10000000000"))]),
+            r#"{"balances":[{"decimals":6,"symbol":"USDC","units":"10000000000"}],"kind":"portfolio","v":3}"#
+        );
+    }
 
     #[test]
     fn strings_are_escaped_as_serde_json_escapes_them() {
