@@ -106,27 +106,52 @@ fn a_replay_journals_its_input_and_config_and_every_trade_but_no_record_per_bar(
     );
 
     assert_eq!(count(&records, "market"), 0);
-    assert_eq!(count(&records, "fill"), trades);
-    // Each fill follows its own intent and verdict.
-    for fill in records.iter().filter(|r| r.kind == "fill") {
-        let id = fill.intent_id.as_deref().unwrap();
-        let before: Vec<&str> = records
-            .iter()
-            .filter(|r| r.seq < fill.seq && r.intent_id.as_deref() == Some(id))
-            .map(|r| r.kind.as_str())
-            .collect();
-        assert_eq!(before, ["intent", "verdict"], "{id}");
+    // Each swap approved and filled at its bar is one `trade` record: its intent, verdict and
+    // fill, each the body its own record would have, filed under the intent.
+    assert_eq!(count(&records, "trade"), trades);
+    assert_eq!(count(&records, "fill"), 0);
+    for trade in records.iter().filter(|r| r.kind == "trade") {
+        let id = trade.intent_id.as_deref().unwrap();
+        let b: serde_json::Value = serde_json::from_str(&trade.body).unwrap();
+        assert_eq!((&b["kind"], &b["v"]), (&"trade".into(), &3.into()), "{b}");
+        for part in ["intent", "verdict", "fill"] {
+            assert_eq!(b[part]["kind"], part, "{b}");
+            assert_eq!(b[part]["v"], 3, "{b}");
+        }
+        assert_eq!(b["intent"]["id"], id, "{b}");
+        assert!(
+            ["approve", "resize"].contains(&b["verdict"]["verdict"].as_str().unwrap()),
+            "{b}"
+        );
+        // The fill sold what the intent sold, at most the amount it asked for.
+        assert_eq!(
+            b["fill"]["amount_in"]["symbol"],
+            b["intent"]["amount_in"]["symbol"]
+        );
+        let units = |v: &serde_json::Value| v["units"].as_str().unwrap().parse::<u128>().unwrap();
+        assert!(
+            units(&b["fill"]["amount_in"]) <= units(&b["intent"]["amount_in"]),
+            "{b}"
+        );
+        assert_eq!(
+            records
+                .iter()
+                .filter(|r| r.intent_id.as_deref() == Some(id))
+                .count(),
+            1,
+            "nothing else is filed under {id}"
+        );
     }
-    // Nothing else: the run and the starting book, intent, verdict and fill per trade, and the
-    // final book.
+    // Nothing else: the run and the starting book, a trade record per trade, and the final
+    // book.
     assert_eq!(records[1].kind, "portfolio");
     assert_eq!(count(&records, "portfolio"), 2);
     assert_eq!(records.last().unwrap().kind, "portfolio");
     assert_eq!(
-        count(&records, "intent"),
+        count(&records, "intent") + count(&records, "trade"),
         v["intents"].as_u64().unwrap() as usize
     );
-    assert_eq!(records.len(), 2 + 3 * trades + 1, "{v}");
+    assert_eq!(records.len(), 2 + trades + 1, "{v}");
 }
 
 #[test]

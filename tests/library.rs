@@ -207,14 +207,15 @@ fn an_outside_crate_without_default_features_runs_its_strategy_in_paper_mode_and
         String::from_utf8_lossy(&verify.stdout),
         String::from_utf8_lossy(&verify.stderr)
     );
-    // The journal holds the outside strategy's fills, under its own name.
+    // The journal holds the outside strategy's fills, under its own name (a replay's compact
+    // journal keeps each swap approved and filled at its bar as one `trade` record).
     let records = defai::connectors::journal::Journal::open(&state.join("journal.sqlite"))
         .unwrap()
         .records()
         .unwrap();
     let fills = records
         .iter()
-        .filter(|r| r.kind == "fill")
+        .filter(|r| r.kind == "fill" || r.kind == "trade")
         .filter(|r| {
             r.intent_id
                 .as_deref()

@@ -701,7 +701,7 @@ impl Shared {
                 "journal unusable since an earlier write failed: {first}"
             ));
         }
-        if row.kind == "intent" {
+        if row.kind == "intent" || row.kind == "trade" {
             // What later venue steps and bet fills are filed under.
             self.intent.clone_from(&row.intent);
             self.ts = row.ts;
@@ -1151,6 +1151,21 @@ enum Body {
     Fill(Box<agent_core::Fill>),
     /// A book ([`body::portfolio`]).
     Book(Vec<(agent_core::Token, U256)>),
+    /// A compact journal's swap carried out at one event time ([`body::trade`]).
+    Trade(Box<Trade>),
+}
+
+/// An intent approved (or resized) and filled at one event time: what a compact journal's
+/// `trade` record holds.
+#[derive(Debug)]
+pub(super) struct Trade {
+    /// The intent's id (the record is filed under it).
+    pub(super) id: agent_core::IntentId,
+    pub(super) intent: agent_core::Intent,
+    pub(super) verdict: agent_core::Verdict,
+    /// The intent's sell and buy tokens, the verdict's amounts are in.
+    pub(super) tokens: Option<(agent_core::Token, agent_core::Token)>,
+    pub(super) fill: agent_core::Fill,
 }
 
 impl Body {
@@ -1162,6 +1177,7 @@ impl Body {
             Body::Verdict(v, tokens) => body::verdict(a, v, tokens.as_ref()).into(),
             Body::Fill(f) => body::fill(a, f).into(),
             Body::Book(b) => body::portfolio(a, b).into(),
+            Body::Trade(t) => body::trade(a, t).into(),
         }
     }
 }
@@ -1199,6 +1215,16 @@ impl Row {
 /// The `intent` record of intent `id`, at event time `ts`.
 fn intent_row(ts: i64, id: &agent_core::IntentId, intent: &agent_core::Intent) -> Row {
     typed(ts, "intent", Body::Intent(id.clone(), intent.clone())).under(id)
+}
+
+/// The `trade` record of `trade`, at its fill's time, filed under its intent and the fill's
+/// transaction.
+fn trade_row(trade: Trade) -> Row {
+    let (ts, tx) = (trade.fill.ts, trade.fill.tx_hash.clone());
+    let id = trade.id.clone();
+    typed(ts, "trade", Body::Trade(Box::new(trade)))
+        .under(&id)
+        .tx(tx)
 }
 
 /// The `verdict` record on intent `id`, at event time `ts`; its amounts in `tokens` (the
@@ -1345,7 +1371,7 @@ impl Journal {
     pub fn resume(&self) -> Result<Resume, JournalError> {
         let mut scan = ResumeScan::default();
         for r in self.rows(
-            "WHERE kind IN ('intent', 'tx', 'portfolio', 'restart', 'bet_fill', 'fill', 'bundle_closed') ORDER BY seq",
+            "WHERE kind IN ('intent', 'tx', 'portfolio', 'restart', 'bet_fill', 'fill', 'trade', 'bundle_closed') ORDER BY seq",
             [],
         )? {
             scan.read(&r).map_err(|what| JournalError::Broken {
@@ -1404,6 +1430,19 @@ impl ResumeScan {
             }
             "fill" => self.read_fill(r),
             "intent" => self.read_intent(r),
+            "trade" => {
+                // A compact journal's intent, verdict and fill in one record: read as the
+                // intent's and the fill's records.
+                let body: serde_json::Value = parse_body(r)?;
+                for part in ["intent", "fill"] {
+                    self.read(&Record {
+                        kind: part.to_string(),
+                        body: body[part].to_string(),
+                        ..r.clone()
+                    })?;
+                }
+                Ok(())
+            }
             "bet_fill" => {
                 if let Some(id) = &r.intent_id {
                     self.sent.insert(id.clone());
@@ -1759,6 +1798,47 @@ mod tests {
                 .contains(&("ETH".into(), U256::ZERO, U256::from(30u8)))
         );
         assert!(open["arb:4:0"][0].pending, "its transaction is open");
+    }
+
+    #[test]
+    fn resume_reads_a_trade_record_as_its_intent_and_its_fill() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut j = Journal::open(&dir.path().join("j.sqlite")).unwrap();
+        let pair = agent_core::Pair::eth_usdc();
+        let id = agent_core::IntentId::new("s", 1, 0);
+        let intent = agent_core::Intent::swap(&pair.quote, &pair.base, U256::from(100u8));
+        let fill = agent_core::Fill {
+            id: id.clone(),
+            ts: 1,
+            sell: pair.quote.clone(),
+            buy: pair.base.clone(),
+            amount_in: U256::from(100u8),
+            amount_out: U256::from(7u8),
+            fee: U256::from(1u8),
+            fee_quote: U256::from(1u8),
+            gas_native: U256::ZERO,
+            gas_cost: (pair.quote.clone(), U256::ZERO),
+            gas_quote: U256::ZERO,
+            tx_hash: None,
+        };
+        let trade = Trade {
+            id: id.clone(),
+            intent,
+            verdict: agent_core::Verdict::Approve {
+                min_amount_out: U256::from(5u8),
+            },
+            tokens: Some((pair.quote.clone(), pair.base.clone())),
+            fill,
+        };
+        let text = body::trade(&Addresses::default(), &trade);
+        j.append(1, "trade", Some("s:1:0"), None, &text).unwrap();
+        let r = j.resume().unwrap();
+        assert!(r.handled.contains("s:1:0"), "{:?}", r.handled);
+        assert!(r.unsettled.is_empty());
+        // A trade record whose body is not JSON is an error naming it, not an intent skipped.
+        j.append(2, "trade", Some("s:2:0"), None, "not json")
+            .unwrap();
+        assert!(j.resume().is_err());
     }
 
     #[test]

@@ -159,7 +159,7 @@ impl Text {
         escape_into(&mut self.out, value);
     }
 
-    /// `value` as JSON text already (a number or `null`).
+    /// `value` as JSON text already (a number, `null`, a body).
     fn raw(&mut self, value: &str) {
         self.out.push_str(value);
     }
@@ -532,6 +532,19 @@ pub(super) fn fill(a: &Addresses, f: &agent_core::Fill) -> String {
         v: SCHEMA,
     })
     .text()
+}
+
+/// A compact journal's `trade` body: `intent`, `verdict` and `fill`, each the body its own
+/// record would have (with its `kind` and `v`), in one record.
+pub(super) fn trade(a: &Addresses, t: &super::Trade) -> String {
+    let mut text = Text::object();
+    text.key("fill").raw(&fill(a, &t.fill));
+    text.key("intent").raw(&intent(a, &t.id, &t.intent));
+    text.key("kind").str("trade");
+    text.key("v").raw(itoa::Buffer::new().format(SCHEMA));
+    text.key("verdict")
+        .raw(&verdict(a, &t.verdict, t.tokens.as_ref()));
+    text.close()
 }
 
 /// A book's body, written by [`BookBody::text`] (the tests check it against the derived

@@ -1,14 +1,15 @@
 //! [`Detail::Compact`](super::Detail::Compact): what a replay's journal leaves out or counts.
 //!
-//! No `market` record per bar (the `run` record names the input), the first and the last book only, and a
+//! No `market` record per bar (the `run` record names the input), the first and the last book only, a
 //! run of intents refused with the same verdict (every bar after a halt) as the first pair in
-//! full plus one `refusals_repeated` record. A held intent is cloned, not formatted: a pair that
-//! joins a run costs a comparison, not a record.
+//! full plus one `refusals_repeated` record, and a swap approved and filled at one event time as
+//! one `trade` record (its intent, verdict and fill bodies) instead of three. A held intent is
+//! cloned, not formatted: a pair that joins a run costs a comparison, not a record.
 
 use agent_core::agent::AuditEvent;
 use agent_core::{Intent, IntentId, Token, U256, Verdict};
 
-use super::{Addresses, Row, body, book_row, intent_row, row, verdict_row};
+use super::{Addresses, Row, Trade, body, book_row, intent_row, row, trade_row, verdict_row};
 
 /// What a compact journal holds back: an intent until its verdict, the run of identical
 /// refusals being counted, and the latest book.
@@ -16,6 +17,9 @@ use super::{Addresses, Row, body, book_row, intent_row, row, verdict_row};
 pub(super) struct Compactor {
     /// The intent written with its verdict, unless both join the run.
     held: Option<(i64, IntentId, Intent)>,
+    /// An intent approved (or resized) at its event time, with its verdict: written with its
+    /// fill as one `trade` record when the fill comes next at that time, else as they are.
+    approved: Option<Approved>,
     /// The refusal every counted pair repeated, once one was written in full.
     run: Option<Repeats>,
     /// The latest book (`portfolio`) at its event time: the first is written as it comes (the
@@ -24,6 +28,17 @@ pub(super) struct Compactor {
     book: Option<(i64, Vec<(Token, U256)>)>,
     /// The first book was written.
     first_book: bool,
+}
+
+/// An approved intent awaiting its fill.
+#[derive(Debug)]
+struct Approved {
+    ts: i64,
+    id: IntentId,
+    intent: Intent,
+    verdict: Verdict,
+    /// The intent's sell and buy tokens, the verdict's amounts are in.
+    tokens: Option<(Token, Token)>,
 }
 
 /// A run of intents refused with the same verdict.
@@ -45,6 +60,21 @@ impl Compactor {
     /// refusals ends unless it is a decision (made every bar, refused or not) or a mark (which
     /// the journal does not keep).
     pub(super) fn take(&mut self, event: &AuditEvent<'_>, out: &mut Vec<Row>) -> bool {
+        if let AuditEvent::Fill(fill) = event
+            && let Some(a) = self
+                .approved
+                .take_if(|a| a.id == fill.id && a.ts == fill.ts)
+        {
+            out.push(trade_row(Trade {
+                id: a.id,
+                intent: a.intent,
+                verdict: a.verdict,
+                tokens: a.tokens,
+                fill: (*fill).clone(),
+            }));
+            return true;
+        }
+        self.write_approved(out);
         match event {
             AuditEvent::Market { .. } => {}
             AuditEvent::Intent { ts, id, intent } => {
@@ -101,14 +131,38 @@ impl Compactor {
         let tokens = held
             .as_ref()
             .and_then(|(_, _, intent)| body::verdict_tokens(intent));
-        if let Some((at, hid, intent)) = held {
-            out.push(intent_row(at, &hid, &intent));
+        match held {
+            // A swap's fill may follow at this time: held for one `trade` record.
+            Some((at, id, intent)) if !refusal && at == ts && intent.as_swap().is_some() => {
+                self.approved = Some(Approved {
+                    ts,
+                    id,
+                    intent,
+                    verdict: verdict.clone(),
+                    tokens,
+                });
+            }
+            Some((at, hid, intent)) => {
+                out.push(intent_row(at, &hid, &intent));
+                out.push(verdict_row(ts, id, verdict, tokens));
+            }
+            None => out.push(verdict_row(ts, id, verdict, tokens)),
         }
-        out.push(verdict_row(ts, id, verdict, tokens));
     }
 
-    /// Writes the held intent, if any (before a venue step filed under it).
+    /// Writes the approved intent awaiting its fill, if any, as its `intent` and `verdict`
+    /// records (something else came before the fill).
+    fn write_approved(&mut self, out: &mut Vec<Row>) {
+        if let Some(a) = self.approved.take() {
+            out.push(intent_row(a.ts, &a.id, &a.intent));
+            out.push(verdict_row(a.ts, &a.id, &a.verdict, a.tokens));
+        }
+    }
+
+    /// Writes what is held, if anything: the approved intent awaiting its fill and the intent
+    /// awaiting its verdict (before a venue step filed under it).
     pub(super) fn write_held(&mut self, out: &mut Vec<Row>) {
+        self.write_approved(out);
         if let Some((ts, id, intent)) = self.held.take() {
             out.push(intent_row(ts, &id, &intent));
         }
@@ -210,6 +264,95 @@ mod tests {
         let verdict: serde_json::Value = serde_json::from_str(&text(&out[1])).unwrap();
         assert_eq!(body["verdict"]["reason"], verdict["reason"]);
         assert_eq!(body["verdict"]["reason"]["code"], "kill_switch_halted");
+    }
+
+    /// A fill of `id`'s 100 USDC at `ts`.
+    fn fill_of(id: &IntentId, ts: i64) -> agent_core::Fill {
+        let pair = agent_core::Pair::eth_usdc();
+        let units = agent_core::U256::from;
+        agent_core::Fill {
+            id: id.clone(),
+            ts,
+            sell: pair.quote.clone(),
+            buy: pair.base.clone(),
+            amount_in: units(100u8),
+            amount_out: units(7u8),
+            fee: units(1u8),
+            fee_quote: units(1u8),
+            gas_native: units(2u8),
+            gas_cost: (pair.quote.clone(), units(3u8)),
+            gas_quote: units(3u8),
+            tx_hash: None,
+        }
+    }
+
+    #[test]
+    fn a_swap_approved_and_filled_at_its_event_time_is_one_trade_record() {
+        let (mut c, mut out) = (Compactor::default(), Vec::new());
+        let approve = Verdict::Approve {
+            min_amount_out: agent_core::U256::from(5u8),
+        };
+        // Filled at its time: one record holding the three bodies.
+        pair(&mut c, 1, &approve, &mut out);
+        assert!(out.is_empty(), "held until its fill");
+        let id1 = IntentId::new("s", 1, 0);
+        assert!(c.take(&AuditEvent::Fill(&fill_of(&id1, 1)), &mut out));
+        // Filled at a later event time (a late settlement): three records, as they came.
+        pair(&mut c, 2, &approve, &mut out);
+        let id2 = IntentId::new("s", 2, 0);
+        assert!(!c.take(&AuditEvent::Fill(&fill_of(&id2, 3)), &mut out));
+        // Approved, then something else (an execution failure) before any fill.
+        pair(&mut c, 4, &approve, &mut out);
+        let slippage = agent_core::VenueError::Slippage {
+            min: agent_core::U256::from(5u8),
+            got: agent_core::U256::from(4u8),
+        };
+        let failed = AuditEvent::ExecutionFailed {
+            ts: 4,
+            id: &IntentId::new("s", 4, 0),
+            error: &slippage,
+        };
+        assert!(!c.take(&failed, &mut out));
+        // Approved at the run's end: written as it is.
+        pair(&mut c, 5, &approve, &mut out);
+        c.finish(&mut out);
+        let rows: Vec<(&str, String)> = out
+            .iter()
+            .map(|r| {
+                (
+                    r.kind,
+                    r.intent
+                        .as_ref()
+                        .map(|i| i.text().into_owned())
+                        .unwrap_or_default(),
+                )
+            })
+            .collect();
+        let expected = [
+            ("trade", "s:1:0"),
+            ("intent", "s:2:0"),
+            ("verdict", "s:2:0"),
+            ("intent", "s:4:0"),
+            ("verdict", "s:4:0"),
+            ("intent", "s:5:0"),
+            ("verdict", "s:5:0"),
+        ];
+        assert_eq!(rows, expected.map(|(k, i)| (k, i.to_string())));
+        // The trade's parts are the bodies their own records would have.
+        let a = Addresses::default();
+        let pair = agent_core::Pair::eth_usdc();
+        let intent = Intent::swap(&pair.quote, &pair.base, agent_core::U256::from(100u8));
+        let trade: serde_json::Value = serde_json::from_str(&out[0].body.render(&a)).unwrap();
+        let part = |text: String| serde_json::from_str::<serde_json::Value>(&text).unwrap();
+        assert_eq!(trade["kind"], "trade");
+        assert_eq!(trade["intent"], part(body::intent(&a, &id1, &intent)));
+        let tokens = body::verdict_tokens(&intent);
+        assert_eq!(
+            trade["verdict"],
+            part(body::verdict(&a, &approve, tokens.as_ref()))
+        );
+        assert_eq!(trade["fill"], part(body::fill(&a, &fill_of(&id1, 1))));
+        assert_eq!(out[0].ts, 1);
     }
 
     #[test]
