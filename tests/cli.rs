@@ -400,13 +400,14 @@ fn the_journal_is_hash_chained_and_changing_one_byte_is_caught_by_audit_verify()
     );
     assert!(String::from_utf8_lossy(&ok.stdout).contains("chain intact"));
 
-    // One byte of one fill record, changed in the database from outside (the raw file also
+    // One byte of one fill (a compact journal's first `trade` record), changed in the database
+    // from outside (the raw file also
     // holds stale copies of cells in its free space, where a change proves nothing).
     let db = rusqlite::Connection::open(state.join("journal.sqlite")).unwrap();
     let changed = db
         .execute(
             "UPDATE records SET body = replace(body, 'amount_in', 'Amount_in')
-             WHERE seq = (SELECT min(seq) FROM records WHERE kind = 'fill')",
+             WHERE seq = (SELECT min(seq) FROM records WHERE kind IN ('fill', 'trade'))",
             [],
         )
         .unwrap();

@@ -164,9 +164,10 @@ pub enum Durability {
 pub enum Detail {
     /// What a replay cannot recompute from its input (the `run` record names the input and
     /// the config): intents, verdicts, fills, decisions, kill-switch changes; no `market`
-    /// record per bar, and a run of identical refusals (e.g. every bar after a halt) as the
-    /// first one in full and one `refusals_repeated` record with the count and the time range;
-    /// of the book (`portfolio`), the first and the last.
+    /// record per bar; a swap intent approved and filled at one event time as one `trade`
+    /// record (its intent, verdict and fill bodies); a run of identical refusals (e.g. every
+    /// bar after a halt) as the first one in full and one `refusals_repeated` record with the
+    /// count and the time range; of the book (`portfolio`), the first and the last.
     #[default]
     Compact,
     /// Every audit event as it happens, a `market` record per bar included (what chain runs
@@ -666,9 +667,9 @@ impl Journal {
 /// venue's step recorder.
 struct Shared {
     journal: Sink,
-    /// With [`Detail::Compact`]: the intent awaiting its verdict, the run of refusals being
-    /// counted and the last book. Here, under the lock, so the venue's step recorder writes a
-    /// held intent before the steps filed under it.
+    /// With [`Detail::Compact`]: the intent awaiting its verdict, the approved one awaiting its
+    /// fill, the run of refusals being counted and the last book. Here, under the lock, so the
+    /// venue's step recorder writes a held intent before the steps filed under it.
     compact: Option<Compactor>,
     /// The intent the current venue steps and fills belong to, and its event time.
     intent: Option<Filed>,
@@ -942,7 +943,7 @@ impl Observer for JournalObserver {
 }
 
 /// A run that ended with an error never calls [`Observer::finish`]: what a compact journal
-/// held back (the run of refusals, a held intent, the last book) is written here, and the
+/// held back (the run of refusals, a held intent or approval, the last book) is written here, and the
 /// journal committed, as far as it still can be.
 impl Drop for JournalObserver {
     fn drop(&mut self) {
@@ -1435,6 +1436,9 @@ impl ResumeScan {
                 // intent's and the fill's records.
                 let body: serde_json::Value = parse_body(r)?;
                 for part in ["intent", "fill"] {
+                    if !body[part].is_object() {
+                        return Err(format!("a trade without its {part}"));
+                    }
                     self.read(&Record {
                         kind: part.to_string(),
                         body: body[part].to_string(),
@@ -1835,10 +1839,15 @@ mod tests {
         let r = j.resume().unwrap();
         assert!(r.handled.contains("s:1:0"), "{:?}", r.handled);
         assert!(r.unsettled.is_empty());
-        // A trade record whose body is not JSON is an error naming it, not an intent skipped.
-        j.append(2, "trade", Some("s:2:0"), None, "not json")
-            .unwrap();
-        assert!(j.resume().is_err());
+        // A trade record whose body is not JSON, or lacks a part, is an error naming it, not an
+        // intent skipped.
+        for (seq, bad) in [(2, "not json"), (3, r#"{"kind":"trade","v":3}"#)] {
+            let dir = tempfile::tempdir().unwrap();
+            let mut j = Journal::open(&dir.path().join("j.sqlite")).unwrap();
+            j.append(seq, "trade", Some("s:2:0"), None, bad).unwrap();
+            let err = j.resume().unwrap_err().to_string();
+            assert!(err.contains("trade"), "{err}");
+        }
     }
 
     #[test]

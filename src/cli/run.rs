@@ -56,7 +56,7 @@ pub(super) struct RunArgs {
     #[arg(long = "baseline", value_name = "STRATEGY")]
     baselines: Vec<String>,
     /// What the state folder's journal keeps: `compact` (a replay's default: the run's input
-    /// and config, intents, verdicts and fills, a swap filled at its bar as one `trade` record;
+    /// and config, intents, verdicts and fills, a swap intent filled at its bar as one `trade` record;
     /// no record per bar, repeated refusals counted)
     /// or `full` (every event, a market record per bar; chain runs always keep this).
     #[arg(long, value_name = "compact|full")]

@@ -11,8 +11,8 @@ use agent_core::{Intent, IntentId, Token, U256, Verdict};
 
 use super::{Addresses, Row, Trade, body, book_row, intent_row, row, trade_row, verdict_row};
 
-/// What a compact journal holds back: an intent until its verdict, the run of identical
-/// refusals being counted, and the latest book.
+/// What a compact journal holds back: an intent until its verdict, an approved swap until its
+/// fill, the run of identical refusals being counted, and the latest book.
 #[derive(Debug, Default)]
 pub(super) struct Compactor {
     /// The intent written with its verdict, unless both join the run.
@@ -54,9 +54,11 @@ struct Repeats {
 }
 
 impl Compactor {
-    /// Takes the events compaction changes (market, intent, verdict, portfolio), pushing what
-    /// is to be written now onto `out`; `false` for any other event, which the caller writes
-    /// after `out`. Before such an event's record the held intent is let go, and the run of
+    /// Takes the events compaction changes (market, intent, verdict, portfolio, the fill of the
+    /// approved swap held), pushing what is to be written now onto `out`; `false` for any other
+    /// event, which the caller writes after `out`. Any event but that fill first lets the held
+    /// approval go (its intent and verdict records); before the record of an event not taken
+    /// the held intent is let go, and the run of
     /// refusals ends unless it is a decision (made every bar, refused or not) or a mark (which
     /// the journal does not keep).
     pub(super) fn take(&mut self, event: &AuditEvent<'_>, out: &mut Vec<Row>) -> bool {
@@ -313,8 +315,12 @@ mod tests {
             error: &slippage,
         };
         assert!(!c.take(&failed, &mut out));
-        // Approved at the run's end: written as it is.
+        // Another intent's fill at the same time (a bundle's leg): not this one's.
         pair(&mut c, 5, &approve, &mut out);
+        let other = IntentId::new("s#0", 5, 0);
+        assert!(!c.take(&AuditEvent::Fill(&fill_of(&other, 5)), &mut out));
+        // Approved at the run's end: written as it is.
+        pair(&mut c, 6, &approve, &mut out);
         c.finish(&mut out);
         let rows: Vec<(&str, String)> = out
             .iter()
@@ -336,6 +342,8 @@ mod tests {
             ("verdict", "s:4:0"),
             ("intent", "s:5:0"),
             ("verdict", "s:5:0"),
+            ("intent", "s:6:0"),
+            ("verdict", "s:6:0"),
         ];
         assert_eq!(rows, expected.map(|(k, i)| (k, i.to_string())));
         // The trade's parts are the bodies their own records would have.
