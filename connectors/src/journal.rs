@@ -1163,9 +1163,8 @@ pub(super) struct Trade {
     /// The intent's id (the record is filed under it).
     pub(super) id: agent_core::IntentId,
     pub(super) intent: agent_core::Intent,
+    /// Its amounts are in the intent's sell and buy tokens.
     pub(super) verdict: agent_core::Verdict,
-    /// The intent's sell and buy tokens, the verdict's amounts are in.
-    pub(super) tokens: Option<(agent_core::Token, agent_core::Token)>,
     pub(super) fill: agent_core::Fill,
 }
 
@@ -1831,7 +1830,6 @@ mod tests {
             verdict: agent_core::Verdict::Approve {
                 min_amount_out: U256::from(5u8),
             },
-            tokens: Some((pair.quote.clone(), pair.base.clone())),
             fill,
         };
         let text = body::trade(&Addresses::default(), &trade);

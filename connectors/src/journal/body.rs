@@ -61,9 +61,15 @@ pub(super) struct Amount<'a> {
 /// `units` as a decimal string (through `u128` when it fits: the same digits, without the
 /// 256-bit divisions or the formatting machinery).
 fn decimal<S: serde::Serializer>(units: &U256, s: S) -> Result<S::Ok, S::Error> {
+    with_digits(units, |digits| s.serialize_str(digits))
+}
+
+/// `f` of `units`' decimal digits: through `u128` and `itoa` when it fits, else `U256`'s text
+/// (the same digits either way).
+fn with_digits<R>(units: &U256, f: impl FnOnce(&str) -> R) -> R {
     match u128::try_from(*units) {
-        Ok(small) => s.serialize_str(itoa::Buffer::new().format(small)),
-        Err(_) => s.collect_str(units),
+        Ok(small) => f(itoa::Buffer::new().format(small)),
+        Err(_) => f(&units.to_string()),
     }
 }
 
@@ -208,14 +214,7 @@ impl Text {
     /// `units` as a decimal string ([`decimal`]'s digits).
     fn decimal(&mut self, units: &U256) {
         self.out.push('"');
-        match u128::try_from(*units) {
-            Ok(small) => self.out.push_str(itoa::Buffer::new().format(small)),
-            Err(_) => {
-                use std::fmt::Write;
-                // Writing into a `String` cannot fail.
-                let _ = write!(self.out, "{units}");
-            }
-        }
+        with_digits(units, |digits| self.out.push_str(digits));
         self.out.push('"');
     }
 
@@ -543,7 +542,7 @@ pub(super) fn trade(a: &Addresses, t: &super::Trade) -> String {
     text.key("kind").str("trade");
     text.key("v").raw(itoa::Buffer::new().format(SCHEMA));
     text.key("verdict")
-        .raw(&verdict(a, &t.verdict, t.tokens.as_ref()));
+        .raw(&verdict(a, &t.verdict, verdict_tokens(&t.intent).as_ref()));
     text.close()
 }
 

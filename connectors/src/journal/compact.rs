@@ -37,8 +37,6 @@ struct Approved {
     id: IntentId,
     intent: Intent,
     verdict: Verdict,
-    /// The intent's sell and buy tokens, the verdict's amounts are in.
-    tokens: Option<(Token, Token)>,
 }
 
 /// A run of intents refused with the same verdict.
@@ -71,7 +69,6 @@ impl Compactor {
                 id: a.id,
                 intent: a.intent,
                 verdict: a.verdict,
-                tokens: a.tokens,
                 fill: (*fill).clone(),
             }));
             return true;
@@ -141,7 +138,6 @@ impl Compactor {
                     id,
                     intent,
                     verdict: verdict.clone(),
-                    tokens,
                 });
             }
             Some((at, hid, intent)) => {
@@ -157,7 +153,8 @@ impl Compactor {
     fn write_approved(&mut self, out: &mut Vec<Row>) {
         if let Some(a) = self.approved.take() {
             out.push(intent_row(a.ts, &a.id, &a.intent));
-            out.push(verdict_row(a.ts, &a.id, &a.verdict, a.tokens));
+            let tokens = body::verdict_tokens(&a.intent);
+            out.push(verdict_row(a.ts, &a.id, &a.verdict, tokens));
         }
     }
 
